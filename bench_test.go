@@ -1,0 +1,131 @@
+package aplex_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex"
+)
+
+// The benchmarks here run aplex beside its floors in the same run; the
+// bench module (./bench) adds the peer libraries. Compare ns/op as ratios:
+//
+//	go test -run '^$' -bench . -benchmem -count 5 .
+
+var noop = aplex.Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+
+// BenchmarkSubmitGet submits b.N no-op works, then collects every result.
+func BenchmarkSubmitGet(b *testing.B) {
+	ctx := context.Background()
+	b.Run("aplex", func(b *testing.B) {
+		ex, err := aplex.NewThreadExecutor(aplex.WithMaxWorksPerWorker(1 << 20))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ex.Close()
+		fs := make([]*aplex.Future[int], b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			fs[i], _ = aplex.Submit(ctx, ex, noop, i)
+		}
+		for _, f := range fs {
+			if _, err := f.Get(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// The floor: one goroutine per work delivering its result on a channel.
+	b.Run("raw-goroutine", func(b *testing.B) {
+		results := make([]chan int, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			ch := make(chan int, 1)
+			results[i] = ch
+			go func(x int) { ch <- x }(i)
+		}
+		for _, ch := range results {
+			<-ch
+		}
+	})
+	// A goroutine per work bounded by a semaphore, results in a slice.
+	b.Run("raw-goroutine-semaphore", func(b *testing.B) {
+		sem := make(chan struct{}, 600)
+		out := make([]int, b.N)
+		var wg sync.WaitGroup
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			sem <- struct{}{}
+			wg.Go(func() { out[i] = i; <-sem })
+		}
+		wg.Wait()
+	})
+}
+
+// BenchmarkFanOut runs 10,000 works sleeping 10 ms on 4 workers × 300 and
+// reports the wall time against the ideal (ceil(10000/1200) × 10 ms).
+func BenchmarkFanOut(b *testing.B) {
+	const works, pool, per = 10_000, 4, 300
+	sleep := aplex.Fn(func(_ context.Context, x int) (int, error) { time.Sleep(10 * time.Millisecond); return x, nil })
+	ideal := time.Duration((works+pool*per-1)/(pool*per)) * 10 * time.Millisecond
+	ctx := context.Background()
+	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(pool), aplex.WithMaxWorksPerWorker(per))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ex.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		fs := make([]*aplex.Future[int], works)
+		for i := range fs {
+			fs[i], _ = aplex.Submit(ctx, ex, sleep, i)
+		}
+		for _, f := range fs {
+			f.Get(ctx)
+		}
+	}
+	wall := time.Since(start) / time.Duration(b.N)
+	b.ReportMetric(float64(wall.Milliseconds()), "wall-ms")
+	b.ReportMetric(float64(wall)/float64(ideal), "x-ideal")
+}
+
+// BenchmarkMap runs no-op works through Map, reporting works per second.
+func BenchmarkMap(b *testing.B) {
+	ctx := context.Background()
+	for _, chunk := range []int{1, 100} {
+		b.Run("chunk="+itoa(chunk), func(b *testing.B) {
+			ex, err := aplex.NewThreadExecutor()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ex.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			n := 0
+			for _, err := range aplex.Map(ctx, ex, noop, seq(b.N, nil), aplex.ChunkSize(chunk)) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "works/s")
+		})
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}

@@ -1,0 +1,113 @@
+package aplex
+
+import (
+	"fmt"
+	"time"
+)
+
+// CallOption configures one Submit or Map call.
+type CallOption func(*callConfig) error
+
+type callConfig struct {
+	chunkSize int
+	chunkSet  bool
+	timeout   time.Duration
+	deadline  time.Duration
+	meta      any
+	window    int
+	retries   int
+	mapOnly   string // name of a Map-only option given
+}
+
+func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
+	cc := callConfig{chunkSize: 1}
+	for i, o := range opts {
+		if o == nil {
+			return cc, fmt.Errorf("aplex: call option %d is nil", i)
+		}
+		if err := o(&cc); err != nil {
+			return cc, err
+		}
+	}
+	if !forMap && cc.mapOnly != "" {
+		return cc, fmt.Errorf("aplex: %s applies to Map and MapUnordered only", cc.mapOnly)
+	}
+	return cc, nil
+}
+
+// ChunkSize makes Map send n inputs to one worker in one dispatch (one
+// message for process and cluster workers), where they run concurrently. A
+// chunk counts as one work against a worker's capacity. Default 1.
+func ChunkSize(n int) CallOption {
+	return func(c *callConfig) error {
+		if n < 1 {
+			return fmt.Errorf("aplex: ChunkSize(%d): must be at least 1", n)
+		}
+		c.chunkSize, c.chunkSet = n, true
+		c.mapOnly = "ChunkSize"
+		return nil
+	}
+}
+
+// Timeout bounds a whole Map, measured from the call to Map: when it passes,
+// the iteration yields an error matching context.DeadlineExceeded and every
+// remaining work is cancelled.
+func Timeout(d time.Duration) CallOption {
+	return func(c *callConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("aplex: Timeout(%v): must be positive", d)
+		}
+		c.timeout = d
+		c.mapOnly = "Timeout"
+		return nil
+	}
+}
+
+// Window bounds how many chunks a Map keeps in flight (default: the pool's
+// total capacity, at most 4096). Inputs are read no further ahead than that.
+func Window(n int) CallOption {
+	return func(c *callConfig) error {
+		if n < 1 {
+			return fmt.Errorf("aplex: Window(%d): must be at least 1", n)
+		}
+		c.window = n
+		c.mapOnly = "Window"
+		return nil
+	}
+}
+
+// Meta passes a value to the load balancer for this call, e.g. the key that
+// Affinity keeps on one worker.
+func Meta(v any) CallOption {
+	return func(c *callConfig) error {
+		c.meta = v
+		return nil
+	}
+}
+
+// Deadline gives each work of the call its own deadline, d after it starts
+// running: its ctx ends then. In a process worker a work that ignores it is
+// killed with its worker once the kill grace has passed too.
+func Deadline(d time.Duration) CallOption {
+	return func(c *callConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("aplex: Deadline(%v): must be positive", d)
+		}
+		c.deadline = d
+		return nil
+	}
+}
+
+// Retry marks the works of the call idempotent: when their worker dies (a
+// process crash, a cluster worker's lost heartbeat) they are sent again, up
+// to n more times, instead of failing with a *WorkerError. Delivery becomes
+// at-least-once.
+func Retry(n int) CallOption {
+	return func(c *callConfig) error {
+		if n < 0 {
+			return fmt.Errorf("aplex: Retry(%d): must not be negative", n)
+		}
+		c.retries = n
+		return nil
+	}
+}

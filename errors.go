@@ -1,0 +1,117 @@
+package aplex
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Errors returned by executors. Compare with errors.Is.
+var (
+	// ErrClosed is returned by Submit, TrySubmit and Map after Shutdown or
+	// Close. Futures of works cancelled by a shutdown match both ErrClosed
+	// and context.Canceled.
+	ErrClosed = errors.New("aplex: executor closed")
+	// ErrFull is returned by TrySubmit when the queue set by WithQueueSize is full.
+	ErrFull = errors.New("aplex: queue full")
+	// ErrWorkerBroken is matched by every *WorkerError: the work's worker died
+	// (process exit, signal, lost heartbeat) or no worker could be started.
+	ErrWorkerBroken = errors.New("aplex: worker broken")
+	// ErrNotRegistered is returned when a work is not registered by name
+	// where it must run: an aplex.Fn work submitted to a process or cluster
+	// executor, or a name the worker binary does not know.
+	ErrNotRegistered = errors.New("aplex: work not registered")
+	// ErrTooLarge is returned when an argument or a result does not fit in
+	// one message of the executor's transport.
+	ErrTooLarge = errors.New("aplex: message too large")
+	// ErrEncoding is returned when an argument or result cannot be encoded
+	// or decoded (CBOR) on its way to or from another process.
+	ErrEncoding = errors.New("aplex: cannot encode or decode value")
+)
+
+// errShutdown is the error of futures cancelled by Shutdown or Close: it
+// matches ErrClosed and context.Canceled.
+var errShutdown = fmt.Errorf("%w: work cancelled (%w)", ErrClosed, errCanceled)
+
+// PanicError is the error of a work that panicked. The worker survives.
+type PanicError struct {
+	// Value is the value passed to panic. For a work that ran in another
+	// process it is the panic value's text.
+	Value any
+	// Stack is the stack of the panicking goroutine.
+	Stack string
+	// Remote reports that the panic happened in another process.
+	Remote bool
+}
+
+func (e *PanicError) Error() string {
+	where := ""
+	if e.Remote {
+		where = " (in worker process)"
+	}
+	return fmt.Sprintf("aplex: work panicked%s: %v", where, e.Value)
+}
+
+// Unwrap returns the panic value when it is an error, so errors.Is and
+// errors.As see through a panic(err).
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
+}
+
+// WorkerError is the error of a work whose worker died while holding it, or
+// of a Submit when no worker can be started. It matches ErrWorkerBroken.
+type WorkerError struct {
+	// Worker identifies the worker, e.g. "process 2".
+	Worker string
+	// PID is the worker's process id (0 when unknown).
+	PID int
+	// Reason says why: "exit status 3", "signal: killed", "lost heartbeat", …
+	Reason string
+	// Err is the underlying cause, if any.
+	Err error
+}
+
+func (e *WorkerError) Error() string {
+	var b strings.Builder
+	b.WriteString("aplex: worker ")
+	if e.Worker != "" {
+		b.WriteString(e.Worker)
+	}
+	if e.PID != 0 {
+		fmt.Fprintf(&b, " (pid %d)", e.PID)
+	}
+	b.WriteString(" broken")
+	if e.Reason != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Reason)
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrWorkerBroken and the cause.
+func (e *WorkerError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrWorkerBroken}
+	}
+	return []error{ErrWorkerBroken, e.Err}
+}
+
+// RemoteError is an error returned by a work that ran in another process.
+// It keeps the original message and Go type name; errors.Is matches the
+// sentinel errors registered with RegisterError that the original matched.
+type RemoteError struct {
+	// Type is the Go type of the original error, e.g. "*fs.PathError".
+	Type string
+	// Message is the original error's text.
+	Message string
+
+	sentinels []error
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// Unwrap returns the registered sentinel errors the original error matched.
+func (e *RemoteError) Unwrap() []error { return e.sentinels }

@@ -1,0 +1,508 @@
+package aplex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// Executor runs works on a pool of workers and hands back futures. The same
+// type serves goroutine (NewThreadExecutor), process (NewProcessExecutor)
+// and cluster (cluster.NewExecutor) workers; Submit, Map, futures and
+// shutdown behave the same on all three.
+//
+// An Executor must be shut down with Shutdown or Close. One that becomes
+// unreachable without it is closed by a runtime cleanup, so its worker
+// processes do not outlive it.
+type Executor struct {
+	c *core
+}
+
+// WorkerInfo describes a worker to WithWorkerInit.
+type WorkerInfo struct {
+	// ID is the worker's slot, 0 … pool size-1.
+	ID int
+}
+
+// worker is one member of the pool as the scheduler sees it.
+type worker struct {
+	slot    int
+	load    int
+	cap     int
+	retired bool
+	conn    xport.Worker    // nil for goroutine workers
+	ctx     context.Context // values for in-process works
+	running taskList
+	stats   *slotStats
+}
+
+// slotStats are a slot's counters; they outlive a replaced worker.
+type slotStats struct {
+	completed, failed, cancelled atomic.Uint64
+	pid                          atomic.Int64
+}
+
+// core is the executor's scheduler: capacity, FIFO queue, balancer,
+// dispatch, the job table, cancellation and shutdown. It is shared by every
+// kind of worker; transports (xport) reach it through the Sink methods.
+type core struct {
+	cfg    config
+	lb     LoadBalancer
+	tr     xport.Transport // nil: goroutine workers
+	maxMsg int
+
+	baseCtx    context.Context // parent of worker-init contexts; ends at teardown
+	baseCancel context.CancelFunc
+
+	mu       sync.Mutex
+	workers  []*worker // live, not retired, in slot order: the balancer's view
+	byConn   map[xport.Worker]*worker
+	gen      uint64
+	avail    int // workers in `workers` with room
+	queue    taskList
+	space    chan struct{} // closed when the bounded queue frees room; nil: no waiter
+	running  int           // tasks holding a worker slot
+	closing  bool
+	closed   chan struct{} // closed when closing starts
+	idle     chan struct{} // closed once closing and nothing runs or waits
+	idleSet  bool
+	broken   error
+	nextID   uint64
+	jobs     map[uint64]*task
+	slots    map[int]*slotStats
+	queueCancelled atomic.Uint64
+	restarts       atomic.Uint64
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	stopErr  error
+}
+
+func newCore(cfg config) *core {
+	c := &core{
+		cfg:     cfg,
+		lb:      cfg.balancer,
+		byConn:  map[xport.Worker]*worker{},
+		closed:  make(chan struct{}),
+		idle:    make(chan struct{}),
+		jobs:    map[uint64]*task{},
+		slots:   map[int]*slotStats{},
+		stopped: make(chan struct{}),
+	}
+	if c.lb == nil {
+		c.lb = RoundRobin()
+	}
+	c.baseCtx, c.baseCancel = context.WithCancel(context.Background())
+	return c
+}
+
+// newExecutor wraps c and arranges for an unreachable executor to be closed.
+func newExecutor(c *core) *Executor {
+	ex := &Executor{c: c}
+	runtime.AddCleanup(ex, func(c *core) { go c.Close() }, c)
+	return ex
+}
+
+func (c *core) remote() bool { return c.tr != nil }
+
+func (c *core) statsFor(slot int) *slotStats {
+	s := c.slots[slot]
+	if s == nil {
+		s = &slotStats{}
+		c.slots[slot] = s
+	}
+	return s
+}
+
+// addWorkerLocked puts w in the balancer's view, keeping slot order.
+func (c *core) addWorkerLocked(w *worker) {
+	i, _ := slices.BinarySearchFunc(c.workers, w.slot, func(x *worker, slot int) int { return x.slot - slot })
+	c.workers = slices.Insert(c.workers, i, w)
+	c.gen++
+	if w.load < w.cap {
+		c.avail++
+	}
+}
+
+// removeWorkerLocked takes w out of the balancer's view.
+func (c *core) removeWorkerLocked(w *worker) {
+	if i := slices.Index(c.workers, w); i >= 0 {
+		c.workers = slices.Delete(c.workers, i, i+1)
+		c.gen++
+		if w.load < w.cap {
+			c.avail--
+		}
+	}
+}
+
+// submit dispatches t now if a worker has room and nothing waits, else
+// queues it (rule 2). wait says whether a full bounded queue makes it wait.
+func (c *core) submit(ctx context.Context, t *task, wait bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for {
+		if c.closing {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if c.broken != nil && len(c.workers) == 0 {
+			err := c.broken
+			c.mu.Unlock()
+			return err
+		}
+		if c.queue.n == 0 && c.avail > 0 {
+			c.dispatchLocked(t)
+			c.mu.Unlock()
+			return nil
+		}
+		if c.cfg.queueSize == 0 || c.queue.n < c.cfg.queueSize {
+			c.queue.pushBack(t)
+			if t.parent.Done() != nil {
+				// A queued work whose caller gives up never starts.
+				t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
+			}
+			c.mu.Unlock()
+			return nil
+		}
+		if !wait {
+			c.mu.Unlock()
+			return ErrFull
+		}
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space, closed := c.space, c.closed
+		c.mu.Unlock()
+		select {
+		case <-space:
+		case <-closed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
+}
+
+// dequeue removes a queued task; false if it already left the queue.
+func (c *core) dequeue(t *task) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.state.Load() != stQueued {
+		return false
+	}
+	c.queue.remove(t)
+	t.state.Store(stDone)
+	c.queueCancelled.Add(1)
+	c.queueLeftLocked()
+	c.checkIdleLocked()
+	return true
+}
+
+// queueLeftLocked wakes Submits waiting for room in a bounded queue.
+func (c *core) queueLeftLocked() {
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+}
+
+// pickLocked asks the balancer for a worker with room. A balancer that
+// panics or names a full worker is overruled: the first worker with room
+// gets the work, so capacity is never exceeded (rule 1).
+func (c *core) pickLocked(meta any) (w *worker) {
+	view := Workers{ws: c.workers, gen: c.gen}
+	i := func() (i int) {
+		defer func() {
+			if recover() != nil {
+				i = -1
+			}
+		}()
+		return c.lb.Pick(view, meta)
+	}()
+	if i < 0 || i >= len(c.workers) || !view.Available(i) {
+		i = slices.IndexFunc(c.workers, func(w *worker) bool { return w.load < w.cap })
+	}
+	return c.workers[i]
+}
+
+// dispatchLocked gives t to a worker; the caller made sure one has room.
+func (c *core) dispatchLocked(t *task) {
+	w := c.pickLocked(t.meta)
+	t.w = w
+	w.load++
+	if w.load == w.cap {
+		c.avail--
+	}
+	c.running++
+	w.running.pushBack(t)
+	if t.watch != nil {
+		t.watch()
+		t.watch = nil
+	}
+	t.state.Store(stRunning)
+	if c.tr == nil {
+		go c.runLocal(w, t)
+		return
+	}
+	c.sendLocked(w, t)
+}
+
+// drainLocked dispatches queued works, oldest first, while workers have room.
+func (c *core) drainLocked() {
+	for c.queue.n > 0 && c.avail > 0 {
+		t := c.queue.popFront()
+		c.dispatchLocked(t)
+		c.queueLeftLocked()
+	}
+}
+
+// runLocal runs an in-process work in its own goroutine.
+func (c *core) runLocal(w *worker, t *task) {
+	if t.state.Load() == stRunning {
+		var deadline time.Time
+		if t.deadlineD > 0 {
+			deadline = time.Now().Add(t.deadlineD)
+		}
+		t.wctx.reset(t.parent, w.ctx, deadline)
+		t.r.runLocal(&t.wctx, t)
+		t.wctx.release()
+	}
+	c.mu.Lock()
+	closeConn := c.releaseLocked(w, t)
+	c.drainLocked()
+	c.checkIdleLocked()
+	c.mu.Unlock()
+	if closeConn != nil {
+		closeConn.Close()
+	}
+}
+
+// releaseLocked frees t's slot on w once the work has really stopped. It
+// returns w's connection when w is retired and now idle, to be closed
+// outside the lock.
+func (c *core) releaseLocked(w *worker, t *task) xport.Worker {
+	w.running.remove(t)
+	w.load--
+	c.running--
+	if w.load == w.cap-1 && !w.retired && slices.Contains(c.workers, w) {
+		c.avail++
+	}
+	if w.retired && w.load == 0 && w.conn != nil {
+		return w.conn
+	}
+	return nil
+}
+
+// checkIdleLocked signals Shutdown once nothing runs or waits.
+func (c *core) checkIdleLocked() {
+	if c.closing && !c.idleSet && c.running == 0 && c.queue.n == 0 {
+		c.idleSet = true
+		close(c.idle)
+	}
+}
+
+// countOutcome updates the slot's counters when a dispatched task ends.
+func countOutcome(t *task, err error, cancelled bool) {
+	if t.w == nil {
+		return
+	}
+	switch {
+	case cancelled:
+		t.w.stats.cancelled.Add(1)
+	case err != nil:
+		t.w.stats.failed.Add(1)
+	default:
+		t.w.stats.completed.Add(1)
+	}
+}
+
+// stopWork cancels a running work wherever it runs.
+func (c *core) stopWork(t *task, err error) {
+	if c.tr == nil {
+		t.wctx.cancel(err)
+		return
+	}
+	c.cancelRemote(t)
+}
+
+// Shutdown stops the executor gracefully: new works are refused with
+// ErrClosed, queued and running works may finish until ctx ends; then the
+// rest are cancelled (their futures end matching ErrClosed and
+// context.Canceled), every worker stops, and Shutdown returns once no
+// goroutine or child process of the executor is left. It returns ctx.Err()
+// when it had to cancel. Shutdown is idempotent and safe to call
+// concurrently with itself and Close.
+func (ex *Executor) Shutdown(ctx context.Context) error {
+	if ex == nil {
+		return errors.New("aplex: Shutdown of a nil executor")
+	}
+	if ctx == nil {
+		return errors.New("aplex: Shutdown: nil context")
+	}
+	return ex.c.shutdown(ctx)
+}
+
+// Close stops the executor now: queued works are cancelled, running works
+// see their ctx cancelled, and it returns once the workers are stopped,
+// like http.Server.Close. It is Shutdown with no grace for the works.
+func (ex *Executor) Close() error {
+	if ex == nil {
+		return errors.New("aplex: Close of a nil executor")
+	}
+	return ex.c.Close()
+}
+
+func (c *core) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := c.shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		// Close has no grace to run out of; only report real problems.
+		err = c.stopErr
+	}
+	return err
+}
+
+func (c *core) shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		close(c.closed)
+		c.checkIdleLocked()
+	}
+	c.mu.Unlock()
+	var err error
+	select {
+	case <-c.idle:
+	default:
+		select {
+		case <-c.idle:
+		case <-ctx.Done():
+			err = ctx.Err()
+			c.cancelAll()
+		}
+	}
+	c.stopOnce.Do(c.teardown)
+	return errors.Join(err, c.stopErr)
+}
+
+// cancelAll cancels every queued and running work (rule 9).
+func (c *core) cancelAll() {
+	c.mu.Lock()
+	tasks := c.queue.all()
+	for _, w := range c.allWorkersLocked() {
+		tasks = append(tasks, w.running.all()...)
+	}
+	c.mu.Unlock()
+	for _, t := range tasks {
+		t.cancel(errShutdown)
+	}
+}
+
+// allWorkersLocked returns the live and the retired-but-busy workers.
+func (c *core) allWorkersLocked() []*worker {
+	ws := slices.Clone(c.workers)
+	for _, w := range c.byConn {
+		if w.retired {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// teardown stops the workers once every work has ended or been cancelled.
+func (c *core) teardown() {
+	defer close(c.stopped)
+	defer c.baseCancel()
+	grace := time.NewTimer(c.cfg.killGrace)
+	defer grace.Stop()
+	select {
+	case <-c.idle:
+	case <-grace.C:
+		c.mu.Lock()
+		n := c.running
+		c.mu.Unlock()
+		if c.tr == nil {
+			c.stopErr = fmt.Errorf("aplex: %d works still running %v after they were cancelled: they ignore their ctx", n, c.cfg.killGrace)
+		}
+	}
+	if c.tr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.killGrace)
+	defer cancel()
+	if err := c.tr.Close(ctx); err != nil {
+		c.stopErr = err
+	}
+	// The transport is gone: nothing can answer the jobs left.
+	c.mu.Lock()
+	var left []*task
+	for _, w := range c.allWorkersLocked() {
+		for _, t := range w.running.all() {
+			c.releaseLocked(w, t)
+			left = append(left, t)
+		}
+	}
+	clear(c.jobs)
+	c.mu.Unlock()
+	for _, t := range left {
+		t.r.fail(t, errShutdown)
+	}
+}
+
+// Stats is a snapshot of an executor's activity.
+type Stats struct {
+	// Workers holds one entry per worker slot, in slot order.
+	Workers []WorkerStats
+	// Queued is the number of works waiting for a free slot.
+	Queued int
+	// Running is the number of works holding a worker slot.
+	Running int
+	// Completed, Failed and Cancelled total the outcomes of dispatched
+	// works; Cancelled also counts works cancelled while queued.
+	Completed, Failed, Cancelled uint64
+	// Restarts counts worker processes replaced after a crash or recycling.
+	Restarts uint64
+}
+
+// WorkerStats describes one worker slot.
+type WorkerStats struct {
+	ID       int // the slot
+	PID      int // the current process, for process workers
+	Workload int // works it holds now
+	Completed, Failed, Cancelled uint64
+}
+
+// Stats returns a snapshot of the executor's counters.
+func (ex *Executor) Stats() Stats {
+	c := ex.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Stats{Queued: c.queue.n, Running: c.running, Restarts: c.restarts.Load()}
+	loads := map[int]int{}
+	for _, w := range c.allWorkersLocked() {
+		loads[w.slot] += w.load
+	}
+	for slot, st := range c.slots {
+		ws := WorkerStats{
+			ID: slot, PID: int(st.pid.Load()), Workload: loads[slot],
+			Completed: st.completed.Load(), Failed: st.failed.Load(), Cancelled: st.cancelled.Load(),
+		}
+		s.Completed += ws.Completed
+		s.Failed += ws.Failed
+		s.Cancelled += ws.Cancelled
+		s.Workers = append(s.Workers, ws)
+	}
+	s.Cancelled += c.queueCancelled.Load()
+	slices.SortFunc(s.Workers, func(a, b WorkerStats) int { return a.ID - b.ID })
+	return s
+}

@@ -1,0 +1,70 @@
+package wire
+
+import "github.com/fxamacker/cbor/v2"
+
+// Payload codec. Work arguments and results cross the boundary as CBOR,
+// encoded and decoded with the modes below. They are built once because
+// building a mode validates options and allocates, and modes are safe for
+// concurrent use.
+
+var (
+	encMode = mustEncMode()
+	decMode = mustDecMode()
+)
+
+func mustEncMode() cbor.EncMode {
+	m, err := cbor.EncOptions{
+		Time:    cbor.TimeRFC3339Nano,
+		TimeTag: cbor.EncTagRequired,
+	}.EncMode()
+	if err != nil {
+		panic("wire: building CBOR encode mode: " + err.Error())
+	}
+	return m
+}
+
+// Decoding limits. Payloads come from other processes or machines, so the
+// decoder must not let a small input demand deep recursion or huge
+// containers. The library already checks declared lengths against the
+// actual input before allocating; these limits additionally cap the
+// structure. They are well above what reasonable arguments need.
+const (
+	cborMaxArrayElements = 1 << 20
+	cborMaxMapPairs      = 1 << 20
+	cborMaxNestedLevels  = 64
+)
+
+func mustDecMode() cbor.DecMode {
+	m, err := cbor.DecOptions{
+		MaxArrayElements: cborMaxArrayElements,
+		MaxMapPairs:      cborMaxMapPairs,
+		MaxNestedLevels:  cborMaxNestedLevels,
+	}.DecMode()
+	if err != nil {
+		panic("wire: building CBOR decode mode: " + err.Error())
+	}
+	return m
+}
+
+// MarshalValue encodes a work argument or result as CBOR.
+//
+// A time.Time is encoded as tag 0 (RFC 3339 text) with nanosecond precision
+// and the value's UTC offset. That is the only time encoding of the CBOR
+// library that keeps the instant exact (the numeric ones round to
+// microseconds or seconds), and the tag makes it decode as time.Time even
+// into an interface. The *time.Location is not kept: UTC stays UTC, but a
+// named zone (time.Local included) comes back as a fixed zone with the same
+// offset, so compare decoded times with Time.Equal. Years outside 0000–9999
+// cannot be encoded. The zero time encodes as CBOR null and decodes back to
+// the zero time.
+func MarshalValue(v any) ([]byte, error) {
+	return encMode.Marshal(v)
+}
+
+// UnmarshalValue decodes CBOR data into v, which must be a non-nil pointer.
+// The input is treated as untrusted: nesting, array and map sizes are
+// limited, and data must hold exactly one CBOR item (trailing bytes are an
+// error). Decoded byte slices are copies and do not alias data.
+func UnmarshalValue(data []byte, v any) error {
+	return decMode.Unmarshal(data, v)
+}

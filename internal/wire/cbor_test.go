@@ -1,0 +1,191 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+type payload struct {
+	Name    string
+	Count   int
+	Tags    []string
+	Blob    []byte
+	When    time.Time
+	Nested  *payload
+	Ratio   float64
+	Enabled bool
+}
+
+// roundTrip encodes in and decodes into a new value of out's type.
+func roundTrip[T any](t *testing.T, in T) T {
+	t.Helper()
+	b, err := MarshalValue(in)
+	if err != nil {
+		t.Fatalf("MarshalValue(%#v): %v", in, err)
+	}
+	var out T
+	if err := UnmarshalValue(b, &out); err != nil {
+		t.Fatalf("UnmarshalValue(%x) into %T: %v", b, out, err)
+	}
+	return out
+}
+
+func TestValueRoundTrip(t *testing.T) {
+	when := time.Date(2030, 6, 7, 8, 9, 10, 123456789, time.UTC)
+	t.Run("struct", func(t *testing.T) {
+		in := payload{
+			Name: "n", Count: -3, Tags: []string{"a", "b"}, Blob: []byte{0, 1, 2},
+			When: when, Nested: &payload{Name: "inner"}, Ratio: 0.1, Enabled: true,
+		}
+		if got := roundTrip(t, in); !reflect.DeepEqual(got, in) {
+			t.Fatalf("got %#v, want %#v", got, in)
+		}
+	})
+	t.Run("map", func(t *testing.T) {
+		in := map[string]int{"a": 1, "b": -2, "": 0}
+		if got := roundTrip(t, in); !reflect.DeepEqual(got, in) {
+			t.Fatalf("got %v, want %v", got, in)
+		}
+	})
+	t.Run("int64s", func(t *testing.T) {
+		in := []int64{0, -1, 1 << 62, -1 << 63}
+		if got := roundTrip(t, in); !reflect.DeepEqual(got, in) {
+			t.Fatalf("got %v, want %v", got, in)
+		}
+	})
+	t.Run("string", func(t *testing.T) {
+		in := "héllo, wörld"
+		if got := roundTrip(t, in); got != in {
+			t.Fatalf("got %q, want %q", got, in)
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		in := []byte{0xde, 0xad, 0xbe, 0xef}
+		if got := roundTrip(t, in); !bytes.Equal(got, in) {
+			t.Fatalf("got %x, want %x", got, in)
+		}
+	})
+	t.Run("nil-pointer", func(t *testing.T) {
+		var in *payload
+		b, err := MarshalValue(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &payload{Name: "stale"}
+		if err := UnmarshalValue(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out != nil {
+			t.Fatalf("got %#v, want nil", out)
+		}
+	})
+	t.Run("pointer", func(t *testing.T) {
+		in := &payload{Name: "p", When: when}
+		if got := roundTrip(t, in); !reflect.DeepEqual(got, in) {
+			t.Fatalf("got %#v, want %#v", got, in)
+		}
+	})
+}
+
+func TestValueTime(t *testing.T) {
+	tests := []struct {
+		name string
+		in   time.Time
+		// sameLoc: the decoded value is DeepEqual, not just Equal.
+		sameLoc bool
+	}{
+		{"zero", time.Time{}, true},
+		{"utc-nanos", time.Date(2030, 6, 7, 8, 9, 10, 123456789, time.UTC), true},
+		{"utc-1ns", time.Date(1970, 1, 1, 0, 0, 0, 1, time.UTC), true},
+		{"before-epoch", time.Date(1900, 2, 3, 4, 5, 6, 7, time.UTC), true},
+		{"fixed-zone", time.Date(2030, 6, 7, 8, 9, 10, 5, time.FixedZone("", -7*3600)), false},
+		{"local", time.Date(2030, 6, 7, 8, 9, 10, 999999999, time.Local), false},
+		{"monotonic", time.Now(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := roundTrip(t, tt.in)
+			if !got.Equal(tt.in) {
+				t.Fatalf("got %v, want the instant %v", got, tt.in)
+			}
+			if tt.sameLoc && !reflect.DeepEqual(got, tt.in) {
+				t.Fatalf("got %#v, want identical %#v", got, tt.in)
+			}
+			_, off1 := got.Zone()
+			_, off2 := tt.in.Zone()
+			if off1 != off2 {
+				t.Fatalf("offset %d, want %d", off1, off2)
+			}
+		})
+	}
+
+	// Into an interface, a time still decodes as time.Time thanks to the
+	// tag.
+	in := time.Date(2030, 1, 1, 0, 0, 0, 42, time.UTC)
+	b, err := MarshalValue(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := UnmarshalValue(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := out.(time.Time); !ok || !got.Equal(in) {
+		t.Fatalf("into any: got %#v, want time %v", out, in)
+	}
+}
+
+func TestValueDecodeErrors(t *testing.T) {
+	deep := bytes.Repeat([]byte{0x81}, cborMaxNestedLevels+1) // [[[[...
+	deep = append(deep, 0x00)
+	// A well-formed array one element over the limit.
+	long := binary.BigEndian.AppendUint32([]byte{0x9a}, cborMaxArrayElements+1)
+	long = append(long, make([]byte, cborMaxArrayElements+1)...)
+	tests := []struct {
+		name string
+		in   []byte
+		dst  any
+		want string
+	}{
+		{"empty", nil, new(int), "EOF"},
+		{"trailing", []byte{0x01, 0x02}, new(int), "extraneous"},
+		{"truncated", []byte{0x63, 'a'}, new(string), "EOF"},
+		{"type", []byte{0x63, 'a', 'b', 'c'}, new(int), "cannot unmarshal"},
+		{"too-deep", deep, new(any), "exceeded max nested level"},
+		// An array header claiming 2^32 elements in a handful of bytes.
+		{"huge-array", []byte{0x9b, 0, 0, 0, 1, 0, 0, 0, 0}, new([]int), ""},
+		{"array-limit", long, new([]int), "exceeded max number of elements"},
+		{"huge-map", []byte{0xbb, 0, 0, 0, 1, 0, 0, 0, 0}, new(map[string]int), ""},
+		{"not-pointer", []byte{0x01}, 0, ""},
+		{"nil-dst", []byte{0x01}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := UnmarshalValue(tt.in, tt.dst)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValueBytesDoNotAlias(t *testing.T) {
+	b, err := MarshalValue([]byte("abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	if err := UnmarshalValue(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 0
+	}
+	if string(out) != "abc" {
+		t.Fatalf("decoded bytes changed with the input: %q", out)
+	}
+}

@@ -1,0 +1,511 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+type sample struct {
+	name string
+	msg  Msg
+}
+
+// samples returns messages of every kind, including the edge cases the
+// encoding must preserve: empty and nil collections, zero and non-zero
+// deadlines, nil and non-nil errors, extreme integers.
+func samples() []sample {
+	arg16 := []byte("0123456789abcdef")
+	deadline := time.Date(2031, 3, 4, 5, 6, 7, 123456789, time.UTC)
+	fullErr := &Error{
+		Type:      "*fs.PathError",
+		Message:   "open /nope: no such file or directory",
+		Sentinels: []string{"fs.ErrNotExist", "os.ErrNotExist"},
+		Panic:     true,
+		Stack:     "goroutine 1 [running]:\nmain.main()\n",
+		Code:      CodeBadArgument,
+	}
+
+	many := &Run{ReplyTo: "_INBOX.many"}
+	for i := range 300 {
+		j := Job{ID: uint64(i) * 977, Name: fmt.Sprintf("work-%d", i%3)}
+		if i%7 == 0 {
+			j.Deadline = deadline.Add(time.Duration(i))
+		}
+		// 0 to 3 arguments, so both the shared and the per-job Args
+		// allocation paths are taken.
+		for k := range i % 4 {
+			j.Args = append(j.Args, bytes.Repeat([]byte{byte(k)}, i%40))
+		}
+		many.Jobs = append(many.Jobs, j)
+	}
+	manyRes := &Results{WorkerID: "w-many"}
+	for i := range 200 {
+		r := Result{ID: math.MaxUint64 - uint64(i)}
+		for k := range i % 5 {
+			o := Outcome{Value: bytes.Repeat([]byte{'v'}, k*10)}
+			if k%2 == 1 {
+				o.Err = &Error{Message: fmt.Sprint("err ", i, k), Code: ErrCode(k)}
+			}
+			r.Items = append(r.Items, o)
+		}
+		manyRes.Results = append(manyRes.Results, r)
+	}
+
+	return []sample{
+		{"hello/zero", &Hello{}},
+		{"hello/full", &Hello{
+			Version:  Version,
+			WorkerID: "worker-7f3a",
+			PID:      4242,
+			MaxWorks: 16,
+			Works:    []string{"resize", "sum", ""},
+			Labels:   map[string]string{"zone": "eu-west", "gpu": "", "": "empty-key"},
+		}},
+		{"hello/empty-collections", &Hello{Works: []string{}, Labels: map[string]string{}}},
+		{"hello/extreme-ints", &Hello{PID: math.MinInt64, MaxWorks: math.MaxInt64, Version: 255}},
+
+		{"run/zero", &Run{}},
+		{"run/empty-batch", &Run{ReplyTo: "_INBOX.abc", Jobs: []Job{}}},
+		{"run/one", &Run{Jobs: []Job{{ID: 1, Name: "sum", Args: [][]byte{arg16}}}}},
+		{"run/deadline-utc-nanos", &Run{ReplyTo: "r", Jobs: []Job{{ID: 2, Name: "sum", Deadline: deadline, Args: [][]byte{arg16}}}}},
+		{"run/deadline-fixed-zone", &Run{Jobs: []Job{{ID: 3, Name: "x",
+			Deadline: time.Date(1999, 12, 31, 23, 59, 59, 1, time.FixedZone("X", 3600))}}}},
+		{"run/deadline-before-epoch", &Run{Jobs: []Job{{Deadline: time.Date(1960, 1, 1, 0, 0, 0, 5, time.UTC)}}}},
+		{"run/args", &Run{Jobs: []Job{{ID: math.MaxUint64, Name: "multi", Args: [][]byte{nil, {}, arg16, bytes.Repeat([]byte{0xff}, 300)}}}}},
+		{"run/no-args", &Run{Jobs: []Job{{ID: 9, Name: "none"}, {ID: 10, Name: "none", Args: [][]byte{}}}}},
+		{"run/big-arg", &Run{Jobs: []Job{{ID: 1, Name: "big", Args: [][]byte{bytes.Repeat([]byte("big"), 100_000)}}}}},
+		{"run/many", many},
+
+		{"cancel/zero", &Cancel{}},
+		{"cancel/empty", &Cancel{ReplyTo: "r", IDs: []uint64{}}},
+		{"cancel/ids", &Cancel{ReplyTo: "_INBOX.x", IDs: []uint64{0, 1, 127, 128, 1 << 35, math.MaxUint64}}},
+
+		{"results/zero", &Results{}},
+		{"results/empty-batch", &Results{WorkerID: "w", Results: []Result{}}},
+		{"results/outcomes", &Results{WorkerID: "w-1", Results: []Result{
+			{ID: 1, Items: []Outcome{{Value: arg16}}},
+			{ID: 2, Items: []Outcome{{Err: fullErr}}},
+			{ID: 3, Items: []Outcome{{Value: arg16, Err: &Error{}}}},
+			{ID: 4, Items: []Outcome{{}, {Value: []byte{}}, {Err: &Error{Sentinels: []string{}}}}},
+			{ID: 5},
+			{ID: 6, Items: []Outcome{}},
+			{ID: 7, Items: []Outcome{{Err: &Error{Code: CodeShutdown}}, {Value: []byte{0xf6}}}},
+		}}},
+		{"results/many", manyRes},
+
+		{"heartbeat/zero", &Heartbeat{}},
+		{"heartbeat/full", &Heartbeat{WorkerID: "w-2", Load: 12, MaxWorks: 64, RSS: math.MaxUint64, Draining: true}},
+		{"heartbeat/negative", &Heartbeat{Load: -1, MaxWorks: math.MinInt32}},
+
+		{"shutdown/abort", &Shutdown{}},
+		{"shutdown/graceful", &Shutdown{Graceful: true}},
+
+		{"bye/zero", &Bye{}},
+		{"bye/id", &Bye{WorkerID: "worker-7f3a"}},
+	}
+}
+
+// normalize returns a deep copy of m in the form Unmarshal produces: empty
+// collections and byte strings become nil and deadlines become UTC values
+// built from Unix nanoseconds.
+func normalize(m Msg) Msg {
+	bs := func(p []byte) []byte {
+		if len(p) == 0 {
+			return nil
+		}
+		return append([]byte(nil), p...)
+	}
+	strs := func(s []string) []string {
+		if len(s) == 0 {
+			return nil
+		}
+		return append([]string(nil), s...)
+	}
+	switch m := m.(type) {
+	case *Hello:
+		c := *m
+		c.Works = strs(m.Works)
+		c.Labels = nil
+		if len(m.Labels) > 0 {
+			c.Labels = make(map[string]string, len(m.Labels))
+			for k, v := range m.Labels {
+				c.Labels[k] = v
+			}
+		}
+		return &c
+	case *Run:
+		c := &Run{ReplyTo: m.ReplyTo}
+		for _, j := range m.Jobs {
+			nj := Job{ID: j.ID, Name: j.Name}
+			if !j.Deadline.IsZero() {
+				nj.Deadline = time.Unix(0, j.Deadline.UnixNano()).UTC()
+			}
+			for _, a := range j.Args {
+				nj.Args = append(nj.Args, bs(a))
+			}
+			c.Jobs = append(c.Jobs, nj)
+		}
+		return c
+	case *Cancel:
+		c := *m
+		if len(m.IDs) == 0 {
+			c.IDs = nil
+		}
+		return &c
+	case *Results:
+		c := &Results{WorkerID: m.WorkerID}
+		for _, r := range m.Results {
+			nr := Result{ID: r.ID}
+			for _, o := range r.Items {
+				no := Outcome{Value: bs(o.Value)}
+				if o.Err != nil {
+					e := *o.Err
+					e.Sentinels = strs(e.Sentinels)
+					no.Err = &e
+				}
+				nr.Items = append(nr.Items, no)
+			}
+			c.Results = append(c.Results, nr)
+		}
+		return c
+	case *Heartbeat:
+		c := *m
+		return &c
+	case *Shutdown:
+		c := *m
+		return &c
+	case *Bye:
+		c := *m
+		return &c
+	}
+	panic(fmt.Sprintf("normalize: unexpected %T", m))
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, s := range samples() {
+		t.Run(s.name, func(t *testing.T) {
+			b, err := Marshal(s.msg)
+			if err != nil {
+				t.Fatalf("Marshal: %v", err)
+			}
+			if n, _ := msgSize(s.msg); n != len(b) {
+				t.Fatalf("msgSize = %d, encoded length %d", n, len(b))
+			}
+			if b[0] != Version || Kind(b[1]) != s.msg.Kind() {
+				t.Fatalf("header = %d %d, want %d %d", b[0], b[1], Version, s.msg.Kind())
+			}
+
+			// AppendMsg must produce the same bytes after a prefix.
+			prefix := []byte("prefix")
+			a, err := AppendMsg(prefix[:len(prefix):len(prefix)], s.msg)
+			if err != nil {
+				t.Fatalf("AppendMsg: %v", err)
+			}
+			if !bytes.Equal(a[:len(prefix)], prefix) || !bytes.Equal(a[len(prefix):], b) {
+				t.Fatalf("AppendMsg differs from Marshal")
+			}
+
+			got, err := Unmarshal(b)
+			if err != nil {
+				t.Fatalf("Unmarshal: %v", err)
+			}
+			if want := normalize(s.msg); !reflect.DeepEqual(got, want) {
+				t.Fatalf("round trip mismatch\n got: %+v\nwant: %+v", got, want)
+			}
+
+			// Encoding the decoded message gives the same bytes: the
+			// encoding is deterministic (labels are sorted).
+			b2, err := Marshal(got)
+			if err != nil {
+				t.Fatalf("re-Marshal: %v", err)
+			}
+			if !bytes.Equal(b, b2) {
+				t.Fatalf("re-encoding differs")
+			}
+		})
+	}
+}
+
+func TestDeadlinePreservesInstant(t *testing.T) {
+	tests := []struct {
+		name string
+		in   time.Time
+		want time.Time
+	}{
+		{"zero", time.Time{}, time.Time{}},
+		{"utc-nanos", time.Date(2030, 1, 2, 3, 4, 5, 999999999, time.UTC), time.Date(2030, 1, 2, 3, 4, 5, 999999999, time.UTC)},
+		{"zone", time.Date(2030, 1, 2, 3, 4, 5, 6, time.FixedZone("P", -8*3600)), time.Date(2030, 1, 2, 11, 4, 5, 6, time.UTC)},
+		{"epoch-moves-back-1ns", time.Unix(0, 0), time.Unix(0, -1).UTC()},
+		{"far-future-clamped", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, math.MaxInt64).UTC()},
+		{"far-past-clamped", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, math.MinInt64).UTC()},
+		{"max", time.Unix(0, math.MaxInt64), time.Unix(0, math.MaxInt64).UTC()},
+		{"min", time.Unix(0, math.MinInt64), time.Unix(0, math.MinInt64).UTC()},
+		{"monotonic-stripped", time.Unix(1700000000, 1), time.Unix(1700000000, 1).UTC()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := Marshal(&Run{Jobs: []Job{{Deadline: tt.in}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := m.(*Run).Jobs[0].Deadline
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("deadline = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+type fakeMsg struct{}
+
+func (fakeMsg) Kind() Kind { return KindBye }
+
+func TestMarshalErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  Msg
+		want string
+	}{
+		{"nil", nil, "nil message"},
+		{"typed-nil-run", (*Run)(nil), "nil message"},
+		{"typed-nil-results", (*Results)(nil), "nil message"},
+		{"typed-nil-hello", (*Hello)(nil), "nil message"},
+		{"typed-nil-cancel", (*Cancel)(nil), "nil message"},
+		{"typed-nil-heartbeat", (*Heartbeat)(nil), "nil message"},
+		{"typed-nil-shutdown", (*Shutdown)(nil), "nil message"},
+		{"typed-nil-bye", (*Bye)(nil), "nil message"},
+		{"foreign", fakeMsg{}, "wire.fakeMsg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Marshal(tt.msg); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Marshal error = %v, want one containing %q", err, tt.want)
+			}
+			dst := []byte("keep")
+			got, err := AppendMsg(dst, tt.msg)
+			if err == nil || string(got) != "keep" {
+				t.Fatalf("AppendMsg = %q, %v; want dst unchanged and an error", got, err)
+			}
+			got, err = AppendFrame(dst, tt.msg, 0)
+			if err == nil || string(got) != "keep" {
+				t.Fatalf("AppendFrame = %q, %v; want dst unchanged and an error", got, err)
+			}
+		})
+	}
+}
+
+func TestUnmarshalVersion(t *testing.T) {
+	b, err := Marshal(&Bye{WorkerID: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []byte{0, Version + 1, 255} {
+		bad := append([]byte(nil), b...)
+		bad[0] = v
+		_, err := Unmarshal(bad)
+		if !errors.Is(err, ErrVersion) {
+			t.Fatalf("version %d: err = %v, want ErrVersion", v, err)
+		}
+		// The message names both versions.
+		if !strings.Contains(err.Error(), fmt.Sprint(v)) || !strings.Contains(err.Error(), fmt.Sprint(Version)) {
+			t.Fatalf("version %d: error %q does not name both versions", v, err)
+		}
+	}
+	// The version is checked before anything else.
+	if _, err := Unmarshal([]byte{Version + 1}); !errors.Is(err, ErrVersion) {
+		t.Fatalf("lone wrong version byte: err = %v, want ErrVersion", err)
+	}
+}
+
+// TestUnmarshalTruncated checks that every proper prefix of every valid
+// encoding is rejected as malformed (and in particular does not panic).
+func TestUnmarshalTruncated(t *testing.T) {
+	for _, s := range samples() {
+		t.Run(s.name, func(t *testing.T) {
+			b, err := Marshal(s.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every prefix of small encodings; for large ones the first and
+			// last few thousand (where the structure is) and a spread in
+			// between, to keep the test fast.
+			for n := 0; n < len(b); n++ {
+				if n > 2048 && n < len(b)-2048 && n%97 != 0 {
+					continue
+				}
+				// The three-index slice makes any read past the prefix
+				// a bounds failure rather than a read of spare capacity.
+				m, err := Unmarshal(b[:n:n])
+				if !errors.Is(err, ErrMalformed) || m != nil {
+					t.Fatalf("prefix %d/%d: got %v, %v; want nil, ErrMalformed", n, len(b), m, err)
+				}
+			}
+		})
+	}
+}
+
+func TestUnmarshalTrailing(t *testing.T) {
+	for _, s := range samples() {
+		t.Run(s.name, func(t *testing.T) {
+			b, err := Marshal(s.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tail := range [][]byte{{0}, {1, 2, 3}} {
+				_, err := Unmarshal(append(b, tail...))
+				if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "trailing") {
+					t.Fatalf("with %d trailing bytes: err = %v, want ErrMalformed (trailing)", len(tail), err)
+				}
+			}
+		})
+	}
+}
+
+func TestUnmarshalMalformed(t *testing.T) {
+	v := Version
+	tests := []struct {
+		name string
+		in   []byte
+		want string // substring of the error
+	}{
+		{"empty", nil, "empty"},
+		{"no-kind", []byte{v}, "missing kind"},
+		{"kind-0", []byte{v, 0}, "unknown kind 0"},
+		{"kind-8", []byte{v, 8, 0}, "unknown kind 8"},
+		{"kind-255", []byte{v, 255}, "unknown kind 255"},
+		{"bool-2", []byte{v, byte(KindShutdown), 2}, "invalid bool"},
+		{"heartbeat-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 0, 7}, "invalid bool"},
+		{"outcome-flags", []byte{v, byte(KindResult), 0, 1, 1, 1, 2, 0}, "invalid outcome flags"},
+		{"string-length", []byte{v, byte(KindBye), 5, 'a', 'b'}, "length 5 exceeds"},
+		{"string-length-huge", []byte{v, byte(KindBye), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "length"},
+		{"varint-overflow", []byte{v, byte(KindCancel), 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "overflows"},
+		{"varint-unterminated", []byte{v, byte(KindCancel), 0, 1, 0x80}, "truncated"},
+		// A count of 2^40 jobs in a few bytes must be rejected before any
+		// allocation is attempted.
+		{"jobs-count", []byte{v, byte(KindRun), 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0}, "count"},
+		// Two jobs need at least eight bytes; seven are left.
+		{"jobs-count-tight", []byte{v, byte(KindRun), 0, 2, 1, 0, 0, 0, 1, 0, 0}, "count 2"},
+		{"ids-count", []byte{v, byte(KindCancel), 0, 3, 1, 2}, "count 3"},
+		{"args-count", []byte{v, byte(KindRun), 0, 1, 1, 0, 0, 5, 0, 0}, "count 5"},
+		{"items-count", []byte{v, byte(KindResult), 0, 1, 1, 9, 0, 0}, "count 9"},
+		{"works-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 4, 0, 0}, "count 4"},
+		{"labels-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 0, 0, 0}, "count 2"},
+		{"sentinels-count", []byte{v, byte(KindResult), 0, 1, 1, 1, 1, 0, 0, 0, 3, 0}, "count 3"},
+		{"duplicate-label", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 1, 'k', 0, 1, 'k', 0}, "duplicate label"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Unmarshal(tt.in)
+			if !errors.Is(err, ErrMalformed) || m != nil {
+				t.Fatalf("got %v, %v; want nil, ErrMalformed", m, err)
+			}
+			if !strings.HasPrefix(err.Error(), "wire: ") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestUnmarshalAllocBound checks that a hostile count cannot make the
+// decoder allocate far more than its input: the largest possible job list
+// for the input is allocated and the rest rejected.
+func TestUnmarshalAllocBound(t *testing.T) {
+	in := []byte{Version, byte(KindRun), 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20}
+	in = append(in, make([]byte, 4096)...)
+	allocs := testing.AllocsPerRun(10, func() {
+		if _, err := Unmarshal(in); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	// Only the error itself is allocated.
+	if allocs > 10 {
+		t.Fatalf("%v allocations for a rejected count", allocs)
+	}
+}
+
+func TestUnmarshalAliasing(t *testing.T) {
+	b, err := Marshal(&Results{Results: []Result{{ID: 1, Items: []Outcome{{Value: []byte("abc")}, {Value: []byte("xyz")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := append([]byte(nil), b...)
+	m, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := m.(*Results).Results[0].Items
+	v := items[0].Value
+	// The value aliases the input...
+	if &v[0] != &b[bytes.Index(b, []byte("abc"))] {
+		t.Fatalf("Value does not alias the input")
+	}
+	// ...but its capacity is clipped, so appending cannot clobber the
+	// following bytes.
+	if cap(v) != len(v) {
+		t.Fatalf("cap(Value) = %d, want %d", cap(v), len(v))
+	}
+	_ = append(v, "!!!!!!!!"...)
+	if !bytes.Equal(b, orig) {
+		t.Fatalf("appending to a decoded value modified the input")
+	}
+	if string(items[1].Value) != "xyz" {
+		t.Fatalf("second value = %q", items[1].Value)
+	}
+}
+
+// TestUnmarshalStringsCopied checks that decoded strings do not share memory
+// with the input, which the caller may reuse.
+func TestUnmarshalStringsCopied(t *testing.T) {
+	b, err := Marshal(&Run{ReplyTo: "reply", Jobs: []Job{{Name: "name"}, {Name: "name"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 0
+	}
+	r := m.(*Run)
+	if r.ReplyTo != "reply" || r.Jobs[0].Name != "name" || r.Jobs[1].Name != "name" {
+		t.Fatalf("strings changed with the input: %+v", r)
+	}
+}
+
+func TestKindString(t *testing.T) {
+	tests := []struct {
+		k    Kind
+		want string
+	}{
+		{KindHello, "Hello"}, {KindRun, "Run"}, {KindCancel, "Cancel"}, {KindResult, "Results"},
+		{KindHeartbeat, "Heartbeat"}, {KindShutdown, "Shutdown"}, {KindBye, "Bye"},
+		{0, "Kind(0)"}, {200, "Kind(200)"},
+	}
+	for _, tt := range tests {
+		if got := tt.k.String(); got != tt.want {
+			t.Errorf("Kind(%d).String() = %q, want %q", byte(tt.k), got, tt.want)
+		}
+	}
+}
+
+func TestMarshalAllocs(t *testing.T) {
+	m := &Run{Jobs: []Job{{ID: 1, Name: "sum", Args: [][]byte{[]byte("0123456789abcdef")}}}}
+	if n := testing.AllocsPerRun(100, func() { _, _ = Marshal(m) }); n != 1 {
+		t.Errorf("Marshal: %v allocations, want 1", n)
+	}
+	buf := make([]byte, 0, 256)
+	if n := testing.AllocsPerRun(100, func() { _, _ = AppendMsg(buf[:0], m) }); n != 0 {
+		t.Errorf("AppendMsg into a large enough buffer: %v allocations, want 0", n)
+	}
+}

@@ -1,0 +1,355 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+)
+
+// Message encoding.
+//
+// A message is
+//
+//	version:byte | kind:byte | body
+//
+// and bodies are built from these primitives:
+//
+//	uint    unsigned varint (encoding/binary)
+//	int     signed zig-zag varint (encoding/binary)
+//	byte    one raw byte
+//	bool    one byte, 0 or 1; anything else is malformed
+//	str     uint length, then that many bytes (UTF-8 is not checked)
+//	bytes   uint length, then that many bytes
+//	time    int Unix nanoseconds; 0 is the zero time.Time
+//	list(T) uint count, then count × T
+//	map     uint count, then count × (str key, str value), keys sorted
+//
+// Bodies by kind:
+//
+//	Hello      version:byte workerID:str pid:int maxWorks:int works:list(str) labels:map
+//	Run        replyTo:str jobs:list(id:uint name:str deadline:time args:list(bytes))
+//	Cancel     replyTo:str ids:list(uint)
+//	Results    workerID:str results:list(id:uint items:list(outcome))
+//	Heartbeat  workerID:str load:int maxWorks:int rss:uint draining:bool
+//	Shutdown   graceful:bool
+//	Bye        workerID:str
+//
+//	outcome    flags:byte value:bytes [error if flags&1]   (other flag bits: malformed)
+//	error      type:str message:str sentinels:list(str) panic:bool stack:str code:byte
+//
+// The encoder computes the exact size first and grows the destination once,
+// so encoding costs one allocation at most (none with a large enough dst).
+
+// Deadlines are carried as int64 Unix nanoseconds, which covers the years
+// 1678 to 2262. minDeadline and maxDeadline bound that range.
+var (
+	minDeadline = time.Unix(0, math.MinInt64)
+	maxDeadline = time.Unix(0, math.MaxInt64)
+)
+
+// Marshal encodes m as version | kind | body, without a length prefix. This
+// is the form carried as a NATS message body; streams use AppendFrame or
+// Writer instead.
+//
+// Marshal fails only for a nil message or a type this package does not
+// define. A Job deadline outside the years 1678–2262 is clamped into that
+// range (it keeps its meaning as a deadline: far future or long past), and a
+// deadline exactly at the Unix epoch is sent one nanosecond earlier because
+// 0 encodes the zero time.
+func Marshal(m Msg) ([]byte, error) {
+	n, err := msgSize(m)
+	if err != nil {
+		return nil, err
+	}
+	return appendMsg(make([]byte, 0, n), m), nil
+}
+
+// AppendMsg appends the encoding of m (as produced by Marshal) to dst and
+// returns the extended slice. It grows dst at most once. On error dst is
+// returned unchanged.
+func AppendMsg(dst []byte, m Msg) ([]byte, error) {
+	n, err := msgSize(m)
+	if err != nil {
+		return dst, err
+	}
+	return appendMsg(slices.Grow(dst, n), m), nil
+}
+
+var errNilMsg = errors.New("wire: cannot encode a nil message")
+
+// msgSize returns the exact encoded size of m including the version and
+// kind bytes. It is the single place that rejects messages the encoder cannot
+// handle, so appendMsg may assume a valid message.
+func msgSize(m Msg) (int, error) {
+	n := 2
+	switch m := m.(type) {
+	case *Run:
+		if m == nil {
+			return 0, errNilMsg
+		}
+		n += sizeRun(m)
+	case *Results:
+		if m == nil {
+			return 0, errNilMsg
+		}
+		n += sizeResults(m)
+	case *Cancel:
+		if m == nil {
+			return 0, errNilMsg
+		}
+		n += sizeString(m.ReplyTo) + sizeUvarint(uint64(len(m.IDs)))
+		for _, id := range m.IDs {
+			n += sizeUvarint(id)
+		}
+	case *Heartbeat:
+		if m == nil {
+			return 0, errNilMsg
+		}
+		n += sizeString(m.WorkerID) + sizeVarint(int64(m.Load)) +
+			sizeVarint(int64(m.MaxWorks)) + sizeUvarint(m.RSS) + 1
+	case *Hello:
+		if m == nil {
+			return 0, errNilMsg
+		}
+		n += sizeHello(m)
+	case *Shutdown:
+		if m == nil {
+			return 0, errNilMsg
+		}
+		n++
+	case *Bye:
+		if m == nil {
+			return 0, errNilMsg
+		}
+		n += sizeString(m.WorkerID)
+	case nil:
+		return 0, errNilMsg
+	default:
+		return 0, fmt.Errorf("wire: cannot encode message of type %T", m)
+	}
+	return n, nil
+}
+
+// appendMsg appends the encoding of m, which msgSize has accepted.
+func appendMsg(b []byte, m Msg) []byte {
+	b = append(b, Version, byte(m.Kind()))
+	switch m := m.(type) {
+	case *Run:
+		return appendRun(b, m)
+	case *Results:
+		return appendResults(b, m)
+	case *Cancel:
+		b = appendString(b, m.ReplyTo)
+		b = appendUvarint(b, uint64(len(m.IDs)))
+		for _, id := range m.IDs {
+			b = appendUvarint(b, id)
+		}
+		return b
+	case *Heartbeat:
+		b = appendString(b, m.WorkerID)
+		b = binary.AppendVarint(b, int64(m.Load))
+		b = binary.AppendVarint(b, int64(m.MaxWorks))
+		b = appendUvarint(b, m.RSS)
+		return appendBool(b, m.Draining)
+	case *Hello:
+		return appendHello(b, m)
+	case *Shutdown:
+		return appendBool(b, m.Graceful)
+	case *Bye:
+		return appendString(b, m.WorkerID)
+	}
+	panic("wire: appendMsg called with a message msgSize rejects")
+}
+
+func sizeRun(m *Run) int {
+	n := sizeString(m.ReplyTo) + sizeUvarint(uint64(len(m.Jobs)))
+	for i := range m.Jobs {
+		j := &m.Jobs[i]
+		n += sizeUvarint(j.ID) + sizeString(j.Name) + sizeVarint(deadlineNanos(j.Deadline)) +
+			sizeUvarint(uint64(len(j.Args)))
+		for _, a := range j.Args {
+			n += sizeBytes(a)
+		}
+	}
+	return n
+}
+
+func appendRun(b []byte, m *Run) []byte {
+	b = appendString(b, m.ReplyTo)
+	b = appendUvarint(b, uint64(len(m.Jobs)))
+	for i := range m.Jobs {
+		j := &m.Jobs[i]
+		b = appendUvarint(b, j.ID)
+		b = appendString(b, j.Name)
+		b = binary.AppendVarint(b, deadlineNanos(j.Deadline))
+		b = appendUvarint(b, uint64(len(j.Args)))
+		for _, a := range j.Args {
+			b = appendBytes(b, a)
+		}
+	}
+	return b
+}
+
+func sizeResults(m *Results) int {
+	n := sizeString(m.WorkerID) + sizeUvarint(uint64(len(m.Results)))
+	for i := range m.Results {
+		r := &m.Results[i]
+		n += sizeUvarint(r.ID) + sizeUvarint(uint64(len(r.Items)))
+		for k := range r.Items {
+			o := &r.Items[k]
+			n += 1 + sizeBytes(o.Value)
+			if o.Err != nil {
+				n += sizeError(o.Err)
+			}
+		}
+	}
+	return n
+}
+
+// Outcome flag bits.
+const flagErr = 1
+
+func appendResults(b []byte, m *Results) []byte {
+	b = appendString(b, m.WorkerID)
+	b = appendUvarint(b, uint64(len(m.Results)))
+	for i := range m.Results {
+		r := &m.Results[i]
+		b = appendUvarint(b, r.ID)
+		b = appendUvarint(b, uint64(len(r.Items)))
+		for k := range r.Items {
+			o := &r.Items[k]
+			// Value and Err are encoded independently rather than as
+			// alternatives so that any Outcome round-trips unchanged.
+			if o.Err != nil {
+				b = append(b, flagErr)
+				b = appendBytes(b, o.Value)
+				b = appendError(b, o.Err)
+			} else {
+				b = append(b, 0)
+				b = appendBytes(b, o.Value)
+			}
+		}
+	}
+	return b
+}
+
+func sizeError(e *Error) int {
+	n := sizeString(e.Type) + sizeString(e.Message) + sizeUvarint(uint64(len(e.Sentinels))) +
+		1 + sizeString(e.Stack) + 1
+	for _, s := range e.Sentinels {
+		n += sizeString(s)
+	}
+	return n
+}
+
+func appendError(b []byte, e *Error) []byte {
+	b = appendString(b, e.Type)
+	b = appendString(b, e.Message)
+	b = appendUvarint(b, uint64(len(e.Sentinels)))
+	for _, s := range e.Sentinels {
+		b = appendString(b, s)
+	}
+	b = appendBool(b, e.Panic)
+	b = appendString(b, e.Stack)
+	return append(b, byte(e.Code))
+}
+
+func sizeHello(m *Hello) int {
+	n := 1 + sizeString(m.WorkerID) + sizeVarint(int64(m.PID)) + sizeVarint(int64(m.MaxWorks)) +
+		sizeUvarint(uint64(len(m.Works))) + sizeUvarint(uint64(len(m.Labels)))
+	for _, w := range m.Works {
+		n += sizeString(w)
+	}
+	for k, v := range m.Labels {
+		n += sizeString(k) + sizeString(v)
+	}
+	return n
+}
+
+func appendHello(b []byte, m *Hello) []byte {
+	b = append(b, m.Version)
+	b = appendString(b, m.WorkerID)
+	b = binary.AppendVarint(b, int64(m.PID))
+	b = binary.AppendVarint(b, int64(m.MaxWorks))
+	b = appendUvarint(b, uint64(len(m.Works)))
+	for _, w := range m.Works {
+		b = appendString(b, w)
+	}
+	// Labels are written in key order so that equal messages encode to
+	// equal bytes; Hello is sent once per connection, so sorting is cheap.
+	b = appendUvarint(b, uint64(len(m.Labels)))
+	keys := make([]string, 0, len(m.Labels))
+	for k := range m.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b = appendString(b, k)
+		b = appendString(b, m.Labels[k])
+	}
+	return b
+}
+
+// deadlineNanos maps a deadline to its wire value: 0 for the zero time,
+// otherwise Unix nanoseconds clamped to the int64 range and never 0.
+func deadlineNanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minDeadline):
+		return math.MinInt64
+	case t.After(maxDeadline):
+		return math.MaxInt64
+	}
+	if n := t.UnixNano(); n != 0 {
+		return n
+	}
+	return -1 // the epoch itself; 0 would read back as "no deadline"
+}
+
+func sizeUvarint(x uint64) int {
+	if x < 0x80 {
+		return 1 // most lengths, counts and small ids
+	}
+	return (bits.Len64(x) + 6) / 7
+}
+
+func sizeVarint(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	return sizeUvarint(ux)
+}
+
+func sizeString(s string) int { return sizeUvarint(uint64(len(s))) + len(s) }
+
+func sizeBytes(p []byte) int { return sizeUvarint(uint64(len(p))) + len(p) }
+
+// appendUvarint special-cases one-byte values, which are almost all lengths
+// and counts, to keep them inlined.
+func appendUvarint(b []byte, x uint64) []byte {
+	if x < 0x80 {
+		return append(b, byte(x))
+	}
+	return binary.AppendUvarint(b, x)
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(appendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendBytes(b []byte, p []byte) []byte {
+	return append(appendUvarint(b, uint64(len(p))), p...)
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}

@@ -1,0 +1,160 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// smallSamples returns the encodings of the samples small enough to be
+// useful fuzz seeds; the large ones only slow the fuzzer down.
+func smallSamples(tb testing.TB) [][]byte {
+	var out [][]byte
+	for _, s := range samples() {
+		b, err := Marshal(s.msg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(b) <= 4096 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// FuzzUnmarshal checks that Unmarshal never panics and that whatever it
+// accepts re-encodes to an equivalent message: decoding the re-encoding
+// gives a DeepEqual message, and the re-encoding is never longer than the
+// input (the encoder writes minimal varints, the decoder accepts padded
+// ones).
+func FuzzUnmarshal(f *testing.F) {
+	for _, b := range smallSamples(f) {
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{Version})
+	f.Add([]byte{Version, byte(KindCancel), 0, 0x80, 0x80, 0x80, 0x80, 0x10})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Unmarshal(b)
+		if err != nil {
+			if m != nil {
+				t.Fatalf("non-nil message %v with error %v", m, err)
+			}
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("error %v wraps neither ErrMalformed nor ErrVersion", err)
+			}
+			return
+		}
+		if m.Kind() != Kind(b[1]) {
+			t.Fatalf("kind %v from a %v frame", m.Kind(), Kind(b[1]))
+		}
+		re, err := Marshal(m)
+		if err != nil {
+			t.Fatalf("re-encoding %+v: %v", m, err)
+		}
+		if n, _ := msgSize(m); n != len(re) {
+			t.Fatalf("msgSize %d, encoded %d", n, len(re))
+		}
+		if len(re) > len(b) {
+			t.Fatalf("re-encoding is longer (%d) than the input (%d)", len(re), len(b))
+		}
+		m2, err := Unmarshal(re)
+		if err != nil {
+			t.Fatalf("decoding the re-encoding: %v", err)
+		}
+		if !reflect.DeepEqual(m, m2) {
+			t.Fatalf("re-decoded message differs\n1st: %+v\n2nd: %+v", m, m2)
+		}
+	})
+}
+
+// FuzzReader feeds arbitrary bytes to a Reader with a small limit. It must
+// end with io.EOF, io.ErrUnexpectedEOF or ErrFrameTooLarge after at most
+// one call per header's worth of input, never panic, and never return a
+// message larger than the limit.
+func FuzzReader(f *testing.F) {
+	const max = 512
+	var all []byte
+	for _, b := range smallSamples(f) {
+		if len(b) > max {
+			continue
+		}
+		fr := append(binaryLen(len(b)), b...)
+		f.Add(fr)
+		all = append(all, fr...)
+	}
+	f.Add(all)
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := NewReader(bytes.NewReader(b), max)
+		for calls := 1; ; calls++ {
+			if calls > len(b)/HeaderSize+1 {
+				t.Fatalf("%d calls for %d bytes", calls, len(b))
+			}
+			m, err := r.Next()
+			switch {
+			case err == nil:
+				re, err := Marshal(m)
+				if err != nil {
+					t.Fatalf("re-encoding %+v: %v", m, err)
+				}
+				if len(re) > max {
+					t.Fatalf("message of %d bytes through a %d-byte limit", len(re), max)
+				}
+			case err == io.EOF, err == io.ErrUnexpectedEOF, errors.Is(err, ErrFrameTooLarge):
+				// Terminal and sticky.
+				if _, err2 := r.Next(); err2 != err {
+					t.Fatalf("terminal error %v, then %v", err, err2)
+				}
+				return
+			case errors.Is(err, ErrMalformed), errors.Is(err, ErrVersion):
+				// The frame was skipped; carry on.
+			default:
+				t.Fatalf("unexpected error %v", err)
+			}
+		}
+	})
+}
+
+func binaryLen(n int) []byte {
+	return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+}
+
+// FuzzUnmarshalValue decodes arbitrary bytes into typical payload types:
+// it must not panic, and what decodes must encode again without panicking.
+func FuzzUnmarshalValue(f *testing.F) {
+	seeds := []any{
+		payload{Name: "n", Count: 3, Tags: []string{"a"}, Blob: []byte{1}, When: time.Unix(1, 2).UTC(), Nested: &payload{}},
+		map[string]int{"a": 1},
+		[]int64{1, -1, 1 << 40},
+		"string",
+		[]byte{1, 2, 3},
+		time.Date(2030, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600)),
+		(*payload)(nil),
+		map[string]any{"x": []any{1.5, "y", nil, true}},
+	}
+	for _, v := range seeds {
+		b, err := MarshalValue(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dsts := []any{
+			new(payload), new(*payload), new(map[string]int), new([]int64),
+			new(string), new([]byte), new(time.Time), new(any),
+		}
+		for _, dst := range dsts {
+			if err := UnmarshalValue(b, dst); err == nil {
+				// Encoding may fail (e.g. a time outside years 0–9999 read
+				// from an integer), but it must not panic.
+				_, _ = MarshalValue(reflect.ValueOf(dst).Elem().Interface())
+			}
+		}
+	})
+}

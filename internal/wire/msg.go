@@ -1,0 +1,151 @@
+// Package wire is the protocol shared by process and cluster workers: the
+// message kinds exchanged between an executor and a worker host, their
+// binary encoding, length-prefixed frames with a version byte and a size
+// limit, and the CBOR codec for work arguments and results.
+//
+// The envelope (kinds, ids, names, counts) is a small hand-written binary
+// format; user payloads (arguments, results) are opaque CBOR byte strings
+// inside it. Every decoder bounds its allocations by the input it was given,
+// so a malformed or hostile frame costs memory in proportion to its own
+// size, never to the counts and lengths it claims.
+package wire
+
+import "time"
+
+// Version is the protocol version carried in every frame header. A peer that
+// reads a different version rejects the frame with ErrVersion.
+const Version byte = 1
+
+// Kind identifies a message.
+type Kind byte
+
+// Message kinds.
+const (
+	KindHello     Kind = 1 // worker → executor: first message, handshake
+	KindRun       Kind = 2 // executor → worker: a batch of jobs to run
+	KindCancel    Kind = 3 // executor → worker: cancel jobs by id
+	KindResult    Kind = 4 // worker → executor: a batch of finished jobs
+	KindHeartbeat Kind = 5 // worker → executor: liveness and load
+	KindShutdown  Kind = 6 // executor → worker: finish (or abort) and exit
+	KindBye       Kind = 7 // worker → executor: leaving; drained
+)
+
+// Msg is any protocol message. Exactly the types below implement it.
+type Msg interface{ Kind() Kind }
+
+// Hello is the handshake a worker host sends first.
+type Hello struct {
+	Version  byte              // protocol version of the worker
+	WorkerID string            // unique id chosen by the worker (cluster) or empty (process)
+	PID      int               // the worker's OS process id
+	MaxWorks int               // how many jobs it runs at once (0: unlimited)
+	Works    []string          // registered work names it serves
+	Labels   map[string]string // free-form worker labels (cluster)
+}
+
+// Job is one dispatch unit: a single work or a chunk of n items of the same
+// work, which the host runs concurrently under one context.
+type Job struct {
+	ID       uint64    // unique per executor
+	Name     string    // registered work name
+	Deadline time.Time // zero: none; otherwise the job's ctx deadline (UTC, ns precision)
+	Args     [][]byte  // CBOR-encoded arguments, one per item (len ≥ 1)
+}
+
+// Run is a batch of jobs. ReplyTo names where results go (cluster: the
+// executor's inbox subject; process: empty).
+type Run struct {
+	ReplyTo string
+	Jobs    []Job
+}
+
+// Cancel asks the worker to cancel the contexts of these jobs. Unknown ids
+// are ignored (the job already finished). ReplyTo scopes ids to an executor.
+type Cancel struct {
+	ReplyTo string
+	IDs     []uint64
+}
+
+// Outcome is the result of one item of a job: either Value (CBOR) or Err.
+type Outcome struct {
+	Value []byte
+	Err   *Error
+}
+
+// Result is one finished job: one outcome per item, in item order.
+type Result struct {
+	ID    uint64
+	Items []Outcome
+}
+
+// Results is a batch of finished jobs.
+type Results struct {
+	WorkerID string
+	Results  []Result
+}
+
+// Error is an error as it crosses the boundary.
+type Error struct {
+	Type      string   // Go type name of the original error, e.g. "*fs.PathError"
+	Message   string   // err.Error()
+	Sentinels []string // keys of registered sentinel errors the original matched (errors.Is)
+	Panic     bool     // the work panicked; Message is the panic value, Stack the stack
+	Stack     string
+	Code      ErrCode // why the host itself failed the item, when it did
+}
+
+// ErrCode classifies failures produced by the host rather than by the work.
+type ErrCode byte
+
+// Error codes.
+const (
+	CodeNone        ErrCode = 0 // the work returned or panicked with this error
+	CodeUnknownWork ErrCode = 1 // no work registered under that name
+	CodeBadArgument ErrCode = 2 // the argument could not be decoded
+	CodeBadResult   ErrCode = 3 // the result could not be encoded
+	CodeTooLarge    ErrCode = 4 // the result exceeds the frame size limit
+	CodeCanceled    ErrCode = 5 // the job's ctx was cancelled and the work returned ctx.Err()
+	CodeDeadline    ErrCode = 6 // the job's deadline passed
+	CodeShutdown    ErrCode = 7 // the host shut down before the job ran
+)
+
+// Heartbeat tells the executor a worker is alive and how loaded it is.
+type Heartbeat struct {
+	WorkerID string
+	Load     int    // jobs running now
+	MaxWorks int    // capacity
+	RSS      uint64 // resident set size in bytes (0 if unknown)
+	Draining bool   // no longer accepts jobs
+}
+
+// Shutdown asks the worker to stop. Graceful: finish running jobs, then exit;
+// otherwise cancel them first.
+type Shutdown struct {
+	Graceful bool
+}
+
+// Bye is sent by a worker that leaves; every job it held has been answered.
+type Bye struct {
+	WorkerID string
+}
+
+// Kind returns KindHello.
+func (*Hello) Kind() Kind { return KindHello }
+
+// Kind returns KindRun.
+func (*Run) Kind() Kind { return KindRun }
+
+// Kind returns KindCancel.
+func (*Cancel) Kind() Kind { return KindCancel }
+
+// Kind returns KindResult.
+func (*Results) Kind() Kind { return KindResult }
+
+// Kind returns KindHeartbeat.
+func (*Heartbeat) Kind() Kind { return KindHeartbeat }
+
+// Kind returns KindShutdown.
+func (*Shutdown) Kind() Kind { return KindShutdown }
+
+// Kind returns KindBye.
+func (*Bye) Kind() Kind { return KindBye }

@@ -1,0 +1,101 @@
+package aplex
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// processOption marks an option as valid for process executors only.
+func processOption(name string, apply func(*config) error) Option {
+	return func(c *config) error {
+		c.processOnly = append(c.processOnly, name)
+		return apply(c)
+	}
+}
+
+// WithWorkerCommand sets the worker binary and its arguments (default: the
+// running binary, re-executed with no arguments). The binary must call
+// aplex.Main first thing in main and register the same works.
+func WithWorkerCommand(path string, args ...string) Option {
+	return processOption("WithWorkerCommand", func(c *config) error {
+		if path == "" {
+			return fmt.Errorf("aplex: WithWorkerCommand: empty path")
+		}
+		c.command, c.commandArgs = path, args
+		return nil
+	})
+}
+
+// WithWorkerEnv adds "KEY=value" entries to the workers' environment.
+func WithWorkerEnv(env ...string) Option {
+	return processOption("WithWorkerEnv", func(c *config) error {
+		for _, kv := range env {
+			if len(kv) == 0 || kv[0] == '=' || !containsByte(kv, '=') {
+				return fmt.Errorf("aplex: WithWorkerEnv(%q): want KEY=value", kv)
+			}
+		}
+		c.env = append(c.env, env...)
+		return nil
+	})
+}
+
+func containsByte(s string, b byte) bool {
+	for i := range len(s) {
+		if s[i] == b {
+			return true
+		}
+	}
+	return false
+}
+
+// WithWorkerOutput sets where the workers' stdout and stderr go, each line
+// labelled with its worker (default: this process's stderr).
+func WithWorkerOutput(w io.Writer) Option {
+	return processOption("WithWorkerOutput", func(c *config) error {
+		if w == nil {
+			return fmt.Errorf("aplex: WithWorkerOutput(nil): use io.Discard to drop the output")
+		}
+		c.output = w
+		return nil
+	})
+}
+
+// WithRecycleAfter replaces a worker process after it has been given n works
+// (like Python's max_tasks_per_child): it gets no new work, finishes what it
+// holds, and exits, while a fresh process takes its slot.
+func WithRecycleAfter(n int) Option {
+	return processOption("WithRecycleAfter", func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("aplex: WithRecycleAfter(%d): must be at least 1", n)
+		}
+		c.recycleAfter = n
+		return nil
+	})
+}
+
+// WithWorkerMemoryLimit limits each worker process's memory: the child runs
+// with GOMEMLIMIT set to bytes (a soft limit its garbage collector aims
+// for), and a worker whose resident memory exceeds bytes is killed and
+// replaced; the works it held fail with a *WorkerError saying so.
+func WithWorkerMemoryLimit(bytes int64) Option {
+	return processOption("WithWorkerMemoryLimit", func(c *config) error {
+		if bytes < 1<<20 {
+			return fmt.Errorf("aplex: WithWorkerMemoryLimit(%d): want at least 1 MiB", bytes)
+		}
+		c.memoryLimit = bytes
+		return nil
+	})
+}
+
+// WithStartTimeout bounds how long a new worker process may take to start
+// and complete its handshake (default 10s).
+func WithStartTimeout(d time.Duration) Option {
+	return processOption("WithStartTimeout", func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("aplex: WithStartTimeout(%v): must be positive", d)
+		}
+		c.startTimeout = d
+		return nil
+	})
+}

@@ -1,0 +1,279 @@
+package aplex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// This file is the core's side of remote workers (process and cluster): it
+// implements xport.Sink and sends jobs, cancels and kills through xport.Worker.
+
+var _ xport.Sink = (*core)(nil)
+
+// sendLocked assigns t a job id and hands it to w's transport.
+func (c *core) sendLocked(w *worker, t *task) {
+	c.nextID++
+	t.job.ID = c.nextID
+	c.jobs[t.job.ID] = t
+	t.job.Deadline = time.Time{}
+	if t.deadlineD > 0 {
+		// Enforced by the worker; past the kill grace, by killing it.
+		t.job.Deadline = time.Now().Add(t.deadlineD)
+		t.killTimer = c.armKill(t, t.deadlineD+c.cfg.killGrace, "ran past its deadline")
+	}
+	if t.parent.Done() != nil {
+		t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
+	}
+	w.conn.Send([]*wire.Job{&t.job})
+}
+
+// cancelRemote tells the worker to cancel t's ctx and arms the kill grace.
+func (c *core) cancelRemote(t *task) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.jobs[t.job.ID] != t {
+		return // already answered
+	}
+	t.w.conn.Cancel([]uint64{t.job.ID})
+	if t.killTimer != nil {
+		t.killTimer.Stop()
+	}
+	t.killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
+}
+
+// armKill kills t's worker if t still runs after d: a work that ignores its
+// ctx costs its worker process, never the pool (rule 8).
+func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
+	id := t.job.ID
+	return time.AfterFunc(d, func() {
+		c.mu.Lock()
+		var conn xport.Worker
+		if c.jobs[id] == t {
+			conn = t.w.conn
+		}
+		c.mu.Unlock()
+		if conn != nil {
+			conn.Kill(fmt.Errorf("work %q %s for %v", t.job.Name, why, d))
+		}
+	})
+}
+
+// Join adds a ready worker (xport.Sink).
+func (c *core) Join(conn xport.Worker) {
+	capacity := c.cfg.maxWorksPerWorker
+	if n := conn.Capacity(); n > 0 && n < capacity {
+		capacity = n
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		// Too late to be useful; the transport's Close stops it.
+		return
+	}
+	st := c.statsFor(conn.Slot())
+	if c.slotSeen(conn.Slot()) {
+		c.restarts.Add(1)
+	}
+	st.pid.Store(int64(conn.Info().PID))
+	w := &worker{slot: conn.Slot(), cap: capacity, conn: conn, stats: st}
+	c.byConn[conn] = w
+	c.addWorkerLocked(w)
+	c.broken = nil
+	c.drainLocked()
+}
+
+// slotSeen reports whether a worker held this slot before (a restart).
+func (c *core) slotSeen(slot int) bool {
+	for _, w := range c.byConn {
+		if w.slot == slot {
+			return true
+		}
+	}
+	return c.slots[slot] != nil && c.slots[slot].pid.Load() != 0
+}
+
+// Retire stops dispatching to a worker; it is closed once idle (xport.Sink).
+func (c *core) Retire(conn xport.Worker) {
+	c.mu.Lock()
+	w := c.byConn[conn]
+	if w == nil || w.retired {
+		c.mu.Unlock()
+		return
+	}
+	c.removeWorkerLocked(w)
+	w.retired = true
+	idle := w.load == 0
+	c.mu.Unlock()
+	if idle {
+		conn.Close()
+	}
+}
+
+// Done delivers finished jobs (xport.Sink).
+func (c *core) Done(conn xport.Worker, results []wire.Result) {
+	type done struct {
+		t     *task
+		items []wire.Outcome
+	}
+	finished := make([]done, 0, len(results))
+	c.mu.Lock()
+	for _, r := range results {
+		t := c.jobs[r.ID]
+		if t == nil || t.w == nil || t.w.conn != conn {
+			continue // a late answer for a job already failed or retried
+		}
+		delete(c.jobs, r.ID)
+		finished = append(finished, done{t, r.Items})
+	}
+	c.mu.Unlock()
+	for _, d := range finished {
+		d.t.r.deliver(d.t, d.items)
+	}
+	c.mu.Lock()
+	var closeConn xport.Worker
+	for _, d := range finished {
+		c.stopTimers(d.t)
+		if cc := c.releaseLocked(d.t.w, d.t); cc != nil {
+			closeConn = cc
+		}
+	}
+	c.drainLocked()
+	c.checkIdleLocked()
+	c.mu.Unlock()
+	if closeConn != nil {
+		closeConn.Close()
+	}
+}
+
+func (c *core) stopTimers(t *task) {
+	if t.killTimer != nil {
+		t.killTimer.Stop()
+		t.killTimer = nil
+	}
+	if t.watch != nil {
+		t.watch()
+		t.watch = nil
+	}
+}
+
+// Lost removes a dead worker: its works fail with a *WorkerError, or go
+// back to the head of the queue when they may be retried (rule 7).
+func (c *core) Lost(conn xport.Worker, cause error) {
+	c.mu.Lock()
+	w := c.byConn[conn]
+	if w == nil {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.byConn, conn)
+	c.removeWorkerLocked(w)
+	var failed []*task
+	held := w.running.all()
+	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head
+		t := held[i]
+		delete(c.jobs, t.job.ID)
+		c.stopTimers(t)
+		c.releaseLocked(w, t)
+		if t.retries > 0 && !c.closing && t.state.CompareAndSwap(stRunning, stQueued) {
+			t.retries--
+			t.w = nil
+			c.queue.pushFront(t)
+			continue
+		}
+		failed = append(failed, t)
+	}
+	c.drainLocked()
+	c.checkIdleLocked()
+	c.mu.Unlock()
+	if len(failed) == 0 {
+		return
+	}
+	info := conn.Info()
+	werr := &WorkerError{Worker: info.ID, PID: info.PID, Err: cause, Reason: "worker stopped"}
+	if cause != nil {
+		werr.Reason = cause.Error()
+	}
+	for _, t := range slices.Backward(failed) {
+		t.r.fail(t, werr)
+	}
+}
+
+// Broken records that no worker can be started (xport.Sink). Queued works
+// fail with the error rather than wait for a worker that may never come.
+func (c *core) Broken(err error) {
+	c.mu.Lock()
+	if err == nil {
+		c.broken = nil
+		c.mu.Unlock()
+		return
+	}
+	werr := &WorkerError{Worker: "pool", Reason: "no worker can be started: " + err.Error(), Err: err}
+	c.broken = werr
+	var queued []*task
+	if len(c.workers) == 0 {
+		queued = c.queue.all()
+	}
+	c.mu.Unlock()
+	for _, t := range queued {
+		if c.dequeue(t) {
+			t.finish(werr, false)
+		}
+	}
+}
+
+// decodeError rebuilds a worker's error: host failures map to aplex's
+// sentinels, panics to *PanicError, everything else to *RemoteError
+// matching the registered sentinels it matched in the worker.
+func decodeError(e *wire.Error) error {
+	switch e.Code {
+	case wire.CodeUnknownWork:
+		return fmt.Errorf("%w: %s", ErrNotRegistered, e.Message)
+	case wire.CodeBadArgument, wire.CodeBadResult:
+		return fmt.Errorf("%w: %s", ErrEncoding, e.Message)
+	case wire.CodeTooLarge:
+		return fmt.Errorf("%w: %s", ErrTooLarge, e.Message)
+	case wire.CodeShutdown:
+		return fmt.Errorf("%w: %s", ErrWorkerBroken, e.Message)
+	}
+	if e.Panic {
+		return &PanicError{Value: e.Message, Stack: e.Stack, Remote: true}
+	}
+	re := &RemoteError{Type: e.Type, Message: e.Message}
+	for _, key := range e.Sentinels {
+		if s := sentinels.lookup(key); s != nil {
+			re.sentinels = append(re.sentinels, s)
+		}
+	}
+	switch e.Code {
+	case wire.CodeCanceled:
+		re.sentinels = append(re.sentinels, context.Canceled)
+	case wire.CodeDeadline:
+		re.sentinels = append(re.sentinels, context.DeadlineExceeded)
+	}
+	return re
+}
+
+// encodeError is the worker side of decodeError.
+func encodeError(err error) *wire.Error {
+	e := &wire.Error{Type: fmt.Sprintf("%T", err), Message: err.Error()}
+	var ce *codecError
+	if errors.As(err, &ce) {
+		e.Code = wire.CodeBadResult
+		if ce.what == "decode argument" {
+			e.Code = wire.CodeBadArgument
+		}
+		return e
+	}
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		e.Panic, e.Stack, e.Message = true, pe.Stack, fmt.Sprint(pe.Value)
+	}
+	e.Sentinels = sentinels.matching(err)
+	return e
+}

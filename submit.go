@@ -1,0 +1,73 @@
+package aplex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// Submit schedules w(ctx', arg) on ex and returns its future. The work runs
+// at once if a worker has room; otherwise it waits in the executor's FIFO
+// queue and starts in submission order. With a bounded queue
+// (WithQueueSize) that is full, Submit waits for room until ctx ends. ctx
+// is also the parent of the work's ctx: cancelling it cancels the work.
+//
+// Submit returns an error, and no future, for bad input (nil executor, work
+// or ctx; an Fn work on a process executor; an argument that cannot be
+// encoded or is too large) and after Shutdown (ErrClosed).
+func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
+	return submit(ctx, ex, w, arg, opts, true)
+}
+
+// TrySubmit is Submit that never waits: with a full bounded queue it returns
+// ErrFull at once.
+func TrySubmit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
+	return submit(ctx, ex, w, arg, opts, false)
+}
+
+var defaultCall = callConfig{chunkSize: 1}
+
+func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts []CallOption, wait bool) (*Future[R], error) {
+	if ctx == nil {
+		return nil, errors.New("aplex: Submit: nil context")
+	}
+	if err := w.check(ex); err != nil {
+		return nil, err
+	}
+	cc := &defaultCall
+	if len(opts) > 0 {
+		built, err := buildCallConfig(opts, false)
+		if err != nil {
+			return nil, err
+		}
+		cc = &built
+	}
+	c := &call[A, R]{work: w, arg: arg}
+	c.t.init(ex.c, c, ctx, cc)
+	if ex.c.remote() {
+		b, err := ex.c.encodeArg(arg)
+		if err != nil {
+			return nil, err
+		}
+		c.t.job = wire.Job{Name: w.name, Args: [][]byte{b}}
+	}
+	if err := ex.c.submit(ctx, &c.t, wait); err != nil {
+		return nil, err
+	}
+	return &c.Future, nil
+}
+
+// encodeArg encodes an argument for a remote worker and checks its size
+// before anything is sent (rule 10).
+func (c *core) encodeArg(arg any) ([]byte, error) {
+	b, err := wire.MarshalValue(arg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: argument of type %T: %v", ErrEncoding, arg, err)
+	}
+	if len(b) > c.maxMsg {
+		return nil, fmt.Errorf("%w: argument is %d bytes encoded; the limit is %d", ErrTooLarge, len(b), c.maxMsg)
+	}
+	return b, nil
+}

@@ -1,0 +1,76 @@
+package aplex_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex"
+)
+
+var sleepMs = aplex.Fn(func(ctx context.Context, ms int) (int, error) {
+	if ms < 0 {
+		return 0, errors.New("negative")
+	}
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		return ms, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+})
+
+func TestWaitModes(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(4))
+	fast := mustSubmit(t, ex, sleepMs, 1)
+	failing := mustSubmit(t, ex, sleepMs, -1)
+	slow := mustSubmit(t, ex, sleepMs, 10_000)
+
+	done, pending, err := aplex.Wait(ctxT(t), aplex.FirstCompleted, slow, fast)
+	if err != nil || len(done) != 1 || len(pending) != 1 || done[0] != aplex.Awaitable(fast) {
+		t.Fatalf("FirstCompleted: done %v pending %v err %v", done, pending, err)
+	}
+	done, pending, err = aplex.Wait(ctxT(t), aplex.FirstError, slow, failing)
+	if err != nil || len(done) != 1 || done[0].Err() == nil || len(pending) != 1 {
+		t.Fatalf("FirstError: done %v pending %v err %v", done, pending, err)
+	}
+	short, cancel := context.WithTimeout(ctxT(t), 20*time.Millisecond)
+	defer cancel()
+	done, pending, err = aplex.Wait(short, aplex.AllCompleted, fast, slow)
+	if !errors.Is(err, context.DeadlineExceeded) || len(done) != 1 || len(pending) != 1 {
+		t.Fatalf("AllCompleted with a short ctx: done %v pending %v err %v", done, pending, err)
+	}
+	slow.Cancel()
+	done, pending, err = aplex.Wait(ctxT(t), aplex.AllCompleted, fast, slow, failing)
+	if err != nil || len(done) != 3 || len(pending) != 0 {
+		t.Fatalf("AllCompleted: done %v pending %v err %v", done, pending, err)
+	}
+}
+
+func TestAsCompleted(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(3))
+	a := mustSubmit(t, ex, sleepMs, 60)
+	b := mustSubmit(t, ex, sleepMs, 1)
+	c := mustSubmit(t, ex, sleepMs, 30)
+	var order []aplex.Awaitable
+	for f := range aplex.AsCompleted(ctxT(t), a, b, nil, c) {
+		order = append(order, f)
+	}
+	if len(order) != 3 || order[0] != aplex.Awaitable(b) || order[1] != aplex.Awaitable(c) || order[2] != aplex.Awaitable(a) {
+		t.Fatalf("completion order wrong: %v", order)
+	}
+}
+
+func TestFutureInSelect(t *testing.T) {
+	ex := newThread(t)
+	f := mustSubmit(t, ex, sleepMs, 5)
+	select {
+	case <-f.Done():
+		if v, err := f.Get(context.Background()); v != 5 || err != nil {
+			t.Fatalf("got %d, %v", v, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("future never ended")
+	}
+}
