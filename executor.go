@@ -61,22 +61,22 @@ type core struct {
 	baseCtx    context.Context // parent of worker-init contexts; ends at teardown
 	baseCancel context.CancelFunc
 
-	mu       sync.Mutex
-	workers  []*worker // live, not retired, in slot order: the balancer's view
-	byConn   map[xport.Worker]*worker
-	gen      uint64
-	avail    int // workers in `workers` with room
-	queue    taskList
-	space    chan struct{} // closed when the bounded queue frees room; nil: no waiter
-	running  int           // tasks holding a worker slot
-	closing  bool
-	closed   chan struct{} // closed when closing starts
-	idle     chan struct{} // closed once closing and nothing runs or waits
-	idleSet  bool
-	broken   error
-	nextID   uint64
-	jobs     map[uint64]*task
-	slots    map[int]*slotStats
+	mu             sync.Mutex
+	workers        []*worker // live, not retired, in slot order: the balancer's view
+	byConn         map[xport.Worker]*worker
+	gen            uint64
+	avail          int // workers in `workers` with room
+	queue          taskList
+	space          chan struct{} // closed when the bounded queue frees room; nil: no waiter
+	running        int           // tasks holding a worker slot
+	closing        bool
+	closed         chan struct{} // closed when closing starts
+	idle           chan struct{} // closed once closing and nothing runs or waits
+	idleSet        bool
+	broken         error
+	nextID         uint64
+	jobs           map[uint64]*task
+	slots          map[int]*slotStats
 	queueCancelled atomic.Uint64
 	restarts       atomic.Uint64
 
@@ -476,9 +476,9 @@ type Stats struct {
 
 // WorkerStats describes one worker slot.
 type WorkerStats struct {
-	ID       int // the slot
-	PID      int // the current process, for process workers
-	Workload int // works it holds now
+	ID                           int // the slot
+	PID                          int // the current process, for process workers
+	Workload                     int // works it holds now
 	Completed, Failed, Cancelled uint64
 }
 

@@ -27,23 +27,23 @@ func (k executorKind) String() string {
 }
 
 type config struct {
-	kind             executorKind
-	poolSize         int
+	kind              executorKind
+	poolSize          int
 	maxWorksPerWorker int
-	queueSize        int // 0: unbounded
-	balancer         LoadBalancer
-	workerInit       func(context.Context, WorkerInfo) (context.Context, error)
-	killGrace        time.Duration
+	queueSize         int // 0: unbounded
+	balancer          LoadBalancer
+	workerInit        func(context.Context, WorkerInfo) (context.Context, error)
+	killGrace         time.Duration
 
 	// process executors
-	processOnly   []string // names of process-only options given
-	command       string
-	commandArgs   []string
-	env           []string
-	output        io.Writer
-	recycleAfter  int
-	memoryLimit   int64
-	startTimeout  time.Duration
+	processOnly  []string // names of process-only options given
+	command      string
+	commandArgs  []string
+	env          []string
+	output       io.Writer
+	recycleAfter int
+	memoryLimit  int64
+	startTimeout time.Duration
 }
 
 func defaultConfig(kind executorKind) config {
