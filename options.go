@@ -44,6 +44,12 @@ type config struct {
 	recycleAfter int
 	memoryLimit  int64
 	startTimeout time.Duration
+
+	// transport packages' own options (cluster), through internal/xport
+	poolSizeSet bool
+	extKind     string
+	extNames    []string
+	ext         map[string]any
 }
 
 func defaultConfig(kind executorKind) config {
@@ -69,6 +75,9 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 	if kind != kindProcess && len(cfg.processOnly) > 0 {
 		return cfg, fmt.Errorf("aplex: %s applies to process executors only, not to a %s executor", cfg.processOnly[0], kind)
 	}
+	if cfg.extKind != "" && cfg.extKind != kind.String() {
+		return cfg, fmt.Errorf("aplex: %s applies to %s executors only, not to a %s executor", cfg.extNames[0], cfg.extKind, kind)
+	}
 	if kind != kindThread && cfg.workerInit != nil {
 		return cfg, fmt.Errorf("aplex: WithWorkerInit applies to in-process (thread) executors only; a %s worker runs in another process", kind)
 	}
@@ -81,7 +90,7 @@ func WithPoolSize(n int) Option {
 		if n < 1 {
 			return fmt.Errorf("aplex: WithPoolSize(%d): need at least 1 worker", n)
 		}
-		c.poolSize = n
+		c.poolSize, c.poolSizeSet = n, true
 		return nil
 	}
 }

@@ -1,0 +1,91 @@
+package aplex
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aplex-go/aplex/internal/host"
+	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// The bridge to transport packages of this module (cluster); see
+// internal/xport/bridge.go.
+func init() {
+	xport.NewOption = func(kind, name string, set func(map[string]any) error) any {
+		return Option(func(c *config) error {
+			if c.extKind != "" && c.extKind != kind {
+				return fmt.Errorf("aplex: %s cannot be mixed with %s options", name, c.extKind)
+			}
+			c.extKind = kind
+			c.extNames = append(c.extNames, name)
+			if c.ext == nil {
+				c.ext = map[string]any{}
+			}
+			return set(c.ext)
+		})
+	}
+	xport.NewExecutor = func(kind string, opts []any, newTransport func(xport.Config) (xport.Transport, error)) (any, error) {
+		aopts := make([]Option, len(opts))
+		for i, o := range opts {
+			opt, ok := o.(Option)
+			if !ok && o != nil {
+				return nil, fmt.Errorf("aplex: option %d is a %T, not an aplex.Option", i, o)
+			}
+			aopts[i] = opt
+		}
+		cfg, err := buildConfig(kindCluster, aopts)
+		if err != nil {
+			return nil, err
+		}
+		xc := xport.Config{
+			MaxWorksPerWorker: cfg.maxWorksPerWorker,
+			StartTimeout:      cfg.startTimeout,
+			Ext:               cfg.ext,
+		}
+		if cfg.poolSizeSet {
+			xc.PoolSize = cfg.poolSize
+		}
+		tr, err := newTransport(xc)
+		if err != nil {
+			return nil, err
+		}
+		return startRemote(cfg, tr)
+	}
+	xport.HostConfig = hostConfig
+}
+
+// hostConfig serves this binary's registered works in a worker process.
+func hostConfig() host.Config {
+	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError}
+}
+
+type hostRegistry struct{}
+
+func (hostRegistry) Lookup(name string) (host.Handler, bool) {
+	h, ok := registry.lookup(name)
+	return host.Handler(h), ok
+}
+
+func (hostRegistry) Names() []string { return registry.names() }
+
+// messageHeadroom is what a job's envelope may need beside its argument.
+const messageHeadroom = 4096
+
+// startRemote builds an executor over a remote transport and starts its
+// workers; it is shared by process and cluster executors.
+func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
+	c := newCore(cfg)
+	c.tr = tr
+	c.maxMsg = tr.MaxMessage() - messageHeadroom
+	if c.maxMsg <= 0 {
+		c.maxMsg = wire.DefaultMaxFrame - messageHeadroom
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout+cfg.killGrace)
+	defer cancel()
+	if err := tr.Start(ctx, c); err != nil {
+		c.baseCancel()
+		return nil, err
+	}
+	return newExecutor(c), nil
+}

@@ -1,0 +1,206 @@
+// Package host is the worker side of the wire protocol, shared by process
+// workers (a child re-executed from the same binary) and cluster workers.
+//
+// A Host runs jobs: each job gets its own context, each of its items runs in
+// its own goroutine, and when every item has returned the job's result is
+// handed to Config.Emit. The Host knows nothing about bytes on a stream;
+// ServeConn adds the stream form (frames over a reader and a writer) that
+// process workers use.
+package host
+
+import (
+	"context"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// Handler runs one item: it decodes the CBOR argument into the work's typed
+// parameter, calls the work and encodes its result. The root package builds
+// one per registered work. A Handler that wants to report a failure of the
+// machinery rather than of the work (an argument that does not decode)
+// returns an error that Config.EncodeError maps to a wire.Error with a Code.
+type Handler func(ctx context.Context, arg []byte) ([]byte, error)
+
+// Registry finds the Handler of a registered work by name.
+type Registry interface {
+	// Lookup returns the handler registered under name.
+	Lookup(name string) (Handler, bool)
+	// Names lists every registered name (sent in Hello).
+	Names() []string
+}
+
+// Config configures a Host.
+type Config struct {
+	// Registry resolves work names. A nil Registry knows no work.
+	Registry Registry
+	// EncodeError maps an error returned by a work to its wire form. It must
+	// not return nil for a non-nil error. Nil means the default
+	// {Type: fmt.Sprintf("%T", err), Message: err.Error()}.
+	EncodeError func(err error) *wire.Error
+	// MaxFrame is the frame limit of the connection (0: wire.DefaultMaxFrame).
+	// A result that would not fit in MaxFrame-4096 bytes is replaced by an
+	// Error with Code wire.CodeTooLarge.
+	MaxFrame int
+	// MaxWorks is the capacity reported in Hello (0: unlimited).
+	MaxWorks int
+	// WorkerID names this worker in Hello, Heartbeat, Results and Bye.
+	WorkerID string
+	// Labels are reported in Hello.
+	Labels map[string]string
+	// Heartbeat is the interval of Heartbeat frames sent by ServeConn
+	// (0: none).
+	Heartbeat time.Duration
+	// Emit receives every finished job. It is called from the goroutine of
+	// the job's last item (or from Run for a job that cannot start), so it
+	// must not block for long. ServeConn sets it.
+	Emit func(replyTo string, r wire.Result)
+	// BaseContext is the parent of every job's context: jobs see its values
+	// and its cancellation (0 cost when it cannot be cancelled). Nil means
+	// context.Background(). ServeConn uses its ctx without cancellation and
+	// calls CancelAll when ctx ends instead, which keeps a cancel
+	// registration off the per-job path.
+	BaseContext context.Context
+}
+
+// resultHeadroom is what a result must leave free in a frame for the
+// envelope of the Results message that carries it.
+const resultHeadroom = 4096
+
+// jobKey identifies a running job. Ids are unique per executor, and ReplyTo
+// names the executor (cluster) or is empty (process).
+type jobKey struct {
+	replyTo string
+	id      uint64
+}
+
+// Host runs jobs for one worker. Its methods are safe for concurrent use.
+type Host struct {
+	cfg    Config
+	base   context.Context
+	limit  int // largest encoded result (sizeResult) that fits a frame
+	encode func(error) *wire.Error
+
+	mu       sync.Mutex
+	jobs     map[jobKey]*job
+	running  int
+	draining bool
+	idle     chan struct{} // closed when running drops to 0; nil until someone waits
+}
+
+// New returns a Host with cfg. Emit must be set before the first Run.
+func New(cfg Config) *Host {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = wire.DefaultMaxFrame
+	}
+	h := &Host{
+		cfg:    cfg,
+		base:   cfg.BaseContext,
+		limit:  cfg.MaxFrame - resultHeadroom,
+		encode: cfg.EncodeError,
+		jobs:   make(map[jobKey]*job),
+	}
+	if h.base == nil {
+		h.base = context.Background()
+	}
+	if h.limit < 1 {
+		h.limit = 1
+	}
+	if h.encode == nil {
+		h.encode = defaultEncodeError
+	}
+	return h
+}
+
+// Hello returns the handshake message describing this worker.
+func (h *Host) Hello() *wire.Hello {
+	var names []string
+	if h.cfg.Registry != nil {
+		names = h.cfg.Registry.Names()
+	}
+	return &wire.Hello{
+		Version:  wire.Version,
+		WorkerID: h.cfg.WorkerID,
+		PID:      os.Getpid(),
+		MaxWorks: h.cfg.MaxWorks,
+		Works:    names,
+		Labels:   h.cfg.Labels,
+	}
+}
+
+// Load returns the number of jobs running now.
+func (h *Host) Load() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.running
+}
+
+// Draining reports whether Drain was called.
+func (h *Host) Draining() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.draining
+}
+
+// Drain makes the Host refuse new jobs: from now on Run answers every job at
+// once with an Error of Code wire.CodeShutdown. Running jobs carry on.
+func (h *Host) Drain() {
+	h.mu.Lock()
+	h.draining = true
+	h.mu.Unlock()
+}
+
+// Cancel cancels the contexts of the jobs named by c. Unknown ids (jobs that
+// already finished) are ignored; the result of a cancelled job is still
+// emitted once its items return.
+func (h *Host) Cancel(c *wire.Cancel) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range c.IDs {
+		if j := h.jobs[jobKey{c.ReplyTo, id}]; j != nil {
+			j.cancel()
+		}
+	}
+}
+
+// CancelAll cancels the context of every running job. Jobs started later are
+// not affected (call Drain first to refuse them).
+func (h *Host) CancelAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, j := range h.jobs {
+		j.cancel()
+	}
+}
+
+// Wait blocks until no job runs or ctx ends (then it returns ctx.Err()).
+func (h *Host) Wait(ctx context.Context) error {
+	select {
+	case <-h.idleChan():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// closedChan is returned by idleChan when the host is already idle.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// idleChan returns a channel closed once no job runs.
+func (h *Host) idleChan() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.running == 0 {
+		return closedChan
+	}
+	if h.idle == nil {
+		h.idle = make(chan struct{})
+	}
+	return h.idle
+}

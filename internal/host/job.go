@@ -1,0 +1,187 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// job is one running wire.Job. Its items write their own slot of items and
+// the last one to finish emits the result, so a job costs one allocation
+// of its own, one context, one map entry and one goroutine per item.
+type job struct {
+	h       *Host
+	key     jobKey
+	ctx     context.Context
+	cancel  context.CancelFunc
+	handler Handler
+	args    [][]byte
+	items   []wire.Outcome
+	pending atomic.Int32
+	one     [1]wire.Outcome // items of a single-item job: saves an allocation
+}
+
+// Run starts every job of run and returns at once. The arguments' byte
+// slices must stay valid until each job's result is emitted.
+func (h *Host) Run(run *wire.Run) {
+	for i := range run.Jobs {
+		h.start(run.ReplyTo, &run.Jobs[i])
+	}
+}
+
+// start launches one job, or answers it at once when it cannot run.
+func (h *Host) start(replyTo string, wj *wire.Job) {
+	var handler Handler
+	ok := false
+	if h.cfg.Registry != nil {
+		handler, ok = h.cfg.Registry.Lookup(wj.Name)
+	}
+	if !ok {
+		h.refuse(replyTo, wj, &wire.Error{
+			Code:    wire.CodeUnknownWork,
+			Message: fmt.Sprintf("aplex: work %q is not registered in this worker", wj.Name),
+		})
+		return
+	}
+	if len(wj.Args) == 0 {
+		h.cfg.Emit(replyTo, wire.Result{ID: wj.ID, Items: []wire.Outcome{}})
+		return
+	}
+
+	j := &job{h: h, key: jobKey{replyTo, wj.ID}, handler: handler, args: wj.Args}
+	if wj.Deadline.IsZero() {
+		j.ctx, j.cancel = context.WithCancel(h.base)
+	} else {
+		j.ctx, j.cancel = context.WithDeadline(h.base, wj.Deadline)
+	}
+	if len(wj.Args) == 1 {
+		j.items = j.one[:]
+	} else {
+		j.items = make([]wire.Outcome, len(wj.Args))
+	}
+	j.pending.Store(int32(len(wj.Args)))
+
+	h.mu.Lock()
+	if h.draining {
+		h.mu.Unlock()
+		j.cancel()
+		h.refuse(replyTo, wj, &wire.Error{
+			Code:    wire.CodeShutdown,
+			Message: "aplex: worker is shutting down",
+		})
+		return
+	}
+	// A duplicate id (a protocol violation) replaces the entry for Cancel;
+	// finish deletes only its own entry, so the count stays right.
+	h.jobs[j.key] = j
+	h.running++
+	h.mu.Unlock()
+
+	for i := range j.args {
+		go j.runItem(i)
+	}
+}
+
+// refuse emits a result whose every item fails with e.
+func (h *Host) refuse(replyTo string, wj *wire.Job, e *wire.Error) {
+	items := make([]wire.Outcome, len(wj.Args))
+	for i := range items {
+		items[i].Err = e
+	}
+	h.cfg.Emit(replyTo, wire.Result{ID: wj.ID, Items: items})
+}
+
+// runItem runs item i and, if it is the job's last, finishes the job. The
+// deferred function also catches panics and runtime.Goexit in the work, so
+// the job always finishes and the host survives.
+func (j *job) runItem(i int) {
+	returned := false
+	defer func() {
+		if !returned {
+			if v := recover(); v != nil {
+				j.items[i].Err = &wire.Error{
+					Panic:   true,
+					Message: fmt.Sprint(v),
+					Type:    fmt.Sprintf("%T", v),
+					Stack:   string(debug.Stack()),
+				}
+			} else {
+				j.items[i].Err = &wire.Error{Message: "aplex: work called runtime.Goexit"}
+			}
+		}
+		if j.pending.Add(-1) == 0 {
+			j.h.finish(j)
+		}
+	}()
+	v, err := j.handler(j.ctx, j.args[i])
+	j.items[i] = j.h.outcome(j.ctx, v, err)
+	returned = true
+}
+
+// outcome turns what a handler returned into an Outcome.
+func (h *Host) outcome(ctx context.Context, v []byte, err error) wire.Outcome {
+	if err == nil {
+		if n := len(v); n > h.limit {
+			return wire.Outcome{Err: tooLarge(n, h.limit)}
+		}
+		return wire.Outcome{Value: v}
+	}
+	e := h.encode(err)
+	if e == nil {
+		e = defaultEncodeError(err)
+	}
+	if e.Code == wire.CodeNone && ctx.Err() != nil {
+		// The work gave up because its context ended: say why in a code the
+		// executor can map to context.Canceled or DeadlineExceeded.
+		code := wire.CodeNone
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded):
+			code = wire.CodeDeadline
+		case errors.Is(err, context.Canceled):
+			code = wire.CodeCanceled
+		}
+		if code != wire.CodeNone {
+			c := *e // EncodeError may return a shared value
+			c.Code = code
+			e = &c
+		}
+	}
+	return wire.Outcome{Err: e}
+}
+
+// finish emits j's result and removes it from the running set. The result
+// is emitted first so that, when Wait sees the host idle, every result has
+// already been handed to Emit (ServeConn sends Bye after them).
+func (h *Host) finish(j *job) {
+	j.cancel()
+	fitResult(j.items, h.limit)
+	h.cfg.Emit(j.key.replyTo, wire.Result{ID: j.key.id, Items: j.items})
+
+	h.mu.Lock()
+	if h.jobs[j.key] == j {
+		delete(h.jobs, j.key)
+	}
+	h.running--
+	if h.running == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
+	h.mu.Unlock()
+}
+
+// defaultEncodeError keeps an error's message and Go type name.
+func defaultEncodeError(err error) *wire.Error {
+	return &wire.Error{Type: fmt.Sprintf("%T", err), Message: err.Error()}
+}
+
+// tooLarge is the error of a result bigger than limit bytes.
+func tooLarge(n, limit int) *wire.Error {
+	return &wire.Error{
+		Code:    wire.CodeTooLarge,
+		Message: fmt.Sprintf("aplex: result of %d bytes exceeds the %d-byte message limit", n, limit),
+	}
+}

@@ -1,0 +1,138 @@
+package proc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/aplex-go/aplex/internal/host"
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// The test binary is its own worker: a Transport re-executes it with
+// EnvRole set, and TestMain serves instead of running the tests.
+
+const (
+	// testModeEnv selects a helper mode of the re-executed test binary that
+	// is not a worker (the raw ping-pong of the benchmark).
+	testModeEnv = "APLEX_PROC_TEST_MODE"
+	// failFileEnv names a file whose existence makes the child refuse to
+	// serve, so a test can make restarts fail and succeed again.
+	failFileEnv = "APLEX_PROC_TEST_FAIL_FILE"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(testModeEnv) == "pingpong" {
+		os.Exit(pingPongChild())
+	}
+	if IsChild() {
+		if f := os.Getenv(failFileEnv); f != "" {
+			if _, err := os.Stat(f); err == nil {
+				fmt.Fprintln(os.Stderr, "test worker: told to fail")
+				os.Exit(7)
+			}
+		}
+		if err := ServeChild(host.Config{Registry: childRegistry(), MaxWorks: 50}); err != nil {
+			fmt.Fprintln(os.Stderr, "test worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	// Under -race a child sleeps a second at exit (GORACE atexit_sleep_ms
+	// defaults to 1000), which would make every clean shutdown slow.
+	if os.Getenv("GORACE") == "" {
+		os.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// registry is a map-backed host.Registry.
+type registry map[string]host.Handler
+
+func (r registry) Lookup(name string) (host.Handler, bool) { h, ok := r[name]; return h, ok }
+func (r registry) Names() []string {
+	names := make([]string, 0, len(r))
+	for n := range r {
+		names = append(names, n)
+	}
+	return names
+}
+
+// childRegistry holds the works of the test worker. Arguments and results
+// are raw bytes: the host does not look inside them.
+func childRegistry() registry {
+	return registry{
+		"noop": func(context.Context, []byte) ([]byte, error) { return nil, nil },
+		"echo": func(_ context.Context, arg []byte) ([]byte, error) { return arg, nil },
+		"pid": func(context.Context, []byte) ([]byte, error) {
+			return []byte(strconv.Itoa(os.Getpid())), nil
+		},
+		"sleep": func(ctx context.Context, _ []byte) ([]byte, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+		"ignore": func(context.Context, []byte) ([]byte, error) {
+			time.Sleep(time.Minute) // ignores its ctx: only a kill stops it
+			return nil, nil
+		},
+		"exit": func(_ context.Context, arg []byte) ([]byte, error) {
+			code, _ := strconv.Atoi(string(arg))
+			os.Exit(code)
+			return nil, nil
+		},
+		"print": func(_ context.Context, arg []byte) ([]byte, error) {
+			fmt.Println(string(arg))
+			fmt.Fprint(os.Stderr, "unterminated")
+			return arg, nil
+		},
+		// alloc allocates and touches arg MiB and holds it until cancelled.
+		"alloc": func(ctx context.Context, arg []byte) ([]byte, error) {
+			n, _ := strconv.Atoi(string(arg))
+			b := make([]byte, n<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+			runtime.KeepAlive(b)
+			return nil, ctx.Err()
+		},
+		// garbage writes a frame of an unknown kind straight onto fd 4.
+		"garbage": func(context.Context, []byte) ([]byte, error) {
+			syscall.Write(childOutFD, []byte{0, 0, 0, 2, wire.Version, 99})
+			return nil, nil
+		},
+	}
+}
+
+// pingPongChild echoes 32-byte messages from fd 3 to fd 4: the raw pipe
+// floor the transport is compared with.
+func pingPongChild() int {
+	in, err := childFile(childInFD, "in")
+	if err != nil {
+		return 1
+	}
+	out, err := childFile(childOutFD, "out")
+	if err != nil {
+		return 1
+	}
+	buf := make([]byte, 32)
+	for {
+		if _, err := io.ReadFull(in, buf); err != nil {
+			return 0
+		}
+		if _, err := out.Write(buf); err != nil {
+			return 0
+		}
+	}
+}

@@ -1,0 +1,301 @@
+// Package proc is the process-worker transport: it runs workers as child
+// processes (by default the same binary, re-executed), talks to each over a
+// pair of pipes on the child's fds 3 and 4 with the wire protocol, and
+// supervises them: a dead worker is reported and replaced in the same slot,
+// a worker over its memory limit is killed, and workers are recycled after
+// a number of jobs.
+//
+// The parent side implements xport.Transport; ServeChild is the child side.
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// Config configures a Transport.
+type Config struct {
+	// Size is the number of workers (slots 0..Size-1).
+	Size int
+	// Path is the worker binary; empty means os.Executable(). Args are its
+	// arguments (not including the program name).
+	Path string
+	Args []string
+	// Env is added to os.Environ() for the children (later entries win).
+	Env []string
+	// Output receives the children's stdout and stderr, each line prefixed
+	// "[aplex worker <slot> pid <pid>] ". Nil means os.Stderr.
+	Output io.Writer
+	// RecycleAfter replaces a worker once this many jobs were sent to it
+	// (0: never). The old one is retired and closed when idle.
+	RecycleAfter int
+	// MemoryLimit is a per-worker resident memory limit in bytes (0: none).
+	// The child gets it as GOMEMLIMIT (a soft limit for its GC) and the
+	// parent kills a worker whose RSS exceeds it, checking every 100ms.
+	MemoryLimit int64
+	// StartTimeout bounds a worker's handshake (0: 10s).
+	StartTimeout time.Duration
+	// MaxFrame is the frame size limit in both directions (0:
+	// wire.DefaultMaxFrame; at least 8 KiB).
+	MaxFrame int
+	// Logger receives the rare log line (a failed restart). Nil discards.
+	Logger *slog.Logger
+}
+
+// Defaults and bounds.
+const (
+	defaultStartTimeout = 10 * time.Second
+	minFrame            = 8 << 10
+	headroom            = 4096 // frame bytes kept for envelopes; see host.Config.MaxFrame
+	memoryPoll          = 100 * time.Millisecond
+	backoffMin          = 10 * time.Millisecond
+	backoffMax          = 2 * time.Second
+	exitGrace           = 2 * time.Second // from EOF on fd 4 to a kill
+	waitDelay           = 500 * time.Millisecond
+)
+
+// Transport starts and supervises process workers. It implements
+// xport.Transport; its workers implement xport.Worker.
+type Transport struct {
+	cfg  Config
+	log  *slog.Logger
+	out  io.Writer
+	outM sync.Mutex // keeps the workers' output lines whole
+
+	ctx    context.Context // ends at Close: stops handshakes, back-off waits, the memory poll
+	cancel context.CancelFunc
+	sink   xport.Sink
+	fork   *forker
+
+	supervisors sync.WaitGroup // slot supervisors
+	wg          sync.WaitGroup // every other goroutine: readers, writers, memory poll
+
+	mu      sync.Mutex
+	started bool
+	closing bool
+	workers map[*worker]struct{} // every registered process not yet reaped
+}
+
+var _ xport.Transport = (*Transport)(nil)
+
+// New validates cfg and returns a Transport; nothing starts until Start.
+func New(cfg Config) (*Transport, error) {
+	if IsChild() {
+		// The binary was re-executed as a worker but did not call
+		// aplex.Main first: starting workers here would fork without end.
+		return nil, fmt.Errorf("aplex: this process is a worker (%s is set) but its main did not call aplex.Main() first thing; refusing to start process workers", EnvRole)
+	}
+	switch {
+	case cfg.Size < 1:
+		return nil, fmt.Errorf("aplex: process workers: pool size %d, need at least 1", cfg.Size)
+	case cfg.RecycleAfter < 0:
+		return nil, fmt.Errorf("aplex: process workers: RecycleAfter %d is negative", cfg.RecycleAfter)
+	case cfg.MemoryLimit < 0:
+		return nil, fmt.Errorf("aplex: process workers: MemoryLimit %d is negative", cfg.MemoryLimit)
+	case cfg.StartTimeout < 0:
+		return nil, fmt.Errorf("aplex: process workers: StartTimeout %v is negative", cfg.StartTimeout)
+	case cfg.MaxFrame < 0 || cfg.MaxFrame > 0 && cfg.MaxFrame < minFrame:
+		return nil, fmt.Errorf("aplex: process workers: MaxFrame %d, need 0 (default) or at least %d", cfg.MaxFrame, minFrame)
+	}
+	if cfg.MemoryLimit > 0 && !memorySupported {
+		return nil, errors.New("aplex: process workers: MemoryLimit is not supported on this system")
+	}
+	if cfg.Path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("aplex: process workers: cannot find this executable: %w", err)
+		}
+		cfg.Path = exe
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = defaultStartTimeout
+	}
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = wire.DefaultMaxFrame
+	}
+	t := &Transport{cfg: cfg, log: cfg.Logger, out: cfg.Output, workers: map[*worker]struct{}{}}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.out == nil {
+		t.out = os.Stderr
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	return t, nil
+}
+
+// MaxMessage is the largest encoded argument or result a job may carry.
+func (t *Transport) MaxMessage() int { return t.cfg.MaxFrame - headroom }
+
+// Start brings up Size workers concurrently and calls sink.Join for each
+// once all completed the handshake. If one fails, it stops the others and
+// returns that error (wrapping ErrHandshake when the binary did not answer
+// as a worker); Close is then a no-op.
+func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
+	t.mu.Lock()
+	if t.started || t.closing {
+		t.mu.Unlock()
+		return errors.New("aplex: process workers: Start called twice or after Close")
+	}
+	t.started = true
+	t.mu.Unlock()
+	t.sink = sink
+	t.fork = newForker()
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(t.ctx, stop)()
+	ws := make([]*worker, t.cfg.Size)
+	errs := make([]error, t.cfg.Size)
+	var wg sync.WaitGroup
+	for i := range ws {
+		wg.Go(func() {
+			ws[i], errs[i] = t.spawn(ctx, i)
+			if errs[i] != nil {
+				stop() // no point waiting for the others
+			}
+		})
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		for _, w := range ws {
+			if w != nil {
+				w.abort()
+			}
+		}
+		t.fork.stop()
+		t.mu.Lock()
+		t.closing = true
+		t.mu.Unlock()
+		t.cancel()
+		return err
+	}
+
+	slots := make([]*slot, len(ws))
+	for i, w := range ws {
+		slots[i] = &slot{idx: i, wake: make(chan struct{}, 1), cur: w}
+		w.slot = slots[i]
+		t.register(w)
+	}
+	for _, w := range ws {
+		sink.Join(w)
+		w.startIO()
+	}
+	for _, s := range slots {
+		t.supervisors.Go(func() { t.supervise(s) })
+	}
+	if t.cfg.MemoryLimit > 0 {
+		t.wg.Go(t.pollMemory)
+	}
+	return nil
+}
+
+// firstError returns the first non-nil error, preferring a real failure
+// over the cancellations it caused in the other spawns.
+func firstError(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, context.Canceled) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// register adds w to the live set, unless the transport is closing.
+func (t *Transport) register(w *worker) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	t.workers[w] = struct{}{}
+	return true
+}
+
+// unregister removes a reaped worker.
+func (t *Transport) unregister(w *worker) {
+	t.mu.Lock()
+	delete(t.workers, w)
+	t.mu.Unlock()
+}
+
+// live returns the registered workers.
+func (t *Transport) live() []*worker {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ws := make([]*worker, 0, len(t.workers))
+	for w := range t.workers {
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+// Close asks every worker to finish and exit (Shutdown{Graceful: true}),
+// waits for them until ctx ends, kills the rest and waits for those too.
+// Workers are reported with Sink.Lost as they go: cause nil for a clean
+// exit. When Close returns, every child has been reaped, every goroutine of
+// the transport has returned, and no Sink method will be called again. It
+// returns ctx.Err() if it had to kill.
+func (t *Transport) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closing {
+		t.mu.Unlock()
+		return nil // Start failed, or a second Close
+	}
+	t.closing = true
+	started := t.started
+	t.mu.Unlock()
+	t.cancel()
+	if !started {
+		return nil
+	}
+
+	for _, w := range t.live() {
+		w.Close()
+	}
+	// Supervisors stop promptly (their waits watch t.ctx); one that was
+	// finishing a start stops its new worker itself, since register fails.
+	t.supervisors.Wait()
+
+	ws := t.live()
+	var err error
+	for _, w := range ws {
+		select {
+		case <-w.done:
+			continue
+		case <-ctx.Done():
+		}
+		err = ctx.Err()
+		break
+	}
+	if err != nil {
+		reason := fmt.Errorf("aplex: process workers closed: %w", err)
+		for _, w := range ws {
+			w.Kill(reason)
+		}
+	}
+	for _, w := range ws {
+		<-w.done
+	}
+	t.wg.Wait()
+	// Last: the forker thread's exit SIGKILLs any child it started
+	// (Pdeathsig), so it must outlive them.
+	t.fork.stop()
+	return err
+}

@@ -1,0 +1,71 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// readLoop is the worker's reader goroutine. It hands each Results frame
+// to Sink.Done itself (measured: an extra hand-off goroutine costs more
+// than the pipe), and when the stream ends it reaps the child and reports
+// the loss.
+func (w *worker) readLoop() {
+	defer w.finish()
+	for {
+		m, err := w.rd.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+				w.Kill(fmt.Errorf("%w: %w", ErrProtocol, err))
+			}
+			return
+		}
+		switch m := m.(type) {
+		case *wire.Results:
+			w.t.sink.Done(w, m.Results)
+		case *wire.Heartbeat, *wire.Bye:
+			// Liveness is the pipe itself, and Bye is followed by exit;
+			// nothing to do until EOF.
+		default:
+			w.Kill(fmt.Errorf("%w: unexpected %v message from the worker", ErrProtocol, m.Kind()))
+			return
+		}
+	}
+}
+
+// finish runs once the reply stream has ended: it stops the writer, reaps
+// the child, reports Sink.Lost and wakes the slot's supervisor.
+func (w *worker) finish() {
+	w.mu.Lock()
+	w.dead = true
+	w.jobs, w.cancels = nil, nil
+	w.mu.Unlock()
+	close(w.quit)
+	// Closing our end of the request pipe unblocks a writer stuck on a full
+	// pipe and, if the child is still alive, tells it the executor is gone.
+	w.toChild.Close()
+	<-w.writerDone
+	status := w.reap()
+
+	w.mu.Lock()
+	clean := w.closed && w.killErr == nil && w.cmd.ProcessState.Success()
+	killErr := w.killErr
+	w.mu.Unlock()
+	var cause error
+	if !clean {
+		e := &ExitError{Slot: w.slotIdx, PID: w.pid, Status: status, Err: killErr}
+		if killErr != nil {
+			e.Reason = "killed: " + killErr.Error()
+		}
+		cause = e
+		w.t.log.Warn("aplex: process worker lost", "slot", w.slotIdx, "pid", w.pid, "err", e)
+	}
+	w.t.unregister(w)
+	w.t.sink.Lost(w, cause)
+	w.gone.Store(true)
+	close(w.done)
+	notify(w.slot.wake)
+}

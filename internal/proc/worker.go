@@ -1,0 +1,171 @@
+package proc
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// worker is one child process. The core talks to it through the
+// xport.Worker methods, which only queue; one writer goroutine (writer.go)
+// turns the queue into frames and one reader goroutine (reader.go) delivers
+// results, then reaps the process and reports its loss.
+type worker struct {
+	t         *Transport
+	slotIdx   int
+	slot      *slot // set before the I/O goroutines start
+	cmd       *exec.Cmd
+	pid       int
+	toChild   *os.File
+	fromChild *os.File
+	rd        *wire.Reader
+	wr        *wire.Writer
+	label     *lineWriter
+	hello     *wire.Hello
+
+	mu       sync.Mutex
+	jobs     []*wire.Job // queued for the writer
+	cancels  []uint64    // queued for the writer
+	shutdown bool        // a Shutdown frame is due
+	closed   bool        // Close was called: an exit with status 0 is clean
+	dead     bool        // the pipe is gone: new input is dropped
+	sent     int         // jobs sent, for RecycleAfter
+	killErr  error       // first Kill reason
+
+	wake       chan struct{} // capacity 1: the queue went non-empty
+	quit       chan struct{} // closed by the reader once the child is gone
+	writerDone chan struct{}
+	done       chan struct{} // closed after Sink.Lost
+
+	gone    atomic.Bool // reaped and reported
+	recycle atomic.Bool // RecycleAfter reached
+}
+
+var _ xport.Worker = (*worker)(nil)
+
+func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.File, label *lineWriter) *worker {
+	return &worker{
+		t:          t,
+		slotIdx:    slot,
+		cmd:        cmd,
+		pid:        cmd.Process.Pid,
+		toChild:    toChild,
+		fromChild:  fromChild,
+		rd:         wire.NewReader(fromChild, t.cfg.MaxFrame),
+		wr:         wire.NewWriter(toChild, t.cfg.MaxFrame),
+		label:      label,
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// startIO starts the writer and reader goroutines. Called after Sink.Join,
+// so that the core never sees Lost before Join.
+func (w *worker) startIO() {
+	w.t.wg.Go(w.writeLoop)
+	w.t.wg.Go(w.readLoop)
+}
+
+// Slot returns the worker's slot, shared with its replacements.
+func (w *worker) Slot() int { return w.slotIdx }
+
+// Info describes the worker.
+func (w *worker) Info() xport.Info {
+	return xport.Info{ID: "proc-" + strconv.Itoa(w.slotIdx), PID: w.pid}
+}
+
+// Capacity is the MaxWorks the child announced (0: the executor decides).
+func (w *worker) Capacity() int { return w.hello.MaxWorks }
+
+// Send queues jobs for the writer and never blocks. Jobs sent to a worker
+// whose pipe broke are dropped: its loss is about to be reported, and the
+// core fails them then.
+func (w *worker) Send(jobs []*wire.Job) {
+	w.mu.Lock()
+	if w.dead {
+		w.mu.Unlock()
+		return
+	}
+	first := w.emptyLocked()
+	w.jobs = append(w.jobs, jobs...)
+	w.sent += len(jobs)
+	recycle := w.t.cfg.RecycleAfter > 0 && w.sent >= w.t.cfg.RecycleAfter
+	w.mu.Unlock()
+	if first {
+		notify(w.wake)
+	}
+	if recycle && !w.recycle.Swap(true) {
+		notify(w.slot.wake) // the supervisor retires w and starts its successor
+	}
+}
+
+// Cancel queues a cancel for the writer and never blocks.
+func (w *worker) Cancel(ids []uint64) {
+	w.mu.Lock()
+	if w.dead {
+		w.mu.Unlock()
+		return
+	}
+	first := w.emptyLocked()
+	w.cancels = append(w.cancels, ids...)
+	w.mu.Unlock()
+	if first {
+		notify(w.wake)
+	}
+}
+
+// Close asks the child to finish its jobs and exit; Sink.Lost(w, nil)
+// follows its clean exit.
+func (w *worker) Close() {
+	w.mu.Lock()
+	if w.closed || w.dead {
+		w.closed = true
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	first := w.emptyLocked()
+	w.shutdown = true
+	w.mu.Unlock()
+	if first {
+		notify(w.wake)
+	}
+}
+
+// Kill sends SIGKILL to the child. The loss is reported with an *ExitError
+// that wraps the first reason given.
+func (w *worker) Kill(reason error) {
+	if reason == nil {
+		reason = errors.New("killed by the executor")
+	}
+	w.mu.Lock()
+	if w.killErr == nil {
+		w.killErr = reason
+	}
+	w.mu.Unlock()
+	// After the process was reaped this is a no-op (os.Process knows), so
+	// a late Kill can never hit a recycled pid.
+	w.cmd.Process.Kill()
+}
+
+// emptyLocked reports whether the writer's queue is empty.
+func (w *worker) emptyLocked() bool {
+	return len(w.jobs) == 0 && len(w.cancels) == 0 && !w.shutdown
+}
+
+// notify posts a wake-up token without blocking; one pending token is
+// enough, as the woken goroutine looks at everything queued.
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
