@@ -200,7 +200,7 @@ func (c *core) dequeue(t *task) bool {
 		return false
 	}
 	c.queue.remove(t)
-	t.state.Store(stDone)
+	t.state.Store(stSettled)
 	c.queueCancelled.Add(1)
 	c.queueLeftLocked()
 	c.checkIdleLocked()
@@ -272,9 +272,10 @@ func (c *core) runLocal(w *worker, t *task) {
 		if t.deadlineD > 0 {
 			deadline = time.Now().Add(t.deadlineD)
 		}
-		t.wctx.reset(t.parent, w.ctx, deadline)
-		t.r.runLocal(&t.wctx, t)
-		t.wctx.release()
+		t.values, t.deadline = w.ctx, deadline
+		wc := t.workContext()
+		t.r.runLocal(wc, t)
+		wc.release()
 	}
 	c.mu.Lock()
 	closeConn := c.releaseLocked(w, t)
@@ -328,7 +329,7 @@ func countOutcome(t *task, err error, cancelled bool) {
 // stopWork cancels a running work wherever it runs.
 func (c *core) stopWork(t *task, err error) {
 	if c.tr == nil {
-		t.wctx.cancel(err)
+		t.workContext().cancel(err)
 		return
 	}
 	c.cancelRemote(t)

@@ -31,14 +31,12 @@ type Future[R any] struct {
 // result. A cancelled future returns an error matching context.Canceled. If
 // ctx ends first, Get returns ctx.Err() and the work goes on.
 func (f *Future[R]) Get(ctx context.Context) (R, error) {
-	select {
-	case <-f.t.done:
-	default:
+	if !f.t.finished() {
 		if ctx == nil {
 			ctx = context.Background()
 		}
 		select {
-		case <-f.t.done:
+		case <-f.t.doneChan():
 		case <-ctx.Done():
 			var zero R
 			return zero, ctx.Err()
@@ -52,7 +50,7 @@ func (f *Future[R]) Get(ctx context.Context) (R, error) {
 }
 
 // Done returns a channel that is closed when the future ends, for select.
-func (f *Future[R]) Done() <-chan struct{} { return f.t.done }
+func (f *Future[R]) Done() <-chan struct{} { return f.t.doneChan() }
 
 // Err returns the future's error once it has ended; nil while it runs and
 // after a success.
@@ -69,12 +67,7 @@ func (f *Future[R]) Cancel() bool { return f.t.cancel(errCanceled) }
 // Cancelled reports whether the future ended cancelled (by Cancel, by the
 // caller's ctx while queued, or by a shutdown).
 func (f *Future[R]) Cancelled() bool {
-	select {
-	case <-f.t.done:
-		return f.t.cancelled
-	default:
-		return false
-	}
+	return f.t.finished() && f.t.cancelled
 }
 
 // OnDone calls fn with the outcome once the future ends: at once, in the

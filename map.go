@@ -133,7 +133,7 @@ func (m *mapRun[A, R]) submit(args []A) bool {
 			}
 			enc[i] = b
 		}
-		ch.t.job = wire.Job{Name: m.w.name, Args: enc}
+		ch.t.rj = &remoteJob{job: wire.Job{Name: m.w.name, Args: enc}}
 	}
 	if err := c.submit(m.ctx, &ch.t, true); err != nil {
 		return m.fail(m.ctxErr(err))
@@ -152,11 +152,9 @@ func (m *mapRun[A, R]) next() bool {
 	var ch *chunk[A, R]
 	if m.ordered {
 		ch = m.pending[m.head]
-		select {
-		case <-ch.t.done:
-		default:
+		if !ch.t.finished() {
 			select {
-			case <-ch.t.done:
+			case <-ch.t.doneChan():
 			case <-m.ctx.Done():
 				return m.fail(m.ctxErr(m.ctx.Err()))
 			}

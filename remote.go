@@ -19,38 +19,39 @@ var _ xport.Sink = (*core)(nil)
 // sendLocked assigns t a job id and hands it to w's transport.
 func (c *core) sendLocked(w *worker, t *task) {
 	c.nextID++
-	t.job.ID = c.nextID
-	c.jobs[t.job.ID] = t
-	t.job.Deadline = time.Time{}
+	t.rj.job.ID = c.nextID
+	c.jobs[t.rj.job.ID] = t
+	t.rj.job.Deadline = time.Time{}
 	if t.deadlineD > 0 {
 		// Enforced by the worker; past the kill grace, by killing it.
-		t.job.Deadline = time.Now().Add(t.deadlineD)
-		t.killTimer = c.armKill(t, t.deadlineD+c.cfg.killGrace, "ran past its deadline")
+		t.rj.job.Deadline = time.Now().Add(t.deadlineD)
+		t.rj.killTimer = c.armKill(t, t.deadlineD+c.cfg.killGrace, "ran past its deadline")
 	}
 	if t.parent.Done() != nil {
 		t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
 	}
-	w.conn.Send([]*wire.Job{&t.job})
+	t.rj.send[0] = &t.rj.job
+	w.conn.Send(t.rj.send[:])
 }
 
 // cancelRemote tells the worker to cancel t's ctx and arms the kill grace.
 func (c *core) cancelRemote(t *task) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.jobs[t.job.ID] != t {
+	if c.jobs[t.rj.job.ID] != t {
 		return // already answered
 	}
-	t.w.conn.Cancel([]uint64{t.job.ID})
-	if t.killTimer != nil {
-		t.killTimer.Stop()
+	t.w.conn.Cancel([]uint64{t.rj.job.ID})
+	if t.rj.killTimer != nil {
+		t.rj.killTimer.Stop()
 	}
-	t.killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
+	t.rj.killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
 }
 
 // armKill kills t's worker if t still runs after d: a work that ignores its
 // ctx costs its worker process, never the pool (rule 8).
 func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
-	id := t.job.ID
+	id := t.rj.job.ID
 	return time.AfterFunc(d, func() {
 		c.mu.Lock()
 		var conn xport.Worker
@@ -59,7 +60,7 @@ func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
 		}
 		c.mu.Unlock()
 		if conn != nil {
-			conn.Kill(fmt.Errorf("work %q %s for %v", t.job.Name, why, d))
+			conn.Kill(fmt.Errorf("work %q %s for %v", t.rj.job.Name, why, d))
 		}
 	})
 }
@@ -152,9 +153,9 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 }
 
 func (c *core) stopTimers(t *task) {
-	if t.killTimer != nil {
-		t.killTimer.Stop()
-		t.killTimer = nil
+	if t.rj.killTimer != nil {
+		t.rj.killTimer.Stop()
+		t.rj.killTimer = nil
 	}
 	if t.watch != nil {
 		t.watch()
@@ -177,7 +178,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	held := w.running.all()
 	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head
 		t := held[i]
-		delete(c.jobs, t.job.ID)
+		delete(c.jobs, t.rj.job.ID)
 		c.stopTimers(t)
 		c.releaseLocked(w, t)
 		if t.retries > 0 && !c.closing && t.state.CompareAndSwap(stRunning, stQueued) {

@@ -51,7 +51,7 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 		if err != nil {
 			return nil, err
 		}
-		c.t.job = wire.Job{Name: w.name, Args: [][]byte{b}}
+		c.t.rj = &remoteJob{job: wire.Job{Name: w.name, Args: [][]byte{b}}}
 	}
 	if err := ex.c.submit(ctx, &c.t, wait); err != nil {
 		return nil, err

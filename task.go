@@ -11,14 +11,17 @@ import (
 
 var errCanceled = context.Canceled
 
-// Task states. A task moves queued → running → done, or queued → done; the
-// first two transitions happen under the executor's lock, the last by CAS so
-// that exactly one of "the work finished" and "the future was cancelled"
-// decides the outcome (rule 5).
+// Task states. A task moves queued → running → settled → finished, or
+// queued → settled → finished. queued → running happens under the
+// executor's lock; running → settled is a CAS, so that exactly one of "the
+// work finished" and "the future was cancelled" decides the outcome (rule
+// 5); finished is stored once the outcome is written, so readers that see
+// it may read the outcome without a lock.
 const (
 	stQueued uint32 = iota
 	stRunning
-	stDone
+	stSettled
+	stFinished
 )
 
 // runner is the typed half of a task: it knows A and R.
@@ -33,7 +36,8 @@ type runner interface {
 
 // task is the untyped core of one dispatch unit (a work or a Map chunk). It
 // lives inside the typed object, so a Submit costs one allocation for the
-// task, future and argument together.
+// task, future and argument together; the done channel is made only when
+// someone waits before the work has finished.
 type task struct {
 	c     *core
 	r     runner
@@ -48,20 +52,35 @@ type task struct {
 	retries    int
 	watch      func() bool // stops the watch on parent while queued or remote
 
-	// The outcome; written before done is closed, read after.
+	// The outcome; written before state becomes stFinished.
 	err       error
 	cancelled bool
-	done      chan struct{}
 
-	mu        sync.Mutex
-	callbacks []func()
+	mu        sync.Mutex // guards the fields below
 	fired     bool
+	done      chan struct{}
+	callbacks []func()
 
-	// In-process: the work's context. Remote: the job sent to the worker.
-	wctx      workCtx
-	job       wire.Job
-	killTimer *time.Timer // remote: kill the worker if the work ignores a cancel
+	// The in-process work's ctx (workctx.go): a view of the task itself.
+	values   context.Context // the worker's ctx; values only
+	deadline time.Time
+	ctxDone  chan struct{}
+	ctxErr   error
+	ctxStop  func() bool
+	ctxTimer *time.Timer
+
+	rj *remoteJob // remote executors only
 }
+
+// remoteJob is what a remote executor keeps per task.
+type remoteJob struct {
+	job       wire.Job
+	killTimer *time.Timer  // kills the worker if the work ignores a cancel or its deadline
+	send      [1]*wire.Job // backs the slice handed to Worker.Send
+}
+
+// closedChan is the Done channel of futures that ended before anyone asked.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (t *task) init(c *core, r runner, parent context.Context, cc *callConfig) {
 	t.c, t.r = c, r
@@ -69,26 +88,47 @@ func (t *task) init(c *core, r runner, parent context.Context, cc *callConfig) {
 	t.meta = cc.meta
 	t.deadlineD = cc.deadline
 	t.retries = cc.retries
-	t.done = make(chan struct{})
 }
 
-// settle moves a running task to done; the caller then writes the outcome
-// and calls finish. False means the future already ended (cancelled).
-func (t *task) settle() bool { return t.state.CompareAndSwap(stRunning, stDone) }
+// settle claims a running task's outcome; the caller then writes it with
+// finish. False means the future already ended (cancelled).
+func (t *task) settle() bool { return t.state.CompareAndSwap(stRunning, stSettled) }
 
-// finish publishes the outcome: it must follow a successful settle (or a
-// queued → done move under the lock).
+// finish publishes the outcome of a settled task.
 func (t *task) finish(err error, cancelled bool) {
 	t.err, t.cancelled = err, cancelled
 	countOutcome(t, err, cancelled)
-	close(t.done)
 	t.mu.Lock()
+	t.state.Store(stFinished)
+	t.fired = true
+	if t.done != nil {
+		close(t.done)
+	}
 	cbs := t.callbacks
-	t.callbacks, t.fired = nil, true
+	t.callbacks = nil
 	t.mu.Unlock()
 	for _, cb := range cbs {
 		cb()
 	}
+}
+
+// finished reports whether the outcome is published.
+func (t *task) finished() bool { return t.state.Load() == stFinished }
+
+// doneChan returns a channel closed once the task has finished.
+func (t *task) doneChan() <-chan struct{} {
+	if t.finished() {
+		return closedChan
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fired {
+		return closedChan
+	}
+	if t.done == nil {
+		t.done = make(chan struct{})
+	}
+	return t.done
 }
 
 // onDone runs cb once the task is done (at once if it is).
@@ -109,7 +149,7 @@ func (t *task) onDone(cb func()) {
 func (t *task) cancel(err error) bool {
 	for {
 		switch t.state.Load() {
-		case stDone:
+		case stSettled, stFinished:
 			return false
 		case stQueued:
 			if t.c.dequeue(t) {
@@ -127,12 +167,10 @@ func (t *task) cancel(err error) bool {
 	}
 }
 
-// doneErr returns the task's error once done, nil before.
+// doneErr returns the task's error once finished, nil before.
 func (t *task) doneErr() error {
-	select {
-	case <-t.done:
+	if t.finished() {
 		return t.err
-	default:
-		return nil
 	}
+	return nil
 }

@@ -2,32 +2,20 @@ package aplex
 
 import (
 	"context"
-	"sync"
 	"time"
 )
 
-// workCtx is the ctx a work runs with in-process. It is part of the task,
-// so it costs no allocation: its done channel is made only when the work
-// asks for it, and the watch on the caller's ctx is registered only then.
+// workCtx is the ctx an in-process work runs with. It is a view of its
+// task (same memory), so it costs no allocation: its done channel is made
+// only when the work asks for it, and the watch on the caller's ctx is
+// registered only then.
 //
 // Cancellation comes from the caller's ctx (parent), from Cancel, from a
 // shutdown, and from the call's Deadline. Values come from the caller's ctx
 // first, then from the worker's ctx (WithWorkerInit).
-type workCtx struct {
-	parent   context.Context
-	values   context.Context // the worker's ctx; values only
-	deadline time.Time       // zero: none of our own
+type workCtx task
 
-	mu    sync.Mutex
-	done  chan struct{}
-	err   error
-	stop  func() bool // stops the watch on parent
-	timer *time.Timer
-}
-
-func (c *workCtx) reset(parent, values context.Context, deadline time.Time) {
-	c.parent, c.values, c.deadline = parent, values, deadline
-}
+func (t *task) workContext() *workCtx { return (*workCtx)(t) }
 
 func (c *workCtx) Deadline() (time.Time, bool) {
 	pd, ok := c.parent.Deadline()
@@ -40,24 +28,24 @@ func (c *workCtx) Deadline() (time.Time, bool) {
 func (c *workCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.done != nil {
-		return c.done
+	if c.ctxDone != nil {
+		return c.ctxDone
 	}
-	c.done = make(chan struct{})
-	if c.err == nil {
-		c.err = c.expiredLocked()
+	c.ctxDone = make(chan struct{})
+	if c.ctxErr == nil {
+		c.ctxErr = c.expiredLocked()
 	}
-	if c.err != nil {
-		close(c.done)
-		return c.done
+	if c.ctxErr != nil {
+		close(c.ctxDone)
+		return c.ctxDone
 	}
 	if c.parent.Done() != nil {
-		c.stop = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
+		c.ctxStop = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
 	}
 	if !c.deadline.IsZero() {
-		c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
+		c.ctxTimer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
 	}
-	return c.done
+	return c.ctxDone
 }
 
 // expiredLocked reports a cause the ctx should already have.
@@ -74,13 +62,13 @@ func (c *workCtx) expiredLocked() error {
 func (c *workCtx) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = c.expiredLocked()
-		if c.err != nil && c.done != nil {
-			close(c.done)
+	if c.ctxErr == nil {
+		c.ctxErr = c.expiredLocked()
+		if c.ctxErr != nil && c.ctxDone != nil {
+			close(c.ctxDone)
 		}
 	}
-	return c.err
+	return c.ctxErr
 }
 
 func (c *workCtx) Value(key any) any {
@@ -93,13 +81,13 @@ func (c *workCtx) Value(key any) any {
 	return nil
 }
 
-// cancel ends the ctx with err (first cause wins).
+// cancel ends the ctx with err (the first cause wins).
 func (c *workCtx) cancel(err error) {
 	c.mu.Lock()
-	if c.err == nil {
-		c.err = err
-		if c.done != nil {
-			close(c.done)
+	if c.ctxErr == nil {
+		c.ctxErr = err
+		if c.ctxDone != nil {
+			close(c.ctxDone)
 		}
 	}
 	c.mu.Unlock()
@@ -108,8 +96,8 @@ func (c *workCtx) cancel(err error) {
 // release stops the watchers once the work has returned.
 func (c *workCtx) release() {
 	c.mu.Lock()
-	stop, timer := c.stop, c.timer
-	c.stop, c.timer = nil, nil
+	stop, timer := c.ctxStop, c.ctxTimer
+	c.ctxStop, c.ctxTimer = nil, nil
 	c.mu.Unlock()
 	if stop != nil {
 		stop()

@@ -43,6 +43,7 @@ type MemoryLimitError struct {
 	RSS   int64 // bytes, as last measured
 }
 
+// Error reads "memory limit 64 MiB exceeded (RSS 80 MiB)".
 func (e *MemoryLimitError) Error() string {
 	return fmt.Sprintf("memory limit %s exceeded (RSS %s)", mib(e.Limit), mib(e.RSS))
 }

@@ -72,8 +72,9 @@ func childRegistry() registry {
 	return registry{
 		"noop": func(context.Context, []byte) ([]byte, error) { return nil, nil },
 		"echo": func(_ context.Context, arg []byte) ([]byte, error) { return arg, nil },
-		"pid": func(context.Context, []byte) ([]byte, error) {
-			return []byte(strconv.Itoa(os.Getpid())), nil
+		"slot": func(context.Context, []byte) ([]byte, error) {
+			slot, ok := ChildSlot()
+			return []byte(fmt.Sprint(slot, ok, IsChild())), nil
 		},
 		"sleep": func(ctx context.Context, _ []byte) ([]byte, error) {
 			<-ctx.Done()

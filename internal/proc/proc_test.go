@@ -17,7 +17,10 @@ import (
 )
 
 func TestStartJoinsEveryWorker(t *testing.T) {
-	_, _, ws := start(t, Config{Size: 3})
+	tr, s, ws := start(t, Config{Size: 3})
+	if got, want := tr.MaxMessage(), wire.DefaultMaxFrame-headroom; got != want {
+		t.Errorf("MaxMessage = %d, want %d", got, want)
+	}
 	pids := map[int]bool{}
 	for slot, w := range ws {
 		info := w.Info()
@@ -28,6 +31,13 @@ func TestStartJoinsEveryWorker(t *testing.T) {
 			t.Errorf("worker %d: bad or repeated pid %d", slot, info.PID)
 		}
 		pids[info.PID] = true
+		// The child knows its slot, and no longer passes for an unserved
+		// worker (programs it starts must not think they are workers).
+		j := job("slot")
+		w.Send([]*wire.Job{j})
+		if got, want := string(s.collect(1)[j.ID].Items[0].Value), fmt.Sprint(slot, true, false); got != want {
+			t.Errorf("worker %d: ChildSlot, IsChild = %s, want %s", slot, got, want)
+		}
 	}
 }
 

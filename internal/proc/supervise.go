@@ -1,8 +1,6 @@
 package proc
 
-import (
-	"time"
-)
+import "time"
 
 // slot is one position of the pool. Its supervisor goroutine owns cur, the
 // worker the core dispatches to; a retired predecessor may still be
@@ -49,11 +47,11 @@ func (t *Transport) replace(s *slot) {
 			if t.ctx.Err() != nil {
 				return
 			}
-			t.log.Warn("aplex: cannot restart process worker", "slot", s.idx, "retry_in", max(2*delay, backoffMin), "err", err)
+			delay = min(max(2*delay, backoffMin), backoffMax)
+			t.log.Warn("aplex: cannot restart process worker", "slot", s.idx, "retry_in", delay, "err", err)
 			if t.noLiveWorker() {
 				t.sink.Broken(err)
 			}
-			delay = min(max(2*delay, backoffMin), backoffMax)
 			continue
 		}
 		w.slot = s
