@@ -1,3 +1,8 @@
+//go:build linux
+
+// The tests run real children and look at them through /proc, signals and
+// /bin/sh scripts, so they are Linux-only.
+
 package proc
 
 import (
@@ -94,18 +99,26 @@ func childRegistry() registry {
 			fmt.Fprint(os.Stderr, "unterminated")
 			return arg, nil
 		},
-		// alloc allocates and touches arg MiB and holds it until cancelled.
+		// alloc allocates and touches up to arg MiB, 4 MiB at a time (so
+		// that the limit is crossed early), and holds it until cancelled.
 		"alloc": func(ctx context.Context, arg []byte) ([]byte, error) {
 			n, _ := strconv.Atoi(string(arg))
-			b := make([]byte, n<<20)
-			for i := 0; i < len(b); i += 4096 {
-				b[i] = 1
+			var held [][]byte
+			for range n / 4 {
+				b := make([]byte, 4<<20)
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = 1
+				}
+				held = append(held, b)
+				if ctx.Err() != nil {
+					break
+				}
 			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(10 * time.Second):
 			}
-			runtime.KeepAlive(b)
+			runtime.KeepAlive(held)
 			return nil, ctx.Err()
 		},
 		// garbage writes a frame of an unknown kind straight onto fd 4.
