@@ -37,6 +37,7 @@ type worker struct {
 	load    int
 	cap     int
 	retired bool
+	inView  bool            // in core.workers, the balancer's view
 	conn    xport.Worker    // nil for goroutine workers
 	ctx     context.Context // values for in-process works
 	running taskList
@@ -125,6 +126,7 @@ func (c *core) statsFor(slot int) *slotStats {
 func (c *core) addWorkerLocked(w *worker) {
 	i, _ := slices.BinarySearchFunc(c.workers, w.slot, func(x *worker, slot int) int { return x.slot - slot })
 	c.workers = slices.Insert(c.workers, i, w)
+	w.inView = true
 	c.gen++
 	if w.load < w.cap {
 		c.avail++
@@ -135,6 +137,7 @@ func (c *core) addWorkerLocked(w *worker) {
 func (c *core) removeWorkerLocked(w *worker) {
 	if i := slices.Index(c.workers, w); i >= 0 {
 		c.workers = slices.Delete(c.workers, i, i+1)
+		w.inView = false
 		c.gen++
 		if w.load < w.cap {
 			c.avail--
@@ -220,18 +223,27 @@ func (c *core) queueLeftLocked() {
 // gets the work, so capacity is never exceeded (rule 1).
 func (c *core) pickLocked(meta any) (w *worker) {
 	view := Workers{ws: c.workers, gen: c.gen}
-	i := func() (i int) {
-		defer func() {
-			if recover() != nil {
-				i = -1
-			}
-		}()
-		return c.lb.Pick(view, meta)
-	}()
+	var i int
+	switch lb := c.lb.(type) {
+	case *roundRobin: // the default: no need to guard against a panic
+		i = lb.Pick(view, meta)
+	default:
+		i = pickGuarded(lb, view, meta)
+	}
 	if i < 0 || i >= len(c.workers) || !view.Available(i) {
 		i = slices.IndexFunc(c.workers, func(w *worker) bool { return w.load < w.cap })
 	}
 	return c.workers[i]
+}
+
+// pickGuarded calls a balancer that may panic; a panic counts as no choice.
+func pickGuarded(lb LoadBalancer, view Workers, meta any) (i int) {
+	defer func() {
+		if recover() != nil {
+			i = -1
+		}
+	}()
+	return lb.Pick(view, meta)
 }
 
 // dispatchLocked gives t to a worker; the caller made sure one has room.
@@ -260,8 +272,20 @@ func (c *core) dispatchLocked(t *task) {
 func (c *core) drainLocked() {
 	for c.queue.n > 0 && c.avail > 0 {
 		t := c.queue.popFront()
-		c.dispatchLocked(t)
 		c.queueLeftLocked()
+		if err := t.parent.Err(); err != nil {
+			// Its caller gave up while it waited; the watch that would
+			// cancel it may not have run yet. It never starts.
+			if t.watch != nil {
+				t.watch()
+				t.watch = nil
+			}
+			t.state.Store(stSettled)
+			c.queueCancelled.Add(1)
+			go t.finish(err, true) // callbacks must not run under the lock
+			continue
+		}
+		c.dispatchLocked(t)
 	}
 }
 
@@ -294,7 +318,7 @@ func (c *core) releaseLocked(w *worker, t *task) xport.Worker {
 	w.running.remove(t)
 	w.load--
 	c.running--
-	if w.load == w.cap-1 && !w.retired && slices.Contains(c.workers, w) {
+	if w.load == w.cap-1 && w.inView {
 		c.avail++
 	}
 	if w.retired && w.load == 0 && w.conn != nil {

@@ -13,6 +13,9 @@ import (
 	"github.com/aplex-go/aplex"
 )
 
+// nilCtx is a nil context for the tests of the nil-context checks.
+var nilCtx context.Context
+
 var double = aplex.Fn(func(_ context.Context, x int) (int, error) { return 2 * x, nil })
 
 func TestOptionsValidation(t *testing.T) {
@@ -76,7 +79,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"nil executor", func() error { _, err := aplex.Submit(ctx, nil, double, 1); return err }, nil, "nil executor"},
 		{"nil work", func() error { _, err := aplex.Submit(ctx, ex, nilWork, 1); return err }, nil, "nil work"},
-		{"nil context", func() error { _, err := aplex.Submit(nil, ex, double, 1); return err }, nil, "nil context"}, //nolint:staticcheck // testing the check
+		{"nil context", func() error { _, err := aplex.Submit(nilCtx, ex, double, 1); return err }, nil, "nil context"},
 		{"Fn(nil)", func() error { _, err := aplex.Submit(ctx, ex, aplex.Fn[int, int](nil), 1); return err }, nil, "Fn(nil)"},
 		{"empty name", func() error {
 			_, err := aplex.Submit(ctx, ex, aplex.Register("", func(context.Context, int) (int, error) { return 0, nil }), 1)
@@ -123,7 +126,7 @@ func TestBadInput(t *testing.T) {
 			_, _, err := aplex.Wait(ctx, aplex.AllCompleted, f)
 			return err
 		}, nil, "future 0 is nil"},
-		{"Shutdown nil ctx", func() error { return ex.Shutdown(nil) }, nil, "nil context"}, //nolint:staticcheck // testing the check
+		{"Shutdown nil ctx", func() error { return ex.Shutdown(nilCtx) }, nil, "nil context"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -400,5 +401,31 @@ func TestProcessRestartFailuresMakeSubmitFail(t *testing.T) {
 	waitFor(t, "recovery", func() bool {
 		f, err := aplex.Submit(ctxT(t), ex, pDouble, 1)
 		return err == nil && mustGet(t, f) == 2
+	})
+}
+
+// An executor dropped without Shutdown is reaped by a runtime cleanup: its
+// worker processes do not outlive it.
+func TestProcessUnreachableExecutorIsReaped(t *testing.T) {
+	pids := func() []int {
+		ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustGet(t, mustSubmit(t, ex, pDouble, 1))
+		var out []int
+		for _, w := range ex.Stats().Workers {
+			out = append(out, w.PID)
+		}
+		return out
+	}()
+	waitFor(t, "the dropped executor's workers to exit", func() bool {
+		runtime.GC()
+		for _, pid := range pids {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+				return false
+			}
+		}
+		return true
 	})
 }

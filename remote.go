@@ -197,7 +197,11 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	}
 	info := conn.Info()
 	werr := &WorkerError{Worker: info.ID, PID: info.PID, Err: cause, Reason: "worker stopped"}
-	if cause != nil {
+	var r xport.Reasoner
+	switch {
+	case errors.As(cause, &r):
+		werr.Reason = r.WorkerReason()
+	case cause != nil:
 		werr.Reason = cause.Error()
 	}
 	for _, t := range slices.Backward(failed) {

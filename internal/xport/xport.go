@@ -56,8 +56,10 @@ type Sink interface {
 	// Retire stops dispatching to w (recycling, memory limit, a worker that
 	// leaves cleanly). The core calls w.Close once w holds no job.
 	Retire(w Worker)
-	// Done delivers finished jobs. It may be called from the transport's
-	// reader goroutine; the results' byte slices must stay valid afterwards.
+	// Done delivers finished jobs. It may be called from any transport
+	// goroutine (never from inside a Worker method), concurrently for one
+	// worker, but always before that worker's Lost; the results' byte
+	// slices must stay valid afterwards.
 	Done(w Worker, results []wire.Result)
 	// Lost removes w. Every job it still held fails with a *WorkerError
 	// wrapping cause (or is retried when marked so). cause is nil only for
@@ -67,6 +69,13 @@ type Sink interface {
 	// should fail clearly instead of queueing forever; Broken(nil) or the
 	// next Join clears it.
 	Broken(err error)
+}
+
+// Reasoner is implemented by Lost causes that can say how the worker ended
+// without naming the worker ("exit status 3", "lost heartbeat"), which the
+// executor's error names itself.
+type Reasoner interface {
+	WorkerReason() string
 }
 
 // Transport starts and supervises workers of one kind.
