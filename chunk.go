@@ -3,8 +3,8 @@ package aplex
 import (
 	"context"
 	"fmt"
-	"sync"
 
+	"github.com/aplex-go/aplex/internal/fanout"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -21,16 +21,9 @@ type chunk[A, R any] struct {
 func (ch *chunk[A, R]) runLocal(ctx context.Context, t *task) {
 	n := len(ch.args)
 	vals, errs := make([]R, n), make([]error, n)
-	if n > 1 {
-		var wg sync.WaitGroup
-		for i := 1; i < n; i++ {
-			wg.Go(func() { vals[i], errs[i] = runProtected(ctx, ch.work.fn, ch.args[i]) })
-		}
-		vals[0], errs[0] = runProtected(ctx, ch.work.fn, ch.args[0])
-		wg.Wait()
-	} else {
-		vals[0], errs[0] = runProtected(ctx, ch.work.fn, ch.args[0])
-	}
+	// The items run concurrently, without a goroutine each while they are
+	// quick (see internal/fanout).
+	fanout.Run(n, func(i int) { vals[i], errs[i] = runProtected(ctx, ch.work.fn, ch.args[i]) })
 	if t.settle() {
 		ch.vals, ch.errs = vals, errs
 		t.finish(nil, false)

@@ -102,12 +102,12 @@ func TestMapTimeoutCountsFromTheCall(t *testing.T) {
 		case <-ctx.Done():
 			cancelled.Add(1)
 			return 0, ctx.Err()
-		case <-time.After(time.Duration(x) * 20 * time.Millisecond):
+		case <-time.After(time.Duration(x) * 50 * time.Millisecond):
 			return x, nil
 		}
 	})
-	seq := aplex.Map(ctxT(t), ex, slow, seq(10, nil), aplex.Timeout(100*time.Millisecond))
-	time.Sleep(60 * time.Millisecond) // counts against the timeout
+	seq := aplex.Map(ctxT(t), ex, slow, seq(10, nil), aplex.Timeout(300*time.Millisecond))
+	time.Sleep(200 * time.Millisecond) // counts against the timeout
 	var got []int
 	var mapErr error
 	start := time.Now()
@@ -121,7 +121,9 @@ func TestMapTimeoutCountsFromTheCall(t *testing.T) {
 	if !errors.Is(mapErr, context.DeadlineExceeded) {
 		t.Fatalf("got %v after %v, want a timeout", mapErr, got)
 	}
-	if len(got) > 2 || time.Since(start) > 2*time.Second {
+	// From the call, 100ms are left: items 0, 1 and perhaps 2 (at 100ms).
+	// Counted from the first iteration it would be 300ms: items 0 … 5.
+	if len(got) > 3 || time.Since(start) > 2*time.Second {
 		t.Fatalf("yielded %v in %v: the timeout should count from the Map call", got, time.Since(start))
 	}
 	waitFor(t, "remaining works cancelled", func() bool { return ex.Stats().Running == 0 })

@@ -7,12 +7,14 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 
+	"github.com/aplex-go/aplex/internal/fanout"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
 // job is one running wire.Job. Its items write their own slot of items and
 // the last one to finish emits the result, so a job costs one allocation
-// of its own, one context, one map entry and one goroutine per item.
+// of its own, one context, one map entry and one goroutine (a single item's,
+// or the chunk's, which fans slow items out to goroutines of their own).
 type job struct {
 	h       *Host
 	key     jobKey
@@ -81,8 +83,12 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 	h.running++
 	h.mu.Unlock()
 
-	for i := range j.args {
-		go j.runItem(i)
+	// A chunk's items run concurrently, without a goroutine each while
+	// they are quick (see internal/fanout).
+	if len(j.args) == 1 {
+		go j.runItem(0)
+	} else {
+		go fanout.Run(len(j.args), j.runItem)
 	}
 }
 

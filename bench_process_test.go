@@ -1,0 +1,102 @@
+package aplex_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex"
+)
+
+// The process executor's own figures; the raw pipe ping-pong floor between
+// the same two processes is BenchmarkRoundTrip in internal/proc, and the
+// bench module (./bench) runs everything side by side with the peers.
+
+var pNoop = aplex.Register("bench.noop", func(_ context.Context, x int) (int, error) { return x, nil })
+
+// pHash burns about ms milliseconds of CPU.
+var pHash = aplex.Register("bench.hash", func(_ context.Context, ms int) ([]byte, error) {
+	sum := sha256.Sum256(nil)
+	for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); {
+		for range 1000 {
+			sum = sha256.Sum256(sum[:])
+		}
+	}
+	return sum[:], nil
+})
+
+func benchProcess(b *testing.B, opts ...aplex.Option) *aplex.Executor {
+	ex, err := aplex.NewProcessExecutor(opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ex.Close() })
+	return ex
+}
+
+// BenchmarkProcessRoundTrip is one no-op work at a time: Submit, then Get.
+func BenchmarkProcessRoundTrip(b *testing.B) {
+	ex := benchProcess(b, aplex.WithPoolSize(1))
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		f, err := aplex.Submit(ctx, ex, pNoop, i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProcessMap is tiny-work throughput through Map on 2 processes.
+func BenchmarkProcessMap(b *testing.B) {
+	ex := benchProcess(b, aplex.WithPoolSize(2))
+	ctx := context.Background()
+	for _, chunk := range []int{1, 100} {
+		b.Run("chunk="+itoa(chunk), func(b *testing.B) {
+			b.ReportAllocs()
+			n := 0
+			for _, err := range aplex.Map(ctx, ex, pNoop, seq(b.N, nil), aplex.ChunkSize(chunk)) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "works/s")
+		})
+	}
+}
+
+// BenchmarkCPUBound runs 64 works of ~20 ms of hashing, reporting the wall
+// time against the ideal total/cores, on goroutine and process workers.
+func BenchmarkCPUBound(b *testing.B) {
+	const works, ms, cores = 64, 20, 2
+	ideal := time.Duration(works*ms/cores) * time.Millisecond
+	ctx := context.Background()
+	run := func(b *testing.B, ex *aplex.Executor) {
+		start := time.Now()
+		for range b.N {
+			for _, err := range aplex.Map(ctx, ex, pHash, seq(works, nil)) {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		wall := time.Since(start) / time.Duration(b.N)
+		b.ReportMetric(float64(wall.Milliseconds()), "wall-ms")
+		b.ReportMetric(float64(wall)/float64(ideal), "x-ideal")
+	}
+	b.Run("thread", func(b *testing.B) {
+		ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(cores))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ex.Close()
+		run(b, ex)
+	})
+	b.Run("process", func(b *testing.B) { run(b, benchProcess(b, aplex.WithPoolSize(cores))) })
+}
