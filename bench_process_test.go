@@ -100,3 +100,22 @@ func BenchmarkCPUBound(b *testing.B) {
 	})
 	b.Run("process", func(b *testing.B) { run(b, benchProcess(b, aplex.WithPoolSize(cores))) })
 }
+
+// BenchmarkProcessAllThenCollect submits b.N no-op works to 2 processes,
+// then collects every result.
+func BenchmarkProcessAllThenCollect(b *testing.B) {
+	ex := benchProcess(b, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(256))
+	ctx := context.Background()
+	fs := make([]*aplex.Future[int], b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		fs[i], _ = aplex.Submit(ctx, ex, pNoop, i)
+	}
+	for _, f := range fs {
+		if _, err := f.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "works/s")
+}
