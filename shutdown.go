@@ -1,0 +1,134 @@
+package aplex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Shutdown stops the executor gracefully: new works are refused with
+// ErrClosed, queued and running works may finish until ctx ends; then the
+// rest are cancelled (their futures end matching ErrClosed and
+// context.Canceled), every worker stops, and Shutdown returns once no
+// goroutine or child process of the executor is left. It returns ctx.Err()
+// when it had to cancel. Shutdown is idempotent and safe to call
+// concurrently with itself and Close.
+func (ex *Executor) Shutdown(ctx context.Context) error {
+	if ex == nil {
+		return errors.New("aplex: Shutdown of a nil executor")
+	}
+	if ctx == nil {
+		return errors.New("aplex: Shutdown: nil context")
+	}
+	return ex.c.shutdown(ctx)
+}
+
+// Close stops the executor now: queued works are cancelled, running works
+// see their ctx cancelled, and it returns once the workers are stopped,
+// like http.Server.Close. It is Shutdown with no grace for the works.
+func (ex *Executor) Close() error {
+	if ex == nil {
+		return errors.New("aplex: Close of a nil executor")
+	}
+	return ex.c.Close()
+}
+
+func (c *core) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := c.shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		// Close has no grace to run out of; only report real problems.
+		err = c.stopErr
+	}
+	return err
+}
+
+func (c *core) shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		close(c.closed)
+		c.checkIdleLocked()
+	}
+	c.mu.Unlock()
+	var err error
+	select {
+	case <-c.idle:
+	default:
+		select {
+		case <-c.idle:
+		case <-ctx.Done():
+			err = ctx.Err()
+			c.cancelAll()
+		}
+	}
+	c.stopOnce.Do(c.teardown)
+	return errors.Join(err, c.stopErr)
+}
+
+// cancelAll cancels every queued and running work (rule 9).
+func (c *core) cancelAll() {
+	c.mu.Lock()
+	tasks := c.queue.all()
+	for _, w := range c.allWorkersLocked() {
+		tasks = append(tasks, w.running.all()...)
+	}
+	c.mu.Unlock()
+	for _, t := range tasks {
+		t.cancel(errShutdown)
+	}
+}
+
+// allWorkersLocked returns the live and the retired-but-busy workers.
+func (c *core) allWorkersLocked() []*worker {
+	ws := slices.Clone(c.workers)
+	for _, w := range c.byConn {
+		if w.retired {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// teardown stops the workers once every work has ended or been cancelled.
+func (c *core) teardown() {
+	defer close(c.stopped)
+	defer c.baseCancel()
+	grace := time.NewTimer(c.cfg.killGrace)
+	defer grace.Stop()
+	select {
+	case <-c.idle:
+	case <-grace.C:
+		c.mu.Lock()
+		n := c.running
+		c.mu.Unlock()
+		if c.tr == nil {
+			c.stopErr = fmt.Errorf("aplex: %d works still running %v after they were cancelled: they ignore their ctx", n, c.cfg.killGrace)
+		}
+	}
+	if c.tr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.killGrace)
+	defer cancel()
+	if err := c.tr.Close(ctx); err != nil {
+		c.stopErr = err
+	}
+	// The transport is gone: nothing can answer the jobs left.
+	c.mu.Lock()
+	var left []*task
+	for _, w := range c.allWorkersLocked() {
+		for _, t := range w.running.all() {
+			c.releaseLocked(w, t)
+			left = append(left, t)
+		}
+	}
+	clear(c.jobs)
+	c.mu.Unlock()
+	for _, t := range left {
+		t.r.fail(t, errShutdown)
+	}
+}
