@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -74,7 +75,7 @@ type Transport struct {
 	ctx    context.Context // ends at Close: stops handshakes, back-off waits, the memory poll
 	cancel context.CancelFunc
 	sink   xport.Sink
-	fork   *forker
+	fork   *spawn.Forker
 
 	supervisors sync.WaitGroup // slot supervisors
 	wg          sync.WaitGroup // every other goroutine: readers, writers, memory poll
@@ -149,7 +150,7 @@ func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
 	t.started = true
 	t.mu.Unlock()
 	t.sink = sink
-	t.fork = newForker()
+	t.fork = spawn.NewForker()
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -172,7 +173,7 @@ func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
 				w.abort()
 			}
 		}
-		t.fork.stop()
+		t.fork.Stop()
 		t.mu.Lock()
 		t.closing = true
 		t.mu.Unlock()
@@ -296,6 +297,6 @@ func (t *Transport) Close(ctx context.Context) error {
 	t.wg.Wait()
 	// Last: the forker thread's exit SIGKILLs any child it started
 	// (Pdeathsig), so it must outlive them.
-	t.fork.stop()
+	t.fork.Stop()
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -35,7 +36,7 @@ func (t *Transport) spawn(ctx context.Context, slot int) (*worker, error) {
 	setPipeSize(toChild)
 	setPipeSize(fromChild)
 
-	label := newLineWriter(t.out, &t.outM, slot)
+	label := spawn.NewLineWriter(t.out, &t.outM, "aplex worker", slot)
 	cmd := exec.Command(t.cfg.Path, t.cfg.Args...)
 	cmd.Env = t.env(slot)
 	cmd.ExtraFiles = []*os.File{childIn, childOut}
@@ -46,7 +47,7 @@ func (t *Transport) spawn(ctx context.Context, slot int) (*worker, error) {
 	cmd.WaitDelay = waitDelay
 	setProcAttr(cmd)
 
-	err = t.fork.start(cmd)
+	err = t.fork.Start(cmd)
 	// The child has its own copies now; ours would hide its exit (no EOF).
 	childIn.Close()
 	childOut.Close()
@@ -55,7 +56,7 @@ func (t *Transport) spawn(ctx context.Context, slot int) (*worker, error) {
 		fromChild.Close()
 		return nil, fmt.Errorf("aplex: start worker process %s: %w", t.cfg.Path, err)
 	}
-	label.pid.Store(int64(cmd.Process.Pid))
+	label.SetPID(cmd.Process.Pid)
 
 	w := newWorker(t, slot, cmd, toChild, fromChild, label)
 	if err := w.handshake(ctx); err != nil {
@@ -138,6 +139,6 @@ func (w *worker) reap() string {
 	timer.Stop()
 	w.toChild.Close()
 	w.fromChild.Close()
-	w.label.flush()
+	w.label.Flush()
 	return w.cmd.ProcessState.String()
 }

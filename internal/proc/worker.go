@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -26,7 +27,7 @@ type worker struct {
 	fromChild *os.File
 	rd        *wire.Reader
 	wr        *wire.Writer
-	label     *lineWriter
+	label     *spawn.LineWriter
 	hello     *wire.Hello
 
 	mu       sync.Mutex
@@ -49,7 +50,7 @@ type worker struct {
 
 var _ xport.Worker = (*worker)(nil)
 
-func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.File, label *lineWriter) *worker {
+func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.File, label *spawn.LineWriter) *worker {
 	return &worker{
 		t:          t,
 		slotIdx:    slot,

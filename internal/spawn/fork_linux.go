@@ -1,18 +1,21 @@
-package proc
+// Package spawn holds what every transport that starts worker processes
+// needs: a forker that keeps Pdeathsig reliable and a writer that labels
+// the children's output lines.
+package spawn
 
 import (
 	"os/exec"
 	"runtime"
 )
 
-// forker starts every child from one goroutine locked to its OS thread.
+// Forker starts every child from one goroutine locked to its OS thread.
 //
 // Pdeathsig fires when the *thread* that forked the child exits, not the
 // process (golang/go#27505). The Go runtime ends a thread when a goroutine
 // that locked it exits, so a child forked from an arbitrary thread could be
 // killed at a random moment by unrelated code. The locked forker thread
-// exits only with the transport, after its children are gone.
-type forker struct {
+// exits only when Stop is called, after the children are gone.
+type Forker struct {
 	req  chan forkReq
 	done chan struct{}
 }
@@ -22,13 +25,13 @@ type forkReq struct {
 	err chan error
 }
 
-func newForker() *forker {
-	f := &forker{req: make(chan forkReq), done: make(chan struct{})}
+func NewForker() *Forker {
+	f := &Forker{req: make(chan forkReq), done: make(chan struct{})}
 	go f.loop()
 	return f
 }
 
-func (f *forker) loop() {
+func (f *Forker) loop() {
 	defer close(f.done)
 	runtime.LockOSThread()
 	// Exiting while locked would end the thread; that is fine here (the
@@ -39,15 +42,15 @@ func (f *forker) loop() {
 	}
 }
 
-// start runs cmd.Start on the forker thread.
-func (f *forker) start(cmd *exec.Cmd) error {
+// Start runs cmd.Start on the forker thread.
+func (f *Forker) Start(cmd *exec.Cmd) error {
 	errc := make(chan error, 1)
 	f.req <- forkReq{cmd, errc}
 	return <-errc
 }
 
-// stop ends the forker once no start is pending and waits for it.
-func (f *forker) stop() {
+// Stop ends the forker once no start is pending and waits for it.
+func (f *Forker) Stop() {
 	close(f.req)
 	<-f.done
 }

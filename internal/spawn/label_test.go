@@ -1,6 +1,4 @@
-//go:build linux
-
-package proc
+package spawn
 
 import (
 	"strings"
@@ -25,14 +23,14 @@ func TestLineWriter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out safeBuffer
-			l := newLineWriter(&out, new(sync.Mutex), 3)
-			l.pid.Store(42)
+			l := NewLineWriter(&out, new(sync.Mutex), "aplex worker", 3)
+			l.SetPID(42)
 			for _, w := range tt.writes {
 				if n, err := l.Write([]byte(w)); n != len(w) || err != nil {
 					t.Fatalf("Write = %d, %v", n, err)
 				}
 			}
-			l.flush()
+			l.Flush()
 			want := strings.ReplaceAll(tt.want, "P ", "[aplex worker 3 pid 42] ")
 			if got := out.String(); got != want {
 				if len(got) > 200 {
@@ -44,3 +42,11 @@ func TestLineWriter(t *testing.T) {
 		})
 	}
 }
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *safeBuffer) String() string             { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -1,4 +1,4 @@
-package proc
+package spawn
 
 import (
 	"bytes"
@@ -12,28 +12,31 @@ import (
 // without a newline has them forwarded in pieces rather than held.
 const maxLine = 64 << 10
 
-// lineWriter forwards one child's stdout and stderr to the shared output,
-// each line prefixed "[aplex worker <slot> pid <pid>] ". exec.Cmd calls
+// LineWriter forwards one child's stdout and stderr to a shared output,
+// each line prefixed "[<label> <slot> pid <pid>] ". exec.Cmd calls
 // Write from one copying goroutine (stdout and stderr share the pipe
-// because they are the same writer); flush is called after cmd.Wait.
-type lineWriter struct {
-	out  io.Writer
-	mu   *sync.Mutex // shared by all workers, so lines never interleave
-	slot int
-	pid  atomic.Int64 // set after Start, while the copier may already run
+// because they are the same writer); Flush is called after cmd.Wait.
+type LineWriter struct {
+	out   io.Writer
+	mu    *sync.Mutex // shared by all workers, so lines never interleave
+	label string
+	slot  int
+	pid   atomic.Int64 // set after Start, while the copier may already run
 
 	partial []byte // the current unterminated line
 	buf     []byte // prefixed lines being forwarded
 }
 
-func newLineWriter(out io.Writer, mu *sync.Mutex, slot int) *lineWriter {
-	return &lineWriter{out: out, mu: mu, slot: slot}
+// NewLineWriter returns a writer labelling lines "[label slot pid P] "; mu
+// is shared by every writer of out, so lines never interleave.
+func NewLineWriter(out io.Writer, mu *sync.Mutex, label string, slot int) *LineWriter {
+	return &LineWriter{out: out, mu: mu, label: label, slot: slot}
 }
 
 // Write forwards every complete line of p and keeps the rest. It never
 // fails: an error here would break the child's stdout and kill it with
 // SIGPIPE on its next print.
-func (l *lineWriter) Write(p []byte) (int, error) {
+func (l *LineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	l.buf = l.buf[:0]
 	for len(p) > 0 {
@@ -59,8 +62,8 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush forwards an unterminated last line.
-func (l *lineWriter) flush() {
+// Flush forwards an unterminated last line.
+func (l *LineWriter) Flush() {
 	if len(l.partial) == 0 {
 		return
 	}
@@ -70,8 +73,10 @@ func (l *lineWriter) flush() {
 	l.emit()
 }
 
-func (l *lineWriter) appendLine(line []byte, addNewline bool) {
-	l.buf = append(l.buf, "[aplex worker "...)
+func (l *LineWriter) appendLine(line []byte, addNewline bool) {
+	l.buf = append(l.buf, '[')
+	l.buf = append(l.buf, l.label...)
+	l.buf = append(l.buf, ' ')
 	l.buf = strconv.AppendInt(l.buf, int64(l.slot), 10)
 	l.buf = append(l.buf, " pid "...)
 	l.buf = strconv.AppendInt(l.buf, l.pid.Load(), 10)
@@ -82,7 +87,7 @@ func (l *lineWriter) appendLine(line []byte, addNewline bool) {
 	}
 }
 
-func (l *lineWriter) emit() {
+func (l *LineWriter) emit() {
 	if len(l.buf) == 0 {
 		return
 	}
@@ -93,3 +98,6 @@ func (l *lineWriter) emit() {
 		l.buf = nil // do not pin a burst's buffer
 	}
 }
+
+// SetPID records the child's pid once it has started.
+func (l *LineWriter) SetPID(pid int) { l.pid.Store(int64(pid)) }

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package spawn
+
+import "os/exec"
+
+// Forker starts children directly: only Linux ties a child's Pdeathsig to
+// the thread that forked it.
+type Forker struct{}
+
+// NewForker returns a Forker.
+func NewForker() *Forker { return &Forker{} }
+
+// Start runs cmd.Start.
+func (*Forker) Start(cmd *exec.Cmd) error { return cmd.Start() }
+
+// Stop does nothing.
+func (*Forker) Stop() {}
