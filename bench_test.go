@@ -129,3 +129,26 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// BenchmarkSubmitGetDefaultCap is BenchmarkSubmitGet with the default
+// capacity (NumCPU workers × 300): most works wait in the queue and run on
+// the goroutines of works that finished.
+func BenchmarkSubmitGetDefaultCap(b *testing.B) {
+	ctx := context.Background()
+	ex, err := aplex.NewThreadExecutor()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ex.Close()
+	fs := make([]*aplex.Future[int], b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		fs[i], _ = aplex.Submit(ctx, ex, noop, i)
+	}
+	for _, f := range fs {
+		if _, err := f.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -161,7 +161,7 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			return err
 		}
 		if c.queue.n == 0 && c.avail > 0 {
-			c.dispatchLocked(t)
+			c.dispatchLocked(t, false)
 			c.mu.Unlock()
 			return nil
 		}
@@ -245,7 +245,9 @@ func pickGuarded(lb LoadBalancer, view Workers, meta any) (i int) {
 }
 
 // dispatchLocked gives t to a worker; the caller made sure one has room.
-func (c *core) dispatchLocked(t *task) {
+// An in-process work gets a goroutine of its own, unless keep is set: then
+// dispatchLocked returns true and the caller runs t in its own goroutine.
+func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 	w := c.pickLocked(t.meta)
 	t.w = w
 	w.load++
@@ -260,14 +262,22 @@ func (c *core) dispatchLocked(t *task) {
 	}
 	t.state.Store(stRunning)
 	if c.tr == nil {
-		go c.runLocal(w, t)
-		return
+		if keep {
+			return true
+		}
+		go c.runLocal(t)
+		return false
 	}
 	c.sendLocked(w, t)
+	return false
 }
 
-// drainLocked dispatches queued works, oldest first, while workers have room.
-func (c *core) drainLocked() {
+// drainLocked dispatches queued works, oldest first, while workers have
+// room. With keep set, the first in-process work is not given a goroutine
+// but returned, for the caller's goroutine to run: a goroutine that has
+// just finished a work runs the next one queued, so a pool working
+// through a backlog does not pay for a new goroutine per work.
+func (c *core) drainLocked(keep bool) (next *task) {
 	for c.queue.n > 0 && c.avail > 0 {
 		t := c.queue.popFront()
 		c.queueLeftLocked()
@@ -283,12 +293,24 @@ func (c *core) drainLocked() {
 			go t.finish(err, true) // callbacks must not run under the lock
 			continue
 		}
-		c.dispatchLocked(t)
+		if c.dispatchLocked(t, keep && next == nil) {
+			next = t
+		}
+	}
+	return next
+}
+
+// runLocal runs an in-process work in its own goroutine, then the queued
+// works the executor hands it.
+func (c *core) runLocal(t *task) {
+	for t != nil {
+		t = c.runOne(t)
 	}
 }
 
-// runLocal runs an in-process work in its own goroutine.
-func (c *core) runLocal(w *worker, t *task) {
+// runOne runs t and frees its slot; it returns the next work to run here.
+func (c *core) runOne(t *task) (next *task) {
+	w := t.w
 	if t.state.Load() == stRunning {
 		var deadline time.Time
 		if t.deadlineD > 0 {
@@ -301,12 +323,13 @@ func (c *core) runLocal(w *worker, t *task) {
 	}
 	c.mu.Lock()
 	closeConn := c.releaseLocked(w, t)
-	c.drainLocked()
+	next = c.drainLocked(true)
 	c.checkIdleLocked()
 	c.mu.Unlock()
 	if closeConn != nil {
 		closeConn.Close()
 	}
+	return next
 }
 
 // releaseLocked frees t's slot on w once the work has really stopped. It

@@ -86,7 +86,7 @@ func (c *core) Join(conn xport.Worker) {
 	c.byConn[conn] = w
 	c.addWorkerLocked(w)
 	c.broken = nil
-	c.drainLocked()
+	c.drainLocked(false)
 }
 
 // slotSeen reports whether a worker held this slot before (a restart).
@@ -144,7 +144,7 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 			closeConn = cc
 		}
 	}
-	c.drainLocked()
+	c.drainLocked(false)
 	c.checkIdleLocked()
 	c.mu.Unlock()
 	if closeConn != nil {
@@ -189,7 +189,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 		}
 		failed = append(failed, t)
 	}
-	c.drainLocked()
+	c.drainLocked(false)
 	c.checkIdleLocked()
 	c.mu.Unlock()
 	if len(failed) == 0 {
