@@ -44,6 +44,7 @@ type PanicError struct {
 	Remote bool
 }
 
+// Error says that the work panicked, and with what.
 func (e *PanicError) Error() string {
 	where := ""
 	if e.Remote {
@@ -74,6 +75,7 @@ type WorkerError struct {
 	Err error
 }
 
+// Error names the worker and says why it broke.
 func (e *WorkerError) Error() string {
 	var b strings.Builder
 	b.WriteString("aplex: worker ")
@@ -111,6 +113,7 @@ type RemoteError struct {
 	sentinels []error
 }
 
+// Error returns the original error's message.
 func (e *RemoteError) Error() string { return e.Message }
 
 // Unwrap returns the registered sentinel errors the original error matched.

@@ -27,6 +27,9 @@ type WorkerStats struct {
 
 // Stats returns a snapshot of the executor's counters.
 func (ex *Executor) Stats() Stats {
+	if ex == nil {
+		return Stats{}
+	}
 	c := ex.c
 	c.mu.Lock()
 	defer c.mu.Unlock()

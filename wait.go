@@ -20,6 +20,7 @@ const (
 	AllCompleted
 )
 
+// String returns the mode's name.
 func (m WaitMode) String() string {
 	switch m {
 	case FirstCompleted:

@@ -25,6 +25,7 @@ type forkReq struct {
 	err chan error
 }
 
+// NewForker starts the locked forker goroutine; Stop ends it.
 func NewForker() *Forker {
 	f := &Forker{req: make(chan forkReq), done: make(chan struct{})}
 	go f.loop()
