@@ -80,7 +80,7 @@ type jobKey struct {
 type Host struct {
 	cfg    Config
 	base   context.Context
-	limit  int // largest encoded result (sizeResult) that fits a frame
+	limit  int // largest encoded result (wire.ResultBound) that fits a frame
 	encode func(error) *wire.Error
 
 	mu       sync.Mutex

@@ -16,7 +16,7 @@ import (
 type outbox struct {
 	w        *wire.Writer
 	workerID string
-	budget   int // bound on sizeResult sums per Results frame
+	budget   int // bound on wire.ResultBound sums per Results frame
 
 	mu      sync.Mutex
 	results []wire.Result
@@ -154,9 +154,9 @@ func (o *outbox) run() {
 // writeResults writes rs in as few frames as fit the budget.
 func (o *outbox) writeResults(rs []wire.Result) error {
 	for len(rs) > 0 {
-		n, size := 0, len(o.workerID)+2*maxVarint
+		n, size := 0, len(o.workerID)+2*wire.MaxVarint
 		for n < len(rs) {
-			s := sizeResult(&rs[n])
+			s := wire.ResultBound(&rs[n])
 			if n > 0 && size+s > o.budget {
 				break
 			}

@@ -45,7 +45,6 @@ func (t *Transport) spawn(ctx context.Context, slot int) (*worker, error) {
 	cmd.Stdout, cmd.Stderr = label, label
 	// A grandchild that inherited stdout must not hang Wait forever.
 	cmd.WaitDelay = waitDelay
-	setProcAttr(cmd)
 
 	err = t.fork.Start(cmd)
 	// The child has its own copies now; ours would hide its exit (no EOF).

@@ -2,7 +2,6 @@ package proc
 
 import (
 	"os"
-	"os/exec"
 	"syscall"
 )
 
@@ -24,11 +23,4 @@ func setPipeSize(f *os.File) {
 	rc.Control(func(fd uintptr) {
 		syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, pipeSize)
 	})
-}
-
-// setProcAttr makes the kernel SIGKILL the child when the thread that
-// started it exits (see forker), so children die with their parent even
-// when it is killed; EOF on fd 3 covers every other way of dying.
-func setProcAttr(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

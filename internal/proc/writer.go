@@ -7,21 +7,8 @@ import (
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
-// Size bounds for batching: upper bounds of the wire encoding (every
-// integer and length counted as a full varint).
-const (
-	maxVarint   = 10
-	runOverhead = 4 * maxVarint // ReplyTo, job count and frame slack
-)
-
-// jobSize bounds the encoded size of j inside a Run.
-func jobSize(j *wire.Job) int {
-	n := 4*maxVarint + len(j.Name)
-	for _, a := range j.Args {
-		n += maxVarint + len(a)
-	}
-	return n
-}
+// runOverhead is a Run frame's room for ReplyTo, the job count and slack.
+const runOverhead = 4 * wire.MaxVarint
 
 // writeLoop is the worker's writer goroutine. Each round it takes
 // everything queued, writes the jobs as few Run frames as fit MaxFrame,
@@ -92,7 +79,7 @@ func (w *worker) writeJobs(jobs []*wire.Job, run *wire.Run) error {
 	run.Jobs = run.Jobs[:0]
 	size := 0
 	for _, j := range jobs {
-		s := jobSize(j)
+		s := wire.JobBound(j)
 		if len(run.Jobs) > 0 && size+s > budget {
 			if err := w.writeRun(run.Jobs); err != nil {
 				return err
@@ -137,7 +124,7 @@ func (w *worker) writeRun(jobs []wire.Job) error {
 // writeCancels writes ids as Cancel frames (one, unless there are more
 // than a frame holds).
 func (w *worker) writeCancels(ids []uint64) error {
-	per := (w.t.cfg.MaxFrame - runOverhead) / maxVarint
+	per := (w.t.cfg.MaxFrame - runOverhead) / wire.MaxVarint
 	for len(ids) > 0 {
 		n := min(len(ids), per)
 		if err := w.wr.Write(&wire.Cancel{IDs: ids[:n]}); err != nil {

@@ -6,6 +6,7 @@ package spawn
 import (
 	"os/exec"
 	"runtime"
+	"syscall"
 )
 
 // Forker starts every child from one goroutine locked to its OS thread.
@@ -43,8 +44,13 @@ func (f *Forker) loop() {
 	}
 }
 
-// Start runs cmd.Start on the forker thread.
+// Start runs cmd.Start on the forker thread, with Pdeathsig set: the
+// kernel SIGKILLs the child when its parent dies, however it dies.
 func (f *Forker) Start(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	errc := make(chan error, 1)
 	f.req <- forkReq{cmd, errc}
 	return <-errc

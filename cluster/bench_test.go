@@ -1,0 +1,164 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/cluster"
+)
+
+// echoEnv makes a worker process also answer raw requests on echoSubject.
+const (
+	echoEnv     = "APLEX_CLUSTER_TEST_ECHO_URL"
+	echoSubject = "bench.echo"
+)
+
+// serveEcho answers every request on echoSubject with its own payload.
+func serveEcho(url string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", err)
+		return
+	}
+	// A queue group: with several workers, one answers each request.
+	nc.QueueSubscribe(echoSubject, "echo", func(m *nats.Msg) { m.Respond(m.Data) })
+	nc.Flush()
+}
+
+// BenchmarkRoundTrip compares one round trip of a no-op work through the
+// cluster executor with a raw NATS request/reply, between the same two
+// processes (this one and one worker process) over TCP loopback, in the
+// same run. "embedded" is the default set-up: the executor's own server,
+// reached in-process, and a local worker.
+func BenchmarkRoundTrip(b *testing.B) {
+	srv := startServer(b, 0, nil)
+	url := srv.ClientURL()
+	spawnWorker(b, url, "bench", "echo-worker", echoEnv+"="+url)
+	ctx := context.Background()
+
+	b.Run("raw-nats", func(b *testing.B) {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		payload := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+		for {
+			if _, err := nc.Request(echoSubject, payload, time.Second); err == nil {
+				break // the echo is up
+			}
+		}
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := nc.Request(echoSubject, payload, 5*time.Second); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cluster", func(b *testing.B) {
+		ex := newExecutor(b, cluster.WithURL(url), cluster.WithPool("bench"), aplex.WithPoolSize(1))
+		roundTrips(ctx, b, ex)
+	})
+	b.Run("embedded", func(b *testing.B) {
+		ex := newExecutor(b, cluster.SpawnLocalWorkers(1))
+		roundTrips(ctx, b, ex)
+	})
+}
+
+func roundTrips(ctx context.Context, b *testing.B, ex *aplex.Executor) {
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		f, err := aplex.Submit(ctx, ex, noop, i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkMap measures tiny-work throughput: a Map of no-op works over
+// two local worker processes, one dispatch per work (chunk 1) or per
+// hundred (chunk 100), next to raw pipelined NATS request/reply between
+// the same processes with as many requests in flight as the Map keeps (the
+// workers also answer raw requests, in a queue group). One op is one work
+// or one request. The last case is the design target's shape: three
+// workers, chunks of 100, on the embedded server.
+func BenchmarkMap(b *testing.B) {
+	srv := startServer(b, 0, nil)
+	url := srv.ClientURL()
+	ex := newExecutor(b, cluster.WithURL(url), cluster.SpawnLocalWorkers(2),
+		cluster.WithWorkerEnv(echoEnv+"="+url))
+	const window = 600 // Map's default: 2 (CPUs) × 300 works per worker
+	b.Run("raw-nats-pipelined", func(b *testing.B) {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		inbox := nats.NewInbox()
+		sub, err := nc.SubscribeSync(inbox)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sub.SetPendingLimits(-1, -1)
+		for {
+			if _, err := nc.Request(echoSubject, nil, time.Second); err == nil {
+				break // the echo is up
+			}
+		}
+		payload := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+		b.ResetTimer()
+		start := time.Now()
+		sent, got := 0, 0
+		for got < b.N {
+			for sent < b.N && sent-got < window {
+				if err := nc.PublishRequest(echoSubject, inbox, payload); err != nil {
+					b.Fatal(err)
+				}
+				sent++
+			}
+			if _, err := sub.NextMsg(10 * time.Second); err != nil {
+				b.Fatal(err)
+			}
+			got++
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "works/s")
+	})
+	for _, chunk := range []int{1, 100} {
+		b.Run(fmt.Sprintf("chunk=%d", chunk), func(b *testing.B) { mapNoops(b, ex, chunk) })
+	}
+	b.Run("embedded/workers=3/chunk=100", func(b *testing.B) {
+		ex := newExecutor(b, cluster.SpawnLocalWorkers(3))
+		mapNoops(b, ex, 100)
+	})
+}
+
+func mapNoops(b *testing.B, ex *aplex.Executor, chunk int) {
+	inputs := func(yield func(int) bool) {
+		for i := range b.N {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	n := 0
+	for _, err := range aplex.Map(context.Background(), ex, noop, inputs, aplex.ChunkSize(chunk)) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "works/s")
+}

@@ -1,0 +1,125 @@
+// Package cluster runs aplex works on worker processes on any machine,
+// reached through NATS (https://nats.io). It is the only package of aplex
+// that imports NATS: the client (nats.go) and, for the embedded default,
+// the server.
+//
+// # Executor
+//
+// NewExecutor returns the same *aplex.Executor as the thread and process
+// executors: Submit, Map, futures, balancers, queueing and Shutdown behave
+// the same, and the executor's own LoadBalancer picks the worker for every
+// work (or Map chunk), using the load it tracks itself.
+//
+//	ex, err := cluster.NewExecutor(cluster.WithURL("nats://nats:4222"), cluster.WithPool("images"))
+//
+// With no URL the executor starts an embedded NATS server on 127.0.0.1 and a
+// random port, so development, tests and examples need nothing installed;
+// URL returns its address for workers, and it stops at Shutdown.
+// SpawnLocalWorkers(n) starts n worker processes of the running binary
+// against the executor's server, so one machine runs the whole distributed
+// path; they are restarted if they die, and stopped and reaped at
+// Shutdown.
+//
+// # Workers
+//
+// A worker is a process of a binary that registered the works
+// (aplex.Register) and serves them: Serve does it, and so does aplex.Main
+// in a binary started with APLEX_WORKER_ROLE=cluster, configured by the
+// environment:
+//
+//	APLEX_CLUSTER_URL            NATS URL(s), comma-separated (default nats://127.0.0.1:4222)
+//	APLEX_CLUSTER_POOL           pool name (default "default")
+//	APLEX_CLUSTER_MAX_WORKS      works run at once, per executor (default 300)
+//	APLEX_CLUSTER_HEARTBEAT      heartbeat interval (default 1s)
+//	APLEX_CLUSTER_WORKER_ID      worker id (default host-pid-random)
+//	APLEX_CLUSTER_LABELS         labels, k=v,k2=v2
+//	APLEX_CLUSTER_DRAIN_TIMEOUT  bound on draining when leaving (default 30s)
+//	APLEX_CLUSTER_USER, APLEX_CLUSTER_PASSWORD, APLEX_CLUSTER_TOKEN,
+//	APLEX_CLUSTER_CREDS (credentials file), APLEX_CLUSTER_NKEY (seed file),
+//	APLEX_CLUSTER_TLS_CA, APLEX_CLUSTER_TLS_CERT, APLEX_CLUSTER_TLS_KEY
+//
+// Such a worker leaves cleanly on SIGTERM or SIGINT and exits at once on a
+// second signal. Workers and executors must be built from the same aplex
+// version (the protocol is versioned; a worker of another version is
+// ignored) and register the works under the same names.
+//
+// # Guarantees
+//
+// Delivery is at-most-once by default: a work runs once or not at all.
+// When a worker dies or goes silent for the heartbeat timeout, the works it
+// held fail with a *aplex.WorkerError ("lost heartbeat", or the exit status
+// of a local worker): they may or may not have run. Works submitted with
+// aplex.Retry(n) are sent again to another worker instead, up to n times:
+// at-least-once, for idempotent works. Results are never duplicated, a
+// cancelled work's ctx is cancelled in the worker, and every future ends.
+//
+// Cancellation, per-work deadlines and the kill grace work as with process
+// workers: a work that ignores its cancelled ctx past aplex.WithKillGrace
+// gets its worker killed. A killed worker cancels all its works, for every
+// executor it serves, and exits; other executors see their works there fail
+// with a *aplex.WorkerError. Run workers under a supervisor (systemd,
+// Kubernetes) so a killed worker comes back; local workers are restarted
+// by their executor. Deadlines are absolute times: keep the clocks of
+// executor and worker machines synchronised (NTP).
+//
+// A message is at most the server's max_payload (1 MiB by default): an
+// argument above it is refused by Submit with aplex.ErrTooLarge, and a
+// bigger result or Map chunk fails with aplex.ErrTooLarge. Send references
+// (object store keys, URLs) for large data.
+//
+// # Security model
+//
+// NATS authentication and TLS decide who can submit works: anyone who can
+// publish on a pool's subjects can run, cancel and kill its works. Give
+// executors and workers credentials (WithNATSOptions, ServeNATSOptions, or
+// the environment above) and, on a shared server, confine each user to its
+// pools with NATS permissions on "aplex.<pool>.>". Workers run only works
+// registered in their own binary, by name, with arguments decoded into the
+// registered types; any other name is answered with
+// aplex.ErrNotRegistered. The embedded server listens on 127.0.0.1 without
+// authentication: it is for development and single-machine use.
+//
+// # Subjects
+//
+// Every subject sits under aplex.<pool>, so several pools share one NATS
+// without crosstalk:
+//
+//	aplex.<pool>.hello       worker → executors: Hello, at start and after each reconnect
+//	aplex.<pool>.discover    executor → workers: "announce yourselves" (reply: its inbox)
+//	aplex.<pool>.hb.<wid>    worker → executors: Heartbeat (load, capacity, draining), then Bye
+//	aplex.<pool>.w.<wid>     executor → worker: Run batches, Cancel, Shutdown
+//	aplex.<pool>.x.<exid>    worker → executor: Results batches, Hello answering discover
+//
+// Payloads are the internal wire messages of aplex (the same as process
+// workers use, without the length prefix), batched: the executor merges
+// the jobs queued for a worker into as few Run messages as fit, and a
+// worker merges the results finished at the same moment into as few
+// Results messages.
+//
+// # Membership
+//
+// An executor asks for Hellos when it starts and joins every worker that
+// announces itself; a worker that starts later is used as soon as its Hello
+// arrives. A worker that sends nothing for the heartbeat timeout
+// (WithHeartbeatTimeout, default 3s; workers beat every second) is
+// dropped. A worker that leaves cleanly (Serve's ctx ends, SIGTERM)
+// announces that it drains, so executors stop sending it work; it still
+// accepts works for a moment (those sent before the announcement arrived),
+// finishes all it holds, sends Bye and exits. Each worker id keeps a stable
+// balancer slot, so aplex.Affinity keeps keys on a worker that restarts
+// under the same id.
+//
+// # Reconnects
+//
+// Executors and workers reconnect to NATS without limit, every 250ms. While
+// one side was disconnected, Runs or Results may have been lost, so when a
+// worker announces itself again (after its reconnect, or in answer to the
+// discover request an executor sends after its own), the executor sends it
+// again every job it still waits for. The worker skips the jobs it is
+// running, answers the ones it finished from memory (the last results per
+// executor, up to 4 MiB), and runs only the ones it never received. Nothing
+// runs twice, and no future waits forever: an outage shorter than the
+// heartbeat timeout costs nothing but delay, and a longer one drops the
+// workers, failing their works with a *aplex.WorkerError, until they join
+// again.
+package cluster

@@ -1,0 +1,502 @@
+//go:build unix
+
+// These tests kill processes by pid and look for them with kill -0.
+
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/cluster"
+)
+
+// TestKillWorker kills -9 a remote worker holding works: they fail with a
+// *aplex.WorkerError once its heartbeats stop (or run again elsewhere with
+// aplex.Retry), the others complete, and the pool serves on.
+func TestKillWorker(t *testing.T) {
+	srv := startServer(t, 0, nil)
+	url := srv.ClientURL()
+	procs := map[string]*proc{}
+	for _, id := range []string{"k0", "k1", "k2"} {
+		procs[id] = spawnWorker(t, url, "kill", id)
+	}
+	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("kill"), aplex.WithPoolSize(3),
+		cluster.WithHeartbeatTimeout(testTimeout))
+	ctx := context.Background()
+	var plain, retried []*aplex.Future[string]
+	for i := range 24 {
+		var opts []aplex.CallOption
+		if i%4 == 0 {
+			opts = append(opts, aplex.Retry(2))
+		}
+		f, err := aplex.Submit(ctx, ex, whoami, time.Second, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 0 {
+			retried = append(retried, f)
+		} else {
+			plain = append(plain, f)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // all running
+	victim := procs["k1"]
+	if err := syscall.Kill(victim.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, f := range plain {
+		who, err := get(t, f)
+		var we *aplex.WorkerError
+		switch {
+		case err == nil:
+			if worker(who) == "k1" {
+				t.Errorf("a work completed on the killed worker")
+			}
+		case errors.As(err, &we):
+			lost++
+			if we.Worker != "k1" || we.PID != victim.pid() || !strings.Contains(we.Reason, "lost heartbeat") {
+				t.Errorf("WorkerError = %+v, want worker k1, pid %d, lost heartbeat", we, victim.pid())
+			}
+		default:
+			t.Errorf("err = %v, want nil or a WorkerError", err)
+		}
+	}
+	if lost == 0 {
+		t.Error("no work failed with the killed worker")
+	}
+	for _, f := range retried {
+		if who, err := get(t, f); err != nil || worker(who) == "k1" {
+			t.Errorf("retried work: %q, %v; want success on a survivor", who, err)
+		}
+	}
+	// The survivors keep serving.
+	for range 6 {
+		f, _ := aplex.Submit(ctx, ex, whoami, time.Millisecond)
+		if who, err := get(t, f); err != nil || worker(who) == "k1" {
+			t.Errorf("after the kill: %q, %v", who, err)
+		}
+	}
+}
+
+// TestJoinMidRun starts a second worker during a Map: it starts taking
+// works as soon as it announces itself.
+func TestJoinMidRun(t *testing.T) {
+	srv := startServer(t, 0, nil)
+	url := srv.ClientURL()
+	spawnWorker(t, url, "join", "first")
+	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("join"), aplex.WithPoolSize(1),
+		aplex.WithMaxWorksPerWorker(4))
+	inputs := func(yield func(time.Duration) bool) {
+		for range 400 {
+			if !yield(10 * time.Millisecond) {
+				return
+			}
+		}
+	}
+	per := map[string]int{}
+	n := 0
+	for who, err := range aplex.Map(context.Background(), ex, whoami, inputs) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		per[worker(who)]++
+		if n++; n == 40 {
+			spawnWorker(t, url, "join", "second")
+		}
+	}
+	if per["second"] == 0 {
+		t.Errorf("works per worker = %v: the new worker took none", per)
+	}
+	t.Logf("works per worker: %v", per)
+}
+
+// TestServerRestart restarts the NATS server in the middle of a run: the
+// executor and the workers reconnect, and every future ends, with its
+// result or a clear error; no work runs twice. After a short outage the
+// workers are kept and their works complete (the executor sends the
+// works it still waits for again, and the workers answer from memory);
+// after one longer than the heartbeat timeout they are dropped, their
+// works fail with a WorkerError, and they join again.
+func TestServerRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		outage  time.Duration
+	}{
+		{"short outage", 2 * time.Second, 300 * time.Millisecond},
+		{"long outage", testTimeout, 2 * testTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testServerRestart(t, tc.timeout, tc.outage) })
+	}
+}
+
+func testServerRestart(t *testing.T, timeout, outage time.Duration) {
+	port := freePort(t)
+	var restarted *server.Server
+	t.Cleanup(func() { // last: the workers and the executor leave through it
+		if restarted != nil {
+			restarted.Shutdown()
+			restarted.WaitForShutdown()
+		}
+	})
+	srv := startServer(t, port, nil)
+	url := srv.ClientURL()
+	spawnWorker(t, url, "restart", "r0")
+	spawnWorker(t, url, "restart", "r1")
+	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("restart"), aplex.WithPoolSize(2),
+		cluster.WithHeartbeatTimeout(timeout), aplex.WithMaxWorksPerWorker(8))
+	ctx := context.Background()
+
+	journal := filepath.Join(t.TempDir(), "journal")
+	var (
+		mu sync.Mutex
+		fs []*aplex.Future[int]
+	)
+	stop := make(chan struct{})
+	submitted := make(chan struct{})
+	go func() {
+		defer close(submitted)
+		n := 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			n++
+			f, err := aplex.Submit(ctx, ex, record, recordArg{Path: journal, ID: n, Sleep: 40 * time.Millisecond})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			fs = append(fs, f)
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	time.Sleep(outage)
+	restarted = newServer(t, port, nil)
+	time.Sleep(700 * time.Millisecond)
+	close(stop)
+	<-submitted
+
+	ok, failed := 0, 0
+	for _, f := range fs {
+		_, err := get(t, f) // fails the test if a future hangs
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, aplex.ErrWorkerBroken):
+			failed++
+		default:
+			t.Errorf("err = %v, want a result or a worker error", err)
+		}
+	}
+	t.Logf("%d works: %d completed, %d failed with a worker error", len(fs), ok, failed)
+	// At most once: the journal holds no id twice.
+	data, err := os.ReadFile(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string]int{}
+	for _, id := range strings.Fields(string(data)) {
+		if runs[id]++; runs[id] == 2 {
+			t.Errorf("work %s ran twice", id)
+		}
+	}
+	if len(runs) < ok {
+		t.Errorf("%d works completed but the journal holds %d", ok, len(runs))
+	}
+	// Reconnected: new works run.
+	f, _ := aplex.Submit(ctx, ex, square, 2)
+	if _, err := get(t, f); err != nil {
+		t.Errorf("after the restart: %v", err)
+	}
+}
+
+// recordArg asks record to note ID in the file at Path.
+type recordArg struct {
+	Path  string
+	ID    int
+	Sleep time.Duration
+}
+
+// record appends its id to a journal (one small O_APPEND write: atomic
+// between processes), so a test can see whether a work ran twice.
+var record = aplex.Register("cluster.record", func(ctx context.Context, a recordArg) (int, error) {
+	f, err := os.OpenFile(a.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	_, err = f.WriteString(strconv.Itoa(a.ID) + "\n")
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-time.After(a.Sleep):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return a.ID, nil
+})
+
+// TestAuth: with a server that requires a password, an executor without
+// it is refused, and one with it works, its local workers included.
+func TestAuth(t *testing.T) {
+	srv := startServer(t, 0, func(o *server.Options) { o.Username, o.Password = "aplex", "s3cret" })
+	url := srv.ClientURL()
+	if ex, err := cluster.NewExecutor(cluster.WithURL(url)); err == nil {
+		ex.Close()
+		t.Fatal("an unauthenticated executor was accepted")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Errorf("err = %v, want an authorization error", err)
+	}
+	p := spawnWorker(t, url, "auth", "intruder")
+	if !p.exited(10 * time.Second) {
+		t.Error("an unauthenticated worker is still running")
+	}
+
+	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("auth"),
+		cluster.WithNATSOptions(nats.UserInfo("aplex", "s3cret")),
+		cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)))
+	f, _ := aplex.Submit(context.Background(), ex, square, 5)
+	if v, err := get(t, f); v != 25 || err != nil {
+		t.Fatalf("square(5) = %v, %v", v, err)
+	}
+}
+
+// TestShutdownClean: after Shutdown the executor leaves no subscription
+// and no connection on the server, and no worker process behind; on a
+// connection it was given, it removes its subscriptions and leaves the
+// connection open.
+func TestShutdownClean(t *testing.T) {
+	srv := startServer(t, 0, nil)
+	url := srv.ClientURL()
+	baseSubs := srv.NumSubscriptions() // the server's own (system account)
+	ex, err := cluster.NewExecutor(cluster.WithURL(url), cluster.SpawnLocalWorkers(2),
+		cluster.WithWorkerOutput(newTestLog(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, w := range ex.Stats().Workers {
+		pids = append(pids, w.PID)
+	}
+	if len(pids) != 2 {
+		t.Fatalf("stats show %d workers, want 2", len(pids))
+	}
+	for v, err := range aplex.Map(context.Background(), ex, square, func(yield func(int) bool) {
+		for i := range 50 {
+			if !yield(i) {
+				return
+			}
+		}
+	}) {
+		if err != nil {
+			t.Fatal(err, v)
+		}
+	}
+	if n := srv.NumSubscriptions(); n < baseSubs+3+2*2 {
+		t.Fatalf("%d subscriptions while running, want the executor's 3 and 2 per worker over %d", n, baseSubs)
+	}
+	if err := ex.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the server to drop every subscription and client", func() bool {
+		return srv.NumSubscriptions() == baseSubs && srv.NumClients() == 0
+	})
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("local worker pid %d still exists after Shutdown (kill 0: %v)", pid, err)
+		}
+	}
+	if cluster.URL(ex) != "" {
+		t.Error("URL of a shut down executor is not empty")
+	}
+
+	// With the caller's connection.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	spawnWorker(t, url, "conn", "")
+	ex, err = cluster.NewExecutor(cluster.WithConn(nc), cluster.WithPool("conn"), aplex.WithPoolSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := aplex.Submit(context.Background(), ex, square, 4)
+	if v, err := get(t, f); v != 16 || err != nil {
+		t.Fatalf("square(4) = %v, %v", v, err)
+	}
+	if err := ex.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := nc.NumSubscriptions(); n != 0 || nc.IsClosed() {
+		t.Errorf("given connection after Shutdown: %d subscriptions, closed %v; want 0, open", n, nc.IsClosed())
+	}
+}
+
+// TestDrain: a worker told to leave (SIGTERM) finishes the works it holds,
+// stops getting new ones, and goes; nothing fails.
+func TestDrain(t *testing.T) {
+	srv := startServer(t, 0, nil)
+	url := srv.ClientURL()
+	leaving := spawnWorker(t, url, "drain", "leaving")
+	spawnWorker(t, url, "drain", "staying")
+	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("drain"), aplex.WithPoolSize(2),
+		cluster.WithHeartbeatTimeout(testTimeout))
+	ctx := context.Background()
+	var fs []*aplex.Future[string]
+	for range 10 {
+		f, err := aplex.Submit(ctx, ex, whoami, 600*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	time.Sleep(100 * time.Millisecond)
+	leaving.cmd.Process.Signal(syscall.SIGTERM)
+	for _, f := range fs {
+		if _, err := get(t, f); err != nil {
+			t.Errorf("a work on the draining worker failed: %v", err)
+		}
+	}
+	if !leaving.exited(5 * time.Second) {
+		t.Fatal("the drained worker did not exit")
+	}
+	if code := leaving.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("drained worker exit code %d, want 0", code)
+	}
+	for range 10 {
+		f, _ := aplex.Submit(ctx, ex, whoami, time.Millisecond)
+		if who, err := get(t, f); err != nil || worker(who) != "staying" {
+			t.Errorf("after the drain: %q, %v; want the staying worker", who, err)
+		}
+	}
+}
+
+// ignore is a work that ignores its ctx: only killing its worker stops it.
+var ignore = aplex.Register("cluster.ignore", func(context.Context, int) (int, error) {
+	time.Sleep(time.Minute)
+	return 0, nil
+})
+
+// TestLocalWorkerRestart: a local worker that dies fails its works at once
+// with the exit status, and comes back in the same slot; a work that
+// ignores cancellation gets its worker killed after the kill grace, and
+// that worker comes back too.
+func TestLocalWorkerRestart(t *testing.T) {
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)),
+		aplex.WithKillGrace(300*time.Millisecond))
+	ctx := context.Background()
+	first := ex.Stats().Workers[0].PID
+
+	f, _ := aplex.Submit(ctx, ex, whoami, 10*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	syscall.Kill(first, syscall.SIGKILL)
+	_, err := get(t, f)
+	var we *aplex.WorkerError
+	if !errors.As(err, &we) || !strings.Contains(we.Reason, "killed") || we.PID != first {
+		t.Fatalf("err = %v, want a WorkerError for pid %d saying it was killed", err, first)
+	}
+	var second int
+	waitFor(t, 10*time.Second, "the local worker to come back", func() bool {
+		s := ex.Stats().Workers
+		second = s[0].PID
+		return len(s) == 1 && second != first && second != 0 && s[0].Workload == 0
+	})
+	f2, _ := aplex.Submit(ctx, ex, square, 6)
+	if v, err := get(t, f2); v != 36 || err != nil {
+		t.Fatalf("after the restart: %v, %v", v, err)
+	}
+
+	// A work that ignores its cancelled ctx costs its worker.
+	g, _ := aplex.Submit(ctx, ex, ignore, 0)
+	time.Sleep(100 * time.Millisecond)
+	if !g.Cancel() {
+		t.Fatal("Cancel returned false")
+	}
+	waitFor(t, 10*time.Second, "the stuck worker to be killed and replaced", func() bool {
+		s := ex.Stats().Workers
+		return len(s) == 1 && s[0].PID != second && s[0].PID != 0
+	})
+	f3, _ := aplex.Submit(ctx, ex, square, 7)
+	if v, err := get(t, f3); v != 49 || err != nil {
+		t.Fatalf("after the kill: %v, %v", v, err)
+	}
+}
+
+// TestSharedWorkerKill: when one executor kills a worker (a work ignored
+// its cancellation), another executor using the same worker sees its
+// works there fail with a *aplex.WorkerError (retryable), not with a
+// cancellation it never asked for.
+func TestSharedWorkerKill(t *testing.T) {
+	srv := startServer(t, 0, nil)
+	url := srv.ClientURL()
+	w := spawnWorker(t, url, "shared", "shared-worker")
+	a := newExecutor(t, cluster.WithURL(url), cluster.WithPool("shared"), aplex.WithPoolSize(1),
+		aplex.WithKillGrace(200*time.Millisecond))
+	b := newExecutor(t, cluster.WithURL(url), cluster.WithPool("shared"), aplex.WithPoolSize(1))
+	ctx := context.Background()
+	fb, _ := aplex.Submit(ctx, b, whoami, 5*time.Second)
+	fa, _ := aplex.Submit(ctx, a, ignore, 0)
+	time.Sleep(100 * time.Millisecond)
+	fa.Cancel()
+	_, err := get(t, fb)
+	var we *aplex.WorkerError
+	if !errors.As(err, &we) || we.Worker != "shared-worker" {
+		t.Fatalf("b's work: err = %v, want a WorkerError for the killed worker", err)
+	}
+	if !w.exited(5 * time.Second) {
+		t.Fatal("the killed worker did not exit")
+	}
+	if code := w.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("killed worker exit code %d, want 1", code)
+	}
+}
+
+// TestConnClosed: when the connection the executor was given is closed for
+// good, the works running fail with a *aplex.WorkerError and Submit fails
+// at once, instead of queueing for workers that cannot come back.
+func TestConnClosed(t *testing.T) {
+	srv := startServer(t, 0, nil)
+	url := srv.ClientURL()
+	// The worker keeps running the orphaned work; when the test stops it,
+	// its drain timeout cancels that work.
+	spawnWorker(t, url, "closed", "c0", "APLEX_CLUSTER_DRAIN_TIMEOUT=100ms")
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := newExecutor(t, cluster.WithConn(nc), cluster.WithPool("closed"), aplex.WithPoolSize(1))
+	ctx := context.Background()
+	f, _ := aplex.Submit(ctx, ex, whoami, 10*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	nc.Close()
+	var we *aplex.WorkerError
+	if _, err := get(t, f); !errors.As(err, &we) {
+		t.Fatalf("running work: err = %v, want a WorkerError", err)
+	}
+	if _, err := aplex.Submit(ctx, ex, square, 1); !errors.Is(err, aplex.ErrWorkerBroken) {
+		t.Errorf("Submit after the connection closed: err = %v, want ErrWorkerBroken", err)
+	}
+}

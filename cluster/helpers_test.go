@@ -1,0 +1,204 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/cluster"
+)
+
+// The membership settings of the failure tests: workers beat every 100ms
+// and are dropped after 800ms of silence, which keeps the tests quick yet
+// leaves a healthy worker eight beats of slack on a loaded machine.
+const (
+	testTimeout   = 800 * time.Millisecond
+	testHeartbeat = 100 * time.Millisecond
+)
+
+// startServer starts a NATS server for one test on 127.0.0.1 (port 0: a
+// random one); edit adjusts its options. It is shut down when the test
+// ends.
+func startServer(t testing.TB, port int, edit func(*server.Options)) *server.Server {
+	t.Helper()
+	s := newServer(t, port, edit)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// newServer is startServer without the clean-up.
+func newServer(t testing.TB, port int, edit func(*server.Options)) *server.Server {
+	t.Helper()
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true}
+	if edit != nil {
+		edit(opts)
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(5 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	return s
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// testLog forwards output to the test log, line by line (exec copies a
+// child's output from its own goroutine).
+type testLog struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+	buf  []byte
+}
+
+func newTestLog(t testing.TB) *testLog {
+	l := &testLog{t: t}
+	t.Cleanup(func() { l.mu.Lock(); l.done = true; l.mu.Unlock() })
+	return l
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		return len(p), nil
+	}
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.t.Log(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// proc is a worker process a test started by hand, as a user would on
+// another machine: this binary with APLEX_WORKER_ROLE=cluster.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// spawnWorker starts a worker process against url serving pool, with
+// heartbeats every testHeartbeat unless env says otherwise. It is stopped
+// (SIGTERM, then SIGKILL) and reaped when the test ends.
+func spawnWorker(t testing.TB, url, pool, id string, env ...string) *proc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(),
+		"APLEX_WORKER_ROLE=cluster",
+		"APLEX_CLUSTER_URL="+url,
+		"APLEX_CLUSTER_POOL="+pool,
+		"APLEX_CLUSTER_HEARTBEAT="+testHeartbeat.String(),
+	)
+	if id != "" {
+		cmd.Env = append(cmd.Env, "APLEX_CLUSTER_WORKER_ID="+id)
+	}
+	cmd.Env = append(cmd.Env, env...)
+	out := newTestLog(t)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// exited waits up to d for the process to end.
+func (p *proc) exited(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// newExecutor builds a cluster executor that is shut down (and checked)
+// when the test ends.
+func newExecutor(t testing.TB, opts ...aplex.Option) *aplex.Executor {
+	t.Helper()
+	ex, err := cluster.NewExecutor(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ex.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return ex
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// get waits for f with a bound, so a hanging future fails the test.
+func get[R any](t testing.TB, f *aplex.Future[R]) (R, error) {
+	t.Helper()
+	select {
+	case <-f.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("future did not end within 20s")
+	}
+	return f.Get(context.Background())
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,213 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/proc"
+	"github.com/aplex-go/aplex/internal/spawn"
+)
+
+// Restart pacing of local workers.
+const (
+	backoffMin = 10 * time.Millisecond
+	backoffMax = 2 * time.Second
+	// steadyRun resets the back-off: a worker that ran this long did not
+	// crash at start-up.
+	steadyRun = 10 * time.Second
+	// waitDelay bounds how long Wait waits for a grandchild holding the
+	// worker's stdout open.
+	waitDelay = 500 * time.Millisecond
+)
+
+// localWorkers runs SpawnLocalWorkers' processes: this binary re-executed
+// as a cluster worker of the executor's pool, one supervisor goroutine per
+// worker. Local worker i has the id "<executor id>-<i>" in every
+// incarnation, so a restarted worker keeps its balancer slot.
+type localWorkers struct {
+	t    *transport
+	n    int
+	path string
+	env  []string
+	out  io.Writer
+	outM sync.Mutex // keeps output lines whole
+	fork *spawn.Forker
+
+	failed chan error // a worker could not start or exited before joining
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	stopping bool
+	stopCh   chan struct{}
+	procs    map[*exec.Cmd]struct{} // started and not reaped
+}
+
+func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
+	if os.Getenv(proc.EnvRole) == roleCluster {
+		// This process was started as a worker, yet runs executor code:
+		// its main does not call aplex.Main first. Spawning here would
+		// fork without end.
+		return nil, fmt.Errorf("aplex: this process is a cluster worker (%s=%s) but its main did not call aplex.Main() first thing; refusing to spawn local workers", proc.EnvRole, roleCluster)
+	}
+	path, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("aplex: cluster: cannot find this executable for local workers: %w", err)
+	}
+	l := &localWorkers{
+		t:      t,
+		n:      n,
+		path:   path,
+		out:    t.cfg.output,
+		failed: make(chan error, n),
+		stopCh: make(chan struct{}),
+		procs:  map[*exec.Cmd]struct{}{},
+	}
+	if l.out == nil {
+		l.out = os.Stderr
+	}
+	hb := max(t.cfg.hbTimeout/3, 10*time.Millisecond)
+	l.env = append(os.Environ(),
+		proc.EnvRole+"="+roleCluster,
+		envURL+"="+url,
+		envPool+"="+t.cfg.pool,
+		envHeartbeat+"="+hb.String(),
+		envMaxWorks+"="+strconv.Itoa(max(t.xc.MaxWorksPerWorker, 1)),
+		envParent+"="+strconv.Itoa(os.Getpid()),
+	)
+	l.env = append(l.env, credentialEnv(t.cfg.natsOpts)...)
+	l.env = append(l.env, t.cfg.env...)
+	return l, nil
+}
+
+// wid is local worker i's id.
+func (l *localWorkers) wid(i int) string { return l.t.exid + "-" + strconv.Itoa(i) }
+
+// start launches the supervisors; Start waits for the joins.
+func (l *localWorkers) start() {
+	l.fork = spawn.NewForker()
+	for i := range l.n {
+		l.wg.Go(func() { l.supervise(i) })
+	}
+}
+
+// supervise keeps local worker i running until stop.
+func (l *localWorkers) supervise(i int) {
+	wid := l.wid(i)
+	backoff := backoffMin
+	for {
+		cmd, label, err := l.spawn(i, wid)
+		if err != nil {
+			if !l.t.everJoined(wid) {
+				l.failed <- err
+				return
+			}
+			l.t.log.Warn("aplex cluster: cannot restart local worker", "worker", wid, "err", err)
+		} else {
+			began := time.Now()
+			cmd.Wait()
+			label.Flush()
+			l.forget(cmd)
+			status := cmd.ProcessState.String()
+			l.t.localExited(wid, cmd.Process.Pid, status)
+			if l.isStopping() {
+				return
+			}
+			if !l.t.everJoined(wid) {
+				l.failed <- fmt.Errorf("aplex: cluster: local worker %d (%s, pid %d) exited before joining (%s); does its main call aplex.Main() first thing?", i, l.path, cmd.Process.Pid, status)
+				return
+			}
+			if time.Since(began) > steadyRun {
+				backoff = backoffMin
+			}
+		}
+		select {
+		case <-l.stopCh:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, backoffMax)
+	}
+}
+
+// spawn starts one worker process. While stopping it starts nothing.
+func (l *localWorkers) spawn(i int, wid string) (*exec.Cmd, *spawn.LineWriter, error) {
+	label := spawn.NewLineWriter(l.out, &l.outM, "aplex cluster worker", i)
+	cmd := exec.Command(l.path)
+	cmd.Env = append(l.env[:len(l.env):len(l.env)], envWorkerID+"="+wid) // a copy per process
+	// One writer for both streams: one pipe, one copier, whole lines.
+	cmd.Stdout, cmd.Stderr = label, label
+	cmd.WaitDelay = waitDelay
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopping {
+		return nil, nil, errors.New("aplex: cluster: stopping")
+	}
+	if err := l.fork.Start(cmd); err != nil {
+		return nil, nil, fmt.Errorf("aplex: cluster: start local worker %d (%s): %w", i, l.path, err)
+	}
+	label.SetPID(cmd.Process.Pid)
+	l.procs[cmd] = struct{}{}
+	return cmd, label, nil
+}
+
+func (l *localWorkers) forget(cmd *exec.Cmd) {
+	l.mu.Lock()
+	delete(l.procs, cmd)
+	l.mu.Unlock()
+}
+
+func (l *localWorkers) isStopping() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stopping
+}
+
+// signalAll sends sig to every running worker process.
+func (l *localWorkers) signalAll(sig os.Signal) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for cmd := range l.procs {
+		cmd.Process.Signal(sig)
+	}
+}
+
+// stop asks every worker to leave (SIGTERM: it finishes its works, says
+// Bye and exits), kills those still running when ctx ends, and returns
+// once every process is reaped. It returns ctx.Err() if it had to kill.
+func (l *localWorkers) stop(ctx context.Context) error {
+	if l.fork == nil {
+		return nil // never started
+	}
+	l.mu.Lock()
+	l.stopping = true
+	close(l.stopCh)
+	l.mu.Unlock()
+	l.signalAll(syscall.SIGTERM)
+
+	done := make(chan struct{})
+	go func() {
+		l.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("aplex: cluster: local workers killed: %w", ctx.Err())
+		l.signalAll(syscall.SIGKILL)
+		<-done
+	}
+	// Last: on Linux the forker thread's exit kills its children
+	// (Pdeathsig), so it must outlive them.
+	l.fork.Stop()
+	return err
+}

@@ -1,0 +1,148 @@
+package cluster
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// member is one remote worker as this executor uses it: the xport.Worker
+// the core schedules on. A worker process that re-joins after being
+// dropped, or restarts under the same id, becomes a new member (the core
+// tells members apart by identity) in the same slot.
+type member struct {
+	t        *transport
+	wid      string
+	pid      int
+	slot     int
+	capacity int
+	labels   map[string]string
+	subject  string // the worker's own subject
+
+	seen atomic.Int64 // last message from the worker, t.clock nanoseconds
+	gone atomic.Bool  // dropped: sends are pointless
+
+	mu      sync.Mutex
+	out     map[uint64]outJob // jobs sent and not answered
+	retired bool              // draining: the core was told to stop using it
+}
+
+// outJob is a job the executor waits for: kept to send it again after a
+// reconnect, with the cancel that may follow it.
+type outJob struct {
+	job       *wire.Job
+	cancelled bool
+}
+
+var _ xport.Worker = (*member)(nil)
+
+// Slot is the worker's place in the balancer's view, stable per worker id.
+func (m *member) Slot() int { return m.slot }
+
+// Info describes the worker for errors and stats.
+func (m *member) Info() xport.Info { return xport.Info{ID: m.wid, PID: m.pid, Labels: m.labels} }
+
+// Capacity is the number of works the worker announced it runs at once.
+func (m *member) Capacity() int { return m.capacity }
+
+// Send records the jobs as awaited and queues them for the sender, which
+// batches them into Run messages.
+func (m *member) Send(jobs []*wire.Job) {
+	m.mu.Lock()
+	for _, j := range jobs {
+		m.out[j.ID] = outJob{job: j}
+	}
+	m.mu.Unlock()
+	m.t.send.jobs(m, jobs)
+}
+
+// Cancel queues a Cancel behind the jobs' Runs (one sender, one subject:
+// NATS keeps the order).
+func (m *member) Cancel(ids []uint64) {
+	m.mu.Lock()
+	for _, id := range ids {
+		if o, ok := m.out[id]; ok {
+			o.cancelled = true
+			m.out[id] = o
+		}
+	}
+	m.mu.Unlock()
+	m.t.send.cancel(m, ids)
+}
+
+// Kill stops the worker process: it gets a Shutdown{Graceful: false},
+// which cancels every work it runs (for every executor) and makes it exit
+// a second later even if a work ignores its ctx; this executor drops it at
+// once. Killing is how the core enforces its kill grace on a work that
+// ignores cancellation; a worker run under a supervisor (or a local
+// worker) comes back as a fresh process.
+func (m *member) Kill(reason error) {
+	m.t.kill(m, reason)
+}
+
+// Close means this executor stops using the worker: the core calls it
+// once a retired (draining) worker holds no job of this executor. The
+// worker process itself is not told anything: it serves other executors
+// and leaves on its own terms. The member is reported lost with a nil
+// cause at once, since it holds nothing of this executor.
+func (m *member) Close() {
+	m.t.drop(m, nil, false)
+}
+
+// touch records a sign of life.
+func (m *member) touch() { m.seen.Store(int64(m.t.now())) }
+
+// answered removes the jobs of rs this member awaits and returns them
+// (rs filtered in place). Late answers (a job already failed by a drop,
+// a duplicate after a resend) are dropped here.
+func (m *member) answered(rs []wire.Result) []wire.Result {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kept := rs[:0]
+	for _, r := range rs {
+		if _, ok := m.out[r.ID]; ok {
+			delete(m.out, r.ID)
+			kept = append(kept, r)
+		}
+	}
+	return kept
+}
+
+// pending returns the awaited jobs in id order and the cancelled ids, to
+// send again after a reconnect.
+func (m *member) pending() (jobs []*wire.Job, cancelled []uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.out {
+		jobs = append(jobs, o.job)
+		if o.cancelled {
+			cancelled = append(cancelled, o.job.ID)
+		}
+	}
+	slices.SortFunc(jobs, func(a, b *wire.Job) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	slices.Sort(cancelled)
+	return jobs, cancelled
+}
+
+// awaited returns the ids of the jobs the member holds.
+func (m *member) awaited() []uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]uint64, 0, len(m.out))
+	for id := range m.out {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}

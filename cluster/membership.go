@@ -1,0 +1,233 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// Membership: workers announce themselves (Hello), beat (Heartbeat), drain
+// (Heartbeat with Draining) and leave (Bye). The executor joins, retires
+// and drops them, and resynchronises with a worker that re-announces
+// itself after a reconnect. See doc.go for the protocol as a whole.
+
+// member returns the current member with id wid, or nil.
+func (t *transport) member(wid string) *member {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.members[wid]
+}
+
+// everJoined reports whether worker wid joined at least once.
+func (t *transport) everJoined(wid string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ever[wid]
+}
+
+// onHello joins a new worker, replaces a restarted one (same id, new
+// process), and resynchronises with a known one announcing itself again
+// (after its or this executor's reconnect).
+func (t *transport) onHello(h *wire.Hello) {
+	if h.Version != wire.Version {
+		t.log.Warn("aplex cluster: ignoring a worker of another protocol version; rebuild it with the same aplex version",
+			"worker", h.WorkerID, "version", h.Version, "want", wire.Version)
+		return
+	}
+	if checkToken("worker id", h.WorkerID) != nil || t.closing.Load() {
+		return
+	}
+	t.mu.Lock()
+	tb, hasTomb := t.tombs[h.WorkerID]
+	if hasTomb && tb.killed && tb.pid == h.PID {
+		t.mu.Unlock()
+		return // killed: its Shutdown has not arrived yet
+	}
+	old := t.members[h.WorkerID]
+	if old != nil && old.pid == h.PID {
+		t.mu.Unlock()
+		old.touch()
+		t.resync(old)
+		return
+	}
+	var orphans []uint64
+	if hasTomb {
+		if tb.pid == h.PID {
+			orphans = tb.orphans
+		}
+		delete(t.tombs, h.WorkerID)
+	}
+	m := &member{
+		t:        t,
+		wid:      h.WorkerID,
+		pid:      h.PID,
+		capacity: max(h.MaxWorks, 0),
+		labels:   h.Labels,
+		subject:  t.subj.worker(h.WorkerID),
+		out:      map[uint64]outJob{},
+	}
+	m.slot = t.slots.assign(h.WorkerID, t.now(), t.isMember)
+	m.touch()
+	if old != nil {
+		delete(t.members, old.wid)
+		old.gone.Store(true)
+	}
+	t.members[m.wid] = m
+	if t.local != nil && strings.HasPrefix(m.wid, t.exid+"-") {
+		t.ever[m.wid] = true // a local worker: its supervisor asks
+	}
+	t.mu.Unlock()
+
+	if old != nil {
+		t.lost(old, fmt.Errorf("worker restarted as pid %d", h.PID))
+	}
+	if len(orphans) > 0 {
+		// It was dropped for silence but lives: stop what it still runs
+		// for this executor (those works were failed or re-queued).
+		t.send.cancel(m, orphans)
+	}
+	t.sink.Join(m)
+	notify(t.joinWake)
+}
+
+// isMember reports whether wid is a current member; t.mu is held.
+func (t *transport) isMember(wid string) bool { return t.members[wid] != nil }
+
+// onHeartbeat refreshes a member, retires a draining one, and asks an
+// unknown worker to announce itself.
+func (t *transport) onHeartbeat(hb *wire.Heartbeat) {
+	m := t.member(hb.WorkerID)
+	if m == nil {
+		if !hb.Draining && !t.closing.Load() && checkToken("worker id", hb.WorkerID) == nil {
+			t.askHello(hb.WorkerID)
+		}
+		return
+	}
+	m.touch()
+	if hb.Draining {
+		m.mu.Lock()
+		first := !m.retired
+		m.retired = true
+		m.mu.Unlock()
+		if first && !t.closing.Load() {
+			t.sink.Retire(m) // the core closes it once it holds no job
+		}
+	}
+}
+
+// askHello sends a discover request naming wid, at most once per
+// heartbeat timeout: a worker this executor has not met (its Hello was
+// missed, or it was dropped and came back) joins on its next beat.
+func (t *transport) askHello(wid string) {
+	now := t.now()
+	t.mu.Lock()
+	last, ok := t.asked[wid]
+	if ok && now-last < t.cfg.hbTimeout {
+		t.mu.Unlock()
+		return
+	}
+	t.asked[wid] = now
+	t.mu.Unlock()
+	t.discover(wid)
+}
+
+// onBye drops a member that left. Its last results travel on another
+// subscription and may not be handed over yet, although NATS delivered
+// them before the Bye; a barrier runs the drop once every subscription has
+// processed what arrived before it. Jobs still unanswered then never will
+// be (the worker was killed, or gave up on works that ignored their ctx):
+// they fail with a *WorkerError, or run again with aplex.Retry.
+func (t *transport) onBye(b *wire.Bye) {
+	m := t.member(b.WorkerID)
+	if m == nil {
+		return
+	}
+	err := t.nc.Barrier(func() {
+		if !t.enter() {
+			return
+		}
+		defer t.leave()
+		t.left(m)
+	})
+	if err != nil { // the connection is closed: nothing more will arrive
+		t.left(m)
+	}
+}
+
+// left drops a member that said Bye.
+func (t *transport) left(m *member) {
+	if n := len(m.awaited()); n > 0 {
+		t.drop(m, fmt.Errorf("worker left without answering %d works", n), false)
+		return
+	}
+	t.drop(m, nil, false)
+}
+
+// resync sends a re-announced worker every job this executor still awaits
+// from it, then the cancels among them: Runs or results may have been lost
+// while one side was disconnected. The worker skips jobs it runs and
+// answers finished ones from memory, so nothing runs twice.
+func (t *transport) resync(m *member) {
+	jobs, cancelled := m.pending()
+	if len(jobs) > 0 {
+		t.send.jobs(m, jobs)
+	}
+	if len(cancelled) > 0 {
+		t.send.cancel(m, cancelled)
+	}
+}
+
+// drop removes m and reports it lost: cause nil means it left cleanly (or
+// this executor closed it) holding nothing. Jobs it still held are
+// cancelled on the worker, in case it is alive, and remembered so they are
+// cancelled again should it come back.
+func (t *transport) drop(m *member, cause error, killed bool) {
+	now := t.now()
+	t.mu.Lock()
+	if t.members[m.wid] != m {
+		t.mu.Unlock()
+		return // dropped already
+	}
+	delete(t.members, m.wid)
+	m.gone.Store(true)
+	t.slots.left(m.wid, now)
+	var orphans []uint64
+	if cause != nil {
+		orphans = m.awaited()
+		t.tombs[m.wid] = tomb{pid: m.pid, orphans: orphans, killed: killed, at: now}
+	}
+	t.mu.Unlock()
+	if len(orphans) > 0 && !killed {
+		t.publishTo(m, &wire.Cancel{ReplyTo: t.inbox, IDs: orphans})
+	}
+	t.lost(m, cause)
+}
+
+// lost tells the core, unless Close has returned.
+func (t *transport) lost(m *member, cause error) {
+	if !t.done.Load() {
+		t.sink.Lost(m, cause)
+	}
+}
+
+// kill shuts the worker process down at once and drops it. A member
+// already dropped is left alone: its worker may have joined again since,
+// as another member.
+func (t *transport) kill(m *member, reason error) {
+	if m.gone.Load() {
+		return
+	}
+	t.publishTo(m, &wire.Shutdown{Graceful: false})
+	t.drop(m, fmt.Errorf("killed by the executor: %w", reason), true)
+}
+
+// localExited drops local worker wid when its process pid has ended: no
+// need to wait for a heartbeat timeout, and the exit status says why.
+func (t *transport) localExited(wid string, pid int, status string) {
+	m := t.member(wid)
+	if m == nil || m.pid != pid || t.closing.Load() {
+		return
+	}
+	t.drop(m, fmt.Errorf("local worker process exited: %s", status), false)
+}

@@ -1,0 +1,104 @@
+package cluster
+
+import (
+	"github.com/nats-io/nats.go"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// The executor's message handlers: NATS calls them on one goroutine per
+// subscription. Results go straight from the inbox handler to the core,
+// with no other goroutine in between.
+
+// enter admits a message handler unless the transport stopped; leave must
+// follow.
+func (t *transport) enter() bool {
+	t.gate.RLock()
+	if t.stopped {
+		t.gate.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (t *transport) leave() { t.gate.RUnlock() }
+
+// onInbox handles messages to the executor's inbox: results, and Hellos
+// answering its discover requests.
+func (t *transport) onInbox(msg *nats.Msg) {
+	if !t.enter() {
+		return
+	}
+	defer t.leave()
+	m, err := wire.Unmarshal(msg.Data)
+	if err != nil {
+		t.log.Debug("aplex cluster: bad message on the inbox", "err", err)
+		return
+	}
+	switch m := m.(type) {
+	case *wire.Results:
+		if w := t.member(m.WorkerID); w != nil {
+			w.touch()
+			t.deliver(w, m.Results)
+		}
+	case *wire.Hello:
+		t.onHello(m)
+	default:
+		t.log.Debug("aplex cluster: unexpected message on the inbox", "kind", m.Kind())
+	}
+}
+
+// onControl handles the pool's announcements: Hello, Heartbeat, Bye.
+func (t *transport) onControl(msg *nats.Msg) {
+	if !t.enter() {
+		return
+	}
+	defer t.leave()
+	m, err := wire.Unmarshal(msg.Data)
+	if err != nil {
+		t.log.Debug("aplex cluster: bad announcement", "subject", msg.Subject, "err", err)
+		return
+	}
+	switch m := m.(type) {
+	case *wire.Hello:
+		t.onHello(m)
+	case *wire.Heartbeat:
+		t.onHeartbeat(m)
+	case *wire.Bye:
+		t.onBye(m)
+	default:
+		t.log.Debug("aplex cluster: unexpected announcement", "kind", m.Kind())
+	}
+}
+
+// deliver hands a worker's results to the core, keeping only the jobs the
+// member still awaits.
+func (t *transport) deliver(m *member, rs []wire.Result) {
+	kept := m.answered(rs)
+	if len(kept) == 0 {
+		return
+	}
+	if !t.done.Load() {
+		t.sink.Done(m, kept)
+	}
+}
+
+// discover asks the pool's workers (or only worker wid) to send their
+// Hello to this executor's inbox.
+func (t *transport) discover(wid string) {
+	if err := t.nc.PublishRequest(t.subj.discover(), t.inbox, []byte(wid)); err != nil {
+		t.log.Debug("aplex cluster: discover", "err", err)
+	}
+}
+
+// publishTo sends a control message to a worker, outside the sender (for
+// workers being dropped, which the sender skips).
+func (t *transport) publishTo(m *member, msg wire.Msg) {
+	b, err := wire.Marshal(msg)
+	if err == nil {
+		err = t.nc.Publish(m.subject, b)
+	}
+	if err != nil {
+		t.log.Debug("aplex cluster: publish", "worker", m.wid, "kind", msg.Kind(), "err", err)
+	}
+}

@@ -1,0 +1,196 @@
+package cluster
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// Defaults of the executor side.
+const (
+	// DefaultHeartbeatTimeout is how long a worker may stay silent before
+	// an executor drops it.
+	DefaultHeartbeatTimeout = 3 * time.Second
+	// minHeartbeatTimeout keeps the membership check meaningful: below it
+	// ordinary scheduling hiccups would drop healthy workers.
+	minHeartbeatTimeout = 50 * time.Millisecond
+)
+
+// execConfig is what the cluster options record. The core keeps it in the
+// executor's settings map (xport.Config.Ext) under extKey.
+type execConfig struct {
+	urls      []string
+	natsOpts  []nats.Option
+	conn      *nats.Conn
+	pool      string
+	hbTimeout time.Duration
+	local     int
+	output    io.Writer
+	env       []string
+}
+
+const extKey = "cluster"
+
+// configOf returns the cluster settings in ext, creating them.
+func configOf(ext map[string]any) *execConfig {
+	c, _ := ext[extKey].(*execConfig)
+	if c == nil {
+		c = &execConfig{}
+		ext[extKey] = c
+	}
+	return c
+}
+
+// option wraps a cluster setting as an aplex.Option through the core's
+// bridge, so the core validates it with the other options and rejects it
+// for thread and process executors.
+func option(name string, set func(c *execConfig) error) aplex.Option {
+	return xport.NewOption(extKey, name, func(ext map[string]any) error {
+		return set(configOf(ext))
+	}).(aplex.Option)
+}
+
+// WithURL connects the executor to the NATS server(s) at urls (e.g.
+// "nats://nats-1:4222"; several URLs name one cluster and the client fails
+// over between them). Without WithURL or WithConn the executor starts an
+// embedded server on 127.0.0.1 instead.
+func WithURL(urls ...string) aplex.Option {
+	return option("WithURL", func(c *execConfig) error {
+		for _, u := range urls {
+			if strings.TrimSpace(u) == "" {
+				return fmt.Errorf("aplex: cluster.WithURL: empty URL")
+			}
+		}
+		if len(urls) == 0 {
+			return fmt.Errorf("aplex: cluster.WithURL: no URL")
+		}
+		c.urls = append(c.urls, urls...)
+		return nil
+	})
+}
+
+// WithNATSOptions passes options to the NATS client: authentication
+// (nats.UserInfo, nats.Token, nats.UserCredentials, nats.Nkey), TLS
+// (nats.Secure, nats.RootCAs, nats.ClientCert), a connection name,
+// reconnect tuning. They are applied after this package's defaults
+// (unlimited reconnects every 250ms), so they win.
+func WithNATSOptions(opts ...nats.Option) aplex.Option {
+	return option("WithNATSOptions", func(c *execConfig) error {
+		for i, o := range opts {
+			if o == nil {
+				return fmt.Errorf("aplex: cluster.WithNATSOptions: option %d is nil", i)
+			}
+		}
+		c.natsOpts = append(c.natsOpts, opts...)
+		return nil
+	})
+}
+
+// WithConn makes the executor use an existing connection instead of
+// dialling its own. The executor subscribes on it and unsubscribes at
+// Shutdown, but never closes it. It cannot be combined with WithURL or
+// WithNATSOptions.
+func WithConn(nc *nats.Conn) aplex.Option {
+	return option("WithConn", func(c *execConfig) error {
+		if nc == nil {
+			return fmt.Errorf("aplex: cluster.WithConn(nil): need a connection")
+		}
+		c.conn = nc
+		return nil
+	})
+}
+
+// WithPool selects the pool: the executor uses only workers serving the
+// same pool name (Serve's ServePool, env APLEX_CLUSTER_POOL). Every subject
+// sits under aplex.<pool>, so pools share one NATS without crosstalk.
+// Default "default".
+func WithPool(name string) aplex.Option {
+	return option("WithPool", func(c *execConfig) error {
+		if err := checkToken("pool name", name); err != nil {
+			return fmt.Errorf("aplex: cluster.WithPool: %w", err)
+		}
+		c.pool = name
+		return nil
+	})
+}
+
+// WithHeartbeatTimeout sets how long a worker may stay silent (no
+// heartbeat, no result) before the executor drops it: its works fail with
+// a *aplex.WorkerError ("lost heartbeat"), or are sent again elsewhere when
+// submitted with aplex.Retry. Default 3s; workers beat every second by
+// default, and local workers every third of this timeout.
+func WithHeartbeatTimeout(d time.Duration) aplex.Option {
+	return option("WithHeartbeatTimeout", func(c *execConfig) error {
+		if d < minHeartbeatTimeout {
+			return fmt.Errorf("aplex: cluster.WithHeartbeatTimeout(%v): want at least %v", d, minHeartbeatTimeout)
+		}
+		c.hbTimeout = d
+		return nil
+	})
+}
+
+// SpawnLocalWorkers starts n worker processes of this binary on this
+// machine against the executor's NATS server, so one machine runs the whole
+// distributed path. The binary must call aplex.Main first thing in main.
+// NewExecutor returns once they have joined; a local worker that dies is
+// restarted (its works fail with a *aplex.WorkerError, or are retried);
+// Shutdown stops and reaps them. Their output goes to stderr (or
+// WithWorkerOutput), each line prefixed "[aplex cluster worker N pid P] ".
+func SpawnLocalWorkers(n int) aplex.Option {
+	return option("SpawnLocalWorkers", func(c *execConfig) error {
+		if n < 0 {
+			return fmt.Errorf("aplex: cluster.SpawnLocalWorkers(%d): must not be negative", n)
+		}
+		c.local = n
+		return nil
+	})
+}
+
+// WithWorkerOutput sets where the stdout and stderr of local workers
+// (SpawnLocalWorkers) go, each line labelled with its worker. Default
+// os.Stderr.
+func WithWorkerOutput(w io.Writer) aplex.Option {
+	return option("WithWorkerOutput", func(c *execConfig) error {
+		if w == nil {
+			return fmt.Errorf("aplex: cluster.WithWorkerOutput(nil): use io.Discard to drop the output")
+		}
+		c.output = w
+		return nil
+	})
+}
+
+// WithWorkerEnv adds "KEY=value" entries to the environment of local
+// workers, e.g. APLEX_CLUSTER_CREDS=/path/user.creds when the executor
+// authenticates with a credentials file (user/password and token
+// authentication are passed on automatically).
+func WithWorkerEnv(env ...string) aplex.Option {
+	return option("WithWorkerEnv", func(c *execConfig) error {
+		for _, kv := range env {
+			if i := strings.IndexByte(kv, '='); i <= 0 {
+				return fmt.Errorf("aplex: cluster.WithWorkerEnv(%q): want KEY=value", kv)
+			}
+		}
+		c.env = append(c.env, env...)
+		return nil
+	})
+}
+
+// check reports conflicting settings and fills in defaults.
+func (c *execConfig) check() error {
+	if c.conn != nil && (len(c.urls) > 0 || len(c.natsOpts) > 0) {
+		return fmt.Errorf("aplex: cluster.WithConn cannot be combined with WithURL or WithNATSOptions: the connection is already configured")
+	}
+	if c.pool == "" {
+		c.pool = DefaultPool
+	}
+	if c.hbTimeout == 0 {
+		c.hbTimeout = DefaultHeartbeatTimeout
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+package cluster
+
+import (
+	"sync"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// Worker-side memory of each executor's jobs, which makes resending a Run
+// safe. After a NATS reconnect an executor cannot know whether a Run
+// reached the worker or whether a result reached it, so it sends every job
+// it is still waiting for again (see doc.go, "Reconnects"). The worker
+// then skips a job it is running, answers a job it finished recently from
+// memory, and runs only a job it never saw. Delivery stays at-most-once.
+//
+// An executor's job ids only grow, so a job above the highest id seen is
+// new and costs one map insert; only resent jobs search the memory.
+
+const (
+	// recentMin is the least number of finished jobs remembered per
+	// executor: resends cover at most the jobs in flight during an outage,
+	// which the executor bounds by the worker's capacity.
+	recentMin = 1024
+	// recentBytes bounds the result bytes kept per executor; beyond it the
+	// oldest results are forgotten (their ids are still known, so a resend
+	// gets an error saying the result was lost rather than a second run).
+	recentBytes = 4 << 20
+	// sessionIdle is how long an executor's memory outlives its last job.
+	sessionIdle = 2 * time.Minute
+)
+
+// errResultLost answers a resent job whose result was forgotten.
+var errResultLost = &wire.Error{
+	Code:    wire.CodeShutdown,
+	Message: "aplex: the work ran on the cluster worker, but its result was lost in a NATS outage and is no longer held",
+}
+
+// sessions is the memory of every executor this worker serves, by
+// ReplyTo subject.
+type sessions struct {
+	ringSize int
+
+	mu sync.Mutex
+	m  map[string]*session
+}
+
+type session struct {
+	running map[uint64]struct{}
+	maxID   uint64
+	ring    []recent // finished jobs; entry seq lives at ring[seq%len]
+	seq     uint64   // sequence number of the next finished job
+	trimmed uint64   // entries below this seq are forgotten or overwritten
+	bytes   int      // value bytes held by the ring
+	used    time.Time
+}
+
+type recent struct {
+	id    uint64
+	items []wire.Outcome
+	count int  // len(items), kept when the value is forgotten
+	size  int  // wire.ResultBound, counted in session.bytes unless lost
+	lost  bool // the value was forgotten to stay under recentBytes
+}
+
+func newSessions(maxWorks int) *sessions {
+	return &sessions{ringSize: max(recentMin, 2*maxWorks), m: map[string]*session{}}
+}
+
+func (ss *sessions) get(replyTo string) *session {
+	s := ss.m[replyTo]
+	if s == nil {
+		s = &session{running: map[uint64]struct{}{}, ring: make([]recent, ss.ringSize)}
+		ss.m[replyTo] = s
+	}
+	return s
+}
+
+// admit returns the jobs of run that must start (run.Jobs itself when all
+// are new) and the results to send again for jobs already finished.
+func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again []wire.Result) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.get(run.ReplyTo)
+	s.used = now
+	start = run.Jobs
+	copied := false
+	for i := range run.Jobs {
+		j := &run.Jobs[i]
+		keep := true
+		if j.ID > s.maxID {
+			s.maxID = j.ID
+		} else if _, ok := s.running[j.ID]; ok {
+			keep = false
+		} else if r, ok := s.find(j.ID); ok {
+			keep = false
+			again = append(again, r)
+		}
+		if keep {
+			s.running[j.ID] = struct{}{}
+			if copied {
+				start = append(start, *j)
+			}
+			continue
+		}
+		if !copied {
+			start = append(make([]wire.Job, 0, len(run.Jobs)), run.Jobs[:i]...)
+			copied = true
+		}
+	}
+	return start, again
+}
+
+// find looks a finished job up in the ring, newest first.
+func (s *session) find(id uint64) (wire.Result, bool) {
+	n := uint64(len(s.ring))
+	for k := uint64(1); k <= n && k <= s.seq; k++ {
+		e := &s.ring[(s.seq-k)%n]
+		if e.id != id {
+			continue
+		}
+		if e.lost {
+			items := make([]wire.Outcome, e.count)
+			for i := range items {
+				items[i].Err = errResultLost
+			}
+			return wire.Result{ID: id, Items: items}, true
+		}
+		return wire.Result{ID: id, Items: e.items}, true
+	}
+	return wire.Result{}, false
+}
+
+// finished records a job's result, given its size bound.
+func (ss *sessions) finished(replyTo string, r wire.Result, size int) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.get(replyTo)
+	delete(s.running, r.ID)
+	n := uint64(len(s.ring))
+	e := &s.ring[s.seq%n]
+	if !e.lost {
+		s.bytes -= e.size
+	}
+	*e = recent{id: r.ID, items: r.Items, count: len(r.Items), size: size}
+	s.bytes += size
+	s.seq++
+	if s.seq > n {
+		s.trimmed = max(s.trimmed, s.seq-n) // older entries were overwritten
+	}
+	for s.bytes > recentBytes && s.trimmed < s.seq-1 {
+		t := &s.ring[s.trimmed%n]
+		if !t.lost {
+			s.bytes -= t.size
+			t.items, t.lost = nil, true // still "finished", value forgotten
+		}
+		s.trimmed++
+	}
+}
+
+// expire forgets executors idle for sessionIdle with nothing running.
+func (ss *sessions) expire(now time.Time) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for k, s := range ss.m {
+		if len(s.running) == 0 && now.Sub(s.used) > sessionIdle {
+			delete(ss.m, k)
+		}
+	}
+}

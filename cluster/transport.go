@@ -1,0 +1,300 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// transport is the executor side of the cluster: an xport.Transport whose
+// workers are remote processes reached over NATS. It owns the connection
+// (and the embedded server, if any), membership (who is alive, in which
+// slot), the sender of Runs and Cancels, and the local worker processes.
+type transport struct {
+	cfg   *execConfig
+	xc    xport.Config
+	subj  subjects
+	exid  string // this executor's id, unique in the pool
+	inbox string // where results and discover answers come
+	log   *slog.Logger
+	epoch time.Time // origin of now()
+
+	nc      *nats.Conn
+	ownConn bool
+	srv     *server.Server // the embedded server, nil if none
+	url     string         // how workers reach the server
+	max     int            // NATS max payload
+
+	sink  xport.Sink
+	send  *sender
+	local *localWorkers
+	subs  []*nats.Subscription
+
+	gate     sync.RWMutex // message handlers hold it shared; shutdown takes it
+	stopped  bool         // under gate: handlers return at once
+	started  bool
+	closing  atomic.Bool // membership no longer changes; no Join
+	done     atomic.Bool // Close returned: no Sink call any more
+	connDead atomic.Bool // the NATS connection closed for good
+
+	reconnected chan struct{} // the NATS client reconnected
+	connClosed  chan struct{} // the NATS client closed for good
+	stopMon     chan struct{}
+	monDone     chan struct{}
+	joinWake    chan struct{}
+
+	mu      sync.Mutex
+	members map[string]*member
+	ever    map[string]bool // local workers that joined at least once
+	slots   slotTable
+	tombs   map[string]tomb
+	asked   map[string]time.Duration // targeted discover sent at, by worker id
+	unreg   func()                   // removes the executor from URL's registry
+}
+
+// tomb remembers a dropped worker: a killed process must not re-join, and
+// one that comes back after losing its heartbeat has its orphaned jobs of
+// this executor cancelled.
+type tomb struct {
+	pid     int
+	orphans []uint64
+	killed  bool
+	at      time.Duration
+}
+
+// Housekeeping periods.
+const (
+	tombTTL     = 10 * time.Minute
+	slotReserve = time.Minute // a departed worker's slot waits this long for it
+	flushClose  = time.Second
+)
+
+var _ xport.Transport = (*transport)(nil)
+
+// newTransport connects (or starts the embedded server) so that the core
+// can read MaxMessage before Start.
+func newTransport(xc xport.Config) (*transport, error) {
+	if xc.Ext == nil {
+		xc.Ext = map[string]any{}
+	}
+	cfg := configOf(xc.Ext)
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	t := &transport{
+		cfg:         cfg,
+		xc:          xc,
+		subj:        subjects{pool: cfg.pool},
+		exid:        randomToken(6),
+		log:         xc.Logger,
+		epoch:       time.Now(),
+		reconnected: make(chan struct{}, 1),
+		connClosed:  make(chan struct{}, 1),
+		stopMon:     make(chan struct{}),
+		monDone:     make(chan struct{}),
+		joinWake:    make(chan struct{}, 1),
+		members:     map[string]*member{},
+		ever:        map[string]bool{},
+		slots:       newSlotTable(),
+		tombs:       map[string]tomb{},
+		asked:       map[string]time.Duration{},
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	t.inbox = t.subj.inbox(t.exid)
+	name := "aplex executor " + cfg.pool + " " + t.exid
+	onReconnect := func() { notify(t.reconnected) }
+	onClosed := func() { notify(t.connClosed) }
+	switch {
+	case cfg.conn != nil:
+		t.nc = cfg.conn
+		t.url = cfg.conn.ConnectedUrl()
+	case len(cfg.urls) > 0:
+		nc, err := dial(cfg.urls, name, cfg.natsOpts, onReconnect, onClosed)
+		if err != nil {
+			return nil, err
+		}
+		t.nc, t.ownConn = nc, true
+		t.url = strings.Join(cfg.urls, ",")
+	default:
+		srv, err := startEmbedded()
+		if err != nil {
+			return nil, err
+		}
+		// The executor talks to its own server in-process, without a
+		// loopback socket (reference/limits.md §2.5: 132 against 175 µs
+		// per request/reply); workers connect over TCP.
+		nc, err := dial([]string{srv.ClientURL()}, name,
+			append([]nats.Option{nats.InProcessServer(srv)}, cfg.natsOpts...), onReconnect, onClosed)
+		if err != nil {
+			stopEmbedded(srv)
+			return nil, err
+		}
+		t.nc, t.ownConn, t.srv = nc, true, srv
+		t.url = srv.ClientURL()
+	}
+	t.max = maxPayload(t.nc)
+	t.send = newSender(t)
+	if cfg.local > 0 {
+		l, err := newLocalWorkers(t, cfg.local, t.url)
+		if err != nil {
+			t.release()
+			return nil, err
+		}
+		t.local = l
+	}
+	return t, nil
+}
+
+// now is the transport's monotonic clock.
+func (t *transport) now() time.Duration { return time.Since(t.epoch) }
+
+// MaxMessage is NATS' max payload: the core rejects larger arguments at
+// Submit, and the worker host turns larger results into errors.
+func (t *transport) MaxMessage() int { return t.max }
+
+// Start subscribes, asks the pool's workers to announce themselves, starts
+// the local workers, and returns once the workers it must wait for have
+// joined: every local worker, and at least aplex.WithPoolSize workers if
+// that option was given. Otherwise it returns at once and works queue
+// until a worker joins.
+func (t *transport) Start(ctx context.Context, sink xport.Sink) error {
+	t.sink = sink
+	if err := t.subscribe(); err != nil {
+		t.abort()
+		return err
+	}
+	t.started = true
+	go t.send.run()
+	go t.monitor()
+	t.discover("")
+	if t.local != nil {
+		t.local.start()
+	}
+	if err := t.waitJoined(ctx); err != nil {
+		t.abort()
+		return err
+	}
+	return nil
+}
+
+// subscribe listens on the executor's inbox and the pool's announcements,
+// and makes sure the server has the subscriptions before anything asks a
+// worker to answer.
+func (t *transport) subscribe() error {
+	for _, s := range []struct {
+		subject string
+		handle  nats.MsgHandler
+	}{
+		{t.inbox, t.onInbox},
+		{t.subj.hello(), t.onControl},
+		{t.subj.heartbeats(), t.onControl},
+	} {
+		sub, err := t.nc.Subscribe(s.subject, s.handle)
+		if err != nil {
+			return fmt.Errorf("aplex: cluster: subscribe %s: %w", s.subject, err)
+		}
+		// Never drop a result because this process was briefly slow.
+		sub.SetPendingLimits(-1, -1)
+		t.subs = append(t.subs, sub)
+	}
+	if err := t.nc.FlushTimeout(t.xc.StartTimeout + time.Second); err != nil {
+		return fmt.Errorf("aplex: cluster: NATS server does not answer: %w", err)
+	}
+	return nil
+}
+
+// waitJoined waits until the workers Start must wait for have joined.
+func (t *transport) waitJoined(ctx context.Context) error {
+	want := max(t.cfg.local, t.xc.PoolSize)
+	for {
+		t.mu.Lock()
+		have, ok := len(t.members), true
+		for i := range t.cfg.local {
+			ok = ok && t.members[t.local.wid(i)] != nil
+		}
+		t.mu.Unlock()
+		if ok && have >= want {
+			return nil
+		}
+		var failed chan error
+		if t.local != nil {
+			failed = t.local.failed
+		}
+		select {
+		case <-t.joinWake:
+		case err := <-failed:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("aplex: cluster: %d of %d workers joined pool %q before the start timeout: %w", have, want, t.cfg.pool, ctx.Err())
+		}
+	}
+}
+
+// Close stops the local workers (waiting for them until ctx ends, then
+// killing them), unsubscribes, and closes the connection and the embedded
+// server. Remote workers are not told anything: they serve other executors.
+func (t *transport) Close(ctx context.Context) error {
+	if !t.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	var err error
+	if t.local != nil {
+		// Before the server goes: a leaving worker says Bye through it.
+		err = t.local.stop(ctx)
+	}
+	t.release()
+	return err
+}
+
+// abort undoes a failed Start.
+func (t *transport) abort() {
+	t.closing.Store(true)
+	if t.local != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		t.local.stop(ctx)
+		cancel()
+	}
+	t.release()
+}
+
+// release stops everything but the local workers: no handler runs and no
+// Sink method is called once it returns.
+func (t *transport) release() {
+	t.gate.Lock()
+	t.stopped = true
+	t.gate.Unlock()
+	for _, s := range t.subs {
+		s.Unsubscribe()
+	}
+	if t.started {
+		close(t.stopMon)
+		<-t.monDone
+		t.send.close()
+	}
+	if t.ownConn {
+		t.nc.Close()
+	} else {
+		t.nc.FlushTimeout(flushClose) // our unsubscriptions reach the server
+	}
+	if t.srv != nil {
+		stopEmbedded(t.srv)
+	}
+	t.done.Store(true)
+	t.mu.Lock()
+	unreg := t.unreg
+	t.mu.Unlock()
+	if unreg != nil {
+		unreg()
+	}
+}
