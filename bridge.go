@@ -41,6 +41,7 @@ func init() {
 		xc := xport.Config{
 			MaxWorksPerWorker: cfg.maxWorksPerWorker,
 			StartTimeout:      cfg.startTimeout,
+			Logger:            cfg.logger,
 			Ext:               cfg.ext,
 		}
 		if cfg.poolSizeSet {

@@ -34,6 +34,8 @@ func TestOptionsValidation(t *testing.T) {
 		{"kill grace 0", aplex.WithKillGrace(0), "WithKillGrace(0s)"},
 		{"nil option", nil, "option 0 is nil"},
 		{"process-only option", aplex.WithRecycleAfter(3), "WithRecycleAfter applies to process executors only"},
+		{"remote-only option", aplex.WithStartTimeout(time.Second), "WithStartTimeout applies to process and cluster executors only"},
+		{"nil logger", aplex.WithLogger(nil), "WithLogger(nil)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

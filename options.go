@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"time"
 )
@@ -37,6 +38,8 @@ type config struct {
 
 	// process executors
 	processOnly  []string // names of process-only options given
+	remoteOnly   []string // names of process-or-cluster options given
+	logger       *slog.Logger
 	command      string
 	commandArgs  []string
 	env          []string
@@ -71,6 +74,9 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 		if err := o(&cfg); err != nil {
 			return cfg, err
 		}
+	}
+	if kind == kindThread && len(cfg.remoteOnly) > 0 {
+		return cfg, fmt.Errorf("aplex: %s applies to process and cluster executors only, not to a %s executor", cfg.remoteOnly[0], kind)
 	}
 	if kind != kindProcess && len(cfg.processOnly) > 0 {
 		return cfg, fmt.Errorf("aplex: %s applies to process executors only, not to a %s executor", cfg.processOnly[0], kind)

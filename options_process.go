@@ -3,6 +3,7 @@ package aplex
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 )
 
@@ -88,14 +89,29 @@ func WithWorkerMemoryLimit(bytes int64) Option {
 	})
 }
 
-// WithStartTimeout bounds how long a new worker process may take to start
-// and complete its handshake (default 10s).
+// WithStartTimeout bounds how long a new worker may take to start and
+// complete its handshake (default 10s): a worker process, or for a cluster
+// executor the workers it waits for. Process and cluster executors only.
 func WithStartTimeout(d time.Duration) Option {
-	return processOption("WithStartTimeout", func(c *config) error {
+	return func(c *config) error {
+		c.remoteOnly = append(c.remoteOnly, "WithStartTimeout")
 		if d <= 0 {
 			return fmt.Errorf("aplex: WithStartTimeout(%v): must be positive", d)
 		}
 		c.startTimeout = d
 		return nil
-	})
+	}
+}
+
+// WithLogger sets where the executor's rare log lines go (a worker that
+// failed to restart, a cluster worker of another protocol version).
+// Default: discarded.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("aplex: WithLogger(nil): need a logger")
+		}
+		c.logger = l
+		return nil
+	}
 }

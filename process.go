@@ -61,6 +61,7 @@ func NewProcessExecutor(opts ...Option) (*Executor, error) {
 		RecycleAfter: cfg.recycleAfter,
 		MemoryLimit:  cfg.memoryLimit,
 		StartTimeout: cfg.startTimeout,
+		Logger:       cfg.logger,
 	})
 	if err != nil {
 		return nil, err

@@ -123,6 +123,7 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 		items []wire.Outcome
 	}
 	finished := make([]done, 0, len(results))
+	var closeConn xport.Worker
 	c.mu.Lock()
 	for _, r := range results {
 		t := c.jobs[r.ID]
@@ -130,6 +131,17 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 			continue // a late answer for a job already failed or retried
 		}
 		delete(c.jobs, r.ID)
+		if neverStarted(r.Items) && !c.closing && t.state.CompareAndSwap(stRunning, stQueued) {
+			// The worker was shutting down and did not run it: it goes back
+			// to the head of the queue, without using up a retry.
+			c.stopTimers(t)
+			if cc := c.releaseLocked(t.w, t); cc != nil {
+				closeConn = cc
+			}
+			t.w = nil
+			c.queue.pushFront(t)
+			continue
+		}
 		finished = append(finished, done{t, r.Items})
 	}
 	c.mu.Unlock()
@@ -137,7 +149,6 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 		d.t.r.deliver(d.t, d.items)
 	}
 	c.mu.Lock()
-	var closeConn xport.Worker
 	for _, d := range finished {
 		c.stopTimers(d.t)
 		if cc := c.releaseLocked(d.t.w, d.t); cc != nil {
@@ -161,6 +172,16 @@ func (c *core) stopTimers(t *task) {
 		t.watch()
 		t.watch = nil
 	}
+}
+
+// neverStarted reports a result by which a draining worker refused a job.
+func neverStarted(items []wire.Outcome) bool {
+	for _, o := range items {
+		if o.Err == nil || o.Err.Code != wire.CodeShutdown {
+			return false
+		}
+	}
+	return len(items) > 0
 }
 
 // Lost removes a dead worker: its works fail with a *WorkerError, or go
