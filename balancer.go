@@ -34,13 +34,13 @@ func (v Workers) Len() int { return len(v.ws) }
 func (v Workers) ID(i int) int { return v.ws[i].slot }
 
 // Load returns how many works worker i holds.
-func (v Workers) Load(i int) int { return v.ws[i].load }
+func (v Workers) Load(i int) int { return int(v.ws[i].load.Load()) }
 
 // Cap returns how many works worker i may hold.
 func (v Workers) Cap(i int) int { return v.ws[i].cap }
 
 // Available reports whether worker i has room for one more work.
-func (v Workers) Available(i int) bool { return v.ws[i].load < v.ws[i].cap }
+func (v Workers) Available(i int) bool { return v.ws[i].hasRoom() }
 
 // Generation changes whenever the set of workers changes (a worker joins,
 // dies or retires), so a balancer can rebuild derived state.

@@ -9,7 +9,8 @@ import (
 func view(cap int, loads ...int) Workers {
 	ws := make([]*worker, len(loads))
 	for i, l := range loads {
-		ws[i] = &worker{slot: i, load: l, cap: cap}
+		ws[i] = &worker{slot: i, cap: cap}
+		ws[i].load.Store(int32(l))
 	}
 	return Workers{ws: ws, gen: 1}
 }
@@ -109,7 +110,7 @@ func TestAffinity(t *testing.T) {
 	// A full home worker overflows to another worker with room.
 	key := "user-1"
 	full := view(10, 0, 0, 0, 0)
-	full.ws[home[key]].load = 10
+	full.ws[home[key]].load.Store(10)
 	if got := lb.Pick(full, key); got == home[key] || !full.Available(got) {
 		t.Fatalf("full home worker: picked %d", got)
 	}
@@ -132,11 +133,10 @@ func TestBalancerMisbehaviourIsOverruled(t *testing.T) {
 	for i := range 3 {
 		c.addWorkerLocked(&worker{slot: i, cap: 1, stats: c.statsFor(i)})
 	}
-	c.workers[0].load = 1
-	c.avail--
+	c.workers[0].load.Store(1)
 	for _, lb := range []LoadBalancer{badLB(-1), badLB(0), badLB(99), panicLB{}} {
 		c.lb = lb
-		if w := c.pickLocked(nil); w.load >= w.cap {
+		if w := c.pickLocked(nil); !w.hasRoom() {
 			t.Fatalf("%T overfilled worker %d", lb, w.slot)
 		}
 	}

@@ -32,15 +32,19 @@ type WorkerInfo struct {
 // worker is one member of the pool as the scheduler sees it.
 type worker struct {
 	slot    int
-	load    int
+	load    atomic.Int32 // works it holds; raised under core.mu, lowered anywhere
 	cap     int
 	retired bool
 	inView  bool            // in core.workers, the balancer's view
 	conn    xport.Worker    // nil for goroutine workers
 	ctx     context.Context // values for in-process works
+	mu      sync.Mutex      // guards running
 	running taskList
 	stats   *slotStats
 }
+
+// hasRoom reports whether w can take one more work.
+func (w *worker) hasRoom() bool { return int(w.load.Load()) < w.cap }
 
 // slotStats are a slot's counters; they outlive a replaced worker.
 type slotStats struct {
@@ -64,11 +68,11 @@ type core struct {
 	workers        []*worker // live, not retired, in slot order: the balancer's view
 	byConn         map[xport.Worker]*worker
 	gen            uint64
-	avail          int // workers in `workers` with room
 	queue          taskList
 	space          chan struct{} // closed when the bounded queue frees room; nil: no waiter
-	running        int           // tasks holding a worker slot
+	running        atomic.Int64 // tasks holding a worker slot; lowered without the lock
 	closing        bool
+	stopping       atomic.Bool // mirrors closing for the lock-free release path
 	closed         chan struct{} // closed when closing starts
 	idle           chan struct{} // closed once closing and nothing runs or waits
 	idleSet        bool
@@ -120,15 +124,19 @@ func (c *core) statsFor(slot int) *slotStats {
 	return s
 }
 
+// runningTasks returns the tasks w holds (a copy).
+func (w *worker) runningTasks() []*task {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.running.all()
+}
+
 // addWorkerLocked puts w in the balancer's view, keeping slot order.
 func (c *core) addWorkerLocked(w *worker) {
 	i, _ := slices.BinarySearchFunc(c.workers, w.slot, func(x *worker, slot int) int { return x.slot - slot })
 	c.workers = slices.Insert(c.workers, i, w)
 	w.inView = true
 	c.gen++
-	if w.load < w.cap {
-		c.avail++
-	}
 }
 
 // removeWorkerLocked takes w out of the balancer's view.
@@ -137,10 +145,17 @@ func (c *core) removeWorkerLocked(w *worker) {
 		c.workers = slices.Delete(c.workers, i, i+1)
 		w.inView = false
 		c.gen++
-		if w.load < w.cap {
-			c.avail--
+	}
+}
+
+// roomLocked reports whether some worker in the balancer's view has room.
+func (c *core) roomLocked() bool {
+	for _, w := range c.workers {
+		if w.hasRoom() {
+			return true
 		}
 	}
+	return false
 }
 
 // submit dispatches t now if a worker has room and nothing waits, else
@@ -160,17 +175,21 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			c.mu.Unlock()
 			return err
 		}
-		if c.queue.n == 0 && c.avail > 0 {
+		if c.queue.len() == 0 && c.roomLocked() {
 			c.dispatchLocked(t, false)
 			c.mu.Unlock()
 			return nil
 		}
-		if c.cfg.queueSize == 0 || c.queue.n < c.cfg.queueSize {
+		if c.cfg.queueSize == 0 || c.queue.len() < c.cfg.queueSize {
 			c.queue.pushBack(t)
 			if t.parent.Done() != nil {
 				// A queued work whose caller gives up never starts.
 				t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
 			}
+			// A work may have ended since roomLocked looked, without
+			// seeing this one queued (its release takes no lock when the
+			// queue is empty): look again now that the queue is not.
+			c.drainLocked(false)
 			c.mu.Unlock()
 			return nil
 		}
@@ -229,7 +248,7 @@ func (c *core) pickLocked(meta any) (w *worker) {
 		i = pickGuarded(lb, view, meta)
 	}
 	if i < 0 || i >= len(c.workers) || !view.Available(i) {
-		i = slices.IndexFunc(c.workers, func(w *worker) bool { return w.load < w.cap })
+		i = slices.IndexFunc(c.workers, (*worker).hasRoom)
 	}
 	return c.workers[i]
 }
@@ -250,12 +269,11 @@ func pickGuarded(lb LoadBalancer, view Workers, meta any) (i int) {
 func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 	w := c.pickLocked(t.meta)
 	t.w = w
-	w.load++
-	if w.load == w.cap {
-		c.avail--
-	}
-	c.running++
+	w.load.Add(1)
+	c.running.Add(1)
+	w.mu.Lock()
 	w.running.pushBack(t)
+	w.mu.Unlock()
 	if t.watch != nil {
 		t.watch()
 		t.watch = nil
@@ -278,7 +296,7 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 // just finished a work runs the next one queued, so a pool working
 // through a backlog does not pay for a new goroutine per work.
 func (c *core) drainLocked(keep bool) (next *task) {
-	for c.queue.n > 0 && c.avail > 0 {
+	for c.queue.len() > 0 && c.roomLocked() {
 		t := c.queue.popFront()
 		c.queueLeftLocked()
 		if err := t.parent.Err(); err != nil {
@@ -321,28 +339,36 @@ func (c *core) runOne(t *task) (next *task) {
 		t.r.runLocal(wc, t)
 		wc.release()
 	}
+	// The common case takes no executor lock: nothing queued, no shutdown.
+	c.release(w, t)
+	if c.queue.len() == 0 && !c.stopping.Load() {
+		return nil
+	}
 	c.mu.Lock()
-	closeConn := c.releaseLocked(w, t)
 	next = c.drainLocked(true)
 	c.checkIdleLocked()
 	c.mu.Unlock()
-	if closeConn != nil {
-		closeConn.Close()
-	}
 	return next
+}
+
+// release frees t's slot on w once the work has really stopped. The
+// counters are lowered before the queue and the closing flag are read, and
+// submit and shutdown change those before they read the counters, so one
+// side always sees the other (Go's atomics are sequentially consistent).
+func (c *core) release(w *worker, t *task) {
+	w.mu.Lock()
+	w.running.remove(t)
+	w.mu.Unlock()
+	w.load.Add(-1)
+	c.running.Add(-1)
 }
 
 // releaseLocked frees t's slot on w once the work has really stopped. It
 // returns w's connection when w is retired and now idle, to be closed
 // outside the lock.
 func (c *core) releaseLocked(w *worker, t *task) xport.Worker {
-	w.running.remove(t)
-	w.load--
-	c.running--
-	if w.load == w.cap-1 && w.inView {
-		c.avail++
-	}
-	if w.retired && w.load == 0 && w.conn != nil {
+	c.release(w, t)
+	if w.retired && w.load.Load() == 0 && w.conn != nil {
 		return w.conn
 	}
 	return nil
@@ -350,7 +376,7 @@ func (c *core) releaseLocked(w *worker, t *task) xport.Worker {
 
 // checkIdleLocked signals Shutdown once nothing runs or waits.
 func (c *core) checkIdleLocked() {
-	if c.closing && !c.idleSet && c.running == 0 && c.queue.n == 0 {
+	if c.closing && !c.idleSet && c.running.Load() == 0 && c.queue.len() == 0 {
 		c.idleSet = true
 		close(c.idle)
 	}

@@ -1,11 +1,16 @@
 package aplex
 
+import "sync/atomic"
+
 // taskList is an intrusive doubly linked list of tasks: the FIFO queue and
 // each worker's running set. Insert and remove are O(1) and allocate nothing.
 type taskList struct {
 	head, tail *task
-	n          int
+	n          atomic.Int64 // written under the list's lock, read anywhere
 }
+
+// len returns the number of tasks; it may be called without the lock.
+func (l *taskList) len() int { return int(l.n.Load()) }
 
 func (l *taskList) pushBack(t *task) {
 	t.prev, t.next = l.tail, nil
@@ -15,7 +20,7 @@ func (l *taskList) pushBack(t *task) {
 		l.head = t
 	}
 	l.tail = t
-	l.n++
+	l.n.Add(1)
 }
 
 func (l *taskList) pushFront(t *task) {
@@ -26,7 +31,7 @@ func (l *taskList) pushFront(t *task) {
 		l.tail = t
 	}
 	l.head = t
-	l.n++
+	l.n.Add(1)
 }
 
 func (l *taskList) remove(t *task) {
@@ -41,7 +46,7 @@ func (l *taskList) remove(t *task) {
 		l.tail = t.prev
 	}
 	t.prev, t.next = nil, nil
-	l.n--
+	l.n.Add(-1)
 }
 
 func (l *taskList) popFront() *task {
@@ -54,7 +59,7 @@ func (l *taskList) popFront() *task {
 
 // all returns the tasks in order (a copy, safe to use after unlocking).
 func (l *taskList) all() []*task {
-	out := make([]*task, 0, l.n)
+	out := make([]*task, 0, l.len())
 	for t := l.head; t != nil; t = t.next {
 		out = append(out, t)
 	}

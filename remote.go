@@ -109,7 +109,7 @@ func (c *core) Retire(conn xport.Worker) {
 	}
 	c.removeWorkerLocked(w)
 	w.retired = true
-	idle := w.load == 0
+	idle := w.load.Load() == 0
 	c.mu.Unlock()
 	if idle {
 		conn.Close()
@@ -196,7 +196,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	delete(c.byConn, conn)
 	c.removeWorkerLocked(w)
 	var failed []*task
-	held := w.running.all()
+	held := w.runningTasks()
 	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head
 		t := held[i]
 		delete(c.jobs, t.rj.job.ID)

@@ -50,6 +50,7 @@ func (c *core) shutdown(ctx context.Context) error {
 	c.mu.Lock()
 	if !c.closing {
 		c.closing = true
+		c.stopping.Store(true)
 		close(c.closed)
 		c.checkIdleLocked()
 	}
@@ -74,7 +75,7 @@ func (c *core) cancelAll() {
 	c.mu.Lock()
 	tasks := c.queue.all()
 	for _, w := range c.allWorkersLocked() {
-		tasks = append(tasks, w.running.all()...)
+		tasks = append(tasks, w.runningTasks()...)
 	}
 	c.mu.Unlock()
 	for _, t := range tasks {
@@ -103,7 +104,7 @@ func (c *core) teardown() {
 	case <-c.idle:
 	case <-grace.C:
 		c.mu.Lock()
-		n := c.running
+		n := c.running.Load()
 		c.mu.Unlock()
 		if c.tr == nil {
 			c.stopErr = fmt.Errorf("aplex: %d works still running %v after they were cancelled: they ignore their ctx", n, c.cfg.killGrace)
@@ -121,7 +122,7 @@ func (c *core) teardown() {
 	c.mu.Lock()
 	var left []*task
 	for _, w := range c.allWorkersLocked() {
-		for _, t := range w.running.all() {
+		for _, t := range w.runningTasks() {
 			c.releaseLocked(w, t)
 			left = append(left, t)
 		}

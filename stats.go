@@ -33,10 +33,10 @@ func (ex *Executor) Stats() Stats {
 	c := ex.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Stats{Queued: c.queue.n, Running: c.running, Restarts: c.restarts.Load()}
+	s := Stats{Queued: c.queue.len(), Running: int(c.running.Load()), Restarts: c.restarts.Load()}
 	loads := map[int]int{}
 	for _, w := range c.allWorkersLocked() {
-		loads[w.slot] += w.load
+		loads[w.slot] += int(w.load.Load())
 	}
 	for slot, st := range c.slots {
 		ws := WorkerStats{
