@@ -70,9 +70,9 @@ type core struct {
 	gen            uint64
 	queue          taskList
 	space          chan struct{} // closed when the bounded queue frees room; nil: no waiter
-	running        atomic.Int64 // tasks holding a worker slot; lowered without the lock
+	running        atomic.Int64  // tasks holding a worker slot; lowered without the lock
 	closing        bool
-	stopping       atomic.Bool // mirrors closing for the lock-free release path
+	stopping       atomic.Bool   // mirrors closing for the lock-free release path
 	closed         chan struct{} // closed when closing starts
 	idle           chan struct{} // closed once closing and nothing runs or waits
 	idleSet        bool
