@@ -18,24 +18,13 @@ var noop = aplex.Fn(func(_ context.Context, x int) (int, error) { return x, nil 
 
 // BenchmarkSubmitGet submits b.N no-op works, then collects every result.
 func BenchmarkSubmitGet(b *testing.B) {
-	ctx := context.Background()
 	b.Run("aplex", func(b *testing.B) {
 		ex, err := aplex.NewThreadExecutor(aplex.WithMaxWorksPerWorker(1 << 20))
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer ex.Close()
-		fs := make([]*aplex.Future[int], b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			fs[i], _ = aplex.Submit(ctx, ex, noop, i)
-		}
-		for _, f := range fs {
-			if _, err := f.Get(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
+		submitAllGetAll(b, ex)
 	})
 	// The floor: one goroutine per work delivering its result on a channel.
 	b.Run("raw-goroutine", func(b *testing.B) {
@@ -134,12 +123,17 @@ func itoa(n int) string {
 // capacity (NumCPU workers × 300): most works wait in the queue and run on
 // the goroutines of works that finished.
 func BenchmarkSubmitGetDefaultCap(b *testing.B) {
-	ctx := context.Background()
 	ex, err := aplex.NewThreadExecutor()
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ex.Close()
+	submitAllGetAll(b, ex)
+}
+
+// submitAllGetAll submits b.N no-op works, then collects every result.
+func submitAllGetAll(b *testing.B, ex *aplex.Executor) {
+	ctx := context.Background()
 	fs := make([]*aplex.Future[int], b.N)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/aplex-go/aplex/internal/wire"
@@ -135,10 +136,5 @@ func (r *workRegistry) lookup(name string) (handler, bool) {
 func (r *workRegistry) names() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.works))
-	for n := range r.works {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(r.works))
 }

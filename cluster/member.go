@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -139,10 +140,5 @@ func (m *member) pending() (jobs []*wire.Job, cancelled []uint64) {
 func (m *member) awaited() []uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ids := make([]uint64, 0, len(m.out))
-	for id := range m.out {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(m.out))
 }
