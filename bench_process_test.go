@@ -15,16 +15,26 @@ import (
 
 var pNoop = aplex.Register("bench.noop", func(_ context.Context, x int) (int, error) { return x, nil })
 
-// pHash burns about ms milliseconds of CPU.
-var pHash = aplex.Register("bench.hash", func(_ context.Context, ms int) ([]byte, error) {
+// pHash hashes n times: a fixed amount of CPU work.
+var pHash = aplex.Register("bench.hash", func(_ context.Context, n int) ([]byte, error) {
 	sum := sha256.Sum256(nil)
-	for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); {
+	for range n {
+		sum = sha256.Sum256(sum[:])
+	}
+	return sum[:], nil
+})
+
+// hashesIn returns how many hashes one core does in d.
+func hashesIn(d time.Duration) int {
+	sum := sha256.Sum256(nil)
+	n := 0
+	for start := time.Now(); time.Since(start) < d; n += 1000 {
 		for range 1000 {
 			sum = sha256.Sum256(sum[:])
 		}
 	}
-	return sum[:], nil
-})
+	return n
+}
 
 func benchProcess(b *testing.B, opts ...aplex.Option) *aplex.Executor {
 	ex, err := aplex.NewProcessExecutor(opts...)
@@ -77,10 +87,18 @@ func BenchmarkCPUBound(b *testing.B) {
 	const works, ms, cores = 64, 20, 2
 	ideal := time.Duration(works*ms/cores) * time.Millisecond
 	ctx := context.Background()
+	n := hashesIn(ms * time.Millisecond)
+	inputs := func(yield func(int) bool) {
+		for range works {
+			if !yield(n) {
+				return
+			}
+		}
+	}
 	run := func(b *testing.B, ex *aplex.Executor) {
 		start := time.Now()
 		for range b.N {
-			for _, err := range aplex.Map(ctx, ex, pHash, seq(works, nil)) {
+			for _, err := range aplex.Map(ctx, ex, pHash, inputs) {
 				if err != nil {
 					b.Fatal(err)
 				}
