@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"context"
+	"slices"
+
+	"github.com/aplex-go/aplex"
+)
+
+func aplexThreadImpl() Impl {
+	return Impl{Name: "aplex-thread", Kind: KindAplex, New: func(s Shape) (Runner, error) {
+		ex, err := NewThreadExecutor(s)
+		if err != nil {
+			return nil, err
+		}
+		return aplexRunner{ex}, nil
+	}}
+}
+
+func aplexProcessImpl() Impl {
+	return Impl{Name: "aplex-process", Kind: KindAplex, New: func(s Shape) (Runner, error) {
+		ex, err := NewProcessExecutor(s)
+		if err != nil {
+			return nil, err
+		}
+		return aplexRunner{ex}, nil
+	}}
+}
+
+// NewThreadExecutor returns an aplex goroutine executor of shape s.
+func NewThreadExecutor(s Shape) (*aplex.Executor, error) {
+	return aplex.NewThreadExecutor(aplex.WithPoolSize(s.Workers), aplex.WithMaxWorksPerWorker(s.PerWorker))
+}
+
+// NewProcessExecutor returns an aplex process executor of shape s: Workers
+// child processes (this binary re-executed), PerWorker works each.
+func NewProcessExecutor(s Shape) (*aplex.Executor, error) {
+	return aplex.NewProcessExecutor(aplex.WithPoolSize(s.Workers), aplex.WithMaxWorksPerWorker(s.PerWorker))
+}
+
+// aplexRunner submits every work, keeping the futures, then gets each.
+type aplexRunner struct{ ex *aplex.Executor }
+
+func (r aplexRunner) Run(t Task, args, out []int) error {
+	return SubmitAll(context.Background(), r.ex, t.Work, args, out)
+}
+
+func (r aplexRunner) Close() { _ = r.ex.Close() }
+
+// SubmitAll submits w for every argument, keeping the futures, then gets
+// each result into out.
+func SubmitAll(ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int], args, out []int) error {
+	fs := make([]*aplex.Future[int], len(args))
+	for i, a := range args {
+		f, err := aplex.Submit(ctx, ex, w, a)
+		if err != nil {
+			return err
+		}
+		fs[i] = f
+	}
+	for i, f := range fs {
+		v, err := f.Get(ctx)
+		if err != nil {
+			return err
+		}
+		out[i] = v
+	}
+	return nil
+}
+
+// Window submits one work per argument with at most inflight works
+// pending: once the window is full it waits for the oldest before
+// submitting the next, as a client streaming requests would.
+func Window(ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int], args []int, inflight int) error {
+	ring := make([]*aplex.Future[int], inflight)
+	for i, a := range args {
+		if f := ring[i%inflight]; f != nil {
+			if _, err := f.Get(ctx); err != nil {
+				return err
+			}
+		}
+		f, err := aplex.Submit(ctx, ex, w, a)
+		if err != nil {
+			return err
+		}
+		ring[i%inflight] = f
+	}
+	for _, f := range ring {
+		if f != nil {
+			if _, err := f.Get(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// MapAll runs w over args with aplex.Map and the given chunk size, writing
+// the results into out.
+func MapAll(ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int], args, out []int, chunk int) error {
+	i := 0
+	for v, err := range aplex.Map(ctx, ex, w, slices.Values(args), aplex.ChunkSize(chunk)) {
+		if err != nil {
+			return err
+		}
+		out[i] = v
+		i++
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// results holds every figure of a benchmark run: results[name][unit] is
+// the list of values seen (one per -count run). name is the benchmark path
+// without "Benchmark" and without the GOMAXPROCS suffix, e.g.
+// "Map/aplex-thread/chunk=100".
+type results map[string]map[string][]float64
+
+// benchLine matches a result line of go test -bench.
+var benchLine = regexp.MustCompile(`^Benchmark(\S+)\s+(\d+)\s+(.+)$`)
+
+// procsSuffix matches the -GOMAXPROCS suffix of a benchmark name.
+var procsSuffix = regexp.MustCompile(`-\d+$`)
+
+// parse reads go test -bench output and adds its figures to rs. Other lines
+// are ignored.
+func (rs results) parse(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		rs.parseLine(sc.Text())
+	}
+	return sc.Err()
+}
+
+func (rs results) parseLine(line string) {
+	m := benchLine.FindStringSubmatch(line)
+	if m == nil {
+		return
+	}
+	name := procsSuffix.ReplaceAllString(m[1], "")
+	fields := strings.Fields(m[3])
+	for i := 0; i+1 < len(fields); i += 2 {
+		v, err := strconv.ParseFloat(fields[i], 64)
+		if err != nil {
+			return
+		}
+		rs.add(name, fields[i+1], v)
+	}
+}
+
+func (rs results) add(name, unit string, v float64) {
+	if rs[name] == nil {
+		rs[name] = map[string][]float64{}
+	}
+	rs[name][unit] = append(rs[name][unit], v)
+}
+
+// get returns the median of name's unit figures, and whether there was any.
+func (rs results) get(name, unit string) (float64, bool) {
+	vs := rs[name][unit]
+	if len(vs) == 0 {
+		return 0, false
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2], true
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2, true
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aplex-go/aplex/bench"
+)
+
+// workload is one benchmark of the suite and how the report runs it.
+type workload struct {
+	key   string // the -only name
+	bench string // the testing.B function
+	// benchtime is passed as -test.benchtime: a duration for the per-work
+	// benchmarks, a count of whole batches for the fixed-size ones.
+	benchtime string
+	// perProcess lists sub-benchmarks to run each in a process of its own,
+	// one run per process, so that the runtime's memory figures start clean.
+	perProcess []string
+}
+
+func workloads() []workload {
+	var memRows []string
+	for _, im := range bench.Impls(false) {
+		memRows = append(memRows, im.Name)
+	}
+	return []workload{
+		{key: "overhead", bench: "BenchmarkOverhead", benchtime: "1s"},
+		{key: "fanout", bench: "BenchmarkFanOut", benchtime: "5x"},
+		{key: "cpu", bench: "BenchmarkCPU", benchtime: "1x"},
+		{key: "memory", bench: "BenchmarkMemory", benchtime: "1x", perProcess: memRows},
+		{key: "map", bench: "BenchmarkMap", benchtime: "1s"},
+		{key: "process", bench: "BenchmarkProcess", benchtime: "1s"},
+	}
+}
+
+// suite runs the benchmark binary built from the bench module.
+type suite struct {
+	bin   string    // the compiled test binary
+	count int       // -test.count for each workload
+	short bool      // -test.short
+	raw   io.Writer // receives every line of benchmark output
+}
+
+// build compiles the bench package's test binary into dir.
+func build(moduleDir, dir string) (string, error) {
+	bin := filepath.Join(dir, "bench.test")
+	cmd := exec.Command("go", "test", "-c", "-o", bin, ".")
+	cmd.Dir = moduleDir
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go test -c: %w", err)
+	}
+	return bin, nil
+}
+
+// run runs one workload, feeding its output to rs and s.raw, with a
+// progress line on stderr.
+func (s *suite) run(i, n int, w workload, rs results) error {
+	start := time.Now()
+	fmt.Fprintf(os.Stderr, "report: [%d/%d] %s (%s, benchtime %s, count %d)...\n", i, n, w.key, w.bench, w.benchtime, s.count)
+	var err error
+	if w.perProcess == nil {
+		err = s.exec("^"+w.bench+"$", w.benchtime, s.count, rs)
+	} else {
+	rows:
+		for _, row := range w.perProcess {
+			pattern := "^" + w.bench + "$/^" + regexp.QuoteMeta(row) + "$"
+			for range s.count {
+				if err = s.exec(pattern, w.benchtime, 1, rs); err != nil {
+					break rows
+				}
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.key, err)
+	}
+	fmt.Fprintf(os.Stderr, "report: [%d/%d] %s done in %s\n", i, n, w.key, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// exec runs the test binary once for the benchmarks matching pattern.
+func (s *suite) exec(pattern, benchtime string, count int, rs results) error {
+	args := []string{
+		"-test.run", "^$", "-test.bench", pattern, "-test.benchmem",
+		"-test.benchtime", benchtime, "-test.count", fmt.Sprint(count), "-test.timeout", "30m",
+	}
+	if s.short {
+		args = append(args, "-test.short")
+	}
+	cmd := exec.Command(s.bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { filterStderr(stderr); close(done) }()
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(s.raw, line)
+		rs.parseLine(line)
+	}
+	<-done
+	return cmd.Wait()
+}
+
+// filterStderr copies the benchmark binary's stderr to ours, less the
+// noise go-plugin's yamux logs when its plugin is killed.
+func filterStderr(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if line := sc.Text(); !strings.Contains(line, "[ERR] yamux:") {
+			fmt.Fprintln(os.Stderr, line)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package bench_test
+
+import (
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/bench"
+)
+
+// The benchmarks never assert a timing: they report figures, and
+// cmd/report turns them into ratios. Run them all with
+//
+//	go test -run '^$' -bench . -benchmem
+//
+// -short scales the big workloads down tenfold (the report uses the real
+// sizes).
+
+func TestMain(m *testing.M) {
+	// In a worker process of a process executor Main serves works and never
+	// returns; in a raw-pipe or go-plugin child ServeChild never returns.
+	// ProfileWorker does nothing unless asked (see its doc).
+	bench.ProfileWorker()
+	aplex.Main()
+	bench.ServeChild()
+	os.Exit(m.Run())
+}
+
+// scaled returns n, or n/10 (at least 1) under -short.
+func scaled(n int) int {
+	if testing.Short() {
+		return max(1, n/10)
+	}
+	return n
+}
+
+// newRunner builds im's runner.
+func newRunner(b *testing.B, im bench.Impl, s bench.Shape) bench.Runner {
+	b.Helper()
+	r, err := im.New(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// checkSum fails b unless out holds the same values as want in any order,
+// catching a runner that drops results (conc returns them in completion
+// order).
+func checkSum(b *testing.B, want, out []int) {
+	b.Helper()
+	var w, got int
+	for i := range want {
+		w += want[i]
+		got += out[i]
+	}
+	if got != w {
+		b.Fatalf("results sum to %d, want %d", got, w)
+	}
+}
+
+// mallocs returns the number of heap allocations so far.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}

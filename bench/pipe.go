@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+)
+
+// MsgSize is the size of one request and one reply of the raw pipe floor.
+const MsgSize = 32
+
+// PipePeer is the parent's end of the raw pipe floor: a child process (this
+// binary re-executed) that echoes every byte it reads on fd 3 back on fd 4.
+// It is the least a round trip to another process can cost: no framing, no
+// encoding, no dispatch.
+type PipePeer struct {
+	w, r *os.File
+	done chan error
+}
+
+// StartPipePeer starts the echo child and waits until it answers.
+func StartPipePeer() (*PipePeer, error) {
+	cmd, err := selfCommand(rolePipeEcho)
+	if err != nil {
+		return nil, err
+	}
+	// Requests: the parent writes toChild, the child reads fd 3.
+	childIn, toChild, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	// Replies: the child writes fd 4, the parent reads fromChild.
+	fromChild, childOut, err := os.Pipe()
+	if err != nil {
+		childIn.Close()
+		toChild.Close()
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{childIn, childOut}
+	err = cmd.Start()
+	childIn.Close()
+	childOut.Close()
+	if err != nil {
+		toChild.Close()
+		fromChild.Close()
+		return nil, err
+	}
+	p := &PipePeer{w: toChild, r: fromChild, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	// One round trip so that the child's start-up is not timed.
+	if err := p.RoundTrips(1); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// RoundTrips sends n requests one at a time, each waiting for its reply.
+func (p *PipePeer) RoundTrips(n int) error {
+	var req, resp [MsgSize]byte
+	for i := range n {
+		req[0] = byte(i)
+		if _, err := p.w.Write(req[:]); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(p.r, resp[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pipelined sends n requests keeping up to inflight of them unanswered. A
+// writer goroutine writes every request it has a token for in one write
+// (batching as a client that flushes when its queue empties); the reader
+// returns a token per reply.
+func (p *PipePeer) Pipelined(n, inflight int) error {
+	tokens := make(chan struct{}, inflight)
+	for range inflight {
+		tokens <- struct{}{}
+	}
+	var werr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, inflight*MsgSize)
+		for sent := 0; sent < n; {
+			<-tokens
+			k := 1
+		more:
+			for k < inflight && sent+k < n {
+				select {
+				case <-tokens:
+					k++
+				default:
+					break more
+				}
+			}
+			if _, err := p.w.Write(buf[:k*MsgSize]); err != nil {
+				werr = err
+				return
+			}
+			sent += k
+		}
+	})
+	buf := make([]byte, 64<<10)
+	var err error
+	for got := 0; got < n*MsgSize; {
+		m, rerr := p.r.Read(buf)
+		before := got / MsgSize
+		got += m
+		for range got/MsgSize - before {
+			tokens <- struct{}{}
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	wg.Wait()
+	return errors.Join(err, werr)
+}
+
+// Close stops the child and waits for it.
+func (p *PipePeer) Close() error {
+	p.w.Close()
+	err := <-p.done
+	p.r.Close()
+	return err
+}
+
+// servePipeEcho is the child: it copies everything from in to out, one
+// read then one write at a time, until in is closed.
+func servePipeEcho(in, out *os.File) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
