@@ -29,10 +29,12 @@ var (
 	})
 	panics = aplex.Register("isolation.panic", func(context.Context, int) (int, error) {
 		var m map[string]int
+		//lint:ignore SA5000 the panic is the point of this work
 		m["boom"]++ // assignment to a nil map
 		return 0, nil
 	})
 	spin = aplex.Register("isolation.spin", func(context.Context, int) (int, error) {
+		//lint:ignore SA5002 the runaway loop is the point of this work
 		for { // ignores its ctx: only killing its process stops it
 		}
 	})
