@@ -111,17 +111,32 @@ func (c *call[A, R]) runLocal(ctx context.Context, t *task) {
 }
 
 func (c *call[A, R]) deliver(t *task, items []wire.Outcome) {
-	var v R
+	if !t.settle() {
+		return // cancelled meanwhile: the outcome is dropped
+	}
+	// Settled, the value is ours to write: decode straight into it.
 	var err error
-	if len(items) != 1 {
+	switch {
+	case len(items) != 1:
 		err = fmt.Errorf("%w: worker returned %d outcomes for one work", ErrEncoding, len(items))
-	} else {
-		v, err = decodeOutcome[R](items[0])
+	case items[0].Err != nil:
+		err = decodeError(items[0].Err)
+	default:
+		if e := wire.UnmarshalValue(items[0].Value, &c.val); e != nil {
+			var zero R
+			c.val = zero
+			err = fmt.Errorf("%w: result: %v", ErrEncoding, e)
+		}
 	}
-	if t.settle() {
-		c.val = v
-		t.finish(err, false)
-	}
+	t.finish(err, false)
+}
+
+// remoteCall is a call for a remote executor: the job sent to the worker
+// lives in the same allocation.
+type remoteCall[A, R any] struct {
+	call[A, R]
+	rj   remoteJob
+	args [1][]byte
 }
 
 func (c *call[A, R]) fail(t *task, err error) {

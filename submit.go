@@ -44,15 +44,21 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 		}
 		cc = &built
 	}
-	c := &call[A, R]{work: w, arg: arg}
-	c.t.init(ex.c, c, ctx, cc)
+	var c *call[A, R]
 	if ex.c.remote() {
 		b, err := ex.c.encodeArg(arg)
 		if err != nil {
 			return nil, err
 		}
-		c.t.rj = &remoteJob{job: wire.Job{Name: w.name, Args: [][]byte{b}}}
+		rc := &remoteCall[A, R]{call: call[A, R]{work: w, arg: arg}}
+		rc.args[0] = b
+		rc.rj.job = wire.Job{Name: w.name, Args: rc.args[:]}
+		c = &rc.call
+		c.t.rj = &rc.rj
+	} else {
+		c = &call[A, R]{work: w, arg: arg}
 	}
+	c.t.init(ex.c, c, ctx, cc)
 	if err := ex.c.submit(ctx, &c.t, wait); err != nil {
 		return nil, err
 	}
