@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -272,7 +272,7 @@ func TestProcessMemoryLimit(t *testing.T) {
 }
 
 func TestProcessStdoutDoesNotCorruptTheProtocol(t *testing.T) {
-	var out syncBuffer
+	var out testutil.Buffer
 	ex := newProcess(t, aplex.WithPoolSize(1), aplex.WithWorkerOutput(&out))
 	if v := mustGet(t, mustSubmit(t, ex, pPrint, 500)); v != 500 {
 		t.Fatalf("print work returned %d", v)
@@ -286,18 +286,6 @@ func TestProcessStdoutDoesNotCorruptTheProtocol(t *testing.T) {
 		t.Fatalf("worker output not forwarded with labels:\n%.300s", text)
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestProcessMapChunks(t *testing.T) {
 	ex := newProcess(t, aplex.WithPoolSize(2))

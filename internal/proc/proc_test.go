@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/testutil"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -202,7 +203,7 @@ func TestProtocolError(t *testing.T) {
 }
 
 func TestOutputIsLabelled(t *testing.T) {
-	out := &safeBuffer{}
+	out := &testutil.Buffer{}
 	tr, s, ws := start(t, Config{Size: 1, Output: out})
 	j := job("print", "hello from work")
 	ws[0].Send([]*wire.Job{j})
@@ -283,7 +284,7 @@ func TestHandshakeFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr, err := New(Config{Size: 2, Path: tt.path, StartTimeout: tt.timeout, Output: &safeBuffer{}})
+			tr, err := New(Config{Size: 2, Path: tt.path, StartTimeout: tt.timeout, Output: &testutil.Buffer{}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@
 package proc
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/testutil"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -112,31 +112,13 @@ func job(name string, args ...string) *wire.Job {
 	return j
 }
 
-// safeBuffer is a bytes.Buffer for concurrent writers.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // start starts a transport with cfg (Output and StartTimeout defaulted for
 // tests) and returns it with its sink and the initial workers by slot. The
 // cleanup closes it and checks that no child it ever ran is left.
 func start(t *testing.T, cfg Config) (*Transport, *fakeSink, []xport.Worker) {
 	t.Helper()
 	if cfg.Output == nil {
-		cfg.Output = &safeBuffer{}
+		cfg.Output = &testutil.Buffer{}
 	}
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = waitFor

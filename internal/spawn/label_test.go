@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/aplex-go/aplex/internal/testutil"
 )
 
 func TestLineWriter(t *testing.T) {
@@ -22,7 +24,7 @@ func TestLineWriter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out safeBuffer
+			var out testutil.Buffer
 			l := NewLineWriter(&out, new(sync.Mutex), "aplex worker", 3)
 			l.SetPID(42)
 			for _, w := range tt.writes {
@@ -42,15 +44,3 @@ func TestLineWriter(t *testing.T) {
 		})
 	}
 }
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *safeBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
