@@ -43,8 +43,9 @@ type task struct {
 	r     runner
 	state atomic.Uint32
 
-	// Set under the executor lock.
-	prev, next *task   // queue or worker running list
+	// Set under the executor lock (prev and next: under the lock of the
+	// list they are in, the executor's queue or the worker's running list).
+	prev, next *task
 	w          *worker // the worker it was dispatched to
 	meta       any
 	parent     context.Context // the caller's ctx
