@@ -16,11 +16,45 @@ type chunk[A, R any] struct {
 	args []A
 	vals []R
 	errs []error
+
+	// A chunk of one (Map's default) keeps its item here: no slices to
+	// allocate, no fan-out.
+	arg1 [1]A
+	val1 [1]R
+	err1 [1]error
+}
+
+// newChunk returns an empty chunk with room for size inputs.
+func newChunk[A, R any](w *Work[A, R], size int) *chunk[A, R] {
+	ch := &chunk[A, R]{work: w}
+	if size == 1 {
+		ch.args = ch.arg1[:0]
+	} else {
+		ch.args = make([]A, 0, size)
+	}
+	return ch
+}
+
+// results returns where n outcomes go: the inline arrays for one.
+func (ch *chunk[A, R]) results(n int) ([]R, []error) {
+	if n == 1 {
+		return ch.val1[:], ch.err1[:]
+	}
+	return make([]R, n), make([]error, n)
 }
 
 func (ch *chunk[A, R]) runLocal(ctx context.Context, t *task) {
 	n := len(ch.args)
-	vals, errs := make([]R, n), make([]error, n)
+	if n == 1 {
+		v, err := runProtected(ctx, ch.work.fn, ch.args[0])
+		if t.settle() {
+			ch.val1[0], ch.err1[0] = v, err
+			ch.vals, ch.errs = ch.val1[:], ch.err1[:]
+			t.finish(nil, false)
+		}
+		return
+	}
+	vals, errs := ch.results(n)
 	// The items run concurrently, without a goroutine each while they are
 	// quick (see internal/fanout).
 	fanout.Run(n, func(i int) { vals[i], errs[i] = runProtected(ctx, ch.work.fn, ch.args[i]) })
@@ -36,14 +70,15 @@ func (ch *chunk[A, R]) deliver(t *task, items []wire.Outcome) {
 		ch.fail(t, fmt.Errorf("%w: worker returned %d outcomes for a chunk of %d", ErrEncoding, len(items), n))
 		return
 	}
-	vals, errs := make([]R, n), make([]error, n)
+	if !t.settle() {
+		return // cancelled meanwhile
+	}
+	vals, errs := ch.results(n)
 	for i, o := range items {
 		vals[i], errs[i] = decodeOutcome[R](o)
 	}
-	if t.settle() {
-		ch.vals, ch.errs = vals, errs
-		t.finish(nil, false)
-	}
+	ch.vals, ch.errs = vals, errs
+	t.finish(nil, false)
 }
 
 func (ch *chunk[A, R]) fail(t *task, err error) {

@@ -93,23 +93,26 @@ type mapRun[A, R any] struct {
 
 func (m *mapRun[A, R]) run(inputs iter.Seq[A]) {
 	size := m.cc.chunkSize
-	buf := make([]A, 0, size)
+	var ch *chunk[A, R]
 	for a := range inputs {
-		buf = append(buf, a)
-		if len(buf) < size {
+		if ch == nil {
+			ch = newChunk(m.w, size)
+		}
+		ch.args = append(ch.args, a)
+		if len(ch.args) < size {
 			continue
 		}
-		if !m.submit(buf) {
+		if !m.submit(ch) {
 			return
 		}
-		buf = make([]A, 0, size)
+		ch = nil
 		for m.flying >= m.window {
 			if !m.next() {
 				return
 			}
 		}
 	}
-	if len(buf) > 0 && !m.submit(buf) {
+	if ch != nil && !m.submit(ch) {
 		return
 	}
 	for m.flying > 0 {
@@ -120,9 +123,9 @@ func (m *mapRun[A, R]) run(inputs iter.Seq[A]) {
 }
 
 // submit dispatches one chunk; false (after yielding the error) if it fails.
-func (m *mapRun[A, R]) submit(args []A) bool {
+func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	c := m.ex.c
-	ch := &chunk[A, R]{work: m.w, args: args}
+	args := ch.args
 	ch.t.init(c, ch, m.ctx, &m.cc)
 	if c.remote() {
 		enc := make([][]byte, len(args))
