@@ -127,22 +127,11 @@ func (o *outbox) publish(batch []outResult) {
 	}
 }
 
-// group returns this round's group for replyTo. Rounds rarely hold more
-// than a few executors, so a linear search beats a map.
+// group returns this round's group for replyTo.
 func (o *outbox) group(replyTo string) *outGroup {
-	for i := range o.groups {
-		if o.groups[i].replyTo == replyTo {
-			return &o.groups[i]
-		}
-	}
-	if len(o.groups) < cap(o.groups) {
-		o.groups = o.groups[:len(o.groups)+1]
-		g := &o.groups[len(o.groups)-1]
-		g.replyTo, g.rs, g.size = replyTo, g.rs[:0], 0
-		return g
-	}
-	o.groups = append(o.groups, outGroup{replyTo: replyTo})
-	return &o.groups[len(o.groups)-1]
+	return groupIn(&o.groups,
+		func(g *outGroup) bool { return g.replyTo == replyTo },
+		func(g *outGroup) { g.replyTo, g.rs, g.size = replyTo, g.rs[:0], 0 })
 }
 
 // send publishes g's results as one message and empties g. A failed

@@ -136,22 +136,11 @@ func (s *sender) round(ops []sendOp) {
 	}
 }
 
-// batch returns this round's batch for m (a linear search: a round holds
-// a few workers).
+// batch returns this round's batch for m.
 func (s *sender) batch(m *member) *runBatch {
-	for i := range s.batches {
-		if s.batches[i].m == m {
-			return &s.batches[i]
-		}
-	}
-	if len(s.batches) < cap(s.batches) {
-		s.batches = s.batches[:len(s.batches)+1]
-		b := &s.batches[len(s.batches)-1]
-		b.m, b.jobs, b.size = m, b.jobs[:0], 0
-		return b
-	}
-	s.batches = append(s.batches, runBatch{m: m})
-	return &s.batches[len(s.batches)-1]
+	return groupIn(&s.batches,
+		func(b *runBatch) bool { return b.m == m },
+		func(b *runBatch) { b.m, b.jobs, b.size = m, b.jobs[:0], 0 })
 }
 
 // flush publishes b's jobs as one Run and empties b.

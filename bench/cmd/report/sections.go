@@ -38,10 +38,7 @@ func label(im bench.Impl) string {
 }
 
 func (v view) overhead(w io.Writer) {
-	fmt.Fprintln(w, "## 1. Overhead: N no-op works, all submitted, then all collected")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Capacity NumCPU × 300 for everyone. Floor: one goroutine per work (`go` + `sync.WaitGroup`) bounded by a semaphore at the same capacity (go+wg+sem, the floor DESIGN.md §5 quotes); go+wg starts them all at once.")
-	fmt.Fprintln(w)
+	section(w, "## 1. Overhead: N no-op works, all submitted, then all collected", "Capacity NumCPU × 300 for everyone. Floor: one goroutine per work (`go` + `sync.WaitGroup`) bounded by a semaphore at the same capacity (go+wg+sem, the floor DESIGN.md §5 quotes); go+wg starts them all at once.")
 	t := &table{head: []string{"implementation", "ns/work", "allocs/work", "B/work", "÷ floor", "÷ aplex-thread"}}
 	floor, ap := v.fig("Overhead/go+wg+sem", "ns/op"), v.fig("Overhead/aplex-thread", "ns/op")
 	for _, im := range bench.Impls(false) {
@@ -61,10 +58,7 @@ func (v view) overhead(w io.Writer) {
 }
 
 func (v view) fanout(w io.Writer) {
-	fmt.Fprintln(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "aplex: 4 workers × 300; the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. CPU: the process's user+system time (getrusage) per work. Floor: goroutines bounded by a semaphore.")
-	fmt.Fprintln(w)
+	section(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight", "aplex: 4 workers × 300; the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. CPU: the process's user+system time (getrusage) per work. Floor: goroutines bounded by a semaphore.")
 	t := &table{head: []string{"implementation", "wall ms", "× ideal", "CPU µs/work", "wall ÷ floor", "wall ÷ aplex-thread", "CPU ÷ aplex-thread"}}
 	fw := v.fig("FanOut/go+wg+sem", "wall-ms")
 	aw, ac := v.fig("FanOut/aplex-thread", "wall-ms"), v.fig("FanOut/aplex-thread", "cpu-us/work")
@@ -84,10 +78,7 @@ func (v view) fanout(w io.Writer) {
 }
 
 func (v view) cpu(w io.Writer) {
-	fmt.Fprintln(w, "## 3. CPU-bound: 64 works of about 20 ms of SHA-256, NumCPU at a time")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Ideal: 64 × one work's serial time / cores, one work being timed alone just before each batch. Floor: one goroutine per work.")
-	fmt.Fprintln(w)
+	section(w, "## 3. CPU-bound: 64 works of about 20 ms of SHA-256, NumCPU at a time", "Ideal: 64 × one work's serial time / cores, one work being timed alone just before each batch. Floor: one goroutine per work.")
 	t := &table{head: []string{"implementation", "wall ms", "one work ms", "× ideal", "÷ floor", "÷ aplex-thread", "÷ aplex-process"}}
 	fw := v.fig("CPU/go+wg", "wall-ms")
 	at, ap := v.fig("CPU/aplex-thread", "wall-ms"), v.fig("CPU/aplex-process", "wall-ms")
@@ -103,10 +94,7 @@ func (v view) cpu(w io.Writer) {
 }
 
 func (v view) memory(w io.Writer) {
-	fmt.Fprintln(w, "## 4. Memory: 100,000 works sleeping 1 s, all in flight at once")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Per work, above the baseline taken before the pool is built, each row alone in a fresh process: live = heap + goroutine stacks in use (HeapInuse + StackInuse) after a GC taken once every work has started, and its stack part; peak = the same sampled every 25 ms, garbage included; Sys = peak growth of the memory obtained from the OS. Floor: one goroutine per work.")
-	fmt.Fprintln(w)
+	section(w, "## 4. Memory: 100,000 works sleeping 1 s, all in flight at once", "Per work, above the baseline taken before the pool is built, each row alone in a fresh process: live = heap + goroutine stacks in use (HeapInuse + StackInuse) after a GC taken once every work has started, and its stack part; peak = the same sampled every 25 ms, garbage included; Sys = peak growth of the memory obtained from the OS. Floor: one goroutine per work.")
 	t := &table{head: []string{"implementation", "live B/work", "of which stacks", "peak B/work", "Sys B/work", "live ÷ floor", "live ÷ aplex-thread"}}
 	floor, ap := v.fig("Memory/go+wg", "live-B/work"), v.fig("Memory/aplex-thread", "live-B/work")
 	for _, im := range bench.Impls(false) {
@@ -121,10 +109,7 @@ func (v view) memory(w io.Writer) {
 }
 
 func (v view) mapping(w io.Writer) {
-	fmt.Fprintln(w, "## 5. Map: 100,000 no-op inputs, results in input order")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Floor: NumCPU goroutines taking chunks of indices from a channel. conc's iter.Map (GOMAXPROCS goroutines over a slice) is the nearest peer; a pond task group is pond's way. Ratios are of time per work.")
-	fmt.Fprintln(w)
+	section(w, "## 5. Map: 100,000 no-op inputs, results in input order", "Floor: NumCPU goroutines taking chunks of indices from a channel. conc's iter.Map (GOMAXPROCS goroutines over a slice) is the nearest peer; a pond task group is pond's way. Ratios are of time per work.")
 	t := &table{head: []string{"implementation", "works/s", "ns/work", "allocs/work", "÷ floor (chunk 100)", "÷ aplex chunk 100"}}
 	floor, ap := v.fig("Map/chunked-map/chunk=100", "ns/work"), v.fig("Map/aplex-thread/chunk=100", "ns/work")
 	rows := []struct{ name, label string }{
@@ -155,10 +140,7 @@ func (v view) mapping(w io.Writer) {
 }
 
 func (v view) process(w io.Writer) {
-	fmt.Fprintln(w, "## 6. Process round trips and throughput")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "One child process each: the floor is a raw ping-pong over a pair of `os.Pipe` on fds 3/4 (32-byte messages, echoed, writes batched while requests queue); aplex runs one worker process; go-plugin v1.8.0 over net/rpc. rtt = one no-op work at a time; in flight = a sliding window of pending works (go-plugin: that many goroutines). CPU: user + system time of the parent and the child per work (getrusage, once the child is reaped).")
-	fmt.Fprintln(w)
+	section(w, "## 6. Process round trips and throughput", "One child process each: the floor is a raw ping-pong over a pair of `os.Pipe` on fds 3/4 (32-byte messages, echoed, writes batched while requests queue); aplex runs one worker process; go-plugin v1.8.0 over net/rpc. rtt = one no-op work at a time; in flight = a sliding window of pending works (go-plugin: that many goroutines). CPU: user + system time of the parent and the child per work (getrusage, once the child is reaped).")
 	t := &table{head: []string{"mode", "implementation", "µs/work", "works/s", "CPU µs/work", "allocs/work", "÷ floor", "÷ aplex-process"}}
 	for _, mode := range []string{"rtt", "inflight=64", "inflight=256"} {
 		floor, ap := v.fig("Process/"+mode+"/pipe-floor", "ns/op"), v.fig("Process/"+mode+"/aplex-process", "ns/op")
@@ -210,3 +192,8 @@ func (v view) process(w io.Writer) {
 
 // nan reports a missing figure.
 func nan(x float64) bool { return math.IsNaN(x) }
+
+// section writes a workload's heading and the paragraph that explains it.
+func section(w io.Writer, heading, intro string) {
+	fmt.Fprintf(w, "%s\n\n%s\n\n", heading, intro)
+}
