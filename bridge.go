@@ -56,9 +56,14 @@ func init() {
 	xport.HostConfig = hostConfig
 }
 
-// hostConfig serves this binary's registered works in a worker process.
-func hostConfig() host.Config {
-	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError}
+// hostConfig serves this binary's registered works in a worker process,
+// after the worker init, if one is registered.
+func hostConfig(base context.Context, id int) (host.Config, error) {
+	ctx, err := runWorkerInit(base, WorkerInfo{ID: id})
+	if err != nil {
+		return host.Config{}, err
+	}
+	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError, BaseContext: ctx}, nil
 }
 
 type hostRegistry struct{}

@@ -85,7 +85,7 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 		return cfg, fmt.Errorf("aplex: %s applies to %s executors only, not to a %s executor", cfg.extNames[0], cfg.extKind, kind)
 	}
 	if kind != kindThread && cfg.workerInit != nil {
-		return cfg, fmt.Errorf("aplex: WithWorkerInit applies to in-process (thread) executors only; a %s worker runs in another process", kind)
+		return cfg, fmt.Errorf("aplex: WithWorkerInit applies to in-process (thread) executors only; a %s worker runs in another process: use aplex.RegisterWorkerInit", kind)
 	}
 	return cfg, nil
 }

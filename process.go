@@ -1,6 +1,7 @@
 package aplex
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -19,7 +20,12 @@ func Main() {
 		return
 	}
 	if proc.IsChild() {
-		cfg := hostConfig()
+		slot, _ := proc.ChildSlot()
+		cfg, err := hostConfig(context.Background(), slot)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "aplex worker: %v\n", err)
+			os.Exit(2)
+		}
 		if err := proc.ServeChild(cfg); err != nil {
 			fmt.Fprintf(os.Stderr, "aplex worker: %v\n", err)
 			os.Exit(2)

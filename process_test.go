@@ -417,3 +417,59 @@ func TestProcessUnreachableExecutorIsReaped(t *testing.T) {
 		return true
 	})
 }
+
+type initKey struct{}
+
+// Every worker process of the test binary runs this once at start.
+var errInitRegistered = aplex.RegisterWorkerInit(func(ctx context.Context, w aplex.WorkerInfo) (context.Context, error) {
+	if os.Getenv("APLEX_TEST_INIT_FAIL") != "" {
+		return nil, errors.New("no database")
+	}
+	return context.WithValue(ctx, initKey{}, fmt.Sprintf("slot %d pid %d", w.ID, os.Getpid())), nil
+})
+
+var pInitValue = aplex.Register("test.init-value", func(ctx context.Context, _ int) (string, error) {
+	v, _ := ctx.Value(initKey{}).(string)
+	return v, nil
+})
+
+func TestProcessWorkerInit(t *testing.T) {
+	if errInitRegistered != nil {
+		t.Fatal(errInitRegistered)
+	}
+	ex := newProcess(t, aplex.WithPoolSize(2))
+	want := map[string]bool{}
+	for _, w := range ex.Stats().Workers {
+		want[fmt.Sprintf("slot %d pid %d", w.ID, w.PID)] = true
+	}
+	seen := map[string]bool{}
+	for i := range 4 {
+		v := mustGet(t, mustSubmit(t, ex, pInitValue, i))
+		if !want[v] {
+			t.Fatalf("a work saw %q from its worker init; the workers are %v", v, want)
+		}
+		seen[v] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("works saw %v: want both workers' init values", seen)
+	}
+	if err := aplex.RegisterWorkerInit(nil); err == nil {
+		t.Fatal("RegisterWorkerInit(nil) accepted")
+	}
+	if err := aplex.RegisterWorkerInit(func(ctx context.Context, _ aplex.WorkerInfo) (context.Context, error) { return ctx, nil }); err == nil {
+		t.Fatal("a second RegisterWorkerInit accepted")
+	}
+}
+
+func TestProcessWorkerInitFailure(t *testing.T) {
+	var out testutil.Buffer
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithWorkerOutput(&out),
+		aplex.WithWorkerEnv("APLEX_TEST_INIT_FAIL=1"))
+	if err == nil {
+		ex.Close()
+		t.Fatal("NewProcessExecutor started workers whose init fails")
+	}
+	if !strings.Contains(out.String(), "worker init failed for worker 0: no database") {
+		t.Fatalf("error %v; worker output %q does not say why", err, out.String())
+	}
+}

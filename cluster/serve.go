@@ -119,13 +119,16 @@ func (w *workerServer) setup(ctx context.Context) error {
 	max := maxPayload(w.nc)
 	w.out = newOutbox(w.nc, w.cfg.workerID, max, w.log)
 	w.sess = newSessions(w.cfg.maxWorks)
-	hc := xport.HostConfig()
+	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
+	hc, err := xport.HostConfig(base, 0)
+	if err != nil {
+		return fmt.Errorf("aplex: cluster worker: %w", err)
+	}
 	hc.MaxFrame = max // an oversize result becomes an error outcome
 	hc.MaxWorks = w.cfg.maxWorks
 	hc.WorkerID = w.cfg.workerID
 	hc.Labels = w.cfg.labels
 	hc.Emit = w.emit
-	hc.BaseContext = context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
 	w.host = host.New(hc)
 	hello, err := wire.Marshal(w.host.Hello())
 	if err != nil {

@@ -1,6 +1,7 @@
 package xport
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"time"
@@ -23,8 +24,11 @@ var (
 	NewExecutor func(kind string, opts []any, newTransport func(Config) (Transport, error)) (any, error)
 	// HostConfig returns a worker host configuration serving this binary's
 	// registered works, with the error encoder that keeps registered
-	// sentinels: the worker side of a transport starts from it.
-	HostConfig func() host.Config
+	// sentinels: the worker side of a transport starts from it. It runs the
+	// binary's worker init (aplex.RegisterWorkerInit), if any, with base
+	// and the worker's id; the context the init returns (base without one)
+	// becomes the configuration's BaseContext. An init error is returned.
+	HostConfig func(base context.Context, id int) (host.Config, error)
 	// ServeRole, set by a transport package's init, lets aplex.Main serve a
 	// worker role it does not know itself (e.g. "cluster"): Main calls it
 	// when the environment names that role, then exits with its status.
