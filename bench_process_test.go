@@ -123,17 +123,6 @@ func BenchmarkCPUBound(b *testing.B) {
 // then collects every result.
 func BenchmarkProcessAllThenCollect(b *testing.B) {
 	ex := benchProcess(b, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(256))
-	ctx := context.Background()
-	fs := make([]*aplex.Future[int], b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		fs[i], _ = aplex.Submit(ctx, ex, pNoop, i)
-	}
-	for _, f := range fs {
-		if _, err := f.Get(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
+	submitAllGetAll(b, ex, pNoop)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "works/s")
 }

@@ -24,7 +24,7 @@ func BenchmarkSubmitGet(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer ex.Close()
-		submitAllGetAll(b, ex)
+		submitAllGetAll(b, ex, noop)
 	})
 	// The floor: one goroutine per work delivering its result on a channel.
 	b.Run("raw-goroutine", func(b *testing.B) {
@@ -128,17 +128,17 @@ func BenchmarkSubmitGetDefaultCap(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ex.Close()
-	submitAllGetAll(b, ex)
+	submitAllGetAll(b, ex, noop)
 }
 
-// submitAllGetAll submits b.N no-op works, then collects every result.
-func submitAllGetAll(b *testing.B, ex *aplex.Executor) {
+// submitAllGetAll submits b.N works w(i), then collects every result.
+func submitAllGetAll(b *testing.B, ex *aplex.Executor, w *aplex.Work[int, int]) {
 	ctx := context.Background()
 	fs := make([]*aplex.Future[int], b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		fs[i], _ = aplex.Submit(ctx, ex, noop, i)
+		fs[i], _ = aplex.Submit(ctx, ex, w, i)
 	}
 	for _, f := range fs {
 		if _, err := f.Get(ctx); err != nil {

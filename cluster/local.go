@@ -18,14 +18,9 @@ import (
 
 // Restart pacing of local workers.
 const (
-	backoffMin = 10 * time.Millisecond
-	backoffMax = 2 * time.Second
 	// steadyRun resets the back-off: a worker that ran this long did not
 	// crash at start-up.
 	steadyRun = 10 * time.Second
-	// waitDelay bounds how long Wait waits for a grandchild holding the
-	// worker's stdout open.
-	waitDelay = 500 * time.Millisecond
 )
 
 // localWorkers runs SpawnLocalWorkers' processes: this binary re-executed
@@ -101,7 +96,7 @@ func (l *localWorkers) start() {
 // supervise keeps local worker i running until stop.
 func (l *localWorkers) supervise(i int) {
 	wid := l.wid(i)
-	backoff := backoffMin
+	var backoff time.Duration // 0 until a restart fails or the worker dies young
 	for {
 		cmd, label, err := l.spawn(i, wid)
 		if err != nil {
@@ -125,15 +120,15 @@ func (l *localWorkers) supervise(i int) {
 				return
 			}
 			if time.Since(began) > steadyRun {
-				backoff = backoffMin
+				backoff = 0
 			}
 		}
+		backoff = spawn.NextBackoff(backoff)
 		select {
 		case <-l.stopCh:
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, backoffMax)
 	}
 }
 
@@ -144,7 +139,7 @@ func (l *localWorkers) spawn(i int, wid string) (*exec.Cmd, *spawn.LineWriter, e
 	cmd.Env = append(l.env[:len(l.env):len(l.env)], envWorkerID+"="+wid) // a copy per process
 	// One writer for both streams: one pipe, one copier, whole lines.
 	cmd.Stdout, cmd.Stderr = label, label
-	cmd.WaitDelay = waitDelay
+	cmd.WaitDelay = spawn.WaitDelay
 
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -42,28 +42,24 @@ func newOutbox(w *wire.Writer, max int, workerID string) *outbox {
 
 // result queues a finished job; it is Config.Emit for ServeConn.
 func (o *outbox) result(_ string, r wire.Result) {
-	o.mu.Lock()
-	if o.err != nil || o.closed {
-		o.mu.Unlock()
-		return
-	}
-	first := len(o.results) == 0 && len(o.ctrl) == 0
-	o.results = append(o.results, r)
-	o.mu.Unlock()
-	if first {
-		o.signal()
-	}
+	o.enqueue(func() { o.results = append(o.results, r) })
 }
 
 // send queues a control message (Hello, Heartbeat, Bye).
 func (o *outbox) send(m wire.Msg) {
+	o.enqueue(func() { o.ctrl = append(o.ctrl, m) })
+}
+
+// enqueue runs add under the lock, unless the outbox is closed or broken,
+// and wakes the writer when the queue was empty.
+func (o *outbox) enqueue(add func()) {
 	o.mu.Lock()
 	if o.err != nil || o.closed {
 		o.mu.Unlock()
 		return
 	}
 	first := len(o.results) == 0 && len(o.ctrl) == 0
-	o.ctrl = append(o.ctrl, m)
+	add()
 	o.mu.Unlock()
 	if first {
 		o.signal()

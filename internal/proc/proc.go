@@ -58,10 +58,7 @@ const (
 	minFrame            = 8 << 10
 	headroom            = 4096 // frame bytes kept for envelopes; see host.Config.MaxFrame
 	memoryPoll          = 100 * time.Millisecond
-	backoffMin          = 10 * time.Millisecond
-	backoffMax          = 2 * time.Second
 	exitGrace           = 2 * time.Second // from EOF on fd 4 to a kill
-	waitDelay           = 500 * time.Millisecond
 )
 
 // Transport starts and supervises process workers. It implements

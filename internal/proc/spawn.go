@@ -44,7 +44,7 @@ func (t *Transport) spawn(ctx context.Context, slot int) (*worker, error) {
 	// goroutine, and lines of stdout and stderr never interleave.
 	cmd.Stdout, cmd.Stderr = label, label
 	// A grandchild that inherited stdout must not hang Wait forever.
-	cmd.WaitDelay = waitDelay
+	cmd.WaitDelay = spawn.WaitDelay
 
 	err = t.fork.Start(cmd)
 	// The child has its own copies now; ours would hide its exit (no EOF).

@@ -1,6 +1,10 @@
 package proc
 
-import "time"
+import (
+	"time"
+
+	"github.com/aplex-go/aplex/internal/spawn"
+)
 
 // slot is one position of the pool. Its supervisor goroutine owns cur, the
 // worker the core dispatches to; a retired predecessor may still be
@@ -47,7 +51,7 @@ func (t *Transport) replace(s *slot) {
 			if t.ctx.Err() != nil {
 				return
 			}
-			delay = min(max(2*delay, backoffMin), backoffMax)
+			delay = spawn.NextBackoff(delay)
 			t.log.Warn("aplex: cannot restart process worker", "slot", s.idx, "retry_in", delay, "err", err)
 			if t.noLiveWorker() {
 				t.sink.Broken(err)
