@@ -41,6 +41,7 @@ func init() {
 		xc := xport.Config{
 			MaxWorksPerWorker: cfg.maxWorksPerWorker,
 			StartTimeout:      cfg.startTimeout,
+			HeartbeatTimeout:  cfg.heartbeatTimeout,
 			Logger:            cfg.logger,
 			Ext:               cfg.ext,
 		}

@@ -17,6 +17,14 @@ type Option func(*config) error
 // process executors only.
 type executorKind int
 
+// DefaultHeartbeatTimeout is how long a process or cluster worker may stay
+// silent before it is counted lost (WithHeartbeatTimeout).
+const DefaultHeartbeatTimeout = 3 * time.Second
+
+// minHeartbeatTimeout keeps the liveness check meaningful: below it, a busy
+// machine's scheduling delays would pass for dead workers.
+const minHeartbeatTimeout = 50 * time.Millisecond
+
 const (
 	kindThread executorKind = iota
 	kindProcess
@@ -47,6 +55,8 @@ type config struct {
 	recycleAfter int
 	memoryLimit  int64
 	startTimeout time.Duration
+	// heartbeatTimeout: a process or cluster worker silent this long is lost.
+	heartbeatTimeout time.Duration
 
 	// transport packages' own options (cluster), through internal/xport
 	poolSizeSet bool
@@ -62,6 +72,7 @@ func defaultConfig(kind executorKind) config {
 		maxWorksPerWorker: 300,
 		killGrace:         5 * time.Second,
 		startTimeout:      10 * time.Second,
+		heartbeatTimeout:  DefaultHeartbeatTimeout,
 	}
 }
 

@@ -103,6 +103,24 @@ func WithStartTimeout(d time.Duration) Option {
 	}
 }
 
+// WithHeartbeatTimeout sets how long a process or cluster worker may stay
+// silent (no heartbeat, no result) before the executor counts it lost
+// (default 3s): a frozen worker (stopped, stuck in the kernel, partitioned
+// away) is killed where it can be and replaced, and the works it held fail
+// with a *WorkerError, or are sent again when marked Retry. Workers beat
+// several times per timeout, so only a worker that cannot run at all is
+// lost. Process and cluster executors only.
+func WithHeartbeatTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		c.remoteOnly = append(c.remoteOnly, "WithHeartbeatTimeout")
+		if d < minHeartbeatTimeout {
+			return fmt.Errorf("aplex: WithHeartbeatTimeout(%v): want at least %v", d, minHeartbeatTimeout)
+		}
+		c.heartbeatTimeout = d
+		return nil
+	}
+}
+
 // WithLogger sets where the executor's rare log lines go (a worker that
 // failed to restart, a cluster worker of another protocol version).
 // Default: discarded.

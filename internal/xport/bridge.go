@@ -40,6 +40,7 @@ type Config struct {
 	PoolSize          int            // WithPoolSize, if given (0: not given)
 	MaxWorksPerWorker int            // WithMaxWorksPerWorker
 	StartTimeout      time.Duration  // WithStartTimeout
+	HeartbeatTimeout  time.Duration  // WithHeartbeatTimeout: a worker silent this long is lost
 	Output            io.Writer      // worker output, if the transport spawns processes
 	Ext               map[string]any // settings recorded by the transport's own options
 	Logger            *slog.Logger
