@@ -45,19 +45,34 @@ func (ch *chunk[A, R]) results(n int) ([]R, []error) {
 
 func (ch *chunk[A, R]) runLocal(ctx context.Context, t *task) {
 	n := len(ch.args)
+	vals, errs := ch.results(n)
+	// Deferred, so that the chunk ends with its items' outcomes even when
+	// an item calls runtime.Goexit in this goroutine.
+	defer ch.complete(t, vals, errs)
 	if n == 1 {
-		v, err := runProtected(ctx, ch.work.fn, ch.args[0])
-		if t.settle() {
-			ch.val1[0], ch.err1[0] = v, err
-			ch.vals, ch.errs = ch.val1[:], ch.err1[:]
-			t.finish(nil, false)
-		}
+		ch.runItem(ctx, 0, vals, errs)
 		return
 	}
-	vals, errs := ch.results(n)
 	// The items run concurrently, without a goroutine each while they are
 	// quick (see internal/fanout).
-	fanout.Run(n, func(i int) { vals[i], errs[i] = runProtected(ctx, ch.work.fn, ch.args[i]) })
+	fanout.Run(n, func(i int) { ch.runItem(ctx, i, vals, errs) })
+}
+
+// runItem runs item i; an item that calls runtime.Goexit fails with
+// ErrGoexit (its goroutine still ends, as Goexit demands).
+func (ch *chunk[A, R]) runItem(ctx context.Context, i int, vals []R, errs []error) {
+	returned := false
+	defer func() {
+		if !returned {
+			errs[i] = ErrGoexit
+		}
+	}()
+	vals[i], errs[i] = runProtected(ctx, ch.work.fn, ch.args[i])
+	returned = true
+}
+
+// complete publishes the items' outcomes, unless the chunk was cancelled.
+func (ch *chunk[A, R]) complete(t *task, vals []R, errs []error) {
 	if t.settle() {
 		ch.vals, ch.errs = vals, errs
 		t.finish(nil, false)

@@ -27,7 +27,15 @@ var (
 	// ErrEncoding is returned when an argument or result cannot be encoded
 	// or decoded (CBOR) on its way to or from another process.
 	ErrEncoding = errors.New("aplex: cannot encode or decode value")
+	// ErrGoexit is the error of a work that called runtime.Goexit (which is
+	// what t.FailNow and testify's require do): its future fails with it and
+	// its worker slot is freed, on every kind of executor.
+	ErrGoexit = RegisterError(errors.New("aplex: work called runtime.Goexit"))
 )
+
+// errZeroExecutor is the error of every method of an Executor that no
+// constructor made (var ex aplex.Executor).
+var errZeroExecutor = errors.New("aplex: executor not made by a constructor (NewThreadExecutor, NewProcessExecutor, cluster.NewExecutor)")
 
 // errShutdown is the error of futures cancelled by Shutdown or Close: it
 // matches ErrClosed and context.Canceled.

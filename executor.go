@@ -107,6 +107,12 @@ func newCore(cfg config) *core {
 }
 
 // newExecutor wraps c and arranges for an unreachable executor to be closed.
+//
+// The cleanup must never fire while the executor has work: every queued or
+// running task points back to its *Executor (task.ex), and the core, which
+// transports and worker goroutines keep reachable, holds those tasks. So an
+// executor is collected only once it is idle and forgotten; and methods
+// that may block (Shutdown, Close) keep it alive until they return.
 func newExecutor(c *core) *Executor {
 	ex := &Executor{c: c}
 	runtime.AddCleanup(ex, func(c *core) { go c.Close() }, c)
@@ -336,7 +342,14 @@ func (c *core) runOne(t *task) (next *task) {
 		}
 		t.values, t.deadline = w.ctx, deadline
 		wc := t.workContext()
+		returned := false
+		defer func() {
+			if !returned {
+				c.goexited(t)
+			}
+		}()
 		t.r.runLocal(wc, t)
+		returned = true
 		wc.release()
 	}
 	// The common case takes no executor lock: nothing queued, no shutdown.
@@ -349,6 +362,20 @@ func (c *core) runOne(t *task) (next *task) {
 	c.checkIdleLocked()
 	c.mu.Unlock()
 	return next
+}
+
+// goexited cleans up after a work that called runtime.Goexit (t.FailNow,
+// require.*): it runs in the deferred calls of the dying goroutine, so it
+// fails the future with ErrGoexit, frees the slot and hands the queued
+// works to new goroutines, since this one will not come back for them.
+func (c *core) goexited(t *task) {
+	t.r.fail(t, ErrGoexit)
+	t.workContext().release()
+	c.release(t.w, t)
+	c.mu.Lock()
+	c.drainLocked(false)
+	c.checkIdleLocked()
+	c.mu.Unlock()
 }
 
 // release frees t's slot on w once the work has really stopped. The

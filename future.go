@@ -2,6 +2,7 @@ package aplex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 
@@ -29,12 +30,14 @@ type Future[R any] struct {
 
 // Get waits until the future ends or ctx is done, and returns the work's
 // result. A cancelled future returns an error matching context.Canceled. If
-// ctx ends first, Get returns ctx.Err() and the work goes on.
+// ctx ends first, Get returns ctx.Err() and the work goes on. A nil ctx is
+// an error, as for every function of the package that takes one.
 func (f *Future[R]) Get(ctx context.Context) (R, error) {
+	if ctx == nil {
+		var zero R
+		return zero, errors.New("aplex: Get: nil context")
+	}
 	if !f.t.finished() {
-		if ctx == nil {
-			ctx = context.Background()
-		}
 		select {
 		case <-f.t.doneChan():
 		case <-ctx.Done():

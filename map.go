@@ -126,7 +126,7 @@ func (m *mapRun[A, R]) run(inputs iter.Seq[A]) {
 func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	c := m.ex.c
 	args := ch.args
-	ch.t.init(c, ch, m.ctx, &m.cc)
+	ch.t.init(m.ex, ch, m.ctx, &m.cc)
 	if c.remote() {
 		enc := make([][]byte, len(args))
 		for i, a := range args {

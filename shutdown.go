@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -19,9 +20,15 @@ func (ex *Executor) Shutdown(ctx context.Context) error {
 	if ex == nil {
 		return errors.New("aplex: Shutdown of a nil executor")
 	}
+	if ex.c == nil {
+		return errZeroExecutor
+	}
 	if ctx == nil {
 		return errors.New("aplex: Shutdown: nil context")
 	}
+	// ex must stay reachable until the drain ends: its runtime cleanup
+	// would otherwise close the executor mid-drain.
+	defer runtime.KeepAlive(ex)
 	return ex.c.shutdown(ctx)
 }
 
@@ -32,6 +39,10 @@ func (ex *Executor) Close() error {
 	if ex == nil {
 		return errors.New("aplex: Close of a nil executor")
 	}
+	if ex.c == nil {
+		return errZeroExecutor
+	}
+	defer runtime.KeepAlive(ex)
 	return ex.c.Close()
 }
 

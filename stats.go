@@ -27,7 +27,7 @@ type WorkerStats struct {
 
 // Stats returns a snapshot of the executor's counters.
 func (ex *Executor) Stats() Stats {
-	if ex == nil {
+	if ex == nil || ex.c == nil {
 		return Stats{}
 	}
 	c := ex.c

@@ -58,7 +58,7 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 	} else {
 		c = &call[A, R]{work: w, arg: arg}
 	}
-	c.t.init(ex.c, c, ctx, cc)
+	c.t.init(ex, c, ctx, cc)
 	if err := ex.c.submit(ctx, &c.t, wait); err != nil {
 		return nil, err
 	}

@@ -40,6 +40,7 @@ type runner interface {
 // someone waits before the work has finished.
 type task struct {
 	c     *core
+	ex    *Executor // keeps a busy executor reachable: see newExecutor
 	r     runner
 	state atomic.Uint32
 
@@ -83,8 +84,8 @@ type remoteJob struct {
 // closedChan is the Done channel of futures that ended before anyone asked.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-func (t *task) init(c *core, r runner, parent context.Context, cc *callConfig) {
-	t.c, t.r = c, r
+func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConfig) {
+	t.c, t.ex, t.r = ex.c, ex, r
 	t.parent = parent
 	t.meta = cc.meta
 	t.deadlineD = cc.deadline

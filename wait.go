@@ -81,30 +81,37 @@ func partition(futures []Awaitable) (done, pending []Awaitable, err error) {
 	return done, pending, nil
 }
 
-// AsCompleted yields the futures as they end, in completion order, until
-// all have ended or ctx ends (check ctx.Err() after the loop to tell). Nil
-// futures are skipped.
-func AsCompleted(ctx context.Context, futures ...Awaitable) iter.Seq[Awaitable] {
-	return func(yield func(Awaitable) bool) {
-		if ctx == nil {
-			ctx = context.Background()
+// AsCompleted yields the futures as they end, in completion order, each
+// with a nil error. If ctx ends first it yields (nil, ctx.Err()) and stops.
+// Bad arguments (a nil ctx, a nil future) are yielded as the only error,
+// as Wait returns them.
+func AsCompleted(ctx context.Context, futures ...Awaitable) iter.Seq2[Awaitable, error] {
+	var err error
+	if ctx == nil {
+		err = errors.New("aplex: AsCompleted: nil context")
+	}
+	for i, f := range futures {
+		if err == nil && (f == nil || f.base() == nil) {
+			err = fmt.Errorf("aplex: AsCompleted: future %d is nil", i)
+		}
+	}
+	return func(yield func(Awaitable, error) bool) {
+		if err != nil {
+			yield(nil, err)
+			return
 		}
 		ended := make(chan Awaitable, len(futures))
-		n := 0
 		for _, f := range futures {
-			if f == nil || f.base() == nil {
-				continue
-			}
-			n++
 			f.base().onDone(func() { ended <- f })
 		}
-		for range n {
+		for range futures {
 			select {
 			case f := <-ended:
-				if !yield(f) {
+				if !yield(f, nil) {
 					return
 				}
 			case <-ctx.Done():
+				yield(nil, ctx.Err())
 				return
 			}
 		}

@@ -54,7 +54,10 @@ func TestAsCompleted(t *testing.T) {
 	b := mustSubmit(t, ex, sleepMs, 1)
 	c := mustSubmit(t, ex, sleepMs, 30)
 	var order []aplex.Awaitable
-	for f := range aplex.AsCompleted(ctxT(t), a, b, nil, c) {
+	for f, err := range aplex.AsCompleted(ctxT(t), a, b, c) {
+		if err != nil {
+			t.Fatal(err)
+		}
 		order = append(order, f)
 	}
 	if len(order) != 3 || order[0] != aplex.Awaitable(b) || order[1] != aplex.Awaitable(c) || order[2] != aplex.Awaitable(a) {

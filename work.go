@@ -34,6 +34,9 @@ func (w *Work[A, R]) check(ex *Executor) error {
 	if ex == nil {
 		return errors.New("aplex: nil executor")
 	}
+	if ex.c == nil {
+		return errZeroExecutor
+	}
 	if ex.c.remote() && w.name == "" {
 		return fmt.Errorf("%w: aplex.Fn works run in-process only; use aplex.Register to run on a %s executor", ErrNotRegistered, ex.c.cfg.kind)
 	}

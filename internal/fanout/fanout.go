@@ -21,7 +21,9 @@ import (
 const Patience = 50 * time.Microsecond
 
 // Run calls fn(i) for every i in [0, n) and returns when all have returned.
-// fn must not panic (callers recover inside it).
+// fn must not panic (callers recover inside it). If fn calls
+// runtime.Goexit, the other items still run, and the calling goroutine
+// ends only once they all have returned.
 func Run(n int, fn func(i int)) {
 	switch n {
 	case 0:
@@ -43,9 +45,26 @@ func Run(n int, fn func(i int)) {
 			wg.Go(func() { fn(i) })
 		}
 	})
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		// fn called runtime.Goexit in this goroutine, which is unwinding:
+		// Run still keeps its promise to the caller's deferred calls that
+		// every item has run and returned.
+		if timer.Stop() {
+			wg.Done()
+		}
+		for i, ok := claim(); ok; i, ok = claim() {
+			wg.Go(func() { fn(i) })
+		}
+		wg.Wait()
+	}()
 	for i, ok := claim(); ok; i, ok = claim() {
 		fn(i)
 	}
+	returned = true
 	if timer.Stop() {
 		wg.Done()
 	}
