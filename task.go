@@ -70,6 +70,7 @@ type task struct {
 	ctxErr   error
 	ctxStop  func() bool
 	ctxTimer *time.Timer
+	ctxFuncs map[*func()]struct{} // AfterFunc callbacks: contexts derived from the work's
 
 	rj *remoteJob // remote executors only
 }

@@ -61,14 +61,20 @@ func (c *workCtx) expiredLocked() error {
 
 func (c *workCtx) Err() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctxErr == nil {
-		c.ctxErr = c.expiredLocked()
-		if c.ctxErr != nil && c.ctxDone != nil {
-			close(c.ctxDone)
-		}
+	err := c.ctxErr
+	if err == nil {
+		err = c.expiredLocked()
 	}
-	return c.ctxErr
+	settled := c.ctxErr != nil
+	c.mu.Unlock()
+	if !settled && err != nil {
+		// Seen before its watch fired: end the ctx now, callbacks included.
+		c.cancel(err)
+		c.mu.Lock()
+		err = c.ctxErr
+		c.mu.Unlock()
+	}
+	return err
 }
 
 func (c *workCtx) Value(key any) any {
@@ -81,16 +87,53 @@ func (c *workCtx) Value(key any) any {
 	return nil
 }
 
-// cancel ends the ctx with err (the first cause wins).
+// AfterFunc arranges for f to be called once the ctx ends; stop
+// unregisters it. The context package looks for this method: with it,
+// context.WithCancel, WithTimeout and AfterFunc on a work's ctx register a
+// callback here, as they do on a standard ctx, instead of starting a
+// goroutine that waits on Done.
+func (c *workCtx) AfterFunc(f func()) (stop func() bool) {
+	c.Done() // arms the watches on the caller's ctx and the deadline
+	c.mu.Lock()
+	if c.ctxErr != nil {
+		c.mu.Unlock()
+		// Not in this goroutine: callers may hold their own lock here.
+		go f()
+		return func() bool { return false }
+	}
+	if c.ctxFuncs == nil {
+		c.ctxFuncs = map[*func()]struct{}{}
+	}
+	key := &f
+	c.ctxFuncs[key] = struct{}{}
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.ctxFuncs[key]
+		delete(c.ctxFuncs, key)
+		return ok
+	}
+}
+
+// cancel ends the ctx with err (the first cause wins) and runs the
+// callbacks registered with AfterFunc, outside the lock.
 func (c *workCtx) cancel(err error) {
 	c.mu.Lock()
-	if c.ctxErr == nil {
-		c.ctxErr = err
-		if c.ctxDone != nil {
-			close(c.ctxDone)
-		}
+	if c.ctxErr != nil {
+		c.mu.Unlock()
+		return
 	}
+	c.ctxErr = err
+	if c.ctxDone != nil {
+		close(c.ctxDone)
+	}
+	fns := c.ctxFuncs
+	c.ctxFuncs = nil
 	c.mu.Unlock()
+	for f := range fns {
+		(*f)()
+	}
 }
 
 // release stops the watchers once the work has returned.
@@ -98,6 +141,9 @@ func (c *workCtx) release() {
 	c.mu.Lock()
 	stop, timer := c.ctxStop, c.ctxTimer
 	c.ctxStop, c.ctxTimer = nil, nil
+	// Nothing cancels the ctx any more: contexts derived from it that
+	// outlive the work are on their own, as with a standard ctx.
+	c.ctxFuncs = nil
 	c.mu.Unlock()
 	if stop != nil {
 		stop()
