@@ -79,6 +79,8 @@ func (ch *chunk[A, R]) complete(t *task, vals []R, errs []error) {
 	}
 }
 
+func (ch *chunk[A, R]) name() string { return ch.work.describe() }
+
 func (ch *chunk[A, R]) deliver(t *task, items []wire.Outcome) {
 	n := len(ch.args)
 	if len(items) != n {

@@ -72,10 +72,13 @@ type core struct {
 	space          chan struct{} // closed when the bounded queue frees room; nil: no waiter
 	running        atomic.Int64  // tasks holding a worker slot; lowered without the lock
 	closing        bool
+	down           bool // teardown began: workers are being stopped; nothing is requeued
 	stopping       atomic.Bool   // mirrors closing for the lock-free release path
 	closed         chan struct{} // closed when closing starts
 	idle           chan struct{} // closed once closing and nothing runs or waits
 	idleSet        bool
+	abandoned      chan struct{} // closed once closing and every work left was cancelled
+	abandonedSet   bool
 	broken         error
 	nextID         uint64
 	jobs           map[uint64]*task
@@ -90,14 +93,15 @@ type core struct {
 
 func newCore(cfg config) *core {
 	c := &core{
-		cfg:     cfg,
-		lb:      cfg.balancer,
-		byConn:  map[xport.Worker]*worker{},
-		closed:  make(chan struct{}),
-		idle:    make(chan struct{}),
-		jobs:    map[uint64]*task{},
-		slots:   map[int]*slotStats{},
-		stopped: make(chan struct{}),
+		cfg:       cfg,
+		lb:        cfg.balancer,
+		byConn:    map[xport.Worker]*worker{},
+		closed:    make(chan struct{}),
+		idle:      make(chan struct{}),
+		abandoned: make(chan struct{}),
+		jobs:      map[uint64]*task{},
+		slots:     map[int]*slotStats{},
+		stopped:   make(chan struct{}),
 	}
 	if c.lb == nil {
 		c.lb = RoundRobin()
@@ -401,12 +405,54 @@ func (c *core) releaseLocked(w *worker, t *task) xport.Worker {
 	return nil
 }
 
-// checkIdleLocked signals Shutdown once nothing runs or waits.
+// checkIdleLocked signals Shutdown once nothing runs or waits, or once
+// every work left has been cancelled (see abandonedLocked).
 func (c *core) checkIdleLocked() {
-	if c.closing && !c.idleSet && c.running.Load() == 0 && c.queue.len() == 0 {
+	if !c.closing || c.idleSet || c.queue.len() > 0 {
+		return
+	}
+	if c.running.Load() == 0 {
 		c.idleSet = true
 		close(c.idle)
+		return
 	}
+	if !c.abandonedSet && c.abandonedLocked() {
+		c.abandonedSet = true
+		close(c.abandoned)
+	}
+}
+
+// abandonedLocked reports whether every work still running in this process
+// has been cancelled: a graceful Shutdown then has nothing left to wait
+// for but works that ignore their ctx, and waits for them only the kill
+// grace. Remote works need no such check: a cancelled one that ignores its
+// ctx costs its worker process after the kill grace (armKill).
+func (c *core) abandonedLocked() bool {
+	if c.tr != nil {
+		return false
+	}
+	for _, w := range c.workers {
+		w.mu.Lock()
+		for t := w.running.head; t != nil; t = t.next {
+			if t.state.Load() == stRunning {
+				w.mu.Unlock()
+				return false
+			}
+		}
+		w.mu.Unlock()
+	}
+	return true
+}
+
+// cancelledRunning is called after a running work was cancelled: during a
+// shutdown it may have been the last one the drain waited for.
+func (c *core) cancelledRunning() {
+	if !c.stopping.Load() {
+		return
+	}
+	c.mu.Lock()
+	c.checkIdleLocked()
+	c.mu.Unlock()
 }
 
 // countOutcome updates the slot's counters when a dispatched task ends.

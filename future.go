@@ -134,6 +134,8 @@ func (c *call[A, R]) deliver(t *task, items []wire.Outcome) {
 	t.finish(err, false)
 }
 
+func (c *call[A, R]) name() string { return c.work.describe() }
+
 // remoteCall is a call for a remote executor: the job sent to the worker
 // lives in the same allocation.
 type remoteCall[A, R any] struct {

@@ -73,8 +73,10 @@ func (c *core) Join(conn xport.Worker) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
-		// Too late to be useful; the transport's Close stops it.
+	if c.down {
+		// Too late to be useful; the transport's Close stops it. Until the
+		// teardown, a graceful Shutdown still needs replacements: the
+		// works it drains may have lost every worker.
 		return
 	}
 	st := c.statsFor(conn.Slot())
@@ -131,7 +133,7 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 			continue // a late answer for a job already failed or retried
 		}
 		delete(c.jobs, r.ID)
-		if neverStarted(r.Items) && !c.closing && t.state.CompareAndSwap(stRunning, stQueued) {
+		if neverStarted(r.Items) && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {
 			// The worker was shutting down and did not run it: it goes back
 			// to the head of the queue, without using up a retry.
 			c.stopTimers(t)
@@ -202,7 +204,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 		delete(c.jobs, t.rj.job.ID)
 		c.stopTimers(t)
 		c.releaseLocked(w, t)
-		if t.retries > 0 && !c.closing && t.state.CompareAndSwap(stRunning, stQueued) {
+		if t.retries > 0 && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {
 			t.retries--
 			t.w = nil
 			c.queue.pushFront(t)

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
-	"time"
+	"strings"
 )
 
 // Shutdown stops the executor gracefully: new works are refused with
@@ -72,6 +73,9 @@ func (c *core) shutdown(ctx context.Context) error {
 	default:
 		select {
 		case <-c.idle:
+		case <-c.abandoned:
+			// Every work left was cancelled (Future.Cancel, the caller's
+			// ctx) and still runs: teardown gives them the kill grace.
 		case <-ctx.Done():
 			err = ctx.Err()
 			c.cancelAll()
@@ -109,23 +113,23 @@ func (c *core) allWorkersLocked() []*worker {
 func (c *core) teardown() {
 	defer close(c.stopped)
 	defer c.baseCancel()
-	grace := time.NewTimer(c.cfg.killGrace)
-	defer grace.Stop()
+	c.mu.Lock()
+	c.down = true
+	c.mu.Unlock()
+	// One kill grace bounds the rest of the shutdown: the wait for
+	// cancelled works and the transport's close share it.
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.killGrace)
+	defer cancel()
 	select {
 	case <-c.idle:
-	case <-grace.C:
-		c.mu.Lock()
-		n := c.running.Load()
-		c.mu.Unlock()
+	case <-ctx.Done():
 		if c.tr == nil {
-			c.stopErr = fmt.Errorf("aplex: %d works still running %v after they were cancelled: they ignore their ctx", n, c.cfg.killGrace)
+			c.stopErr = c.stubbornError()
 		}
 	}
 	if c.tr == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.killGrace)
-	defer cancel()
 	if err := c.tr.Close(ctx); err != nil {
 		c.stopErr = err
 	}
@@ -143,4 +147,31 @@ func (c *core) teardown() {
 	for _, t := range left {
 		t.r.fail(t, errShutdown)
 	}
+}
+
+// stubbornError names the in-process works still running a kill grace
+// after they were cancelled. Their goroutines cannot be stopped from
+// outside; Shutdown reports them rather than wait for ever.
+func (c *core) stubbornError() error {
+	c.mu.Lock()
+	counts := map[string]int{}
+	n := 0
+	for _, w := range c.allWorkersLocked() {
+		for _, t := range w.runningTasks() {
+			counts[t.r.name()]++
+			n++
+		}
+	}
+	c.mu.Unlock()
+	if n == 0 {
+		return nil // they returned just now
+	}
+	names := make([]string, 0, len(counts))
+	for _, name := range slices.Sorted(maps.Keys(counts)) {
+		if k := counts[name]; k > 1 {
+			name = fmt.Sprintf("%s (×%d)", name, k)
+		}
+		names = append(names, name)
+	}
+	return fmt.Errorf("aplex: %d works still running %v after they were cancelled: they ignore their ctx: %s", n, c.cfg.killGrace, strings.Join(names, ", "))
 }

@@ -32,6 +32,8 @@ type runner interface {
 	deliver(t *task, items []wire.Outcome)
 	// fail completes the task with err (worker lost, shutdown, …).
 	fail(t *task, err error)
+	// name names the work, for errors and logs.
+	name() string
 }
 
 // task is the untyped core of one dispatch unit (a work or a Map chunk). It
@@ -164,6 +166,7 @@ func (t *task) cancel(err error) bool {
 			if t.settle() {
 				t.finish(err, true)
 				t.c.stopWork(t, err)
+				t.c.cancelledRunning()
 				return true
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -22,6 +24,18 @@ type Work[A, R any] struct {
 
 // Name returns the registered name ("" for an Fn work).
 func (w *Work[A, R]) Name() string { return w.name }
+
+// describe names the work: its registered name, or for an Fn work its
+// function's name.
+func (w *Work[A, R]) describe() string {
+	if w.name != "" {
+		return w.name
+	}
+	if f := runtime.FuncForPC(reflect.ValueOf(w.fn).Pointer()); f != nil {
+		return f.Name()
+	}
+	return "an aplex.Fn work"
+}
 
 // check reports why w cannot run on ex.
 func (w *Work[A, R]) check(ex *Executor) error {
