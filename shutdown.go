@@ -11,12 +11,19 @@ import (
 )
 
 // Shutdown stops the executor gracefully: new works are refused with
-// ErrClosed, queued and running works may finish until ctx ends; then the
-// rest are cancelled (their futures end matching ErrClosed and
-// context.Canceled), every worker stops, and Shutdown returns once no
-// goroutine or child process of the executor is left. It returns ctx.Err()
-// when it had to cancel. Shutdown is idempotent and safe to call
-// concurrently with itself and Close.
+// ErrClosed, and queued and running works may finish until ctx ends
+// (workers lost meanwhile are replaced, so queued works still run). When
+// ctx ends, the rest are cancelled: their futures end matching ErrClosed
+// and context.Canceled. Every worker then stops, and Shutdown returns once
+// no goroutine or child process of the executor is left.
+//
+// Its bound: the drain, then at most the kill grace (WithKillGrace) once
+// ctx has ended or every work left has been cancelled. A process or
+// cluster work still running then costs its worker process; an in-process
+// work that ignores its ctx cannot be stopped, and Shutdown returns an
+// error naming it instead of waiting for it. Shutdown returns ctx.Err()
+// when it had to cancel, and nil after a clean drain. It is idempotent and
+// safe to call concurrently with itself and Close.
 func (ex *Executor) Shutdown(ctx context.Context) error {
 	if ex == nil {
 		return errors.New("aplex: Shutdown of a nil executor")
@@ -33,9 +40,12 @@ func (ex *Executor) Shutdown(ctx context.Context) error {
 	return ex.c.shutdown(ctx)
 }
 
-// Close stops the executor now: queued works are cancelled, running works
-// see their ctx cancelled, and it returns once the workers are stopped,
-// like http.Server.Close. It is Shutdown with no grace for the works.
+// Close stops the executor now: queued works are cancelled and running
+// works see their ctx cancelled. Unlike http.Server.Close it waits for them
+// to stop, for at most the kill grace (WithKillGrace): process and cluster
+// workers still busy then are killed, and in-process works that ignore
+// their ctx are named in the error. It is Shutdown with no grace for the
+// works, and returns nil when everything stopped in time.
 func (ex *Executor) Close() error {
 	if ex == nil {
 		return errors.New("aplex: Close of a nil executor")
