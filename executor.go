@@ -72,7 +72,7 @@ type core struct {
 	space          chan struct{} // closed when the bounded queue frees room; nil: no waiter
 	running        atomic.Int64  // tasks holding a worker slot; lowered without the lock
 	closing        bool
-	down           bool // teardown began: workers are being stopped; nothing is requeued
+	down           bool          // teardown began: workers are being stopped; nothing is requeued
 	stopping       atomic.Bool   // mirrors closing for the lock-free release path
 	closed         chan struct{} // closed when closing starts
 	idle           chan struct{} // closed once closing and nothing runs or waits
