@@ -6,6 +6,9 @@ package aplex_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"strings"
 	"syscall"
@@ -260,4 +263,34 @@ func TestKilledWorkersDuringShutdownAreReplaced(t *testing.T) {
 		t.Fatalf("%d ok, %d broken of %d", ok, broken, len(fs))
 	}
 	t.Logf("%d works: %d ran on replacements or before the kill, %d failed with their killed workers", len(fs), ok, broken)
+}
+
+var pStdSentinel = aplex.Register("test.fault.std-sentinel", func(_ context.Context, which string) (int, error) {
+	switch which {
+	case "eof":
+		return 0, fmt.Errorf("reading: %w", io.EOF)
+	case "notexist":
+		_, err := os.Open("/nonexistent/aplex/file")
+		return 0, err
+	case "deadline":
+		return 0, fmt.Errorf("slow: %w", context.DeadlineExceeded)
+	}
+	return 0, nil
+})
+
+func TestStandardSentinelsCrossProcesses(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1))
+	for _, tc := range []struct {
+		which string
+		want  error
+	}{
+		{"eof", io.EOF},
+		{"notexist", os.ErrNotExist},
+		{"deadline", context.DeadlineExceeded},
+	} {
+		_, err := mustSubmit(t, ex, pStdSentinel, tc.which).Get(ctxT(t))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v does not match %v across processes", tc.which, err, tc.want)
+		}
+	}
 }

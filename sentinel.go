@@ -1,8 +1,14 @@
 package aplex
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
 	"sync"
 )
 
@@ -24,7 +30,28 @@ func RegisterError(err error) error {
 	return err
 }
 
-var sentinels = &sentinelRegistry{byKey: map[string]error{}}
+var sentinels = newSentinelRegistry()
+
+// newSentinelRegistry returns a registry that already knows the standard
+// library's sentinels a work commonly returns, so errors.Is against them
+// holds across processes without registering them by hand. Packages this
+// one does not import (net/http, database/sql) are left to RegisterError,
+// so that aplex does not link them into every binary.
+func newSentinelRegistry() *sentinelRegistry {
+	r := &sentinelRegistry{byKey: map[string]error{}}
+	for _, err := range []error{
+		context.Canceled, context.DeadlineExceeded,
+		io.EOF, io.ErrUnexpectedEOF, io.ErrShortWrite, io.ErrShortBuffer, io.ErrClosedPipe, io.ErrNoProgress,
+		fs.ErrNotExist, fs.ErrExist, fs.ErrPermission, fs.ErrInvalid, fs.ErrClosed,
+		os.ErrDeadlineExceeded, os.ErrProcessDone, os.ErrNoDeadline,
+		net.ErrClosed,
+		strconv.ErrRange, strconv.ErrSyntax,
+		errors.ErrUnsupported,
+	} {
+		r.add(err)
+	}
+	return r
+}
 
 type sentinelRegistry struct {
 	mu    sync.RWMutex
