@@ -249,7 +249,8 @@ func (t *Transport) live() []*worker {
 // Workers are reported with Sink.Lost as they go: cause nil for a clean
 // exit. When Close returns, every child has been reaped, every goroutine of
 // the transport has returned, and no Sink method will be called again. It
-// returns ctx.Err() if it had to kill.
+// returns ctx.Err() if it had to kill a worker that had not finished (not
+// sent Bye).
 func (t *Transport) Close(ctx context.Context) error {
 	t.mu.Lock()
 	if t.closing {
@@ -279,14 +280,17 @@ func (t *Transport) Close(ctx context.Context) error {
 			continue
 		case <-ctx.Done():
 		}
-		err = ctx.Err()
-		break
-	}
-	if err != nil {
-		reason := fmt.Errorf("aplex: process workers closed: %w", err)
+		reason := fmt.Errorf("aplex: process workers closed: %w", ctx.Err())
 		for _, w := range ws {
+			// A worker that said Bye has finished every job; if it is slow
+			// to exit (a -race binary's exit sleep, a loaded machine),
+			// killing it loses nothing and is not worth an error.
+			if !w.said.Load() {
+				err = ctx.Err()
+			}
 			w.Kill(reason)
 		}
+		break
 	}
 	for _, w := range ws {
 		<-w.done

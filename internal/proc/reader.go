@@ -26,9 +26,10 @@ func (w *worker) readLoop() {
 		switch m := m.(type) {
 		case *wire.Results:
 			w.t.sink.Done(w, m.Results)
-		case *wire.Heartbeat, *wire.Bye:
-			// Liveness is the pipe itself, and Bye is followed by exit;
-			// nothing to do until EOF.
+		case *wire.Heartbeat:
+		case *wire.Bye:
+			// Bye is followed by exit; nothing to do until EOF.
+			w.said.Store(true)
 		default:
 			w.Kill(fmt.Errorf("%w: unexpected %v message from the worker", ErrProtocol, m.Kind()))
 			return

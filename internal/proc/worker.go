@@ -45,6 +45,7 @@ type worker struct {
 	done       chan struct{} // closed after Sink.Lost
 
 	gone    atomic.Bool // reaped and reported
+	said    atomic.Bool // the child sent Bye: it finished every job and is exiting
 	recycle atomic.Bool // RecycleAfter reached
 }
 
