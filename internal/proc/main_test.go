@@ -51,11 +51,6 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	// Under -race a child sleeps a second at exit (GORACE atexit_sleep_ms
-	// defaults to 1000), which would make every clean shutdown slow.
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
 	goleak.VerifyTestMain(m)
 }
 
