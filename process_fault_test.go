@@ -7,6 +7,9 @@ package aplex_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,5 +36,46 @@ func TestShutdownUnderRaceReportsNoErrorWhenAllFinished(t *testing.T) {
 	start := time.Now()
 	if err := ex.Shutdown(context.Background()); err != nil {
 		t.Fatalf("Shutdown after every work finished: %v (after %v)", err, time.Since(start))
+	}
+}
+
+// pPanicSentinel panics with an error wrapping a registered sentinel.
+var pPanicSentinel = aplex.Register("test.panic-sentinel", func(_ context.Context, n int) (int, error) {
+	panic(fmt.Errorf("order %d: %w", n, ErrOutOfStock))
+})
+
+// TestPanicWithSentinelKeepsErrorsIs: panic(fmt.Errorf("…%w", sentinel))
+// matches the sentinel like the same error returned, on every kind.
+func TestPanicWithSentinelKeepsErrorsIs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ex     func(t *testing.T) *aplex.Executor
+		remote bool
+	}{
+		{"thread", func(t *testing.T) *aplex.Executor { return newThread(t) }, false},
+		{"process", func(t *testing.T) *aplex.Executor { return newProcess(t, aplex.WithPoolSize(1)) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex := tc.ex(t)
+			_, err := mustSubmit(t, ex, pPanicSentinel, 7).Get(ctxT(t))
+			var pe *aplex.PanicError
+			if !errors.As(err, &pe) || pe.Remote != tc.remote {
+				t.Fatalf("want a *PanicError (remote %v), got %#v", tc.remote, err)
+			}
+			if !errors.Is(err, ErrOutOfStock) {
+				t.Fatalf("errors.Is(%v, ErrOutOfStock) = false", err)
+			}
+			if errors.Is(err, aplex.ErrWorkerBroken) || errors.Is(err, context.Canceled) {
+				t.Fatalf("%v matches an unrelated sentinel", err)
+			}
+			if !strings.Contains(err.Error(), "order 7: out of stock") {
+				t.Fatalf("message: %v", err)
+			}
+			// A plain panic still matches nothing.
+			_, err = mustSubmit(t, ex, pFail, "panic").Get(ctxT(t))
+			if !errors.As(err, &pe) || errors.Is(err, ErrOutOfStock) {
+				t.Fatalf("plain panic: %#v", err)
+			}
+		})
 	}
 }

@@ -268,14 +268,9 @@ func decodeError(e *wire.Error) error {
 		return fmt.Errorf("%w: %s", ErrWorkerBroken, e.Message)
 	}
 	if e.Panic {
-		return &PanicError{Value: e.Message, Stack: e.Stack, Remote: true}
+		return &PanicError{Value: e.Message, Stack: e.Stack, Remote: true, sentinels: lookupSentinels(e.Sentinels)}
 	}
-	re := &RemoteError{Type: e.Type, Message: e.Message}
-	for _, key := range e.Sentinels {
-		if s := sentinels.lookup(key); s != nil {
-			re.sentinels = append(re.sentinels, s)
-		}
-	}
+	re := &RemoteError{Type: e.Type, Message: e.Message, sentinels: lookupSentinels(e.Sentinels)}
 	switch e.Code {
 	case wire.CodeCanceled:
 		re.sentinels = append(re.sentinels, context.Canceled)
@@ -283,6 +278,18 @@ func decodeError(e *wire.Error) error {
 		re.sentinels = append(re.sentinels, context.DeadlineExceeded)
 	}
 	return re
+}
+
+// lookupSentinels maps sentinel keys from a worker to this binary's
+// registered sentinels, skipping those it does not know.
+func lookupSentinels(keys []string) []error {
+	var errs []error
+	for _, key := range keys {
+		if s := sentinels.lookup(key); s != nil {
+			errs = append(errs, s)
+		}
+	}
+	return errs
 }
 
 // encodeError is the worker side of decodeError.
