@@ -79,3 +79,49 @@ func TestPanicWithSentinelKeepsErrorsIs(t *testing.T) {
 		})
 	}
 }
+
+// cyclic is a user type that can refer to itself.
+type cyclic struct {
+	Name string
+	Next *cyclic
+}
+
+// pCyclic returns a value that refers to itself.
+var pCyclic = aplex.Register("test.cyclic", func(_ context.Context, name string) (*cyclic, error) {
+	c := &cyclic{Name: name}
+	c.Next = c
+	return c, nil
+})
+
+var (
+	pCyclicEcho = aplex.Register("test.cyclic-echo", func(_ context.Context, c *cyclic) (string, error) { return c.Name, nil })
+	pAnyMap     = aplex.Register("test.any-map", func(_ context.Context, m map[string]any) (int, error) { return len(m), nil })
+)
+
+// TestCyclicArgumentFailsSubmitWithErrEncoding: a cyclic argument killed
+// the caller with a fatal stack overflow in the CBOR encoder, and a cyclic
+// result the worker. Both are ErrEncoding naming the type, and the pool
+// still serves.
+func TestCyclicArgumentFailsSubmitWithErrEncoding(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1))
+	arg := &cyclic{Name: "loop"}
+	arg.Next = arg
+	if _, err := aplex.Submit(ctxT(t), ex, pCyclicEcho, arg); !errors.Is(err, aplex.ErrEncoding) || !strings.Contains(err.Error(), "aplex_test.cyclic") {
+		t.Fatalf("Submit of a cyclic argument: %v", err)
+	}
+	self := map[string]any{}
+	self["self"] = self
+	if _, err := aplex.Submit(ctxT(t), ex, pAnyMap, self); !errors.Is(err, aplex.ErrEncoding) || !strings.Contains(err.Error(), "map[string]interface {}") {
+		t.Fatalf("Submit of a map containing itself: %v", err)
+	}
+	pid := ex.Stats().Workers[0].PID
+	if _, err := mustSubmit(t, ex, pCyclic, "r").Get(ctxT(t)); !errors.Is(err, aplex.ErrEncoding) || !strings.Contains(err.Error(), "aplex_test.cyclic") {
+		t.Fatalf("cyclic result: %v", err)
+	}
+	if got := mustGet(t, mustSubmit(t, ex, pPid, 0)); got != pid {
+		t.Fatalf("the worker was replaced (pid %d, now %d): the cyclic result crashed it", pid, got)
+	}
+	if got := mustGet(t, mustSubmit(t, ex, pCyclicEcho, &cyclic{Name: "fine"})); got != "fine" {
+		t.Fatalf("echo: %q", got)
+	}
+}
