@@ -125,3 +125,26 @@ func TestCyclicArgumentFailsSubmitWithErrEncoding(t *testing.T) {
 		t.Fatalf("echo: %q", got)
 	}
 }
+
+// TestRecycleAfterIsAHardBound: under a burst, a process ran 50–55 works
+// with WithRecycleAfter(10). No process may run more than n.
+func TestRecycleAfterIsAHardBound(t *testing.T) {
+	const n, works = 10, 200
+	ex := newProcess(t, aplex.WithPoolSize(2), aplex.WithRecycleAfter(n))
+	fs := make([]*aplex.Future[int], works)
+	for i := range fs {
+		fs[i] = mustSubmit(t, ex, pPid, i)
+	}
+	perPid := map[int]int{}
+	for _, f := range fs {
+		perPid[mustGet(t, f)]++
+	}
+	for pid, ran := range perPid {
+		if ran > n {
+			t.Errorf("process %d ran %d works with WithRecycleAfter(%d)", pid, ran, n)
+		}
+	}
+	if len(perPid) < works/n {
+		t.Errorf("%d works ran in %d processes, want at least %d", works, len(perPid), works/n)
+	}
+}

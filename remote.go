@@ -32,6 +32,16 @@ func (c *core) sendLocked(w *worker, t *task) {
 	}
 	t.rj.send[0] = &t.rj.job
 	w.conn.Send(t.rj.send[:])
+	// A job budget (WithRecycleAfter) is a hard bound: the worker leaves the
+	// balancer's view with its last job, here under the lock, rather than
+	// when the transport notices, by which time a burst has overshot it.
+	// It is closed once idle (releaseLocked); the transport replaces it.
+	if w.budget > 0 {
+		if w.budget--; w.budget == 0 {
+			c.removeWorkerLocked(w)
+			w.retired = true
+		}
+	}
 }
 
 // cancelRemote tells the worker to cancel t's ctx and arms the kill grace.
@@ -83,6 +93,9 @@ func (c *core) Join(conn xport.Worker) {
 	}
 	st.pid.Store(int64(conn.Info().PID))
 	w := &worker{slot: conn.Slot(), cap: capacity, conn: conn, stats: st}
+	if b, ok := conn.(xport.Budgeted); ok {
+		w.budget = b.Budget() // see sendLocked
+	}
 	c.byConn[conn] = w
 	c.addWorkerLocked(w)
 	c.broken = nil

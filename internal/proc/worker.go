@@ -49,7 +49,10 @@ type worker struct {
 	recycle atomic.Bool // RecycleAfter reached
 }
 
-var _ xport.Worker = (*worker)(nil)
+var (
+	_ xport.Worker   = (*worker)(nil)
+	_ xport.Budgeted = (*worker)(nil)
+)
 
 func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.File, label *spawn.LineWriter) *worker {
 	return &worker{
@@ -86,6 +89,11 @@ func (w *worker) Info() xport.Info {
 
 // Capacity is the MaxWorks the child announced (0: the executor decides).
 func (w *worker) Capacity() int { return w.hello.MaxWorks }
+
+// Budget is RecycleAfter (xport.Budgeted): the core stops dispatching to
+// the worker once it has sent it that many jobs, and Send's count starts
+// its replacement.
+func (w *worker) Budget() int { return w.t.cfg.RecycleAfter }
 
 // Send queues jobs for the writer and never blocks. Jobs sent to a worker
 // whose pipe broke are dropped: its loss is about to be reported, and the
