@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,4 +150,51 @@ func TestRecycleAfterIsAHardBound(t *testing.T) {
 	if len(perPid) < works/n {
 		t.Errorf("%d works ran in %d processes, want at least %d", works, len(perPid), works/n)
 	}
+}
+
+// pCloseRequests closes the worker's request pipe (fd 3) behind its back.
+var pCloseRequests = aplex.Register("test.close-fd3", func(context.Context, int) (int, error) {
+	if err := syscall.Close(3); err != nil {
+		return 0, err
+	}
+	return os.Getpid(), nil
+})
+
+// TestWorkerThatClosedItsRequestPipeIsReplaced: a work that closed fd 3
+// turned its worker into a black hole: the parent's writes failed, later
+// jobs were dropped silently and the worker was never reported lost. It
+// must be killed and replaced, its works failing with *WorkerError.
+func TestWorkerThatClosedItsRequestPipeIsReplaced(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1), aplex.WithWorkerOutput(io.Discard))
+	holed := mustGet(t, mustSubmit(t, ex, pCloseRequests, 0))
+	// The odd ones may be retried: they must run on the replacement.
+	fs := make([]*aplex.Future[int], 10)
+	for i := range fs {
+		var opts []aplex.CallOption
+		if i%2 == 1 {
+			opts = append(opts, aplex.Retry(1))
+		}
+		fs[i] = mustSubmit(t, ex, pPid, i, opts...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	failed := 0
+	for i, f := range fs {
+		pid, err := f.Get(ctx)
+		var we *aplex.WorkerError
+		switch {
+		case err == nil && pid != holed:
+		case i%2 == 0 && errors.As(err, &we) && we.PID == holed:
+			if !strings.Contains(we.Reason, "request pipe") {
+				t.Errorf("reason %q does not say the pipe broke", we.Reason)
+			}
+			failed++
+		default:
+			t.Fatalf("future %d: pid %d (black hole %d), err %v", i, pid, holed, err)
+		}
+	}
+	if got := mustGet(t, mustSubmit(t, ex, pPid, 0)); got == holed {
+		t.Fatalf("the black-holed worker %d still serves", holed)
+	}
+	t.Logf("%d of %d futures failed with *WorkerError, the rest ran on the replacement", failed, len(fs))
 }

@@ -52,7 +52,9 @@ func (w *worker) finish() {
 	status := w.reap()
 
 	w.mu.Lock()
-	clean := w.closed && w.killErr == nil && w.cmd.ProcessState.Success()
+	// A write that failed because the child exited after Close, and the
+	// kill that followed it, do not make a clean exit unclean.
+	clean := w.closed && (w.killErr == nil || errors.Is(w.killErr, errUnwritable)) && w.cmd.ProcessState.Success()
 	killErr := w.killErr
 	w.mu.Unlock()
 	var cause error
