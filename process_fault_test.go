@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -197,4 +198,90 @@ func TestWorkerThatClosedItsRequestPipeIsReplaced(t *testing.T) {
 		t.Fatalf("the black-holed worker %d still serves", holed)
 	}
 	t.Logf("%d of %d futures failed with *WorkerError, the rest ran on the replacement", failed, len(fs))
+}
+
+// pSpin keeps a CPU busy for ms milliseconds, ignoring its ctx.
+var pSpin = aplex.Register("test.spin", func(_ context.Context, ms int) (int, error) {
+	n := 0
+	for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); {
+		n++
+	}
+	return ms, nil
+})
+
+// freeze stops a worker process (SIGSTOP); the executor's kill (or its
+// Close) ends it.
+func freeze(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP %d: %v", pid, err)
+	}
+}
+
+// TestFrozenProcessWorkerIsReplaced: a stopped worker kept its works
+// forever, and Shutdown overran. A worker silent past the heartbeat timeout
+// is killed and replaced, its works fail with a *WorkerError naming the
+// heartbeat, and Shutdown returns promptly.
+func TestFrozenProcessWorkerIsReplaced(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithHeartbeatTimeout(timeout), aplex.WithWorkerOutput(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	frozen := mustGet(t, mustSubmit(t, ex, pPid, 0))
+	held := []*aplex.Future[int]{mustSubmit(t, ex, pSleep, 60_000), mustSubmit(t, ex, pSleep, 60_000)}
+	retried := mustSubmit(t, ex, pPid, 1, aplex.Retry(1))
+	freeze(t, frozen)
+	for i, f := range held {
+		_, err := f.Get(ctx)
+		var we *aplex.WorkerError
+		if !errors.As(err, &we) || we.PID != frozen || !strings.Contains(we.Reason, "no heartbeat for 300ms") {
+			t.Fatalf("held work %d of the frozen worker: %v", i, err)
+		}
+	}
+	if pid, err := retried.Get(ctx); err != nil || pid == frozen {
+		t.Fatalf("retried work: pid %d (frozen %d), %v", pid, frozen, err)
+	}
+	// The replacement serves; freeze it too while it holds a work, and
+	// Shutdown(Background) must still return, within the heartbeat timeout
+	// and the kill grace, not never.
+	second := mustGet(t, mustSubmit(t, ex, pPid, 2))
+	if second == frozen {
+		t.Fatal("the frozen worker still serves")
+	}
+	last := mustSubmit(t, ex, pSleep, 60_000)
+	freeze(t, second)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- ex.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("Shutdown took %v with a frozen worker (%v)", took, err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Shutdown did not return with a frozen worker")
+	}
+	if _, err := last.Get(ctx); !errors.Is(err, aplex.ErrWorkerBroken) {
+		t.Fatalf("the frozen worker's work during Shutdown: %v", err)
+	}
+}
+
+// TestBusyProcessWorkerStillBeats: a worker whose works keep every CPU busy
+// is alive and must not be taken for frozen.
+func TestBusyProcessWorkerStillBeats(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1), aplex.WithHeartbeatTimeout(100*time.Millisecond))
+	fs := make([]*aplex.Future[int], 2*runtime.NumCPU())
+	for i := range fs {
+		fs[i] = mustSubmit(t, ex, pSpin, 600)
+	}
+	for _, f := range fs {
+		if v := mustGet(t, f); v != 600 {
+			t.Fatalf("spin: %d", v)
+		}
+	}
 }

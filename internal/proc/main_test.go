@@ -116,6 +116,10 @@ func childRegistry() registry {
 			runtime.KeepAlive(held)
 			return nil, ctx.Err()
 		},
+		// closein closes the request pipe behind the host's back.
+		"closein": func(context.Context, []byte) ([]byte, error) {
+			return nil, syscall.Close(childInFD)
+		},
 		// garbage writes a frame of an unknown kind straight onto fd 4.
 		"garbage": func(context.Context, []byte) ([]byte, error) {
 			syscall.Write(childOutFD, []byte{0, 0, 0, 2, wire.Version, 99})

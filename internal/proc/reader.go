@@ -18,15 +18,20 @@ func (w *worker) readLoop() {
 	for {
 		m, err := w.rd.Next()
 		if err != nil {
+			w.heard.Store(-1) // reap bounds the wait for the exit from here
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
 				w.Kill(fmt.Errorf("%w: %w", ErrProtocol, err))
 			}
 			return
 		}
+		// Any frame is a sign of life.
 		switch m := m.(type) {
 		case *wire.Results:
+			w.heard.Store(-1) // time spent here is ours, not the child's silence
 			w.t.sink.Done(w, m.Results)
+			w.heardNow()
 		case *wire.Heartbeat:
+			w.heardNow()
 		case *wire.Bye:
 			// Bye is followed by exit; nothing to do until EOF.
 			w.said.Store(true)

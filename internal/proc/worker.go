@@ -44,7 +44,11 @@ type worker struct {
 	writerDone chan struct{}
 	done       chan struct{} // closed after Sink.Lost
 
-	gone    atomic.Bool // reaped and reported
+	gone atomic.Bool // reaped and reported
+	// heard is when the reader last got a frame, as time since t.epoch, or
+	// -1 while the silence is not the child's: the reader is delivering
+	// results (in Sink.Done) or the stream has ended (see watchHeartbeats).
+	heard   atomic.Int64
 	said    atomic.Bool // the child sent Bye: it finished every job and is exiting
 	recycle atomic.Bool // RecycleAfter reached
 }
