@@ -299,6 +299,11 @@ func (t *Transport) Close(ctx context.Context) error {
 		}
 		reason := fmt.Errorf("aplex: process workers closed: %w", ctx.Err())
 		for _, w := range ws {
+			select {
+			case <-w.done:
+				continue
+			default:
+			}
 			// A worker that said Bye has finished every job; if it is slow
 			// to exit (a -race binary's exit sleep, a loaded machine),
 			// killing it loses nothing and is not worth an error.

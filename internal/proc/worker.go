@@ -79,6 +79,9 @@ func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.Fil
 // startIO starts the writer and reader goroutines. Called after Sink.Join,
 // so that the core never sees Lost before Join.
 func (w *worker) startIO() {
+	// Its silence counts from here: its heartbeats may have waited in the
+	// pipe while the other workers of Start were still starting.
+	w.heardNow()
 	w.t.wg.Go(w.writeLoop)
 	w.t.wg.Go(w.readLoop)
 }
