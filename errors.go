@@ -50,6 +50,10 @@ type PanicError struct {
 	Stack string
 	// Remote reports that the panic happened in another process.
 	Remote bool
+
+	// sentinels are the registered sentinel errors a remote panic value
+	// matched in its worker (see Is).
+	sentinels []error
 }
 
 // Error says that the work panicked, and with what.
@@ -68,6 +72,20 @@ func (e *PanicError) Unwrap() error {
 		return err
 	}
 	return nil
+}
+
+// Is reports whether target is a sentinel registered with RegisterError
+// that the panic value matched in its worker process. With Unwrap it makes
+// a panic(err) behave like a returned err on every kind of executor:
+// in-process, errors.Is sees the value itself; from another process, the
+// registered sentinels it matched, as a *RemoteError does.
+func (e *PanicError) Is(target error) bool {
+	for _, s := range e.sentinels {
+		if s == target {
+			return true
+		}
+	}
+	return false
 }
 
 // WorkerError is the error of a work whose worker died while holding it, or

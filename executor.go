@@ -34,6 +34,7 @@ type worker struct {
 	slot    int
 	load    atomic.Int32 // works it holds; raised under core.mu, lowered anywhere
 	cap     int
+	budget  int // jobs it may still be sent; 0: no limit (xport.Budgeted)
 	retired bool
 	inView  bool            // in core.workers, the balancer's view
 	conn    xport.Worker    // nil for goroutine workers

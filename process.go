@@ -50,8 +50,9 @@ func Main() {
 // Only works made with Register run here, and their arguments and results
 // cross the process boundary as CBOR. Besides every thread-executor option
 // except WithWorkerInit, it takes WithWorkerCommand, WithWorkerEnv,
-// WithWorkerOutput, WithRecycleAfter, WithWorkerMemoryLimit and
-// WithStartTimeout. It returns once every worker completed its handshake,
+// WithWorkerOutput, WithRecycleAfter, WithWorkerMemoryLimit,
+// WithStartTimeout and WithHeartbeatTimeout (a worker that cannot run, e.g.
+// stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
 // or an error (a binary that does not call Main is reported, not waited on).
 func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	cfg, err := buildConfig(kindProcess, opts)
@@ -68,6 +69,8 @@ func NewProcessExecutor(opts ...Option) (*Executor, error) {
 		MemoryLimit:  cfg.memoryLimit,
 		StartTimeout: cfg.startTimeout,
 		Logger:       cfg.logger,
+
+		HeartbeatTimeout: cfg.heartbeatTimeout,
 	})
 	if err != nil {
 		return nil, err

@@ -32,6 +32,16 @@ func (c *core) sendLocked(w *worker, t *task) {
 	}
 	t.rj.send[0] = &t.rj.job
 	w.conn.Send(t.rj.send[:])
+	// A job budget (WithRecycleAfter) is a hard bound: the worker leaves the
+	// balancer's view with its last job, here under the lock, rather than
+	// when the transport notices, by which time a burst has overshot it.
+	// It is closed once idle (releaseLocked); the transport replaces it.
+	if w.budget > 0 {
+		if w.budget--; w.budget == 0 {
+			c.removeWorkerLocked(w)
+			w.retired = true
+		}
+	}
 }
 
 // cancelRemote tells the worker to cancel t's ctx and arms the kill grace.
@@ -85,6 +95,9 @@ func (c *core) Join(conn xport.Worker) {
 	}
 	st.pid.Store(int64(conn.Info().PID))
 	w := &worker{slot: conn.Slot(), cap: capacity, conn: conn, stats: st}
+	if b, ok := conn.(xport.Budgeted); ok {
+		w.budget = b.Budget() // see sendLocked
+	}
 	c.byConn[conn] = w
 	c.addWorkerLocked(w)
 	c.broken = nil
@@ -270,14 +283,9 @@ func decodeError(e *wire.Error) error {
 		return fmt.Errorf("%w: %s", ErrWorkerBroken, e.Message)
 	}
 	if e.Panic {
-		return &PanicError{Value: e.Message, Stack: e.Stack, Remote: true}
+		return &PanicError{Value: e.Message, Stack: e.Stack, Remote: true, sentinels: lookupSentinels(e.Sentinels)}
 	}
-	re := &RemoteError{Type: e.Type, Message: e.Message}
-	for _, key := range e.Sentinels {
-		if s := sentinels.lookup(key); s != nil {
-			re.sentinels = append(re.sentinels, s)
-		}
-	}
+	re := &RemoteError{Type: e.Type, Message: e.Message, sentinels: lookupSentinels(e.Sentinels)}
 	switch e.Code {
 	case wire.CodeCanceled:
 		re.sentinels = append(re.sentinels, context.Canceled)
@@ -285,6 +293,18 @@ func decodeError(e *wire.Error) error {
 		re.sentinels = append(re.sentinels, context.DeadlineExceeded)
 	}
 	return re
+}
+
+// lookupSentinels maps sentinel keys from a worker to this binary's
+// registered sentinels, skipping those it does not know.
+func lookupSentinels(keys []string) []error {
+	var errs []error
+	for _, key := range keys {
+		if s := sentinels.lookup(key); s != nil {
+			errs = append(errs, s)
+		}
+	}
+	return errs
 }
 
 // encodeError is the worker side of decodeError.

@@ -43,6 +43,10 @@ func (e *myErr) Error() string { return e.msg }
 // errBadArg stands for an argument that does not decode.
 var errBadArg = errors.New("bad argument")
 
+// errSentinel stands for a registered sentinel; testEncodeError reports it
+// under the key "sentinel".
+var errSentinel = errors.New("sentinel")
+
 func testRegistry() registry {
 	return registry{
 		"echo": func(_ context.Context, arg []byte) ([]byte, error) { return arg, nil },
@@ -50,7 +54,10 @@ func testRegistry() registry {
 		"badarg": func(context.Context, []byte) ([]byte, error) {
 			return nil, fmt.Errorf("decoding: %w", errBadArg)
 		},
-		"panic":  func(context.Context, []byte) ([]byte, error) { panic("boom") },
+		"panic": func(context.Context, []byte) ([]byte, error) { panic("boom") },
+		"panicerr": func(context.Context, []byte) ([]byte, error) {
+			panic(fmt.Errorf("wrapped: %w", errSentinel))
+		},
 		"goexit": func(context.Context, []byte) ([]byte, error) { runtime.Goexit(); return nil, nil },
 		"sleep": func(ctx context.Context, _ []byte) ([]byte, error) {
 			<-ctx.Done()
@@ -79,6 +86,9 @@ func testEncodeError(err error) *wire.Error {
 	e := &wire.Error{Type: fmt.Sprintf("%T", err), Message: err.Error()}
 	if errors.Is(err, errBadArg) {
 		e.Code = wire.CodeBadArgument
+	}
+	if errors.Is(err, errSentinel) {
+		e.Sentinels = []string{"sentinel"}
 	}
 	return e
 }
@@ -260,7 +270,15 @@ func TestOutcomes(t *testing.T) {
 		}},
 		{"panic", wire.Job{Name: "panic", Args: [][]byte{nil}}, func(t *testing.T, o wire.Outcome) {
 			e := o.Err
-			if e == nil || !e.Panic || e.Message != "boom" || e.Type != "string" || !strings.Contains(e.Stack, "panic") {
+			if e == nil || !e.Panic || e.Message != "boom" || e.Type != "string" || !strings.Contains(e.Stack, "panic") || e.Sentinels != nil {
+				t.Errorf("got %+v", e)
+			}
+		}},
+		// TestPanicWithSentinelKeepsErrorsIs, the host's part: a panic
+		// value that is an error carries its sentinels like a returned one.
+		{"panic with sentinel", wire.Job{Name: "panicerr", Args: [][]byte{nil}}, func(t *testing.T, o wire.Outcome) {
+			e := o.Err
+			if e == nil || !e.Panic || e.Message != "wrapped: sentinel" || e.Type != "*fmt.wrapError" || !slices.Equal(e.Sentinels, []string{"sentinel"}) {
 				t.Errorf("got %+v", e)
 			}
 		}},

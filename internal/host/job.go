@@ -110,10 +110,11 @@ func (j *job) runItem(i int) {
 		if !returned {
 			if v := recover(); v != nil {
 				j.items[i].Err = &wire.Error{
-					Panic:   true,
-					Message: fmt.Sprint(v),
-					Type:    fmt.Sprintf("%T", v),
-					Stack:   string(debug.Stack()),
+					Panic:     true,
+					Message:   fmt.Sprint(v),
+					Type:      fmt.Sprintf("%T", v),
+					Stack:     string(debug.Stack()),
+					Sentinels: j.h.panicSentinels(v),
 				}
 			} else {
 				j.items[i].Err = &wire.Error{Message: "aplex: work called runtime.Goexit"}
@@ -190,4 +191,24 @@ func tooLarge(n, limit int) *wire.Error {
 		Code:    wire.CodeTooLarge,
 		Message: fmt.Sprintf("aplex: result of %d bytes exceeds the %d-byte message limit", n, limit),
 	}
+}
+
+// panicSentinels returns the sentinel keys a panic value carries when it is
+// an error, as EncodeError would report them had the work returned it: a
+// panic(fmt.Errorf("…%w", ErrX)) keeps errors.Is like a returned error. A
+// panic inside the encoder (a user Is method) only loses the sentinels.
+func (h *Host) panicSentinels(v any) (keys []string) {
+	err, ok := v.(error)
+	if !ok {
+		return nil
+	}
+	defer func() {
+		if recover() != nil {
+			keys = nil
+		}
+	}()
+	if e := h.encode(err); e != nil {
+		return e.Sentinels
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/host"
 )
@@ -16,8 +17,9 @@ const EnvRole = "APLEX_WORKER_ROLE"
 
 // Further variables a Transport sets for its children.
 const (
-	envMaxFrame = "APLEX_WORKER_MAX_FRAME" // the parent's frame limit
-	envSlot     = "APLEX_WORKER_SLOT"      // the worker's slot
+	envMaxFrame  = "APLEX_WORKER_MAX_FRAME" // the parent's frame limit
+	envSlot      = "APLEX_WORKER_SLOT"      // the worker's slot
+	envHeartbeat = "APLEX_WORKER_HEARTBEAT" // the interval of Heartbeat frames, a time.Duration
 )
 
 // roleProcess is EnvRole's value in process workers.
@@ -55,6 +57,10 @@ func ServeChild(cfg host.Config) error {
 	os.Unsetenv(EnvRole)
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame, _ = strconv.Atoi(os.Getenv(envMaxFrame))
+	}
+	if cfg.Heartbeat <= 0 {
+		// The parent counts a worker silent for three of these as lost.
+		cfg.Heartbeat, _ = time.ParseDuration(os.Getenv(envHeartbeat))
 	}
 	in, err := childFile(childInFD, "aplex-requests")
 	if err != nil {

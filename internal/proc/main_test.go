@@ -51,11 +51,6 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	// Under -race a child sleeps a second at exit (GORACE atexit_sleep_ms
-	// defaults to 1000), which would make every clean shutdown slow.
-	if os.Getenv("GORACE") == "" {
-		os.Setenv("GORACE", "atexit_sleep_ms=0")
-	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -120,6 +115,10 @@ func childRegistry() registry {
 			}
 			runtime.KeepAlive(held)
 			return nil, ctx.Err()
+		},
+		// closein closes the request pipe behind the host's back.
+		"closein": func(context.Context, []byte) ([]byte, error) {
+			return nil, syscall.Close(childInFD)
 		},
 		// garbage writes a frame of an unknown kind straight onto fd 4.
 		"garbage": func(context.Context, []byte) ([]byte, error) {

@@ -2,8 +2,9 @@
 // processes (by default the same binary, re-executed), talks to each over a
 // pair of pipes on the child's fds 3 and 4 with the wire protocol, and
 // supervises them: a dead worker is reported and replaced in the same slot,
-// a worker over its memory limit is killed, and workers are recycled after
-// a number of jobs.
+// a worker over its memory limit, silent past its heartbeat timeout or no
+// longer writable is killed, and workers are recycled after a number of
+// jobs.
 //
 // The parent side implements xport.Transport; ServeChild is the child side.
 package proc
@@ -45,6 +46,11 @@ type Config struct {
 	MemoryLimit int64
 	// StartTimeout bounds a worker's handshake (0: 10s).
 	StartTimeout time.Duration
+	// HeartbeatTimeout is how long a worker may stay silent (0: no limit).
+	// The children beat at a third of it, from a goroutine of their own,
+	// so a busy worker still beats; one silent past it (stopped, stuck in
+	// the kernel) is killed, reported lost and replaced.
+	HeartbeatTimeout time.Duration
 	// MaxFrame is the frame size limit in both directions (0:
 	// wire.DefaultMaxFrame; at least 8 KiB).
 	MaxFrame int
@@ -58,6 +64,8 @@ const (
 	minFrame            = 8 << 10
 	headroom            = 4096 // frame bytes kept for envelopes; see host.Config.MaxFrame
 	memoryPoll          = 100 * time.Millisecond
+	minHeartbeatTimeout = 10 * time.Millisecond
+	beatsPerTimeout     = 3               // a child beats at HeartbeatTimeout/3
 	exitGrace           = 2 * time.Second // from EOF on fd 4 to a kill
 )
 
@@ -71,6 +79,8 @@ type Transport struct {
 
 	ctx    context.Context // ends at Close: stops handshakes, back-off waits, the memory poll
 	cancel context.CancelFunc
+	epoch  time.Time     // monotonic base of worker.heard
+	reaped chan struct{} // closed by Close once every worker is gone: stops the watchdog
 	sink   xport.Sink
 	fork   *spawn.Forker
 
@@ -101,6 +111,8 @@ func New(cfg Config) (*Transport, error) {
 		return nil, fmt.Errorf("aplex: process workers: MemoryLimit %d is negative", cfg.MemoryLimit)
 	case cfg.StartTimeout < 0:
 		return nil, fmt.Errorf("aplex: process workers: StartTimeout %v is negative", cfg.StartTimeout)
+	case cfg.HeartbeatTimeout < 0 || cfg.HeartbeatTimeout > 0 && cfg.HeartbeatTimeout < minHeartbeatTimeout:
+		return nil, fmt.Errorf("aplex: process workers: HeartbeatTimeout %v, need 0 (none) or at least %v", cfg.HeartbeatTimeout, minHeartbeatTimeout)
 	case cfg.MaxFrame < 0 || cfg.MaxFrame > 0 && cfg.MaxFrame < minFrame:
 		return nil, fmt.Errorf("aplex: process workers: MaxFrame %d, need 0 (default) or at least %d", cfg.MaxFrame, minFrame)
 	}
@@ -128,6 +140,8 @@ func New(cfg Config) (*Transport, error) {
 		t.out = os.Stderr
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.epoch = time.Now()
+	t.reaped = make(chan struct{})
 	return t, nil
 }
 
@@ -194,6 +208,9 @@ func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
 	if t.cfg.MemoryLimit > 0 {
 		t.wg.Go(t.pollMemory)
 	}
+	if t.cfg.HeartbeatTimeout > 0 {
+		t.wg.Go(t.watchHeartbeats)
+	}
 	return nil
 }
 
@@ -249,7 +266,8 @@ func (t *Transport) live() []*worker {
 // Workers are reported with Sink.Lost as they go: cause nil for a clean
 // exit. When Close returns, every child has been reaped, every goroutine of
 // the transport has returned, and no Sink method will be called again. It
-// returns ctx.Err() if it had to kill.
+// returns ctx.Err() if it had to kill a worker that had not finished (not
+// sent Bye).
 func (t *Transport) Close(ctx context.Context) error {
 	t.mu.Lock()
 	if t.closing {
@@ -279,18 +297,29 @@ func (t *Transport) Close(ctx context.Context) error {
 			continue
 		case <-ctx.Done():
 		}
-		err = ctx.Err()
-		break
-	}
-	if err != nil {
-		reason := fmt.Errorf("aplex: process workers closed: %w", err)
+		reason := fmt.Errorf("aplex: process workers closed: %w", ctx.Err())
 		for _, w := range ws {
+			select {
+			case <-w.done:
+				continue
+			default:
+			}
+			// A worker that said Bye has finished every job; if it is slow
+			// to exit (a -race binary's exit sleep, a loaded machine),
+			// killing it loses nothing and is not worth an error.
+			if !w.said.Load() {
+				err = ctx.Err()
+			}
 			w.Kill(reason)
 		}
+		break
 	}
 	for _, w := range ws {
 		<-w.done
 	}
+	// The watchdog ran until now, so that a worker that froze while
+	// draining is killed at its timeout rather than at ctx's end.
+	close(t.reaped)
 	t.wg.Wait()
 	// Last: the forker thread's exit SIGKILLs any child it started
 	// (Pdeathsig), so it must outlive them.

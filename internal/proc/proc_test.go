@@ -384,6 +384,8 @@ func TestNewValidates(t *testing.T) {
 		{Size: 1, RecycleAfter: -1},
 		{Size: 1, MemoryLimit: -1},
 		{Size: 1, StartTimeout: -1},
+		{Size: 1, HeartbeatTimeout: -1},
+		{Size: 1, HeartbeatTimeout: time.Millisecond},
 		{Size: 1, MaxFrame: 100},
 	} {
 		if _, err := New(cfg); err == nil {
@@ -393,5 +395,52 @@ func TestNewValidates(t *testing.T) {
 	t.Setenv(EnvRole, roleProcess)
 	if _, err := New(Config{Size: 1}); err == nil || !strings.Contains(err.Error(), "aplex.Main()") {
 		t.Errorf("New in a worker = %v", err)
+	}
+}
+
+// TestFrozenWorkerIsKilledAtHeartbeatTimeout: a stopped child sends no
+// heartbeat; the transport kills it with a HeartbeatError and replaces it.
+func TestFrozenWorkerIsKilledAtHeartbeatTimeout(t *testing.T) {
+	_, s, ws := start(t, Config{Size: 1, HeartbeatTimeout: 200 * time.Millisecond})
+	ws[0].Send([]*wire.Job{job("sleep")})
+	if err := syscall.Kill(ws[0].Info().PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cause := lostAndReplaced(t, s, ws[0])
+	var he *HeartbeatError
+	var ee *ExitError
+	if !errors.As(cause, &he) || !errors.As(cause, &ee) || ee.WorkerReason() != "killed: no heartbeat for 200ms (signal: killed)" {
+		t.Errorf("cause = %v", cause)
+	}
+}
+
+// TestIdleWorkerBeats: a worker with nothing to do is not taken for frozen.
+func TestIdleWorkerBeats(t *testing.T) {
+	_, s, ws := start(t, Config{Size: 1, HeartbeatTimeout: 50 * time.Millisecond})
+	select {
+	case ev := <-s.lost:
+		t.Fatalf("idle worker lost: %v", ev.cause)
+	case <-time.After(200 * time.Millisecond): // four timeouts of idleness
+	}
+	j := job("echo", "alive")
+	ws[0].Send([]*wire.Job{j})
+	if r := s.collect(1)[j.ID]; string(r.Items[0].Value) != "alive" {
+		t.Fatalf("after idling: %+v", r)
+	}
+}
+
+// TestUnwritableWorkerIsLost: a child that closed its request pipe (fd 3)
+// is killed and reported lost as soon as a write to it fails.
+func TestUnwritableWorkerIsLost(t *testing.T) {
+	_, s, ws := start(t, Config{Size: 1})
+	ws[0].Send([]*wire.Job{job("closein")})
+	if r := <-s.results; r.Items[0].Err != nil {
+		t.Fatalf("closein: %v", r.Items[0].Err)
+	}
+	ws[0].Send([]*wire.Job{job("noop")})
+	cause := lostAndReplaced(t, s, ws[0])
+	var ee *ExitError
+	if !errors.Is(cause, errUnwritable) || !errors.As(cause, &ee) || !strings.Contains(ee.WorkerReason(), "request pipe is broken") {
+		t.Errorf("cause = %v", cause)
 	}
 }

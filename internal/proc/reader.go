@@ -18,17 +18,23 @@ func (w *worker) readLoop() {
 	for {
 		m, err := w.rd.Next()
 		if err != nil {
+			w.heard.Store(-1) // reap bounds the wait for the exit from here
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
 				w.Kill(fmt.Errorf("%w: %w", ErrProtocol, err))
 			}
 			return
 		}
+		// Any frame is a sign of life.
 		switch m := m.(type) {
 		case *wire.Results:
+			w.heard.Store(-1) // time spent here is ours, not the child's silence
 			w.t.sink.Done(w, m.Results)
-		case *wire.Heartbeat, *wire.Bye:
-			// Liveness is the pipe itself, and Bye is followed by exit;
-			// nothing to do until EOF.
+			w.heardNow()
+		case *wire.Heartbeat:
+			w.heardNow()
+		case *wire.Bye:
+			// Bye is followed by exit; nothing to do until EOF.
+			w.said.Store(true)
 		default:
 			w.Kill(fmt.Errorf("%w: unexpected %v message from the worker", ErrProtocol, m.Kind()))
 			return
@@ -51,7 +57,9 @@ func (w *worker) finish() {
 	status := w.reap()
 
 	w.mu.Lock()
-	clean := w.closed && w.killErr == nil && w.cmd.ProcessState.Success()
+	// A write that failed because the child exited after Close, and the
+	// kill that followed it, do not make a clean exit unclean.
+	clean := w.closed && (w.killErr == nil || errors.Is(w.killErr, errUnwritable)) && w.cmd.ProcessState.Success()
 	killErr := w.killErr
 	w.mu.Unlock()
 	var cause error

@@ -74,6 +74,9 @@ func (t *Transport) env(slot int) []string {
 	if t.cfg.MemoryLimit > 0 {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(t.cfg.MemoryLimit, 10))
 	}
+	if t.cfg.HeartbeatTimeout > 0 {
+		env = append(env, envHeartbeat+"="+(t.cfg.HeartbeatTimeout/beatsPerTimeout).String())
+	}
 	return append(env, t.cfg.Env...)
 }
 
@@ -103,6 +106,7 @@ func (w *worker) handshake(ctx context.Context) error {
 			return fmt.Errorf("%w: worker process %s speaks protocol version %d, this executor %d; rebuild it with the same aplex version", ErrHandshake, path, hello.Version, wire.Version)
 		}
 		w.hello = hello
+		w.heardNow()
 		return nil
 	}
 	switch {

@@ -44,11 +44,19 @@ type worker struct {
 	writerDone chan struct{}
 	done       chan struct{} // closed after Sink.Lost
 
-	gone    atomic.Bool // reaped and reported
+	gone atomic.Bool // reaped and reported
+	// heard is when the reader last got a frame, as time since t.epoch, or
+	// -1 while the silence is not the child's: the reader is delivering
+	// results (in Sink.Done) or the stream has ended (see watchHeartbeats).
+	heard   atomic.Int64
+	said    atomic.Bool // the child sent Bye: it finished every job and is exiting
 	recycle atomic.Bool // RecycleAfter reached
 }
 
-var _ xport.Worker = (*worker)(nil)
+var (
+	_ xport.Worker   = (*worker)(nil)
+	_ xport.Budgeted = (*worker)(nil)
+)
 
 func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.File, label *spawn.LineWriter) *worker {
 	return &worker{
@@ -71,6 +79,9 @@ func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.Fil
 // startIO starts the writer and reader goroutines. Called after Sink.Join,
 // so that the core never sees Lost before Join.
 func (w *worker) startIO() {
+	// Its silence counts from here: its heartbeats may have waited in the
+	// pipe while the other workers of Start were still starting.
+	w.heardNow()
 	w.t.wg.Go(w.writeLoop)
 	w.t.wg.Go(w.readLoop)
 }
@@ -85,6 +96,11 @@ func (w *worker) Info() xport.Info {
 
 // Capacity is the MaxWorks the child announced (0: the executor decides).
 func (w *worker) Capacity() int { return w.hello.MaxWorks }
+
+// Budget is RecycleAfter (xport.Budgeted): the core stops dispatching to
+// the worker once it has sent it that many jobs, and Send's count starts
+// its replacement.
+func (w *worker) Budget() int { return w.t.cfg.RecycleAfter }
 
 // Send queues jobs for the writer and never blocks. Jobs sent to a worker
 // whose pipe broke are dropped: its loss is about to be reported, and the

@@ -36,7 +36,7 @@ func (w *worker) writeLoop() {
 
 		if len(jobs) == 0 && len(cancels) == 0 && !shutdown {
 			if err := w.wr.Flush(); err != nil {
-				w.fail()
+				w.fail(err)
 				return
 			}
 			select {
@@ -58,19 +58,29 @@ func (w *worker) writeLoop() {
 		clear(jobs) // the jobs belong to the core: do not pin them
 		clear(run.Jobs)
 		if err != nil {
-			w.fail()
+			w.fail(err)
 			return
 		}
 	}
 }
 
-// fail stops the queue after a write error. The child has closed its end,
-// which means it is exiting or dead; the reader reports that.
-func (w *worker) fail() {
+// errUnwritable marks the Kill reason of a worker whose request pipe
+// failed (see fail).
+var errUnwritable = errors.New("its request pipe is broken")
+
+// fail stops the queue after a write error and kills the child. Its end
+// of the request pipe is closed: it is exiting or dead, or a work closed
+// fd 3, which leaves a live worker that can never be given a job again.
+// The jobs it holds or was sent would be dropped silently, so it is lost:
+// the kill makes the reader see EOF, reap it and report Sink.Lost, and the
+// supervisor replaces it. A child that was already exiting cleanly after
+// Close is not hurt by the kill (see finish).
+func (w *worker) fail(err error) {
 	w.mu.Lock()
 	w.dead = true
 	w.jobs, w.cancels, w.shutdown = nil, nil, false
 	w.mu.Unlock()
+	w.Kill(fmt.Errorf("%w (%w)", errUnwritable, err))
 }
 
 // writeJobs writes jobs in as few Run frames as fit.

@@ -45,8 +45,10 @@ func (f *Forker) loop() {
 }
 
 // Start runs cmd.Start on the forker thread, with Pdeathsig set: the
-// kernel SIGKILLs the child when its parent dies, however it dies.
+// kernel SIGKILLs the child when its parent dies, however it dies. The
+// child's environment gets ChildEnv's additions.
 func (f *Forker) Start(cmd *exec.Cmd) error {
+	prepare(cmd)
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

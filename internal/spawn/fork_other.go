@@ -11,8 +11,11 @@ type Forker struct{}
 // NewForker returns a Forker.
 func NewForker() *Forker { return &Forker{} }
 
-// Start runs cmd.Start.
-func (*Forker) Start(cmd *exec.Cmd) error { return cmd.Start() }
+// Start runs cmd.Start, with ChildEnv's additions to its environment.
+func (*Forker) Start(cmd *exec.Cmd) error {
+	prepare(cmd)
+	return cmd.Start()
+}
 
 // Stop does nothing.
 func (*Forker) Stop() {}

@@ -57,7 +57,14 @@ func mustDecMode() cbor.DecMode {
 // offset, so compare decoded times with Time.Equal. Years outside 0000–9999
 // cannot be encoded. The zero time encodes as CBOR null and decodes back to
 // the zero time.
+//
+// A value nesting deeper than the decoder accepts (cborMaxNestedLevels
+// arrays and maps), which includes every cyclic value, is refused with an
+// error wrapping ErrNesting instead of crashing the encoder.
 func MarshalValue(v any) ([]byte, error) {
+	if err := checkNesting(v); err != nil {
+		return nil, err
+	}
 	return encMode.Marshal(v)
 }
 

@@ -49,6 +49,17 @@ type Worker interface {
 	Close()
 }
 
+// Budgeted is implemented by workers that may be given only so many jobs
+// in their life (process workers with WithRecycleAfter). The core reads
+// Budget once, at Join, and retires the worker from dispatch (as Retire
+// does) under its own lock the moment it has sent the worker its last job,
+// so that no burst can overshoot the budget; the transport replaces the
+// worker as it does after Retire (a later Retire is a no-op).
+type Budgeted interface {
+	// Budget is how many jobs the worker may be sent (0: no limit).
+	Budget() int
+}
+
 // Sink receives a transport's events. The core implements it.
 type Sink interface {
 	// Join adds a ready worker to the pool (a new one or a replacement).
