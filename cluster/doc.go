@@ -101,8 +101,9 @@
 // An executor asks for Hellos when it starts and joins every worker that
 // announces itself; a worker that starts later is used as soon as its Hello
 // arrives. A worker that sends nothing for the heartbeat timeout
-// (WithHeartbeatTimeout, default 3s; workers beat every second) is
-// dropped. A worker that leaves cleanly (Serve's ctx ends, SIGTERM)
+// (aplex.WithHeartbeatTimeout, the same option as for process executors,
+// default 3s; workers beat every second, local workers three times per
+// timeout) is dropped. A worker that leaves cleanly (Serve's ctx ends, SIGTERM)
 // announces that it drains, so executors stop sending it work; it still
 // accepts works for a moment (those sent before the announcement arrived),
 // finishes all it holds, sends Bye and exits. Each worker id keeps a stable

@@ -68,7 +68,7 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 	if l.out == nil {
 		l.out = os.Stderr
 	}
-	hb := max(t.cfg.hbTimeout/3, 10*time.Millisecond)
+	hb := max(t.xc.HeartbeatTimeout/3, 10*time.Millisecond)
 	l.env = append(os.Environ(),
 		proc.EnvRole+"="+roleCluster,
 		envURL+"="+url,

@@ -117,7 +117,8 @@ func ServeLabels(labels map[string]string) ServeOption {
 }
 
 // ServeHeartbeat sets how often the worker sends heartbeats (default 1s).
-// Keep it well under the executors' WithHeartbeatTimeout (default 3s).
+// Keep it well under the executors' aplex.WithHeartbeatTimeout (default
+// 3s): an executor drops a worker silent for that long.
 func ServeHeartbeat(d time.Duration) ServeOption {
 	return func(c *serveConfig) error {
 		if d < 10*time.Millisecond {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -85,6 +86,9 @@ var _ xport.Transport = (*transport)(nil)
 func newTransport(xc xport.Config) (*transport, error) {
 	if xc.Ext == nil {
 		xc.Ext = map[string]any{}
+	}
+	if xc.HeartbeatTimeout <= 0 { // aplex.WithHeartbeatTimeout sets it; never below its minimum
+		xc.HeartbeatTimeout = aplex.DefaultHeartbeatTimeout
 	}
 	cfg := configOf(xc.Ext)
 	if err := cfg.check(); err != nil {
