@@ -67,7 +67,10 @@ func Serve(ctx context.Context, opts ...ServeOption) error {
 	if err != nil {
 		return err
 	}
-	w := &workerServer{cfg: cfg, subj: subjects{pool: cfg.pool}, log: slog.New(slog.DiscardHandler)}
+	w := &workerServer{cfg: cfg, subj: subjects{pool: cfg.pool}, log: cfg.logger}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
 	w.reconnected = make(chan struct{}, 1)
 	w.leave = make(chan struct{}, 1)
 	w.kill = make(chan struct{}, 1)
@@ -118,7 +121,7 @@ func (w *workerServer) connect() error {
 func (w *workerServer) setup(ctx context.Context) error {
 	max := maxPayload(w.nc)
 	w.out = newOutbox(w.nc, w.cfg.workerID, max, w.log)
-	w.sess = newSessions(w.cfg.maxWorks)
+	w.sess = newSessions(w.cfg.maxWorks, w.cfg.workerID)
 	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
 	hc, err := xport.HostConfig(base, 0)
 	if err != nil {

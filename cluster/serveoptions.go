@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	workerID     string
 	drainTimeout time.Duration
 	acceptWindow time.Duration // see acceptWindow in serve.go
+	logger       *slog.Logger
 }
 
 // ServeURL connects the worker to the NATS server(s) at urls (default
@@ -150,6 +152,20 @@ func ServeDrainTimeout(d time.Duration) ServeOption {
 			return fmt.Errorf("aplex: cluster.ServeDrainTimeout(%v): must be positive", d)
 		}
 		c.drainTimeout = d
+		return nil
+	}
+}
+
+// ServeLogger sets where the worker's log lines go: each retry of the first
+// connection to NATS (Warn), and failed publishes of results and
+// heartbeats during an outage (Debug). Default: discarded; the worker role
+// of aplex.Main (APLEX_WORKER_ROLE=cluster) logs to stderr.
+func ServeLogger(l *slog.Logger) ServeOption {
+	return func(c *serveConfig) error {
+		if l == nil {
+			return fmt.Errorf("aplex: cluster.ServeLogger(nil): need a logger")
+		}
+		c.logger = l
 		return nil
 	}
 }
