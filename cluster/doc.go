@@ -39,7 +39,10 @@
 //	APLEX_CLUSTER_TLS_CA, APLEX_CLUSTER_TLS_CERT, APLEX_CLUSTER_TLS_KEY
 //
 // Such a worker leaves cleanly on SIGTERM or SIGINT and exits at once on a
-// second signal. Workers and executors must be built from the same aplex
+// second signal. A worker started before its NATS server (docker-compose
+// starts them together) waits for it: it retries the connection with
+// back-off up to every 2s, logging each retry to stderr, rather than exit
+// and crash-loop; bad credentials still make it exit at once. Workers and executors must be built from the same aplex
 // version (the protocol is versioned; a worker of another version is
 // ignored) and register the works under the same names.
 //

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -80,6 +81,9 @@ func serveRole() int {
 		fmt.Fprintln(os.Stderr, "aplex cluster worker: second signal, exiting now")
 		os.Exit(1)
 	}()
+	// Its log lines (connection retries while NATS is not up yet) go to
+	// stderr, where a supervisor or a local worker's executor shows them.
+	opts = append(opts, ServeLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
 	if err := Serve(ctx, opts...); err != nil {
 		fmt.Fprintf(os.Stderr, "aplex cluster worker: %v\n", err)
 		return 1
