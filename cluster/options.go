@@ -115,6 +115,9 @@ func WithPool(name string) aplex.Option {
 // restarted (its works fail with a *aplex.WorkerError, or are retried);
 // Shutdown stops and reaps them. Their output goes to stderr (or
 // WithWorkerOutput), each line prefixed "[aplex cluster worker N pid P] ".
+// Worker N, 0 … n-1, sees N as aplex.WorkerInfo.ID in its worker init
+// (aplex.RegisterWorkerInit), across restarts; workers started otherwise
+// see -1.
 func SpawnLocalWorkers(n int) aplex.Option {
 	return option("SpawnLocalWorkers", func(c *execConfig) error {
 		if n < 0 {

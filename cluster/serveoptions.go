@@ -37,6 +37,7 @@ type serveConfig struct {
 	drainTimeout time.Duration
 	acceptWindow time.Duration // see acceptWindow in serve.go
 	logger       *slog.Logger
+	index        int // WorkerInfo.ID for the worker init: -1, or a local worker's index
 }
 
 // ServeURL connects the worker to the NATS server(s) at urls (default
@@ -180,6 +181,15 @@ func serveNoAcceptWindow() ServeOption {
 	}
 }
 
+// serveIndex gives a local worker its index among SpawnLocalWorkers, which
+// its worker init sees as WorkerInfo.ID.
+func serveIndex(i int) ServeOption {
+	return func(c *serveConfig) error {
+		c.index = i
+		return nil
+	}
+}
+
 // buildServeConfig applies opts over the defaults.
 func buildServeConfig(opts []ServeOption) (serveConfig, error) {
 	c := serveConfig{
@@ -188,6 +198,7 @@ func buildServeConfig(opts []ServeOption) (serveConfig, error) {
 		heartbeat:    DefaultHeartbeat,
 		drainTimeout: DefaultDrainTimeout,
 		acceptWindow: acceptWindow,
+		index:        -1, // a worker of the whole pool has no index of its own
 	}
 	for i, o := range opts {
 		if o == nil {

@@ -181,3 +181,81 @@ func TestEnvWorkerWaitsForNATS(t *testing.T) {
 		t.Fatalf("whoami = %q, %v; want the worker that waited for NATS", who, err)
 	}
 }
+
+// infoKey carries WorkerInfo.ID from the worker init to the works.
+type infoKey struct{}
+
+// errInit is the registration of this binary's worker init, which every
+// cluster worker it starts runs (and Serve in this process too).
+var errInit = aplex.RegisterWorkerInit(func(ctx context.Context, w aplex.WorkerInfo) (context.Context, error) {
+	return context.WithValue(ctx, infoKey{}, w.ID), nil
+})
+
+// workerIndex names the worker it ran on and the WorkerInfo.ID its
+// worker init was given.
+var workerIndex = aplex.Register("cluster.worker-index", func(ctx context.Context, _ int) (string, error) {
+	id, ok := ctx.Value(infoKey{}).(int)
+	if !ok {
+		return "", errors.New("the worker init did not run")
+	}
+	return cluster.WorkerID(ctx) + "/" + itoa(id), nil
+})
+
+// TestWorkerInfoID: WorkerInfo.ID was always 0 for cluster workers. Local
+// workers (SpawnLocalWorkers) now get their index, 0 … n-1, and a worker
+// started on its own (Serve) gets -1: it serves the whole pool.
+func TestWorkerInfoID(t *testing.T) {
+	if errInit != nil {
+		t.Fatal(errInit)
+	}
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(2), cluster.WithWorkerOutput(newTestLog(t)))
+	seen := map[string]bool{}
+	for i := 0; len(seen) < 2 && i < 200; i++ {
+		// Two at once, so both workers take some.
+		f1, err := aplex.Submit(context.Background(), ex, workerIndex, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f2, err := aplex.Submit(context.Background(), ex, workerIndex, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []*aplex.Future[string]{f1, f2} {
+			got, err := get(t, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A local worker's id ends in its index: "<executor>-<i>".
+			wid, id, _ := strings.Cut(got, "/")
+			if !strings.HasSuffix(wid, "-"+id) || (id != "0" && id != "1") {
+				t.Fatalf("local worker %s got WorkerInfo.ID %s, want its index", wid, id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("indexes seen: %v, want 0 and 1", seen)
+	}
+
+	srv := startServer(t, 0, nil)
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- cluster.Serve(ctx, cluster.ServeURL(srv.ClientURL()), cluster.ServePool("info"),
+			cluster.ServeWorkerID("alone"), cluster.ServeHeartbeat(testHeartbeat))
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	ex2 := newExecutor(t, cluster.WithURL(srv.ClientURL()), cluster.WithPool("info"), aplex.WithPoolSize(1))
+	f, err := aplex.Submit(context.Background(), ex2, workerIndex, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(t, f); got != "alone/-1" || err != nil {
+		t.Errorf("Serve worker: %q, %v; want alone/-1", got, err)
+	}
+}
