@@ -26,7 +26,10 @@ const (
 	// oldest results are forgotten (their ids are still known, so a resend
 	// gets an error saying the result was lost rather than a second run).
 	recentBytes = 4 << 20
-	// sessionIdle is how long an executor's memory outlives its last job.
+	// sessionIdle is how long an executor's memory outlives its last Run
+	// or result. An executor sends its jobs again within its heartbeat
+	// timeout after an outage (or drops the worker), so this must exceed
+	// any heartbeat timeout in use.
 	sessionIdle = 2 * time.Minute
 )
 
@@ -139,11 +142,14 @@ func (s *session) find(id uint64, lost *wire.Error) (wire.Result, bool) {
 	return wire.Result{}, false
 }
 
-// finished records a job's result, given its size bound.
-func (ss *sessions) finished(replyTo string, r wire.Result, size int) {
+// finished records a job's result, given its size bound, at now: the
+// memory must outlive the job's end (not only the Run that started it,
+// which may be long ago), so the result can be answered after an outage.
+func (ss *sessions) finished(replyTo string, r wire.Result, size int, now time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s := ss.get(replyTo)
+	s.used = now
 	delete(s.running, r.ID)
 	n := uint64(len(s.ring))
 	e := &s.ring[s.seq%n]
