@@ -3,6 +3,7 @@ package aplex
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/host"
 	"github.com/aplex-go/aplex/internal/wire"
@@ -79,6 +80,10 @@ func (hostRegistry) Names() []string { return registry.names() }
 // messageHeadroom is what a job's envelope may need beside its argument.
 const messageHeadroom = 4096
 
+// startSlack is how long past WithStartTimeout a transport's Start may
+// take to report its own timeout and clean up.
+const startSlack = 250 * time.Millisecond
+
 // startRemote builds an executor over a remote transport and starts its
 // workers; it is shared by process and cluster executors.
 func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
@@ -88,7 +93,11 @@ func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
 	if c.maxMsg <= 0 {
 		c.maxMsg = wire.DefaultMaxFrame - messageHeadroom
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout+cfg.killGrace)
+	// WithStartTimeout is the bound (not plus the kill grace: that made a
+	// 2s start timeout fail after 7s). Transports enforce it themselves,
+	// with an error saying what they waited for; this ctx is a backstop a
+	// moment later, which also leaves them that moment to clean up.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout+startSlack)
 	defer cancel()
 	if err := tr.Start(ctx, c); err != nil {
 		c.baseCancel()

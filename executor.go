@@ -23,9 +23,15 @@ type Executor struct {
 	c *core
 }
 
-// WorkerInfo describes a worker to WithWorkerInit.
+// WorkerInfo describes a worker to WithWorkerInit and RegisterWorkerInit.
 type WorkerInfo struct {
-	// ID is the worker's slot, 0 … pool size-1.
+	// ID numbers the worker within its executor: the slot, 0 … pool
+	// size-1, of a thread or process worker (a replacement gets the slot
+	// of the worker it replaces), and the index, 0 … n-1, of a cluster
+	// worker started by cluster.SpawnLocalWorkers(n) (kept across its
+	// restarts). A cluster worker started on its own (cluster.Serve or
+	// APLEX_WORKER_ROLE=cluster) serves every executor of its pool and has
+	// no such number: its ID is -1; cluster.WorkerID(ctx) names it.
 	ID int
 }
 

@@ -189,15 +189,10 @@ func (c *core) stopTimers(t *task) {
 	}
 }
 
-// neverStarted reports a result by which a draining worker refused a job.
-func neverStarted(items []wire.Outcome) bool {
-	for _, o := range items {
-		if o.Err == nil || o.Err.Code != wire.CodeShutdown {
-			return false
-		}
-	}
-	return len(items) > 0
-}
+// neverStarted reports a result by which a worker refused a job before it
+// ran. Which codes mean that is wire's decision (ErrCode.Fate), not ours: a
+// job that ran and lost its result must never run again.
+func neverStarted(items []wire.Outcome) bool { return wire.NeverRan(items) }
 
 // Lost removes a dead worker: its works fail with a *WorkerError, or go
 // back to the head of the queue when they may be retried (rule 7).
@@ -268,10 +263,18 @@ func (c *core) Broken(err error) {
 	}
 }
 
-// decodeError rebuilds a worker's error: host failures map to aplex's
+// decodeError rebuilds a worker's error: a job the worker refused or whose
+// result it lost to a *WorkerError, other host failures to aplex's
 // sentinels, panics to *PanicError, everything else to *RemoteError
 // matching the registered sentinels it matched in the worker.
 func decodeError(e *wire.Error) error {
+	switch e.Code.Fate() {
+	case wire.FateRequeue, wire.FateLost:
+		// Not the work's error: the worker refused the job and it could not
+		// run elsewhere (the executor is closing), or the job ran and its
+		// result was lost. Either way the worker failed it, not the work.
+		return &WorkerError{Reason: e.Message}
+	}
 	switch e.Code {
 	case wire.CodeUnknownWork:
 		return fmt.Errorf("%w: %s", ErrNotRegistered, e.Message)
@@ -279,8 +282,6 @@ func decodeError(e *wire.Error) error {
 		return fmt.Errorf("%w: %s", ErrEncoding, e.Message)
 	case wire.CodeTooLarge:
 		return fmt.Errorf("%w: %s", ErrTooLarge, e.Message)
-	case wire.CodeShutdown:
-		return fmt.Errorf("%w: %s", ErrWorkerBroken, e.Message)
 	}
 	if e.Panic {
 		return &PanicError{Value: e.Message, Stack: e.Stack, Remote: true, sentinels: lookupSentinels(e.Sentinels)}

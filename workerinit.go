@@ -13,7 +13,8 @@ import (
 // before it serves any work, and the context init returns is the parent
 // of every work's ctx in that process, so works read per-process state
 // (a database handle, a cache) from it. WorkerInfo.ID is the worker's slot
-// for process workers and 0 for cluster workers.
+// for process workers, its index for local cluster workers
+// (cluster.SpawnLocalWorkers) and -1 for other cluster workers.
 //
 // An init that fails stops the worker: a process worker exits with the
 // error on its output (the executor reports the failed start), a cluster

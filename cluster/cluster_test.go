@@ -305,7 +305,7 @@ func TestOptions(t *testing.T) {
 		{"empty pool", []aplex.Option{cluster.WithPool("")}, "WithPool"},
 		{"negative local", []aplex.Option{cluster.SpawnLocalWorkers(-1)}, "SpawnLocalWorkers"},
 		{"nil conn", []aplex.Option{cluster.WithConn(nil)}, "WithConn"},
-		{"tiny timeout", []aplex.Option{cluster.WithHeartbeatTimeout(time.Millisecond)}, "WithHeartbeatTimeout"},
+		{"tiny timeout", []aplex.Option{aplex.WithHeartbeatTimeout(time.Millisecond)}, "WithHeartbeatTimeout"},
 		{"no url", []aplex.Option{cluster.WithURL()}, "WithURL"},
 		{"bad env", []aplex.Option{cluster.WithWorkerEnv("NOEQUALS")}, "WithWorkerEnv"},
 		{"nil output", []aplex.Option{cluster.WithWorkerOutput(nil)}, "WithWorkerOutput"},

@@ -39,7 +39,10 @@
 //	APLEX_CLUSTER_TLS_CA, APLEX_CLUSTER_TLS_CERT, APLEX_CLUSTER_TLS_KEY
 //
 // Such a worker leaves cleanly on SIGTERM or SIGINT and exits at once on a
-// second signal. Workers and executors must be built from the same aplex
+// second signal. A worker started before its NATS server (docker-compose
+// starts them together) waits for it: it retries the connection with
+// back-off up to every 2s, logging each retry to stderr, rather than exit
+// and crash-loop; bad credentials still make it exit at once. Workers and executors must be built from the same aplex
 // version (the protocol is versioned; a worker of another version is
 // ignored) and register the works under the same names.
 //
@@ -101,8 +104,9 @@
 // An executor asks for Hellos when it starts and joins every worker that
 // announces itself; a worker that starts later is used as soon as its Hello
 // arrives. A worker that sends nothing for the heartbeat timeout
-// (WithHeartbeatTimeout, default 3s; workers beat every second) is
-// dropped. A worker that leaves cleanly (Serve's ctx ends, SIGTERM)
+// (aplex.WithHeartbeatTimeout, the same option as for process executors,
+// default 3s; workers beat every second, local workers three times per
+// timeout) is dropped. A worker that leaves cleanly (Serve's ctx ends, SIGTERM)
 // announces that it drains, so executors stop sending it work; it still
 // accepts works for a moment (those sent before the announcement arrived),
 // finishes all it holds, sends Bye and exits. Each worker id keeps a stable
@@ -117,8 +121,10 @@
 // discover request an executor sends after its own), the executor sends it
 // again every job it still waits for. The worker skips the jobs it is
 // running, answers the ones it finished from memory (the last results per
-// executor, up to 4 MiB), and runs only the ones it never received. Nothing
-// runs twice, and no future waits forever: an outage shorter than the
+// executor, up to 4 MiB), and runs only the ones it never received. A job
+// whose result the worker no longer holds fails with a *aplex.WorkerError
+// saying its result was lost: it ran, and it does not run again, even with
+// aplex.Retry. Nothing runs twice, and no future waits forever: an outage shorter than the
 // heartbeat timeout costs nothing but delay, and a longer one drops the
 // workers, failing their works with a *aplex.WorkerError, until they join
 // again.

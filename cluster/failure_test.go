@@ -34,7 +34,7 @@ func TestKillWorker(t *testing.T) {
 		procs[id] = spawnWorker(t, url, "kill", id)
 	}
 	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("kill"), aplex.WithPoolSize(3),
-		cluster.WithHeartbeatTimeout(testTimeout))
+		aplex.WithHeartbeatTimeout(testTimeout))
 	ctx := context.Background()
 	var plain, retried []*aplex.Future[string]
 	for i := range 24 {
@@ -68,8 +68,11 @@ func TestKillWorker(t *testing.T) {
 			}
 		case errors.As(err, &we):
 			lost++
-			if we.Worker != "k1" || we.PID != victim.pid() || !strings.Contains(we.Reason, "lost heartbeat") {
-				t.Errorf("WorkerError = %+v, want worker k1, pid %d, lost heartbeat", we, victim.pid())
+			// The timeout is aplex.WithHeartbeatTimeout's, reaching the
+			// cluster transport through the core.
+			if we.Worker != "k1" || we.PID != victim.pid() || !strings.Contains(we.Reason, "lost heartbeat") ||
+				!strings.Contains(we.Reason, "timeout "+testTimeout.String()) {
+				t.Errorf("WorkerError = %+v, want worker k1, pid %d, lost heartbeat after %v", we, victim.pid(), testTimeout)
 			}
 		default:
 			t.Errorf("err = %v, want nil or a WorkerError", err)
@@ -158,7 +161,7 @@ func testServerRestart(t *testing.T, timeout, outage time.Duration) {
 	spawnWorker(t, url, "restart", "r0")
 	spawnWorker(t, url, "restart", "r1")
 	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("restart"), aplex.WithPoolSize(2),
-		cluster.WithHeartbeatTimeout(timeout), aplex.WithMaxWorksPerWorker(8))
+		aplex.WithHeartbeatTimeout(timeout), aplex.WithMaxWorksPerWorker(8))
 	ctx := context.Background()
 
 	journal := filepath.Join(t.TempDir(), "journal")
@@ -363,7 +366,7 @@ func TestDrain(t *testing.T) {
 	leaving := spawnWorker(t, url, "drain", "leaving")
 	spawnWorker(t, url, "drain", "staying")
 	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("drain"), aplex.WithPoolSize(2),
-		cluster.WithHeartbeatTimeout(testTimeout))
+		aplex.WithHeartbeatTimeout(testTimeout))
 	ctx := context.Background()
 	var fs []*aplex.Future[string]
 	for range 10 {

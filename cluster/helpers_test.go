@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -113,6 +114,12 @@ type proc struct {
 // (SIGTERM, then SIGKILL) and reaped when the test ends.
 func spawnWorker(t testing.TB, url, pool, id string, env ...string) *proc {
 	t.Helper()
+	return spawnWorkerTo(t, newTestLog(t), url, pool, id, env...)
+}
+
+// spawnWorkerTo is spawnWorker with the worker's output going to out.
+func spawnWorkerTo(t testing.TB, out io.Writer, url, pool, id string, env ...string) *proc {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +135,6 @@ func spawnWorker(t testing.TB, url, pool, id string, env ...string) *proc {
 		cmd.Env = append(cmd.Env, "APLEX_CLUSTER_WORKER_ID="+id)
 	}
 	cmd.Env = append(cmd.Env, env...)
-	out := newTestLog(t)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {

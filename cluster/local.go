@@ -68,7 +68,7 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 	if l.out == nil {
 		l.out = os.Stderr
 	}
-	hb := max(t.cfg.hbTimeout/3, 10*time.Millisecond)
+	hb := max(t.xc.HeartbeatTimeout/3, 10*time.Millisecond)
 	l.env = append(os.Environ(),
 		proc.EnvRole+"="+roleCluster,
 		envURL+"="+url,
@@ -136,7 +136,8 @@ func (l *localWorkers) supervise(i int) {
 func (l *localWorkers) spawn(i int, wid string) (*exec.Cmd, *spawn.LineWriter, error) {
 	label := spawn.NewLineWriter(l.out, &l.outM, "aplex cluster worker", i)
 	cmd := exec.Command(l.path)
-	cmd.Env = append(l.env[:len(l.env):len(l.env)], envWorkerID+"="+wid) // a copy per process
+	cmd.Env = append(l.env[:len(l.env):len(l.env)], // a copy per process
+		envWorkerID+"="+wid, envIndex+"="+strconv.Itoa(i))
 	// One writer for both streams: one pipe, one copier, whole lines.
 	cmd.Stdout, cmd.Stderr = label, label
 	cmd.WaitDelay = spawn.WaitDelay

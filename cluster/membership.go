@@ -123,7 +123,7 @@ func (t *transport) askHello(wid string) {
 	now := t.now()
 	t.mu.Lock()
 	last, ok := t.asked[wid]
-	if ok && now-last < t.cfg.hbTimeout {
+	if ok && now-last < t.xc.HeartbeatTimeout {
 		t.mu.Unlock()
 		return
 	}

@@ -10,7 +10,7 @@ import (
 // connection, and expires bookkeeping.
 func (t *transport) monitor() {
 	defer close(t.monDone)
-	tick := time.NewTicker(max(t.cfg.hbTimeout/5, 10*time.Millisecond))
+	tick := time.NewTicker(max(t.xc.HeartbeatTimeout/5, 10*time.Millisecond))
 	defer tick.Stop()
 	seen := t.nc.Stats().Reconnects
 	for {
@@ -70,7 +70,7 @@ func (t *transport) checkClosed() {
 // bookkeeping.
 func (t *transport) expire() {
 	now := t.now()
-	timeout := t.cfg.hbTimeout
+	timeout := t.xc.HeartbeatTimeout
 	type verdict struct {
 		m      *member
 		silent time.Duration

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -12,27 +11,16 @@ import (
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
-// Defaults of the executor side.
-const (
-	// DefaultHeartbeatTimeout is how long a worker may stay silent before
-	// an executor drops it.
-	DefaultHeartbeatTimeout = 3 * time.Second
-	// minHeartbeatTimeout keeps the membership check meaningful: below it
-	// ordinary scheduling hiccups would drop healthy workers.
-	minHeartbeatTimeout = 50 * time.Millisecond
-)
-
 // execConfig is what the cluster options record. The core keeps it in the
 // executor's settings map (xport.Config.Ext) under extKey.
 type execConfig struct {
-	urls      []string
-	natsOpts  []nats.Option
-	conn      *nats.Conn
-	pool      string
-	hbTimeout time.Duration
-	local     int
-	output    io.Writer
-	env       []string
+	urls     []string
+	natsOpts []nats.Option
+	conn     *nats.Conn
+	pool     string
+	local    int
+	output   io.Writer
+	env      []string
 }
 
 const extKey = "cluster"
@@ -120,21 +108,6 @@ func WithPool(name string) aplex.Option {
 	})
 }
 
-// WithHeartbeatTimeout sets how long a worker may stay silent (no
-// heartbeat, no result) before the executor drops it: its works fail with
-// a *aplex.WorkerError ("lost heartbeat"), or are sent again elsewhere when
-// submitted with aplex.Retry. Default 3s; workers beat every second by
-// default, and local workers every third of this timeout.
-func WithHeartbeatTimeout(d time.Duration) aplex.Option {
-	return option("WithHeartbeatTimeout", func(c *execConfig) error {
-		if d < minHeartbeatTimeout {
-			return fmt.Errorf("aplex: cluster.WithHeartbeatTimeout(%v): want at least %v", d, minHeartbeatTimeout)
-		}
-		c.hbTimeout = d
-		return nil
-	})
-}
-
 // SpawnLocalWorkers starts n worker processes of this binary on this
 // machine against the executor's NATS server, so one machine runs the whole
 // distributed path. The binary must call aplex.Main first thing in main.
@@ -142,6 +115,9 @@ func WithHeartbeatTimeout(d time.Duration) aplex.Option {
 // restarted (its works fail with a *aplex.WorkerError, or are retried);
 // Shutdown stops and reaps them. Their output goes to stderr (or
 // WithWorkerOutput), each line prefixed "[aplex cluster worker N pid P] ".
+// Worker N, 0 … n-1, sees N as aplex.WorkerInfo.ID in its worker init
+// (aplex.RegisterWorkerInit), across restarts; workers started otherwise
+// see -1.
 func SpawnLocalWorkers(n int) aplex.Option {
 	return option("SpawnLocalWorkers", func(c *execConfig) error {
 		if n < 0 {
@@ -188,9 +164,6 @@ func (c *execConfig) check() error {
 	}
 	if c.pool == "" {
 		c.pool = DefaultPool
-	}
-	if c.hbTimeout == 0 {
-		c.hbTimeout = DefaultHeartbeatTimeout
 	}
 	return nil
 }

@@ -145,7 +145,7 @@ func (o *outbox) send(g *outGroup) {
 		err = o.nc.Publish(g.replyTo, o.buf)
 	}
 	if err != nil {
-		o.log.Debug("aplex cluster worker: publish results", "to", g.replyTo, "err", err)
+		o.log.Debug("aplex cluster worker: publish results", "to", g.replyTo, "results", len(g.rs), "err", err)
 	}
 	clear(g.rs)
 	g.rs, g.size = g.rs[:0], 0

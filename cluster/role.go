@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -40,6 +41,9 @@ const (
 	// exits when its parent is gone and ignores Ctrl-C (meant for the
 	// parent, which stops its workers itself).
 	envParent = "APLEX_CLUSTER_PARENT_PID"
+	// envIndex is set for local workers: their index among the executor's
+	// SpawnLocalWorkers, which the worker init sees as WorkerInfo.ID.
+	envIndex = "APLEX_CLUSTER_WORKER_INDEX"
 )
 
 // parentPoll is how often a local worker checks that its parent lives (on
@@ -56,7 +60,7 @@ func init() {
 func serveRole() int {
 	opts, parent, err := envOptions()
 	// Programs started by works must not become workers, nor see secrets.
-	for _, k := range []string{proc.EnvRole, envPassword, envToken} {
+	for _, k := range []string{proc.EnvRole, envPassword, envToken, envIndex} {
 		os.Unsetenv(k)
 	}
 	if err != nil {
@@ -80,6 +84,9 @@ func serveRole() int {
 		fmt.Fprintln(os.Stderr, "aplex cluster worker: second signal, exiting now")
 		os.Exit(1)
 	}()
+	// Its log lines (connection retries while NATS is not up yet) go to
+	// stderr, where a supervisor or a local worker's executor shows them.
+	opts = append(opts, ServeLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
 	if err := Serve(ctx, opts...); err != nil {
 		fmt.Fprintf(os.Stderr, "aplex cluster worker: %v\n", err)
 		return 1
@@ -169,6 +176,13 @@ func envOptions() (opts []ServeOption, parent int, err error) {
 			return nil, 0, fmt.Errorf("%s=%q: %v", envParent, v, err)
 		}
 		opts = append(opts, serveNoAcceptWindow())
+	}
+	if v := os.Getenv(envIndex); v != "" {
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 0 {
+			return nil, 0, fmt.Errorf("%s=%q: want a worker index", envIndex, v)
+		}
+		opts = append(opts, serveIndex(i))
 	}
 	return opts, parent, nil
 }

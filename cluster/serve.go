@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex/internal/host"
+	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -55,7 +58,10 @@ func WorkerID(ctx context.Context) string {
 // executors stop sending it work), finishes its running works (for at most
 // ServeDrainTimeout, then cancels them), sends Bye and returns nil. It
 // returns ErrKilled when an executor killed it, and an error if it cannot
-// connect or subscribe.
+// connect or subscribe. A NATS server that is not reachable yet is waited
+// for: the first connection is retried with back-off (10ms doubling up to
+// 2s), each retry logged to ServeLogger, until ctx ends, so workers may
+// start before their server. Bad credentials end Serve at once.
 //
 // A binary started with APLEX_WORKER_ROLE=cluster runs Serve from
 // aplex.Main, configured by environment variables (see the package doc).
@@ -67,11 +73,14 @@ func Serve(ctx context.Context, opts ...ServeOption) error {
 	if err != nil {
 		return err
 	}
-	w := &workerServer{cfg: cfg, subj: subjects{pool: cfg.pool}, log: slog.New(slog.DiscardHandler)}
+	w := &workerServer{cfg: cfg, subj: subjects{pool: cfg.pool}, log: cfg.logger}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
 	w.reconnected = make(chan struct{}, 1)
 	w.leave = make(chan struct{}, 1)
 	w.kill = make(chan struct{}, 1)
-	if err := w.connect(); err != nil {
+	if err := w.connect(ctx); err != nil {
 		return err
 	}
 	return w.serve(ctx)
@@ -97,19 +106,50 @@ type workerServer struct {
 	kill        chan struct{} // a Shutdown{Graceful: false} arrived
 }
 
-// connect dials NATS, unless Serve was given a connection.
-func (w *workerServer) connect() error {
+// connect dials NATS, unless Serve was given a connection. A server that
+// is not reachable yet (workers and NATS started together, as by
+// docker-compose) is waited for: the dial is retried with back-off, each
+// retry logged, until ctx ends, as the client retries a lost connection
+// later. A refusal that waiting cannot cure (bad credentials, TLS
+// mismatch) ends Serve at once.
+func (w *workerServer) connect(ctx context.Context) error {
 	if w.cfg.conn != nil {
 		w.nc = w.cfg.conn
 		return nil
 	}
-	nc, err := dial(w.cfg.urls, "aplex worker "+w.cfg.workerID, w.cfg.natsOpts,
-		func() { notify(w.reconnected) }, nil)
-	if err != nil {
-		return err
+	var wait time.Duration
+	for attempt := 1; ; attempt++ {
+		nc, err := dial(w.cfg.urls, "aplex worker "+w.cfg.workerID, w.cfg.natsOpts,
+			func() { notify(w.reconnected) }, nil)
+		if err == nil {
+			if attempt > 1 {
+				w.log.Info("aplex cluster worker: connected to NATS", "url", nc.ConnectedUrl(), "attempts", attempt)
+			}
+			w.nc, w.ownConn = nc, true
+			return nil
+		}
+		if !unreachable(err) {
+			return err
+		}
+		wait = spawn.NextBackoff(wait)
+		w.log.Warn("aplex cluster worker: NATS not reachable yet, retrying", "attempt", attempt, "in", wait, "err", err)
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("aplex: cluster worker: gave up waiting for NATS (%w) after %d attempts: %w", ctx.Err(), attempt, err)
+		case <-timer.C:
+		}
 	}
-	w.nc, w.ownConn = nc, true
-	return nil
+}
+
+// unreachable reports whether a failed dial may succeed later: no server
+// listens yet, its name does not resolve yet, or the connection broke or
+// timed out. Authentication and TLS refusals are not retried.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, io.EOF) || errors.As(err, &ne)
 }
 
 // setup builds the host, whose works see Serve's ctx values and WorkerID
@@ -118,9 +158,9 @@ func (w *workerServer) connect() error {
 func (w *workerServer) setup(ctx context.Context) error {
 	max := maxPayload(w.nc)
 	w.out = newOutbox(w.nc, w.cfg.workerID, max, w.log)
-	w.sess = newSessions(w.cfg.maxWorks)
+	w.sess = newSessions(w.cfg.maxWorks, w.cfg.workerID)
 	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
-	hc, err := xport.HostConfig(base, 0)
+	hc, err := xport.HostConfig(base, w.cfg.index) // WorkerInfo.ID: -1, or a local worker's index
 	if err != nil {
 		return fmt.Errorf("aplex: cluster worker: %w", err)
 	}

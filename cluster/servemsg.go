@@ -149,7 +149,7 @@ func (w *workerServer) onDiscover(msg *nats.Msg) {
 // it to its executor.
 func (w *workerServer) emit(replyTo string, r wire.Result) {
 	size := wire.ResultBound(&r)
-	w.sess.finished(replyTo, r, size)
+	w.sess.finished(replyTo, r, size, time.Now())
 	w.out.add(replyTo, r, size)
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ type serveConfig struct {
 	workerID     string
 	drainTimeout time.Duration
 	acceptWindow time.Duration // see acceptWindow in serve.go
+	logger       *slog.Logger
+	index        int // WorkerInfo.ID for the worker init: -1, or a local worker's index
 }
 
 // ServeURL connects the worker to the NATS server(s) at urls (default
@@ -117,7 +120,8 @@ func ServeLabels(labels map[string]string) ServeOption {
 }
 
 // ServeHeartbeat sets how often the worker sends heartbeats (default 1s).
-// Keep it well under the executors' WithHeartbeatTimeout (default 3s).
+// Keep it well under the executors' aplex.WithHeartbeatTimeout (default
+// 3s): an executor drops a worker silent for that long.
 func ServeHeartbeat(d time.Duration) ServeOption {
 	return func(c *serveConfig) error {
 		if d < 10*time.Millisecond {
@@ -153,12 +157,35 @@ func ServeDrainTimeout(d time.Duration) ServeOption {
 	}
 }
 
+// ServeLogger sets where the worker's log lines go: each retry of the first
+// connection to NATS (Warn), and failed publishes of results and
+// heartbeats during an outage (Debug). Default: discarded; the worker role
+// of aplex.Main (APLEX_WORKER_ROLE=cluster) logs to stderr.
+func ServeLogger(l *slog.Logger) ServeOption {
+	return func(c *serveConfig) error {
+		if l == nil {
+			return fmt.Errorf("aplex: cluster.ServeLogger(nil): need a logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
 // serveNoAcceptWindow makes a leaving worker refuse new works at once. A
 // local worker leaves only when its own executor shuts down, which sends
 // it nothing any more, so the window would only delay the shutdown.
 func serveNoAcceptWindow() ServeOption {
 	return func(c *serveConfig) error {
 		c.acceptWindow = 0
+		return nil
+	}
+}
+
+// serveIndex gives a local worker its index among SpawnLocalWorkers, which
+// its worker init sees as WorkerInfo.ID.
+func serveIndex(i int) ServeOption {
+	return func(c *serveConfig) error {
+		c.index = i
 		return nil
 	}
 }
@@ -171,6 +198,7 @@ func buildServeConfig(opts []ServeOption) (serveConfig, error) {
 		heartbeat:    DefaultHeartbeat,
 		drainTimeout: DefaultDrainTimeout,
 		acceptWindow: acceptWindow,
+		index:        -1, // a worker of the whole pool has no index of its own
 	}
 	for i, o := range opts {
 		if o == nil {

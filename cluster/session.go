@@ -26,20 +26,30 @@ const (
 	// oldest results are forgotten (their ids are still known, so a resend
 	// gets an error saying the result was lost rather than a second run).
 	recentBytes = 4 << 20
-	// sessionIdle is how long an executor's memory outlives its last job.
+	// sessionIdle is how long an executor's memory outlives its last Run
+	// or result. An executor sends its jobs again within its heartbeat
+	// timeout after an outage (or drops the worker), so this must exceed
+	// any heartbeat timeout in use.
 	sessionIdle = 2 * time.Minute
 )
 
-// errResultLost answers a resent job whose result was forgotten.
-var errResultLost = &wire.Error{
-	Code:    wire.CodeShutdown,
-	Message: "aplex: the work ran on the cluster worker, but its result was lost in a NATS outage and is no longer held",
+// resultLost answers a resent job whose result was forgotten. Its code
+// tells the executor the job ran (wire.CodeResultLost: the future fails
+// with a *aplex.WorkerError and the job never runs again), unlike a job
+// refused before it ran (wire.CodeShutdown), which may run elsewhere.
+func resultLost(workerID string) *wire.Error {
+	return &wire.Error{
+		Code: wire.CodeResultLost,
+		Message: "cluster worker " + workerID + " ran the work, but its result was lost in a NATS outage " +
+			"and is no longer held (a worker keeps the last 4 MiB of results per executor); it is not run again",
+	}
 }
 
 // sessions is the memory of every executor this worker serves, by
 // ReplyTo subject.
 type sessions struct {
 	ringSize int
+	lost     *wire.Error // the answer for a forgotten result
 
 	mu sync.Mutex
 	m  map[string]*session
@@ -63,8 +73,8 @@ type recent struct {
 	lost  bool // the value was forgotten to stay under recentBytes
 }
 
-func newSessions(maxWorks int) *sessions {
-	return &sessions{ringSize: max(recentMin, 2*maxWorks), m: map[string]*session{}}
+func newSessions(maxWorks int, workerID string) *sessions {
+	return &sessions{ringSize: max(recentMin, 2*maxWorks), lost: resultLost(workerID), m: map[string]*session{}}
 }
 
 func (ss *sessions) get(replyTo string) *session {
@@ -92,7 +102,7 @@ func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again
 			s.maxID = j.ID
 		} else if _, ok := s.running[j.ID]; ok {
 			keep = false
-		} else if r, ok := s.find(j.ID); ok {
+		} else if r, ok := s.find(j.ID, ss.lost); ok {
 			keep = false
 			again = append(again, r)
 		}
@@ -111,8 +121,9 @@ func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again
 	return start, again
 }
 
-// find looks a finished job up in the ring, newest first.
-func (s *session) find(id uint64) (wire.Result, bool) {
+// find looks a finished job up in the ring, newest first; a forgotten
+// result is answered with lost for each item.
+func (s *session) find(id uint64, lost *wire.Error) (wire.Result, bool) {
 	n := uint64(len(s.ring))
 	for k := uint64(1); k <= n && k <= s.seq; k++ {
 		e := &s.ring[(s.seq-k)%n]
@@ -122,7 +133,7 @@ func (s *session) find(id uint64) (wire.Result, bool) {
 		if e.lost {
 			items := make([]wire.Outcome, e.count)
 			for i := range items {
-				items[i].Err = errResultLost
+				items[i].Err = lost
 			}
 			return wire.Result{ID: id, Items: items}, true
 		}
@@ -131,11 +142,14 @@ func (s *session) find(id uint64) (wire.Result, bool) {
 	return wire.Result{}, false
 }
 
-// finished records a job's result, given its size bound.
-func (ss *sessions) finished(replyTo string, r wire.Result, size int) {
+// finished records a job's result, given its size bound, at now: the
+// memory must outlive the job's end (not only the Run that started it,
+// which may be long ago), so the result can be answered after an outage.
+func (ss *sessions) finished(replyTo string, r wire.Result, size int, now time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s := ss.get(replyTo)
+	s.used = now
 	delete(s.running, r.ID)
 	n := uint64(len(s.ring))
 	e := &s.ring[s.seq%n]

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -71,6 +72,10 @@ type tomb struct {
 	at      time.Duration
 }
 
+// defaultStartTimeout is aplex.WithStartTimeout's default, should a
+// transport be built without it.
+const defaultStartTimeout = 10 * time.Second
+
 // Housekeeping periods.
 const (
 	tombTTL     = 10 * time.Minute
@@ -85,6 +90,12 @@ var _ xport.Transport = (*transport)(nil)
 func newTransport(xc xport.Config) (*transport, error) {
 	if xc.Ext == nil {
 		xc.Ext = map[string]any{}
+	}
+	if xc.HeartbeatTimeout <= 0 { // aplex.WithHeartbeatTimeout sets it; never below its minimum
+		xc.HeartbeatTimeout = aplex.DefaultHeartbeatTimeout
+	}
+	if xc.StartTimeout <= 0 { // aplex.WithStartTimeout sets it
+		xc.StartTimeout = defaultStartTimeout
 	}
 	cfg := configOf(xc.Ext)
 	if err := cfg.check(); err != nil {
@@ -169,8 +180,12 @@ func (t *transport) MaxMessage() int { return t.max }
 // that option was given. Otherwise it returns at once and works queue
 // until a worker joins.
 func (t *transport) Start(ctx context.Context, sink xport.Sink) error {
+	// The start timeout bounds the whole start, subscriptions included;
+	// the caller's ctx may end sooner.
+	ctx, cancel := context.WithTimeout(ctx, t.xc.StartTimeout)
+	defer cancel()
 	t.sink = sink
-	if err := t.subscribe(); err != nil {
+	if err := t.subscribe(ctx); err != nil {
 		t.abort()
 		return err
 	}
@@ -191,7 +206,7 @@ func (t *transport) Start(ctx context.Context, sink xport.Sink) error {
 // subscribe listens on the executor's inbox and the pool's announcements,
 // and makes sure the server has the subscriptions before anything asks a
 // worker to answer.
-func (t *transport) subscribe() error {
+func (t *transport) subscribe(ctx context.Context) error {
 	for _, s := range []struct {
 		subject string
 		handle  nats.MsgHandler
@@ -208,7 +223,7 @@ func (t *transport) subscribe() error {
 		sub.SetPendingLimits(-1, -1)
 		t.subs = append(t.subs, sub)
 	}
-	if err := t.nc.FlushTimeout(t.xc.StartTimeout + time.Second); err != nil {
+	if err := t.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("aplex: cluster: NATS server does not answer: %w", err)
 	}
 	return nil

@@ -95,6 +95,8 @@ type Error struct {
 }
 
 // ErrCode classifies failures produced by the host rather than by the work.
+// What each code means for the future waiting on the job is decided once,
+// by ErrCode.Fate (codes.go), never by a sender or receiver on its own.
 type ErrCode byte
 
 // Error codes.
@@ -106,7 +108,8 @@ const (
 	CodeTooLarge    ErrCode = 4 // the result exceeds the frame size limit
 	CodeCanceled    ErrCode = 5 // the job's ctx was cancelled and the work returned ctx.Err()
 	CodeDeadline    ErrCode = 6 // the job's deadline passed
-	CodeShutdown    ErrCode = 7 // the host shut down before the job ran
+	CodeShutdown    ErrCode = 7 // the host refused the job before it ran: it is shutting down
+	CodeResultLost  ErrCode = 8 // the job ran, but its result was lost and is no longer held
 )
 
 // Heartbeat tells the executor a worker is alive and how loaded it is.
