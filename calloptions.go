@@ -38,6 +38,15 @@ func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
 // ChunkSize makes Map send n inputs to one worker in one dispatch (one
 // message for process and cluster workers), where they run concurrently. A
 // chunk counts as one work against a worker's capacity. Default 1.
+//
+// n is an upper bound, not an amount reserved: a chunk's memory grows with
+// the inputs that really arrive, so a huge n (even math.MaxInt) costs
+// nothing up front. A chunk is sent before it is full when the input has
+// ended, when the input has nothing ready and none of the Map's other
+// chunks is in flight (waiting would leave the pool idle), or when the
+// input has produced nothing for 1ms while other chunks are in flight. A
+// slow input therefore gets smaller chunks, never a result held back for
+// inputs that have not come.
 func ChunkSize(n int) CallOption {
 	return func(c *callConfig) error {
 		if n < 1 {
@@ -63,8 +72,15 @@ func Timeout(d time.Duration) CallOption {
 	}
 }
 
-// Window bounds how many chunks a Map keeps in flight (default: the pool's
-// total capacity, at most 4096). Inputs are read no further ahead than that.
+// Window bounds how many chunks a Map keeps in flight: submitted and not
+// yet yielded. The default is min(pool size × MaxWorksPerWorker, 4096)
+// chunks, from the executor's options (WithPoolSize, default
+// runtime.NumCPU(); WithMaxWorksPerWorker, default 300), whatever the
+// number of workers alive. Inputs are read no further ahead of the results
+// than Window full chunks. The window bounds the work in flight, not the
+// latency: results are yielded as soon as they are due, whether the window
+// is full or not. n is a bound, not an amount reserved, so a huge n costs
+// nothing up front.
 func Window(n int) CallOption {
 	return func(c *callConfig) error {
 		if n < 1 {

@@ -35,19 +35,20 @@ func TestMapOrder(t *testing.T) {
 func TestMapIsLazyWithABoundedWindow(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(4))
 	for _, c := range []struct{ window, chunk int }{{3, 1}, {2, 5}, {0, 1}} {
-		read, yielded := 0, 0
+		var read atomic.Int64 // the input runs on the Map's reader goroutine
+		yielded := 0
 		opts := []aplex.CallOption{aplex.ChunkSize(c.chunk)}
 		window := 8 // the pool's capacity: the default window
 		if c.window > 0 {
 			opts = append(opts, aplex.Window(c.window))
 			window = c.window
 		}
-		for v, err := range aplex.Map(ctxT(t), ex, double, seq(-1, &read), opts...) { // endless input
+		for v, err := range aplex.Map(ctxT(t), ex, double, countedSeq(&read), opts...) { // endless input
 			if err != nil || v != 2*yielded {
 				t.Fatalf("got %d, %v", v, err)
 			}
 			yielded++
-			if ahead := read - yielded; ahead > window*c.chunk {
+			if ahead := int(read.Load()) - yielded; ahead > window*c.chunk {
 				t.Fatalf("window %d × chunk %d: read %d inputs ahead of results", window, c.chunk, ahead)
 			}
 			if yielded == 100 {
@@ -56,6 +57,18 @@ func TestMapIsLazyWithABoundedWindow(t *testing.T) {
 		}
 	}
 	waitFor(t, "map's works to end", func() bool { return ex.Stats().Running == 0 })
+}
+
+// countedSeq yields 0, 1, … forever, counting in read what was read.
+func countedSeq(read *atomic.Int64) func(func(int) bool) {
+	return func(yield func(int) bool) {
+		for i := 0; ; i++ {
+			read.Store(int64(i + 1))
+			if !yield(i) {
+				return
+			}
+		}
+	}
 }
 
 func TestMapChunkIsOneDispatchRunConcurrently(t *testing.T) {
