@@ -96,7 +96,7 @@ func killer(ex *aplex.Executor, max int, stop <-chan struct{}) <-chan int {
 // chaosCounts are a chaos run's outcomes.
 type chaosCounts struct {
 	submitted, succeeded, workerErrs, otherErrs, hung, wrong int
-	kills, attempts, startedTwice                             int
+	kills, attempts, startedTwice                            int
 }
 
 func (c chaosCounts) String() string {
