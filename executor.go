@@ -397,8 +397,11 @@ func (c *core) release(w *worker, t *task) {
 	w.mu.Lock()
 	w.running.remove(t)
 	w.mu.Unlock()
-	w.load.Add(-1)
+	// The total first: dispatch raises a worker's load before the total,
+	// so Stats.Running never counts more works than the loads allow, even
+	// while a slot is being handed over.
 	c.running.Add(-1)
+	w.load.Add(-1)
 }
 
 // releaseLocked frees t's slot on w once the work has really stopped. It
