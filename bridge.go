@@ -81,8 +81,10 @@ func (hostRegistry) Names() []string { return registry.names() }
 const messageHeadroom = 4096
 
 // startSlack is how long past WithStartTimeout a transport's Start may
-// take to report its own timeout and clean up.
-const startSlack = 250 * time.Millisecond
+// take to report its own timeout (whose error says more than a cancelled
+// ctx: the process transport's handshake timer starts after the fork) and
+// clean up.
+const startSlack = time.Second
 
 // startRemote builds an executor over a remote transport and starts its
 // workers; it is shared by process and cluster executors.

@@ -30,21 +30,21 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("square(12) = %v, %v", v, err)
 	}
 
-	f, _ = aplex.Submit(ctx, ex, fail, "x")
+	f = submit(t, ex, fail, "x")
 	_, err = get(t, f)
 	var re *aplex.RemoteError
 	if !errors.Is(err, errSentinel) || !errors.As(err, &re) || !strings.Contains(err.Error(), "failing on x") {
 		t.Errorf("fail: err = %v (%T), want a RemoteError matching the sentinel", err, err)
 	}
 
-	f, _ = aplex.Submit(ctx, ex, boom, "kaboom")
+	f = submit(t, ex, boom, "kaboom")
 	_, err = get(t, f)
 	var pe *aplex.PanicError
 	if !errors.As(err, &pe) || !pe.Remote || !strings.Contains(err.Error(), "kaboom") {
 		t.Errorf("panic: err = %v, want a remote PanicError", err)
 	}
 
-	f, _ = aplex.Submit(ctx, ex, parentOnly, 1)
+	f = submit(t, ex, parentOnly, 1)
 	if _, err = get(t, f); !errors.Is(err, aplex.ErrNotRegistered) {
 		t.Errorf("unregistered work: err = %v, want ErrNotRegistered", err)
 	}
@@ -54,7 +54,7 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := aplex.Submit(ctx, ex, huge, make([]byte, 2<<20)); !errors.Is(err, aplex.ErrTooLarge) {
 		t.Errorf("2 MiB argument: err = %v, want ErrTooLarge at Submit", err)
 	}
-	fb, _ := aplex.Submit(ctx, ex, bigResult, 2<<20)
+	fb := submit(t, ex, bigResult, 2<<20)
 	if _, err := get(t, fb); !errors.Is(err, aplex.ErrTooLarge) {
 		t.Errorf("2 MiB result: err = %v, want ErrTooLarge", err)
 	}
@@ -72,7 +72,7 @@ func TestRoundTrip(t *testing.T) {
 		break
 	}
 	// The worker is still fine.
-	f, _ = aplex.Submit(ctx, ex, square, 3)
+	f = submit(t, ex, square, 3)
 	if v, err := get(t, f); v != 9 || err != nil {
 		t.Fatalf("square(3) after errors = %v, %v", v, err)
 	}
@@ -237,7 +237,7 @@ func TestCancelRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let it start in the worker
+	waitFor(t, 5*time.Second, "the work to start in the worker", startedIn(t, ex, "by-cancel"))
 	if !f.Cancel() {
 		t.Fatal("Cancel of a running work returned false")
 	}
@@ -253,7 +253,7 @@ func TestCancelRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, 5*time.Second, "the work to start in the worker", startedIn(t, ex, "by-ctx"))
 	cancel()
 	if _, err := get(t, f); !errors.Is(err, context.Canceled) {
 		t.Errorf("ctx-cancelled future: err = %v, want context.Canceled", err)
@@ -261,7 +261,7 @@ func TestCancelRunning(t *testing.T) {
 	waitFor(t, 5*time.Second, "the work to observe its ctx", seenBy("by-ctx"))
 
 	// A per-work deadline ends the work's ctx in the worker.
-	f, _ = aplex.Submit(ctx, ex, block, "by-deadline", aplex.Deadline(100*time.Millisecond))
+	f = submit(t, ex, block, "by-deadline", aplex.Deadline(100*time.Millisecond))
 	if _, err := get(t, f); !errors.Is(err, errObserved) {
 		t.Errorf("deadline: err = %v, want the work's own error", err)
 	}
@@ -331,8 +331,11 @@ func TestOptions(t *testing.T) {
 	if err := cluster.Serve(context.Background(), cluster.ServePool("")); err == nil {
 		t.Error("Serve accepted an empty pool name")
 	}
-	if err := cluster.Serve(context.Background(), cluster.ServeURL("nats://127.0.0.1:1")); err == nil {
-		t.Error("Serve connected to nothing")
+	// Nothing listens: Serve waits for the server until its ctx ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := cluster.Serve(ctx, cluster.ServeURL("nats://127.0.0.1:1")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Serve against nothing = %v, want it to wait until its ctx ends", err)
 	}
 }
 
@@ -371,8 +374,8 @@ func TestServeInProcess(t *testing.T) {
 		}
 	}
 
-	fb, _ := aplex.Submit(bg, ex, block, "drain-timeout")
-	time.Sleep(50 * time.Millisecond)
+	fb := submit(t, ex, block, "drain-timeout")
+	waitFor(t, 5*time.Second, "the work to start in the worker", startedIn(t, ex, "drain-timeout"))
 	stop()
 	if _, err := get(t, fb); !errors.Is(err, errObserved) {
 		t.Errorf("work cancelled by the drain timeout: err = %v, want its own error", err)

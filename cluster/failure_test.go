@@ -52,7 +52,7 @@ func TestKillWorker(t *testing.T) {
 			plain = append(plain, f)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // all running
+	waitFor(t, 5*time.Second, "every work to be sent to a worker", dispatched(ex, 24))
 	victim := procs["k1"]
 	if err := syscall.Kill(victim.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestKillWorker(t *testing.T) {
 	}
 	// The survivors keep serving.
 	for range 6 {
-		f, _ := aplex.Submit(ctx, ex, whoami, time.Millisecond)
+		f := submit(t, ex, whoami, time.Millisecond)
 		if who, err := get(t, f); err != nil || worker(who) == "k1" {
 			t.Errorf("after the kill: %q, %v", who, err)
 		}
@@ -228,7 +228,7 @@ func testServerRestart(t *testing.T, timeout, outage time.Duration) {
 		t.Errorf("%d works completed but the journal holds %d", ok, len(runs))
 	}
 	// Reconnected: new works run.
-	f, _ := aplex.Submit(ctx, ex, square, 2)
+	f := submit(t, ex, square, 2)
 	if _, err := get(t, f); err != nil {
 		t.Errorf("after the restart: %v", err)
 	}
@@ -280,7 +280,7 @@ func TestAuth(t *testing.T) {
 	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("auth"),
 		cluster.WithNATSOptions(nats.UserInfo("aplex", "s3cret")),
 		cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)))
-	f, _ := aplex.Submit(context.Background(), ex, square, 5)
+	f := submit(t, ex, square, 5)
 	if v, err := get(t, f); v != 25 || err != nil {
 		t.Fatalf("square(5) = %v, %v", v, err)
 	}
@@ -346,7 +346,7 @@ func TestShutdownClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := aplex.Submit(context.Background(), ex, square, 4)
+	f := submit(t, ex, square, 4)
 	if v, err := get(t, f); v != 16 || err != nil {
 		t.Fatalf("square(4) = %v, %v", v, err)
 	}
@@ -376,7 +376,7 @@ func TestDrain(t *testing.T) {
 		}
 		fs = append(fs, f)
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, 5*time.Second, "every work to be sent to a worker", dispatched(ex, 10))
 	leaving.cmd.Process.Signal(syscall.SIGTERM)
 	for _, f := range fs {
 		if _, err := get(t, f); err != nil {
@@ -390,7 +390,7 @@ func TestDrain(t *testing.T) {
 		t.Errorf("drained worker exit code %d, want 0", code)
 	}
 	for range 10 {
-		f, _ := aplex.Submit(ctx, ex, whoami, time.Millisecond)
+		f := submit(t, ex, whoami, time.Millisecond)
 		if who, err := get(t, f); err != nil || worker(who) != "staying" {
 			t.Errorf("after the drain: %q, %v; want the staying worker", who, err)
 		}
@@ -410,11 +410,10 @@ var ignore = aplex.Register("cluster.ignore", func(context.Context, int) (int, e
 func TestLocalWorkerRestart(t *testing.T) {
 	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)),
 		aplex.WithKillGrace(300*time.Millisecond))
-	ctx := context.Background()
 	first := ex.Stats().Workers[0].PID
 
-	f, _ := aplex.Submit(ctx, ex, whoami, 10*time.Second)
-	time.Sleep(100 * time.Millisecond)
+	f := submit(t, ex, whoami, 10*time.Second)
+	waitFor(t, 5*time.Second, "the work to be sent to the worker", dispatched(ex, 1))
 	syscall.Kill(first, syscall.SIGKILL)
 	_, err := get(t, f)
 	var we *aplex.WorkerError
@@ -427,14 +426,14 @@ func TestLocalWorkerRestart(t *testing.T) {
 		second = s[0].PID
 		return len(s) == 1 && second != first && second != 0 && s[0].Workload == 0
 	})
-	f2, _ := aplex.Submit(ctx, ex, square, 6)
+	f2 := submit(t, ex, square, 6)
 	if v, err := get(t, f2); v != 36 || err != nil {
 		t.Fatalf("after the restart: %v, %v", v, err)
 	}
 
 	// A work that ignores its cancelled ctx costs its worker.
-	g, _ := aplex.Submit(ctx, ex, ignore, 0)
-	time.Sleep(100 * time.Millisecond)
+	g := submit(t, ex, ignore, 0)
+	waitFor(t, 5*time.Second, "the work to be sent to the worker", dispatched(ex, 1))
 	if !g.Cancel() {
 		t.Fatal("Cancel returned false")
 	}
@@ -442,7 +441,7 @@ func TestLocalWorkerRestart(t *testing.T) {
 		s := ex.Stats().Workers
 		return len(s) == 1 && s[0].PID != second && s[0].PID != 0
 	})
-	f3, _ := aplex.Submit(ctx, ex, square, 7)
+	f3 := submit(t, ex, square, 7)
 	if v, err := get(t, f3); v != 49 || err != nil {
 		t.Fatalf("after the kill: %v, %v", v, err)
 	}
@@ -459,10 +458,11 @@ func TestSharedWorkerKill(t *testing.T) {
 	a := newExecutor(t, cluster.WithURL(url), cluster.WithPool("shared"), aplex.WithPoolSize(1),
 		aplex.WithKillGrace(200*time.Millisecond))
 	b := newExecutor(t, cluster.WithURL(url), cluster.WithPool("shared"), aplex.WithPoolSize(1))
-	ctx := context.Background()
-	fb, _ := aplex.Submit(ctx, b, whoami, 5*time.Second)
-	fa, _ := aplex.Submit(ctx, a, ignore, 0)
-	time.Sleep(100 * time.Millisecond)
+	fb := submit(t, b, whoami, 5*time.Second)
+	fa := submit(t, a, ignore, 0)
+	waitFor(t, 5*time.Second, "the works to be sent to the worker", func() bool {
+		return dispatched(a, 1)() && dispatched(b, 1)()
+	})
 	fa.Cancel()
 	_, err := get(t, fb)
 	var we *aplex.WorkerError
@@ -492,8 +492,8 @@ func TestConnClosed(t *testing.T) {
 	}
 	ex := newExecutor(t, cluster.WithConn(nc), cluster.WithPool("closed"), aplex.WithPoolSize(1))
 	ctx := context.Background()
-	f, _ := aplex.Submit(ctx, ex, whoami, 10*time.Second)
-	time.Sleep(50 * time.Millisecond)
+	f := submit(t, ex, whoami, 10*time.Second)
+	waitFor(t, 5*time.Second, "the work to be sent to the worker", dispatched(ex, 1))
 	nc.Close()
 	var we *aplex.WorkerError
 	if _, err := get(t, f); !errors.As(err, &we) {

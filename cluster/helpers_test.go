@@ -208,3 +208,32 @@ func get[R any](t testing.TB, f *aplex.Future[R]) (R, error) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// submit submits w(a) with a background ctx and fails the test if Submit
+// does: a test never ignores a Submit error.
+func submit[A, R any](t testing.TB, ex *aplex.Executor, w *aplex.Work[A, R], a A, opts ...aplex.CallOption) *aplex.Future[R] {
+	t.Helper()
+	f, err := aplex.Submit(context.Background(), ex, w, a, opts...)
+	if err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+	return f
+}
+
+// startedIn returns a condition for waitFor: the block work of key runs
+// in ex's (single) worker.
+func startedIn(t testing.TB, ex *aplex.Executor, key string) func() bool {
+	return func() bool {
+		ok, err := get(t, submit(t, ex, hasStarted, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+}
+
+// dispatched returns a condition for waitFor: n works are held by ex's
+// workers (sent to them, whether or not they started yet).
+func dispatched(ex *aplex.Executor, n int) func() bool {
+	return func() bool { return ex.Stats().Running == n }
+}

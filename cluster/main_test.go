@@ -44,6 +44,10 @@ var errObserved = aplex.RegisterError(errors.New("cluster test: work saw its ctx
 // their ctx end; cluster.observed reads it back.
 var cancelled sync.Map
 
+// started records, in a worker process, the keys of block works that
+// started; cluster.started reads it back.
+var started sync.Map
+
 // Test works, registered at package level so worker processes (this
 // binary re-executed) register them too.
 var (
@@ -63,12 +67,19 @@ var (
 		return fmt.Sprintf("%s/%d", cluster.WorkerID(ctx), os.Getpid()), nil
 	})
 	block = aplex.Register("cluster.block", func(ctx context.Context, key string) (int, error) {
+		started.Store(key, true)
 		<-ctx.Done()
 		cancelled.Store(key, true)
 		return 0, errObserved
 	})
 	observed = aplex.Register("cluster.observed", func(_ context.Context, key string) (bool, error) {
 		_, ok := cancelled.Load(key)
+		return ok, nil
+	})
+	// hasStarted reports whether a block work of that key started in this
+	// worker: the tests' handshake before cancelling a running work.
+	hasStarted = aplex.Register("cluster.started", func(_ context.Context, key string) (bool, error) {
+		_, ok := started.Load(key)
 		return ok, nil
 	})
 	bigResult = aplex.Register("cluster.big", func(_ context.Context, n int) ([]byte, error) { return make([]byte, n), nil })

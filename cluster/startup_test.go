@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,6 +173,10 @@ func TestEnvWorkerWaitsForNATS(t *testing.T) {
 		t.Fatal("the worker logged no connection retry")
 	}
 	startServer(t, port, nil)
+	t.Cleanup(func() { // before the server stops: the worker says Bye through it
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.exited(5 * time.Second)
+	})
 	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("early-env"), aplex.WithPoolSize(1))
 	f, err := aplex.Submit(context.Background(), ex, whoami, time.Millisecond)
 	if err != nil {

@@ -1,0 +1,344 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// FuzzSessionAdmission drives a worker's session memory (what decides
+// whether a Run from the wire is started, skipped as already running, or
+// answered again from the result memory) with arbitrary sequences of
+// Runs, Runs lost on the way, results delivered or lost, cancels, resends
+// after an outage and time passing, against a model of two executors that
+// keep the protocol's contract: at most capacity jobs in flight, and after
+// losing anything a resend within their heartbeat timeout, or the worker
+// is dropped and its jobs failed. On every step it checks:
+//
+//   - no job id of an executor ever starts twice;
+//   - a new job starts; a running one is neither started nor answered; a
+//     finished one is answered, with its result or, once forgotten, with
+//     wire.CodeResultLost for every item (whose fate is FateLost: never run
+//     again);
+//   - memory stays bounded: the result bytes held per executor are at
+//     most 4 MiB (or the one newest result), the byte count matches the
+//     results held, and only running jobs are tracked as running.
+//
+// Nothing may panic.
+func FuzzSessionAdmission(f *testing.F) {
+	f.Add([]byte{3, 0, 0x21, 0, 1, 5, 0x80, 3, 0, 0})
+	f.Add([]byte{15, 0, 0x31, 1, 0, 0xf3, 0, 1, 200, 0, 1, 201, 0, 4, 10, 0, 3, 0, 3})
+	// Many large results lost, then a resend: beyond the 4 MiB memory.
+	big := []byte{15}
+	for range 4 {
+		big = append(big, 0, 0x30, 3) // four Runs of four jobs
+	}
+	for range 16 {
+		big = append(big, 1, 0, 0x5f) // 1 MiB results, lost on the way
+	}
+	big = append(big, 3, 0, 2, 3, 1, 2)
+	f.Add(big)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		m := newAdmissionModel(1 + int(data[0])%16)
+		data = data[1:]
+		for len(data) >= 3 {
+			m.step(t, data[0], data[1], data[2])
+			data = data[3:]
+			m.check(t)
+		}
+	})
+}
+
+const (
+	modelExecs = 2
+	// modelHeartbeat is the executors' heartbeat timeout: an outage longer
+	// than it drops the worker. It is below sessionIdle, as the protocol
+	// requires.
+	modelHeartbeat = 30 * time.Second
+	// modelJobs bounds the jobs per executor: a resend then always finds a
+	// finished job in the ring, whose length (at least recentMin) is the
+	// worker's documented bound on jobs remembered.
+	modelJobs = recentMin - 100
+)
+
+type modelKey struct {
+	e  int
+	id uint64
+}
+
+type modelExec struct {
+	replyTo  string
+	nextID   uint64
+	created  int
+	awaiting map[uint64]int // sent and not answered: id → items
+	lostAt   time.Time      // earliest loss not yet resent; zero: none
+}
+
+type modelJob struct {
+	k     modelKey
+	items int
+}
+
+type admissionModel struct {
+	ss       *sessions
+	capacity int
+	now      time.Time
+	execs    [modelExecs]*modelExec
+	running  []modelJob // started on the worker, not finished
+	runs     map[modelKey]int
+	results  map[modelKey]wire.Result // as the worker recorded them
+	newest   map[int]int              // size of each executor's newest result
+}
+
+func newAdmissionModel(capacity int) *admissionModel {
+	m := &admissionModel{
+		ss:       newSessions(capacity, "fuzz"),
+		capacity: capacity,
+		now:      time.Unix(1_000_000, 0),
+		runs:     map[modelKey]int{},
+		results:  map[modelKey]wire.Result{},
+		newest:   map[int]int{},
+	}
+	for e := range m.execs {
+		m.execs[e] = &modelExec{replyTo: fmt.Sprintf("_INBOX.ex%d", e), awaiting: map[uint64]int{}}
+	}
+	return m
+}
+
+// step applies one operation, chosen and parametrised by op, a and b.
+func (m *admissionModel) step(t *testing.T, op, a, b byte) {
+	e := int(a) % modelExecs
+	x := m.execs[e]
+	switch op % 5 {
+	case 0: // new jobs, in a Run that arrives or is lost on the way
+		n := min(1+int(b)%4, m.capacity-len(x.awaiting), modelJobs-x.created)
+		if n <= 0 {
+			return
+		}
+		run := &wire.Run{ReplyTo: x.replyTo}
+		for range n {
+			x.nextID += 1 + uint64(a>>4) // ids sent to other workers leave gaps
+			items := 1 + int(b>>2)%3
+			run.Jobs = append(run.Jobs, modelRunJob(x.nextID, items))
+			x.awaiting[x.nextID] = items
+			x.created++
+		}
+		if b&0x80 != 0 {
+			m.lost(x)
+			return
+		}
+		m.admit(t, e, run)
+	case 1, 2: // a running job finishes (2: cancelled by a Cancel message)
+		if len(m.running) == 0 {
+			return
+		}
+		i := int(a) % len(m.running)
+		j := m.running[i]
+		m.running = slices.Delete(m.running, i, i+1)
+		r := wire.Result{ID: j.k.id, Items: make([]wire.Outcome, j.items)}
+		size := 64
+		for k := range r.Items {
+			if op%5 == 2 {
+				r.Items[k].Err = &wire.Error{Code: wire.CodeCanceled, Message: "context canceled"}
+			} else {
+				r.Items[k].Value = binary.AppendUvarint(nil, j.k.id)
+				size = (1 + int(b)%32) * (32 << 10) // up to 1 MiB, NATS' default max payload
+			}
+		}
+		m.results[j.k] = r
+		m.newest[j.k.e] = size
+		m.ss.finished(m.execs[j.k.e].replyTo, r, size, m.now)
+		m.deliver(m.execs[j.k.e], r, b&0x40 == 0)
+	case 3: // after a reconnect: every job still awaited, sent again
+		ids := make([]uint64, 0, len(x.awaiting))
+		for id := range x.awaiting {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		if b&1 != 0 {
+			slices.Reverse(ids)
+		}
+		run := &wire.Run{ReplyTo: x.replyTo}
+		for _, id := range ids {
+			run.Jobs = append(run.Jobs, modelRunJob(id, x.awaiting[id]))
+		}
+		if len(run.Jobs) == 0 {
+			return
+		}
+		x.lostAt = time.Time{}
+		again := m.admit(t, e, run)
+		for _, r := range again {
+			m.deliver(x, r, b&2 == 0)
+		}
+	case 4: // time passes; the worker expires idle memories
+		m.now = m.now.Add(time.Duration(a) * time.Second / 2)
+		for _, x := range m.execs {
+			if !x.lostAt.IsZero() && m.now.Sub(x.lostAt) > modelHeartbeat {
+				// Silent past the heartbeat timeout: the executor drops
+				// the worker and fails what it awaited; it never sends
+				// those jobs again.
+				clear(x.awaiting)
+				x.lostAt = time.Time{}
+			}
+		}
+		m.ss.expire(m.now)
+	}
+}
+
+func modelRunJob(id uint64, items int) wire.Job {
+	j := wire.Job{ID: id, Name: "w", Args: make([][]byte, items)}
+	for i := range j.Args {
+		j.Args[i] = []byte{0xf6}
+	}
+	return j
+}
+
+// lost records that something for x went missing: x will send its jobs
+// again within its heartbeat timeout.
+func (m *admissionModel) lost(x *modelExec) {
+	if x.lostAt.IsZero() {
+		x.lostAt = m.now
+	}
+}
+
+// deliver hands a result to its executor, or loses it on the way.
+func (m *admissionModel) deliver(x *modelExec, r wire.Result, arrives bool) {
+	if _, ok := x.awaiting[r.ID]; !ok {
+		return // a late answer: the executor gave up on it
+	}
+	if !arrives {
+		m.lost(x)
+		return
+	}
+	delete(x.awaiting, r.ID)
+}
+
+// admit passes run through the session and checks its verdict on every
+// job against the model.
+func (m *admissionModel) admit(t *testing.T, e int, run *wire.Run) []wire.Result {
+	t.Helper()
+	jobs := slices.Clone(run.Jobs) // admit may return run.Jobs itself
+	start, again := m.ss.admit(run, m.now)
+	started := map[uint64]int{}
+	for _, j := range start {
+		started[j.ID]++
+	}
+	answered := map[uint64]wire.Result{}
+	for _, r := range again {
+		if _, dup := answered[r.ID]; dup {
+			t.Fatalf("executor %d: job %d answered twice in one admission", e, r.ID)
+		}
+		answered[r.ID] = r
+	}
+	for _, j := range jobs {
+		k := modelKey{e, j.ID}
+		isRunning := slices.ContainsFunc(m.running, func(r modelJob) bool { return r.k == k })
+		_, isFinished := m.results[k]
+		switch {
+		case isRunning || isFinished:
+			if started[j.ID] > 0 {
+				t.Fatalf("executor %d: job %d started again (running %v, finished %v)", e, j.ID, isRunning, isFinished)
+			}
+			if isRunning {
+				if _, ok := answered[j.ID]; ok {
+					t.Fatalf("executor %d: running job %d answered", e, j.ID)
+				}
+				continue
+			}
+			r, ok := answered[j.ID]
+			if !ok {
+				t.Fatalf("executor %d: finished job %d neither run nor answered", e, j.ID)
+			}
+			m.checkAnswer(t, e, r, m.results[k])
+		default:
+			if started[j.ID] != 1 {
+				t.Fatalf("executor %d: new job %d started %d times, want once", e, j.ID, started[j.ID])
+			}
+			if _, ok := answered[j.ID]; ok {
+				t.Fatalf("executor %d: new job %d answered before it ran", e, j.ID)
+			}
+			m.runs[k]++
+			if m.runs[k] > 1 {
+				t.Fatalf("executor %d: job %d ran %d times", e, j.ID, m.runs[k])
+			}
+			m.running = append(m.running, modelJob{k, len(j.Args)})
+		}
+	}
+	if len(start)+len(again) > len(jobs) {
+		t.Fatalf("executor %d: %d jobs started and %d answered for a Run of %d", e, len(start), len(again), len(jobs))
+	}
+	return again
+}
+
+// checkAnswer: a resent finished job gets its result, or every item says
+// the result was lost, which never runs it again.
+func (m *admissionModel) checkAnswer(t *testing.T, e int, got, want wire.Result) {
+	t.Helper()
+	if len(got.Items) != len(want.Items) {
+		t.Fatalf("executor %d: job %d answered with %d items, want %d", e, got.ID, len(got.Items), len(want.Items))
+	}
+	if got.Items[0].Err != nil && got.Items[0].Err.Code == wire.CodeResultLost {
+		for _, o := range got.Items {
+			if o.Err == nil || o.Err.Code.Fate() != wire.FateLost || wire.NeverRan(got.Items) {
+				t.Fatalf("executor %d: job %d: a lost result mixed with others: %+v", e, got.ID, got.Items)
+			}
+		}
+		return
+	}
+	for i := range got.Items {
+		g, w := got.Items[i], want.Items[i]
+		if string(g.Value) != string(w.Value) || (g.Err == nil) != (w.Err == nil) {
+			t.Fatalf("executor %d: job %d item %d answered %+v, want %+v", e, got.ID, i, g, w)
+		}
+	}
+}
+
+// check verifies the memory bounds after every step.
+func (m *admissionModel) check(t *testing.T) {
+	t.Helper()
+	m.ss.mu.Lock()
+	defer m.ss.mu.Unlock()
+	if len(m.ss.m) > modelExecs {
+		t.Fatalf("%d sessions for %d executors", len(m.ss.m), modelExecs)
+	}
+	for e, x := range m.execs {
+		s := m.ss.m[x.replyTo]
+		running := 0
+		for _, r := range m.running {
+			if r.k.e == e {
+				running++
+			}
+		}
+		if s == nil {
+			if running > 0 {
+				t.Fatalf("executor %d: memory expired with %d jobs running", e, running)
+			}
+			continue
+		}
+		if len(s.running) != running {
+			t.Fatalf("executor %d: session tracks %d running jobs, the host runs %d", e, len(s.running), running)
+		}
+		held := 0
+		for _, r := range s.ring {
+			if !r.lost {
+				held += r.size
+			}
+		}
+		if held != s.bytes {
+			t.Fatalf("executor %d: session counts %d result bytes, holds %d", e, s.bytes, held)
+		}
+		if s.bytes > max(recentBytes, m.newest[e]) {
+			t.Fatalf("executor %d: %d result bytes held, bound %d", e, s.bytes, recentBytes)
+		}
+		if len(s.ring) != m.ss.ringSize {
+			t.Fatalf("executor %d: ring of %d entries, want %d", e, len(s.ring), m.ss.ringSize)
+		}
+	}
+}
