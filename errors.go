@@ -95,7 +95,8 @@ type WorkerError struct {
 	Worker string
 	// PID is the worker's process id (0 when unknown).
 	PID int
-	// Reason says why: "exit status 3", "signal: killed", "lost heartbeat", …
+	// Reason says why: "exit status 3", "signal: killed",
+	// "killed: no heartbeat for 3s (signal: killed)", …
 	Reason string
 	// Err is the underlying cause, if any.
 	Err error

@@ -64,7 +64,9 @@ func WithWorkerOutput(w io.Writer) Option {
 
 // WithRecycleAfter replaces a worker process after it has been given n works
 // (like Python's max_tasks_per_child): it gets no new work, finishes what it
-// holds, and exits, while a fresh process takes its slot.
+// holds, and exits, while a fresh process takes its slot. The bound is hard,
+// bursts included: no process runs more than n works (a Map chunk counts as
+// one).
 func WithRecycleAfter(n int) Option {
 	return processOption("WithRecycleAfter", func(c *config) error {
 		if n < 1 {

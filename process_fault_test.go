@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -225,6 +226,33 @@ var pSpin = aplex.Register("test.spin", func(_ context.Context, ms int) (int, er
 	return ms, nil
 })
 
+// pLockedPid returns its worker's pid once it holds the lock on a file.
+var pLockedPid = aplex.Register("test.locked-pid", func(_ context.Context, path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return 0, err
+	}
+	return os.Getpid(), nil
+})
+
+// lockFile returns a file the test holds an exclusive lock on.
+func lockFile(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // freeze stops a worker process (SIGSTOP); the executor's kill (or its
 // Close) ends it.
 func freeze(t *testing.T, pid int) {
@@ -250,7 +278,10 @@ func TestFrozenProcessWorkerIsReplaced(t *testing.T) {
 
 	frozen := mustGet(t, mustSubmit(t, ex, pPid, 0))
 	held := []*aplex.Future[int]{mustSubmit(t, ex, pSleep, 60_000), mustSubmit(t, ex, pSleep, 60_000)}
-	retried := mustSubmit(t, ex, pPid, 1, aplex.Retry(1))
+	// The retried work cannot end before the frozen worker is gone: it
+	// waits for a lock the test holds until then.
+	lock := lockFile(t)
+	retried := mustSubmit(t, ex, pLockedPid, lock.Name(), aplex.Retry(1))
 	freeze(t, frozen)
 	for i, f := range held {
 		_, err := f.Get(ctx)
@@ -258,6 +289,9 @@ func TestFrozenProcessWorkerIsReplaced(t *testing.T) {
 		if !errors.As(err, &we) || we.PID != frozen || !strings.Contains(we.Reason, "no heartbeat for 300ms") {
 			t.Fatalf("held work %d of the frozen worker: %v", i, err)
 		}
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
 	}
 	if pid, err := retried.Get(ctx); err != nil || pid == frozen {
 		t.Fatalf("retried work: pid %d (frozen %d), %v", pid, frozen, err)

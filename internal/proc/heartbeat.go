@@ -23,21 +23,38 @@ func (w *worker) heardNow() { w.heard.Store(int64(time.Since(w.t.epoch))) }
 // EOF, report the loss and wake the slot's supervisor, as for any death.
 // A SIGKILL ends a stopped process too. It runs until every worker is gone
 // at Close.
+//
+// Silence must be the child's, not this process's: after a round that came
+// late (this process was not scheduled, e.g. a loaded machine or a long GC
+// pause) it waits one more round, so that the readers can catch up first,
+// and a worker whose reply pipe holds unread bytes is not silent.
 func (t *Transport) watchHeartbeats() {
 	timeout := t.cfg.HeartbeatTimeout
-	tick := time.NewTicker(timeout / 4)
+	every := timeout / 4
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	last := time.Since(t.epoch)
 	for {
 		select {
 		case <-t.reaped:
 			return
 		case <-tick.C:
 		}
-		now := int64(time.Since(t.epoch))
+		now := time.Since(t.epoch)
+		late := now-last > 2*every
+		last = now
+		if late {
+			continue
+		}
 		for _, w := range t.live() {
-			if heard := w.heard.Load(); heard >= 0 && time.Duration(now-heard) > timeout {
-				w.Kill(&HeartbeatError{Timeout: timeout})
+			heard := w.heard.Load()
+			if heard < 0 || now-time.Duration(heard) <= timeout {
+				continue
 			}
+			if unread(w.fromChild) > 0 {
+				continue // the reader is behind, the child is not silent
+			}
+			w.Kill(&HeartbeatError{Timeout: timeout})
 		}
 	}
 }

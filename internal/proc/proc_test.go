@@ -416,11 +416,11 @@ func TestFrozenWorkerIsKilledAtHeartbeatTimeout(t *testing.T) {
 
 // TestIdleWorkerBeats: a worker with nothing to do is not taken for frozen.
 func TestIdleWorkerBeats(t *testing.T) {
-	_, s, ws := start(t, Config{Size: 1, HeartbeatTimeout: 50 * time.Millisecond})
+	_, s, ws := start(t, Config{Size: 1, HeartbeatTimeout: 100 * time.Millisecond})
 	select {
 	case ev := <-s.lost:
 		t.Fatalf("idle worker lost: %v", ev.cause)
-	case <-time.After(200 * time.Millisecond): // four timeouts of idleness
+	case <-time.After(500 * time.Millisecond): // five timeouts of idleness
 	}
 	j := job("echo", "alive")
 	ws[0].Send([]*wire.Job{j})
@@ -442,5 +442,25 @@ func TestUnwritableWorkerIsLost(t *testing.T) {
 	var ee *ExitError
 	if !errors.Is(cause, errUnwritable) || !errors.As(cause, &ee) || !strings.Contains(ee.WorkerReason(), "request pipe is broken") {
 		t.Errorf("cause = %v", cause)
+	}
+}
+
+// TestUnreadCountsPipeBytes: the watchdog does not take a worker whose
+// replies wait unread for silent.
+func TestUnreadCountsPipeBytes(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if n := unread(r); n != 0 {
+		t.Fatalf("empty pipe: %d", n)
+	}
+	if _, err := w.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if n := unread(r); n != 5 {
+		t.Fatalf("unread = %d, want 5", n)
 	}
 }

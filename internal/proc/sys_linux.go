@@ -3,6 +3,7 @@ package proc
 import (
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // fSetPipeSz is F_SETPIPE_SZ from <fcntl.h> (not in package syscall).
@@ -23,4 +24,19 @@ func setPipeSize(f *os.File) {
 	rc.Control(func(fd uintptr) {
 		syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSz, pipeSize)
 	})
+}
+
+// unread returns how many bytes wait in f's pipe (FIONREAD), 0 if unknown.
+func unread(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n int32
+	rc.Control(func(fd uintptr) {
+		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); errno != 0 {
+			n = 0
+		}
+	})
+	return int(n)
 }
