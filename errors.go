@@ -105,8 +105,9 @@ type WorkerError struct {
 // Error names the worker and says why it broke.
 func (e *WorkerError) Error() string {
 	var b strings.Builder
-	b.WriteString("aplex: worker ")
+	b.WriteString("aplex: worker")
 	if e.Worker != "" {
+		b.WriteString(" ")
 		b.WriteString(e.Worker)
 	}
 	if e.PID != 0 {
