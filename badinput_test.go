@@ -321,18 +321,27 @@ func TestBadInputTable(t *testing.T) {
 			_, _, err := aplex.Wait(ctx, aplex.FirstCompleted, nil)
 			return err
 		}, text: "future 0 is nil"},
-		{name: "AsCompleted skips nil futures", do: func(*testing.T) error {
+		{name: "AsCompleted nil future", do: func(*testing.T) error {
 			var typed *aplex.Future[int]
 			f := mustSubmit(t, tx, double, 3)
-			var got []aplex.Awaitable
-			for a := range aplex.AsCompleted(ctx, nil, typed, f, nil) {
-				got = append(got, a)
+			var err error
+			n := 0
+			for _, e := range aplex.AsCompleted(ctx, f, typed) {
+				err = e
+				n++
 			}
-			if len(got) != 1 || got[0] != aplex.Awaitable(f) {
-				return fmt.Errorf("AsCompleted yielded %v, want only the live future", got)
+			if n != 1 {
+				return fmt.Errorf("AsCompleted yielded %d times for a nil future, want one error", n)
 			}
-			return nil
-		}, noErr: true},
+			return err
+		}, text: "future 1 is nil"},
+		{name: "AsCompleted nil ctx", do: func(*testing.T) error {
+			f := mustSubmit(t, tx, double, 3)
+			for _, err := range aplex.AsCompleted(nilCtx, f) {
+				return err
+			}
+			return errors.New("AsCompleted yielded nothing")
+		}, text: "nil context"},
 		{name: "Get nil ctx on an ended future (item 17)", do: func(t *testing.T) error {
 			f := mustSubmit(t, tx, double, 2)
 			mustGet(t, f)
