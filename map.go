@@ -18,7 +18,9 @@ import (
 const maxWindow = 4096
 
 // flushDelay is how long a chunk that is not full waits for its next input
-// while other chunks of the Map are in flight (ChunkSize's policy).
+// before it is sent anyway (ChunkSize's policy). A fast input fills its
+// chunks well within it; a slow one does not keep a chunk, and so its
+// results, waiting for inputs that have not come.
 const flushDelay = time.Millisecond
 
 // Map runs w over inputs on ex and yields the results in input order.
@@ -29,25 +31,27 @@ const flushDelay = time.Millisecond
 // result is yielded as soon as it is next in order, while the input is
 // still being read. ChunkSize(n) sends n inputs to one worker in one
 // dispatch, where they run concurrently. Timeout(d) bounds the whole Map
-// from this call. The first error (a work's, a timeout, ctx's) ends the Map:
-// the input is no longer read, every remaining work is cancelled, and the
-// error is yielded last; a loop that breaks early cancels them too. Bad
-// arguments are yielded as the only error.
+// from this call. The first error (a work's, in its place in input order; a
+// timeout; ctx's) ends the Map: the input is no longer read, every remaining
+// work is cancelled, and the error is yielded last; a loop that breaks early
+// cancels them too. Bad arguments are yielded as the only error.
 //
 // The input sequence runs on a goroutine of its own, so that a slow input
 // does not hold back results; it must not share unsynchronised state with
 // the loop body. The results are yielded on the caller's goroutine. When the
-// Map ends early, the loop returns once the input sequence has returned: it
-// is asked to stop the next time it yields, so an input blocked in its own
-// code delays the end of the loop (not the error, which is yielded at
-// once). A panic in the input sequence is raised again in the caller's
-// goroutine, and runtime.Goexit there ends the caller's goroutine.
+// Map ends early, the input is asked to stop the next time it yields, and
+// the loop returns once it has returned: an input blocked in its own code
+// delays the end of the loop (not the error, which is yielded at once),
+// unless the loop body panicked or called runtime.Goexit, which never wait
+// for the input. A panic in the input sequence is raised again in the
+// caller's goroutine, and runtime.Goexit there ends the caller's goroutine.
 func Map[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return mapSeq(ctx, ex, w, inputs, opts, true)
 }
 
 // MapUnordered is Map yielding each result as soon as its work is done, in
-// completion order (by chunk; the items of one chunk keep their order).
+// completion order (by chunk; the items of one chunk keep their order); the
+// first error in that order ends it.
 func MapUnordered[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return mapSeq(ctx, ex, w, inputs, opts, false)
 }
@@ -101,6 +105,7 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 		defer m.end()
 		go m.read(inputs)
 		m.run()
+		m.returned = true
 	}
 }
 
@@ -144,6 +149,7 @@ type mapRun[A, R any] struct {
 	owed       int            // inputs yielded and not yet credited to the reader
 	wakeFn     func()         // ordered: wakes the loop when the head chunk ends
 	over       bool           // ended: input stopped, works cancelled
+	returned   bool           // the loop returned, not panicked or Goexited
 	wake       chan struct{}  // wakes the loop: input, a completion
 	more       chan struct{}  // wakes the reader: credit, stop
 	exited     chan struct{}  // closed when the reader has returned
@@ -281,6 +287,9 @@ func (m *mapRun[A, R]) feed() bool {
 			m.ii += n
 			continue
 		}
+		if m.ii == len(m.items) && !m.inputEnded && (m.cur == nil || len(m.cur.args) < m.size) && m.takeInput() {
+			continue
+		}
 		if m.cur != nil && (len(m.cur.args) == m.size || m.flushDue || m.inputEnded) {
 			if m.flying >= m.window {
 				return true // wait for room
@@ -291,9 +300,6 @@ func (m *mapRun[A, R]) feed() bool {
 			if !m.submit(ch) {
 				return false
 			}
-			continue
-		}
-		if m.ii == len(m.items) && !m.inputEnded && m.takeInput() {
 			continue
 		}
 		return true
@@ -430,13 +436,6 @@ func (m *mapRun[A, R]) wait() bool {
 		m.mu.Unlock()
 		return true
 	}
-	if partial && m.flying == 0 {
-		// The input is slow and nothing else is in flight: waiting for a
-		// full chunk would only leave the pool idle.
-		m.mu.Unlock()
-		m.flushDue = true
-		return true
-	}
 	if m.owed >= m.creditBatch || m.flying == 0 {
 		m.giveCreditLocked()
 	}
@@ -516,10 +515,16 @@ func (m *mapRun[A, R]) stopAll() {
 }
 
 // end runs when the Map's loop returns, however it does (end of input, an
-// error, a break, a panic or Goexit in the loop body): nothing the Map
-// started outlives it.
+// error, a break, a panic or Goexit in the loop body): the works are
+// cancelled and the reader told to stop. When the loop returned, end waits
+// for the reader too, so that nothing the Map started outlives it. A panic
+// or Goexit of the loop body (t.Fatal) does not wait: an input blocked in
+// its own code must not turn a failure into a hang; the reader then returns
+// as soon as the input yields again.
 func (m *mapRun[A, R]) end() {
 	m.stopAll()
 	m.stopTimer()
-	<-m.exited
+	if m.returned || m.inputEnded {
+		<-m.exited
+	}
 }

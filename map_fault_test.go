@@ -384,3 +384,46 @@ func TestMapSendsAPartialChunkWhileOthersRun(t *testing.T) {
 		t.Fatalf("got %v (input starved %v): item 1 should have been sent without waiting for item 2", got, starved.Load())
 	}
 }
+
+// TestMapLoopPanicDoesNotWaitForABlockedInput: a panic in the loop body
+// (or t.Fatal) reaches the caller at once, though the input is blocked in
+// its own code; the input is stopped once it yields again.
+func TestMapLoopPanicDoesNotWaitForABlockedInput(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2))
+	for _, k := range mapKinds {
+		t.Run(k.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			release := make(chan struct{})
+			var stopped atomic.Bool
+			input := func(yield func(int) bool) {
+				defer stopped.Store(true)
+				if !yield(0) {
+					return
+				}
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return
+				}
+				if yield(1) {
+					t.Error("the input was not stopped")
+				}
+			}
+			var recovered any
+			func() {
+				defer func() { recovered = recover() }()
+				for range k.run(ctx, ex, double, input) {
+					panic(inputPanic{})
+				}
+			}()
+			if _, ok := recovered.(inputPanic); !ok {
+				t.Fatalf("recovered %v", recovered)
+			}
+			if stopped.Load() {
+				t.Fatal("the input returned before it was released")
+			}
+			close(release)
+			waitFor(t, "the input to stop", stopped.Load)
+		})
+	}
+}
