@@ -155,6 +155,10 @@ type mapRun[A, R any] struct {
 	exited     chan struct{}  // closed when the reader has returned
 	inputPanic any            // what the input sequence panicked with
 
+	// The fields below are shared with the reader and the completion
+	// callbacks; the padding keeps the loop's own fields off their cache
+	// lines, which every input would otherwise bounce between the cores.
+	_           [128]byte
 	mu          sync.Mutex
 	buf         []A            // read, not yet taken by the loop
 	credit      int            // how many more inputs the reader may read
@@ -167,6 +171,7 @@ type mapRun[A, R any] struct {
 	wantInput   bool           // the loop waits on wake for input
 	wantDone    bool           // the loop waits on wake for a completion (unordered)
 	done        []*chunk[A, R] // unordered: chunks done, not yet taken by the loop
+	_           [128]byte
 }
 
 // read runs the input sequence on its own goroutine.
