@@ -29,16 +29,17 @@ type chunk[A, R any] struct {
 	watched bool
 }
 
-// newChunk returns an empty chunk for up to size inputs, avail of which are
-// at hand. Its room grows with the inputs that really arrive: ChunkSize is
-// a bound, not an amount to allocate.
-func newChunk[A, R any](w *Work[A, R], size, avail int) *chunk[A, R] {
+// newChunk returns an empty chunk for up to size inputs, with room for
+// hint of them (inputs at hand, or that the reader's ring can hold). Its
+// room grows with the inputs that really arrive: ChunkSize is a bound, not
+// an amount to allocate.
+func newChunk[A, R any](w *Work[A, R], size, hint int) *chunk[A, R] {
 	ch := &chunk[A, R]{work: w}
 	ch.t.callbacks = ch.cb1[:0:1]
 	if size == 1 {
 		ch.args = ch.arg1[:0]
 	} else {
-		ch.args = make([]A, 0, min(size, max(avail, 64)))
+		ch.args = make([]A, 0, min(size, max(hint, 64)))
 	}
 	return ch
 }

@@ -427,3 +427,50 @@ func TestMapLoopPanicDoesNotWaitForABlockedInput(t *testing.T) {
 		})
 	}
 }
+
+// TestMapHandOffKeepsEveryInput drives the reader's ring through growth and
+// wrap-around, with the loop sometimes slower than the reader and sometimes
+// faster: every input must come out once, in order for Map.
+func TestMapHandOffKeepsEveryInput(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2))
+	const n = 8000
+	for _, k := range mapKinds {
+		for _, c := range []struct{ chunk, window int }{{1, 0}, {7, 3}, {1000, 0}, {1, 1}, {64, 1000}} {
+			t.Run(fmt.Sprintf("%s/chunk=%d/window=%d", k.name, c.chunk, c.window), func(t *testing.T) {
+				opts := []aplex.CallOption{aplex.ChunkSize(c.chunk)}
+				if c.window > 0 {
+					opts = append(opts, aplex.Window(c.window))
+				}
+				input := func(yield func(int) bool) {
+					for i := range n {
+						if i%997 == 0 {
+							runtime.Gosched() // now and then, let the loop catch up
+						}
+						if !yield(i) {
+							return
+						}
+					}
+				}
+				seen := make([]bool, n)
+				got := 0
+				for v, err := range k.run(ctxT(t), ex, double, input, opts...) {
+					if err != nil {
+						t.Fatalf("after %d results: %v", got, err)
+					}
+					i := v / 2
+					if v%2 != 0 || i < 0 || i >= n || seen[i] || k.ordered && i != got {
+						t.Fatalf("result %d: %d (a duplicate, out of range or out of order)", got, v)
+					}
+					seen[i] = true
+					got++
+					if got%1500 == 0 {
+						runtime.Gosched() // and let the reader run ahead
+					}
+				}
+				if got != n {
+					t.Fatalf("%d results, want %d", got, n)
+				}
+			})
+		}
+	}
+}
