@@ -412,9 +412,8 @@ func (m *mapRun[A, R]) fill() {
 		i := int(m.taken & m.rmask)
 		k := min(lim, len(m.rring)-i)
 		in := m.rring[i : i+k]
-		// Not cleared: the reader would find the slots in the loop's cache.
-		// The ring keeps at most its length of old inputs referenced.
 		m.cur.args = append(m.cur.args, in...)
+		clear(in) // the chunk holds them now; the ring must not keep them alive
 		m.taken += int64(k)
 		n -= k
 	}
