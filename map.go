@@ -125,9 +125,10 @@ func signal(c chan struct{}) {
 }
 
 // maxRingBytes bounds the memory of the ring that hands inputs from the
-// reader to the loop. It starts at 64 inputs and doubles, up to 4096 inputs
-// and this, while the reader finds it full: a ring the reader often finds
-// full costs a goroutine switch each way, per ring.
+// reader to the loop (but it holds at least one input). The ring starts at
+// 64 inputs and doubles while the reader finds it full, up to 4096 inputs
+// and this: a full ring costs a goroutine switch each way, so a fast input
+// needs a big one, while a small Map should not pay for it.
 const maxRingBytes = 64 << 10
 
 // maxRingLen returns the largest ring for inputs of type A and a read-ahead
@@ -135,7 +136,7 @@ const maxRingBytes = 64 << 10
 func maxRingLen[A any](limit int) int {
 	n := 4096
 	if size := int(unsafe.Sizeof(*new(A))); size > 0 {
-		n = min(n, max(16, maxRingBytes/size))
+		n = min(n, max(1, maxRingBytes/size))
 	}
 	n = min(n, limit)
 	p := 1

@@ -474,3 +474,30 @@ func TestMapHandOffKeepsEveryInput(t *testing.T) {
 		}
 	}
 }
+
+// TestMapLargeInputs: inputs of a large type get a small ring, not one
+// sized for small inputs.
+func TestMapLargeInputs(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2))
+	type big [256 << 10]byte // by value: a ring of one
+	w := aplex.Fn(func(_ context.Context, b big) (int, error) { return int(b[0]), nil })
+	input := func(yield func(big) bool) {
+		var b big
+		for i := range 50 {
+			b[0] = byte(i)
+			if !yield(b) {
+				return
+			}
+		}
+	}
+	got := 0
+	for v, err := range aplex.Map(ctxT(t), ex, w, input) {
+		if err != nil || v != got {
+			t.Fatalf("result %d: %d, %v", got, v, err)
+		}
+		got++
+	}
+	if got != 50 {
+		t.Fatalf("%d results", got)
+	}
+}
