@@ -46,7 +46,9 @@ const flushDelay = time.Millisecond
 // delays the end of the loop (not the error, which is yielded at once),
 // unless the loop body panicked or called runtime.Goexit, which never wait
 // for the input. A panic in the input sequence is raised again in the
-// caller's goroutine, and runtime.Goexit there ends the caller's goroutine.
+// caller's goroutine, and runtime.Goexit there ends the caller's goroutine;
+// an input that calls yield again after it returned false panics, as it
+// would in a range loop.
 func Map[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return mapSeq(ctx, ex, w, inputs, opts, true)
 }
@@ -115,6 +117,10 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 		m.returned = true
 	}
 }
+
+// errYieldAfterFalse is what an input sequence that goes on after its yield
+// returned false panics with, in the caller's goroutine.
+var errYieldAfterFalse = errors.New("aplex: Map: the input sequence called yield again after it returned false")
 
 // signal posts a wake-up on a 1-buffered channel without ever blocking.
 func signal(c chan struct{}) {
@@ -206,6 +212,7 @@ type mapRun[A, R any] struct {
 	wtotal    int64 // inputs published
 	roomUntil int64 // the ring has room until wtotal reaches this
 	allow     int   // inputs the reader may read before it needs credit
+	refused   bool  // push has returned false
 	written   atomic.Int64
 	_         [128]byte
 
@@ -253,6 +260,11 @@ func (m *mapRun[A, R]) read(inputs iter.Seq[A]) {
 // ring.
 func (m *mapRun[A, R]) push(a A) bool {
 	if (m.allow == 0 || m.wtotal == m.roomUntil) && !m.waitRoom() || m.stop.Load() {
+		if m.refused {
+			// As the runtime does for a range loop: raised in the caller.
+			panic(errYieldAfterFalse)
+		}
+		m.refused = true
 		return false
 	}
 	m.allow--
@@ -645,7 +657,19 @@ func (m *mapRun[A, R]) stopAll() {
 func (m *mapRun[A, R]) end() {
 	m.stopAll()
 	m.stopTimer()
-	if m.returned || m.inputEnded {
-		<-m.exited
+	if !m.returned && !m.inputEnded {
+		return
+	}
+	<-m.exited
+	// The input panicked or called Goexit after the loop stopped taking
+	// its inputs (told to stop, it went on): raise it here, as if it had
+	// run in this goroutine.
+	if m.returned && !m.inputEnded {
+		if m.inPanicked {
+			panic(m.inputPanic)
+		}
+		if m.inGoexit {
+			runtime.Goexit()
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -499,5 +500,31 @@ func TestMapLargeInputs(t *testing.T) {
 	}
 	if got != 50 {
 		t.Fatalf("%d results", got)
+	}
+}
+
+// TestMapInputThatIgnoresStopPanics: an input that calls yield again after
+// it returned false gets a panic, raised in the caller's goroutine (what
+// the runtime does for a range loop), instead of a Map that never ends.
+func TestMapInputThatIgnoresStopPanics(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2))
+	for _, k := range mapKinds {
+		t.Run(k.name, func(t *testing.T) {
+			input := func(yield func(int) bool) {
+				for i := 0; ; i++ {
+					yield(i) // ignores false
+				}
+			}
+			var recovered any
+			func() {
+				defer func() { recovered = recover() }()
+				for range k.run(ctxT(t), ex, double, input) {
+					break
+				}
+			}()
+			if err, ok := recovered.(error); !ok || !strings.Contains(err.Error(), "after it returned false") {
+				t.Fatalf("recovered %v, want the yield-after-false panic", recovered)
+			}
+		})
 	}
 }
