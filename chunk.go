@@ -24,9 +24,9 @@ type chunk[A, R any] struct {
 	err1 [1]error
 
 	// The Map's completion callback is kept here, not in a slice of its
-	// own; watched: it is registered (ordered Map: on the head chunk only).
-	cb1     [1]func()
-	watched bool
+	// own (ordered Map: on the head chunk only, when the loop waits for it;
+	// set on the loop's goroutine, so the loop may read it).
+	cb1 [1]func()
 }
 
 // newChunk returns an empty chunk for up to size inputs, with room for

@@ -547,8 +547,9 @@ func (m *mapRun[A, R]) yieldChunk(ch *chunk[A, R]) bool {
 // ended.
 func (m *mapRun[A, R]) wait() bool {
 	if m.ordered && m.flying > 0 {
-		if h := m.pending[m.head]; !h.watched {
-			h.watched = true
+		if h := m.pending[m.head]; h.cb1[0] == nil {
+			// Registered once; if the chunk has ended meanwhile, wakeFn
+			// runs now and the chunk is yielded next round.
 			h.t.onDone(m.wakeFn)
 		}
 	}
