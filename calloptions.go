@@ -42,11 +42,8 @@ func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
 // n is an upper bound, not an amount reserved: a chunk's memory grows with
 // the inputs that really arrive, so a huge n (even math.MaxInt) costs
 // nothing up front. A chunk is sent before it is full when the input has
-// ended, when the input has nothing ready and none of the Map's other
-// chunks is in flight (waiting would leave the pool idle), or when the
-// input has produced nothing for 1ms while other chunks are in flight. A
-// slow input therefore gets smaller chunks, never a result held back for
-// inputs that have not come.
+// ended, or when it has produced nothing for 1ms: a slow input gets smaller
+// chunks, never a result held back for inputs that have not come.
 func ChunkSize(n int) CallOption {
 	return func(c *callConfig) error {
 		if n < 1 {

@@ -24,21 +24,22 @@ type chunk[A, R any] struct {
 	err1 [1]error
 
 	// The Map's completion callback is kept here, not in a slice of its
-	// own; watched: it is registered (ordered Map: on the head chunk only).
-	cb1     [1]func()
-	watched bool
+	// own (ordered Map: on the head chunk only, when the loop waits for it;
+	// set on the loop's goroutine, so the loop may read it).
+	cb1 [1]func()
 }
 
-// newChunk returns an empty chunk for up to size inputs, avail of which are
-// at hand. Its room grows with the inputs that really arrive: ChunkSize is
-// a bound, not an amount to allocate.
-func newChunk[A, R any](w *Work[A, R], size, avail int) *chunk[A, R] {
+// newChunk returns an empty chunk for up to size inputs, with room for
+// hint of them (inputs at hand, or that the reader's ring can hold). Its
+// room grows with the inputs that really arrive: ChunkSize is a bound, not
+// an amount to allocate.
+func newChunk[A, R any](w *Work[A, R], size, hint int) *chunk[A, R] {
 	ch := &chunk[A, R]{work: w}
 	ch.t.callbacks = ch.cb1[:0:1]
 	if size == 1 {
 		ch.args = ch.arg1[:0]
 	} else {
-		ch.args = make([]A, 0, min(size, max(avail, 64)))
+		ch.args = make([]A, 0, min(size, max(hint, 64)))
 	}
 	return ch
 }

@@ -8,7 +8,9 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/aplex-go/aplex/internal/wire"
 )
@@ -18,7 +20,9 @@ import (
 const maxWindow = 4096
 
 // flushDelay is how long a chunk that is not full waits for its next input
-// while other chunks of the Map are in flight (ChunkSize's policy).
+// before it is sent anyway (ChunkSize's policy). A fast input fills its
+// chunks well within it; a slow one does not keep a chunk, and so its
+// results, waiting for inputs that have not come.
 const flushDelay = time.Millisecond
 
 // Map runs w over inputs on ex and yields the results in input order.
@@ -29,25 +33,29 @@ const flushDelay = time.Millisecond
 // result is yielded as soon as it is next in order, while the input is
 // still being read. ChunkSize(n) sends n inputs to one worker in one
 // dispatch, where they run concurrently. Timeout(d) bounds the whole Map
-// from this call. The first error (a work's, a timeout, ctx's) ends the Map:
-// the input is no longer read, every remaining work is cancelled, and the
-// error is yielded last; a loop that breaks early cancels them too. Bad
-// arguments are yielded as the only error.
+// from this call. The first error (a work's, in its place in input order; a
+// timeout; ctx's) ends the Map: the input is no longer read, every remaining
+// work is cancelled, and the error is yielded last; a loop that breaks early
+// cancels them too. Bad arguments are yielded as the only error.
 //
 // The input sequence runs on a goroutine of its own, so that a slow input
 // does not hold back results; it must not share unsynchronised state with
 // the loop body. The results are yielded on the caller's goroutine. When the
-// Map ends early, the loop returns once the input sequence has returned: it
-// is asked to stop the next time it yields, so an input blocked in its own
-// code delays the end of the loop (not the error, which is yielded at
-// once). A panic in the input sequence is raised again in the caller's
-// goroutine, and runtime.Goexit there ends the caller's goroutine.
+// Map ends early, the input is asked to stop the next time it yields, and
+// the loop returns once it has returned: an input blocked in its own code
+// delays the end of the loop (not the error, which is yielded at once),
+// unless the loop body panicked or called runtime.Goexit, which never wait
+// for the input. A panic in the input sequence is raised again in the
+// caller's goroutine, and runtime.Goexit there ends the caller's goroutine;
+// an input that calls yield again after it returned false panics, as it
+// would in a range loop.
 func Map[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return mapSeq(ctx, ex, w, inputs, opts, true)
 }
 
 // MapUnordered is Map yielding each result as soon as its work is done, in
-// completion order (by chunk; the items of one chunk keep their order).
+// completion order (by chunk; the items of one chunk keep their order); the
+// first error in that order ends it.
 func MapUnordered[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return mapSeq(ctx, ex, w, inputs, opts, false)
 }
@@ -81,11 +89,16 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 		// The reader may be ahead of the results by a window of full
 		// chunks; it gets credit back in batches, so that it does not
 		// wake up for every result.
-		m.credit = math.MaxInt
+		m.allow = math.MaxInt
 		if m.size <= math.MaxInt/m.window {
-			m.credit = m.window * m.size
+			m.allow = m.window * m.size
 		}
-		m.creditBatch = max(m.credit/4, 1)
+		m.creditBatch = max(m.allow/4, 1)
+		m.maxRing = maxRingLen[A](m.allow)
+		m.wring = make([]A, min(m.maxRing, 64))
+		m.wmask = int64(len(m.wring) - 1)
+		m.roomUntil = int64(len(m.wring))
+		m.rring, m.rmask = m.wring, m.wmask
 		if deadline.IsZero() {
 			m.ctx, m.cancel = context.WithCancel(ctx)
 		} else {
@@ -101,8 +114,13 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 		defer m.end()
 		go m.read(inputs)
 		m.run()
+		m.returned = true
 	}
 }
+
+// errYieldAfterFalse is what an input sequence that goes on after its yield
+// returned false panics with, in the caller's goroutine.
+var errYieldAfterFalse = errors.New("aplex: Map: the input sequence called yield again after it returned false")
 
 // signal posts a wake-up on a 1-buffered channel without ever blocking.
 func signal(c chan struct{}) {
@@ -112,10 +130,41 @@ func signal(c chan struct{}) {
 	}
 }
 
+// maxRingBytes bounds the memory of the ring that hands inputs from the
+// reader to the loop (but it holds at least one input). The ring starts at
+// 64 inputs and doubles while the reader finds it full, up to 4096 inputs
+// and this: a full ring costs a goroutine switch each way, so a fast input
+// needs a big one, while a small Map should not pay for it.
+const maxRingBytes = 64 << 10
+
+// maxRingLen returns the largest ring for inputs of type A and a read-ahead
+// credit of limit: a power of two, so that an index is a mask.
+func maxRingLen[A any](limit int) int {
+	n := 4096
+	if size := int(unsafe.Sizeof(*new(A))); size > 0 {
+		n = min(n, max(1, maxRingBytes/size))
+	}
+	n = min(n, limit)
+	p := 1
+	for p*2 <= n {
+		p *= 2
+	}
+	return p
+}
+
+// ringSwitch tells the loop that the reader writes into a bigger ring from
+// the input numbered at on.
+type ringSwitch[A any] struct {
+	ring []A
+	at   int64
+}
+
 // mapRun is one iteration of a Map. Its loop (run) runs on the caller's
 // goroutine: it turns inputs into chunks, submits them while the window has
 // room, and yields results. The input sequence is read on a goroutine of its
-// own (read), which hands inputs over through buf.
+// own (read), which hands inputs over through a ring: the reader publishes
+// each input with one atomic store (no lock), the loop takes them in
+// batches.
 type mapRun[A, R any] struct {
 	parent  context.Context
 	ctx     context.Context
@@ -129,112 +178,171 @@ type mapRun[A, R any] struct {
 	yield   func(R, error) bool
 
 	// The loop's own state.
-	items      []A          // inputs taken from the reader, not yet in a chunk
-	ii         int          // items[:ii] are in chunks
-	cur        *chunk[A, R] // the chunk being filled
-	inputEnded bool         // the reader has returned and everything it read is in items
-	flushDue   bool         // send cur even though it is not full
-	timer      *time.Timer  // flushDelay for a chunk that is not full
-	timerOn    bool
-	armedLen   int            // len(cur.args) when the timer was armed
-	pending    []*chunk[A, R] // ordered: submitted and not yielded, in input order
-	head       int            // pending[:head] are yielded
-	ready      []*chunk[A, R] // unordered: done chunks being yielded
-	flying     int            // chunks submitted and not yet yielded
-	owed       int            // inputs yielded and not yet credited to the reader
-	wakeFn     func()         // ordered: wakes the loop when the head chunk ends
-	over       bool           // ended: input stopped, works cancelled
-	wake       chan struct{}  // wakes the loop: input, a completion
-	more       chan struct{}  // wakes the reader: credit, stop
-	exited     chan struct{}  // closed when the reader has returned
-	inputPanic any            // what the input sequence panicked with
-
-	mu          sync.Mutex
-	buf         []A            // read, not yet taken by the loop
-	credit      int            // how many more inputs the reader may read
+	rring       []A          // the ring the loop takes inputs from
+	rmask       int64        // len(rring)-1
+	maxRing     int          // the largest ring
+	taken       int64        // inputs taken into chunks
+	seen        int64        // inputs known published (written, as last loaded)
+	cur         *chunk[A, R] // the chunk being filled
+	inputEnded  bool         // the reader has returned and every input is taken
+	flushDue    bool         // send cur even though it is not full
+	timer       *time.Timer  // flushDelay for a chunk that is not full
+	timerOn     bool
+	armedLen    int            // len(cur.args) when the timer was armed
+	pending     []*chunk[A, R] // ordered: submitted and not yielded, in input order
+	head        int            // pending[:head] are yielded
+	ready       []*chunk[A, R] // unordered: done chunks being yielded
+	flying      int            // chunks submitted and not yet yielded
+	owed        int            // inputs yielded and not yet credited to the reader
 	creditBatch int            // credit is given back in batches of at least this
-	inEnded     bool           // the reader has returned
-	inPanicked  bool           // … by a panic (inputPanic)
-	inGoexit    bool           // … by runtime.Goexit
-	stop        bool           // the Map is over: the reader's yield returns false
-	readerWaits bool           // the reader waits on more for credit
-	wantInput   bool           // the loop waits on wake for input
-	wantDone    bool           // the loop waits on wake for a completion (unordered)
-	done        []*chunk[A, R] // unordered: chunks done, not yet taken by the loop
+	wakeFn      func()         // ordered: wakes the loop when the head chunk ends
+	over        bool           // ended: input stopped, works cancelled
+	returned    bool           // the loop returned, not panicked or Goexited
+	wake        chan struct{}  // wakes the loop: input, a completion
+	more        chan struct{}  // wakes the reader: credit, stop
+	exited      chan struct{}  // closed when the reader has returned
+
+	// The reader's own state, and what it publishes with each input. The
+	// padding keeps the fields written for every input off the cache lines
+	// of the others.
+	_         [128]byte
+	wring     []A   // the ring the reader writes to
+	wmask     int64 // len(wring)-1
+	wat       int64 // the number of the first input in wring
+	wtotal    int64 // inputs published
+	roomUntil int64 // the ring has room until wtotal reaches this
+	allow     int   // inputs the reader may read before it needs credit
+	refused   bool  // push has returned false
+	written   atomic.Int64
+	_         [128]byte
+
+	// Read-mostly flags between the loop and the reader (set before ended:
+	// inputPanic, inPanicked, inGoexit).
+	stop        atomic.Bool                   // the Map is over: the reader's yield returns false
+	ended       atomic.Bool                   // the reader has returned
+	wantInput   atomic.Bool                   // the loop waits on wake for input
+	readerWaits atomic.Bool                   // the reader waits on more for credit
+	credit      atomic.Int64                  // credit given back, not yet taken into allow
+	takenA      atomic.Int64                  // taken, published for the reader's ring room
+	grown       atomic.Pointer[ringSwitch[A]] // set by the reader, cleared by the loop once it switched
+	inputPanic  any                           // what the input sequence panicked with
+	inPanicked  bool
+	inGoexit    bool
+	_           [128]byte
+
+	// MapUnordered's completions, from the goroutines that end chunks.
+	mu       sync.Mutex
+	wantDone bool           // the loop waits on wake for a completion
+	done     []*chunk[A, R] // chunks done, not yet taken by the loop
+	_        [128]byte
 }
 
 // read runs the input sequence on its own goroutine.
 func (m *mapRun[A, R]) read(inputs iter.Seq[A]) {
 	normal := false
 	defer func() {
-		var p any
 		if !normal {
-			p = recover() // nil: runtime.Goexit (a nil panic is a *runtime.PanicNilError)
+			p := recover() // nil: runtime.Goexit (a nil panic is a *runtime.PanicNilError)
+			m.inputPanic, m.inPanicked, m.inGoexit = p, p != nil, p == nil
 		}
-		m.mu.Lock()
-		m.inEnded = true
-		if !normal {
-			m.inputPanic = p
-			m.inPanicked = p != nil
-			m.inGoexit = p == nil
-		}
-		wake := m.wantInput
-		m.wantInput = false
-		m.mu.Unlock()
-		if wake {
-			signal(m.wake)
-		}
+		m.ended.Store(true)
+		m.wakeLoopForInput()
 		close(m.exited)
 	}()
-	m.mu.Lock()
-	stop := m.stop
-	m.mu.Unlock()
-	if !stop {
+	if !m.stop.Load() {
 		inputs(m.push)
 	}
 	normal = true
 }
 
 // push is the input sequence's yield: it hands a over to the loop, first
-// waiting for credit if the reader is a window ahead.
+// waiting for credit if the reader is a window ahead, or for room in the
+// ring.
 func (m *mapRun[A, R]) push(a A) bool {
-	m.mu.Lock()
-	for m.credit == 0 && !m.stop {
-		m.readerWaits = true
-		m.mu.Unlock()
-		<-m.more
-		m.mu.Lock()
-	}
-	if m.stop {
-		m.mu.Unlock()
+	if (m.allow == 0 || m.wtotal == m.roomUntil) && !m.waitRoom() || m.stop.Load() {
+		if m.refused {
+			// As the runtime does for a range loop: raised in the caller.
+			panic(errYieldAfterFalse)
+		}
+		m.refused = true
 		return false
 	}
-	m.credit--
-	m.buf = append(m.buf, a)
-	wake := m.wantInput
-	m.wantInput = false
-	m.mu.Unlock()
-	if wake {
-		signal(m.wake)
-	}
+	m.allow--
+	m.wring[m.wtotal&m.wmask] = a
+	m.wtotal++
+	m.written.Store(m.wtotal)
+	m.wakeLoopForInput()
 	return true
 }
 
-// giveCreditLocked hands the yielded inputs back to the reader as credit.
-func (m *mapRun[A, R]) giveCreditLocked() {
+// wakeLoopForInput wakes the loop if it waits for input. The loop sets
+// wantInput before it looks at written and ended one last time, and the
+// reader changes those before it reads wantInput: one of the two sees the
+// other (Go's atomics are sequentially consistent).
+func (m *mapRun[A, R]) wakeLoopForInput() {
+	if m.wantInput.Load() && m.wantInput.CompareAndSwap(true, false) {
+		signal(m.wake)
+	}
+}
+
+// waitRoom waits until the reader may read one more input: credit and
+// room in the ring, which the loop gives back (false: the Map is over).
+func (m *mapRun[A, R]) waitRoom() bool {
+	for {
+		if m.stop.Load() {
+			return false
+		}
+		if m.refreshRoom() {
+			return true
+		}
+		m.readerWaits.Store(true)
+		if m.refreshRoom() || m.stop.Load() {
+			if !m.readerWaits.CompareAndSwap(true, false) {
+				<-m.more // the loop has claimed the wake-up: take its token
+			}
+			continue
+		}
+		<-m.more
+	}
+}
+
+// refreshRoom takes the credit and ring room the loop has given back; true
+// if the reader may read one more input.
+func (m *mapRun[A, R]) refreshRoom() bool {
+	if m.allow == 0 {
+		m.allow = int(m.credit.Swap(0))
+	}
+	if m.wtotal == m.roomUntil {
+		m.roomUntil = max(m.takenA.Load(), m.wat) + int64(len(m.wring))
+		if m.wtotal == m.roomUntil && len(m.wring) < m.maxRing && m.grown.Load() == nil {
+			// Full, and the loop reads from this ring: double it. The
+			// inputs in the old one stay there until the loop took them.
+			n := 2 * len(m.wring)
+			m.wring, m.wmask, m.wat = make([]A, n), int64(n-1), m.wtotal
+			m.grown.Store(&ringSwitch[A]{ring: m.wring, at: m.wtotal})
+			m.roomUntil = m.wtotal + int64(n)
+		}
+	}
+	return m.allow > 0 && m.wtotal < m.roomUntil
+}
+
+// wakeReader wakes the reader if it waits for credit.
+func (m *mapRun[A, R]) wakeReader() {
+	if m.readerWaits.Load() && m.readerWaits.CompareAndSwap(true, false) {
+		signal(m.more)
+	}
+}
+
+// giveCredit hands the yielded inputs back to the reader as credit. The
+// reader's allow and credit and the inputs not yet yielded never sum to more
+// than the initial credit, so this cannot overflow.
+func (m *mapRun[A, R]) giveCredit() {
 	if m.owed == 0 {
 		return
 	}
-	if m.credit <= math.MaxInt-m.owed {
-		m.credit += m.owed
-	} else {
-		m.credit = math.MaxInt
-	}
+	m.credit.Add(int64(m.owed))
 	m.owed = 0
-	if m.readerWaits {
-		m.readerWaits = false
-		signal(m.more)
-	}
+	m.wakeReader()
 }
 
 // completed queues a done chunk for MapUnordered's loop. It runs in the
@@ -258,7 +366,7 @@ func (m *mapRun[A, R]) run() {
 		if !m.yieldReady() || !m.feed() {
 			return
 		}
-		if m.inputEnded && m.ii == len(m.items) && m.cur == nil && m.flying == 0 {
+		if m.inputEnded && m.cur == nil && m.flying == 0 {
 			return
 		}
 		if !m.wait() {
@@ -271,15 +379,14 @@ func (m *mapRun[A, R]) run() {
 // due while the window has room; false if the Map failed.
 func (m *mapRun[A, R]) feed() bool {
 	for {
-		if m.ii < len(m.items) && (m.cur == nil || len(m.cur.args) < m.size) {
-			n := len(m.items) - m.ii
-			if m.cur == nil {
-				m.cur = newChunk(m.w, m.size, n)
+		if m.cur == nil || len(m.cur.args) < m.size {
+			if m.taken < m.seen {
+				m.fill()
+				continue
 			}
-			n = min(n, m.size-len(m.cur.args))
-			m.cur.args = append(m.cur.args, m.items[m.ii:m.ii+n]...)
-			m.ii += n
-			continue
+			if !m.inputEnded && m.takeInput() {
+				continue
+			}
 		}
 		if m.cur != nil && (len(m.cur.args) == m.size || m.flushDue || m.inputEnded) {
 			if m.flying >= m.window {
@@ -293,31 +400,55 @@ func (m *mapRun[A, R]) feed() bool {
 			}
 			continue
 		}
-		if m.ii == len(m.items) && !m.inputEnded && m.takeInput() {
-			continue
-		}
 		return true
 	}
 }
 
-// takeInput takes what the reader has read; false if there was nothing new.
-// A panic or Goexit of the input sequence is raised here, in the caller's
+// fill moves published inputs into cur, starting one if needed, and gives
+// their room in the ring back to the reader.
+func (m *mapRun[A, R]) fill() {
+	avail := m.seen - m.taken
+	if m.cur == nil {
+		m.cur = newChunk(m.w, m.size, max(int(avail), min(m.maxRing, 256)))
+	}
+	n := int(min(avail, int64(m.size-len(m.cur.args))))
+	for n > 0 {
+		lim := n
+		if sw := m.grown.Load(); sw != nil {
+			if m.taken == sw.at {
+				m.rring, m.rmask = sw.ring, int64(len(sw.ring)-1)
+				m.grown.Store(nil)
+				continue
+			}
+			lim = min(lim, int(sw.at-m.taken)) // the rest is in the new ring
+		}
+		i := int(m.taken & m.rmask)
+		k := min(lim, len(m.rring)-i)
+		in := m.rring[i : i+k]
+		m.cur.args = append(m.cur.args, in...)
+		clear(in) // the chunk holds them now; the ring must not keep them alive
+		m.taken += int64(k)
+		n -= k
+	}
+	m.takenA.Store(m.taken)
+	m.wakeReader()
+}
+
+// takeInput looks for inputs the reader has published since; false if
+// there were none. When the input has ended and every input is taken, it
+// raises a panic or Goexit of the input sequence here, in the caller's
 // goroutine.
 func (m *mapRun[A, R]) takeInput() bool {
-	m.mu.Lock()
-	got := len(m.buf) > 0
-	if got {
-		clear(m.items) // drop references to inputs already sent
-		m.items, m.buf = m.buf, m.items[:0]
-		m.ii = 0
-	}
-	ended := m.inEnded && !got
 	if m.owed >= m.creditBatch {
-		m.giveCreditLocked()
+		m.giveCredit()
 	}
-	m.mu.Unlock()
+	ended := m.ended.Load() // before written: all of it is then published
+	if w := m.written.Load(); w > m.seen {
+		m.seen = w
+		return true
+	}
 	if !ended {
-		return got
+		return false
 	}
 	m.inputEnded = true
 	if m.inPanicked {
@@ -416,33 +547,36 @@ func (m *mapRun[A, R]) yieldChunk(ch *chunk[A, R]) bool {
 // ended.
 func (m *mapRun[A, R]) wait() bool {
 	if m.ordered && m.flying > 0 {
-		if h := m.pending[m.head]; !h.watched {
-			h.watched = true
+		if h := m.pending[m.head]; h.cb1[0] == nil {
+			// Registered once; if the chunk has ended meanwhile, wakeFn
+			// runs now and the chunk is yielded next round.
 			h.t.onDone(m.wakeFn)
 		}
 	}
 	// Input is wanted when it can be used: not when the window is full,
 	// where the completion that frees it wakes the loop anyway.
-	wantInput := !m.inputEnded && m.ii == len(m.items) && (m.cur == nil || len(m.cur.args) < m.size) && m.flying < m.window
+	wantInput := !m.inputEnded && m.taken == m.seen && (m.cur == nil || len(m.cur.args) < m.size) && m.flying < m.window
 	partial := m.cur != nil && len(m.cur.args) < m.size && !m.flushDue
-	m.mu.Lock()
-	if wantInput && (len(m.buf) > 0 || m.inEnded) || len(m.done) > 0 {
-		m.mu.Unlock()
-		return true
+	if wantInput {
+		m.wantInput.Store(true)
+		if m.written.Load() > m.seen || m.ended.Load() {
+			m.wantInput.Store(false) // a wake-up already sent is only spurious
+			return true
+		}
 	}
-	if partial && m.flying == 0 {
-		// The input is slow and nothing else is in flight: waiting for a
-		// full chunk would only leave the pool idle.
+	if !m.ordered {
+		m.mu.Lock()
+		if len(m.done) > 0 {
+			m.mu.Unlock()
+			m.wantInput.Store(false)
+			return true
+		}
+		m.wantDone = m.flying > 0
 		m.mu.Unlock()
-		m.flushDue = true
-		return true
 	}
 	if m.owed >= m.creditBatch || m.flying == 0 {
-		m.giveCreditLocked()
+		m.giveCredit()
 	}
-	m.wantInput = wantInput
-	m.wantDone = !m.ordered && m.flying > 0
-	m.mu.Unlock()
 
 	var timerC <-chan time.Time
 	if partial {
@@ -457,15 +591,19 @@ func (m *mapRun[A, R]) wait() bool {
 		}
 		timerC = m.timer.C
 	}
+	ok := true
 	select {
 	case <-m.wake:
 	case <-timerC:
 		m.timerOn = false
 		m.flushDue = true
 	case <-m.ctx.Done():
-		return m.fail(m.ctxErr(m.ctx.Err()))
+		ok = m.fail(m.ctxErr(m.ctx.Err()))
 	}
-	return true
+	if wantInput {
+		m.wantInput.Store(false)
+	}
+	return ok
 }
 
 func (m *mapRun[A, R]) stopTimer() {
@@ -498,13 +636,8 @@ func (m *mapRun[A, R]) stopAll() {
 		return
 	}
 	m.over = true
-	m.mu.Lock()
-	m.stop = true
-	if m.readerWaits {
-		m.readerWaits = false
-		signal(m.more)
-	}
-	m.mu.Unlock()
+	m.stop.Store(true)
+	m.wakeReader()
 	if m.ordered {
 		for _, ch := range m.pending[m.head:] {
 			ch.t.cancel(errCanceled)
@@ -516,10 +649,28 @@ func (m *mapRun[A, R]) stopAll() {
 }
 
 // end runs when the Map's loop returns, however it does (end of input, an
-// error, a break, a panic or Goexit in the loop body): nothing the Map
-// started outlives it.
+// error, a break, a panic or Goexit in the loop body): the works are
+// cancelled and the reader told to stop. When the loop returned, end waits
+// for the reader too, so that nothing the Map started outlives it. A panic
+// or Goexit of the loop body (t.Fatal) does not wait: an input blocked in
+// its own code must not turn a failure into a hang; the reader then returns
+// as soon as the input yields again.
 func (m *mapRun[A, R]) end() {
 	m.stopAll()
 	m.stopTimer()
+	if !m.returned && !m.inputEnded {
+		return
+	}
 	<-m.exited
+	// The input panicked or called Goexit after the loop stopped taking
+	// its inputs (told to stop, it went on): raise it here, as if it had
+	// run in this goroutine.
+	if m.returned && !m.inputEnded {
+		if m.inPanicked {
+			panic(m.inputPanic)
+		}
+		if m.inGoexit {
+			runtime.Goexit()
+		}
+	}
 }

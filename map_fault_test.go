@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -382,5 +383,148 @@ func TestMapSendsAPartialChunkWhileOthersRun(t *testing.T) {
 	}
 	if starved.Load() || len(got) != 3 || got[0] != 1 {
 		t.Fatalf("got %v (input starved %v): item 1 should have been sent without waiting for item 2", got, starved.Load())
+	}
+}
+
+// TestMapLoopPanicDoesNotWaitForABlockedInput: a panic in the loop body
+// (or t.Fatal) reaches the caller at once, though the input is blocked in
+// its own code; the input is stopped once it yields again.
+func TestMapLoopPanicDoesNotWaitForABlockedInput(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2))
+	for _, k := range mapKinds {
+		t.Run(k.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			release := make(chan struct{})
+			var stopped atomic.Bool
+			input := func(yield func(int) bool) {
+				defer stopped.Store(true)
+				if !yield(0) {
+					return
+				}
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return
+				}
+				if yield(1) {
+					t.Error("the input was not stopped")
+				}
+			}
+			var recovered any
+			func() {
+				defer func() { recovered = recover() }()
+				for range k.run(ctx, ex, double, input) {
+					panic(inputPanic{})
+				}
+			}()
+			if _, ok := recovered.(inputPanic); !ok {
+				t.Fatalf("recovered %v", recovered)
+			}
+			if stopped.Load() {
+				t.Fatal("the input returned before it was released")
+			}
+			close(release)
+			waitFor(t, "the input to stop", stopped.Load)
+		})
+	}
+}
+
+// TestMapHandOffKeepsEveryInput drives the reader's ring through growth and
+// wrap-around, with the loop sometimes slower than the reader and sometimes
+// faster: every input must come out once, in order for Map.
+func TestMapHandOffKeepsEveryInput(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2))
+	const n = 8000
+	for _, k := range mapKinds {
+		for _, c := range []struct{ chunk, window int }{{1, 0}, {7, 3}, {1000, 0}, {1, 1}, {64, 1000}} {
+			t.Run(fmt.Sprintf("%s/chunk=%d/window=%d", k.name, c.chunk, c.window), func(t *testing.T) {
+				opts := []aplex.CallOption{aplex.ChunkSize(c.chunk)}
+				if c.window > 0 {
+					opts = append(opts, aplex.Window(c.window))
+				}
+				input := func(yield func(int) bool) {
+					for i := range n {
+						if i%997 == 0 {
+							runtime.Gosched() // now and then, let the loop catch up
+						}
+						if !yield(i) {
+							return
+						}
+					}
+				}
+				seen := make([]bool, n)
+				got := 0
+				for v, err := range k.run(ctxT(t), ex, double, input, opts...) {
+					if err != nil {
+						t.Fatalf("after %d results: %v", got, err)
+					}
+					i := v / 2
+					if v%2 != 0 || i < 0 || i >= n || seen[i] || k.ordered && i != got {
+						t.Fatalf("result %d: %d (a duplicate, out of range or out of order)", got, v)
+					}
+					seen[i] = true
+					got++
+					if got%1500 == 0 {
+						runtime.Gosched() // and let the reader run ahead
+					}
+				}
+				if got != n {
+					t.Fatalf("%d results, want %d", got, n)
+				}
+			})
+		}
+	}
+}
+
+// TestMapLargeInputs: inputs of a large type get a small ring, not one
+// sized for small inputs.
+func TestMapLargeInputs(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2))
+	type big [256 << 10]byte // by value: a ring of one
+	w := aplex.Fn(func(_ context.Context, b big) (int, error) { return int(b[0]), nil })
+	input := func(yield func(big) bool) {
+		var b big
+		for i := range 50 {
+			b[0] = byte(i)
+			if !yield(b) {
+				return
+			}
+		}
+	}
+	got := 0
+	for v, err := range aplex.Map(ctxT(t), ex, w, input) {
+		if err != nil || v != got {
+			t.Fatalf("result %d: %d, %v", got, v, err)
+		}
+		got++
+	}
+	if got != 50 {
+		t.Fatalf("%d results", got)
+	}
+}
+
+// TestMapInputThatIgnoresStopPanics: an input that calls yield again after
+// it returned false gets a panic, raised in the caller's goroutine (what
+// the runtime does for a range loop), instead of a Map that never ends.
+func TestMapInputThatIgnoresStopPanics(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2))
+	for _, k := range mapKinds {
+		t.Run(k.name, func(t *testing.T) {
+			input := func(yield func(int) bool) {
+				for i := 0; ; i++ {
+					yield(i) // ignores false
+				}
+			}
+			var recovered any
+			func() {
+				defer func() { recovered = recover() }()
+				for range k.run(ctxT(t), ex, double, input) {
+					break
+				}
+			}()
+			if err, ok := recovered.(error); !ok || !strings.Contains(err.Error(), "after it returned false") {
+				t.Fatalf("recovered %v, want the yield-after-false panic", recovered)
+			}
+		})
 	}
 }

@@ -149,11 +149,16 @@ func TestMapFirstErrorCancelsTheRest(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(2))
 	boom := errors.New("boom")
 	var cancelled atomic.Int32
+	started := make(chan struct{})
 	w := aplex.Fn(func(ctx context.Context, x int) (int, error) {
-		if x == 3 {
+		if x == 3 { // fails once a later work runs, to be cancelled
+			<-started
 			return 0, boom
 		}
 		if x > 3 {
+			if x == 4 {
+				close(started)
+			}
 			<-ctx.Done()
 			cancelled.Add(1)
 			return 0, ctx.Err()
@@ -181,9 +186,14 @@ func TestMapFirstErrorCancelsTheRest(t *testing.T) {
 func TestMapBreakCancelsTheRest(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(2))
 	var cancelled atomic.Int32
+	started := make(chan struct{})
 	w := aplex.Fn(func(ctx context.Context, x int) (int, error) {
-		if x == 0 {
+		switch x {
+		case 0: // its result, and so the break, come once work 1 runs
+			<-started
 			return 0, nil
+		case 1:
+			close(started)
 		}
 		<-ctx.Done()
 		cancelled.Add(1)
@@ -200,16 +210,30 @@ func TestMapBreakCancelsTheRest(t *testing.T) {
 
 func TestMapUnorderedYieldsInCompletionOrder(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(4))
-	w := aplex.Fn(func(_ context.Context, x int) (int, error) {
-		time.Sleep(time.Duration(4-x) * 80 * time.Millisecond)
-		return x, nil
+	// The works end in the order the test opens their gates: 3, then each
+	// one after the previous result was yielded.
+	var gates [4]chan struct{}
+	for i := range gates {
+		gates[i] = make(chan struct{})
+	}
+	w := aplex.Fn(func(ctx context.Context, x int) (int, error) {
+		select {
+		case <-gates[x]:
+			return x, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	})
+	close(gates[3])
 	var got []int
 	for v, err := range aplex.MapUnordered(ctxT(t), ex, w, seq(4, nil)) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, v)
+		if v > 0 {
+			close(gates[v-1])
+		}
 	}
 	if !slices.Equal(got, []int{3, 2, 1, 0}) {
 		t.Fatalf("completion order %v, want [3 2 1 0]", got)
