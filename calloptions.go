@@ -42,7 +42,7 @@ func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
 // n is an upper bound, not an amount reserved: a chunk's memory grows with
 // the inputs that really arrive, so a huge n (even math.MaxInt) costs
 // nothing up front. A chunk is sent before it is full when the input has
-// ended, or when it has produced nothing for 1ms: a slow input gets smaller
+// ended, or when it has produced nothing for 5ms: a slow input gets smaller
 // chunks, never a result held back for inputs that have not come.
 func ChunkSize(n int) CallOption {
 	return func(c *callConfig) error {
