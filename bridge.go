@@ -65,7 +65,7 @@ func hostConfig(base context.Context, id int) (host.Config, error) {
 	if err != nil {
 		return host.Config{}, err
 	}
-	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError, BaseContext: ctx}, nil
+	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError, GoexitError: ErrGoexit, BaseContext: ctx}, nil
 }
 
 type hostRegistry struct{}

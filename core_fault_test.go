@@ -294,3 +294,19 @@ func TestStandardSentinelsCrossProcesses(t *testing.T) {
 		}
 	}
 }
+
+var pGoexit = aplex.Register("test.fault.goexit", func(context.Context, int) (int, error) {
+	runtime.Goexit()
+	return 0, nil
+})
+
+func TestGoexitMatchesErrGoexitOnProcessWorkers(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1))
+	_, err := mustSubmit(t, ex, pGoexit, 0).Get(ctxT(t))
+	if !errors.Is(err, aplex.ErrGoexit) {
+		t.Fatalf("Goexit in a process work: %v, want ErrGoexit", err)
+	}
+	if v := mustGet(t, mustSubmit(t, ex, pDouble, 4)); v != 8 {
+		t.Fatalf("after Goexit: %d", v)
+	}
+}

@@ -10,6 +10,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"time"
@@ -40,6 +41,11 @@ type Config struct {
 	// not return nil for a non-nil error. Nil means the default
 	// {Type: fmt.Sprintf("%T", err), Message: err.Error()}.
 	EncodeError func(err error) *wire.Error
+	// GoexitError is the error of a work that called runtime.Goexit,
+	// passed through EncodeError (nil: a plain error saying so). The
+	// executor's own sentinel goes here, so errors.Is matches it across
+	// processes as it does in-process.
+	GoexitError error
 	// MaxFrame is the frame limit of the connection (0: wire.DefaultMaxFrame).
 	// A result that would not fit in MaxFrame-4096 bytes is replaced by an
 	// Error with Code wire.CodeTooLarge.
@@ -110,6 +116,9 @@ func New(cfg Config) *Host {
 	}
 	if h.encode == nil {
 		h.encode = defaultEncodeError
+	}
+	if h.cfg.GoexitError == nil {
+		h.cfg.GoexitError = errors.New("aplex: work called runtime.Goexit")
 	}
 	return h
 }

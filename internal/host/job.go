@@ -117,7 +117,7 @@ func (j *job) runItem(i int) {
 					Sentinels: j.h.panicSentinels(v),
 				}
 			} else {
-				j.items[i].Err = &wire.Error{Message: "aplex: work called runtime.Goexit"}
+				j.items[i].Err = j.h.encode(j.h.cfg.GoexitError)
 			}
 		}
 		if j.pending.Add(-1) == 0 {
