@@ -74,7 +74,7 @@ var (
 		time.Sleep(time.Minute)
 		return 0, errors.New("the first attempt was not killed")
 	})
-	pCrash    = aplex.Register("test.crash", func(_ context.Context, how string) (int, error) {
+	pCrash = aplex.Register("test.crash", func(_ context.Context, how string) (int, error) {
 		switch how {
 		case "exit":
 			os.Exit(3)
