@@ -60,12 +60,25 @@ func TestMapIsLazyWithABoundedWindow(t *testing.T) {
 
 func TestMapChunkIsOneDispatchRunConcurrently(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(1), withWorkerID())
+	// The items of the first two chunks wait for one another: the Map
+	// ends only if both chunks run at once, each with its four items at
+	// once (else it hangs until ctxT's deadline, and fails).
 	var inFlight, peak atomic.Int32
+	all := make(chan struct{})
 	w := aplex.Fn(func(ctx context.Context, x int) (int, error) {
 		n := inFlight.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
-		time.Sleep(5 * time.Millisecond)
+		if x < 8 {
+			if n == 8 {
+				close(all)
+			}
+			select {
+			case <-all:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
 		inFlight.Add(-1)
 		return workerOf(ctx), nil
 	})
