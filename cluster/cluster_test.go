@@ -30,19 +30,22 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("square(12) = %v, %v", v, err)
 	}
 
-	_, err = get(t, submit(t, ctx, ex, fail, "x"))
+	f, _ = aplex.Submit(ctx, ex, fail, "x")
+	_, err = get(t, f)
 	var re *aplex.RemoteError
 	if !errors.Is(err, errSentinel) || !errors.As(err, &re) || !strings.Contains(err.Error(), "failing on x") {
 		t.Errorf("fail: err = %v (%T), want a RemoteError matching the sentinel", err, err)
 	}
 
-	_, err = get(t, submit(t, ctx, ex, boom, "kaboom"))
+	f, _ = aplex.Submit(ctx, ex, boom, "kaboom")
+	_, err = get(t, f)
 	var pe *aplex.PanicError
 	if !errors.As(err, &pe) || !pe.Remote || !strings.Contains(err.Error(), "kaboom") {
 		t.Errorf("panic: err = %v, want a remote PanicError", err)
 	}
 
-	if _, err = get(t, submit(t, ctx, ex, parentOnly, 1)); !errors.Is(err, aplex.ErrNotRegistered) {
+	f, _ = aplex.Submit(ctx, ex, parentOnly, 1)
+	if _, err = get(t, f); !errors.Is(err, aplex.ErrNotRegistered) {
 		t.Errorf("unregistered work: err = %v, want ErrNotRegistered", err)
 	}
 
@@ -51,7 +54,8 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := aplex.Submit(ctx, ex, huge, make([]byte, 2<<20)); !errors.Is(err, aplex.ErrTooLarge) {
 		t.Errorf("2 MiB argument: err = %v, want ErrTooLarge at Submit", err)
 	}
-	if _, err := get(t, submit(t, ctx, ex, bigResult, 2<<20)); !errors.Is(err, aplex.ErrTooLarge) {
+	fb, _ := aplex.Submit(ctx, ex, bigResult, 2<<20)
+	if _, err := get(t, fb); !errors.Is(err, aplex.ErrTooLarge) {
 		t.Errorf("2 MiB result: err = %v, want ErrTooLarge", err)
 	}
 	args := func(yield func([]byte) bool) {
@@ -68,7 +72,8 @@ func TestRoundTrip(t *testing.T) {
 		break
 	}
 	// The worker is still fine.
-	if v, err := get(t, submit(t, ctx, ex, square, 3)); v != 9 || err != nil {
+	f, _ = aplex.Submit(ctx, ex, square, 3)
+	if v, err := get(t, f); v != 9 || err != nil {
 		t.Fatalf("square(3) after errors = %v, %v", v, err)
 	}
 }
@@ -228,9 +233,11 @@ func TestCancelRunning(t *testing.T) {
 	}
 
 	// Future.Cancel of a running work.
-	started := marker(t)
-	f := submit(t, ctx, ex, markBlock, markArg{Marker: started, Key: "by-cancel"})
-	waitStarted(t, started)
+	f, err := aplex.Submit(ctx, ex, block, "by-cancel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let it start in the worker
 	if !f.Cancel() {
 		t.Fatal("Cancel of a running work returned false")
 	}
@@ -242,9 +249,11 @@ func TestCancelRunning(t *testing.T) {
 
 	// Cancelling the ctx given to Submit.
 	cctx, cancel := context.WithCancel(ctx)
-	started = marker(t)
-	f = submit(t, cctx, ex, markBlock, markArg{Marker: started, Key: "by-ctx"})
-	waitStarted(t, started)
+	f, err = aplex.Submit(cctx, ex, block, "by-ctx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
 	cancel()
 	if _, err := get(t, f); !errors.Is(err, context.Canceled) {
 		t.Errorf("ctx-cancelled future: err = %v, want context.Canceled", err)
@@ -252,7 +261,7 @@ func TestCancelRunning(t *testing.T) {
 	waitFor(t, 5*time.Second, "the work to observe its ctx", seenBy("by-ctx"))
 
 	// A per-work deadline ends the work's ctx in the worker.
-	f = submit(t, ctx, ex, block, "by-deadline", aplex.Deadline(100*time.Millisecond))
+	f, _ = aplex.Submit(ctx, ex, block, "by-deadline", aplex.Deadline(100*time.Millisecond))
 	if _, err := get(t, f); !errors.Is(err, errObserved) {
 		t.Errorf("deadline: err = %v, want the work's own error", err)
 	}
@@ -362,9 +371,8 @@ func TestServeInProcess(t *testing.T) {
 		}
 	}
 
-	started := marker(t)
-	fb := submit(t, bg, ex, markBlock, markArg{Marker: started, Key: "drain-timeout"})
-	waitStarted(t, started)
+	fb, _ := aplex.Submit(bg, ex, block, "drain-timeout")
+	time.Sleep(50 * time.Millisecond)
 	stop()
 	if _, err := get(t, fb); !errors.Is(err, errObserved) {
 		t.Errorf("work cancelled by the drain timeout: err = %v, want its own error", err)

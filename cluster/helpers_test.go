@@ -202,38 +202,3 @@ func get[R any](t testing.TB, f *aplex.Future[R]) (R, error) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-
-// submit is aplex.Submit that fails the test on an error.
-func submit[A, R any](t testing.TB, ctx context.Context, ex *aplex.Executor, w *aplex.Work[A, R], arg A, opts ...aplex.CallOption) *aplex.Future[R] {
-	t.Helper()
-	f, err := aplex.Submit(ctx, ex, w, arg, opts...)
-	if err != nil {
-		t.Fatalf("Submit(%v): %v", arg, err)
-	}
-	return f
-}
-
-// marker returns a fresh marker path for a markBlock or markWhoami work.
-func marker(t testing.TB) string {
-	t.Helper()
-	f, err := os.CreateTemp(t.TempDir(), "started-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	os.Remove(f.Name())
-	return f.Name()
-}
-
-// waitStarted waits until the works given these markers have started.
-func waitStarted(t testing.TB, markers ...string) {
-	t.Helper()
-	waitFor(t, 10*time.Second, "the works to start", func() bool {
-		for _, m := range markers {
-			if _, err := os.Stat(m); err != nil {
-				return false
-			}
-		}
-		return true
-	})
-}

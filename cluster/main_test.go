@@ -71,28 +71,6 @@ var (
 		_, ok := cancelled.Load(key)
 		return ok, nil
 	})
-	// markBlock is block that first creates a.Marker, so a test knows it
-	// has started in its worker.
-	markBlock = aplex.Register("cluster.mark-block", func(ctx context.Context, a markArg) (int, error) {
-		if err := os.WriteFile(a.Marker, nil, 0o600); err != nil {
-			return 0, err
-		}
-		<-ctx.Done()
-		cancelled.Store(a.Key, true)
-		return 0, errObserved
-	})
-	// markWhoami is whoami that first creates a.Marker.
-	markWhoami = aplex.Register("cluster.mark-whoami", func(ctx context.Context, a markArg) (string, error) {
-		if err := os.WriteFile(a.Marker, nil, 0o600); err != nil {
-			return "", err
-		}
-		select {
-		case <-time.After(a.D):
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-		return fmt.Sprintf("%s/%d", cluster.WorkerID(ctx), os.Getpid()), nil
-	})
 	bigResult = aplex.Register("cluster.big", func(_ context.Context, n int) ([]byte, error) { return make([]byte, n), nil })
 	huge      = aplex.Register("cluster.huge-arg", func(_ context.Context, b []byte) (int, error) { return len(b), nil })
 	// parentOnly is registered only in the test process, not in workers:
@@ -105,14 +83,6 @@ func registerInParent[A, R any](name string, fn func(context.Context, A) (R, err
 		return nil
 	}
 	return aplex.Register(name, fn)
-}
-
-// markArg is the argument of the works that say they started by creating
-// Marker: a handshake across processes.
-type markArg struct {
-	Marker string
-	Key    string        // markBlock: the key observed reads back
-	D      time.Duration // markWhoami: how long it runs
 }
 
 // worker returns the worker id part of whoami's answer.
