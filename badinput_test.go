@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"math"
 	"os"
 	"os/exec"
@@ -27,7 +26,7 @@ type badCase struct {
 	do   func(t *testing.T) error
 	want error  // matched with errors.Is, when set
 	text string // else (or also) contained in the message
-	// noErr: the API has no error to return (Stats, huge options); do
+	// noErr: the API has no error to return (Stats, AsCompleted); do
 	// returns an error only when the behaviour is wrong.
 	noErr bool
 }
@@ -322,23 +321,18 @@ func TestBadInputTable(t *testing.T) {
 			_, _, err := aplex.Wait(ctx, aplex.FirstCompleted, nil)
 			return err
 		}, text: "future 0 is nil"},
-		{name: "AsCompleted nil future (item 17)", do: func(*testing.T) error {
+		{name: "AsCompleted skips nil futures", do: func(*testing.T) error {
 			var typed *aplex.Future[int]
 			f := mustSubmit(t, tx, double, 3)
-			got, err := asCompleted(ctx, f, typed)
-			if err == nil {
-				return fmt.Errorf("AsCompleted yielded %v and no error for a nil future", got)
+			var got []aplex.Awaitable
+			for a := range aplex.AsCompleted(ctx, nil, typed, f, nil) {
+				got = append(got, a)
 			}
-			return err
-		}, text: "future 1 is nil"},
-		{name: "AsCompleted nil ctx (item 17)", do: func(*testing.T) error {
-			f := mustSubmit(t, tx, double, 3)
-			got, err := asCompleted(nilCtx, f)
-			if err == nil {
-				return fmt.Errorf("AsCompleted yielded %v and no error for a nil ctx", got)
+			if len(got) != 1 || got[0] != aplex.Awaitable(f) {
+				return fmt.Errorf("AsCompleted yielded %v, want only the live future", got)
 			}
-			return err
-		}, text: "nil context"},
+			return nil
+		}, noErr: true},
 		{name: "Get nil ctx on an ended future (item 17)", do: func(t *testing.T) error {
 			f := mustSubmit(t, tx, double, 2)
 			mustGet(t, f)
@@ -409,30 +403,6 @@ func protect(do func() error) (err error) {
 		}
 	}()
 	return do()
-}
-
-// asCompleted collects what AsCompleted yields and its first error,
-// whichever form AsCompleted has: an iter.Seq2 with errors (item 17 makes
-// it refuse a nil ctx or future like Wait), or the older iter.Seq that
-// cannot report one.
-func asCompleted(ctx context.Context, fs ...aplex.Awaitable) (got []aplex.Awaitable, err error) {
-	switch seq := any(aplex.AsCompleted(ctx, fs...)).(type) {
-	case iter.Seq2[aplex.Awaitable, error]:
-		for a, e := range seq {
-			if e != nil {
-				return got, e
-			}
-			got = append(got, a)
-		}
-	case iter.Seq[aplex.Awaitable]:
-		if ctx == nil {
-			return nil, errors.New("AsCompleted cannot refuse a nil ctx: it has no error to yield")
-		}
-		for a := range seq {
-			got = append(got, a)
-		}
-	}
-	return got, nil
 }
 
 // pAny accepts any argument, so the table can offer it unencodable ones.
