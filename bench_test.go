@@ -73,10 +73,14 @@ func BenchmarkFanOut(b *testing.B) {
 	for range b.N {
 		fs := make([]*aplex.Future[int], works)
 		for i := range fs {
-			fs[i], _ = aplex.Submit(ctx, ex, sleep, i)
+			if fs[i], err = aplex.Submit(ctx, ex, sleep, i); err != nil {
+				b.Fatal(err)
+			}
 		}
 		for _, f := range fs {
-			f.Get(ctx)
+			if _, err := f.Get(ctx); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	wall := time.Since(start) / time.Duration(b.N)
@@ -137,8 +141,11 @@ func submitAllGetAll(b *testing.B, ex *aplex.Executor, w *aplex.Work[int, int]) 
 	fs := make([]*aplex.Future[int], b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
+	var err error
 	for i := range b.N {
-		fs[i], _ = aplex.Submit(ctx, ex, w, i)
+		if fs[i], err = aplex.Submit(ctx, ex, w, i); err != nil {
+			b.Fatal(err)
+		}
 	}
 	for _, f := range fs {
 		if _, err := f.Get(ctx); err != nil {

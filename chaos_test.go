@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,11 +185,8 @@ func TestChaosKillStorm(t *testing.T) {
 			if tc.retries >= c.kills && c.workerErrs != 0 {
 				t.Errorf("%d works failed with Retry(%d) and only %d kills", c.workerErrs, tc.retries, c.kills)
 			}
-			if !tc.useMap && c.succeeded+c.workerErrs+c.otherErrs+c.hung+c.wrong != c.submitted {
+			if c.succeeded+c.workerErrs+c.otherErrs+c.hung+c.wrong != c.submitted {
 				t.Errorf("outcomes do not add up: %s", c)
-			}
-			if tc.useMap && c.workerErrs == 0 && c.succeeded != chaosWorks {
-				t.Errorf("Map ended without an error after %d of %d results", c.succeeded, chaosWorks)
 			}
 			poolRecovers(t, ex)
 		})
@@ -220,28 +216,38 @@ func chaosSubmit(t *testing.T, ctx context.Context, ex *aplex.Executor, log stri
 	return c
 }
 
-// chaosMap maps over chaosWorks inputs, in chunks of 4, checking order.
+// chaosMap maps over chaosWorks inputs in chunks of 4, checking order.
+// A Map ends at its first error (a killed chunk without Retry): the item
+// that failed is counted, and a new Map takes the inputs from the next
+// one, so every input ends counted, succeeded or failed.
 func chaosMap(ctx context.Context, ex *aplex.Executor, log string, opts []aplex.CallOption) chaosCounts {
 	var c chaosCounts
-	inputs := func(yield func(chaosArg) bool) {
-		for i := range chaosWorks {
-			c.submitted++
-			if !yield(chaosArg{X: i, Ms: 2, Log: log}) {
-				return
+	c.submitted = chaosWorks
+	for next := 0; next < chaosWorks; {
+		inputs := func(yield func(chaosArg) bool) {
+			for i := next; i < chaosWorks; i++ {
+				if !yield(chaosArg{X: i, Ms: 2, Log: log}) {
+					return
+				}
 			}
 		}
-	}
-	i := 0
-	for v, err := range aplex.Map(ctx, ex, pChaos, inputs, append(opts, aplex.ChunkSize(4))...) {
-		if ctx.Err() != nil {
-			c.hung++
-			break
+		i := next
+		for v, err := range aplex.Map(ctx, ex, pChaos, inputs, append(opts, aplex.ChunkSize(4))...) {
+			if ctx.Err() != nil {
+				c.hung += chaosWorks - i
+				return c
+			}
+			c.classify(i, v, err)
+			i++
+			if err != nil {
+				break // Map yields its first error last
+			}
 		}
-		c.classify(i, v, err)
-		if err != nil {
-			break // Map yields its first error last
+		if i == next {
+			c.otherErrs++ // a Map that yields nothing would loop forever
+			return c
 		}
-		i++
+		next = i
 	}
 	return c
 }
@@ -278,69 +284,94 @@ func poolRecovers(t *testing.T, ex *aplex.Executor) {
 	t.Logf("pool afterwards: %d live workers %v, each served a work", len(pids), pids)
 }
 
-// TestChaosKillsDuringShutdown kills every worker while a graceful Shutdown
-// drains queued and running works (item 2): Shutdown must return, and
-// every future must end, with its result or a *WorkerError.
+// TestChaosKillsDuringShutdown kills workers while a graceful Shutdown
+// drains queued and running works (item 2): every worker at once, or a
+// storm of kills that also hits the replacements. Shutdown must return,
+// and every future must end, with its result or a *WorkerError.
 func TestChaosKillsDuringShutdown(t *testing.T) {
-	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(2), aplex.WithWorkerOutput(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
-	ctx := ctxT(t)
-	const n = 40
-	var fs []*aplex.Future[int]
-	for i := range n { // 4 run, 36 queue
-		fs = append(fs, mustSubmit(t, ex, pChaos, chaosArg{X: i, Ms: 200}))
-	}
-	var pids []int
-	for _, w := range ex.Stats().Workers {
-		pids = append(pids, w.PID)
-	}
-	shut := make(chan error, 1)
-	go func() { shut <- ex.Shutdown(context.Background()) }()
-	// Handshake: the Shutdown has begun once Submit is refused. An extra
-	// work that gets in before that is one more future to count.
-	waitFor(t, "Shutdown to begin", func() bool {
-		f, err := aplex.TrySubmit(ctx, ex, pChaos, chaosArg{X: len(fs), Ms: 1})
-		if err == nil {
-			fs = append(fs, f)
-		}
-		return errors.Is(err, aplex.ErrClosed)
-	})
-	kills := 0
-	for _, pid := range pids {
-		if syscall.Kill(pid, syscall.SIGKILL) == nil {
-			kills++
-		}
-	}
-	select {
-	case err := <-shut:
-		t.Logf("Shutdown returned %v", err)
-	case <-time.After(15 * time.Second):
-		t.Errorf("Shutdown(context.Background()) has not returned 15s after all %d workers were killed (item 2)", kills)
-		ex.Close()
-		<-shut
-	}
-	var c chaosCounts
-	c.submitted, c.kills = len(fs), kills
-	for i, f := range fs {
-		select {
-		case <-f.Done():
-			v, err := f.Get(ctx)
-			c.classify(i, v, err)
-		default:
-			c.hung++
-		}
-	}
-	t.Logf("%s", c)
-	if c.hung != 0 || c.wrong != 0 || c.otherErrs != 0 {
-		t.Errorf("after Shutdown: %d futures pending, %d wrong, %d errors other than *WorkerError", c.hung, c.wrong, c.otherErrs)
-	}
-	for _, pid := range slices.Sorted(slices.Values(pids)) {
-		if isChild(pid) {
-			t.Errorf("killed worker %d still runs", pid)
-		}
+	for _, tc := range []struct {
+		name      string
+		storm     bool
+		works, ms int
+	}{
+		{"every worker once", false, 40, 200},
+		{"storm", true, 200, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(2), aplex.WithWorkerOutput(io.Discard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ex.Close()
+			ctx := ctxT(t)
+			var fs []*aplex.Future[int]
+			for i := range tc.works { // 4 run, the rest queue
+				fs = append(fs, mustSubmit(t, ex, pChaos, chaosArg{X: i, Ms: tc.ms}))
+			}
+			var pids []int
+			for _, w := range ex.Stats().Workers {
+				pids = append(pids, w.PID)
+			}
+			shut := make(chan error, 1)
+			go func() { shut <- ex.Shutdown(context.Background()) }()
+			// Handshake: the Shutdown has begun once Submit is refused. An
+			// extra work that gets in before that is one more future to count.
+			waitFor(t, "Shutdown to begin", func() bool {
+				f, err := aplex.TrySubmit(ctx, ex, pChaos, chaosArg{X: len(fs), Ms: 1})
+				if err == nil {
+					fs = append(fs, f)
+				}
+				return errors.Is(err, aplex.ErrClosed)
+			})
+			var c chaosCounts
+			stop := make(chan struct{})
+			var kills <-chan int
+			if tc.storm {
+				kills = killer(ex, chaosKills, stop)
+			} else {
+				for _, pid := range pids {
+					if syscall.Kill(pid, syscall.SIGKILL) == nil {
+						c.kills++
+					}
+				}
+			}
+			select {
+			case err := <-shut:
+				t.Logf("Shutdown returned %v", err)
+			case <-time.After(15 * time.Second):
+				t.Errorf("Shutdown(context.Background()) has not returned 15s after the kills began (item 2)")
+				ex.Close()
+				<-shut
+			}
+			close(stop)
+			if kills != nil {
+				c.kills = <-kills
+			}
+			c.submitted = len(fs)
+			for i, f := range fs {
+				select {
+				case <-f.Done():
+					v, err := f.Get(ctx)
+					c.classify(i, v, err)
+				default:
+					c.hung++
+				}
+			}
+			t.Logf("%s", c)
+			if c.hung != 0 || c.wrong != 0 || c.otherErrs != 0 {
+				t.Errorf("after Shutdown: %d futures pending, %d wrong, %d errors other than *WorkerError", c.hung, c.wrong, c.otherErrs)
+			}
+			for _, w := range ex.Stats().Workers {
+				if w.PID != 0 && isChild(w.PID) {
+					t.Errorf("worker %d still runs after Shutdown", w.PID)
+				}
+			}
+			for _, pid := range pids {
+				if isChild(pid) {
+					t.Errorf("killed worker %d still runs", pid)
+				}
+			}
+		})
 	}
 }
 

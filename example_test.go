@@ -13,7 +13,11 @@ import (
 
 // Submit a work and wait for its result.
 func ExampleSubmit() {
-	ex, _ := aplex.NewThreadExecutor(aplex.WithPoolSize(2))
+	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer ex.Shutdown(context.Background())
 
 	upper := aplex.Fn(func(_ context.Context, s string) (string, error) {
@@ -32,7 +36,11 @@ func ExampleSubmit() {
 // Map runs a work over a sequence and yields results in input order, with
 // chunks of inputs sent together and a timeout for the whole map.
 func ExampleMap() {
-	ex, _ := aplex.NewThreadExecutor(aplex.WithPoolSize(2))
+	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer ex.Shutdown(context.Background())
 
 	square := aplex.Fn(func(_ context.Context, x int) (int, error) { return x * x, nil })
@@ -50,7 +58,11 @@ func ExampleMap() {
 
 // Cancel stops a running work through its ctx; the future ends cancelled.
 func ExampleFuture_Cancel() {
-	ex, _ := aplex.NewThreadExecutor(aplex.WithPoolSize(1))
+	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer ex.Shutdown(context.Background())
 
 	started := make(chan struct{})
@@ -59,10 +71,14 @@ func ExampleFuture_Cancel() {
 		<-ctx.Done() // a well-behaved work watches its ctx
 		return "", ctx.Err()
 	})
-	f, _ := aplex.Submit(context.Background(), ex, wait, struct{}{})
+	f, err := aplex.Submit(context.Background(), ex, wait, struct{}{})
+	if err != nil {
+		fmt.Println("submit:", err)
+		return
+	}
 	<-started
 	fmt.Println("cancelled:", f.Cancel())
-	_, err := f.Get(context.Background())
+	_, err = f.Get(context.Background())
 	fmt.Println(errors.Is(err, context.Canceled), f.Cancelled())
 	// Output:
 	// cancelled: true
@@ -71,7 +87,11 @@ func ExampleFuture_Cancel() {
 
 // Every future can be awaited in a select, beside timers and other channels.
 func ExampleFuture_Done() {
-	ex, _ := aplex.NewThreadExecutor()
+	ex, err := aplex.NewThreadExecutor()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer ex.Shutdown(context.Background())
 
 	slow := aplex.Fn(func(ctx context.Context, d time.Duration) (string, error) {
@@ -82,8 +102,16 @@ func ExampleFuture_Done() {
 			return "", ctx.Err()
 		}
 	})
-	fast, _ := aplex.Submit(context.Background(), ex, slow, time.Millisecond)
-	never, _ := aplex.Submit(context.Background(), ex, slow, time.Hour)
+	fast, err := aplex.Submit(context.Background(), ex, slow, time.Millisecond)
+	if err != nil {
+		fmt.Println("submit:", err)
+		return
+	}
+	never, err := aplex.Submit(context.Background(), ex, slow, time.Hour)
+	if err != nil {
+		fmt.Println("submit:", err)
+		return
+	}
 
 	select {
 	case <-fast.Done():
@@ -116,18 +144,26 @@ func (leastLoadedEven) Pick(ws aplex.Workers, meta any) int {
 // A custom LoadBalancer is any type with a Pick method.
 func ExampleLoadBalancer() {
 	type who struct{}
-	ex, _ := aplex.NewThreadExecutor(
+	ex, err := aplex.NewThreadExecutor(
 		aplex.WithPoolSize(3),
 		aplex.WithLoadBalancer(leastLoadedEven{}),
 		aplex.WithWorkerInit(func(ctx context.Context, w aplex.WorkerInfo) (context.Context, error) {
 			return context.WithValue(ctx, who{}, w.ID), nil
 		}),
 	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer ex.Shutdown(context.Background())
 
 	worker := aplex.Fn(func(ctx context.Context, _ int) (int, error) { return ctx.Value(who{}).(int), nil })
 	for _, key := range []int{2, 4, 6} {
-		f, _ := aplex.Submit(context.Background(), ex, worker, key, aplex.Meta(key))
+		f, err := aplex.Submit(context.Background(), ex, worker, key, aplex.Meta(key))
+		if err != nil {
+			fmt.Println("submit:", err)
+			return
+		}
 		id, _ := f.Get(context.Background())
 		fmt.Printf("key %d ran on worker %d\n", key, id)
 	}
@@ -139,7 +175,11 @@ func ExampleLoadBalancer() {
 
 // Wait returns as soon as the first of several futures ends.
 func ExampleWait() {
-	ex, _ := aplex.NewThreadExecutor()
+	ex, err := aplex.NewThreadExecutor()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer ex.Shutdown(context.Background())
 
 	nap := aplex.Fn(func(ctx context.Context, d time.Duration) (time.Duration, error) {
@@ -150,9 +190,21 @@ func ExampleWait() {
 			return 0, ctx.Err()
 		}
 	})
-	a, _ := aplex.Submit(context.Background(), ex, nap, time.Hour)
-	b, _ := aplex.Submit(context.Background(), ex, nap, time.Millisecond)
-	done, pending, _ := aplex.Wait(context.Background(), aplex.FirstCompleted, a, b)
+	a, err := aplex.Submit(context.Background(), ex, nap, time.Hour)
+	if err != nil {
+		fmt.Println("submit:", err)
+		return
+	}
+	b, err := aplex.Submit(context.Background(), ex, nap, time.Millisecond)
+	if err != nil {
+		fmt.Println("submit:", err)
+		return
+	}
+	done, pending, err := aplex.Wait(context.Background(), aplex.FirstCompleted, a, b)
+	if err != nil {
+		fmt.Println("wait:", err)
+		return
+	}
 	fmt.Println(len(done), len(pending), done[0] == aplex.Awaitable(b))
 	a.Cancel()
 	// Output: 1 1 true
@@ -160,11 +212,19 @@ func ExampleWait() {
 
 // Shutdown lets queued and running works finish until its ctx ends.
 func ExampleExecutor_Shutdown() {
-	ex, _ := aplex.NewThreadExecutor(aplex.WithPoolSize(1), aplex.WithMaxWorksPerWorker(1))
+	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(1), aplex.WithMaxWorksPerWorker(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	work := aplex.Fn(func(_ context.Context, x int) (int, error) { time.Sleep(time.Millisecond); return x, nil })
 	var fs []*aplex.Future[int]
 	for i := range 3 {
-		f, _ := aplex.Submit(context.Background(), ex, work, i)
+		f, err := aplex.Submit(context.Background(), ex, work, i)
+		if err != nil {
+			fmt.Println("submit:", err)
+			return
+		}
 		fs = append(fs, f)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -173,7 +233,7 @@ func ExampleExecutor_Shutdown() {
 	for _, f := range fs {
 		fmt.Println(f.Get(ctx))
 	}
-	_, err := aplex.Submit(context.Background(), ex, work, 9)
+	_, err = aplex.Submit(context.Background(), ex, work, 9)
 	fmt.Println(errors.Is(err, aplex.ErrClosed))
 	// Output:
 	// shutdown: <nil>

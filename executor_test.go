@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -318,7 +319,12 @@ func TestBoundedQueue(t *testing.T) {
 		}
 		got <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	waitFor(t, "Submit to wait for room", func() bool { return goroutineIn("aplex.(*core).submit") })
+	select {
+	case err := <-got:
+		t.Fatalf("Submit returned (%v) while the queue was full", err)
+	default:
+	}
 	close(g.release)
 	if err := <-got; err != nil {
 		t.Fatalf("waiting Submit: %v", err)
@@ -326,6 +332,13 @@ func TestBoundedQueue(t *testing.T) {
 	for _, f := range fs {
 		mustGet(t, f)
 	}
+}
+
+// goroutineIn reports whether some goroutine is in the function named fn:
+// how a test knows another goroutine is blocked inside a call.
+func goroutineIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn)
 }
 
 func TestCancel(t *testing.T) {

@@ -73,12 +73,25 @@ func countedSeq(read *atomic.Int64) func(func(int) bool) {
 
 func TestMapChunkIsOneDispatchRunConcurrently(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(1), withWorkerID())
+	// The items of the first two chunks wait for one another: the Map
+	// ends only if both chunks run at once, each with its four items at
+	// once (else it hangs until ctxT's deadline, and fails).
 	var inFlight, peak atomic.Int32
+	all := make(chan struct{})
 	w := aplex.Fn(func(ctx context.Context, x int) (int, error) {
 		n := inFlight.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
-		time.Sleep(5 * time.Millisecond)
+		if x < 8 {
+			if n == 8 {
+				close(all)
+			}
+			select {
+			case <-all:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
 		inFlight.Add(-1)
 		return workerOf(ctx), nil
 	})
@@ -109,40 +122,40 @@ func TestMapChunkIsOneDispatchRunConcurrently(t *testing.T) {
 
 func TestMapTimeoutCountsFromTheCall(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(1))
-	var cancelled atomic.Int32
-	slow := aplex.Fn(func(ctx context.Context, x int) (int, error) {
-		select {
-		case <-ctx.Done():
-			cancelled.Add(1)
-			return 0, ctx.Err()
-		case <-time.After(time.Duration(x) * 50 * time.Millisecond):
-			return x, nil
-		}
-	})
-	seq := aplex.Map(ctxT(t), ex, slow, seq(10, nil), aplex.Timeout(300*time.Millisecond))
-	time.Sleep(200 * time.Millisecond) // counts against the timeout
+	var ran atomic.Int32
+	fast := aplex.Fn(func(_ context.Context, x int) (int, error) { ran.Add(1); return x, nil })
+	const timeout = 50 * time.Millisecond
+	results := aplex.Map(ctxT(t), ex, fast, seq(10, nil), aplex.Timeout(timeout))
+	// The whole timeout passes between the call and the first iteration
+	// (that is the scenario, not a synchronisation). Counted from the call,
+	// the Map has timed out before it reads an input; counted from the
+	// first iteration, its ten instant works would all succeed.
+	time.Sleep(timeout + 10*time.Millisecond)
 	var got []int
 	var mapErr error
-	start := time.Now()
-	for v, err := range seq {
+	for v, err := range results {
 		if err != nil {
 			mapErr = err
 			break
 		}
 		got = append(got, v)
 	}
-	if !errors.Is(mapErr, context.DeadlineExceeded) {
-		t.Fatalf("got %v after %v, want a timeout", mapErr, got)
+	if !errors.Is(mapErr, context.DeadlineExceeded) || len(got) != 0 || ran.Load() != 0 {
+		t.Fatalf("yielded %v and %v after %d works ran: the timeout should count from the Map call", got, mapErr, ran.Load())
 	}
-	// From the call, 100ms are left: items 0, 1 and perhaps 2 (at 100ms).
-	// Counted from the first iteration it would be 300ms: items 0 … 5.
-	if len(got) > 3 || time.Since(start) > 2*time.Second {
-		t.Fatalf("yielded %v in %v: the timeout should count from the Map call", got, time.Since(start))
+	// A work still running when the timeout passes is cancelled.
+	var cancelled atomic.Int32
+	block := aplex.Fn(func(ctx context.Context, _ int) (int, error) {
+		<-ctx.Done()
+		cancelled.Add(1)
+		return 0, ctx.Err()
+	})
+	for v, err := range aplex.Map(ctxT(t), ex, block, seq(3, nil), aplex.Timeout(timeout)) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, %v; want a timeout", v, err)
+		}
 	}
-	waitFor(t, "remaining works cancelled", func() bool { return ex.Stats().Running == 0 })
-	if cancelled.Load() == 0 {
-		t.Fatal("no work saw its ctx cancelled")
-	}
+	waitFor(t, "the running work cancelled", func() bool { return cancelled.Load() > 0 && ex.Stats().Running == 0 })
 }
 
 func TestMapFirstErrorCancelsTheRest(t *testing.T) {

@@ -233,7 +233,10 @@ func (m *model) play() bool {
 		}
 	}
 	// Shut down while the driver keeps going.
-	kind := m.rng.IntN(3)
+	// 0: Close; 1: Shutdown with a short deadline; 2: with a long one;
+	// 3: Shutdown(context.Background()), during which a remote pool loses
+	// every worker and gets replacements (item 2).
+	kind := m.rng.IntN(4)
 	m.mu.Lock()
 	m.closing = true
 	m.mu.Unlock()
@@ -243,13 +246,16 @@ func (m *model) play() bool {
 	}
 	done := make(chan error, 1)
 	go func() {
-		if kind == 0 {
+		switch kind {
+		case 0:
 			done <- m.ex.Close()
-			return
+		case 3:
+			done <- m.ex.Shutdown(context.Background())
+		default:
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			defer cancel()
+			done <- m.ex.Shutdown(ctx)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), grace)
-		defer cancel()
-		done <- m.ex.Shutdown(ctx)
 	}()
 	limit := time.Now().Add(15 * time.Second)
 	for i := 0; ; i++ {
@@ -257,13 +263,21 @@ func (m *model) play() bool {
 		case <-done:
 		default:
 			if time.Now().After(limit) {
-				m.failf("shutdown (kind %d) did not return within 15s", kind)
+				m.failf("shutdown (kind %d) did not return within 15s (kind 3: Shutdown(context.Background()) after every worker was lost, item 2)", kind)
 				m.abort()
 				return false
 			}
+			if kind == 3 && m.remote && i == 3 {
+				m.tr.loseAll()
+			}
 			// Keep going, then finish everything so that any graceful
-			// drain can complete.
-			m.step(i > 40)
+			// drain can complete. A drain under Shutdown(Background) gets
+			// no help from cancellations: only workers can end it.
+			if kind == 3 {
+				m.drainStep()
+			} else {
+				m.step(i > 40)
+			}
 			m.checkStep()
 			continue
 		}
@@ -315,6 +329,18 @@ func (m *model) step(finish bool) {
 	if finish && !m.remote {
 		m.releaseOne()
 	}
+}
+
+// drainStep ends works without cancelling any: it answers or releases
+// one, and a remote pool acts on kills and gets its workers back.
+func (m *model) drainStep() {
+	if m.remote {
+		m.tr.handleRequests()
+		m.tr.join()
+		m.tr.answer()
+		return
+	}
+	m.releaseOne()
 }
 
 func (m *model) submit() {
@@ -656,21 +682,33 @@ func (tr *fakeTransport) MaxMessage() int { return 1 << 20 }
 
 func (tr *fakeTransport) Close(context.Context) error {
 	tr.mu.Lock()
-	var ws []*fakeWorker
-	for _, w := range tr.all {
-		if !w.gone {
-			w.gone = true
-			ws = append(ws, w)
-		}
+	ws := append([]*fakeWorker(nil), tr.all...)
+	tr.mu.Unlock()
+	for _, w := range ws {
+		tr.loseOne(w, errors.New("transport closed"))
+	}
+	tr.sinkMu.Lock()
+	tr.closed = true
+	tr.sinkMu.Unlock()
+	return nil
+}
+
+// loseOne marks w gone and reports it lost, unless it is gone already.
+// Workers are lost one at a time: the Lost of one may dispatch its works
+// to another, which must not be gone yet.
+func (tr *fakeTransport) loseOne(w *fakeWorker, cause error) {
+	tr.mu.Lock()
+	if w.gone {
+		tr.mu.Unlock()
+		return
+	}
+	w.gone = true
+	w.jobs = nil
+	if tr.live[w.slot] == w {
+		delete(tr.live, w.slot)
 	}
 	tr.mu.Unlock()
-	tr.sinkMu.Lock()
-	defer tr.sinkMu.Unlock()
-	for _, w := range ws {
-		tr.sink.Lost(w, errors.New("transport closed"))
-	}
-	tr.closed = true
-	return nil
+	tr.call(func(s xport.Sink) { s.Lost(w, cause) })
 }
 
 // capacity is the total capacity of the workers not gone.
@@ -777,30 +815,22 @@ func (w *fakeWorker) Close() {
 // worker is lost with its jobs, a closed one leaves once it holds none.
 func (tr *fakeTransport) handleRequests() {
 	tr.mu.Lock()
-	var lost []*fakeWorker
-	var causes []error
-	for _, w := range tr.all {
-		if w.gone {
-			continue
-		}
-		switch {
-		case w.kill != nil:
-			causes = append(causes, w.kill)
-		case w.closeReq && len(w.jobs) == 0:
-			causes = append(causes, nil)
-		default:
-			continue
-		}
-		w.gone = true
-		w.jobs = nil
-		lost = append(lost, w)
-		if tr.live[w.slot] == w {
-			delete(tr.live, w.slot)
-		}
-	}
+	ws := append([]*fakeWorker(nil), tr.all...)
 	tr.mu.Unlock()
-	for i, w := range lost {
-		tr.call(func(s xport.Sink) { s.Lost(w, causes[i]) })
+	for _, w := range ws {
+		tr.mu.Lock()
+		cause, lost := w.kill, false
+		switch {
+		case w.gone:
+		case w.kill != nil:
+			lost = true
+		case w.closeReq && len(w.jobs) == 0:
+			lost = true // a clean exit: cause nil
+		}
+		tr.mu.Unlock()
+		if lost {
+			tr.loseOne(w, cause)
+		}
 	}
 }
 
@@ -872,13 +902,18 @@ func (tr *fakeTransport) lose() {
 		return
 	}
 	w := ws[m.rng.IntN(len(ws))]
-	w.gone = true
-	w.jobs = nil
-	if tr.live[w.slot] == w {
-		delete(tr.live, w.slot)
-	}
 	tr.mu.Unlock()
-	tr.call(func(s xport.Sink) { s.Lost(w, errors.New("lost in the model")) })
+	tr.loseOne(w, errors.New("lost in the model"))
+}
+
+// loseAll reports every worker lost at once.
+func (tr *fakeTransport) loseAll() {
+	tr.mu.Lock()
+	ws := append([]*fakeWorker(nil), tr.all...)
+	tr.mu.Unlock()
+	for _, w := range ws {
+		tr.loseOne(w, errors.New("every worker lost in the model"))
+	}
 }
 
 // retire recycles a random live worker: no new jobs, closed once idle.

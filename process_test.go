@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,8 +38,10 @@ var (
 		}
 		return 0, errors.New("plain")
 	})
-	// pWait waits for its ctx, then proves it saw the cancel by writing a file.
+	// pWait says it started by writing marker+".started", waits for its
+	// ctx, then proves it saw the cancel by writing marker.
 	pWait = aplex.Register("test.wait", func(ctx context.Context, marker string) (int, error) {
+		os.WriteFile(marker+".started", nil, 0o600)
 		<-ctx.Done()
 		os.WriteFile(marker, []byte(ctx.Err().Error()), 0o600)
 		return 0, ctx.Err()
@@ -47,8 +50,31 @@ var (
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		return ms, nil
 	})
-	pStubborn = aplex.Register("test.stubborn", func(context.Context, int) (int, error) { select {} })
-	pCrash    = aplex.Register("test.crash", func(_ context.Context, how string) (int, error) {
+	// pStubborn says it started by writing marker, then ignores its ctx.
+	pStubborn = aplex.Register("test.stubborn", func(_ context.Context, marker string) (int, error) {
+		os.WriteFile(marker, nil, 0o600)
+		select {}
+	})
+	// pHang says it started by writing marker, then runs until killed.
+	pHang = aplex.Register("test.hang", func(_ context.Context, marker string) (int, error) {
+		os.WriteFile(marker, nil, 0o600)
+		time.Sleep(time.Minute)
+		return 0, nil
+	})
+	// pOnce is killed in its first attempt and succeeds in the next: the
+	// first attempt creates marker and hangs until the test kills its
+	// process; a later one finds marker and returns its own pid.
+	pOnce = aplex.Register("test.once", func(_ context.Context, marker string) (int, error) {
+		f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return os.Getpid(), nil // a retry
+		}
+		fmt.Fprint(f, os.Getpid())
+		f.Close()
+		time.Sleep(time.Minute)
+		return 0, errors.New("the first attempt was not killed")
+	})
+	pCrash = aplex.Register("test.crash", func(_ context.Context, how string) (int, error) {
 		switch how {
 		case "exit":
 			os.Exit(3)
@@ -86,6 +112,16 @@ var parentOnly = func() *aplex.Work[int, int] {
 	}
 	return aplex.Register("test.parent-only", func(context.Context, int) (int, error) { return 1, nil })
 }()
+
+// waitForFile waits until a work has created path: the handshake by which
+// a work in another process says it has started.
+func waitForFile(t *testing.T, path string) {
+	t.Helper()
+	waitFor(t, path, func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+}
 
 func newProcess(t *testing.T, opts ...aplex.Option) *aplex.Executor {
 	t.Helper()
@@ -138,7 +174,7 @@ func TestProcessCancelReachesTheChild(t *testing.T) {
 	ex := newProcess(t, aplex.WithPoolSize(1))
 	marker := filepath.Join(t.TempDir(), "cancelled")
 	f := mustSubmit(t, ex, pWait, marker)
-	time.Sleep(50 * time.Millisecond) // let it start in the child
+	waitForFile(t, marker+".started")
 	if !f.Cancel() {
 		t.Fatal("Cancel returned false")
 	}
@@ -164,9 +200,12 @@ func TestProcessDeadline(t *testing.T) {
 func TestProcessKillAfterGrace(t *testing.T) {
 	ex := newProcess(t, aplex.WithPoolSize(1), aplex.WithKillGrace(100*time.Millisecond))
 	pid := ex.Stats().Workers[0].PID
-	f := mustSubmit(t, ex, pStubborn, 0)
-	time.Sleep(30 * time.Millisecond)
-	f.Cancel()
+	started := filepath.Join(t.TempDir(), "started")
+	f := mustSubmit(t, ex, pStubborn, started)
+	waitForFile(t, started)
+	if !f.Cancel() {
+		t.Fatal("Cancel returned false")
+	}
 	if _, err := f.Get(ctxT(t)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Get: %v", err)
 	}
@@ -192,10 +231,16 @@ func TestProcessCrashCostsOneWorker(t *testing.T) {
 			}
 			// Meta + Affinity would do too; RoundRobin alternates: 0, 1, 0, 1.
 			survivor := mustSubmit(t, ex, pSleep, 300) // worker 0
-			victim := mustSubmit(t, ex, pCrash, how)   // worker 1; "external-kill" just hangs
+			var victim *aplex.Future[int]
 			if how == "external-kill" {
-				time.Sleep(50 * time.Millisecond)
-				syscall.Kill(pids[1], syscall.SIGKILL)
+				started := filepath.Join(t.TempDir(), "started")
+				victim = mustSubmit(t, ex, pHang, started) // worker 1
+				waitForFile(t, started)
+				if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				victim = mustSubmit(t, ex, pCrash, how) // worker 1
 			}
 			_, err := victim.Get(ctxT(t))
 			var we *aplex.WorkerError
@@ -226,17 +271,32 @@ func TestProcessCrashCostsOneWorker(t *testing.T) {
 	}
 }
 
+// TestProcessRetryAfterCrash kills a worker while a Retry work runs in it:
+// the work runs again in the replacement and succeeds there, while a work
+// without Retry that was in the same worker fails.
 func TestProcessRetryAfterCrash(t *testing.T) {
 	ex := newProcess(t, aplex.WithPoolSize(1), aplex.WithWorkerOutput(&bytes.Buffer{}))
-	pid := ex.Stats().Workers[0].PID
-	f := mustSubmit(t, ex, pPid, 0, aplex.Retry(2))
-	crash := mustSubmit(t, ex, pCrash, "hang")
-	_ = crash
-	time.Sleep(30 * time.Millisecond)
-	syscall.Kill(pid, syscall.SIGKILL)
-	// The retried work runs again on the replacement; the other fails.
-	if got := mustGet(t, f); got == 0 {
-		t.Fatal("no pid")
+	dir := t.TempDir()
+	marker, hung := filepath.Join(dir, "first-attempt"), filepath.Join(dir, "hung")
+	f := mustSubmit(t, ex, pOnce, marker, aplex.Retry(2))
+	crash := mustSubmit(t, ex, pHang, hung)
+	// Both run in the one worker; its pid is in the marker.
+	waitForFile(t, marker)
+	waitForFile(t, hung)
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil || pid != ex.Stats().Workers[0].PID {
+		t.Fatalf("first attempt in pid %q (%v); the worker is %d", b, err, ex.Stats().Workers[0].PID)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The retried work runs again in the replacement; the other fails.
+	if got := mustGet(t, f); got == pid || got == 0 {
+		t.Fatalf("the retry ran in pid %d; the killed worker was %d", got, pid)
 	}
 	if _, err := crash.Get(ctxT(t)); !errors.Is(err, aplex.ErrWorkerBroken) {
 		t.Fatalf("unretried work: %v", err)
@@ -280,7 +340,9 @@ func TestProcessStdoutDoesNotCorruptTheProtocol(t *testing.T) {
 	if v := mustGet(t, mustSubmit(t, ex, pDouble, 3)); v != 6 {
 		t.Fatal("protocol corrupted")
 	}
-	ex.Shutdown(ctxT(t)) // flushes the output
+	if err := ex.Shutdown(ctxT(t)); err != nil { // flushes the output
+		t.Fatal(err)
+	}
 	text := out.String()
 	if !strings.Contains(text, "] line 499 ") || !strings.Contains(text, "] to stderr") || !strings.Contains(text, "[aplex worker 0 pid ") {
 		t.Fatalf("worker output not forwarded with labels:\n%.300s", text)

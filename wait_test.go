@@ -50,15 +50,31 @@ func TestWaitModes(t *testing.T) {
 
 func TestAsCompleted(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(3))
-	a := mustSubmit(t, ex, sleepMs, 60)
-	b := mustSubmit(t, ex, sleepMs, 1)
-	c := mustSubmit(t, ex, sleepMs, 30)
+	// Each work ends when released: b first, then c once b was yielded,
+	// then a.
+	release := map[int]chan struct{}{0: make(chan struct{}), 1: make(chan struct{}), 2: make(chan struct{})}
+	gated := aplex.Fn(func(ctx context.Context, i int) (int, error) {
+		select {
+		case <-release[i]:
+			return i, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	a := mustSubmit(t, ex, gated, 0)
+	b := mustSubmit(t, ex, gated, 1)
+	c := mustSubmit(t, ex, gated, 2)
+	next := map[aplex.Awaitable]int{b: 2, c: 0}
+	close(release[1])
 	var order []aplex.Awaitable
 	for f, err := range aplex.AsCompleted(ctxT(t), a, b, c) {
 		if err != nil {
 			t.Fatal(err)
 		}
 		order = append(order, f)
+		if i, ok := next[f]; ok {
+			close(release[i])
+		}
 	}
 	if len(order) != 3 || order[0] != aplex.Awaitable(b) || order[1] != aplex.Awaitable(c) || order[2] != aplex.Awaitable(a) {
 		t.Fatalf("completion order wrong: %v", order)

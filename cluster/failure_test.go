@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -171,6 +172,7 @@ func testServerRestart(t *testing.T, timeout, outage time.Duration) {
 	)
 	stop := make(chan struct{})
 	submitted := make(chan struct{})
+	var lastID atomic.Int64 // the id of the last work submitted
 	go func() {
 		defer close(submitted)
 		n := 0
@@ -189,14 +191,28 @@ func testServerRestart(t *testing.T, timeout, outage time.Duration) {
 			mu.Lock()
 			fs = append(fs, f)
 			mu.Unlock()
+			lastID.Store(int64(n))
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Works run before the outage, and works submitted after it run too.
+	ranAfter := func(id int64) func() bool {
+		return func() bool {
+			b, _ := os.ReadFile(journal)
+			n := 0
+			for _, f := range strings.Fields(string(b)) {
+				if v, _ := strconv.ParseInt(f, 10, 64); v > id {
+					n++
+				}
+			}
+			return n >= 5
+		}
+	}
+	waitFor(t, 10*time.Second, "works to run before the outage", ranAfter(0))
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	time.Sleep(outage)
+	time.Sleep(outage) // the outage itself
 	restarted = newServer(t, port, nil)
-	time.Sleep(700 * time.Millisecond)
+	waitFor(t, 10*time.Second, "works submitted after the restart to run", ranAfter(lastID.Load()))
 	close(stop)
 	<-submitted
 

@@ -73,19 +73,19 @@ func main() {
 	}
 
 	// Healthy works keep running on the other worker while one dies.
-	ok1, _ := aplex.Submit(ctx, ex, square, 7)
-	died, _ := aplex.Submit(ctx, ex, exit, 0)
+	ok1 := submit(ctx, ex, square, 7)
+	died := submit(ctx, ex, exit, 0)
 	report("os.Exit", died)
 	report("square(7)", ok1)
 
-	panicked, _ := aplex.Submit(ctx, ex, panics, 0)
+	panicked := submit(ctx, ex, panics, 0)
 	report("panic", panicked)
 
-	spinning, _ := aplex.Submit(ctx, ex, spin, 0)
+	spinning := submit(ctx, ex, spin, 0)
 	time.Sleep(100 * time.Millisecond)
 	fmt.Println("cancel the spinning work:", spinning.Cancel())
 	report("spin", spinning)
-	ok2, _ := aplex.Submit(ctx, ex, square, 8)
+	ok2 := submit(ctx, ex, square, 8)
 	report("square(8)", ok2)
 
 	// The pool replaced the dead and the killed workers and keeps serving.
@@ -117,4 +117,14 @@ func pids(ex *aplex.Executor) []int {
 		out = append(out, w.PID)
 	}
 	return out
+}
+
+// submit is aplex.Submit for this example: a Submit error (bad input, a
+// closed executor) ends it.
+func submit[A, R any](ctx context.Context, ex *aplex.Executor, w *aplex.Work[A, R], arg A) *aplex.Future[R] {
+	f, err := aplex.Submit(ctx, ex, w, arg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return f
 }

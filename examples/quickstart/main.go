@@ -72,7 +72,10 @@ func main() {
 	fmt.Printf("map: fetched 10 pages, %d bytes, in %v (each page takes 50ms; they ran concurrently)\n", total, time.Since(start).Round(time.Millisecond))
 
 	// 4. Await a future in a select, beside a timer.
-	slow, _ := aplex.Submit(ctx, ex, fetch, base+"/slow")
+	slow, err := aplex.Submit(ctx, ex, fetch, base+"/slow")
+	if err != nil {
+		log.Fatal(err)
+	}
 	select {
 	case <-slow.Done():
 		fmt.Println("select: the slow page came first?")
