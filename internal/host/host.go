@@ -168,7 +168,7 @@ func (h *Host) Cancel(c *wire.Cancel) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range c.IDs {
-		if j := h.jobs[jobKey{c.ReplyTo, id}]; j != nil {
+		for j := h.jobs[jobKey{c.ReplyTo, id}]; j != nil; j = j.sameKey {
 			j.cancel()
 		}
 	}
@@ -179,8 +179,10 @@ func (h *Host) Cancel(c *wire.Cancel) {
 func (h *Host) CancelAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, j := range h.jobs {
-		j.cancel()
+	for _, head := range h.jobs {
+		for j := head; j != nil; j = j.sameKey {
+			j.cancel()
+		}
 	}
 }
 

@@ -25,6 +25,10 @@ type job struct {
 	items   []wire.Outcome
 	pending atomic.Int32
 	one     [1]wire.Outcome // items of a single-item job: saves an allocation
+	// sameKey links jobs that share a key (a duplicate id, which breaks
+	// the protocol but must not make the first job unreachable): Cancel
+	// and CancelAll walk the chain. Guarded by Host.mu.
+	sameKey *job
 }
 
 // Run starts every job of run and returns at once. The arguments' byte
@@ -77,8 +81,9 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 		})
 		return
 	}
-	// A duplicate id (a protocol violation) replaces the entry for Cancel;
-	// finish deletes only its own entry, so the count stays right.
+	// A duplicate id (a protocol violation) is chained to the job it
+	// repeats: both run, both stay cancellable, finish unlinks only itself.
+	j.sameKey = h.jobs[j.key]
 	h.jobs[j.key] = j
 	h.running++
 	h.mu.Unlock()
@@ -169,9 +174,7 @@ func (h *Host) finish(j *job) {
 	h.cfg.Emit(j.key.replyTo, wire.Result{ID: j.key.id, Items: j.items})
 
 	h.mu.Lock()
-	if h.jobs[j.key] == j {
-		delete(h.jobs, j.key)
-	}
+	h.unlinkLocked(j)
 	h.running--
 	if h.running == 0 && h.idle != nil {
 		close(h.idle)
@@ -211,4 +214,23 @@ func (h *Host) panicSentinels(v any) (keys []string) {
 		return e.Sentinels
 	}
 	return nil
+}
+
+// unlinkLocked removes j from its key's chain.
+func (h *Host) unlinkLocked(j *job) {
+	head := h.jobs[j.key]
+	if head == j {
+		if j.sameKey == nil {
+			delete(h.jobs, j.key)
+		} else {
+			h.jobs[j.key] = j.sameKey
+		}
+		return
+	}
+	for p := head; p != nil; p = p.sameKey {
+		if p.sameKey == j {
+			p.sameKey = j.sameKey
+			return
+		}
+	}
 }

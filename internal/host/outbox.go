@@ -129,13 +129,24 @@ func (o *outbox) run() {
 			<-o.wake
 			continue
 		}
-		// Results first: a Bye queued in the same round must follow them.
-		err := o.writeResults(results)
+		// Control messages first, so that Hello precedes every result;
+		// but a Bye, the last word, follows the results of its round.
+		var err error
+		var bye wire.Msg
 		for _, m := range ctrl {
-			if err != nil {
+			if _, ok := m.(*wire.Bye); ok {
+				bye = m
+				continue
+			}
+			if err = o.w.Write(m); err != nil {
 				break
 			}
-			err = o.w.Write(m)
+		}
+		if err == nil {
+			err = o.writeResults(results)
+		}
+		if err == nil && bye != nil {
+			err = o.w.Write(bye)
 		}
 		clear(results) // drop references to the items until reuse
 		clear(ctrl)
