@@ -70,9 +70,7 @@ type task struct {
 	deadline time.Time
 	ctxDone  chan struct{}
 	ctxErr   error
-	ctxStop  func() bool
-	ctxTimer *time.Timer
-	ctxFuncs map[*func()]struct{} // AfterFunc callbacks: contexts derived from the work's
+	ctxWatch *ctxWatch // made only when the ctx needs watching (workctx.go)
 
 	rj *remoteJob // remote executors only
 }

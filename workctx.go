@@ -17,6 +17,24 @@ type workCtx task
 
 func (t *task) workContext() *workCtx { return (*workCtx)(t) }
 
+// ctxWatch is what a work's ctx needs only once something watches it: the
+// watch on the caller's ctx, the deadline's timer and the callbacks of
+// contexts derived from it. Out of line, so a task that nobody watches
+// stays small.
+type ctxWatch struct {
+	stop  func() bool
+	timer *time.Timer
+	funcs map[*func()]struct{}
+}
+
+// watchLocked returns the ctx's watch state, making it.
+func (c *workCtx) watchLocked() *ctxWatch {
+	if c.ctxWatch == nil {
+		c.ctxWatch = &ctxWatch{}
+	}
+	return c.ctxWatch
+}
+
 func (c *workCtx) Deadline() (time.Time, bool) {
 	pd, ok := c.parent.Deadline()
 	if c.deadline.IsZero() || (ok && pd.Before(c.deadline)) {
@@ -40,10 +58,10 @@ func (c *workCtx) Done() <-chan struct{} {
 		return c.ctxDone
 	}
 	if c.parent.Done() != nil {
-		c.ctxStop = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
+		c.watchLocked().stop = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
 	}
 	if !c.deadline.IsZero() {
-		c.ctxTimer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
+		c.watchLocked().timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
 	}
 	return c.ctxDone
 }
@@ -101,17 +119,18 @@ func (c *workCtx) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
-	if c.ctxFuncs == nil {
-		c.ctxFuncs = map[*func()]struct{}{}
+	w := c.watchLocked()
+	if w.funcs == nil {
+		w.funcs = map[*func()]struct{}{}
 	}
 	key := &f
-	c.ctxFuncs[key] = struct{}{}
+	w.funcs[key] = struct{}{}
 	c.mu.Unlock()
 	return func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		_, ok := c.ctxFuncs[key]
-		delete(c.ctxFuncs, key)
+		_, ok := w.funcs[key]
+		delete(w.funcs, key)
 		return ok
 	}
 }
@@ -128,8 +147,10 @@ func (c *workCtx) cancel(err error) {
 	if c.ctxDone != nil {
 		close(c.ctxDone)
 	}
-	fns := c.ctxFuncs
-	c.ctxFuncs = nil
+	var fns map[*func()]struct{}
+	if w := c.ctxWatch; w != nil {
+		fns, w.funcs = w.funcs, nil
+	}
 	c.mu.Unlock()
 	for f := range fns {
 		(*f)()
@@ -139,17 +160,19 @@ func (c *workCtx) cancel(err error) {
 // release stops the watchers once the work has returned.
 func (c *workCtx) release() {
 	c.mu.Lock()
-	stop, timer := c.ctxStop, c.ctxTimer
-	c.ctxStop, c.ctxTimer = nil, nil
+	w := c.ctxWatch
+	c.ctxWatch = nil
+	c.mu.Unlock()
+	if w == nil {
+		return
+	}
 	// Nothing cancels the ctx any more: contexts derived from it that
 	// outlive the work are on their own, as with a standard ctx.
-	c.ctxFuncs = nil
-	c.mu.Unlock()
-	if stop != nil {
-		stop()
+	if w.stop != nil {
+		w.stop()
 	}
-	if timer != nil {
-		timer.Stop()
+	if w.timer != nil {
+		w.timer.Stop()
 	}
 }
 
