@@ -3,6 +3,7 @@ package aplex
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/aplex-go/aplex/internal/host"
@@ -44,6 +45,8 @@ func init() {
 			StartTimeout:      cfg.startTimeout,
 			HeartbeatTimeout:  cfg.heartbeatTimeout,
 			Logger:            cfg.logger,
+			Output:            cfg.output,
+			Env:               cfg.env,
 			Ext:               cfg.ext,
 		}
 		if cfg.poolSizeSet {
@@ -59,9 +62,10 @@ func init() {
 }
 
 // hostConfig serves this binary's registered works in a worker process,
-// after the worker init, if one is registered.
-func hostConfig(base context.Context, id int) (host.Config, error) {
-	ctx, err := runWorkerInit(base, WorkerInfo{ID: id})
+// after the worker init, if one is registered. workerID and labels name a
+// cluster worker ("" and nil for a process worker).
+func hostConfig(base context.Context, id int, workerID string, labels map[string]string) (host.Config, error) {
+	ctx, err := runWorkerInit(base, WorkerInfo{ID: id, WorkerID: workerID, Labels: maps.Clone(labels)})
 	if err != nil {
 		return host.Config{}, err
 	}

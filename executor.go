@@ -31,8 +31,15 @@ type WorkerInfo struct {
 	// worker started by cluster.SpawnLocalWorkers(n) (kept across its
 	// restarts). A cluster worker started on its own (cluster.Serve or
 	// APLEX_WORKER_ROLE=cluster) serves every executor of its pool and has
-	// no such number: its ID is -1; cluster.WorkerID(ctx) names it.
+	// no such number: its ID is -1; WorkerID names it.
 	ID int
+	// WorkerID is a cluster worker's id, as cluster.WorkerID(ctx) reports
+	// it to works; "" for thread and process workers, which ID names.
+	WorkerID string
+	// Labels are a cluster worker's labels (cluster.ServeLabels,
+	// APLEX_CLUSTER_LABELS); nil for thread and process workers. The map
+	// is the init's own copy.
+	Labels map[string]string
 }
 
 // worker is one member of the pool as the scheduler sees it.

@@ -153,7 +153,13 @@ func WithLoadBalancer(lb LoadBalancer) Option {
 // when the executor starts. The context it returns is the parent of every
 // work's ctx on that worker (for values; cancellation comes from the
 // executor and the caller), so works read per-worker state from it. An
-// error makes the constructor fail. Thread executors only.
+// error makes the constructor fail. When a worker init is registered too
+// (RegisterWorkerInit), it runs first and this one runs on the context it
+// returned.
+//
+// Thread executors only: a closure cannot run in a worker process, so
+// process and cluster executors refuse it. RegisterWorkerInit runs on
+// every kind; code that may switch kinds should use it.
 func WithWorkerInit(init func(ctx context.Context, w WorkerInfo) (context.Context, error)) Option {
 	return func(c *config) error {
 		if init == nil {

@@ -28,9 +28,24 @@ func WithWorkerCommand(path string, args ...string) Option {
 	})
 }
 
-// WithWorkerEnv adds "KEY=value" entries to the workers' environment.
+// remoteOption marks an option as valid for process and cluster executors
+// only: it configures workers in other processes.
+func remoteOption(name string, apply func(*config) error) Option {
+	return func(c *config) error {
+		c.remoteOnly = append(c.remoteOnly, name)
+		return apply(c)
+	}
+}
+
+// WithWorkerEnv adds "KEY=value" entries to the environment of the worker
+// processes this executor starts: process workers, and a cluster
+// executor's local workers (cluster.SpawnLocalWorkers), e.g.
+// APLEX_CLUSTER_CREDS=/path/user.creds when the executor authenticates
+// with a credentials file (user/password and token authentication are
+// passed on automatically). Process and cluster executors only; a cluster
+// executor refuses it without local workers, which it would not reach.
 func WithWorkerEnv(env ...string) Option {
-	return processOption("WithWorkerEnv", func(c *config) error {
+	return remoteOption("WithWorkerEnv", func(c *config) error {
 		for _, kv := range env {
 			if len(kv) == 0 || kv[0] == '=' || !containsByte(kv, '=') {
 				return fmt.Errorf("aplex: WithWorkerEnv(%q): want KEY=value", kv)
@@ -50,10 +65,13 @@ func containsByte(s string, b byte) bool {
 	return false
 }
 
-// WithWorkerOutput sets where the workers' stdout and stderr go, each line
-// labelled with its worker (default: this process's stderr).
+// WithWorkerOutput sets where the stdout and stderr of the worker processes
+// this executor starts go (process workers, and a cluster executor's local
+// workers), each line labelled with its worker (default: this process's
+// stderr). Process and cluster executors only; a cluster executor refuses
+// it without local workers, whose output it would not see.
 func WithWorkerOutput(w io.Writer) Option {
-	return processOption("WithWorkerOutput", func(c *config) error {
+	return remoteOption("WithWorkerOutput", func(c *config) error {
 		if w == nil {
 			return fmt.Errorf("aplex: WithWorkerOutput(nil): use io.Discard to drop the output")
 		}
@@ -95,14 +113,13 @@ func WithWorkerMemoryLimit(bytes int64) Option {
 // complete its handshake (default 10s): a worker process, or for a cluster
 // executor the workers it waits for. Process and cluster executors only.
 func WithStartTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		c.remoteOnly = append(c.remoteOnly, "WithStartTimeout")
+	return remoteOption("WithStartTimeout", func(c *config) error {
 		if d <= 0 {
 			return fmt.Errorf("aplex: WithStartTimeout(%v): must be positive", d)
 		}
 		c.startTimeout = d
 		return nil
-	}
+	})
 }
 
 // WithHeartbeatTimeout sets how long a process or cluster worker may stay
@@ -113,14 +130,13 @@ func WithStartTimeout(d time.Duration) Option {
 // several times per timeout, so only a worker that cannot run at all is
 // lost. Process and cluster executors only.
 func WithHeartbeatTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		c.remoteOnly = append(c.remoteOnly, "WithHeartbeatTimeout")
+	return remoteOption("WithHeartbeatTimeout", func(c *config) error {
 		if d < minHeartbeatTimeout {
 			return fmt.Errorf("aplex: WithHeartbeatTimeout(%v): want at least %v", d, minHeartbeatTimeout)
 		}
 		c.heartbeatTimeout = d
 		return nil
-	}
+	})
 }
 
 // WithLogger sets where the executor's rare log lines go (a worker that

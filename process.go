@@ -21,7 +21,7 @@ func Main() {
 	}
 	if proc.IsChild() {
 		slot, _ := proc.ChildSlot()
-		cfg, err := hostConfig(context.Background(), slot)
+		cfg, err := hostConfig(context.Background(), slot, "", nil)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "aplex worker: %v\n", err)
 			os.Exit(2)

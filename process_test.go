@@ -535,3 +535,52 @@ func TestProcessWorkerInitFailure(t *testing.T) {
 		t.Fatalf("error %v; worker output %q does not say why", err, out.String())
 	}
 }
+
+type composedKey struct{}
+
+// TestRegisteredWorkerInitRunsOnThreadWorkers: the registered worker init
+// ran in worker processes only, so a thread executor's works lacked what
+// it set up. It now runs once per goroutine worker too, with the slot as
+// WorkerInfo.ID, and WithWorkerInit runs after it, on its ctx.
+func TestRegisteredWorkerInitRunsOnThreadWorkers(t *testing.T) {
+	if errInitRegistered != nil {
+		t.Fatal(errInitRegistered)
+	}
+	composed := map[int]string{}
+	ex := newThread(t, aplex.WithPoolSize(2), aplex.WithWorkerInit(func(ctx context.Context, w aplex.WorkerInfo) (context.Context, error) {
+		v, _ := ctx.Value(initKey{}).(string)
+		composed[w.ID] = v // NewThreadExecutor runs the inits one by one
+		return context.WithValue(ctx, composedKey{}, w.ID), nil
+	}))
+	for slot := range 2 {
+		if want := fmt.Sprintf("slot %d pid %d", slot, os.Getpid()); composed[slot] != want {
+			t.Errorf("WithWorkerInit of worker %d saw %q from the registered init, want %q", slot, composed[slot], want)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range 4 {
+		v := mustGet(t, mustSubmit(t, ex, pInitValue, i))
+		if !strings.HasPrefix(v, "slot ") || !strings.HasSuffix(v, fmt.Sprintf(" pid %d", os.Getpid())) {
+			t.Fatalf("a thread work saw %q from the registered worker init", v)
+		}
+		seen[v] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("works saw %v: want both workers' init values", seen)
+	}
+}
+
+// TestRegisteredWorkerInitErrorFailsThreadExecutor: as a worker process
+// whose init fails never starts, a failing registered init makes
+// NewThreadExecutor fail, naming the worker.
+func TestRegisteredWorkerInitErrorFailsThreadExecutor(t *testing.T) {
+	t.Setenv("APLEX_TEST_INIT_FAIL", "1") // read by the registered init
+	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(1))
+	if err == nil {
+		ex.Close()
+		t.Fatal("NewThreadExecutor started workers whose init fails")
+	}
+	if !strings.Contains(err.Error(), "worker init failed for worker 0: no database") {
+		t.Fatalf("error %q does not say which init failed and why", err)
+	}
+}

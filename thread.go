@@ -9,7 +9,13 @@ import (
 // in this process: each runs up to MaxWorksPerWorker works at once, each
 // work in its own goroutine, so the cost per work stays close to a raw
 // goroutine's. Options: WithPoolSize, WithMaxWorksPerWorker, WithQueueSize,
-// WithLoadBalancer, WithWorkerInit, WithKillGrace.
+// WithLoadBalancer, WithWorkerInit, WithKillGrace, WithLogger.
+//
+// The registered worker init (RegisterWorkerInit) runs once per worker
+// slot, as it does once per worker process on the other kinds, with
+// WorkerInfo{ID: slot}; WithWorkerInit, if given, then runs on the context
+// it returned, so a work's ctx carries the values of both. An error from
+// either makes NewThreadExecutor fail.
 func NewThreadExecutor(opts ...Option) (*Executor, error) {
 	cfg, err := buildConfig(kindThread, opts)
 	if err != nil {
@@ -18,17 +24,36 @@ func NewThreadExecutor(opts ...Option) (*Executor, error) {
 	c := newCore(cfg)
 	for i := range cfg.poolSize {
 		w := &worker{slot: i, cap: cfg.maxWorksPerWorker, ctx: context.Background(), stats: c.statsFor(i)}
-		if cfg.workerInit != nil {
-			ctx, err := cfg.workerInit(c.baseCtx, WorkerInfo{ID: i})
-			if err != nil {
-				c.baseCancel()
-				return nil, fmt.Errorf("aplex: WithWorkerInit failed for worker %d: %w", i, err)
-			}
-			if ctx != nil {
-				w.ctx = ctx
-			}
+		ctx, err := threadWorkerInit(c.baseCtx, cfg, WorkerInfo{ID: i})
+		if err != nil {
+			c.baseCancel()
+			return nil, err
+		}
+		if ctx != c.baseCtx {
+			w.ctx = ctx
 		}
 		c.addWorkerLocked(w)
 	}
 	return newExecutor(c), nil
+}
+
+// threadWorkerInit runs the registered worker init, then WithWorkerInit,
+// for one goroutine worker, and returns the context its works take their
+// values from (base when neither is set).
+func threadWorkerInit(base context.Context, cfg config, info WorkerInfo) (context.Context, error) {
+	ctx, err := runWorkerInit(base, info)
+	if err != nil {
+		return nil, fmt.Errorf("aplex: %w", err)
+	}
+	if cfg.workerInit == nil {
+		return ctx, nil
+	}
+	next, err := cfg.workerInit(ctx, info)
+	if err != nil {
+		return nil, fmt.Errorf("aplex: WithWorkerInit failed for worker %d: %w", info.ID, err)
+	}
+	if next == nil {
+		return ctx, nil
+	}
+	return next, nil
 }

@@ -7,19 +7,23 @@ import (
 	"sync"
 )
 
-// RegisterWorkerInit registers this binary's per-worker set-up for process
-// and cluster workers, the counterpart of WithWorkerInit for workers in
-// other processes: every worker process runs init once when it starts,
-// before it serves any work, and the context init returns is the parent
-// of every work's ctx in that process, so works read per-process state
-// (a database handle, a cache) from it. WorkerInfo.ID is the worker's slot
-// for process workers, its index for local cluster workers
-// (cluster.SpawnLocalWorkers) and -1 for other cluster workers.
+// RegisterWorkerInit registers this binary's per-worker set-up, for every
+// kind of executor: each worker runs init once when it starts, before it
+// serves any work, and the context init returns is the parent (for values)
+// of every work's ctx on that worker, so works read per-worker state (a
+// database handle, a cache) from it. A process or cluster worker runs it
+// once per process; a thread executor runs it once per goroutine worker,
+// in NewThreadExecutor, with WithWorkerInit (if given) after it, on the
+// context it returned. WorkerInfo means the same on every kind: ID is the
+// worker's slot (thread and process workers), its index for local cluster
+// workers (cluster.SpawnLocalWorkers) and -1 for other cluster workers;
+// WorkerID and Labels name a cluster worker.
 //
-// An init that fails stops the worker: a process worker exits with the
-// error on its output (the executor reports the failed start), a cluster
-// worker's Serve returns it. Register from a package-level variable or
-// init, so that the re-executed binary registers it too:
+// An init that fails stops the worker: NewThreadExecutor returns the
+// error, a process worker exits with the error on its output (the
+// executor reports the failed start), a cluster worker's Serve returns
+// it. Register from a package-level variable or init, so that the
+// re-executed binary registers it too:
 //
 //	var _ = aplex.RegisterWorkerInit(openDB)
 //
@@ -43,7 +47,7 @@ var workerInit struct {
 }
 
 // runWorkerInit runs the registered worker init, if any, and returns the
-// context works in this process descend from.
+// context the worker's works take their values from.
 func runWorkerInit(base context.Context, w WorkerInfo) (context.Context, error) {
 	workerInit.mu.Lock()
 	init := workerInit.fn

@@ -97,7 +97,7 @@ func BenchmarkMap(b *testing.B) {
 	srv := startServer(b, 0, nil)
 	url := srv.ClientURL()
 	ex := newExecutor(b, cluster.WithURL(url), cluster.SpawnLocalWorkers(2),
-		cluster.WithWorkerEnv(echoEnv+"="+url))
+		aplex.WithWorkerEnv(echoEnv+"="+url))
 	const window = 600 // Map's default: 2 (CPUs) × 300 works per worker
 	b.Run("raw-nats-pipelined", func(b *testing.B) {
 		nc, err := nats.Connect(url)

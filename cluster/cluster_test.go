@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // TestRoundTrip covers results and every kind of error coming back from a
 // local worker on the embedded server, and the size limits of NATS.
 func TestRoundTrip(t *testing.T) {
-	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)))
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
 	ctx := context.Background()
 	if u := cluster.URL(ex); !strings.HasPrefix(u, "nats://127.0.0.1:") {
 		t.Errorf("URL = %q, want the embedded server on 127.0.0.1", u)
@@ -81,7 +82,7 @@ func TestRoundTrip(t *testing.T) {
 // TestMapAcrossThreeWorkers maps with chunks over three local worker
 // processes: results come in order and every worker takes a share.
 func TestMapAcrossThreeWorkers(t *testing.T) {
-	ex := newExecutor(t, cluster.SpawnLocalWorkers(3), cluster.WithWorkerOutput(newTestLog(t)),
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(3), aplex.WithWorkerOutput(newTestLog(t)),
 		aplex.WithMaxWorksPerWorker(4))
 	ctx := context.Background()
 	inputs := func(yield func(int) bool) {
@@ -178,7 +179,7 @@ func TestBalancers(t *testing.T) {
 
 // TestAffinity keeps every key on one remote worker, and spreads keys.
 func TestAffinity(t *testing.T) {
-	ex := newExecutor(t, cluster.SpawnLocalWorkers(3), cluster.WithWorkerOutput(newTestLog(t)),
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(3), aplex.WithWorkerOutput(newTestLog(t)),
 		aplex.WithLoadBalancer(aplex.Affinity()))
 	ctx := context.Background()
 	keys := []string{"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"}
@@ -216,7 +217,7 @@ func TestAffinity(t *testing.T) {
 // sees its ctx end, the future reports context.Canceled, and the slot is
 // freed once the work has stopped.
 func TestCancelRunning(t *testing.T) {
-	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)))
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
 	ctx := context.Background()
 	seenBy := func(key string) func() bool {
 		return func() bool {
@@ -307,8 +308,10 @@ func TestOptions(t *testing.T) {
 		{"nil conn", []aplex.Option{cluster.WithConn(nil)}, "WithConn"},
 		{"tiny timeout", []aplex.Option{aplex.WithHeartbeatTimeout(time.Millisecond)}, "WithHeartbeatTimeout"},
 		{"no url", []aplex.Option{cluster.WithURL()}, "WithURL"},
-		{"bad env", []aplex.Option{cluster.WithWorkerEnv("NOEQUALS")}, "WithWorkerEnv"},
-		{"nil output", []aplex.Option{cluster.WithWorkerOutput(nil)}, "WithWorkerOutput"},
+		{"bad env", []aplex.Option{aplex.WithWorkerEnv("NOEQUALS")}, "WithWorkerEnv"},
+		{"nil output", []aplex.Option{aplex.WithWorkerOutput(nil)}, "WithWorkerOutput"},
+		{"output without local workers", []aplex.Option{aplex.WithWorkerOutput(io.Discard)}, "WithWorkerOutput applies to a cluster executor's local workers only"},
+		{"env without local workers", []aplex.Option{aplex.WithWorkerEnv("A=b")}, "WithWorkerEnv applies to a cluster executor's local workers only"},
 		{"process option", []aplex.Option{aplex.WithWorkerCommand("/bin/true")}, "process executors only"},
 		{"worker init", []aplex.Option{aplex.WithWorkerInit(func(ctx context.Context, _ aplex.WorkerInfo) (context.Context, error) { return ctx, nil })}, "WithWorkerInit"},
 		{"unreachable", []aplex.Option{cluster.WithURL("nats://127.0.0.1:1")}, "connect to NATS"},

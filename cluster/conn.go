@@ -60,7 +60,7 @@ func maxPayload(nc *nats.Conn) int {
 // credentialEnv extracts the user/password and token of NATS options, for
 // local worker processes that must authenticate like their executor.
 // Credentials files, nkeys and TLS settings cannot be read back from a
-// nats.Option; WithWorkerEnv passes those (APLEX_CLUSTER_CREDS, …).
+// nats.Option; aplex.WithWorkerEnv passes those (APLEX_CLUSTER_CREDS, …).
 func credentialEnv(opts []nats.Option) []string {
 	var o nats.Options
 	for _, f := range opts {

@@ -18,7 +18,10 @@
 // SpawnLocalWorkers(n) starts n worker processes of the running binary
 // against the executor's server, so one machine runs the whole distributed
 // path; they are restarted if they die, and stopped and reaped at
-// Shutdown.
+// Shutdown. The core options for worker processes apply to them as to
+// process workers: aplex.WithWorkerOutput and aplex.WithWorkerEnv (refused
+// without local workers, which are the only ones they could reach),
+// aplex.WithStartTimeout and aplex.WithHeartbeatTimeout.
 //
 // # Workers
 //

@@ -13,7 +13,8 @@ import (
 // or a binary started with APLEX_WORKER_ROLE=cluster). It is the same
 // *aplex.Executor as the other kinds: Submit, Map, futures, balancers and
 // Shutdown work unchanged, and every core option applies except
-// WithWorkerInit and the process-only ones.
+// WithWorkerInit (use aplex.RegisterWorkerInit) and the process-only ones
+// (WithWorkerCommand, WithRecycleAfter, WithWorkerMemoryLimit).
 //
 // It connects with WithURL (and WithNATSOptions) or WithConn; with
 // neither, it starts an embedded NATS server on 127.0.0.1 (URL tells

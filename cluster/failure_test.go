@@ -295,7 +295,7 @@ func TestAuth(t *testing.T) {
 
 	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("auth"),
 		cluster.WithNATSOptions(nats.UserInfo("aplex", "s3cret")),
-		cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)))
+		cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
 	f := submit(t, ex, square, 5)
 	if v, err := get(t, f); v != 25 || err != nil {
 		t.Fatalf("square(5) = %v, %v", v, err)
@@ -311,7 +311,7 @@ func TestShutdownClean(t *testing.T) {
 	url := srv.ClientURL()
 	baseSubs := srv.NumSubscriptions() // the server's own (system account)
 	ex, err := cluster.NewExecutor(cluster.WithURL(url), cluster.SpawnLocalWorkers(2),
-		cluster.WithWorkerOutput(newTestLog(t)))
+		aplex.WithWorkerOutput(newTestLog(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +424,7 @@ var ignore = aplex.Register("cluster.ignore", func(context.Context, int) (int, e
 // ignores cancellation gets its worker killed after the kill grace, and
 // that worker comes back too.
 func TestLocalWorkerRestart(t *testing.T) {
-	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)),
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)),
 		aplex.WithKillGrace(300*time.Millisecond))
 	first := ex.Stats().Workers[0].PID
 

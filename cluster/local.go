@@ -60,7 +60,7 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 		t:      t,
 		n:      n,
 		path:   path,
-		out:    t.cfg.output,
+		out:    t.xc.Output,
 		failed: make(chan error, n),
 		stopCh: make(chan struct{}),
 		procs:  map[*exec.Cmd]struct{}{},
@@ -78,7 +78,7 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 		envParent+"="+strconv.Itoa(os.Getpid()),
 	)
 	l.env = append(l.env, credentialEnv(t.cfg.natsOpts)...)
-	l.env = append(l.env, t.cfg.env...)
+	l.env = append(l.env, t.xc.Env...)
 	return l, nil
 }
 

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -19,8 +18,6 @@ type execConfig struct {
 	conn     *nats.Conn
 	pool     string
 	local    int
-	output   io.Writer
-	env      []string
 }
 
 const extKey = "cluster"
@@ -114,7 +111,8 @@ func WithPool(name string) aplex.Option {
 // NewExecutor returns once they have joined; a local worker that dies is
 // restarted (its works fail with a *aplex.WorkerError, or are retried);
 // Shutdown stops and reaps them. Their output goes to stderr (or
-// WithWorkerOutput), each line prefixed "[aplex cluster worker N pid P] ".
+// aplex.WithWorkerOutput), each line prefixed "[aplex cluster worker N pid
+// P] ", and aplex.WithWorkerEnv adds to their environment.
 // Worker N, 0 … n-1, sees N as aplex.WorkerInfo.ID in its worker init
 // (aplex.RegisterWorkerInit), across restarts; workers started otherwise
 // see -1.
@@ -128,37 +126,15 @@ func SpawnLocalWorkers(n int) aplex.Option {
 	})
 }
 
-// WithWorkerOutput sets where the stdout and stderr of local workers
-// (SpawnLocalWorkers) go, each line labelled with its worker. Default
-// os.Stderr.
-func WithWorkerOutput(w io.Writer) aplex.Option {
-	return option("WithWorkerOutput", func(c *execConfig) error {
-		if w == nil {
-			return fmt.Errorf("aplex: cluster.WithWorkerOutput(nil): use io.Discard to drop the output")
-		}
-		c.output = w
-		return nil
-	})
-}
-
-// WithWorkerEnv adds "KEY=value" entries to the environment of local
-// workers, e.g. APLEX_CLUSTER_CREDS=/path/user.creds when the executor
-// authenticates with a credentials file (user/password and token
-// authentication are passed on automatically).
-func WithWorkerEnv(env ...string) aplex.Option {
-	return option("WithWorkerEnv", func(c *execConfig) error {
-		for _, kv := range env {
-			if i := strings.IndexByte(kv, '='); i <= 0 {
-				return fmt.Errorf("aplex: cluster.WithWorkerEnv(%q): want KEY=value", kv)
-			}
-		}
-		c.env = append(c.env, env...)
-		return nil
-	})
-}
-
-// check reports conflicting settings and fills in defaults.
-func (c *execConfig) check() error {
+// check reports conflicting settings and fills in defaults. xc carries the
+// core options the transport applies itself.
+func (c *execConfig) check(xc xport.Config) error {
+	if c.local == 0 && xc.Output != nil {
+		return fmt.Errorf("aplex: WithWorkerOutput applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (the output of other cluster workers stays on their machines)")
+	}
+	if c.local == 0 && len(xc.Env) > 0 {
+		return fmt.Errorf("aplex: WithWorkerEnv applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (other cluster workers have their own environment)")
+	}
 	if c.conn != nil && (len(c.urls) > 0 || len(c.natsOpts) > 0) {
 		return fmt.Errorf("aplex: cluster.WithConn cannot be combined with WithURL or WithNATSOptions: the connection is already configured")
 	}

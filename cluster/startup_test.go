@@ -193,18 +193,105 @@ type infoKey struct{}
 // errInit is the registration of this binary's worker init, which every
 // cluster worker it starts runs (and Serve in this process too).
 var errInit = aplex.RegisterWorkerInit(func(ctx context.Context, w aplex.WorkerInfo) (context.Context, error) {
-	return context.WithValue(ctx, infoKey{}, w.ID), nil
+	return context.WithValue(ctx, infoKey{}, w), nil
 })
 
 // workerIndex names the worker it ran on and the WorkerInfo.ID its
 // worker init was given.
 var workerIndex = aplex.Register("cluster.worker-index", func(ctx context.Context, _ int) (string, error) {
-	id, ok := ctx.Value(infoKey{}).(int)
+	w, ok := ctx.Value(infoKey{}).(aplex.WorkerInfo)
 	if !ok {
 		return "", errors.New("the worker init did not run")
 	}
-	return cluster.WorkerID(ctx) + "/" + itoa(id), nil
+	return cluster.WorkerID(ctx) + "/" + itoa(w.ID), nil
 })
+
+// initSeen is what a work learns of its worker: the WorkerInfo its
+// worker init was given, and the worker id works see.
+type initSeen struct {
+	ID       int
+	WorkerID string
+	Labels   map[string]string
+	CtxID    string // cluster.WorkerID(ctx)
+}
+
+var workerInfo = aplex.Register("cluster.worker-info", func(ctx context.Context, _ int) (initSeen, error) {
+	w, ok := ctx.Value(infoKey{}).(aplex.WorkerInfo)
+	if !ok {
+		return initSeen{}, errors.New("the worker init did not run")
+	}
+	return initSeen{ID: w.ID, WorkerID: w.WorkerID, Labels: w.Labels, CtxID: cluster.WorkerID(ctx)}, nil
+})
+
+// TestRegisteredWorkerInitOnEveryKind: RegisterWorkerInit ran for process
+// and cluster workers only, so code switching to a thread executor lost
+// its per-worker set-up. The one registered init now runs on every kind,
+// with a WorkerInfo that means the same: ID the slot (a local cluster
+// worker's index, -1 for a worker serving on its own), and for cluster
+// workers their id and labels.
+func TestRegisteredWorkerInitOnEveryKind(t *testing.T) {
+	if errInit != nil {
+		t.Fatal(errInit)
+	}
+	srv := startServer(t, 0, nil)
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- cluster.Serve(ctx, cluster.ServeURL(srv.ClientURL()), cluster.ServePool("kinds"),
+			cluster.ServeWorkerID("gpu-box"), cluster.ServeLabels(map[string]string{"gpu": "true"}),
+			cluster.ServeHeartbeat(testHeartbeat))
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		new  func() (*aplex.Executor, error)
+		want func(initSeen) bool
+	}{
+		{"thread", func() (*aplex.Executor, error) { return aplex.NewThreadExecutor(aplex.WithPoolSize(1)) },
+			func(s initSeen) bool { return s.ID == 0 && s.WorkerID == "" && s.Labels == nil }},
+		{"process", func() (*aplex.Executor, error) {
+			return aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithWorkerOutput(newTestLog(t)))
+		}, func(s initSeen) bool { return s.ID == 0 && s.WorkerID == "" && s.Labels == nil }},
+		{"cluster local", func() (*aplex.Executor, error) {
+			return cluster.NewExecutor(cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
+		}, func(s initSeen) bool {
+			return s.ID == 0 && s.WorkerID == s.CtxID && strings.HasSuffix(s.WorkerID, "-0") && len(s.Labels) == 0
+		}},
+		{"cluster served", func() (*aplex.Executor, error) {
+			return cluster.NewExecutor(cluster.WithURL(srv.ClientURL()), cluster.WithPool("kinds"), aplex.WithPoolSize(1))
+		}, func(s initSeen) bool {
+			return s.ID == -1 && s.WorkerID == "gpu-box" && s.CtxID == "gpu-box" && s.Labels["gpu"] == "true" && len(s.Labels) == 1
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex, err := tc.new()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := ex.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			}()
+			f, err := aplex.Submit(context.Background(), ex, workerInfo, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := get(t, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.want(got) {
+				t.Errorf("the work's worker init saw %+v", got)
+			}
+		})
+	}
+}
 
 // TestWorkerInfoID: WorkerInfo.ID was always 0 for cluster workers. Local
 // workers (SpawnLocalWorkers) now get their index, 0 … n-1, and a worker
@@ -213,7 +300,7 @@ func TestWorkerInfoID(t *testing.T) {
 	if errInit != nil {
 		t.Fatal(errInit)
 	}
-	ex := newExecutor(t, cluster.SpawnLocalWorkers(2), cluster.WithWorkerOutput(newTestLog(t)))
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(2), aplex.WithWorkerOutput(newTestLog(t)))
 	seen := map[string]bool{}
 	for i := 0; len(seen) < 2 && i < 200; i++ {
 		// Two at once, so both workers take some.

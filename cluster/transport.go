@@ -98,7 +98,7 @@ func newTransport(xc xport.Config) (*transport, error) {
 		xc.StartTimeout = defaultStartTimeout
 	}
 	cfg := configOf(xc.Ext)
-	if err := cfg.check(); err != nil {
+	if err := cfg.check(xc); err != nil {
 		return nil, err
 	}
 	t := &transport{

@@ -26,9 +26,11 @@ var (
 	// registered works, with the error encoder that keeps registered
 	// sentinels: the worker side of a transport starts from it. It runs the
 	// binary's worker init (aplex.RegisterWorkerInit), if any, with base
-	// and the worker's id; the context the init returns (base without one)
-	// becomes the configuration's BaseContext. An init error is returned.
-	HostConfig func(base context.Context, id int) (host.Config, error)
+	// and the worker's aplex.WorkerInfo: id (a slot, a local cluster
+	// worker's index, or -1), and a cluster worker's workerID and labels;
+	// the context the init returns (base without one) becomes the
+	// configuration's BaseContext. An init error is returned.
+	HostConfig func(base context.Context, id int, workerID string, labels map[string]string) (host.Config, error)
 	// ServeRole, set by a transport package's init, lets aplex.Main serve a
 	// worker role it does not know itself (e.g. "cluster"): Main calls it
 	// when the environment names that role, then exits with its status.
@@ -41,7 +43,8 @@ type Config struct {
 	MaxWorksPerWorker int            // WithMaxWorksPerWorker
 	StartTimeout      time.Duration  // WithStartTimeout
 	HeartbeatTimeout  time.Duration  // WithHeartbeatTimeout: a worker silent this long is lost
-	Output            io.Writer      // worker output, if the transport spawns processes
+	Output            io.Writer      // WithWorkerOutput: output of the worker processes the transport starts (nil: not given)
+	Env               []string       // WithWorkerEnv: "KEY=value" entries for the worker processes it starts
 	Ext               map[string]any // settings recorded by the transport's own options
 	Logger            *slog.Logger
 }
