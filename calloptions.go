@@ -17,6 +17,7 @@ type callConfig struct {
 	window    int
 	retries   int
 	mapOnly   string // name of a Map-only option given
+	remote    string // name of a process-and-cluster option given
 }
 
 func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
@@ -33,6 +34,15 @@ func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
 		return cc, fmt.Errorf("aplex: %s applies to Map and MapUnordered only", cc.mapOnly)
 	}
 	return cc, nil
+}
+
+// checkKind refuses the options that do not apply to an executor of kind
+// k: Submit and Map call it once they know the executor.
+func (cc *callConfig) checkKind(k executorKind) error {
+	if cc.remote != "" && k == kindThread {
+		return fmt.Errorf("aplex: %s applies to process and cluster executors only, not to a %s executor: a goroutine worker never dies, so there is nothing to send again", cc.remote, k)
+	}
+	return nil
 }
 
 // ChunkSize makes Map send n inputs to one worker in one dispatch (one
@@ -114,13 +124,14 @@ func Deadline(d time.Duration) CallOption {
 // Retry marks the works of the call idempotent: when their worker dies (a
 // process crash, a cluster worker's lost heartbeat) they are sent again, up
 // to n more times, instead of failing with a *WorkerError. Delivery becomes
-// at-least-once.
+// at-least-once. Process and cluster executors only: Submit and Map on a
+// thread executor refuse it, since a goroutine worker never dies.
 func Retry(n int) CallOption {
 	return func(c *callConfig) error {
 		if n < 0 {
 			return fmt.Errorf("aplex: Retry(%d): must not be negative", n)
 		}
-		c.retries = n
+		c.retries, c.remote = n, "Retry"
 		return nil
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/testutil"
 )
 
 // within runs fn and fails the test if it has not returned by the test's
@@ -308,5 +310,33 @@ func TestGoexitMatchesErrGoexitOnProcessWorkers(t *testing.T) {
 	}
 	if v := mustGet(t, mustSubmit(t, ex, pDouble, 4)); v != 8 {
 		t.Fatalf("after Goexit: %d", v)
+	}
+}
+
+// TestWithLoggerLogsThreadWorksThatIgnoreCtx: WithLogger was silently
+// ignored by thread executors. They now log the works that still run a
+// kill grace after Shutdown cancelled them, which matters where the error
+// is not seen: a deferred Close, or the cleanup that closes an executor
+// dropped without Shutdown.
+func TestWithLoggerLogsThreadWorksThatIgnoreCtx(t *testing.T) {
+	var log testutil.Buffer
+	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(50*time.Millisecond),
+		aplex.WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	started := make(chan struct{})
+	stubborn := aplex.Fn(func(ctx context.Context, _ int) (int, error) { close(started); <-release; return 0, nil })
+	f := mustSubmit(t, ex, stubborn, 0)
+	<-started
+	if err := ex.Close(); err == nil {
+		t.Error("Close behind a work that ignores its ctx: no error")
+	}
+	close(release)
+	<-f.Done() // the work's goroutine ends before goleak looks
+	if got := log.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "they ignore their ctx") ||
+		!strings.Contains(got, "TestWithLoggerLogsThreadWorksThatIgnoreCtx") {
+		t.Fatalf("log %q does not name the work that ignores its ctx", got)
 	}
 }

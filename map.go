@@ -70,7 +70,9 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 	case inputs == nil:
 		err = errors.New("aplex: Map: nil inputs")
 	default:
-		err = w.check(ex)
+		if err = w.check(ex); err == nil {
+			err = cc.checkKind(ex.c.cfg.kind)
+		}
 	}
 	var deadline time.Time
 	if cc.timeout > 0 {

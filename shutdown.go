@@ -135,6 +135,11 @@ func (c *core) teardown() {
 	case <-ctx.Done():
 		if c.tr == nil {
 			c.stopErr = c.stubbornError()
+			// Logged as well as returned: a deferred Close, or the
+			// cleanup of a dropped executor, discards the error.
+			if c.stopErr != nil && c.cfg.logger != nil {
+				c.cfg.logger.Warn("aplex: Shutdown leaves works running", "err", c.stopErr)
+			}
 		}
 	}
 	if c.tr == nil {

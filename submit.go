@@ -39,6 +39,9 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 	cc := &defaultCall
 	if len(opts) > 0 {
 		built, err := buildCallConfig(opts, false)
+		if err == nil {
+			err = built.checkKind(ex.c.cfg.kind)
+		}
 		if err != nil {
 			return nil, err
 		}
