@@ -101,7 +101,6 @@ type core struct {
 	restarts       atomic.Uint64
 
 	stopOnce sync.Once
-	stopped  chan struct{}
 	stopErr  error
 }
 
@@ -115,7 +114,6 @@ func newCore(cfg config) *core {
 		abandoned: make(chan struct{}),
 		jobs:      map[uint64]*task{},
 		slots:     map[int]*slotStats{},
-		stopped:   make(chan struct{}),
 	}
 	if c.lb == nil {
 		c.lb = RoundRobin()

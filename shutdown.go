@@ -121,7 +121,6 @@ func (c *core) allWorkersLocked() []*worker {
 
 // teardown stops the workers once every work has ended or been cancelled.
 func (c *core) teardown() {
-	defer close(c.stopped)
 	defer c.baseCancel()
 	c.mu.Lock()
 	c.down = true

@@ -117,12 +117,6 @@ func (r *Reader) Next() (Msg, error) {
 	return Unmarshal(body)
 }
 
-// Buffered returns the number of bytes already read from the underlying
-// reader but not yet consumed by Next. A worker can use it to decide when
-// to flush: if nothing is buffered, the next Next will block, so pending
-// output should be written first.
-func (r *Reader) Buffered() int { return r.br.Buffered() }
-
 // Writer writes frames to a stream through a buffer; call Flush to push
 // them out. A Writer is not safe for concurrent use: callers that write
 // from several goroutines must serialise Write and Flush themselves.

@@ -220,23 +220,6 @@ func TestReaderPayloadsStayValid(t *testing.T) {
 	}
 }
 
-func TestReaderBuffered(t *testing.T) {
-	stream := frames(t, &Bye{}, &Bye{}, &Bye{})
-	frame := len(stream) / 3
-	r := NewReader(bytes.NewReader(stream), 0)
-	if r.Buffered() != 0 {
-		t.Fatalf("Buffered before reading = %d", r.Buffered())
-	}
-	for i := range 3 {
-		if _, err := r.Next(); err != nil {
-			t.Fatal(err)
-		}
-		if want := (2 - i) * frame; r.Buffered() != want {
-			t.Fatalf("after frame %d: Buffered = %d, want %d", i, r.Buffered(), want)
-		}
-	}
-}
-
 func TestWriterTooLarge(t *testing.T) {
 	var out bytes.Buffer
 	w := NewWriter(&out, 64)
