@@ -100,7 +100,7 @@ func samples() []sample {
 		{"results/many", manyRes},
 
 		{"heartbeat/zero", &Heartbeat{}},
-		{"heartbeat/full", &Heartbeat{WorkerID: "w-2", Load: 12, MaxWorks: 64, RSS: math.MaxUint64, Draining: true}},
+		{"heartbeat/full", &Heartbeat{WorkerID: "w-2", Load: 12, MaxWorks: 64, Draining: true}},
 		{"heartbeat/negative", &Heartbeat{Load: -1, MaxWorks: math.MinInt32}},
 
 		{"shutdown/abort", &Shutdown{}},
@@ -384,7 +384,7 @@ func TestUnmarshalMalformed(t *testing.T) {
 		{"kind-8", []byte{v, 8, 0}, "unknown kind 8"},
 		{"kind-255", []byte{v, 255}, "unknown kind 255"},
 		{"bool-2", []byte{v, byte(KindShutdown), 2}, "invalid bool"},
-		{"heartbeat-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 0, 7}, "invalid bool"},
+		{"heartbeat-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 7}, "invalid bool"},
 		{"outcome-flags", []byte{v, byte(KindResult), 0, 1, 1, 1, 2, 0}, "invalid outcome flags"},
 		{"string-length", []byte{v, byte(KindBye), 5, 'a', 'b'}, "length 5 exceeds"},
 		{"string-length-huge", []byte{v, byte(KindBye), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "length"},

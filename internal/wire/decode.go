@@ -391,7 +391,6 @@ func (d *decoder) heartbeat() *Heartbeat {
 		WorkerID: d.string(),
 		Load:     d.int(),
 		MaxWorks: d.int(),
-		RSS:      d.uvarint(),
 		Draining: d.bool(),
 	}
 }

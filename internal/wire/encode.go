@@ -110,7 +110,7 @@ func msgSize(m Msg) (int, error) {
 			return 0, errNilMsg
 		}
 		n += sizeString(m.WorkerID) + sizeVarint(int64(m.Load)) +
-			sizeVarint(int64(m.MaxWorks)) + sizeUvarint(m.RSS) + 1
+			sizeVarint(int64(m.MaxWorks)) + 1
 	case *Hello:
 		if m == nil {
 			return 0, errNilMsg
@@ -153,7 +153,6 @@ func appendMsg(b []byte, m Msg) []byte {
 		b = appendString(b, m.WorkerID)
 		b = binary.AppendVarint(b, int64(m.Load))
 		b = binary.AppendVarint(b, int64(m.MaxWorks))
-		b = appendUvarint(b, m.RSS)
 		return appendBool(b, m.Draining)
 	case *Hello:
 		return appendHello(b, m)

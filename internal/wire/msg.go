@@ -13,8 +13,9 @@ package wire
 import "time"
 
 // Version is the protocol version carried in every frame header. A peer that
-// reads a different version rejects the frame with ErrVersion.
-const Version byte = 1
+// reads a different version rejects the frame with ErrVersion. Version 2
+// dropped Heartbeat's RSS field, which nothing read.
+const Version byte = 2
 
 // Kind identifies a message.
 type Kind byte
@@ -115,10 +116,9 @@ const (
 // Heartbeat tells the executor a worker is alive and how loaded it is.
 type Heartbeat struct {
 	WorkerID string
-	Load     int    // jobs running now
-	MaxWorks int    // capacity
-	RSS      uint64 // resident set size in bytes (0 if unknown)
-	Draining bool   // no longer accepts jobs
+	Load     int  // jobs running now
+	MaxWorks int  // capacity
+	Draining bool // no longer accepts jobs
 }
 
 // Shutdown asks the worker to stop. Graceful: finish running jobs, then exit;
