@@ -25,7 +25,12 @@ var (
 	// one message of the executor's transport.
 	ErrTooLarge = errors.New("aplex: message too large")
 	// ErrEncoding is returned when an argument or result cannot be encoded
-	// or decoded (CBOR) on its way to or from another process.
+	// or decoded (CBOR) on its way to or from another process. A struct
+	// with an unexported field, which CBOR would silently drop, is refused
+	// with ErrEncoding naming the type and the field (at Submit for an
+	// argument, on the future for a result), unless the type marshals
+	// itself (MarshalCBOR or MarshalBinary; time.Time and big.Int do);
+	// tag a field `cbor:"-"` to leave it out on purpose.
 	ErrEncoding = errors.New("aplex: cannot encode or decode value")
 	// ErrGoexit is the error of a work that called runtime.Goexit (which is
 	// what t.FailNow and testify's require do): its future fails with it and
