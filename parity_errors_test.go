@@ -72,6 +72,8 @@ var (
 			return 0, errors.Join(errors.New("first"), fmt.Errorf("second: %w", CodeError{Code: 9}), &QuotaError{User: "cy", Limit: 1})
 		case "unregistered":
 			return 0, &unregisteredError{N: 4}
+		case "oversized":
+			return 0, &QuotaError{User: strings.Repeat("u", 20<<10), Limit: 1}
 		case "panic":
 			panic(&QuotaError{User: "dee", Limit: 42})
 		}
@@ -192,5 +194,21 @@ func TestUnregisteredErrorTypeKeepsMessageAndType(t *testing.T) {
 	var ue *unregisteredError
 	if errors.As(err, &ue) {
 		t.Fatalf("errors.As found an unregistered type: %+v", ue)
+	}
+}
+
+// TestOversizedTypedErrorKeepsMessageAndType: a registered error value too
+// big to carry (over 16 KiB encoded) stays behind, so that the error still
+// fits in a result: the caller gets its message and Type, not errors.As.
+func TestOversizedTypedErrorKeepsMessageAndType(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1))
+	_, err := mustSubmit(t, ex, pTypedErr, "oversized").Get(ctxT(t))
+	var re *aplex.RemoteError
+	if !errors.As(err, &re) || re.Type != "*aplex_test.QuotaError" || !strings.HasPrefix(err.Error(), "quota of uuu") {
+		t.Fatalf("got %.80v (%T)", err, err)
+	}
+	var qe *QuotaError
+	if errors.As(err, &qe) {
+		t.Fatalf("errors.As found the oversized value")
 	}
 }
