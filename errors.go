@@ -25,7 +25,12 @@ var (
 	// one message of the executor's transport.
 	ErrTooLarge = errors.New("aplex: message too large")
 	// ErrEncoding is returned when an argument or result cannot be encoded
-	// or decoded (CBOR) on its way to or from another process.
+	// or decoded (CBOR) on its way to or from another process. A struct
+	// with an unexported field, which CBOR would silently drop, is refused
+	// with ErrEncoding naming the type and the field (at Submit for an
+	// argument, on the future for a result), unless the type marshals
+	// itself (MarshalCBOR or MarshalBinary; time.Time and big.Int do);
+	// tag a field `cbor:"-"` to leave it out on purpose.
 	ErrEncoding = errors.New("aplex: cannot encode or decode value")
 	// ErrGoexit is the error of a work that called runtime.Goexit (which is
 	// what t.FailNow and testify's require do): its future fails with it and
@@ -54,6 +59,9 @@ type PanicError struct {
 	// sentinels are the registered sentinel errors a remote panic value
 	// matched in its worker (see Is).
 	sentinels []error
+	// typed are the values of registered error types a remote panic
+	// value's chain held (see As).
+	typed []error
 }
 
 // Error says that the work panicked, and with what.
@@ -87,6 +95,12 @@ func (e *PanicError) Is(target error) bool {
 	}
 	return false
 }
+
+// As makes errors.As find, in a panic from another process, the values of
+// error types registered with RegisterErrorType that the panic value's
+// chain held, with their exported fields, as it finds them through Unwrap
+// in-process.
+func (e *PanicError) As(target any) bool { return asTyped(e.typed, target) }
 
 // WorkerError is the error of a work whose worker died while holding it, or
 // of a Submit when no worker can be started. It matches ErrWorkerBroken.
@@ -131,7 +145,9 @@ func (e *WorkerError) Unwrap() []error {
 
 // RemoteError is an error returned by a work that ran in another process.
 // It keeps the original message and Go type name; errors.Is matches the
-// sentinel errors registered with RegisterError that the original matched.
+// sentinel errors registered with RegisterError that the original matched,
+// and errors.As finds copies of the values of error types registered with
+// RegisterErrorType that the original's chain held.
 type RemoteError struct {
 	// Type is the Go type of the original error, e.g. "*fs.PathError".
 	Type string
@@ -139,6 +155,7 @@ type RemoteError struct {
 	Message string
 
 	sentinels []error
+	typed     []error
 }
 
 // Error returns the original error's message.
@@ -146,3 +163,7 @@ func (e *RemoteError) Error() string { return e.Message }
 
 // Unwrap returns the registered sentinel errors the original error matched.
 func (e *RemoteError) Unwrap() []error { return e.sentinels }
+
+// As makes errors.As find the values of registered error types (see
+// RegisterErrorType) the original error's chain held.
+func (e *RemoteError) As(target any) bool { return asTyped(e.typed, target) }

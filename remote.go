@@ -266,7 +266,8 @@ func (c *core) Broken(err error) {
 // decodeError rebuilds a worker's error: a job the worker refused or whose
 // result it lost to a *WorkerError, other host failures to aplex's
 // sentinels, panics to *PanicError, everything else to *RemoteError
-// matching the registered sentinels it matched in the worker.
+// matching the registered sentinels it matched in the worker and holding
+// the values of registered error types its chain held (errors.As).
 func decodeError(e *wire.Error) error {
 	switch e.Code.Fate() {
 	case wire.FateRequeue, wire.FateLost:
@@ -284,9 +285,9 @@ func decodeError(e *wire.Error) error {
 		return fmt.Errorf("%w: %s", ErrTooLarge, e.Message)
 	}
 	if e.Panic {
-		return &PanicError{Value: e.Message, Stack: e.Stack, Remote: true, sentinels: lookupSentinels(e.Sentinels)}
+		return &PanicError{Value: e.Message, Stack: e.Stack, Remote: true, sentinels: lookupSentinels(e.Sentinels), typed: errorTypes.decode(e.Types)}
 	}
-	re := &RemoteError{Type: e.Type, Message: e.Message, sentinels: lookupSentinels(e.Sentinels)}
+	re := &RemoteError{Type: e.Type, Message: e.Message, sentinels: lookupSentinels(e.Sentinels), typed: errorTypes.decode(e.Types)}
 	switch e.Code {
 	case wire.CodeCanceled:
 		re.sentinels = append(re.sentinels, context.Canceled)
@@ -324,5 +325,6 @@ func encodeError(err error) *wire.Error {
 		e.Panic, e.Stack, e.Message = true, pe.Stack, fmt.Sprint(pe.Value)
 	}
 	e.Sentinels = sentinels.matching(err)
+	e.Types = errorTypes.encode(err)
 	return e
 }

@@ -114,12 +114,14 @@ func (j *job) runItem(i int) {
 	defer func() {
 		if !returned {
 			if v := recover(); v != nil {
+				keys, types := j.h.panicChain(v)
 				j.items[i].Err = &wire.Error{
 					Panic:     true,
 					Message:   fmt.Sprint(v),
 					Type:      fmt.Sprintf("%T", v),
 					Stack:     string(debug.Stack()),
-					Sentinels: j.h.panicSentinels(v),
+					Sentinels: keys,
+					Types:     types,
 				}
 			} else {
 				j.items[i].Err = j.h.encode(j.h.cfg.GoexitError)
@@ -196,24 +198,25 @@ func tooLarge(n, limit int) *wire.Error {
 	}
 }
 
-// panicSentinels returns the sentinel keys a panic value carries when it is
-// an error, as EncodeError would report them had the work returned it: a
-// panic(fmt.Errorf("…%w", ErrX)) keeps errors.Is like a returned error. A
-// panic inside the encoder (a user Is method) only loses the sentinels.
-func (h *Host) panicSentinels(v any) (keys []string) {
+// panicChain returns the sentinel keys and registered typed values a panic
+// value carries when it is an error, as EncodeError would report them had
+// the work returned it: a panic(fmt.Errorf("…%w", ErrX)) keeps errors.Is,
+// and a panic(&QuotaError{…}) errors.As, like a returned error. A panic
+// inside the encoder (a user Is or MarshalCBOR method) only loses them.
+func (h *Host) panicChain(v any) (keys []string, types []wire.TypedValue) {
 	err, ok := v.(error)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	defer func() {
 		if recover() != nil {
-			keys = nil
+			keys, types = nil, nil
 		}
 	}()
 	if e := h.encode(err); e != nil {
-		return e.Sentinels
+		return e.Sentinels, e.Types
 	}
-	return nil
+	return nil, nil
 }
 
 // unlinkLocked removes j from its key's chain.

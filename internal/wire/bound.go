@@ -27,6 +27,10 @@ func ErrorBound(e *Error) int {
 	for _, s := range e.Sentinels {
 		n += MaxVarint + len(s)
 	}
+	n += MaxVarint
+	for _, tv := range e.Types {
+		n += 2*MaxVarint + len(tv.Name) + len(tv.Value)
+	}
 	return n
 }
 

@@ -26,9 +26,13 @@ func samples() []sample {
 		Type:      "*fs.PathError",
 		Message:   "open /nope: no such file or directory",
 		Sentinels: []string{"fs.ErrNotExist", "os.ErrNotExist"},
-		Panic:     true,
-		Stack:     "goroutine 1 [running]:\nmain.main()\n",
-		Code:      CodeBadArgument,
+		Types: []TypedValue{
+			{Name: "example.com/quota.*QuotaError", Value: []byte{0xa1, 0x65, 'L', 'i', 'm', 'i', 't', 0x18, 0x64}},
+			{Name: "", Value: nil},
+		},
+		Panic: true,
+		Stack: "goroutine 1 [running]:\nmain.main()\n",
+		Code:  CodeBadArgument,
 	}
 
 	many := &Run{ReplyTo: "_INBOX.many"}
@@ -92,7 +96,7 @@ func samples() []sample {
 			{ID: 1, Items: []Outcome{{Value: arg16}}},
 			{ID: 2, Items: []Outcome{{Err: fullErr}}},
 			{ID: 3, Items: []Outcome{{Value: arg16, Err: &Error{}}}},
-			{ID: 4, Items: []Outcome{{}, {Value: []byte{}}, {Err: &Error{Sentinels: []string{}}}}},
+			{ID: 4, Items: []Outcome{{}, {Value: []byte{}}, {Err: &Error{Sentinels: []string{}, Types: []TypedValue{}}}}},
 			{ID: 5},
 			{ID: 6, Items: []Outcome{}},
 			{ID: 7, Items: []Outcome{{Err: &Error{Code: CodeShutdown}}, {Value: []byte{0xf6}}}},
@@ -167,6 +171,10 @@ func normalize(m Msg) Msg {
 				if o.Err != nil {
 					e := *o.Err
 					e.Sentinels = strs(e.Sentinels)
+					e.Types = nil
+					for _, tv := range o.Err.Types {
+						e.Types = append(e.Types, TypedValue{Name: tv.Name, Value: bs(tv.Value)})
+					}
 					no.Err = &e
 				}
 				nr.Items = append(nr.Items, no)

@@ -9,11 +9,12 @@ import (
 // elements the decoder checks that the remaining input could hold n of them,
 // which bounds every allocation by a constant multiple of len(b).
 const (
-	minJobSize     = 4 // id, name length, deadline, args count
-	minResultSize  = 2 // id, items count
-	minOutcomeSize = 2 // flags, value length
-	minStringSize  = 1 // length
-	minLabelSize   = 2 // key length, value length
+	minJobSize        = 4 // id, name length, deadline, args count
+	minResultSize     = 2 // id, items count
+	minOutcomeSize    = 2 // flags, value length
+	minStringSize     = 1 // length
+	minTypedValueSize = 2 // two lengths
+	minLabelSize      = 2 // key length, value length
 
 	maxLabelHint = 64 // initial size hint cap for Hello.Labels; see hello
 )
@@ -349,10 +350,26 @@ func (d *decoder) error() *Error {
 		Message: d.string(),
 	}
 	e.Sentinels = d.strings()
+	e.Types = d.typedValues()
 	e.Panic = d.bool()
 	e.Stack = d.string()
 	e.Code = ErrCode(d.byte())
 	return e
+}
+
+func (d *decoder) typedValues() []TypedValue {
+	n := d.count(minTypedValueSize)
+	if n == 0 {
+		return nil
+	}
+	tvs := make([]TypedValue, n)
+	for i := range tvs {
+		tvs[i] = TypedValue{Name: d.string(), Value: d.bytes()}
+		if d.err != nil {
+			break
+		}
+	}
+	return tvs
 }
 
 func (d *decoder) strings() []string {

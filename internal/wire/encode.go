@@ -242,6 +242,10 @@ func sizeError(e *Error) int {
 	for _, s := range e.Sentinels {
 		n += sizeString(s)
 	}
+	n += sizeUvarint(uint64(len(e.Types)))
+	for _, tv := range e.Types {
+		n += sizeString(tv.Name) + sizeBytes(tv.Value)
+	}
 	return n
 }
 
@@ -251,6 +255,11 @@ func appendError(b []byte, e *Error) []byte {
 	b = appendUvarint(b, uint64(len(e.Sentinels)))
 	for _, s := range e.Sentinels {
 		b = appendString(b, s)
+	}
+	b = appendUvarint(b, uint64(len(e.Types)))
+	for _, tv := range e.Types {
+		b = appendString(b, tv.Name)
+		b = appendBytes(b, tv.Value)
 	}
 	b = appendBool(b, e.Panic)
 	b = appendString(b, e.Stack)

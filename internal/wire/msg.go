@@ -90,9 +90,21 @@ type Error struct {
 	Type      string   // Go type name of the original error, e.g. "*fs.PathError"
 	Message   string   // err.Error()
 	Sentinels []string // keys of registered sentinel errors the original matched (errors.Is)
-	Panic     bool     // the work panicked; Message is the panic value, Stack the stack
-	Stack     string
-	Code      ErrCode // why the host itself failed the item, when it did
+	// Types are the values of registered error types found in the
+	// original's chain (errors.As), so the executor can rebuild them with
+	// their exported fields.
+	Types []TypedValue
+	Panic bool // the work panicked; Message is the panic value, Stack the stack
+	Stack string
+	Code  ErrCode // why the host itself failed the item, when it did
+}
+
+// TypedValue is a value of a Go type both sides registered under Name. The
+// wire does not interpret either field: Value is the value's CBOR encoding
+// and, once decoded, aliases the input like Outcome.Value.
+type TypedValue struct {
+	Name  string
+	Value []byte
 }
 
 // ErrCode classifies failures produced by the host rather than by the work.

@@ -1,0 +1,71 @@
+package aplex_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// hiddenArg has an unexported field, which CBOR drops.
+type hiddenArg struct {
+	Name   string
+	secret int
+}
+
+// selfArg has only unexported fields but marshals itself.
+type selfArg struct{ n int }
+
+func (s selfArg) MarshalCBOR() ([]byte, error)  { return cbor.Marshal(s.n) }
+func (s *selfArg) UnmarshalCBOR(b []byte) error { return cbor.Unmarshal(b, &s.n) }
+
+var (
+	pHiddenArg    = aplex.Register("test.hidden-arg", func(_ context.Context, a hiddenArg) (int, error) { return a.secret, nil })
+	pSelfArg      = aplex.Register("test.self-arg", func(_ context.Context, a selfArg) (int, error) { return a.n, nil })
+	pTimeArg      = aplex.Register("test.time-arg", func(_ context.Context, t time.Time) (time.Time, error) { return t.Add(time.Hour), nil })
+	pHiddenResult = aplex.Register("test.hidden-result", func(_ context.Context, n int) (hiddenArg, error) {
+		return hiddenArg{Name: "r", secret: n}, nil
+	})
+)
+
+// TestUnexportedFieldIsErrEncoding: a struct with an unexported field
+// reached a worker process with the field silently zeroed. It must be
+// ErrEncoding naming the type and the field: at Submit for an argument, on
+// the future for a result; a type that marshals itself and time.Time cross.
+func TestUnexportedFieldIsErrEncoding(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1))
+	ctx := ctxT(t)
+
+	f, err := aplex.Submit(ctx, ex, pHiddenArg, hiddenArg{Name: "a", secret: 7})
+	if !errors.Is(err, aplex.ErrEncoding) || f != nil {
+		t.Fatalf("argument: Submit = %v, %v; want ErrEncoding", f, err)
+	}
+	for _, w := range []string{"aplex_test.hiddenArg", "secret"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("argument error %q does not mention %q", err, w)
+		}
+	}
+
+	if v := mustGet(t, mustSubmit(t, ex, pSelfArg, selfArg{n: 5})); v != 5 {
+		t.Errorf("self-marshaling argument: got %d, want 5", v)
+	}
+
+	at := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	if v := mustGet(t, mustSubmit(t, ex, pTimeArg, at)); !v.Equal(at.Add(time.Hour)) {
+		t.Errorf("time.Time: got %v", v)
+	}
+
+	_, err = mustSubmit(t, ex, pHiddenResult, 3).Get(ctx)
+	if !errors.Is(err, aplex.ErrEncoding) {
+		t.Fatalf("result: %v; want ErrEncoding", err)
+	}
+	for _, w := range []string{"aplex_test.hiddenArg", "secret"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("result error %q does not mention %q", err, w)
+		}
+	}
+}
