@@ -49,7 +49,7 @@ func TestClusterErrorsAsTypedError(t *testing.T) {
 	if regClusterQuota != nil {
 		t.Fatal(regClusterQuota)
 	}
-	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)))
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
 	want := clusterQuotaError{User: "ann", Limit: 100}
 	for _, kind := range []string{"plain", "wrapped", "panic"} {
 		_, err := get(t, submit(t, ex, typedFail, kind))
@@ -66,7 +66,7 @@ func TestClusterErrorsAsTypedError(t *testing.T) {
 // TestClusterUnexportedFieldIsErrEncoding: an argument with an unexported
 // field is refused at Submit, not sent with the field zeroed.
 func TestClusterUnexportedFieldIsErrEncoding(t *testing.T) {
-	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), cluster.WithWorkerOutput(newTestLog(t)))
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
 	if _, err := aplex.Submit(context.Background(), ex, hiddenArg, clusterHidden{Name: "a", limit: 1}); !errors.Is(err, aplex.ErrEncoding) {
 		t.Fatalf("Submit = %v, want ErrEncoding", err)
 	}
