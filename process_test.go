@@ -281,12 +281,13 @@ func TestProcessRetryAfterCrash(t *testing.T) {
 	f := mustSubmit(t, ex, pOnce, marker, aplex.Retry(2))
 	crash := mustSubmit(t, ex, pHang, hung)
 	// Both run in the one worker; its pid is in the marker.
-	waitForFile(t, marker)
+	// The marker exists before the pid is written into it: wait for both.
+	var b []byte
+	waitFor(t, "the first attempt's pid in "+marker, func() bool {
+		b, _ = os.ReadFile(marker)
+		return len(b) > 0
+	})
 	waitForFile(t, hung)
-	b, err := os.ReadFile(marker)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pid, err := strconv.Atoi(string(b))
 	if err != nil || pid != ex.Stats().Workers[0].PID {
 		t.Fatalf("first attempt in pid %q (%v); the worker is %d", b, err, ex.Stats().Workers[0].PID)
