@@ -59,13 +59,15 @@ func init() {
 }
 
 // hostConfig serves this binary's registered works in a worker process,
-// after the worker init, if one is registered.
+// after the worker init, if one is registered, with the values the caller's
+// propagators sent in each work's ctx (RegisterPropagator).
 func hostConfig(base context.Context, id int) (host.Config, error) {
 	ctx, err := runWorkerInit(base, WorkerInfo{ID: id})
 	if err != nil {
 		return host.Config{}, err
 	}
-	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError, GoexitError: ErrGoexit, BaseContext: ctx}, nil
+	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError, GoexitError: ErrGoexit, BaseContext: ctx,
+		Extract: extractHeader}, nil
 }
 
 type hostRegistry struct{}

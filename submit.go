@@ -46,13 +46,17 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 	}
 	var c *call[A, R]
 	if ex.c.remote() {
-		b, err := ex.c.encodeArg(arg)
+		h, err := header(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := ex.c.encodeArg(arg, h)
 		if err != nil {
 			return nil, err
 		}
 		rc := &remoteCall[A, R]{call: call[A, R]{work: w, arg: arg}}
 		rc.args[0] = b
-		rc.rj.job = wire.Job{Name: w.name, Args: rc.args[:]}
+		rc.rj.job = wire.Job{Name: w.name, Header: h, Args: rc.args[:]}
 		c = &rc.call
 		c.t.rj = &rc.rj
 	} else {
@@ -65,15 +69,21 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 	return &c.Future, nil
 }
 
-// encodeArg encodes an argument for a remote worker and checks its size
-// before anything is sent (rule 10).
-func (c *core) encodeArg(arg any) ([]byte, error) {
+// encodeArg encodes an argument for a remote worker and checks its size,
+// with the header h of propagated values sent along, before anything is
+// sent (rule 10).
+func (c *core) encodeArg(arg any, h map[string]string) ([]byte, error) {
 	b, err := wire.MarshalValue(arg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: argument of type %T: %v", ErrEncoding, arg, err)
 	}
 	if len(b) > c.maxMsg {
 		return nil, fmt.Errorf("%w: argument is %d bytes encoded; the limit is %d", ErrTooLarge, len(b), c.maxMsg)
+	}
+	if len(h) > 0 {
+		if n := wire.HeaderBound(h); len(b)+n > c.maxMsg {
+			return nil, fmt.Errorf("%w: argument is %d bytes encoded and the header of propagated ctx values %d; the limit is %d", ErrTooLarge, len(b), n, c.maxMsg)
+		}
 	}
 	return b, nil
 }

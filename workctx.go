@@ -11,8 +11,10 @@ import (
 // registered only then.
 //
 // Cancellation comes from the caller's ctx (parent), from Cancel, from a
-// shutdown, and from the call's Deadline. Values come from the caller's ctx
-// first, then from the worker's ctx (WithWorkerInit).
+// shutdown, and from the call's Deadline. The caller's ctx ending cancels
+// the task, not only the ctx, as it does on every kind of worker: the
+// future ends cancelled with the ctx's error (see parentEnded). Values come
+// from the caller's ctx first, then from the worker's ctx (WithWorkerInit).
 type workCtx task
 
 func (t *task) workContext() *workCtx { return (*workCtx)(t) }
@@ -58,7 +60,7 @@ func (c *workCtx) Done() <-chan struct{} {
 		return c.ctxDone
 	}
 	if c.parent.Done() != nil {
-		c.watchLocked().stop = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
+		c.watchLocked().stop = context.AfterFunc(c.parent, func() { c.parentEnded(c.parent.Err()) })
 	}
 	if !c.deadline.IsZero() {
 		c.watchLocked().timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
@@ -87,7 +89,11 @@ func (c *workCtx) Err() error {
 	c.mu.Unlock()
 	if !settled && err != nil {
 		// Seen before its watch fired: end the ctx now, callbacks included.
-		c.cancel(err)
+		if perr := c.parent.Err(); perr != nil {
+			c.parentEnded(perr)
+		} else {
+			c.cancel(err)
+		}
 		c.mu.Lock()
 		err = c.ctxErr
 		c.mu.Unlock()
@@ -132,6 +138,15 @@ func (c *workCtx) AfterFunc(f func()) (stop func() bool) {
 		_, ok := w.funcs[key]
 		delete(w.funcs, key)
 		return ok
+	}
+}
+
+// parentEnded ends the work because the caller's ctx ended with err: it
+// cancels the task, which ends the ctx (task.cancel, stopWork), or, when
+// the work has returned already, ends the ctx alone.
+func (c *workCtx) parentEnded(err error) {
+	if !(*task)(c).cancel(err) {
+		c.cancel(err)
 	}
 }
 
