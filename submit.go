@@ -12,11 +12,17 @@ import (
 // at once if a worker has room; otherwise it waits in the executor's FIFO
 // queue and starts in submission order. With a bounded queue
 // (WithQueueSize) that is full, Submit waits for room until ctx ends. ctx
-// is also the parent of the work's ctx: cancelling it cancels the work.
+// is also the parent of the work's ctx, on every kind of worker: the work
+// sees its deadline (sent to other processes as the time left), and its
+// values, which reach other processes through the propagators registered
+// with RegisterPropagator. When ctx ends before the work returns, the work's
+// ctx is cancelled and the future ends cancelled with ctx.Err(), whatever
+// the work returns.
 //
 // Submit returns an error, and no future, for bad input (nil executor, work
 // or ctx; an Fn work on a process executor; an argument that cannot be
-// encoded or is too large) and after Shutdown (ErrClosed).
+// encoded or is too large, alone or with the header of propagated values; a
+// propagator that panics) and after Shutdown (ErrClosed).
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return submit(ctx, ex, w, arg, opts, true)
 }
