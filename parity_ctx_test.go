@@ -45,6 +45,18 @@ var (
 		}
 		return 0, errors.New("marker never appeared")
 	})
+	// pCtxThenMarker waits for its ctx to end, then (still running) for
+	// marker, and returns a value.
+	pCtxThenMarker = aplex.Register("test.ctx-then-marker", func(ctx context.Context, marker string) (int, error) {
+		<-ctx.Done()
+		for range 10_000 {
+			if _, err := os.Stat(marker); err == nil {
+				return 1, nil
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return 0, errors.New("marker never appeared")
+	})
 )
 
 // ctxKind is a kind of executor the ctx tests run on.
@@ -298,3 +310,32 @@ func TestRegisterPropagatorNil(t *testing.T) {
 }
 
 type nilPropagator struct{ requestIDs }
+
+// TestCallerCtxEndEndsFutureAtOnce: when the caller's ctx ends, the future
+// ends then, cancelled, while the work is still running, on every kind.
+func TestCallerCtxEndEndsFutureAtOnce(t *testing.T) {
+	for _, k := range ctxKinds {
+		t.Run(k.name, func(t *testing.T) {
+			ex := k.new(t)
+			marker := filepath.Join(t.TempDir(), "release")
+			ctx, cancel := context.WithCancel(context.Background())
+			f, err := aplex.Submit(ctx, ex, pCtxThenMarker, marker)
+			if err != nil {
+				t.Fatalf("Submit: %v", err)
+			}
+			cancel()
+			select {
+			case <-f.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the future did not end with its caller's ctx")
+			}
+			if err := f.Err(); !errors.Is(err, context.Canceled) || !f.Cancelled() {
+				t.Fatalf("Err = %v (cancelled: %v); want context.Canceled, cancelled", err, f.Cancelled())
+			}
+			if err := os.WriteFile(marker, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the slot freed", func() bool { return ex.Stats().Running == 0 })
+		})
+	}
+}

@@ -47,17 +47,27 @@ func (c *workCtx) Deadline() (time.Time, bool) {
 
 func (c *workCtx) Done() <-chan struct{} {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctxDone != nil {
-		return c.ctxDone
+	done := c.ctxDone
+	if done != nil {
+		c.mu.Unlock()
+		return done
 	}
-	c.ctxDone = make(chan struct{})
+	done = make(chan struct{})
+	c.ctxDone = done
 	if c.ctxErr == nil {
+		if err := c.parent.Err(); err != nil {
+			// The caller gave up before the work looked: that ends the task
+			// (outside the lock, which is the task's), and so closes done.
+			c.mu.Unlock()
+			c.parentEnded(err)
+			return done
+		}
 		c.ctxErr = c.expiredLocked()
 	}
 	if c.ctxErr != nil {
-		close(c.ctxDone)
-		return c.ctxDone
+		close(done)
+		c.mu.Unlock()
+		return done
 	}
 	if c.parent.Done() != nil {
 		c.watchLocked().stop = context.AfterFunc(c.parent, func() { c.parentEnded(c.parent.Err()) })
@@ -65,7 +75,8 @@ func (c *workCtx) Done() <-chan struct{} {
 	if !c.deadline.IsZero() {
 		c.watchLocked().timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
 	}
-	return c.ctxDone
+	c.mu.Unlock()
+	return done
 }
 
 // expiredLocked reports a cause the ctx should already have.
