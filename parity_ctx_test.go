@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -35,10 +36,14 @@ var (
 		return s, nil
 	})
 	// pPastDeadline ignores its ctx: it returns a value once marker
-	// exists, which the test creates after the caller's ctx has ended.
+	// exists, which the test creates after the caller's ctx has ended (or
+	// calls runtime.Goexit, if the marker says "goexit").
 	pPastDeadline = aplex.Register("test.past-deadline", func(_ context.Context, marker string) (int, error) {
 		for range 10_000 {
-			if _, err := os.Stat(marker); err == nil {
+			if b, err := os.ReadFile(marker); err == nil {
+				if string(b) == "goexit" {
+					runtime.Goexit()
+				}
 				return 1, nil
 			}
 			time.Sleep(time.Millisecond)
@@ -149,22 +154,24 @@ func TestWorkPastCallerDeadlineFailsOnEveryKind(t *testing.T) {
 	for _, k := range ctxKinds {
 		t.Run(k.name, func(t *testing.T) {
 			ex := k.new(t)
-			marker := filepath.Join(t.TempDir(), "past")
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			defer cancel()
-			f, err := aplex.Submit(ctx, ex, pPastDeadline, marker)
-			if err != nil {
-				t.Fatalf("Submit: %v", err)
-			}
-			<-ctx.Done()
-			// The work returns its value only now, after the caller's
-			// deadline: the future fails as the caller's ctx did.
-			if err := os.WriteFile(marker, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			v, err := f.Get(ctxT(t))
-			if !errors.Is(err, context.DeadlineExceeded) || !f.Cancelled() {
-				t.Fatalf("Get = %v, %v (cancelled: %v); want context.DeadlineExceeded, cancelled", v, err, f.Cancelled())
+			for _, how := range []string{"value", "goexit"} {
+				marker := filepath.Join(t.TempDir(), "past")
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				defer cancel()
+				f, err := aplex.Submit(ctx, ex, pPastDeadline, marker)
+				if err != nil {
+					t.Fatalf("Submit: %v", err)
+				}
+				<-ctx.Done()
+				// The work returns (or exits) only now, after the caller's
+				// deadline: the future fails as the caller's ctx did.
+				if err := os.WriteFile(marker, []byte(how), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				v, err := f.Get(ctxT(t))
+				if !errors.Is(err, context.DeadlineExceeded) || !f.Cancelled() {
+					t.Fatalf("%s: Get = %v, %v (cancelled: %v); want context.DeadlineExceeded, cancelled", how, v, err, f.Cancelled())
+				}
 			}
 			// The worker is fine.
 			if v := mustGet(t, mustSubmit(t, ex, pDouble, 4)); v != 8 {
