@@ -62,14 +62,16 @@ func init() {
 }
 
 // hostConfig serves this binary's registered works in a worker process,
-// after the worker init, if one is registered. workerID and labels name a
-// cluster worker ("" and nil for a process worker).
+// after the worker init, if one is registered, with the values the caller's
+// propagators sent in each work's ctx (RegisterPropagator). workerID and
+// labels name a cluster worker ("" and nil for a process worker).
 func hostConfig(base context.Context, id int, workerID string, labels map[string]string) (host.Config, error) {
 	ctx, err := runWorkerInit(base, WorkerInfo{ID: id, WorkerID: workerID, Labels: maps.Clone(labels)})
 	if err != nil {
 		return host.Config{}, err
 	}
-	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError, GoexitError: ErrGoexit, BaseContext: ctx}, nil
+	return host.Config{Registry: hostRegistry{}, EncodeError: encodeError, GoexitError: ErrGoexit, BaseContext: ctx,
+		Extract: extractHeader}, nil
 }
 
 type hostRegistry struct{}

@@ -109,8 +109,10 @@ func Meta(v any) CallOption {
 }
 
 // Deadline gives each work of the call its own deadline, d after it starts
-// running: its ctx ends then. In a process worker a work that ignores it is
-// killed with its worker once the kill grace has passed too.
+// running: its ctx ends then, or at the caller's ctx deadline if that comes
+// first (ctx.Deadline reports the earlier one, on every kind of worker). In
+// a process or cluster worker a work that ignores it is killed with its
+// worker once the kill grace has passed too.
 func Deadline(d time.Duration) CallOption {
 	return func(c *callConfig) error {
 		if d <= 0 {

@@ -80,9 +80,10 @@ func (ch *chunk[A, R]) runItem(ctx context.Context, i int, vals []R, errs []erro
 	returned = true
 }
 
-// complete publishes the items' outcomes, unless the chunk was cancelled.
+// complete publishes the items' outcomes, unless the chunk was cancelled
+// (by Cancel, or by the caller's ctx: see settleReturned).
 func (ch *chunk[A, R]) complete(t *task, vals []R, errs []error) {
-	if t.settle() {
+	if t.settleReturned() {
 		ch.vals, ch.errs = vals, errs
 		t.finish(nil, false)
 	}

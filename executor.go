@@ -385,7 +385,11 @@ func (c *core) runOne(t *task) (next *task) {
 // fails the future with ErrGoexit, frees the slot and hands the queued
 // works to new goroutines, since this one will not come back for them.
 func (c *core) goexited(t *task) {
-	t.r.fail(t, ErrGoexit)
+	// As for a work that returns (settleReturned): a caller's ctx that
+	// ended meanwhile decides the outcome.
+	if err := t.parent.Err(); err == nil || !t.cancel(err) {
+		t.r.fail(t, ErrGoexit)
+	}
 	t.workContext().release()
 	c.release(t.w, t)
 	c.mu.Lock()

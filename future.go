@@ -107,7 +107,7 @@ type call[A, R any] struct {
 
 func (c *call[A, R]) runLocal(ctx context.Context, t *task) {
 	v, err := runProtected(ctx, c.work.fn, c.arg)
-	if t.settle() {
+	if t.settleReturned() {
 		c.val = v
 		t.finish(err, false)
 	}

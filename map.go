@@ -85,6 +85,16 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 			return
 		}
 		m := &mapRun[A, R]{ex: ex, w: w, cc: cc, ordered: ordered, yield: yield, size: cc.chunkSize}
+		if ex.c.remote() {
+			// One header for every chunk: the ctx is the same.
+			h, err := header(ctx)
+			if err != nil {
+				var zero R
+				yield(zero, err)
+				return
+			}
+			m.header = h
+		}
 		m.window = cc.window
 		if m.window == 0 {
 			m.window = min(max(ex.c.cfg.poolSize*ex.c.cfg.maxWorksPerWorker, 1), maxWindow)
@@ -179,6 +189,7 @@ type mapRun[A, R any] struct {
 	window  int
 	size    int
 	yield   func(R, error) bool
+	header  map[string]string // propagated ctx values for remote chunks; shared, read-only
 
 	// The loop's own state.
 	rring       []A          // the ring the loop takes inputs from
@@ -471,13 +482,13 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	if c.remote() {
 		enc := make([][]byte, len(args))
 		for i, a := range args {
-			b, err := c.encodeArg(a)
+			b, err := c.encodeArg(a, m.header)
 			if err != nil {
 				return m.fail(err)
 			}
 			enc[i] = b
 		}
-		ch.t.rj = &remoteJob{job: wire.Job{Name: m.w.name, Args: enc}}
+		ch.t.rj = &remoteJob{job: wire.Job{Name: m.w.name, Header: m.header, Args: enc}}
 	}
 	if err := c.submit(m.ctx, &ch.t, true); err != nil {
 		return m.fail(m.ctxErr(err))

@@ -280,17 +280,21 @@ func TestProcessRetryAfterCrash(t *testing.T) {
 	marker, hung := filepath.Join(dir, "first-attempt"), filepath.Join(dir, "hung")
 	f := mustSubmit(t, ex, pOnce, marker, aplex.Retry(2))
 	crash := mustSubmit(t, ex, pHang, hung)
-	// Both run in the one worker; its pid is in the marker.
-	// The marker exists before the pid is written into it: wait for both.
-	var b []byte
+	// Both run in the one worker; its pid is in the marker, once written:
+	// the work creates the file first, so on a loaded machine the test can
+	// see it empty.
+	var pid int
 	waitFor(t, "the first attempt's pid in "+marker, func() bool {
-		b, _ = os.ReadFile(marker)
-		return len(b) > 0
+		b, err := os.ReadFile(marker)
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(string(b))
+		return err == nil
 	})
 	waitForFile(t, hung)
-	pid, err := strconv.Atoi(string(b))
-	if err != nil || pid != ex.Stats().Workers[0].PID {
-		t.Fatalf("first attempt in pid %q (%v); the worker is %d", b, err, ex.Stats().Workers[0].PID)
+	if pid != ex.Stats().Workers[0].PID {
+		t.Fatalf("first attempt in pid %d; the worker is %d", pid, ex.Stats().Workers[0].PID)
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

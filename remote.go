@@ -21,11 +21,15 @@ func (c *core) sendLocked(w *worker, t *task) {
 	c.nextID++
 	t.rj.job.ID = c.nextID
 	c.jobs[t.rj.job.ID] = t
-	t.rj.job.Deadline = time.Time{}
-	if t.deadlineD > 0 {
-		// Enforced by the worker; past the kill grace, by killing it.
-		t.rj.job.Deadline = time.Now().Add(t.deadlineD)
-		t.rj.killTimer = c.armKill(t, t.deadlineD+c.cfg.killGrace, "ran past its deadline")
+	t.rj.job.Timeout = 0
+	if left, ok := t.timeLeft(); ok {
+		// Enforced by the worker, which gets the time left (not an instant:
+		// a cluster's clocks may differ); past the kill grace, by killing it.
+		t.rj.job.Timeout = left
+		if left <= 0 {
+			t.rj.job.Timeout = -1 // passed already; 0 would mean none
+		}
+		t.rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
 	}
 	if t.parent.Done() != nil {
 		t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
@@ -42,6 +46,22 @@ func (c *core) sendLocked(w *worker, t *task) {
 			w.retired = true
 		}
 	}
+}
+
+// timeLeft returns the time left until t's effective deadline, the earlier
+// of the caller's ctx deadline and the call's Deadline(d) counted from now;
+// false if it has neither. A work in this process gets the same deadline
+// from its ctx (workCtx.Deadline).
+func (t *task) timeLeft() (time.Duration, bool) {
+	pd, has := t.parent.Deadline()
+	var left time.Duration
+	if has {
+		left = time.Until(pd)
+	}
+	if t.deadlineD > 0 && (!has || t.deadlineD < left) {
+		return t.deadlineD, true
+	}
+	return left, has
 }
 
 // cancelRemote tells the worker to cancel t's ctx and arms the kill grace.

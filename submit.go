@@ -12,11 +12,17 @@ import (
 // at once if a worker has room; otherwise it waits in the executor's FIFO
 // queue and starts in submission order. With a bounded queue
 // (WithQueueSize) that is full, Submit waits for room until ctx ends. ctx
-// is also the parent of the work's ctx: cancelling it cancels the work.
+// is also the parent of the work's ctx, on every kind of worker: the work
+// sees its deadline (sent to other processes as the time left), and its
+// values, which reach other processes through the propagators registered
+// with RegisterPropagator. When ctx ends before the work returns, the work's
+// ctx is cancelled and the future ends cancelled with ctx.Err(), whatever
+// the work returns.
 //
 // Submit returns an error, and no future, for bad input (nil executor, work
 // or ctx; an Fn work on a process executor; an argument that cannot be
-// encoded or is too large) and after Shutdown (ErrClosed).
+// encoded or is too large, alone or with the header of propagated values; a
+// propagator that panics) and after Shutdown (ErrClosed).
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return submit(ctx, ex, w, arg, opts, true)
 }
@@ -49,13 +55,17 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 	}
 	var c *call[A, R]
 	if ex.c.remote() {
-		b, err := ex.c.encodeArg(arg)
+		h, err := header(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := ex.c.encodeArg(arg, h)
 		if err != nil {
 			return nil, err
 		}
 		rc := &remoteCall[A, R]{call: call[A, R]{work: w, arg: arg}}
 		rc.args[0] = b
-		rc.rj.job = wire.Job{Name: w.name, Args: rc.args[:]}
+		rc.rj.job = wire.Job{Name: w.name, Header: h, Args: rc.args[:]}
 		c = &rc.call
 		c.t.rj = &rc.rj
 	} else {
@@ -68,15 +78,21 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 	return &c.Future, nil
 }
 
-// encodeArg encodes an argument for a remote worker and checks its size
-// before anything is sent (rule 10).
-func (c *core) encodeArg(arg any) ([]byte, error) {
+// encodeArg encodes an argument for a remote worker and checks its size,
+// with the header h of propagated values sent along, before anything is
+// sent (rule 10).
+func (c *core) encodeArg(arg any, h map[string]string) ([]byte, error) {
 	b, err := wire.MarshalValue(arg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: argument of type %T: %v", ErrEncoding, arg, err)
 	}
 	if len(b) > c.maxMsg {
 		return nil, fmt.Errorf("%w: argument is %d bytes encoded; the limit is %d", ErrTooLarge, len(b), c.maxMsg)
+	}
+	if len(h) > 0 {
+		if n := wire.HeaderBound(h); len(b)+n > c.maxMsg {
+			return nil, fmt.Errorf("%w: argument is %d bytes encoded and the header of propagated ctx values %d; the limit is %d", ErrTooLarge, len(b), n, c.maxMsg)
+		}
 	}
 	return b, nil
 }

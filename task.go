@@ -97,6 +97,23 @@ func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConf
 // finish. False means the future already ended (cancelled).
 func (t *task) settle() bool { return t.state.CompareAndSwap(stRunning, stSettled) }
 
+// settleReturned claims the outcome of a work that returned in this
+// process; the caller then writes it with finish. When the caller's ctx
+// ended while the work ran, it decides instead, as it does for a remote
+// work (whose watch on the caller's ctx cancels it at once): the future
+// ends cancelled with the ctx's error, whatever the work returned. False
+// means the outcome is written already.
+func (t *task) settleReturned() bool {
+	if !t.settle() {
+		return false
+	}
+	if err := t.parent.Err(); err != nil {
+		t.finish(err, true)
+		return false
+	}
+	return true
+}
+
 // finish publishes the outcome of a settled task.
 func (t *task) finish(err error, cancelled bool) {
 	t.err, t.cancelled = err, cancelled

@@ -11,8 +11,10 @@ import (
 // registered only then.
 //
 // Cancellation comes from the caller's ctx (parent), from Cancel, from a
-// shutdown, and from the call's Deadline. Values come from the caller's ctx
-// first, then from the worker's ctx (WithWorkerInit).
+// shutdown, and from the call's Deadline. The caller's ctx ending cancels
+// the task, not only the ctx, as it does on every kind of worker: the
+// future ends cancelled with the ctx's error (see parentEnded). Values come
+// from the caller's ctx first, then from the worker's ctx (WithWorkerInit).
 type workCtx task
 
 func (t *task) workContext() *workCtx { return (*workCtx)(t) }
@@ -45,25 +47,36 @@ func (c *workCtx) Deadline() (time.Time, bool) {
 
 func (c *workCtx) Done() <-chan struct{} {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctxDone != nil {
-		return c.ctxDone
+	done := c.ctxDone
+	if done != nil {
+		c.mu.Unlock()
+		return done
 	}
-	c.ctxDone = make(chan struct{})
+	done = make(chan struct{})
+	c.ctxDone = done
 	if c.ctxErr == nil {
+		if err := c.parent.Err(); err != nil {
+			// The caller gave up before the work looked: that ends the task
+			// (outside the lock, which is the task's), and so closes done.
+			c.mu.Unlock()
+			c.parentEnded(err)
+			return done
+		}
 		c.ctxErr = c.expiredLocked()
 	}
 	if c.ctxErr != nil {
-		close(c.ctxDone)
-		return c.ctxDone
+		close(done)
+		c.mu.Unlock()
+		return done
 	}
 	if c.parent.Done() != nil {
-		c.watchLocked().stop = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
+		c.watchLocked().stop = context.AfterFunc(c.parent, func() { c.parentEnded(c.parent.Err()) })
 	}
 	if !c.deadline.IsZero() {
 		c.watchLocked().timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
 	}
-	return c.ctxDone
+	c.mu.Unlock()
+	return done
 }
 
 // expiredLocked reports a cause the ctx should already have.
@@ -87,7 +100,11 @@ func (c *workCtx) Err() error {
 	c.mu.Unlock()
 	if !settled && err != nil {
 		// Seen before its watch fired: end the ctx now, callbacks included.
-		c.cancel(err)
+		if perr := c.parent.Err(); perr != nil {
+			c.parentEnded(perr)
+		} else {
+			c.cancel(err)
+		}
 		c.mu.Lock()
 		err = c.ctxErr
 		c.mu.Unlock()
@@ -132,6 +149,15 @@ func (c *workCtx) AfterFunc(f func()) (stop func() bool) {
 		_, ok := w.funcs[key]
 		delete(w.funcs, key)
 		return ok
+	}
+}
+
+// parentEnded ends the work because the caller's ctx ended with err: it
+// cancels the task, which ends the ctx (task.cancel, stopWork), or, when
+// the work has returned already, ends the ctx alone.
+func (c *workCtx) parentEnded(err error) {
+	if !(*task)(c).cancel(err) {
+		c.cancel(err)
 	}
 }
 

@@ -65,8 +65,12 @@
 // executor it serves, and exits; other executors see their works there fail
 // with a *aplex.WorkerError. Run workers under a supervisor (systemd,
 // Kubernetes) so a killed worker comes back; local workers are restarted
-// by their executor. Deadlines are absolute times: keep the clocks of
-// executor and worker machines synchronised (NTP).
+// by their executor. A work's deadline (the caller's ctx deadline, or
+// aplex.Deadline if earlier) travels as the time left, so the clocks of
+// executor and worker machines need not agree: in the worker it is the
+// executor's, later by the time the work took to arrive. Values of the
+// caller's ctx reach the work through the propagators registered with
+// aplex.RegisterPropagator.
 //
 // A message is at most the server's max_payload (1 MiB by default): an
 // argument above it is refused by Submit with aplex.ErrTooLarge, and a

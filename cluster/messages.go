@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"errors"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex/internal/wire"
@@ -32,7 +34,7 @@ func (t *transport) onInbox(msg *nats.Msg) {
 	defer t.leave()
 	m, err := wire.Unmarshal(msg.Data)
 	if err != nil {
-		t.log.Debug("aplex cluster: bad message on the inbox", "err", err)
+		t.badAnnouncement(msg, err)
 		return
 	}
 	switch m := m.(type) {
@@ -48,6 +50,19 @@ func (t *transport) onInbox(msg *nats.Msg) {
 	}
 }
 
+// badAnnouncement logs a message that does not decode. A worker of another
+// protocol version is worth a warning, once per Hello (not per heartbeat):
+// it will never join, and the version byte comes first, so its Hello fails
+// here rather than in onHello.
+func (t *transport) badAnnouncement(msg *nats.Msg, err error) {
+	if errors.Is(err, wire.ErrVersion) && len(msg.Data) > 1 && wire.Kind(msg.Data[1]) == wire.KindHello {
+		t.log.Warn("aplex cluster: ignoring a worker of another protocol version; rebuild it with the same aplex version",
+			"version", msg.Data[0], "want", wire.Version, "err", err)
+		return
+	}
+	t.log.Debug("aplex cluster: bad message", "subject", msg.Subject, "err", err)
+}
+
 // onControl handles the pool's announcements: Hello, Heartbeat, Bye.
 func (t *transport) onControl(msg *nats.Msg) {
 	if !t.enter() {
@@ -56,7 +71,7 @@ func (t *transport) onControl(msg *nats.Msg) {
 	defer t.leave()
 	m, err := wire.Unmarshal(msg.Data)
 	if err != nil {
-		t.log.Debug("aplex cluster: bad announcement", "subject", msg.Subject, "err", err)
+		t.badAnnouncement(msg, err)
 		return
 	}
 	switch m := m.(type) {

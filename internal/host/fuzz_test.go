@@ -125,9 +125,12 @@ func newFrameProgram(data []byte) *frameProgram {
 				j := wire.Job{ID: uint64(in.next() % 6), Name: fuzzNames[int(in.next())%len(fuzzNames)]}
 				switch in.next() % 4 {
 				case 0:
-					j.Deadline = time.Now().Add(-time.Second)
+					j.Timeout = -time.Second
 				case 1:
-					j.Deadline = time.Now().Add(time.Duration(in.next()) * time.Millisecond)
+					j.Timeout = time.Duration(in.next()) * time.Millisecond
+				case 2:
+					// No byte of its own, so the corpus keeps its meaning.
+					j.Header = map[string]string{"k": j.Name}
 				}
 				for range in.next() % 4 {
 					j.Args = append(j.Args, in.take(int(in.next()%8)))
@@ -240,7 +243,10 @@ func (p *frameProgram) serve(t *testing.T) served {
 	defer cancel()
 	quit := make(chan struct{})
 	defer close(quit)
-	cfg := Config{Registry: fuzzRegistry(quit), EncodeError: testEncodeError, MaxFrame: fuzzMaxFrame, WorkerID: "fuzz"}
+	cfg := Config{Registry: fuzzRegistry(quit), EncodeError: testEncodeError, MaxFrame: fuzzMaxFrame, WorkerID: "fuzz",
+		Extract: func(ctx context.Context, h map[string]string) context.Context {
+			return context.WithValue(ctx, headerKey{}, h["k"])
+		}}
 	done := make(chan error, 1)
 	go func() {
 		err := ServeConn(ctx, cfg, inR, outW)

@@ -63,6 +63,13 @@ type Config struct {
 	// the job's last item (or from Run for a job that cannot start), so it
 	// must not block for long. ServeConn sets it.
 	Emit func(replyTo string, r wire.Result)
+	// Extract puts the values a job's header carries (wire.Job.Header: the
+	// executor's propagated ctx values) into the job's ctx before its work
+	// runs; it returns the ctx to use. It is called only for jobs whose
+	// header is not empty, with the job's own ctx (deadline included). A
+	// panic in it fails the job's items with a panic error. Nil: headers are
+	// ignored.
+	Extract func(ctx context.Context, header map[string]string) context.Context
 	// BaseContext is the parent of every job's context: jobs see its values
 	// and its cancellation (0 cost when it cannot be cancelled). Nil means
 	// context.Background(). ServeConn uses its ctx without cancellation and

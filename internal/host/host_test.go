@@ -242,7 +242,6 @@ func TestHello(t *testing.T) {
 }
 
 func TestOutcomes(t *testing.T) {
-	past := time.Now().Add(-time.Second)
 	tests := []struct {
 		name  string
 		job   wire.Job
@@ -287,7 +286,7 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("got %+v", o.Err)
 			}
 		}},
-		{"deadline", wire.Job{Name: "sleep", Deadline: past, Args: [][]byte{nil}}, func(t *testing.T, o wire.Outcome) {
+		{"deadline", wire.Job{Name: "sleep", Timeout: -time.Second, Args: [][]byte{nil}}, func(t *testing.T, o wire.Outcome) {
 			if o.Err == nil || o.Err.Code != wire.CodeDeadline || o.Err.Message != context.DeadlineExceeded.Error() {
 				t.Errorf("got %+v", o.Err)
 			}
@@ -630,4 +629,81 @@ func frameLimitOrDefault(max int) int {
 		return wire.DefaultMaxFrame
 	}
 	return max
+}
+
+type headerKey struct{}
+
+// ctxRegistry's works report what their ctx holds.
+func ctxRegistry() registry {
+	return registry{
+		"deadline": func(ctx context.Context, _ []byte) ([]byte, error) {
+			d, ok := ctx.Deadline()
+			if !ok {
+				return nil, nil
+			}
+			return []byte(d.Format(time.RFC3339Nano)), nil
+		},
+		"header": func(ctx context.Context, _ []byte) ([]byte, error) {
+			v, _ := ctx.Value(headerKey{}).(string)
+			return []byte(v), nil
+		},
+	}
+}
+
+// TestJobTimeoutIsTimeLeft checks that a job's ctx deadline is its Timeout
+// counted from its arrival: no instant, so no clock, crosses the wire.
+func TestJobTimeoutIsTimeLeft(t *testing.T) {
+	c := serve(t, Config{Registry: ctxRegistry()})
+	if r := c.run(wire.Job{ID: 1, Name: "deadline", Args: [][]byte{nil}}); r.Items[0].Value != nil {
+		t.Fatalf("a job without a Timeout has the deadline %s", r.Items[0].Value)
+	}
+	const d = time.Hour
+	before := time.Now()
+	r := c.run(wire.Job{ID: 2, Name: "deadline", Timeout: d, Args: [][]byte{nil}})
+	after := time.Now()
+	got, err := time.Parse(time.RFC3339Nano, string(r.Items[0].Value))
+	if err != nil {
+		t.Fatalf("deadline %q: %v", r.Items[0].Value, err)
+	}
+	if got.Before(before.Add(d).Round(0)) || got.After(after.Add(d).Round(0)) {
+		t.Fatalf("deadline %v, want within [%v, %v]", got, before.Add(d), after.Add(d))
+	}
+}
+
+// TestExtractHeader checks that Config.Extract puts a job's header in its
+// ctx, runs only for jobs that carry one, and fails the job (not the host)
+// when it panics.
+func TestExtractHeader(t *testing.T) {
+	var calls sync.Map // job's header value → true
+	c := serve(t, Config{Registry: ctxRegistry(), Extract: func(ctx context.Context, h map[string]string) context.Context {
+		calls.Store(h["id"], true)
+		if h["id"] == "panic" {
+			panic("bad header")
+		}
+		if h["id"] == "nil" {
+			return nil // keeps the job's ctx
+		}
+		return context.WithValue(ctx, headerKey{}, h["id"])
+	}})
+	if r := c.run(wire.Job{ID: 1, Name: "header", Header: map[string]string{"id": "req-1"}, Args: [][]byte{nil}}); string(r.Items[0].Value) != "req-1" {
+		t.Fatalf("the work saw %q, want req-1", r.Items[0].Value)
+	}
+	if r := c.run(wire.Job{ID: 2, Name: "header", Args: [][]byte{nil}}); len(r.Items[0].Value) != 0 {
+		t.Fatalf("a job without a header saw %q", r.Items[0].Value)
+	}
+	if _, ok := calls.Load(""); ok {
+		t.Fatal("Extract ran for a job without a header")
+	}
+	r := c.run(wire.Job{ID: 3, Name: "header", Header: map[string]string{"id": "panic"}, Args: [][]byte{nil, nil}})
+	for _, o := range r.Items {
+		if o.Err == nil || !o.Err.Panic || !strings.Contains(o.Err.Message, "bad header") {
+			t.Fatalf("a panicking Extract: %+v", o.Err)
+		}
+	}
+	if r := c.run(wire.Job{ID: 4, Name: "header", Header: map[string]string{"id": "nil"}, Args: [][]byte{nil}}); r.Items[0].Err != nil {
+		t.Fatalf("Extract returning nil: %+v", r.Items[0].Err)
+	}
+	if r := c.run(wire.Job{ID: 5, Name: "header", Header: map[string]string{"id": "req-5"}, Args: [][]byte{nil}}); string(r.Items[0].Value) != "req-5" {
+		t.Fatalf("after a panicking Extract the work saw %q", r.Items[0].Value)
+	}
 }

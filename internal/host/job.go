@@ -59,10 +59,20 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 	}
 
 	j := &job{h: h, key: jobKey{replyTo, wj.ID}, handler: handler, args: wj.Args}
-	if wj.Deadline.IsZero() {
+	if wj.Timeout == 0 {
 		j.ctx, j.cancel = context.WithCancel(h.base)
 	} else {
-		j.ctx, j.cancel = context.WithDeadline(h.base, wj.Deadline)
+		// The time left, from now: no clock is shared with the executor.
+		j.ctx, j.cancel = context.WithTimeout(h.base, wj.Timeout)
+	}
+	if len(wj.Header) > 0 && h.cfg.Extract != nil {
+		ctx, perr := h.extract(j.ctx, wj.Header)
+		if perr != nil {
+			j.cancel()
+			h.refuse(replyTo, wj, perr)
+			return
+		}
+		j.ctx = ctx
 	}
 	if len(wj.Args) == 1 {
 		j.items = j.one[:]
@@ -95,6 +105,24 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 	} else {
 		go fanout.Run(len(j.args), j.runItem)
 	}
+}
+
+// extract runs Config.Extract, turning a panic into the error of the job.
+func (h *Host) extract(ctx context.Context, header map[string]string) (out context.Context, perr *wire.Error) {
+	defer func() {
+		if v := recover(); v != nil {
+			out, perr = nil, &wire.Error{
+				Panic:   true,
+				Message: fmt.Sprintf("aplex: propagator Extract panicked: %v", v),
+				Type:    fmt.Sprintf("%T", v),
+				Stack:   string(debug.Stack()),
+			}
+		}
+	}()
+	if out = h.cfg.Extract(ctx, header); out == nil {
+		out = ctx
+	}
+	return out, nil
 }
 
 // refuse emits a result whose every item fails with e.

@@ -12,11 +12,26 @@ const MaxVarint = 10
 // counts) beside the items counted with the functions below.
 const EnvelopeBound = 64
 
+// MaxHeader bounds a Job's header (HeaderBound): enough for a trace
+// context and W3C baggage (at most 8 KiB) many times over, yet small beside
+// a message, which every job of a Map carries again.
+const MaxHeader = 64 << 10
+
 // JobBound bounds the encoded size of j inside a Run.
 func JobBound(j *Job) int {
-	n := 4*MaxVarint + len(j.Name)
+	n := 5*MaxVarint + len(j.Name) + HeaderBound(j.Header)
 	for _, a := range j.Args {
 		n += MaxVarint + len(a)
+	}
+	return n
+}
+
+// HeaderBound bounds the encoded size of a Job's header entries (its count
+// is in JobBound): 0 for an empty header.
+func HeaderBound(h map[string]string) int {
+	n := 0
+	for k, v := range h {
+		n += 2*MaxVarint + len(k) + len(v)
 	}
 	return n
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"strings"
@@ -21,7 +22,10 @@ type sample struct {
 // deadlines, nil and non-nil errors, extreme integers.
 func samples() []sample {
 	arg16 := []byte("0123456789abcdef")
-	deadline := time.Date(2031, 3, 4, 5, 6, 7, 123456789, time.UTC)
+	header := map[string]string{
+		"traceparent":  "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"x-request-id": "req-42", "": "empty-key", "empty-value": "",
+	}
 	fullErr := &Error{
 		Type:      "*fs.PathError",
 		Message:   "open /nope: no such file or directory",
@@ -39,7 +43,10 @@ func samples() []sample {
 	for i := range 300 {
 		j := Job{ID: uint64(i) * 977, Name: fmt.Sprintf("work-%d", i%3)}
 		if i%7 == 0 {
-			j.Deadline = deadline.Add(time.Duration(i))
+			j.Timeout = time.Duration(i) * time.Millisecond
+		}
+		if i%11 == 0 {
+			j.Header = map[string]string{"k": fmt.Sprint(i)}
 		}
 		// 0 to 3 arguments, so both the shared and the per-job Args
 		// allocation paths are taken.
@@ -77,10 +84,12 @@ func samples() []sample {
 		{"run/zero", &Run{}},
 		{"run/empty-batch", &Run{ReplyTo: "_INBOX.abc", Jobs: []Job{}}},
 		{"run/one", &Run{Jobs: []Job{{ID: 1, Name: "sum", Args: [][]byte{arg16}}}}},
-		{"run/deadline-utc-nanos", &Run{ReplyTo: "r", Jobs: []Job{{ID: 2, Name: "sum", Deadline: deadline, Args: [][]byte{arg16}}}}},
-		{"run/deadline-fixed-zone", &Run{Jobs: []Job{{ID: 3, Name: "x",
-			Deadline: time.Date(1999, 12, 31, 23, 59, 59, 1, time.FixedZone("X", 3600))}}}},
-		{"run/deadline-before-epoch", &Run{Jobs: []Job{{Deadline: time.Date(1960, 1, 1, 0, 0, 0, 5, time.UTC)}}}},
+		{"run/timeout", &Run{ReplyTo: "r", Jobs: []Job{{ID: 2, Name: "sum", Timeout: 1500 * time.Millisecond, Args: [][]byte{arg16}}}}},
+		{"run/timeout-expired", &Run{Jobs: []Job{{ID: 3, Name: "x", Timeout: -1}}}},
+		{"run/timeout-extremes", &Run{Jobs: []Job{{Timeout: math.MaxInt64}, {Timeout: math.MinInt64}, {Timeout: 1}}}},
+		{"run/header", &Run{Jobs: []Job{{ID: 4, Name: "h", Timeout: time.Second, Header: header, Args: [][]byte{arg16}}}}},
+		{"run/header-empty", &Run{Jobs: []Job{{ID: 5, Name: "h", Header: map[string]string{}, Args: [][]byte{arg16}}}}},
+		{"run/header-large", &Run{Jobs: []Job{{ID: 6, Name: "h", Header: largeHeader()}}}},
 		{"run/args", &Run{Jobs: []Job{{ID: math.MaxUint64, Name: "multi", Args: [][]byte{nil, {}, arg16, bytes.Repeat([]byte{0xff}, 300)}}}}},
 		{"run/no-args", &Run{Jobs: []Job{{ID: 9, Name: "none"}, {ID: 10, Name: "none", Args: [][]byte{}}}}},
 		{"run/big-arg", &Run{Jobs: []Job{{ID: 1, Name: "big", Args: [][]byte{bytes.Repeat([]byte("big"), 100_000)}}}}},
@@ -146,9 +155,9 @@ func normalize(m Msg) Msg {
 	case *Run:
 		c := &Run{ReplyTo: m.ReplyTo}
 		for _, j := range m.Jobs {
-			nj := Job{ID: j.ID, Name: j.Name}
-			if !j.Deadline.IsZero() {
-				nj.Deadline = time.Unix(0, j.Deadline.UnixNano()).UTC()
+			nj := Job{ID: j.ID, Name: j.Name, Timeout: j.Timeout}
+			if len(j.Header) > 0 {
+				nj.Header = maps.Clone(j.Header)
 			}
 			for _, a := range j.Args {
 				nj.Args = append(nj.Args, bs(a))
@@ -240,37 +249,63 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDeadlinePreservesInstant(t *testing.T) {
-	tests := []struct {
-		name string
-		in   time.Time
-		want time.Time
-	}{
-		{"zero", time.Time{}, time.Time{}},
-		{"utc-nanos", time.Date(2030, 1, 2, 3, 4, 5, 999999999, time.UTC), time.Date(2030, 1, 2, 3, 4, 5, 999999999, time.UTC)},
-		{"zone", time.Date(2030, 1, 2, 3, 4, 5, 6, time.FixedZone("P", -8*3600)), time.Date(2030, 1, 2, 11, 4, 5, 6, time.UTC)},
-		{"epoch-moves-back-1ns", time.Unix(0, 0), time.Unix(0, -1).UTC()},
-		{"far-future-clamped", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, math.MaxInt64).UTC()},
-		{"far-past-clamped", time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), time.Unix(0, math.MinInt64).UTC()},
-		{"max", time.Unix(0, math.MaxInt64), time.Unix(0, math.MaxInt64).UTC()},
-		{"min", time.Unix(0, math.MinInt64), time.Unix(0, math.MinInt64).UTC()},
-		{"monotonic-stripped", time.Unix(1700000000, 1), time.Unix(1700000000, 1).UTC()},
+// largeHeader has more keys than appendStringMap sorts on the stack.
+func largeHeader() map[string]string {
+	h := map[string]string{}
+	for i := range 20 {
+		h[fmt.Sprintf("key-%02d", 19-i)] = strings.Repeat("v", i)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := Marshal(&Run{Jobs: []Job{{Deadline: tt.in}}})
-			if err != nil {
-				t.Fatal(err)
+	return h
+}
+
+// TestJobTimeoutIsADuration checks that a job's deadline crosses as the
+// time left, unchanged, whatever its value: no clock is involved.
+func TestJobTimeoutIsADuration(t *testing.T) {
+	for _, d := range []time.Duration{0, 1, -1, time.Millisecond, 90 * time.Minute, -time.Hour, math.MaxInt64, math.MinInt64} {
+		b, err := Marshal(&Run{Jobs: []Job{{Timeout: d}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.(*Run).Jobs[0].Timeout; got != d {
+			t.Fatalf("timeout %v came back as %v", d, got)
+		}
+	}
+}
+
+// TestJobHeaderRoundTrip checks the header's encoding: sorted keys (equal
+// headers encode to equal bytes, whatever the map's order), and the bound
+// used by the senders' size budget.
+func TestJobHeaderRoundTrip(t *testing.T) {
+	for _, h := range []map[string]string{nil, {"a": "1"}, {"b": "2", "a": "1", "c": ""}, largeHeader()} {
+		j := Job{ID: 1, Name: "w", Header: h, Args: [][]byte{{0xf6}}}
+		b, err := Marshal(&Run{Jobs: []Job{j}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 { // map order varies between runs; the bytes must not
+			b2, _ := Marshal(&Run{Jobs: []Job{{ID: 1, Name: "w", Header: maps.Clone(h), Args: [][]byte{{0xf6}}}}})
+			if !bytes.Equal(b, b2) {
+				t.Fatalf("header %v encodes in two ways", h)
 			}
-			m, err := Unmarshal(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := m.(*Run).Jobs[0].Deadline
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("deadline = %v, want %v", got, tt.want)
-			}
-		})
+		}
+		m, err := Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.(*Run).Jobs[0].Header
+		if len(h) == 0 && got != nil || len(h) > 0 && !maps.Equal(got, h) {
+			t.Fatalf("header %v came back as %v", h, got)
+		}
+		if n := len(b) - 2 - 1 - 1; n > JobBound(&j) { // version, kind, replyTo, jobs count
+			t.Fatalf("job of %d bytes above its bound %d", n, JobBound(&j))
+		}
+	}
+	if HeaderBound(nil) != 0 {
+		t.Fatal("an empty header counts bytes")
 	}
 }
 
@@ -401,15 +436,18 @@ func TestUnmarshalMalformed(t *testing.T) {
 		// A count of 2^40 jobs in a few bytes must be rejected before any
 		// allocation is attempted.
 		{"jobs-count", []byte{v, byte(KindRun), 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0}, "count"},
-		// Two jobs need at least eight bytes; seven are left.
+		// Two jobs need at least ten bytes; seven are left.
 		{"jobs-count-tight", []byte{v, byte(KindRun), 0, 2, 1, 0, 0, 0, 1, 0, 0}, "count 2"},
 		{"ids-count", []byte{v, byte(KindCancel), 0, 3, 1, 2}, "count 3"},
-		{"args-count", []byte{v, byte(KindRun), 0, 1, 1, 0, 0, 5, 0, 0}, "count 5"},
+		{"args-count", []byte{v, byte(KindRun), 0, 1, 1, 0, 0, 0, 5, 0, 0}, "count 5"},
 		{"items-count", []byte{v, byte(KindResult), 0, 1, 1, 9, 0, 0}, "count 9"},
 		{"works-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 4, 0, 0}, "count 4"},
 		{"labels-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 0, 0, 0}, "count 2"},
 		{"sentinels-count", []byte{v, byte(KindResult), 0, 1, 1, 1, 1, 0, 0, 0, 3, 0}, "count 3"},
 		{"duplicate-label", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 1, 'k', 0, 1, 'k', 0}, "duplicate label"},
+		// A job: id, name "", timeout, header of 2 entries, then 0 args.
+		{"duplicate-header-key", []byte{v, byte(KindRun), 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0}, "duplicate header key"},
+		{"header-count", []byte{v, byte(KindRun), 0, 1, 1, 0, 0, 9, 1, 'k', 0, 0}, "count 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,14 +9,14 @@ import (
 // elements the decoder checks that the remaining input could hold n of them,
 // which bounds every allocation by a constant multiple of len(b).
 const (
-	minJobSize        = 4 // id, name length, deadline, args count
+	minJobSize        = 5 // id, name length, timeout, header count, args count
 	minResultSize     = 2 // id, items count
 	minOutcomeSize    = 2 // flags, value length
 	minStringSize     = 1 // length
 	minTypedValueSize = 2 // two lengths
 	minLabelSize      = 2 // key length, value length
 
-	maxLabelHint = 64 // initial size hint cap for Hello.Labels; see hello
+	maxMapHint = 64 // initial size hint cap for string maps; see stringMap
 )
 
 // Unmarshal decodes a message produced by Marshal and returns one of *Hello,
@@ -221,12 +221,33 @@ func (d *decoder) stringReuse(prev string) string {
 	return string(p)
 }
 
-func (d *decoder) deadline() time.Time {
-	n := d.varint()
+// stringMap reads a map (Hello.Labels, Job.Header); what names its entries
+// in errors. An empty map decodes as nil.
+func (d *decoder) stringMap(what string) map[string]string {
+	n := d.count(minLabelSize)
 	if n == 0 {
-		return time.Time{}
+		return nil
 	}
-	return time.Unix(0, n).UTC()
+	// The size hint is capped: a map costs far more per entry than the two
+	// bytes an empty pair needs, and duplicates (rejected below) could make a
+	// huge hint cheap to claim. Beyond the cap the map grows with the entries
+	// actually inserted.
+	m := make(map[string]string, min(n, maxMapHint))
+	for range n {
+		k := d.string()
+		v := d.string()
+		if d.err != nil {
+			break
+		}
+		// Duplicate keys cannot come from Marshal; rejecting them keeps one
+		// encoding per message and stops a peer from hiding an entry.
+		if _, dup := m[k]; dup {
+			d.fail(malformed("duplicate %s %q", what, k))
+			break
+		}
+		m[k] = v
+	}
+	return m
 }
 
 // run1 and results1 hold a single-element batch and its one-element slices
@@ -269,7 +290,8 @@ func (d *decoder) run() *Run {
 		j.ID = d.uvarint()
 		j.Name = d.stringReuse(name)
 		name = j.Name
-		j.Deadline = d.deadline()
+		j.Timeout = time.Duration(d.varint())
+		j.Header = d.stringMap("header key")
 		na := d.count(1)
 		if na > 0 {
 			if na <= len(slab) {
@@ -420,28 +442,6 @@ func (d *decoder) hello() *Hello {
 		MaxWorks: d.int(),
 	}
 	m.Works = d.strings()
-	n := d.count(minLabelSize)
-	if n == 0 {
-		return m
-	}
-	// The size hint is capped: a map costs far more per entry than the two
-	// bytes an empty pair needs, and duplicates (rejected below) could make a
-	// huge hint cheap to claim. Beyond the cap the map grows with the labels
-	// actually inserted.
-	m.Labels = make(map[string]string, min(n, maxLabelHint))
-	for range n {
-		k := d.string()
-		v := d.string()
-		if d.err != nil {
-			break
-		}
-		// Duplicate keys cannot come from Marshal; rejecting them keeps one
-		// encoding per message and stops a peer from hiding a label.
-		if _, dup := m.Labels[k]; dup {
-			d.fail(malformed("duplicate label %q", k))
-			break
-		}
-		m.Labels[k] = v
-	}
+	m.Labels = d.stringMap("label")
 	return m
 }

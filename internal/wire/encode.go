@@ -4,10 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"slices"
-	"time"
 )
 
 // Message encoding.
@@ -24,14 +22,14 @@ import (
 //	bool    one byte, 0 or 1; anything else is malformed
 //	str     uint length, then that many bytes (UTF-8 is not checked)
 //	bytes   uint length, then that many bytes
-//	time    int Unix nanoseconds; 0 is the zero time.Time
+//	dur     int nanoseconds (a time.Duration)
 //	list(T) uint count, then count × T
 //	map     uint count, then count × (str key, str value), keys sorted
 //
 // Bodies by kind:
 //
 //	Hello      version:byte workerID:str pid:int maxWorks:int works:list(str) labels:map
-//	Run        replyTo:str jobs:list(id:uint name:str deadline:time args:list(bytes))
+//	Run        replyTo:str jobs:list(id:uint name:str timeout:dur header:map args:list(bytes))
 //	Cancel     replyTo:str ids:list(uint)
 //	Results    workerID:str results:list(id:uint items:list(outcome))
 //	Heartbeat  workerID:str load:int maxWorks:int rss:uint draining:bool
@@ -44,22 +42,12 @@ import (
 // The encoder computes the exact size first and grows the destination once,
 // so encoding costs one allocation at most (none with a large enough dst).
 
-// Deadlines are carried as int64 Unix nanoseconds, which covers the years
-// 1678 to 2262. minDeadline and maxDeadline bound that range.
-var (
-	minDeadline = time.Unix(0, math.MinInt64)
-	maxDeadline = time.Unix(0, math.MaxInt64)
-)
-
 // Marshal encodes m as version | kind | body, without a length prefix. This
 // is the form carried as a NATS message body; streams use AppendFrame or
 // Writer instead.
 //
 // Marshal fails only for a nil message or a type this package does not
-// define. A Job deadline outside the years 1678–2262 is clamped into that
-// range (it keeps its meaning as a deadline: far future or long past), and a
-// deadline exactly at the Unix epoch is sent one nanosecond earlier because
-// 0 encodes the zero time.
+// define.
 func Marshal(m Msg) ([]byte, error) {
 	n, err := msgSize(m)
 	if err != nil {
@@ -168,8 +156,8 @@ func sizeRun(m *Run) int {
 	n := sizeString(m.ReplyTo) + sizeUvarint(uint64(len(m.Jobs)))
 	for i := range m.Jobs {
 		j := &m.Jobs[i]
-		n += sizeUvarint(j.ID) + sizeString(j.Name) + sizeVarint(deadlineNanos(j.Deadline)) +
-			sizeUvarint(uint64(len(j.Args)))
+		n += sizeUvarint(j.ID) + sizeString(j.Name) + sizeVarint(int64(j.Timeout)) +
+			sizeStringMap(j.Header) + sizeUvarint(uint64(len(j.Args)))
 		for _, a := range j.Args {
 			n += sizeBytes(a)
 		}
@@ -184,7 +172,8 @@ func appendRun(b []byte, m *Run) []byte {
 		j := &m.Jobs[i]
 		b = appendUvarint(b, j.ID)
 		b = appendString(b, j.Name)
-		b = binary.AppendVarint(b, deadlineNanos(j.Deadline))
+		b = binary.AppendVarint(b, int64(j.Timeout))
+		b = appendStringMap(b, j.Header)
 		b = appendUvarint(b, uint64(len(j.Args)))
 		for _, a := range j.Args {
 			b = appendBytes(b, a)
@@ -268,12 +257,9 @@ func appendError(b []byte, e *Error) []byte {
 
 func sizeHello(m *Hello) int {
 	n := 1 + sizeString(m.WorkerID) + sizeVarint(int64(m.PID)) + sizeVarint(int64(m.MaxWorks)) +
-		sizeUvarint(uint64(len(m.Works))) + sizeUvarint(uint64(len(m.Labels)))
+		sizeUvarint(uint64(len(m.Works))) + sizeStringMap(m.Labels)
 	for _, w := range m.Works {
 		n += sizeString(w)
-	}
-	for k, v := range m.Labels {
-		n += sizeString(k) + sizeString(v)
 	}
 	return n
 }
@@ -287,36 +273,36 @@ func appendHello(b []byte, m *Hello) []byte {
 	for _, w := range m.Works {
 		b = appendString(b, w)
 	}
-	// Labels are written in key order so that equal messages encode to
-	// equal bytes; Hello is sent once per connection, so sorting is cheap.
-	b = appendUvarint(b, uint64(len(m.Labels)))
-	keys := make([]string, 0, len(m.Labels))
-	for k := range m.Labels {
+	return appendStringMap(b, m.Labels)
+}
+
+func sizeStringMap(m map[string]string) int {
+	n := sizeUvarint(uint64(len(m)))
+	for k, v := range m {
+		n += sizeString(k) + sizeString(v)
+	}
+	return n
+}
+
+// appendStringMap writes m in key order, so that equal messages encode to
+// equal bytes. The keys of a small map (a job's header: a trace context, a
+// request id) are sorted on the stack.
+func appendStringMap(b []byte, m map[string]string) []byte {
+	b = appendUvarint(b, uint64(len(m)))
+	if len(m) == 0 {
+		return b
+	}
+	var small [8]string
+	keys := small[:0]
+	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
 		b = appendString(b, k)
-		b = appendString(b, m.Labels[k])
+		b = appendString(b, m[k])
 	}
 	return b
-}
-
-// deadlineNanos maps a deadline to its wire value: 0 for the zero time,
-// otherwise Unix nanoseconds clamped to the int64 range and never 0.
-func deadlineNanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return 0
-	case t.Before(minDeadline):
-		return math.MinInt64
-	case t.After(maxDeadline):
-		return math.MaxInt64
-	}
-	if n := t.UnixNano(); n != 0 {
-		return n
-	}
-	return -1 // the epoch itself; 0 would read back as "no deadline"
 }
 
 func sizeUvarint(x uint64) int {

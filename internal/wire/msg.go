@@ -13,8 +13,12 @@ package wire
 import "time"
 
 // Version is the protocol version carried in every frame header. A peer that
-// reads a different version rejects the frame with ErrVersion. Version 2
-// dropped Heartbeat's RSS field, which nothing read.
+// reads a different version rejects the frame with ErrVersion, so a worker
+// built with another protocol fails its handshake with an error naming both
+// versions. Version 2: a Job carries the time it has left (Timeout) instead
+// of an absolute deadline and a Header of propagated ctx values, an Error
+// carries the typed values of registered error types, and Heartbeat lost
+// its unused RSS field.
 const Version byte = 2
 
 // Kind identifies a message.
@@ -46,11 +50,22 @@ type Hello struct {
 
 // Job is one dispatch unit: a single work or a chunk of n items of the same
 // work, which the host runs concurrently under one context.
+//
+// The deadline travels as the time left rather than as an instant, so the
+// machines of a cluster need no synchronised clocks: the worker's deadline
+// is the executor's, moved later by the time the job took to arrive.
 type Job struct {
-	ID       uint64    // unique per executor
-	Name     string    // registered work name
-	Deadline time.Time // zero: none; otherwise the job's ctx deadline (UTC, ns precision)
-	Args     [][]byte  // CBOR-encoded arguments, one per item (len ≥ 1)
+	ID   uint64 // unique per executor
+	Name string // registered work name
+	// Timeout is the time the job had left when the executor sent it: the
+	// host runs it under context.WithTimeout(Timeout). 0: no deadline;
+	// negative: the deadline has already passed.
+	Timeout time.Duration
+	// Header carries ctx values across the boundary (aplex.Propagator):
+	// the executor injects them, the host extracts them into the job's
+	// ctx. Nil: none. Its encoded size counts in the message (HeaderBound).
+	Header map[string]string
+	Args   [][]byte // CBOR-encoded arguments, one per item (len ≥ 1)
 }
 
 // Run is a batch of jobs. ReplyTo names where results go (cluster: the
