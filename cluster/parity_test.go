@@ -215,6 +215,41 @@ func parityCases() []parityCase {
 			ok, err := get(t, submit(t, ex, parityInit, 0))
 			return fmt.Sprint(outcome(err), " ", ok)
 		}},
+		{"caller's deadline and values in the work", "deadline+req-parity", func(t *testing.T, ex *aplex.Executor) string {
+			useRequestIDs(t)
+			want := time.Now().Add(time.Minute)
+			cctx, cancel := context.WithDeadline(context.WithValue(ctx, requestIDKey{}, "req-parity"), want)
+			defer cancel()
+			f, err := aplex.Submit(cctx, ex, ctxSeenWork, 0)
+			if err != nil {
+				return outcome(err)
+			}
+			seen, err := get(t, f)
+			if err != nil {
+				return outcome(err)
+			}
+			got := "no-deadline"
+			// The deadline travels as time left, so it may shift by the trip.
+			if d := time.Duration(seen.Deadline - want.UnixNano()); seen.HasDeadline && d <= time.Second && d >= -5*time.Second {
+				got = "deadline"
+			}
+			return got + "+" + seen.RequestID
+		}},
+		{"value returned past the caller's deadline", "deadline", func(t *testing.T, ex *aplex.Executor) string {
+			marker := filepath.Join(t.TempDir(), "late")
+			cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			f, err := aplex.Submit(cctx, ex, pastDeadline, marker)
+			if err != nil {
+				return outcome(err)
+			}
+			<-cctx.Done()
+			if err := os.WriteFile(marker, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err = get(t, f)
+			return outcome(err, "deadline", context.DeadlineExceeded)
+		}},
 		{"caller ctx cancels the work", "canceled", func(t *testing.T, ex *aplex.Executor) string {
 			marker := filepath.Join(t.TempDir(), "started")
 			cctx, cancel := context.WithCancel(ctx)
