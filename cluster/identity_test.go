@@ -217,6 +217,16 @@ func TestLabelBalancerRoutesByMeta(t *testing.T) {
 		}
 	}
 
+	// A future is done before its worker's load drops: wait for both idle.
+	waitFor(t, 5*time.Second, "the workers to be idle", func() bool {
+		for _, w := range ex.Stats().Workers {
+			if w.Workload != 0 {
+				return false
+			}
+		}
+		return true
+	})
+
 	// Works without the label run anywhere: with gpu-box busy, on plain.
 	keys := []string{"gpu-0", "gpu-1", "gpu-2", "gpu-3"}
 	var held []*aplex.Future[int]
