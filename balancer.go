@@ -13,6 +13,14 @@ import (
 // that is out of range or names a full worker is replaced by the first
 // worker with room, so a balancer can never overfill a worker.
 //
+// A balancer expresses a preference, not a constraint: when it finds no
+// suitable worker with room it cannot make the work wait, because the core
+// then gives the work to the first worker with room. A balancer that sends
+// works to labelled workers (Workers.Label) therefore routes them there
+// while those have room and elsewhere when they are all full; a strict
+// placement needs a pool of its own (cluster.WithPool) or a
+// MaxWorksPerWorker and queue sized so the labelled workers never fill.
+//
 // A balancer may keep state: it is never called concurrently by one
 // executor, but must not be shared between executors.
 type LoadBalancer interface {
@@ -32,6 +40,22 @@ func (v Workers) Len() int { return len(v.ws) }
 // ID returns worker i's stable identity (its slot): a process worker that is
 // replaced keeps its ID.
 func (v Workers) ID(i int) int { return v.ws[i].slot }
+
+// Name returns worker i's name, as WorkerStats.Name shows it: "thread-N",
+// "proc-N", or a cluster worker's id.
+func (v Workers) Name(i int) string { return v.ws[i].name }
+
+// Labels returns worker i's labels (a cluster worker's cluster.ServeLabels,
+// APLEX_CLUSTER_LABELS or cluster.LocalWorkerLabels), nil if it has none.
+// The map is shared with the executor, so that Pick allocates nothing: it
+// must not be modified, nor kept past the Pick call.
+func (v Workers) Labels(i int) map[string]string { return v.ws[i].labels }
+
+// Label returns the value of worker i's label key, and whether it has it.
+func (v Workers) Label(i int, key string) (string, bool) {
+	val, ok := v.ws[i].labels[key]
+	return val, ok
+}
 
 // Load returns how many works worker i holds.
 func (v Workers) Load(i int) int { return int(v.ws[i].load.Load()) }

@@ -149,3 +149,25 @@ func (b badLB) Pick(Workers, any) int { return int(b) }
 type panicLB struct{}
 
 func (panicLB) Pick(Workers, any) int { panic("balancer bug") }
+
+// TestBalancerViewIdentityAllocatesNothing: the worker's name and labels
+// are read at Join, so a balancer reading them in Pick costs no allocation.
+func TestBalancerViewIdentityAllocatesNothing(t *testing.T) {
+	v := view(2, 0, 1, 2)
+	v.ws[1].name, v.ws[1].labels = "gpu-box", map[string]string{"gpu": "true"}
+	pick := func() int {
+		for i := range v.Len() {
+			if val, ok := v.Label(i, "gpu"); ok && val == "true" && v.Available(i) && v.Name(i) != "" && len(v.Labels(i)) == 1 {
+				return i
+			}
+		}
+		return -1
+	}
+	var got int
+	if n := testing.AllocsPerRun(100, func() { got = pick() }); n != 0 {
+		t.Errorf("Pick reading names and labels allocates %v times", n)
+	}
+	if got != 1 {
+		t.Errorf("picked %d, want the labelled worker 1", got)
+	}
+}

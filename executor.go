@@ -45,7 +45,9 @@ type WorkerInfo struct {
 // worker is one member of the pool as the scheduler sees it.
 type worker struct {
 	slot    int
-	load    atomic.Int32 // works it holds; raised under core.mu, lowered anywhere
+	name    string            // WorkerStats.Name: "thread-N", "proc-N", a cluster worker id
+	labels  map[string]string // a cluster worker's labels, copied at Join; never modified
+	load    atomic.Int32      // works it holds; raised under core.mu, lowered anywhere
 	cap     int
 	budget  int // jobs it may still be sent; 0: no limit (xport.Budgeted)
 	retired bool
@@ -64,6 +66,10 @@ func (w *worker) hasRoom() bool { return int(w.load.Load()) < w.cap }
 type slotStats struct {
 	completed, failed, cancelled atomic.Uint64
 	pid                          atomic.Int64
+	// The identity of the slot's latest worker, set when it joins; guarded
+	// by core.mu.
+	name   string
+	labels map[string]string
 }
 
 // core is the executor's scheduler: capacity, FIFO queue, balancer,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -113,8 +114,16 @@ func (c *core) Join(conn xport.Worker) {
 	if c.slotSeen(conn.Slot()) {
 		c.restarts.Add(1)
 	}
-	st.pid.Store(int64(conn.Info().PID))
-	w := &worker{slot: conn.Slot(), cap: capacity, conn: conn, stats: st}
+	info := conn.Info()
+	st.pid.Store(int64(info.PID))
+	// The identity is read once here, so the balancer's view (Workers.Name,
+	// Labels) costs Pick nothing; the copy keeps a balancer that writes to
+	// the map from reaching the transport's.
+	w := &worker{slot: conn.Slot(), name: info.ID, cap: capacity, conn: conn, stats: st}
+	if len(info.Labels) > 0 {
+		w.labels = maps.Clone(info.Labels)
+	}
+	st.name, st.labels = w.name, w.labels
 	if b, ok := conn.(xport.Budgeted); ok {
 		w.budget = b.Budget() // see sendLocked
 	}

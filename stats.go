@@ -1,6 +1,9 @@
 package aplex
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Stats is a snapshot of an executor's activity.
 type Stats struct {
@@ -19,8 +22,23 @@ type Stats struct {
 
 // WorkerStats describes one worker slot.
 type WorkerStats struct {
-	ID                           int // the slot
-	PID                          int // the current process, for process workers
+	// ID is the slot: the balancer's Workers.ID, and the N of a worker
+	// process's output prefix "[aplex worker N pid P]" or a local cluster
+	// worker's "[aplex cluster worker N pid P]". A replacement keeps it.
+	ID int
+	// Name names the slot's latest worker: "thread-N" for a goroutine
+	// worker, "proc-N" for a worker process (as *WorkerError.Worker names
+	// it), and the worker id for a cluster worker (cluster.WorkerID,
+	// cluster.ServeWorkerID; a local worker's is "<executor id>-N").
+	Name string
+	// Labels are a cluster worker's labels (cluster.ServeLabels,
+	// APLEX_CLUSTER_LABELS, cluster.LocalWorkerLabels); nil for other
+	// workers and for cluster workers without labels. The map is the
+	// snapshot's own copy.
+	Labels map[string]string
+	// PID is the slot's current (or last) process: a process worker's, a
+	// cluster worker's as it announced it; 0 for goroutine workers.
+	PID                          int
 	Workload                     int // works it holds now
 	Completed, Failed, Cancelled uint64
 }
@@ -40,7 +58,7 @@ func (ex *Executor) Stats() Stats {
 	}
 	for slot, st := range c.slots {
 		ws := WorkerStats{
-			ID: slot, PID: int(st.pid.Load()), Workload: loads[slot],
+			ID: slot, Name: st.name, Labels: maps.Clone(st.labels), PID: int(st.pid.Load()), Workload: loads[slot],
 			Completed: st.completed.Load(), Failed: st.failed.Load(), Cancelled: st.cancelled.Load(),
 		}
 		s.Completed += ws.Completed

@@ -3,6 +3,7 @@ package aplex
 import (
 	"context"
 	"fmt"
+	"strconv"
 )
 
 // NewThreadExecutor returns an executor whose workers are goroutine shards
@@ -23,7 +24,8 @@ func NewThreadExecutor(opts ...Option) (*Executor, error) {
 	}
 	c := newCore(cfg)
 	for i := range cfg.poolSize {
-		w := &worker{slot: i, cap: cfg.maxWorksPerWorker, ctx: context.Background(), stats: c.statsFor(i)}
+		w := &worker{slot: i, name: threadName(i), cap: cfg.maxWorksPerWorker, ctx: context.Background(), stats: c.statsFor(i)}
+		w.stats.name = w.name
 		ctx, err := threadWorkerInit(c.baseCtx, cfg, WorkerInfo{ID: i})
 		if err != nil {
 			c.baseCancel()
@@ -36,6 +38,10 @@ func NewThreadExecutor(opts ...Option) (*Executor, error) {
 	}
 	return newExecutor(c), nil
 }
+
+// threadName names goroutine worker i in Stats, after the pattern of
+// process workers ("proc-N"), so every worker has a name.
+func threadName(i int) string { return "thread-" + strconv.Itoa(i) }
 
 // threadWorkerInit runs the registered worker init, then WithWorkerInit,
 // for one goroutine worker, and returns the context its works take their

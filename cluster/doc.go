@@ -118,7 +118,12 @@
 // accepts works for a moment (those sent before the announcement arrived),
 // finishes all it holds, sends Bye and exits. Each worker id keeps a stable
 // balancer slot, so aplex.Affinity keeps keys on a worker that restarts
-// under the same id.
+// under the same id. Local worker N (SpawnLocalWorkers) holds slot N, the N
+// of its output prefix; other workers take the slots after the local ones.
+// A worker's id and labels (ServeLabels, APLEX_CLUSTER_LABELS,
+// LocalWorkerLabels) show in aplex.WorkerStats (Name, Labels) and in the
+// balancer's view (aplex.Workers.Name, Label, Labels), so a balancer can
+// prefer labelled workers for some works (see ExampleLocalWorkerLabels).
 //
 // # Reconnects
 //

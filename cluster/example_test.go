@@ -75,3 +75,91 @@ func ExampleServe() {
 		log.Fatal(err)
 	}
 }
+
+// needLabel is the Meta of a work that wants a worker with a label.
+type needLabel struct{ key, value string }
+
+// gpuLabel is the Meta of a work that wants a worker labelled gpu=true.
+var gpuLabel = needLabel{"gpu", "true"}
+
+// labelBalancer sends a work whose Meta is a needLabel to the least loaded
+// worker with that label, and any other work to the least loaded worker.
+// It is a preference: when no labelled worker has room, Pick returns -1 and
+// the executor gives the work to the first worker with room (see
+// aplex.LoadBalancer); a strict placement needs a pool of its own.
+type labelBalancer struct{}
+
+func (labelBalancer) Pick(ws aplex.Workers, meta any) int {
+	need, labelled := meta.(needLabel)
+	best := -1
+	for i := range ws.Len() {
+		if !ws.Available(i) {
+			continue
+		}
+		if labelled {
+			if v, ok := ws.Label(i, need.key); !ok || v != need.value {
+				continue
+			}
+		}
+		if best < 0 || ws.Load(i) < ws.Load(best) {
+			best = i
+		}
+	}
+	return best
+}
+
+// workerName names the cluster worker a work runs on.
+var workerName = aplex.Register("example.worker-name", func(ctx context.Context, _ int) (string, error) {
+	return cluster.WorkerID(ctx), nil
+})
+
+// A balancer that routes works needing a GPU to the worker labelled
+// gpu=true. Here a local worker gets the label; a worker on a GPU machine
+// would be started with cluster.ServeLabels or APLEX_CLUSTER_LABELS=gpu=true.
+func ExampleLocalWorkerLabels() {
+	ex, err := cluster.NewExecutor(
+		cluster.SpawnLocalWorkers(2),
+		cluster.LocalWorkerLabels(func(i int) map[string]string {
+			if i == 1 {
+				return map[string]string{"gpu": "true"}
+			}
+			return nil
+		}),
+		aplex.WithLoadBalancer(labelBalancer{}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ex.Shutdown(context.Background())
+
+	gpuWorker := ""
+	for _, w := range ex.Stats().Workers {
+		fmt.Printf("worker %d labels %v\n", w.ID, w.Labels)
+		if w.Labels["gpu"] == "true" {
+			gpuWorker = w.Name
+		}
+	}
+	var fs []*aplex.Future[string]
+	for range 6 {
+		f, err := aplex.Submit(context.Background(), ex, workerName, 0, aplex.Meta(gpuLabel))
+		if err != nil {
+			log.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	onGPU := 0
+	for _, f := range fs {
+		name, err := f.Get(context.Background())
+		if err != nil {
+			log.Fatal(err)
+		}
+		if name == gpuWorker {
+			onGPU++
+		}
+	}
+	fmt.Printf("%d of %d gpu works ran on the gpu worker\n", onGPU, len(fs))
+	// Output:
+	// worker 0 labels map[]
+	// worker 1 labels map[gpu:true]
+	// 6 of 6 gpu works ran on the gpu worker
+}

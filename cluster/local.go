@@ -32,9 +32,12 @@ type localWorkers struct {
 	n    int
 	path string
 	env  []string
-	out  io.Writer
-	outM sync.Mutex // keeps output lines whole
-	fork *spawn.Forker
+	// labels[i] is worker i's APLEX_CLUSTER_LABELS setting
+	// (LocalWorkerLabels); nil: none of its own.
+	labels []string
+	out    io.Writer
+	outM   sync.Mutex // keeps output lines whole
+	fork   *spawn.Forker
 
 	failed chan error // a worker could not start or exited before joining
 	wg     sync.WaitGroup
@@ -79,6 +82,16 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 	)
 	l.env = append(l.env, credentialEnv(t.cfg.natsOpts)...)
 	l.env = append(l.env, t.xc.Env...)
+	if f := t.cfg.localLabels; f != nil {
+		l.labels = make([]string, n)
+		for i := range n {
+			v, err := labelsEnv(f(i))
+			if err != nil {
+				return nil, fmt.Errorf("aplex: cluster.LocalWorkerLabels for worker %d: %w", i, err)
+			}
+			l.labels[i] = envLabels + "=" + v // an empty value clears a WithWorkerEnv one
+		}
+	}
 	return l, nil
 }
 
@@ -134,10 +147,14 @@ func (l *localWorkers) supervise(i int) {
 
 // spawn starts one worker process. While stopping it starts nothing.
 func (l *localWorkers) spawn(i int, wid string) (*exec.Cmd, *spawn.LineWriter, error) {
+	// Labelled with i, which is also its slot in Stats (slotTable).
 	label := spawn.NewLineWriter(l.out, &l.outM, "aplex cluster worker", i)
 	cmd := exec.Command(l.path)
 	cmd.Env = append(l.env[:len(l.env):len(l.env)], // a copy per process
 		envWorkerID+"="+wid, envIndex+"="+strconv.Itoa(i))
+	if l.labels != nil {
+		cmd.Env = append(cmd.Env, l.labels[i]) // after WithWorkerEnv's: the last wins
+	}
 	// One writer for both streams: one pipe, one copier, whole lines.
 	cmd.Stdout, cmd.Stderr = label, label
 	cmd.WaitDelay = spawn.WaitDelay

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/aplex-go/aplex/internal/wire"
@@ -67,14 +68,14 @@ func (t *transport) onHello(h *wire.Hello) {
 		subject:  t.subj.worker(h.WorkerID),
 		out:      map[uint64]outJob{},
 	}
-	m.slot = t.slots.assign(h.WorkerID, t.now(), t.isMember)
+	m.slot = t.slots.assign(h.WorkerID, t.localIndex(h.WorkerID), t.now(), t.isMember)
 	m.touch()
 	if old != nil {
 		delete(t.members, old.wid)
 		old.gone.Store(true)
 	}
 	t.members[m.wid] = m
-	if t.local != nil && strings.HasPrefix(m.wid, t.exid+"-") {
+	if m.slot < t.cfg.local {
 		t.ever[m.wid] = true // a local worker: its supervisor asks
 	}
 	t.mu.Unlock()
@@ -89,6 +90,20 @@ func (t *transport) onHello(h *wire.Hello) {
 	}
 	t.sink.Join(m)
 	notify(t.joinWake)
+}
+
+// localIndex returns i if wid is this executor's local worker i
+// ("<executor id>-<i>"), else -1.
+func (t *transport) localIndex(wid string) int {
+	rest, ok := strings.CutPrefix(wid, t.exid+"-")
+	if !ok || t.local == nil {
+		return -1
+	}
+	i, err := strconv.Atoi(rest)
+	if err != nil || i < 0 || i >= t.cfg.local || t.local.wid(i) != wid {
+		return -1
+	}
+	return i
 }
 
 // isMember reports whether wid is a current member; t.mu is held.

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +20,8 @@ type execConfig struct {
 	conn     *nats.Conn
 	pool     string
 	local    int
+	// localLabels gives local worker i its labels (LocalWorkerLabels).
+	localLabels func(i int) map[string]string
 }
 
 const extKey = "cluster"
@@ -115,7 +119,11 @@ func WithPool(name string) aplex.Option {
 // P] ", and aplex.WithWorkerEnv adds to their environment.
 // Worker N, 0 … n-1, sees N as aplex.WorkerInfo.ID in its worker init
 // (aplex.RegisterWorkerInit), across restarts; workers started otherwise
-// see -1.
+// see -1. N is also its slot, in aplex.WorkerStats.ID and the balancer's
+// aplex.Workers.ID, whatever the order the workers join in (workers
+// started otherwise take the slots from n on); its id, in
+// aplex.WorkerStats.Name, is "<executor id>-N". LocalWorkerLabels gives
+// them labels.
 func SpawnLocalWorkers(n int) aplex.Option {
 	return option("SpawnLocalWorkers", func(c *execConfig) error {
 		if n < 0 {
@@ -126,6 +134,41 @@ func SpawnLocalWorkers(n int) aplex.Option {
 	})
 }
 
+// LocalWorkerLabels gives each local worker of SpawnLocalWorkers labels,
+// as cluster.ServeLabels or APLEX_CLUSTER_LABELS give a worker started on
+// its own: labels(i) are local worker i's (nil: none), for i = 0 … n-1.
+// They show in aplex.WorkerStats.Labels, in the balancer's view
+// (aplex.Workers.Label), and in the worker's aplex.WorkerInfo, so one
+// machine can try out label routing. A label key must be non-empty without
+// ',' or '=', a value without ','. They replace an APLEX_CLUSTER_LABELS
+// given with aplex.WithWorkerEnv.
+func LocalWorkerLabels(labels func(i int) map[string]string) aplex.Option {
+	return option("LocalWorkerLabels", func(c *execConfig) error {
+		if labels == nil {
+			return fmt.Errorf("aplex: cluster.LocalWorkerLabels(nil): need a function")
+		}
+		c.localLabels = labels
+		return nil
+	})
+}
+
+// labelsEnv encodes labels as APLEX_CLUSTER_LABELS' value, "k=v,k2=v2"
+// in key order, refusing what that encoding cannot carry.
+func labelsEnv(labels map[string]string) (string, error) {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
+		if k == "" || strings.ContainsAny(k, ",=") || strings.Contains(v, ",") {
+			return "", fmt.Errorf("label %q=%q: a key must be non-empty without ',' or '=', a value without ','", k, v)
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + v)
+	}
+	return b.String(), nil
+}
+
 // check reports conflicting settings and fills in defaults. xc carries the
 // core options the transport applies itself.
 func (c *execConfig) check(xc xport.Config) error {
@@ -134,6 +177,9 @@ func (c *execConfig) check(xc xport.Config) error {
 	}
 	if c.local == 0 && len(xc.Env) > 0 {
 		return fmt.Errorf("aplex: WithWorkerEnv applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (other cluster workers have their own environment)")
+	}
+	if c.local == 0 && c.localLabels != nil {
+		return fmt.Errorf("aplex: cluster.LocalWorkerLabels applies to local workers only: add cluster.SpawnLocalWorkers (other cluster workers set their own with cluster.ServeLabels or APLEX_CLUSTER_LABELS)")
 	}
 	if c.conn != nil && (len(c.urls) > 0 || len(c.natsOpts) > 0) {
 		return fmt.Errorf("aplex: cluster.WithConn cannot be combined with WithURL or WithNATSOptions: the connection is already configured")

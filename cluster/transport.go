@@ -115,7 +115,7 @@ func newTransport(xc xport.Config) (*transport, error) {
 		joinWake:    make(chan struct{}, 1),
 		members:     map[string]*member{},
 		ever:        map[string]bool{},
-		slots:       newSlotTable(),
+		slots:       newSlotTable(cfg.local),
 		tombs:       map[string]tomb{},
 		asked:       map[string]time.Duration{},
 	}
