@@ -45,7 +45,7 @@ type Hello struct {
 	Version  byte              // protocol version of the worker
 	WorkerID string            // unique id chosen by the worker (cluster) or empty (process)
 	PID      int               // the worker's OS process id
-	MaxWorks int               // how many jobs it runs at once (0: unlimited)
+	MaxWorks int               // capacity it announces (0: the executor uses WithMaxWorksPerWorker)
 	Works    []string          // registered work names it serves
 	Labels   map[string]string // free-form worker labels (cluster)
 }
