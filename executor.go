@@ -75,6 +75,28 @@ type slotStats struct {
 // core is the executor's scheduler: capacity, FIFO queue, balancer,
 // dispatch, the job table, cancellation and shutdown. It is shared by every
 // kind of worker; transports (xport) reach it through the Sink methods.
+//
+// Lock order: core.mu, then worker.mu (the worker's running list: dispatch,
+// runningTasks under the lock), then the transport's own locks, taken
+// inside Worker.Send and Worker.Cancel, which run under core.mu
+// (sendLocked, cancelRemote). core.mu may also be held while a task.mu is
+// taken: when the caller's ctx is itself a work's ctx (a workCtx, which is
+// its task), calling its Done or Err and registering or stopping a watch on
+// it (t.parent.Done() and context.AfterFunc in submit and sendLocked,
+// t.parent.Err() in drainLocked, t.watch() in stopTimers and drainLocked)
+// take that task's mu. A task.mu is otherwise a leaf: it is never
+// held while core.mu or a worker.mu is taken; a work ctx's Done and Err
+// may take the task.mu of its parent work's ctx under their own, which
+// follows the (acyclic) ctx tree. worker.mu is a leaf too.
+//
+// Nothing outside the core runs under core.mu except Worker.Send,
+// Worker.Cancel, Worker.Slot, Worker.Info, Budgeted.Budget and the load
+// balancer's Pick. Futures end (runner.deliver, fail, task.finish, and so
+// Future.OnDone callbacks), Worker.Close and Worker.Kill run after it is
+// released, because they may call back into the core: a cluster member's
+// Close and Kill report Sink.Lost synchronously, and a callback may
+// Submit. The re-entrancy rules for transports are stated in
+// internal/xport's package doc.
 type core struct {
 	cfg    config
 	lb     LoadBalancer

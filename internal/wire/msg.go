@@ -8,6 +8,12 @@
 // inside it. Every decoder bounds its allocations by the input it was given,
 // so a malformed or hostile frame costs memory in proportion to its own
 // size, never to the counts and lengths it claims.
+//
+// PROTOCOL.md, beside this file, states the protocol as a whole: the
+// framing and size limits, every message and who sends it when (process
+// pipes and NATS subjects), the handshake, heartbeats, drain, kill and
+// leave sequences, the version rule, and what every ErrCode means for the
+// future waiting on the job. Change it with the code.
 package wire
 
 import "time"
@@ -43,7 +49,7 @@ type Hello struct {
 	Version  byte              // protocol version of the worker
 	WorkerID string            // unique id chosen by the worker (cluster) or empty (process)
 	PID      int               // the worker's OS process id
-	MaxWorks int               // how many jobs it runs at once (0: unlimited)
+	MaxWorks int               // capacity it announces (0: the executor uses WithMaxWorksPerWorker)
 	Works    []string          // registered work names it serves
 	Labels   map[string]string // free-form worker labels (cluster)
 }

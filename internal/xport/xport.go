@@ -7,6 +7,83 @@
 // Sink.Join, carries jobs and cancels to them, hands results back with
 // Sink.Done, and reports a dead worker with Sink.Lost. Neither side blocks the
 // other: Worker methods only enqueue, and Sink methods return quickly.
+// What the messages and error codes mean on the wire is in
+// internal/wire/PROTOCOL.md.
+//
+// # Locks and re-entrancy
+//
+// The core has one lock, core.mu (see the core struct in the root package
+// for its own order). It calls Worker methods in two ways:
+//
+//   - Under core.mu: Send (dispatch), Cancel (a running work's future was
+//     cancelled), Slot, Info and Budget (in Join). Dispatch happens in
+//     Submit and Map, and inside Sink.Join, Sink.Done and Sink.Lost, which
+//     hand queued works to workers with room; so Send runs on the
+//     transport's own goroutine, nested in its Sink call, for any of its
+//     workers. Cancel runs on the goroutine that cancels the future
+//     (Future.Cancel, a watch on the caller's ctx, Shutdown).
+//   - Without core.mu: Capacity (at Join, before the lock), Info (in Lost),
+//     Close (from inside Sink.Retire or Sink.Done, after the core released
+//     its lock: a retired worker that just became idle) and Kill (from the
+//     kill-grace timer's goroutine).
+//
+// Hence the rules for a transport:
+//
+//   - Send, Cancel, Slot, Info and Budget must not block, must not call
+//     any Sink method, and must not take a lock that the transport holds
+//     while it calls a Sink method. They take their own locks after
+//     core.mu (process: the worker's mu; cluster: the member's mu, then
+//     the sender's).
+//   - Close and Kill may call Sink.Lost synchronously, and the cluster
+//     transport does: a member's Close drops it and reports Lost(w, nil)
+//     at once (the remote process serves other executors and is not
+//     told), and its Kill reports Lost with the kill cause. This is safe
+//     because the core calls them without its lock, and Lost tolerates
+//     being nested in the Retire or Done call that led to Close. Process
+//     workers call no Sink method from any Worker method: their loss is
+//     reported by their reader goroutine.
+//   - A transport calls Sink methods without holding any lock its Worker
+//     methods take. Sink methods take core.mu; Done, Lost and Broken end
+//     futures outside it, so they run completion callbacks
+//     (Future.OnDone) on the transport's goroutine.
+//
+// Which goroutines call the Sink:
+//
+//   - process (internal/proc): Join from Start's goroutine and from the
+//     slot's supervisor (a replacement); Retire (recycling) and Broken
+//     from the supervisor; Done from the worker's reader goroutine, and
+//     from its writer goroutine for a job too large for a frame; Lost
+//     from the reader goroutine, once, after the writer has stopped.
+//   - cluster: Join from the NATS handler goroutines of the hello subject
+//     and the executor's inbox (discover answers); Retire from the
+//     heartbeat handler; Done from the inbox handler, and from the sender
+//     goroutine for a job over the max payload; Lost from the handlers (a
+//     restart under the same id, a Bye), the monitor goroutine (silence,
+//     the connection closed for good), a local worker's supervisor (its
+//     process exited), and inside Worker.Close and Worker.Kill; Broken
+//     from the monitor.
+//
+// # Order of events per worker
+//
+// Join comes first, exactly once per Worker value: a transport must not
+// report a Worker's Done or Lost before its Join has returned. Done may
+// come any number of times, concurrently; so may Retire, of which only
+// the first counts. Lost comes at most once; the core then forgets the worker and
+// ignores any later Done or Retire for it (results of jobs it no longer
+// tracks, failed or re-queued by Lost or late duplicates, are dropped), so
+// a Done racing a Lost does no harm. A Lost for a Worker the core does not
+// know (never joined, or joined while the executor was tearing down) is
+// ignored. A replacement (a new process in the same
+// slot, a cluster worker back under the same id) is a new Worker value
+// with a Join of its own.
+//
+// Once Transport.Close has returned, no Sink method is called. The core
+// sends no more jobs or cancels, and fails whatever its table still holds
+// with the shutdown error itself; only a Kill from a kill-grace timer that
+// fired just before the teardown may still arrive, and must be harmless
+// (process: the child is reaped, so Kill does nothing; cluster: the
+// Shutdown is published only if the connection is still open, as one
+// passed with WithConn is, and no Sink call follows).
 package xport
 
 import (
@@ -23,7 +100,9 @@ type Info struct {
 }
 
 // Worker is one remote worker as the core sees it. Implementations must be
-// safe for concurrent use; no method may block on I/O.
+// safe for concurrent use; no method may block on I/O. Which methods run
+// under the core's lock, and which may call back into the Sink, is stated
+// in the package doc ("Locks and re-entrancy").
 type Worker interface {
 	// Slot is the worker's stable identity for load balancers. A replacement
 	// of a dead or recycled worker takes the same slot, so key affinity
@@ -37,15 +116,25 @@ type Worker interface {
 	// Send enqueues jobs; the transport batches them into few writes. The
 	// jobs belong to the core: the transport may read them until their
 	// result arrives or the worker is lost, and must not modify them.
+	// Called under the core's lock: it must not call the Sink.
 	Send(jobs []*wire.Job)
-	// Cancel enqueues a cancel for running jobs.
+	// Cancel enqueues a cancel for running jobs, behind their Runs. Called
+	// under the core's lock: it must not call the Sink.
 	Cancel(ids []uint64)
-	// Kill stops the worker now (a process is killed). The transport then
-	// reports Sink.Lost with a cause that wraps reason.
+	// Kill stops the worker now: a process worker gets SIGKILL, a cluster
+	// worker a Shutdown{Graceful: false} and is dropped at once. The
+	// transport then reports Sink.Lost with a cause that wraps reason
+	// (cluster: synchronously, from inside Kill). Called without the core's
+	// lock, from the kill-grace timer; a Kill of a worker already gone does
+	// nothing.
 	Kill(reason error)
-	// Close asks the worker to exit once idle. The core calls it after Retire
-	// once every job of the worker ended. The transport reports Sink.Lost
-	// (cause nil for a clean exit) when it is gone.
+	// Close ends the core's use of a retired worker. The core calls it once,
+	// without its lock, from inside the Sink.Retire or Sink.Done call after
+	// which the retired worker holds no job. A process worker is sent
+	// Shutdown{Graceful: true}, exits once idle, and is reported with
+	// Sink.Lost(w, nil) after its clean exit; a cluster member is dropped
+	// and reported with Sink.Lost(w, nil) at once, from inside Close (the
+	// worker process serves other executors and is not told).
 	Close()
 }
 
@@ -64,17 +153,27 @@ type Budgeted interface {
 type Sink interface {
 	// Join adds a ready worker to the pool (a new one or a replacement).
 	Join(w Worker)
-	// Retire stops dispatching to w (recycling, memory limit, a worker that
-	// leaves cleanly). The core calls w.Close once w holds no job.
+	// Retire stops dispatching to w (process: recycling after RecycleAfter
+	// jobs; cluster: a worker announcing that it drains). The core calls
+	// w.Close once w holds no job: from inside this call if it is idle
+	// already, else from the Done that ends its last job. A second Retire,
+	// or one for a worker the core retired itself (xport.Budgeted), does
+	// nothing.
 	Retire(w Worker)
 	// Done delivers finished jobs. It may be called from any transport
-	// goroutine (never from inside a Worker method), concurrently for one
-	// worker, but always before that worker's Lost; the results' byte
-	// slices must stay valid afterwards.
+	// goroutine (never from inside a Send, Cancel, Slot, Info or Budget
+	// call), concurrently for one worker, and should come before that
+	// worker's Lost: results the core no longer awaits are dropped. The
+	// results' byte slices must stay valid afterwards. It may dispatch
+	// queued works (Worker.Send, for any worker), close w (Worker.Close)
+	// and run future callbacks, on the calling goroutine.
 	Done(w Worker, results []wire.Result)
 	// Lost removes w. Every job it still held fails with a *WorkerError
-	// wrapping cause (or is retried when marked so). cause is nil only for
-	// a clean exit after Close.
+	// wrapping cause, or goes back to the queue using one retry when
+	// submitted with aplex.Retry. cause is nil only when w ended cleanly
+	// holding no job: after Close, or (cluster) a worker that said Bye
+	// with nothing outstanding. It may dispatch queued works to other
+	// workers (Worker.Send) on the calling goroutine.
 	Lost(w Worker, cause error)
 	// Broken reports that no worker can be started (err != nil), so Submit
 	// should fail clearly instead of queueing forever; Broken(nil) or the
@@ -92,14 +191,18 @@ type Reasoner interface {
 // Transport starts and supervises workers of one kind.
 type Transport interface {
 	// Start brings up the initial workers, calling sink.Join for each, and
-	// returns once they all joined, or the first error (having stopped any
-	// worker it started).
+	// returns once the workers it must wait for joined (process: all of
+	// them; cluster: its local workers and WithPoolSize workers, if given),
+	// or the first error (having stopped any worker it started).
 	Start(ctx context.Context, sink Sink) error
 	// MaxMessage is the largest encoded job or result the transport carries;
 	// the core rejects bigger arguments at Submit.
 	MaxMessage() int
-	// Close stops every worker (killing those still running when ctx ends)
-	// and waits until all are gone. No Sink method is called after it
-	// returns. Close is called once.
+	// Close stops every worker it started (killing those still running
+	// when ctx ends) and waits until they are gone; remote cluster workers,
+	// which serve other executors, are left alone. No Sink method is called
+	// after it returns. The core calls Close once, during teardown, after
+	// the drain; Sink calls may still arrive while it runs (a worker's last
+	// results, its Lost).
 	Close(ctx context.Context) error
 }
