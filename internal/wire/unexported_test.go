@@ -1,5 +1,7 @@
 package wire
 
+//lint:file-ignore U1000 the unexported fields are what these tests encode: they are never read on purpose
+
 import (
 	"errors"
 	"math/big"
