@@ -180,13 +180,15 @@ func (t *transport) left(m *member) {
 }
 
 // resync sends a re-announced worker every job this executor still awaits
-// from it, then the cancels among them: Runs or results may have been lost
-// while one side was disconnected. The worker skips jobs it runs and
-// answers finished ones from memory, so nothing runs twice.
+// from it, in Runs marked Resend, then the cancels among them: Runs or
+// results may have been lost while one side was disconnected. The worker
+// skips jobs it runs, answers finished ones from memory, runs only those
+// it can tell it never saw, and answers the rest with
+// wire.CodeResultLost, so nothing runs twice.
 func (t *transport) resync(m *member) {
 	jobs, cancelled := m.pending()
 	if len(jobs) > 0 {
-		t.send.jobs(m, jobs)
+		t.send.resend(m, jobs)
 	}
 	if len(cancelled) > 0 {
 		t.send.cancel(m, cancelled)
