@@ -104,6 +104,10 @@ func (t *transport) joinedMember(m *member) {
 	switch {
 	case lost:
 		t.lost(m, cause)
+		if t.connDead.Load() && !t.done.Load() {
+			// Join cleared the Broken that checkClosed reported first.
+			t.sink.Broken(errConnClosed)
+		}
 	case retire && !t.closing.Load():
 		t.sink.Retire(m)
 	}

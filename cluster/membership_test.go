@@ -56,7 +56,7 @@ func (s *recordSink) Join(w xport.Worker) {
 func (s *recordSink) Retire(xport.Worker)              { s.add("retire") }
 func (s *recordSink) Done(xport.Worker, []wire.Result) { s.add("done") }
 func (s *recordSink) Lost(_ xport.Worker, cause error) { s.add("lost") }
-func (s *recordSink) Broken(error)                     {}
+func (s *recordSink) Broken(error)                     { s.add("broken") }
 
 // newTestTransport is an executor transport on its own embedded server,
 // not started: a test drives its handlers by hand.
@@ -80,16 +80,23 @@ func newTestTransport(t *testing.T, sink xport.Sink) *transport {
 // window. The transport now holds such an event back until Join returned.
 func TestLostBeforeJoinWaitsForJoin(t *testing.T) {
 	tests := []struct {
-		name  string
-		event string
-		act   func(tr *transport, m *member)
+		name   string
+		during []string // what the sink sees while Join runs
+		after  []string // what follows Join's return
+		act    func(tr *transport, m *member)
 	}{
-		{"drop", "lost", func(tr *transport, m *member) {
+		{"drop", nil, []string{"lost"}, func(tr *transport, m *member) {
 			tr.drop(m, errors.New("local worker process exited: exit status 1"), false)
 		}},
-		{"bye", "lost", func(tr *transport, m *member) { tr.left(m) }},
-		{"draining", "retire", func(tr *transport, m *member) {
+		{"bye", nil, []string{"lost"}, func(tr *transport, m *member) { tr.left(m) }},
+		{"draining", nil, []string{"retire"}, func(tr *transport, m *member) {
 			tr.onHeartbeat(&wire.Heartbeat{WorkerID: m.wid, Draining: true})
+		}},
+		// The pool is broken again once the member is lost: its Join
+		// cleared the first Broken.
+		{"connection-closed", []string{"broken"}, []string{"lost", "broken"}, func(tr *transport, m *member) {
+			tr.nc.Close()
+			tr.checkClosed()
 		}},
 	}
 	for _, tt := range tests {
@@ -112,10 +119,11 @@ func TestLostBeforeJoinWaitsForJoin(t *testing.T) {
 			early := sink.log()
 			close(sink.hold)
 			<-helloDone
-			if want := []string{"join"}; !slices.Equal(early, want) {
-				t.Fatalf("while Join ran, the sink saw %q; want %q (nothing before Join returns)", early, want)
+			if want := append([]string{"join"}, tt.during...); !slices.Equal(early, want) {
+				t.Fatalf("while Join ran, the sink saw %q; want %q (nothing about the worker before Join returns)", early, want)
 			}
-			if got, want := sink.log(), []string{"join", "joined", tt.event}; !slices.Equal(got, want) {
+			want := append(append([]string{"join"}, tt.during...), "joined")
+			if got, want := sink.log(), append(want, tt.after...); !slices.Equal(got, want) {
 				t.Fatalf("sink saw %q, want %q", got, want)
 			}
 		})
