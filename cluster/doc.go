@@ -131,12 +131,15 @@
 // one side was disconnected, Runs or Results may have been lost, so when a
 // worker announces itself again (after its reconnect, or in answer to the
 // discover request an executor sends after its own), the executor sends it
-// again every job it still waits for. The worker skips the jobs it is
-// running, answers the ones it finished from memory (the last results per
-// executor, up to 4 MiB), and runs only the ones it never received. A job
-// whose result the worker no longer holds fails with a *aplex.WorkerError
-// saying its result was lost: it ran, and it does not run again, even with
-// aplex.Retry. Nothing runs twice, and no future waits forever: an outage shorter than the
+// again every job it still waits for, marked as a resend. The worker skips
+// the jobs it is running, answers the ones it finished from memory (the
+// last results per executor, up to 4 MiB), and runs only the ones it can
+// tell it never received. A resent job whose result the worker no longer
+// holds, or which it no longer remembers at all (more jobs finished since
+// than it remembers, or it forgot the executor after two idle minutes),
+// fails with a *aplex.WorkerError saying its result was lost: it ran, or
+// may have, and it does not run again, even with aplex.Retry. Nothing runs
+// twice, and no future waits forever: an outage shorter than the
 // heartbeat timeout costs nothing but delay, and a longer one drops the
 // workers, failing their works with a *aplex.WorkerError, until they join
 // again.

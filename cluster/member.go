@@ -29,6 +29,18 @@ type member struct {
 	mu      sync.Mutex
 	out     map[uint64]outJob // jobs sent and not answered
 	retired bool              // draining: the core was told to stop using it
+
+	// The join gate: the core must hear of the member (Sink.Join) before
+	// anything else about it, yet the member is among t.members, where a
+	// drop or a draining Heartbeat on another goroutine can find it, a
+	// moment before Join returns. Retire and Lost arriving in that window
+	// are held here and reported by the goroutine that joined it, once
+	// Join has returned. Its own lock: no Sink call is made under it.
+	gate       sync.Mutex
+	joined     bool
+	heldRetire bool
+	heldLost   bool
+	lostCause  error
 }
 
 // outJob is a job the executor waits for: kept to send it again after a

@@ -89,7 +89,41 @@ func (t *transport) onHello(h *wire.Hello) {
 		t.send.cancel(m, orphans)
 	}
 	t.sink.Join(m)
+	t.joinedMember(m)
 	notify(t.joinWake)
+}
+
+// joinedMember opens m's join gate, now that Sink.Join returned, and
+// reports what was held back meanwhile: a Lost (which makes a Retire
+// moot), else a Retire.
+func (t *transport) joinedMember(m *member) {
+	m.gate.Lock()
+	m.joined = true
+	retire, lost, cause := m.heldRetire, m.heldLost, m.lostCause
+	m.gate.Unlock()
+	switch {
+	case lost:
+		t.lost(m, cause)
+		if t.connDead.Load() && !t.done.Load() {
+			// Join cleared the Broken that checkClosed reported first.
+			t.sink.Broken(errConnClosed)
+		}
+	case retire && !t.closing.Load():
+		t.sink.Retire(m)
+	}
+}
+
+// beforeJoin reports whether m's Join has not returned yet, and then
+// records the event with hold (under the gate), for joinedMember to
+// report.
+func (m *member) beforeJoin(hold func()) bool {
+	m.gate.Lock()
+	defer m.gate.Unlock()
+	if m.joined {
+		return false
+	}
+	hold()
+	return true
 }
 
 // localIndex returns i if wid is this executor's local worker i
@@ -125,7 +159,7 @@ func (t *transport) onHeartbeat(hb *wire.Heartbeat) {
 		first := !m.retired
 		m.retired = true
 		m.mu.Unlock()
-		if first && !t.closing.Load() {
+		if first && !t.closing.Load() && !m.beforeJoin(func() { m.heldRetire = true }) {
 			t.sink.Retire(m) // the core closes it once it holds no job
 		}
 	}
@@ -180,13 +214,15 @@ func (t *transport) left(m *member) {
 }
 
 // resync sends a re-announced worker every job this executor still awaits
-// from it, then the cancels among them: Runs or results may have been lost
-// while one side was disconnected. The worker skips jobs it runs and
-// answers finished ones from memory, so nothing runs twice.
+// from it, in Runs marked Resend, then the cancels among them: Runs or
+// results may have been lost while one side was disconnected. The worker
+// skips jobs it runs, answers finished ones from memory, runs only those
+// it can tell it never saw, and answers the rest with
+// wire.CodeResultLost, so nothing runs twice.
 func (t *transport) resync(m *member) {
 	jobs, cancelled := m.pending()
 	if len(jobs) > 0 {
-		t.send.jobs(m, jobs)
+		t.send.resend(m, jobs)
 	}
 	if len(cancelled) > 0 {
 		t.send.cancel(m, cancelled)
@@ -219,8 +255,14 @@ func (t *transport) drop(m *member, cause error, killed bool) {
 	t.lost(m, cause)
 }
 
-// lost tells the core, unless Close has returned.
+// lost tells the core, unless Close has returned; before m's Join has
+// returned, the Lost is held and reported right after it (the core
+// ignores a Lost for a worker it does not know, and would then add a
+// worker already gone).
 func (t *transport) lost(m *member, cause error) {
+	if m.beforeJoin(func() { m.heldLost, m.lostCause = true, cause }) {
+		return
+	}
 	if !t.done.Load() {
 		t.sink.Lost(m, cause)
 	}

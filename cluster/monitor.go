@@ -46,6 +46,9 @@ func (t *transport) checkReconnect(seen *uint64) {
 	t.discover("")
 }
 
+// errConnClosed is the Broken cause once the connection closed for good.
+var errConnClosed = errors.New("aplex: cluster: the NATS connection is closed")
+
 // checkClosed fails the pool clearly once the connection is closed for
 // good (a bounded nats.MaxReconnects ran out, or the caller closed the
 // connection it gave WithConn): every member is lost and Submit fails.
@@ -53,7 +56,7 @@ func (t *transport) checkClosed() {
 	if t.closing.Load() || !t.nc.IsClosed() || !t.connDead.CompareAndSwap(false, true) {
 		return
 	}
-	err := errors.New("aplex: cluster: the NATS connection is closed")
+	err := errConnClosed
 	t.mu.Lock()
 	ms := make([]*member, 0, len(t.members))
 	for _, m := range t.members {

@@ -33,14 +33,16 @@ type sender struct {
 type sendOp struct {
 	m      *member
 	jobs   []*wire.Job
+	resend bool // jobs sent before, again: their Runs are marked Resend
 	cancel []uint64
 }
 
 // runBatch gathers one round's jobs for one worker.
 type runBatch struct {
-	m    *member
-	jobs []*wire.Job
-	size int
+	m      *member
+	jobs   []*wire.Job
+	size   int
+	resend bool
 }
 
 func newSender(t *transport) *sender {
@@ -53,6 +55,12 @@ func newSender(t *transport) *sender {
 }
 
 func (s *sender) jobs(m *member, jobs []*wire.Job) { s.push(sendOp{m: m, jobs: jobs}) }
+
+// resend queues jobs sent to m before, in Runs marked Resend: the worker
+// runs none of them it might have run already.
+func (s *sender) resend(m *member, jobs []*wire.Job) {
+	s.push(sendOp{m: m, jobs: jobs, resend: true})
+}
 
 func (s *sender) cancel(m *member, ids []uint64) {
 	s.push(sendOp{m: m, cancel: ids})
@@ -118,6 +126,12 @@ func (s *sender) round(ops []sendOp) {
 			s.publish(op.m, &wire.Cancel{ReplyTo: s.t.inbox, IDs: op.cancel})
 			continue
 		}
+		if op.resend != b.resend {
+			// Resends never share a Run with new jobs, which the worker
+			// must run whatever it remembers.
+			s.flush(b)
+			b.resend = op.resend
+		}
 		for _, j := range op.jobs {
 			size := wire.JobBound(j)
 			if size > s.budget {
@@ -140,7 +154,7 @@ func (s *sender) round(ops []sendOp) {
 func (s *sender) batch(m *member) *runBatch {
 	return groupIn(&s.batches,
 		func(b *runBatch) bool { return b.m == m },
-		func(b *runBatch) { b.m, b.jobs, b.size = m, b.jobs[:0], 0 })
+		func(b *runBatch) { b.m, b.jobs, b.size, b.resend = m, b.jobs[:0], 0, false })
 }
 
 // flush publishes b's jobs as one Run and empties b.
@@ -152,7 +166,7 @@ func (s *sender) flush(b *runBatch) {
 	for _, j := range b.jobs {
 		s.jobBuf = append(s.jobBuf, *j)
 	}
-	s.publish(b.m, &wire.Run{ReplyTo: s.t.inbox, Jobs: s.jobBuf})
+	s.publish(b.m, &wire.Run{ReplyTo: s.t.inbox, Resend: b.resend, Jobs: s.jobBuf})
 	clear(s.jobBuf) // drop references to arguments
 	clear(b.jobs)
 	b.jobs, b.size = b.jobs[:0], 0

@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"cmp"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -10,12 +13,18 @@ import (
 // Worker-side memory of each executor's jobs, which makes resending a Run
 // safe. After a NATS reconnect an executor cannot know whether a Run
 // reached the worker or whether a result reached it, so it sends every job
-// it is still waiting for again (see doc.go, "Reconnects"). The worker
-// then skips a job it is running, answers a job it finished recently from
-// memory, and runs only a job it never saw. Delivery stays at-most-once.
+// it is still waiting for again, in Runs marked Resend (see doc.go,
+// "Reconnects"). The worker then skips a job it is running, answers a job
+// it finished recently from memory, runs a job it can tell it never saw,
+// and answers any other resent job with wire.CodeResultLost: it may have
+// run, and running it again could run it twice. Delivery stays
+// at-most-once.
 //
 // An executor's job ids only grow, so a job above the highest id seen is
-// new and costs one map insert; only resent jobs search the memory.
+// new and costs one map insert; only resent jobs search the memory. What a
+// session cannot place is bounded by its floor: every job it saw is either
+// running, in the ring, or at or below the floor (pushed out of the ring,
+// or seen before the session began, by a session since forgotten).
 
 const (
 	// recentMin is the least number of finished jobs remembered per
@@ -28,8 +37,9 @@ const (
 	recentBytes = 4 << 20
 	// sessionIdle is how long an executor's memory outlives its last Run
 	// or result. An executor sends its jobs again within its heartbeat
-	// timeout after an outage (or drops the worker), so this must exceed
-	// any heartbeat timeout in use.
+	// timeout after an outage (or drops the worker); a resend after the
+	// memory expired is answered with wire.CodeResultLost, never run, so
+	// a longer heartbeat timeout costs results, not a second run.
 	sessionIdle = 2 * time.Minute
 )
 
@@ -45,11 +55,26 @@ func resultLost(workerID string) *wire.Error {
 	}
 }
 
+// resultUnknown answers a resent job the worker cannot place: not running
+// and not among the finished jobs it remembers, yet perhaps run (before
+// the ring dropped it, or before the executor's memory expired). The code
+// is wire.CodeResultLost: the future fails with a *aplex.WorkerError and
+// the job never runs again, which keeps delivery at-most-once.
+func resultUnknown(workerID string, ringSize int) *wire.Error {
+	return &wire.Error{
+		Code: wire.CodeResultLost,
+		Message: "cluster worker " + workerID + " cannot tell whether it ran the work: the executor sent it again after a NATS outage, " +
+			"and the worker no longer remembers it (it keeps the last " + strconv.Itoa(ringSize) + " finished jobs per executor, " +
+			"and forgets an executor idle for " + sessionIdle.String() + "); it may have run, and is not run again",
+	}
+}
+
 // sessions is the memory of every executor this worker serves, by
 // ReplyTo subject.
 type sessions struct {
 	ringSize int
 	lost     *wire.Error // the answer for a forgotten result
+	unknown  *wire.Error // the answer for a resent job that cannot be placed
 
 	mu sync.Mutex
 	m  map[string]*session
@@ -58,6 +83,11 @@ type sessions struct {
 type session struct {
 	running map[uint64]struct{}
 	maxID   uint64
+	// floor: a job at or below it that is neither running nor in the ring
+	// may have run (it was pushed out of the ring, or the session began
+	// after it: an earlier session may have run it and been forgotten).
+	// A job above it was never seen, whatever Run it comes in.
+	floor   uint64
 	ring    []recent // finished jobs; entry seq lives at ring[seq%len]
 	seq     uint64   // sequence number of the next finished job
 	trimmed uint64   // entries below this seq are forgotten or overwritten
@@ -74,13 +104,15 @@ type recent struct {
 }
 
 func newSessions(maxWorks int, workerID string) *sessions {
-	return &sessions{ringSize: max(recentMin, 2*maxWorks), lost: resultLost(workerID), m: map[string]*session{}}
+	ring := max(recentMin, 2*maxWorks)
+	return &sessions{ringSize: ring, lost: resultLost(workerID), unknown: resultUnknown(workerID, ring), m: map[string]*session{}}
 }
 
-func (ss *sessions) get(replyTo string) *session {
+// get returns replyTo's session, creating it with floor when it is new.
+func (ss *sessions) get(replyTo string, floor uint64) *session {
 	s := ss.m[replyTo]
 	if s == nil {
-		s = &session{running: map[uint64]struct{}{}, ring: make([]recent, ss.ringSize)}
+		s = &session{running: map[uint64]struct{}{}, ring: make([]recent, ss.ringSize), maxID: floor, floor: floor}
 		ss.m[replyTo] = s
 	}
 	return s
@@ -88,10 +120,19 @@ func (ss *sessions) get(replyTo string) *session {
 
 // admit returns the jobs of run that must start (run.Jobs itself when all
 // are new) and the results to send again for jobs already finished.
+//
+// A job of a normal Run starts unless it is running or finished: an id at
+// or below the highest seen that is neither can only be a first delivery
+// out of order. A job of a Resend Run starts only if the session can tell
+// it never saw it (above the floor); one it cannot place is answered with
+// ss.unknown.
 func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again []wire.Result) {
+	if len(run.Jobs) == 0 {
+		return nil, nil
+	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	s := ss.get(run.ReplyTo)
+	s := ss.get(run.ReplyTo, newFloor(run))
 	s.used = now
 	start = run.Jobs
 	copied := false
@@ -105,6 +146,9 @@ func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again
 		} else if r, ok := s.find(j.ID, ss.lost); ok {
 			keep = false
 			again = append(again, r)
+		} else if run.Resend && j.ID <= s.floor {
+			keep = false
+			again = append(again, s.unplaced(j, ss.unknown))
 		}
 		if keep {
 			s.running[j.ID] = struct{}{}
@@ -119,6 +163,28 @@ func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again
 		}
 	}
 	return start, again
+}
+
+// newFloor is the floor of a session that run begins. Anything the
+// executor sent before a normal Run has a lower id, so may have reached a
+// forgotten session; a Resend Run may hold any job sent before, so none of
+// its jobs can be placed.
+func newFloor(run *wire.Run) uint64 {
+	if run.Resend {
+		return slices.MaxFunc(run.Jobs, func(a, b wire.Job) int { return cmp.Compare(a.ID, b.ID) }).ID
+	}
+	low := slices.MinFunc(run.Jobs, func(a, b wire.Job) int { return cmp.Compare(a.ID, b.ID) }).ID
+	return max(low, 1) - 1
+}
+
+// unplaced answers job j, which the session cannot place, with e for each
+// item.
+func (s *session) unplaced(j *wire.Job, e *wire.Error) wire.Result {
+	items := make([]wire.Outcome, len(j.Args))
+	for i := range items {
+		items[i].Err = e
+	}
+	return wire.Result{ID: j.ID, Items: items}
 }
 
 // find looks a finished job up in the ring, newest first; a forgotten
@@ -148,11 +214,14 @@ func (s *session) find(id uint64, lost *wire.Error) (wire.Result, bool) {
 func (ss *sessions) finished(replyTo string, r wire.Result, size int, now time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	s := ss.get(replyTo)
+	s := ss.get(replyTo, r.ID) // a running job keeps its session: never new here
 	s.used = now
 	delete(s.running, r.ID)
 	n := uint64(len(s.ring))
 	e := &s.ring[s.seq%n]
+	if s.seq >= n {
+		s.floor = max(s.floor, e.id) // pushed out: a resend of it cannot be placed
+	}
 	if !e.lost {
 		s.bytes -= e.size
 	}

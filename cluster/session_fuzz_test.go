@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -14,16 +15,25 @@ import (
 // whether a Run from the wire is started, skipped as already running, or
 // answered again from the result memory) with arbitrary sequences of
 // Runs, Runs lost on the way, results delivered or lost, cancels, resends
-// after an outage and time passing, against a model of two executors that
-// keep the protocol's contract: at most capacity jobs in flight, and after
-// losing anything a resend within their heartbeat timeout, or the worker
-// is dropped and its jobs failed. On every step it checks:
+// (Runs marked Resend) after an outage and time passing, against a model
+// of two executors that keep the protocol's contract: at most capacity
+// jobs in flight, and after losing anything a resend within their
+// heartbeat timeout, or the worker is dropped and its jobs failed. One
+// executor's heartbeat timeout is shorter than sessionIdle, the other's
+// longer, so resends also reach a worker that forgot the executor; and the
+// ring of finished jobs is small when the first byte's high nibble is set,
+// so resends also reach jobs pushed out of it. On every step it checks:
 //
 //   - no job id of an executor ever starts twice;
-//   - a new job starts; a running one is neither started nor answered; a
-//     finished one is answered, with its result or, once forgotten, with
+//   - a new job in a normal Run starts; a running one is neither started
+//     nor answered; a finished one is answered, with its result or, once
+//     forgotten (its value, its ring entry or the whole session), with
 //     wire.CodeResultLost for every item (whose fate is FateLost: never run
 //     again);
+//   - a resent job the worker never saw starts, or, only when the worker
+//     cannot tell it from one it forgot (its session began after the job
+//     was sent, was forgotten, or the ring was overwritten), is answered
+//     with wire.CodeResultLost;
 //   - memory stays bounded: the result bytes held per executor are at
 //     most 4 MiB (or the one newest result), the byte count matches the
 //     results held, and only running jobs are tracked as running.
@@ -42,11 +52,21 @@ func FuzzSessionAdmission(f *testing.F) {
 	}
 	big = append(big, 3, 0, 2, 3, 1, 2)
 	f.Add(big)
+	// A ring of two entries: five jobs finish, their results lost, then a
+	// resend of all of them.
+	f.Add([]byte{0x1f, 0, 0x10, 0x0f, 0, 0x10, 0x01, 1, 0, 0x40, 1, 0, 0x40, 1, 0, 0x40, 1, 0, 0x40, 1, 0, 0x40, 3, 0, 0})
+	// Executor 1 (heartbeat timeout above sessionIdle): a job finishes,
+	// its result is lost, the worker forgets the executor, then the resend.
+	f.Add([]byte{3, 0, 0x01, 0, 1, 0, 0x40, 4, 0xff, 0, 3, 1, 0})
+	// A Run lost on the way, the next one delivered, then the resend; and
+	// the same behind a delivered Run (the lost job must run then).
+	f.Add([]byte{3, 0, 0x00, 0x80, 0, 0x00, 0x00, 3, 0, 0})
+	f.Add([]byte{3, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 3, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) == 0 {
 			return
 		}
-		m := newAdmissionModel(1 + int(data[0])%16)
+		m := newAdmissionModel(1+int(data[0])%16, int(data[0]>>4))
 		data = data[1:]
 		for len(data) >= 3 {
 			m.step(t, data[0], data[1], data[2])
@@ -58,15 +78,15 @@ func FuzzSessionAdmission(f *testing.F) {
 
 const (
 	modelExecs = 2
-	// modelHeartbeat is the executors' heartbeat timeout: an outage longer
-	// than it drops the worker. It is below sessionIdle, as the protocol
-	// requires.
-	modelHeartbeat = 30 * time.Second
-	// modelJobs bounds the jobs per executor: a resend then always finds a
-	// finished job in the ring, whose length (at least recentMin) is the
-	// worker's documented bound on jobs remembered.
+	// modelJobs bounds the jobs per executor, and so the work per input.
 	modelJobs = recentMin - 100
 )
+
+// modelHeartbeat is each executor's heartbeat timeout: an outage longer
+// than it drops the worker. The first is below sessionIdle, as the
+// documentation advises; the second above, so the worker may forget the
+// executor before its resend arrives.
+var modelHeartbeat = [modelExecs]time.Duration{30 * time.Second, 3 * time.Minute}
 
 type modelKey struct {
 	e  int
@@ -79,6 +99,9 @@ type modelExec struct {
 	created  int
 	awaiting map[uint64]int // sent and not answered: id → items
 	lostAt   time.Time      // earliest loss not yet resent; zero: none
+	finished int            // jobs finished on the worker
+	forgot   bool           // the worker forgot this executor's session once
+	firstID  uint64         // lowest id of the Run that began the session
 }
 
 type modelJob struct {
@@ -97,7 +120,9 @@ type admissionModel struct {
 	newest   map[int]int              // size of each executor's newest result
 }
 
-func newAdmissionModel(capacity int) *admissionModel {
+// newAdmissionModel models a worker of capacity whose ring of finished
+// jobs holds ring+1 entries, or its real size when ring is 0.
+func newAdmissionModel(capacity, ring int) *admissionModel {
 	m := &admissionModel{
 		ss:       newSessions(capacity, "fuzz"),
 		capacity: capacity,
@@ -105,6 +130,9 @@ func newAdmissionModel(capacity int) *admissionModel {
 		runs:     map[modelKey]int{},
 		results:  map[modelKey]wire.Result{},
 		newest:   map[int]int{},
+	}
+	if ring > 0 {
+		m.ss.ringSize = ring + 1 // before any session allocates its ring
 	}
 	for e := range m.execs {
 		m.execs[e] = &modelExec{replyTo: fmt.Sprintf("_INBOX.ex%d", e), awaiting: map[uint64]int{}}
@@ -154,6 +182,7 @@ func (m *admissionModel) step(t *testing.T, op, a, b byte) {
 		}
 		m.results[j.k] = r
 		m.newest[j.k.e] = size
+		m.execs[j.k.e].finished++
 		m.ss.finished(m.execs[j.k.e].replyTo, r, size, m.now)
 		m.deliver(m.execs[j.k.e], r, b&0x40 == 0)
 	case 3: // after a reconnect: every job still awaited, sent again
@@ -165,7 +194,7 @@ func (m *admissionModel) step(t *testing.T, op, a, b byte) {
 		if b&1 != 0 {
 			slices.Reverse(ids)
 		}
-		run := &wire.Run{ReplyTo: x.replyTo}
+		run := &wire.Run{ReplyTo: x.replyTo, Resend: true}
 		for _, id := range ids {
 			run.Jobs = append(run.Jobs, modelRunJob(id, x.awaiting[id]))
 		}
@@ -179,8 +208,8 @@ func (m *admissionModel) step(t *testing.T, op, a, b byte) {
 		}
 	case 4: // time passes; the worker expires idle memories
 		m.now = m.now.Add(time.Duration(a) * time.Second / 2)
-		for _, x := range m.execs {
-			if !x.lostAt.IsZero() && m.now.Sub(x.lostAt) > modelHeartbeat {
+		for e, x := range m.execs {
+			if !x.lostAt.IsZero() && m.now.Sub(x.lostAt) > modelHeartbeat[e] {
 				// Silent past the heartbeat timeout: the executor drops
 				// the worker and fails what it awaited; it never sends
 				// those jobs again.
@@ -188,8 +217,24 @@ func (m *admissionModel) step(t *testing.T, op, a, b byte) {
 				x.lostAt = time.Time{}
 			}
 		}
+		had := [modelExecs]bool{}
+		for e, x := range m.execs {
+			had[e] = m.hasSession(x)
+		}
 		m.ss.expire(m.now)
+		for e, x := range m.execs {
+			if had[e] && !m.hasSession(x) {
+				x.forgot = true
+			}
+		}
 	}
+}
+
+// hasSession reports whether the worker holds a session for x.
+func (m *admissionModel) hasSession(x *modelExec) bool {
+	m.ss.mu.Lock()
+	defer m.ss.mu.Unlock()
+	return m.ss.m[x.replyTo] != nil
 }
 
 func modelRunJob(id uint64, items int) wire.Job {
@@ -225,6 +270,15 @@ func (m *admissionModel) deliver(x *modelExec, r wire.Result, arrives bool) {
 func (m *admissionModel) admit(t *testing.T, e int, run *wire.Run) []wire.Result {
 	t.Helper()
 	jobs := slices.Clone(run.Jobs) // admit may return run.Jobs itself
+	x := m.execs[e]
+	fresh := !m.hasSession(x)
+	switch {
+	case fresh && run.Resend && len(jobs) > 0:
+		// A session begun by a resend cannot place any of its jobs.
+		x.firstID = 1 + slices.MaxFunc(jobs, func(a, b wire.Job) int { return cmp.Compare(a.ID, b.ID) }).ID
+	case fresh && len(jobs) > 0:
+		x.firstID = slices.MinFunc(jobs, func(a, b wire.Job) int { return cmp.Compare(a.ID, b.ID) }).ID
+	}
 	start, again := m.ss.admit(run, m.now)
 	started := map[uint64]int{}
 	for _, j := range start {
@@ -257,6 +311,23 @@ func (m *admissionModel) admit(t *testing.T, e int, run *wire.Run) []wire.Result
 				t.Fatalf("executor %d: finished job %d neither run nor answered", e, j.ID)
 			}
 			m.checkAnswer(t, e, r, m.results[k])
+		case run.Resend && started[j.ID] == 0:
+			// Never seen, but the worker may not be able to tell.
+			r, ok := answered[j.ID]
+			if !ok {
+				t.Fatalf("executor %d: resent job %d, never seen, neither run nor answered", e, j.ID)
+			}
+			if !fresh && !x.forgot && j.ID >= x.firstID && x.finished <= m.ss.ringSize {
+				t.Fatalf("executor %d: resent job %d, never seen, answered instead of run, though the worker knows all it saw", e, j.ID)
+			}
+			for _, o := range r.Items {
+				if o.Err == nil || o.Err.Code != wire.CodeResultLost {
+					t.Fatalf("executor %d: resent job %d, never seen, answered %+v", e, j.ID, r.Items)
+				}
+			}
+			if len(r.Items) != len(j.Args) {
+				t.Fatalf("executor %d: job %d answered with %d items, want %d", e, j.ID, len(r.Items), len(j.Args))
+			}
 		default:
 			if started[j.ID] != 1 {
 				t.Fatalf("executor %d: new job %d started %d times, want once", e, j.ID, started[j.ID])

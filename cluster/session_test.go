@@ -27,3 +27,65 @@ func TestSessionOutlivesLongWork(t *testing.T) {
 		t.Fatalf("resent job: started %d, answered %d; want it answered from memory, not run again", len(start), len(again))
 	}
 }
+
+// resendRun is a Run the executor sends again after a reconnect.
+func resendRun(replyTo string, ids ...uint64) *wire.Run {
+	run := &wire.Run{ReplyTo: replyTo, Resend: true}
+	for _, id := range ids {
+		run.Jobs = append(run.Jobs, wire.Job{ID: id, Name: "w", Args: [][]byte{{0xf6}, {0xf6}}})
+	}
+	return run
+}
+
+// wantLost checks that a resent job was neither started nor answered with
+// anything but CodeResultLost on every item: never run twice.
+func wantLost(t *testing.T, start []wire.Job, again []wire.Result, id uint64) {
+	t.Helper()
+	if len(start) != 0 {
+		t.Fatalf("resent job %d started again", id)
+	}
+	if len(again) != 1 || again[0].ID != id || len(again[0].Items) != 2 {
+		t.Fatalf("resent job %d: answered %+v, want one result of two items", id, again)
+	}
+	for _, o := range again[0].Items {
+		if o.Err == nil || o.Err.Code != wire.CodeResultLost || o.Err.Code.Fate() != wire.FateLost {
+			t.Fatalf("resent job %d answered %+v, want CodeResultLost", id, o)
+		}
+	}
+}
+
+// TestResendAfterRingOverwriteNeverRunsTwice: a resent job whose entry in
+// the memory of finished jobs was overwritten by later ones ran again.
+func TestResendAfterRingOverwriteNeverRunsTwice(t *testing.T) {
+	ss := newSessions(4, "w")
+	now := time.Unix(1000, 0)
+	for id := uint64(1); id <= uint64(ss.ringSize)+1; id++ {
+		run := &wire.Run{ReplyTo: "ex", Jobs: []wire.Job{{ID: id, Name: "w", Args: [][]byte{{0xf6}, {0xf6}}}}}
+		if start, _ := ss.admit(run, now); len(start) != 1 {
+			t.Fatalf("job %d: started %d, want 1", id, len(start))
+		}
+		ss.finished("ex", wire.Result{ID: id, Items: make([]wire.Outcome, 2)}, 10, now)
+	}
+	// Job 1's result was lost, and ringSize jobs finished since.
+	start, again := ss.admit(resendRun("ex", 1), now)
+	wantLost(t, start, again, 1)
+}
+
+// TestResendAfterSessionExpiryNeverRunsTwice: a resent job whose
+// executor's memory had expired (sessionIdle with nothing running) ran
+// again, the worker taking it for a new one.
+func TestResendAfterSessionExpiryNeverRunsTwice(t *testing.T) {
+	ss := newSessions(4, "w")
+	t0 := time.Unix(1000, 0)
+	run := &wire.Run{ReplyTo: "ex", Jobs: []wire.Job{{ID: 5, Name: "w", Args: [][]byte{{0xf6}, {0xf6}}}}}
+	if start, _ := ss.admit(run, t0); len(start) != 1 {
+		t.Fatalf("first Run: started %d jobs, want 1", len(start))
+	}
+	ss.finished("ex", wire.Result{ID: 5, Items: make([]wire.Outcome, 2)}, 10, t0)
+	ss.expire(t0.Add(sessionIdle + time.Second))
+	start, again := ss.admit(resendRun("ex", 5), t0.Add(sessionIdle+2*time.Second))
+	wantLost(t, start, again, 5)
+	// The same resend again (its answer was lost too): still not run.
+	start, again = ss.admit(resendRun("ex", 5), t0.Add(sessionIdle+3*time.Second))
+	wantLost(t, start, again, 5)
+}

@@ -92,6 +92,8 @@ func samples() []sample {
 		{"run/header-large", &Run{Jobs: []Job{{ID: 6, Name: "h", Header: largeHeader()}}}},
 		{"run/args", &Run{Jobs: []Job{{ID: math.MaxUint64, Name: "multi", Args: [][]byte{nil, {}, arg16, bytes.Repeat([]byte{0xff}, 300)}}}}},
 		{"run/no-args", &Run{Jobs: []Job{{ID: 9, Name: "none"}, {ID: 10, Name: "none", Args: [][]byte{}}}}},
+		{"run/resend", &Run{ReplyTo: "_INBOX.r", Resend: true, Jobs: []Job{{ID: 7, Name: "sum", Args: [][]byte{arg16}}, {ID: 9, Name: "sum", Args: [][]byte{arg16}}}}},
+		{"run/resend-empty", &Run{ReplyTo: "_INBOX.r", Resend: true}},
 		{"run/big-arg", &Run{Jobs: []Job{{ID: 1, Name: "big", Args: [][]byte{bytes.Repeat([]byte("big"), 100_000)}}}}},
 		{"run/many", many},
 
@@ -153,7 +155,7 @@ func normalize(m Msg) Msg {
 		}
 		return &c
 	case *Run:
-		c := &Run{ReplyTo: m.ReplyTo}
+		c := &Run{ReplyTo: m.ReplyTo, Resend: m.Resend}
 		for _, j := range m.Jobs {
 			nj := Job{ID: j.ID, Name: j.Name, Timeout: j.Timeout}
 			if len(j.Header) > 0 {
@@ -427,6 +429,7 @@ func TestUnmarshalMalformed(t *testing.T) {
 		{"kind-8", []byte{v, 8, 0}, "unknown kind 8"},
 		{"kind-255", []byte{v, 255}, "unknown kind 255"},
 		{"bool-2", []byte{v, byte(KindShutdown), 2}, "invalid bool"},
+		{"run-resend-bool", []byte{v, byte(KindRun), 0, 2, 0}, "invalid bool"},
 		{"heartbeat-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 7}, "invalid bool"},
 		{"outcome-flags", []byte{v, byte(KindResult), 0, 1, 1, 1, 2, 0}, "invalid outcome flags"},
 		{"string-length", []byte{v, byte(KindBye), 5, 'a', 'b'}, "length 5 exceeds"},
@@ -435,19 +438,19 @@ func TestUnmarshalMalformed(t *testing.T) {
 		{"varint-unterminated", []byte{v, byte(KindCancel), 0, 1, 0x80}, "truncated"},
 		// A count of 2^40 jobs in a few bytes must be rejected before any
 		// allocation is attempted.
-		{"jobs-count", []byte{v, byte(KindRun), 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0}, "count"},
+		{"jobs-count", []byte{v, byte(KindRun), 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0}, "count"},
 		// Two jobs need at least ten bytes; seven are left.
-		{"jobs-count-tight", []byte{v, byte(KindRun), 0, 2, 1, 0, 0, 0, 1, 0, 0}, "count 2"},
+		{"jobs-count-tight", []byte{v, byte(KindRun), 0, 0, 2, 1, 0, 0, 0, 1, 0, 0}, "count 2"},
 		{"ids-count", []byte{v, byte(KindCancel), 0, 3, 1, 2}, "count 3"},
-		{"args-count", []byte{v, byte(KindRun), 0, 1, 1, 0, 0, 0, 5, 0, 0}, "count 5"},
+		{"args-count", []byte{v, byte(KindRun), 0, 0, 1, 1, 0, 0, 0, 5, 0, 0}, "count 5"},
 		{"items-count", []byte{v, byte(KindResult), 0, 1, 1, 9, 0, 0}, "count 9"},
 		{"works-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 4, 0, 0}, "count 4"},
 		{"labels-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 0, 0, 0}, "count 2"},
 		{"sentinels-count", []byte{v, byte(KindResult), 0, 1, 1, 1, 1, 0, 0, 0, 3, 0}, "count 3"},
 		{"duplicate-label", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 1, 'k', 0, 1, 'k', 0}, "duplicate label"},
 		// A job: id, name "", timeout, header of 2 entries, then 0 args.
-		{"duplicate-header-key", []byte{v, byte(KindRun), 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0}, "duplicate header key"},
-		{"header-count", []byte{v, byte(KindRun), 0, 1, 1, 0, 0, 9, 1, 'k', 0, 0}, "count 9"},
+		{"duplicate-header-key", []byte{v, byte(KindRun), 0, 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0}, "duplicate header key"},
+		{"header-count", []byte{v, byte(KindRun), 0, 0, 1, 1, 0, 0, 9, 1, 'k', 0, 0}, "count 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -466,7 +469,7 @@ func TestUnmarshalMalformed(t *testing.T) {
 // decoder allocate far more than its input: the largest possible job list
 // for the input is allocated and the rest rejected.
 func TestUnmarshalAllocBound(t *testing.T) {
-	in := []byte{Version, byte(KindRun), 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20}
+	in := []byte{Version, byte(KindRun), 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20}
 	in = append(in, make([]byte, 4096)...)
 	allocs := testing.AllocsPerRun(10, func() {
 		if _, err := Unmarshal(in); !errors.Is(err, ErrMalformed) {

@@ -267,6 +267,7 @@ type results1 struct {
 
 func (d *decoder) run() *Run {
 	replyTo := d.string()
+	resend := d.bool()
 	n := d.count(minJobSize)
 	var m *Run
 	// Jobs almost always carry one argument each, so their Args share one
@@ -274,7 +275,7 @@ func (d *decoder) run() *Run {
 	var slab [][]byte
 	switch n {
 	case 0:
-		return &Run{ReplyTo: replyTo}
+		return &Run{ReplyTo: replyTo, Resend: resend}
 	case 1:
 		one := new(run1)
 		m, slab = &one.r, one.args[:]
@@ -283,7 +284,7 @@ func (d *decoder) run() *Run {
 		m = &Run{Jobs: make([]Job, n)}
 		slab = make([][]byte, n)
 	}
-	m.ReplyTo = replyTo
+	m.ReplyTo, m.Resend = replyTo, resend
 	var name string
 	for i := range m.Jobs {
 		j := &m.Jobs[i]

@@ -29,7 +29,7 @@ import (
 // Bodies by kind:
 //
 //	Hello      version:byte workerID:str pid:int maxWorks:int works:list(str) labels:map
-//	Run        replyTo:str jobs:list(id:uint name:str timeout:dur header:map args:list(bytes))
+//	Run        replyTo:str resend:bool jobs:list(id:uint name:str timeout:dur header:map args:list(bytes))
 //	Cancel     replyTo:str ids:list(uint)
 //	Results    workerID:str results:list(id:uint items:list(outcome))
 //	Heartbeat  workerID:str load:int maxWorks:int rss:uint draining:bool
@@ -153,7 +153,7 @@ func appendMsg(b []byte, m Msg) []byte {
 }
 
 func sizeRun(m *Run) int {
-	n := sizeString(m.ReplyTo) + sizeUvarint(uint64(len(m.Jobs)))
+	n := sizeString(m.ReplyTo) + 1 + sizeUvarint(uint64(len(m.Jobs)))
 	for i := range m.Jobs {
 		j := &m.Jobs[i]
 		n += sizeUvarint(j.ID) + sizeString(j.Name) + sizeVarint(int64(j.Timeout)) +
@@ -167,6 +167,7 @@ func sizeRun(m *Run) int {
 
 func appendRun(b []byte, m *Run) []byte {
 	b = appendString(b, m.ReplyTo)
+	b = appendBool(b, m.Resend)
 	b = appendUvarint(b, uint64(len(m.Jobs)))
 	for i := range m.Jobs {
 		j := &m.Jobs[i]

@@ -39,8 +39,10 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{Version, byte(KindCancel), 0, 0x80, 0x80, 0x80, 0x80, 0x10})
 	// A job whose header repeats a key, and one with a header and an
 	// expired timeout (-1): the fields of protocol version 2.
-	f.Add([]byte{Version, byte(KindRun), 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0})
-	f.Add([]byte{Version, byte(KindRun), 0, 1, 7, 1, 'w', 1, 1, 2, 'i', 'd', 1, '7', 1, 1, 0xf6})
+	f.Add([]byte{Version, byte(KindRun), 0, 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0})
+	f.Add([]byte{Version, byte(KindRun), 0, 0, 1, 7, 1, 'w', 1, 1, 2, 'i', 'd', 1, '7', 1, 1, 0xf6})
+	// A resent job (Run.Resend).
+	f.Add([]byte{Version, byte(KindRun), 1, 'r', 1, 1, 3, 1, 'w', 0, 0, 1, 1, 0xf6})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Unmarshal(b)
 		if err != nil {

@@ -78,7 +78,12 @@ type Job struct {
 // executor's inbox subject; process: empty).
 type Run struct {
 	ReplyTo string
-	Jobs    []Job
+	// Resend marks jobs sent before (cluster: the executor resends every
+	// job it still awaits after a reconnect). A worker that cannot tell
+	// whether such a job already ran answers it with CodeResultLost rather
+	// than run it, so nothing runs twice. Process workers: always false.
+	Resend bool
+	Jobs   []Job
 }
 
 // Cancel asks the worker to cancel the contexts of these jobs. Unknown ids
@@ -143,7 +148,7 @@ const (
 	CodeCanceled    ErrCode = 5 // the job's ctx was cancelled and the work returned ctx.Err()
 	CodeDeadline    ErrCode = 6 // the job's deadline passed
 	CodeShutdown    ErrCode = 7 // the host refused the job before it ran: it is shutting down
-	CodeResultLost  ErrCode = 8 // the job ran, but its result was lost and is no longer held
+	CodeResultLost  ErrCode = 8 // the job ran (or, resent, may have run), but its result was lost and is no longer held
 )
 
 // Heartbeat tells the executor a worker is alive and how loaded it is.

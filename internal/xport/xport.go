@@ -66,7 +66,14 @@
 // # Order of events per worker
 //
 // Join comes first, exactly once per Worker value: a transport must not
-// report a Worker's Done or Lost before its Join has returned. Done may
+// report a Worker's Done, Retire or Lost before its Join has returned, even
+// when the worker ends (or drains) while Join runs on another goroutine. It
+// holds such an event back and reports it once Join has returned (cluster:
+// a member is visible to the drop paths a moment before its Join returns,
+// so its join gate holds a Lost or Retire until then; process: the reader
+// goroutine that reports Lost starts after Join). Otherwise the core would
+// ignore the Lost of a worker it does not know yet, then add it, and works
+// sent to the dead worker would wait until Shutdown. Done may
 // come any number of times, concurrently; so may Retire, of which only
 // the first counts. Lost comes at most once; the core then forgets the worker and
 // ignores any later Done or Retire for it (results of jobs it no longer
