@@ -183,3 +183,19 @@ func WithKillGrace(d time.Duration) Option {
 		return nil
 	}
 }
+
+// WithLogger sets where the executor's rare log lines go. Every kind logs:
+// a thread executor the works still ignoring their ctx a kill grace after
+// Shutdown or Close cancelled them (also in the error they return, which a
+// deferred Close or the cleanup of a dropped executor discards); process
+// and cluster executors a worker that failed to restart, a cluster worker
+// of another protocol version. Default: discarded.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("aplex: WithLogger(nil): need a logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
