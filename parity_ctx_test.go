@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/testutil"
 )
 
 // The ctx parity tests: the caller's deadline, a per-work Deadline and
@@ -32,7 +33,7 @@ var (
 		if d, ok := ctx.Deadline(); ok {
 			s.Deadline, s.HasDeadline = d.UnixNano(), true
 		}
-		s.RequestID, _ = ctx.Value(requestIDKey{}).(string)
+		s.RequestID, _ = ctx.Value(testutil.RequestIDKey{}).(string)
 		return s, nil
 	})
 	// pPastDeadline ignores its ctx: it returns a value once marker
@@ -181,30 +182,6 @@ func TestWorkPastCallerDeadlineFailsOnEveryKind(t *testing.T) {
 	}
 }
 
-// requestIDKey carries a request id in a ctx: the value the test
-// propagator carries to other processes.
-type requestIDKey struct{}
-
-// requestIDs is the test propagator: it carries a request id under
-// "x-request-id". Inject panics for the id "panic".
-type requestIDs struct{}
-
-func (requestIDs) Inject(ctx context.Context, carrier map[string]string) {
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
-		if id == "panic" {
-			panic("cannot inject")
-		}
-		carrier["x-request-id"] = id
-	}
-}
-
-func (requestIDs) Extract(ctx context.Context, carrier map[string]string) context.Context {
-	if id, ok := carrier["x-request-id"]; ok {
-		return context.WithValue(ctx, requestIDKey{}, id)
-	}
-	return ctx
-}
-
 // Worker processes register the propagator at package level, as a program
 // would. The test process registers it only in the tests that use it
 // (useRequestIDs), so that this package's benchmarks, run on their own,
@@ -213,7 +190,7 @@ var errPropagatorInWorker = func() error {
 	if os.Getenv("APLEX_WORKER_ROLE") == "" {
 		return nil
 	}
-	return aplex.RegisterPropagator(requestIDs{})
+	return aplex.RegisterPropagator(testutil.RequestIDs{})
 }()
 
 var requestIDsOnce sync.Once
@@ -221,7 +198,7 @@ var requestIDsOnce sync.Once
 func useRequestIDs(t *testing.T) {
 	t.Helper()
 	var err error
-	requestIDsOnce.Do(func() { err = aplex.RegisterPropagator(requestIDs{}) })
+	requestIDsOnce.Do(func() { err = aplex.RegisterPropagator(testutil.RequestIDs{}) })
 	if err != nil || errPropagatorInWorker != nil {
 		t.Fatalf("RegisterPropagator: %v, %v", err, errPropagatorInWorker)
 	}
@@ -232,7 +209,7 @@ func TestPropagatorCarriesValues(t *testing.T) {
 	for _, k := range ctxKinds {
 		t.Run(k.name, func(t *testing.T) {
 			ex := k.new(t)
-			ctx := context.WithValue(ctxT(t), requestIDKey{}, "req-42")
+			ctx := context.WithValue(ctxT(t), testutil.RequestIDKey{}, "req-42")
 			if s, _, _ := seenBy(t, ctx, ex); s.RequestID != "req-42" {
 				t.Fatalf("the work saw the request id %q, want req-42", s.RequestID)
 			}
@@ -263,7 +240,7 @@ func TestPropagatorCarriesValues(t *testing.T) {
 func TestPropagatorPanicFailsSubmit(t *testing.T) {
 	useRequestIDs(t)
 	ex := newProcess(t, aplex.WithPoolSize(1))
-	ctx := context.WithValue(ctxT(t), requestIDKey{}, "panic")
+	ctx := context.WithValue(ctxT(t), testutil.RequestIDKey{}, "panic")
 	if _, err := aplex.Submit(ctx, ex, pCtxSeen, 0); err == nil || !strings.Contains(err.Error(), "cannot inject") {
 		t.Fatalf("Submit with a panicking propagator: %v", err)
 	}
@@ -282,7 +259,7 @@ func TestOversizedHeaderIsTooLarge(t *testing.T) {
 	ex := newProcess(t, aplex.WithPoolSize(1))
 
 	// A header above its own bound.
-	ctx := context.WithValue(ctxT(t), requestIDKey{}, strings.Repeat("r", 65<<10))
+	ctx := context.WithValue(ctxT(t), testutil.RequestIDKey{}, strings.Repeat("r", 65<<10))
 	if _, err := aplex.Submit(ctx, ex, pCtxSeen, 0); !errors.Is(err, aplex.ErrTooLarge) {
 		t.Fatalf("Submit with a 65 KiB header: %v, want ErrTooLarge", err)
 	}
@@ -295,7 +272,7 @@ func TestOversizedHeaderIsTooLarge(t *testing.T) {
 	// A header that fits, with an argument that fits alone (16 MiB frames,
 	// less 8 KiB of headroom) but not with it: the header counts in the
 	// message, as the error says.
-	ctx = context.WithValue(ctxT(t), requestIDKey{}, strings.Repeat("r", 60<<10))
+	ctx = context.WithValue(ctxT(t), testutil.RequestIDKey{}, strings.Repeat("r", 60<<10))
 	arg := strings.Repeat("a", 16<<20-32<<10)
 	if _, err := aplex.Submit(ctx, ex, pLen, arg); !errors.Is(err, aplex.ErrTooLarge) || !strings.Contains(err.Error(), "and the header") {
 		t.Fatalf("Submit with a header that does not fit beside the argument: %v, want ErrTooLarge", err)
@@ -316,7 +293,7 @@ func TestRegisterPropagatorNil(t *testing.T) {
 	}
 }
 
-type nilPropagator struct{ requestIDs }
+type nilPropagator struct{ testutil.RequestIDs }
 
 // TestCallerCtxEndEndsFutureAtOnce: when the caller's ctx ends, the future
 // ends then, cancelled, while the work is still running, on every kind.

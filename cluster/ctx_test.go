@@ -15,6 +15,7 @@ import (
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
+	"github.com/aplex-go/aplex/internal/testutil"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -30,15 +31,13 @@ type ctxSeen struct {
 	HasDeadline bool
 }
 
-type requestIDKey struct{}
-
 var (
 	ctxSeenWork = aplex.Register("cluster.ctx-seen", func(ctx context.Context, _ int) (ctxSeen, error) {
 		var s ctxSeen
 		if d, ok := ctx.Deadline(); ok {
 			s.Deadline, s.HasDeadline = d.UnixNano(), true
 		}
-		s.RequestID, _ = ctx.Value(requestIDKey{}).(string)
+		s.RequestID, _ = ctx.Value(testutil.RequestIDKey{}).(string)
 		return s, nil
 	})
 	// pastDeadline ignores its ctx: it returns a value once marker exists,
@@ -54,23 +53,6 @@ var (
 	})
 )
 
-// requestIDs is the test propagator: it carries a request id under
-// "x-request-id".
-type requestIDs struct{}
-
-func (requestIDs) Inject(ctx context.Context, carrier map[string]string) {
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
-		carrier["x-request-id"] = id
-	}
-}
-
-func (requestIDs) Extract(ctx context.Context, carrier map[string]string) context.Context {
-	if id, ok := carrier["x-request-id"]; ok {
-		return context.WithValue(ctx, requestIDKey{}, id)
-	}
-	return ctx
-}
-
 // Workers register the propagator at package level, as a program would;
 // the test process only in the tests that use it, so that the benchmarks
 // measure Submit without one.
@@ -78,7 +60,7 @@ var errPropagatorInWorker = func() error {
 	if os.Getenv("APLEX_WORKER_ROLE") == "" {
 		return nil
 	}
-	return aplex.RegisterPropagator(requestIDs{})
+	return aplex.RegisterPropagator(testutil.RequestIDs{})
 }()
 
 var requestIDsOnce sync.Once
@@ -86,7 +68,7 @@ var requestIDsOnce sync.Once
 func useRequestIDs(t *testing.T) {
 	t.Helper()
 	var err error
-	requestIDsOnce.Do(func() { err = aplex.RegisterPropagator(requestIDs{}) })
+	requestIDsOnce.Do(func() { err = aplex.RegisterPropagator(testutil.RequestIDs{}) })
 	if err != nil || errPropagatorInWorker != nil {
 		t.Fatalf("RegisterPropagator: %v, %v", err, errPropagatorInWorker)
 	}
@@ -168,7 +150,7 @@ func TestWorkPastCallerDeadlineFailsOnCluster(t *testing.T) {
 func TestPropagatorCarriesValuesToClusterWork(t *testing.T) {
 	useRequestIDs(t)
 	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
-	ctx := context.WithValue(context.Background(), requestIDKey{}, "req-7")
+	ctx := context.WithValue(context.Background(), testutil.RequestIDKey{}, "req-7")
 	if s, _, _ := seenBy(t, ctx, ex); s.RequestID != "req-7" {
 		t.Fatalf("the work saw the request id %q, want req-7", s.RequestID)
 	}
@@ -194,7 +176,7 @@ func TestPropagatorCarriesValuesToClusterWork(t *testing.T) {
 
 	// NATS' max payload (1 MiB here) bounds the argument and the header
 	// together.
-	big := context.WithValue(context.Background(), requestIDKey{}, strings.Repeat("r", 60<<10))
+	big := context.WithValue(context.Background(), testutil.RequestIDKey{}, strings.Repeat("r", 60<<10))
 	if _, err := aplex.Submit(big, ex, huge, make([]byte, 1<<20-40<<10)); !errors.Is(err, aplex.ErrTooLarge) || !strings.Contains(err.Error(), "and the header") {
 		t.Fatalf("an argument that fits only without the header: %v, want ErrTooLarge", err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
+	"github.com/aplex-go/aplex/internal/testutil"
 )
 
 // parityValue is a value that must round-trip unchanged.
@@ -218,7 +219,7 @@ func parityCases() []parityCase {
 		{"caller's deadline and values in the work", "deadline+req-parity", func(t *testing.T, ex *aplex.Executor) string {
 			useRequestIDs(t)
 			want := time.Now().Add(time.Minute)
-			cctx, cancel := context.WithDeadline(context.WithValue(ctx, requestIDKey{}, "req-parity"), want)
+			cctx, cancel := context.WithDeadline(context.WithValue(ctx, testutil.RequestIDKey{}, "req-parity"), want)
 			defer cancel()
 			f, err := aplex.Submit(cctx, ex, ctxSeenWork, 0)
 			if err != nil {
