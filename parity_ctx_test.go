@@ -19,49 +19,30 @@ import (
 // propagated values reach a work the same way on goroutine and process
 // workers (the cluster package has the same tests for cluster workers).
 
-// ctxSeen is what a work saw of its ctx.
-type ctxSeen struct {
-	Deadline    int64 // Unix nanoseconds; 0: none
-	RequestID   string
-	HasDeadline bool
-}
-
 var (
 	// pCtxSeen reports its ctx's deadline and request id.
-	pCtxSeen = aplex.Register("test.ctx-seen", func(ctx context.Context, _ int) (ctxSeen, error) {
-		var s ctxSeen
-		if d, ok := ctx.Deadline(); ok {
-			s.Deadline, s.HasDeadline = d.UnixNano(), true
-		}
-		s.RequestID, _ = ctx.Value(testutil.RequestIDKey{}).(string)
-		return s, nil
-	})
+	pCtxSeen = aplex.Register("test.ctx-seen", testutil.SeeCtx)
 	// pPastDeadline ignores its ctx: it returns a value once marker
 	// exists, which the test creates after the caller's ctx has ended (or
 	// calls runtime.Goexit, if the marker says "goexit").
 	pPastDeadline = aplex.Register("test.past-deadline", func(_ context.Context, marker string) (int, error) {
-		for range 10_000 {
-			if b, err := os.ReadFile(marker); err == nil {
-				if string(b) == "goexit" {
-					runtime.Goexit()
-				}
-				return 1, nil
-			}
-			time.Sleep(time.Millisecond)
+		b, err := testutil.AwaitMarker(marker)
+		if err != nil {
+			return 0, err
 		}
-		return 0, errors.New("marker never appeared")
+		if string(b) == "goexit" {
+			runtime.Goexit()
+		}
+		return 1, nil
 	})
 	// pCtxThenMarker waits for its ctx to end, then (still running) for
 	// marker, and returns a value.
 	pCtxThenMarker = aplex.Register("test.ctx-then-marker", func(ctx context.Context, marker string) (int, error) {
 		<-ctx.Done()
-		for range 10_000 {
-			if _, err := os.Stat(marker); err == nil {
-				return 1, nil
-			}
-			time.Sleep(time.Millisecond)
+		if _, err := testutil.AwaitMarker(marker); err != nil {
+			return 0, err
 		}
-		return 0, errors.New("marker never appeared")
+		return 1, nil
 	})
 )
 
@@ -78,7 +59,7 @@ var ctxKinds = []ctxKind{
 
 // seenBy submits pCtxSeen with ctx and opts, and returns what the work saw
 // and the times just before Submit and just after Get.
-func seenBy(t *testing.T, ctx context.Context, ex *aplex.Executor, opts ...aplex.CallOption) (s ctxSeen, before, after time.Time) {
+func seenBy(t *testing.T, ctx context.Context, ex *aplex.Executor, opts ...aplex.CallOption) (s testutil.CtxSeen, before, after time.Time) {
 	t.Helper()
 	before = time.Now()
 	f, err := aplex.Submit(ctx, ex, pCtxSeen, 0, opts...)
@@ -90,7 +71,7 @@ func seenBy(t *testing.T, ctx context.Context, ex *aplex.Executor, opts ...aplex
 }
 
 // checkDeadline checks that the work's deadline lies in [lo, hi].
-func checkDeadline(t *testing.T, s ctxSeen, lo, hi time.Time) {
+func checkDeadline(t *testing.T, s testutil.CtxSeen, lo, hi time.Time) {
 	t.Helper()
 	if !s.HasDeadline {
 		t.Fatalf("the work's ctx has no deadline; want one in [%v, %v]", lo, hi)

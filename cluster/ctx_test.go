@@ -24,32 +24,15 @@ import (
 // propagators carry ctx values (the root package has the same tests for
 // goroutine and process workers).
 
-// ctxSeen is what a work saw of its ctx.
-type ctxSeen struct {
-	Deadline    int64 // Unix nanoseconds; 0: none
-	RequestID   string
-	HasDeadline bool
-}
-
 var (
-	ctxSeenWork = aplex.Register("cluster.ctx-seen", func(ctx context.Context, _ int) (ctxSeen, error) {
-		var s ctxSeen
-		if d, ok := ctx.Deadline(); ok {
-			s.Deadline, s.HasDeadline = d.UnixNano(), true
-		}
-		s.RequestID, _ = ctx.Value(testutil.RequestIDKey{}).(string)
-		return s, nil
-	})
+	ctxSeenWork = aplex.Register("cluster.ctx-seen", testutil.SeeCtx)
 	// pastDeadline ignores its ctx: it returns a value once marker exists,
 	// which the test creates after the caller's ctx has ended.
 	pastDeadline = aplex.Register("cluster.past-deadline", func(_ context.Context, marker string) (int, error) {
-		for range 10_000 {
-			if _, err := os.Stat(marker); err == nil {
-				return 1, nil
-			}
-			time.Sleep(time.Millisecond)
+		if _, err := testutil.AwaitMarker(marker); err != nil {
+			return 0, err
 		}
-		return 0, errors.New("marker never appeared")
+		return 1, nil
 	})
 )
 
@@ -76,7 +59,7 @@ func useRequestIDs(t *testing.T) {
 
 // seenBy submits ctxSeenWork with ctx and opts, and returns what the work
 // saw and the times just before Submit and just after the result.
-func seenBy(t *testing.T, ctx context.Context, ex *aplex.Executor, opts ...aplex.CallOption) (s ctxSeen, before, after time.Time) {
+func seenBy(t *testing.T, ctx context.Context, ex *aplex.Executor, opts ...aplex.CallOption) (s testutil.CtxSeen, before, after time.Time) {
 	t.Helper()
 	before = time.Now()
 	f, err := aplex.Submit(ctx, ex, ctxSeenWork, 0, opts...)
@@ -91,7 +74,7 @@ func seenBy(t *testing.T, ctx context.Context, ex *aplex.Executor, opts ...aplex
 }
 
 // checkDeadline checks that the work's deadline lies in [lo, hi].
-func checkDeadline(t *testing.T, s ctxSeen, lo, hi time.Time) {
+func checkDeadline(t *testing.T, s testutil.CtxSeen, lo, hi time.Time) {
 	t.Helper()
 	if !s.HasDeadline {
 		t.Fatalf("the work's ctx has no deadline; want one in [%v, %v]", lo, hi)
