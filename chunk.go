@@ -97,8 +97,8 @@ func (ch *chunk[A, R]) deliver(t *task, items []wire.Outcome) {
 		ch.fail(t, fmt.Errorf("%w: worker returned %d outcomes for a chunk of %d", ErrEncoding, len(items), n))
 		return
 	}
-	if !t.settle() {
-		return // cancelled meanwhile
+	if !t.settleReturned() {
+		return // cancelled meanwhile, or the caller's ctx ended
 	}
 	vals, errs := ch.results(n)
 	for i, o := range items {

@@ -117,7 +117,9 @@ func (c *call[A, R]) runLocal(ctx context.Context, t *task) {
 }
 
 func (c *call[A, R]) deliver(t *task, items []wire.Outcome) {
-	if !t.settle() {
+	// As for a local work: a caller's ctx that ended decides, even when the
+	// result beat the core's watch on that ctx here.
+	if !t.settleReturned() {
 		return // cancelled meanwhile: the outcome is dropped
 	}
 	// Settled, the value is ours to write: decode straight into it.
