@@ -319,7 +319,7 @@ func TestBoundedQueue(t *testing.T) {
 		}
 		got <- err
 	}()
-	waitFor(t, "Submit to wait for room", func() bool { return goroutineIn("aplex.(*core).submit") })
+	waitFor(t, "Submit to wait for room", func() bool { return goroutineIn("engine.(*core).submit") })
 	select {
 	case err := <-got:
 		t.Fatalf("Submit returned (%v) while the queue was full", err)

@@ -5,6 +5,7 @@ import (
 	"weak"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/engine"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -27,15 +28,9 @@ import (
 // Shutdown stops using the remote workers (they serve on for other
 // executors) and stops the local ones.
 func NewExecutor(opts ...aplex.Option) (*aplex.Executor, error) {
-	anyOpts := make([]any, len(opts))
-	for i, o := range opts {
-		if o != nil {
-			anyOpts[i] = o
-		}
-	}
 	var tr *transport
-	v, err := xport.NewExecutor(extKey, anyOpts, func(xc xport.Config) (xport.Transport, error) {
-		t, err := newTransport(xc)
+	ex, err := engine.NewClusterExecutor(opts, func(xc xport.Config, cfg *execConfig) (xport.Transport, error) {
+		t, err := newTransport(xc, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -45,7 +40,6 @@ func NewExecutor(opts ...aplex.Option) (*aplex.Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	ex := v.(*aplex.Executor)
 	register(ex, tr)
 	return ex, nil
 }

@@ -62,7 +62,7 @@ func (s *recordSink) Broken(error)                     { s.add("broken") }
 // not started: a test drives its handlers by hand.
 func newTestTransport(t *testing.T, sink xport.Sink) *transport {
 	t.Helper()
-	tr, err := newTransport(xport.Config{})
+	tr, err := newTransport(xport.Config{}, &execConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestLostBeforeJoinWaitsForJoin(t *testing.T) {
 // them), and new jobs never share such a Run.
 func TestResyncMarksResends(t *testing.T) {
 	sink := newRecordSink(false)
-	tr, err := newTransport(xport.Config{})
+	tr, err := newTransport(xport.Config{}, &execConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

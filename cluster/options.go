@@ -9,11 +9,12 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/engine"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
-// execConfig is what the cluster options record. The core keeps it in the
-// executor's settings map (xport.Config.Ext) under extKey.
+// execConfig is what the cluster options record (engine.TransportOption);
+// the engine hands it to newTransport.
 type execConfig struct {
 	urls     []string
 	natsOpts []nats.Option
@@ -24,25 +25,14 @@ type execConfig struct {
 	localLabels func(i int) map[string]string
 }
 
-const extKey = "cluster"
+// kindName is the executor kind the cluster options belong to.
+const kindName = "cluster"
 
-// configOf returns the cluster settings in ext, creating them.
-func configOf(ext map[string]any) *execConfig {
-	c, _ := ext[extKey].(*execConfig)
-	if c == nil {
-		c = &execConfig{}
-		ext[extKey] = c
-	}
-	return c
-}
-
-// option wraps a cluster setting as an aplex.Option through the core's
-// bridge, so the core validates it with the other options and rejects it
-// for thread and process executors.
+// option wraps a cluster setting as an aplex.Option, so the engine
+// validates it with the other options and refuses it, naming it, for
+// thread and process executors.
 func option(name string, set func(c *execConfig) error) aplex.Option {
-	return xport.NewOption(extKey, name, func(ext map[string]any) error {
-		return set(configOf(ext))
-	}).(aplex.Option)
+	return engine.TransportOption(kindName, name, set)
 }
 
 // WithURL connects the executor to the NATS server(s) at urls (e.g.

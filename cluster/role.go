@@ -13,8 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/aplex-go/aplex/internal/engine"
 	"github.com/aplex-go/aplex/internal/proc"
-	"github.com/aplex-go/aplex/internal/xport"
 )
 
 // The worker role: a binary started with APLEX_WORKER_ROLE=cluster serves
@@ -51,7 +51,7 @@ const (
 const parentPoll = 500 * time.Millisecond
 
 func init() {
-	xport.ServeRole[roleCluster] = serveRole
+	engine.RegisterRole(roleCluster, serveRole)
 }
 
 // serveRole is aplex.Main's worker role: Serve configured from the

@@ -12,10 +12,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/aplex-go/aplex/internal/engine"
 	"github.com/aplex-go/aplex/internal/host"
 	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/wire"
-	"github.com/aplex-go/aplex/internal/xport"
 )
 
 // ErrKilled is returned by Serve when an executor killed the worker: a work
@@ -160,7 +160,7 @@ func (w *workerServer) setup(ctx context.Context) error {
 	w.out = newOutbox(w.nc, w.cfg.workerID, max, w.log)
 	w.sess = newSessions(w.cfg.maxWorks, w.cfg.workerID)
 	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
-	hc, err := xport.HostConfig(base, w.cfg.index, w.cfg.workerID, w.cfg.labels) // WorkerInfo.ID: -1, or a local worker's index
+	hc, err := engine.HostConfig(base, w.cfg.index, w.cfg.workerID, w.cfg.labels) // WorkerInfo.ID: -1, or a local worker's index
 	if err != nil {
 		return fmt.Errorf("aplex: cluster worker: %w", err)
 	}

@@ -87,17 +87,13 @@ var _ xport.Transport = (*transport)(nil)
 
 // newTransport connects (or starts the embedded server) so that the core
 // can read MaxMessage before Start.
-func newTransport(xc xport.Config) (*transport, error) {
-	if xc.Ext == nil {
-		xc.Ext = map[string]any{}
-	}
+func newTransport(xc xport.Config, cfg *execConfig) (*transport, error) {
 	if xc.HeartbeatTimeout <= 0 { // aplex.WithHeartbeatTimeout sets it; never below its minimum
 		xc.HeartbeatTimeout = aplex.DefaultHeartbeatTimeout
 	}
 	if xc.StartTimeout <= 0 { // aplex.WithStartTimeout sets it
 		xc.StartTimeout = defaultStartTimeout
 	}
-	cfg := configOf(xc.Ext)
 	if err := cfg.check(xc); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 // Handler runs one item: it decodes the CBOR argument into the work's typed
-// parameter, calls the work and encodes its result. The root package builds
+// parameter, calls the work and encodes its result. The engine (internal/engine) builds
 // one per registered work. A Handler that wants to report a failure of the
 // machinery rather than of the work (an argument that does not decode)
 // returns an error that Config.EncodeError maps to a wire.Error with a Code.

@@ -12,7 +12,7 @@
 //
 // # Locks and re-entrancy
 //
-// The core has one lock, core.mu (see the core struct in the root package
+// The core has one lock, core.mu (see the core struct in internal/engine
 // for its own order). It calls Worker methods in two ways:
 //
 //   - Under core.mu: Send (dispatch), Cancel (a running work's future was
@@ -95,6 +95,9 @@ package xport
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
 )
@@ -212,4 +215,17 @@ type Transport interface {
 	// the drain; Sink calls may still arrive while it runs (a worker's last
 	// results, its Lost).
 	Close(ctx context.Context) error
+}
+
+// Config is what a transport learns from the executor's options. A
+// transport package's own settings reach it beside Config, typed (see
+// engine.NewClusterExecutor).
+type Config struct {
+	PoolSize          int           // WithPoolSize, if given (0: not given)
+	MaxWorksPerWorker int           // WithMaxWorksPerWorker
+	StartTimeout      time.Duration // WithStartTimeout
+	HeartbeatTimeout  time.Duration // WithHeartbeatTimeout: a worker silent this long is lost
+	Output            io.Writer     // WithWorkerOutput: output of the worker processes the transport starts (nil: not given)
+	Env               []string      // WithWorkerEnv: "KEY=value" entries for the worker processes it starts
+	Logger            *slog.Logger
 }

@@ -1,0 +1,527 @@
+package engine
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// Executor runs works on a pool of workers and hands back futures. The same
+// type serves goroutine (NewThreadExecutor), process (NewProcessExecutor)
+// and cluster (cluster.NewExecutor) workers; Submit, Map, futures and
+// shutdown behave the same on all three.
+//
+// An Executor must be shut down with Shutdown or Close. One that becomes
+// unreachable without it is closed by a runtime cleanup, so its worker
+// processes do not outlive it.
+type Executor struct {
+	c *core
+}
+
+// WorkerInfo describes a worker to WithWorkerInit and RegisterWorkerInit.
+type WorkerInfo struct {
+	// ID numbers the worker within its executor: the slot, 0 … pool
+	// size-1, of a thread or process worker (a replacement gets the slot
+	// of the worker it replaces), and the index, 0 … n-1, of a cluster
+	// worker started by cluster.SpawnLocalWorkers(n) (kept across its
+	// restarts). A cluster worker started on its own (cluster.Serve or
+	// APLEX_WORKER_ROLE=cluster) serves every executor of its pool and has
+	// no such number: its ID is -1; WorkerID names it.
+	ID int
+	// WorkerID is a cluster worker's id, as cluster.WorkerID(ctx) reports
+	// it to works; "" for thread and process workers, which ID names.
+	WorkerID string
+	// Labels are a cluster worker's labels (cluster.ServeLabels,
+	// APLEX_CLUSTER_LABELS); nil for thread and process workers. The map
+	// is the init's own copy.
+	Labels map[string]string
+}
+
+// worker is one member of the pool as the scheduler sees it.
+type worker struct {
+	slot    int
+	name    string            // WorkerStats.Name: "thread-N", "proc-N", a cluster worker id
+	labels  map[string]string // a cluster worker's labels, copied at Join; never modified
+	load    atomic.Int32      // works it holds; raised under core.mu, lowered anywhere
+	cap     int
+	budget  int // jobs it may still be sent; 0: no limit (xport.Budgeted)
+	retired bool
+	inView  bool            // in core.workers, the balancer's view
+	conn    xport.Worker    // nil for goroutine workers
+	ctx     context.Context // values for in-process works
+	mu      sync.Mutex      // guards running
+	running taskList
+	stats   *slotStats
+}
+
+// hasRoom reports whether w can take one more work.
+func (w *worker) hasRoom() bool { return int(w.load.Load()) < w.cap }
+
+// slotStats are a slot's counters; they outlive a replaced worker.
+type slotStats struct {
+	completed, failed, cancelled atomic.Uint64
+	pid                          atomic.Int64
+	// The identity of the slot's latest worker, set when it joins; guarded
+	// by core.mu.
+	name   string
+	labels map[string]string
+}
+
+// core is the executor's scheduler: capacity, FIFO queue, balancer,
+// dispatch, the job table, cancellation and shutdown. It is shared by every
+// kind of worker; transports (xport) reach it through the Sink methods.
+//
+// Lock order: core.mu, then worker.mu (the worker's running list: dispatch,
+// runningTasks under the lock), then the transport's own locks, taken
+// inside Worker.Send and Worker.Cancel, which run under core.mu
+// (sendLocked, cancelRemote). core.mu may also be held while a task.mu is
+// taken: when the caller's ctx is itself a work's ctx (a workCtx, which is
+// its task), calling its Done or Err and registering or stopping a watch on
+// it (t.parent.Done() and context.AfterFunc in submit and sendLocked,
+// t.parent.Err() in drainLocked, t.watch() in stopTimers and drainLocked)
+// take that task's mu. A task.mu is otherwise a leaf: it is never
+// held while core.mu or a worker.mu is taken; a work ctx's Done and Err
+// may take the task.mu of its parent work's ctx under their own, which
+// follows the (acyclic) ctx tree. worker.mu is a leaf too.
+//
+// Nothing outside the core runs under core.mu except Worker.Send,
+// Worker.Cancel, Worker.Slot, Worker.Info, Budgeted.Budget and the load
+// balancer's Pick. Futures end (runner.deliver, fail, task.finish, and so
+// Future.OnDone callbacks), Worker.Close and Worker.Kill run after it is
+// released, because they may call back into the core: a cluster member's
+// Close and Kill report Sink.Lost synchronously, and a callback may
+// Submit. The re-entrancy rules for transports are stated in
+// internal/xport's package doc.
+type core struct {
+	cfg    config
+	lb     LoadBalancer
+	tr     xport.Transport // nil: goroutine workers
+	maxMsg int
+
+	baseCtx    context.Context // parent of worker-init contexts; ends at teardown
+	baseCancel context.CancelFunc
+
+	mu             sync.Mutex
+	workers        []*worker // live, not retired, in slot order: the balancer's view
+	byConn         map[xport.Worker]*worker
+	gen            uint64
+	queue          taskList
+	space          chan struct{} // closed when the bounded queue frees room; nil: no waiter
+	running        atomic.Int64  // tasks holding a worker slot; lowered without the lock
+	closing        bool
+	down           bool          // teardown began: workers are being stopped; nothing is requeued
+	stopping       atomic.Bool   // mirrors closing for the lock-free release path
+	closed         chan struct{} // closed when closing starts
+	idle           chan struct{} // closed once closing and nothing runs or waits
+	idleSet        bool
+	abandoned      chan struct{} // closed once closing and every work left was cancelled
+	abandonedSet   bool
+	broken         error
+	nextID         uint64
+	jobs           map[uint64]*task
+	slots          map[int]*slotStats
+	queueCancelled atomic.Uint64
+	restarts       atomic.Uint64
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+func newCore(cfg config) *core {
+	c := &core{
+		cfg:       cfg,
+		lb:        cfg.balancer,
+		byConn:    map[xport.Worker]*worker{},
+		closed:    make(chan struct{}),
+		idle:      make(chan struct{}),
+		abandoned: make(chan struct{}),
+		jobs:      map[uint64]*task{},
+		slots:     map[int]*slotStats{},
+	}
+	if c.lb == nil {
+		c.lb = RoundRobin()
+	}
+	c.baseCtx, c.baseCancel = context.WithCancel(context.Background())
+	return c
+}
+
+// newExecutor wraps c and arranges for an unreachable executor to be closed.
+//
+// The cleanup must never fire while the executor has work: every queued or
+// running task points back to its *Executor (task.ex), and the core, which
+// transports and worker goroutines keep reachable, holds those tasks. So an
+// executor is collected only once it is idle and forgotten; and methods
+// that may block (Shutdown, Close) keep it alive until they return.
+func newExecutor(c *core) *Executor {
+	ex := &Executor{c: c}
+	runtime.AddCleanup(ex, func(c *core) { go c.Close() }, c)
+	return ex
+}
+
+func (c *core) remote() bool { return c.tr != nil }
+
+func (c *core) statsFor(slot int) *slotStats {
+	s := c.slots[slot]
+	if s == nil {
+		s = &slotStats{}
+		c.slots[slot] = s
+	}
+	return s
+}
+
+// runningTasks returns the tasks w holds (a copy).
+func (w *worker) runningTasks() []*task {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.running.all()
+}
+
+// addWorkerLocked puts w in the balancer's view, keeping slot order.
+func (c *core) addWorkerLocked(w *worker) {
+	i, _ := slices.BinarySearchFunc(c.workers, w.slot, func(x *worker, slot int) int { return x.slot - slot })
+	c.workers = slices.Insert(c.workers, i, w)
+	w.inView = true
+	c.gen++
+}
+
+// removeWorkerLocked takes w out of the balancer's view.
+func (c *core) removeWorkerLocked(w *worker) {
+	if i := slices.Index(c.workers, w); i >= 0 {
+		c.workers = slices.Delete(c.workers, i, i+1)
+		w.inView = false
+		c.gen++
+	}
+}
+
+// roomLocked reports whether some worker in the balancer's view has room.
+func (c *core) roomLocked() bool {
+	for _, w := range c.workers {
+		if w.hasRoom() {
+			return true
+		}
+	}
+	return false
+}
+
+// submit dispatches t now if a worker has room and nothing waits, else
+// queues it (rule 2). wait says whether a full bounded queue makes it wait.
+func (c *core) submit(ctx context.Context, t *task, wait bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for {
+		if c.closing {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if c.broken != nil && len(c.workers) == 0 {
+			err := c.broken
+			c.mu.Unlock()
+			return err
+		}
+		if c.queue.len() == 0 && c.roomLocked() {
+			c.dispatchLocked(t, false)
+			c.mu.Unlock()
+			return nil
+		}
+		if c.cfg.queueSize == 0 || c.queue.len() < c.cfg.queueSize {
+			c.queue.pushBack(t)
+			if t.parent.Done() != nil {
+				// A queued work whose caller gives up never starts.
+				t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
+			}
+			// A work may have ended since roomLocked looked, without
+			// seeing this one queued (its release takes no lock when the
+			// queue is empty): look again now that the queue is not.
+			c.drainLocked(false)
+			c.mu.Unlock()
+			return nil
+		}
+		if !wait {
+			c.mu.Unlock()
+			return ErrFull
+		}
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space, closed := c.space, c.closed
+		c.mu.Unlock()
+		select {
+		case <-space:
+		case <-closed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
+}
+
+// dequeue removes a queued task; false if it already left the queue.
+func (c *core) dequeue(t *task) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.state.Load() != stQueued {
+		return false
+	}
+	c.queue.remove(t)
+	t.state.Store(stSettled)
+	c.queueCancelled.Add(1)
+	c.queueLeftLocked()
+	c.checkIdleLocked()
+	return true
+}
+
+// queueLeftLocked wakes Submits waiting for room in a bounded queue.
+func (c *core) queueLeftLocked() {
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+}
+
+// pickLocked asks the balancer for a worker with room. A balancer that
+// panics or names a full worker is overruled: the first worker with room
+// gets the work, so capacity is never exceeded (rule 1).
+func (c *core) pickLocked(meta any) (w *worker) {
+	view := Workers{ws: c.workers, gen: c.gen}
+	var i int
+	switch lb := c.lb.(type) {
+	case *roundRobin: // the default: no need to guard against a panic
+		i = lb.Pick(view, meta)
+	default:
+		i = pickGuarded(lb, view, meta)
+	}
+	if i < 0 || i >= len(c.workers) || !view.Available(i) {
+		i = slices.IndexFunc(c.workers, (*worker).hasRoom)
+	}
+	return c.workers[i]
+}
+
+// pickGuarded calls a balancer that may panic; a panic counts as no choice.
+func pickGuarded(lb LoadBalancer, view Workers, meta any) (i int) {
+	defer func() {
+		if recover() != nil {
+			i = -1
+		}
+	}()
+	return lb.Pick(view, meta)
+}
+
+// dispatchLocked gives t to a worker; the caller made sure one has room.
+// An in-process work gets a goroutine of its own, unless keep is set: then
+// dispatchLocked returns true and the caller runs t in its own goroutine.
+func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
+	w := c.pickLocked(t.meta)
+	t.w = w
+	w.load.Add(1)
+	c.running.Add(1)
+	w.mu.Lock()
+	w.running.pushBack(t)
+	w.mu.Unlock()
+	if t.watch != nil {
+		t.watch()
+		t.watch = nil
+	}
+	t.state.Store(stRunning)
+	if c.tr == nil {
+		if keep {
+			return true
+		}
+		go c.runLocal(t)
+		return false
+	}
+	c.sendLocked(w, t)
+	return false
+}
+
+// drainLocked dispatches queued works, oldest first, while workers have
+// room. With keep set, the first in-process work is not given a goroutine
+// but returned, for the caller's goroutine to run: a goroutine that has
+// just finished a work runs the next one queued, so a pool working
+// through a backlog does not pay for a new goroutine per work.
+func (c *core) drainLocked(keep bool) (next *task) {
+	for c.queue.len() > 0 && c.roomLocked() {
+		t := c.queue.popFront()
+		c.queueLeftLocked()
+		if err := t.parent.Err(); err != nil {
+			// Its caller gave up while it waited; the watch that would
+			// cancel it may not have run yet. It never starts.
+			if t.watch != nil {
+				t.watch()
+				t.watch = nil
+			}
+			t.state.Store(stSettled)
+			c.queueCancelled.Add(1)
+			go t.finish(err, true) // callbacks must not run under the lock
+			continue
+		}
+		if c.dispatchLocked(t, keep && next == nil) {
+			next = t
+		}
+	}
+	return next
+}
+
+// runLocal runs an in-process work in its own goroutine, then the queued
+// works the executor hands it.
+func (c *core) runLocal(t *task) {
+	for t != nil {
+		t = c.runOne(t)
+	}
+}
+
+// runOne runs t and frees its slot; it returns the next work to run here.
+func (c *core) runOne(t *task) (next *task) {
+	w := t.w
+	if t.state.Load() == stRunning {
+		var deadline time.Time
+		if t.deadlineD > 0 {
+			deadline = time.Now().Add(t.deadlineD)
+		}
+		t.values, t.deadline = w.ctx, deadline
+		wc := t.workContext()
+		returned := false
+		defer func() {
+			if !returned {
+				c.goexited(t)
+			}
+		}()
+		t.r.runLocal(wc, t)
+		returned = true
+		wc.release()
+	}
+	// The common case takes no executor lock: nothing queued, no shutdown.
+	c.release(w, t)
+	if c.queue.len() == 0 && !c.stopping.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	next = c.drainLocked(true)
+	c.checkIdleLocked()
+	c.mu.Unlock()
+	return next
+}
+
+// goexited cleans up after a work that called runtime.Goexit (t.FailNow,
+// require.*): it runs in the deferred calls of the dying goroutine, so it
+// fails the future with ErrGoexit, frees the slot and hands the queued
+// works to new goroutines, since this one will not come back for them.
+func (c *core) goexited(t *task) {
+	// As for a work that returns (settleReturned): a caller's ctx that
+	// ended meanwhile decides the outcome.
+	if err := t.parent.Err(); err == nil || !t.cancel(err) {
+		t.r.fail(t, ErrGoexit)
+	}
+	t.workContext().release()
+	c.release(t.w, t)
+	c.mu.Lock()
+	c.drainLocked(false)
+	c.checkIdleLocked()
+	c.mu.Unlock()
+}
+
+// release frees t's slot on w once the work has really stopped. The
+// counters are lowered before the queue and the closing flag are read, and
+// submit and shutdown change those before they read the counters, so one
+// side always sees the other (Go's atomics are sequentially consistent).
+func (c *core) release(w *worker, t *task) {
+	w.mu.Lock()
+	w.running.remove(t)
+	w.mu.Unlock()
+	// The total first: dispatch raises a worker's load before the total,
+	// so Stats.Running never counts more works than the loads allow, even
+	// while a slot is being handed over.
+	c.running.Add(-1)
+	w.load.Add(-1)
+}
+
+// releaseLocked frees t's slot on w once the work has really stopped. It
+// returns w's connection when w is retired and now idle, to be closed
+// outside the lock.
+func (c *core) releaseLocked(w *worker, t *task) xport.Worker {
+	c.release(w, t)
+	if w.retired && w.load.Load() == 0 && w.conn != nil {
+		return w.conn
+	}
+	return nil
+}
+
+// checkIdleLocked signals Shutdown once nothing runs or waits, or once
+// every work left has been cancelled (see abandonedLocked).
+func (c *core) checkIdleLocked() {
+	if !c.closing || c.idleSet || c.queue.len() > 0 {
+		return
+	}
+	if c.running.Load() == 0 {
+		c.idleSet = true
+		close(c.idle)
+		return
+	}
+	if !c.abandonedSet && c.abandonedLocked() {
+		c.abandonedSet = true
+		close(c.abandoned)
+	}
+}
+
+// abandonedLocked reports whether every work still running in this process
+// has been cancelled: a graceful Shutdown then has nothing left to wait
+// for but works that ignore their ctx, and waits for them only the kill
+// grace. Remote works need no such check: a cancelled one that ignores its
+// ctx costs its worker process after the kill grace (armKill).
+func (c *core) abandonedLocked() bool {
+	if c.tr != nil {
+		return false
+	}
+	for _, w := range c.workers {
+		w.mu.Lock()
+		for t := w.running.head; t != nil; t = t.next {
+			if t.state.Load() == stRunning {
+				w.mu.Unlock()
+				return false
+			}
+		}
+		w.mu.Unlock()
+	}
+	return true
+}
+
+// cancelledRunning is called after a running work was cancelled: during a
+// shutdown it may have been the last one the drain waited for.
+func (c *core) cancelledRunning() {
+	if !c.stopping.Load() {
+		return
+	}
+	c.mu.Lock()
+	c.checkIdleLocked()
+	c.mu.Unlock()
+}
+
+// countOutcome updates the slot's counters when a dispatched task ends.
+func countOutcome(t *task, err error, cancelled bool) {
+	if t.w == nil {
+		return
+	}
+	switch {
+	case cancelled:
+		t.w.stats.cancelled.Add(1)
+	case err != nil:
+		t.w.stats.failed.Add(1)
+	default:
+		t.w.stats.completed.Add(1)
+	}
+}
+
+// stopWork cancels a running work wherever it runs.
+func (c *core) stopWork(t *task, err error) {
+	if c.tr == nil {
+		t.workContext().cancel(err)
+		return
+	}
+	c.cancelRemote(t)
+}

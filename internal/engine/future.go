@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// Awaitable is what Wait and AsCompleted accept: any *Future.
+type Awaitable interface {
+	// Done returns a channel closed when the future has ended.
+	Done() <-chan struct{}
+	// Err returns the future's error once it has ended, nil before.
+	Err() error
+	// Cancel cancels the work; see Future.Cancel.
+	Cancel() bool
+	base() *task
+}
+
+// Future is the pending result of a submitted work. Every future ends —
+// with a result, an error, or cancelled — including when its worker dies or
+// the executor shuts down. All methods are safe for concurrent use.
+type Future[R any] struct {
+	t   task
+	val R
+}
+
+// Get waits until the future ends or ctx is done, and returns the work's
+// result. A cancelled future returns an error matching context.Canceled. If
+// ctx ends first, Get returns ctx.Err() and the work goes on. A nil ctx is
+// an error, as for every function of the package that takes one.
+func (f *Future[R]) Get(ctx context.Context) (R, error) {
+	if ctx == nil {
+		var zero R
+		return zero, errors.New("aplex: Get: nil context")
+	}
+	if !f.t.finished() {
+		select {
+		case <-f.t.doneChan():
+		case <-ctx.Done():
+			var zero R
+			return zero, ctx.Err()
+		}
+	}
+	if f.t.err != nil {
+		var zero R
+		return zero, f.t.err
+	}
+	return f.val, nil
+}
+
+// Done returns a channel that is closed when the future ends, for select.
+func (f *Future[R]) Done() <-chan struct{} { return f.t.doneChan() }
+
+// Err returns the future's error once it has ended; nil while it runs and
+// after a success.
+func (f *Future[R]) Err() error { return f.t.doneErr() }
+
+// Cancel cancels the work. A queued work is removed and never starts; a
+// running work has its ctx cancelled, in whatever process or machine it runs.
+// Cancel returns true exactly when the future ends cancelled because of this
+// call: Get then returns an error matching context.Canceled, whatever the
+// work returns afterwards. On a future that already ended it returns false
+// and changes nothing. The worker's slot is freed once the work really stops.
+func (f *Future[R]) Cancel() bool { return f.t.cancel(errCanceled) }
+
+// Cancelled reports whether the future ended cancelled (by Cancel, by the
+// caller's ctx while queued, or by a shutdown).
+func (f *Future[R]) Cancelled() bool {
+	return f.t.finished() && f.t.cancelled
+}
+
+// OnDone calls fn with the outcome once the future ends: at once, in the
+// calling goroutine, if it has; otherwise in the goroutine that ends it, so
+// fn should be quick. That goroutine is the executor's (the work's own, or
+// the one reading a worker's results), and the executor's shutdown waits
+// for it: fn must not call Shutdown or Close of that executor, nor wait for
+// something that does. Hand such work to a goroutine of your own.
+func (f *Future[R]) OnDone(fn func(R, error)) {
+	if fn == nil {
+		return
+	}
+	f.t.onDone(func() {
+		if f.t.err != nil {
+			var zero R
+			fn(zero, f.t.err)
+			return
+		}
+		fn(f.val, nil)
+	})
+}
+
+func (f *Future[R]) base() *task {
+	if f == nil {
+		return nil
+	}
+	return &f.t
+}
+
+// call is one submitted work: the future, the work and its argument in one
+// allocation.
+type call[A, R any] struct {
+	Future[R]
+	work *Work[A, R]
+	arg  A
+}
+
+func (c *call[A, R]) runLocal(ctx context.Context, t *task) {
+	v, err := runProtected(ctx, c.work.fn, c.arg)
+	if t.settleReturned() {
+		c.val = v
+		t.finish(err, false)
+	}
+}
+
+func (c *call[A, R]) deliver(t *task, items []wire.Outcome) {
+	// As for a local work: a caller's ctx that ended decides, even when the
+	// result beat the core's watch on that ctx here.
+	if !t.settleReturned() {
+		return // cancelled meanwhile: the outcome is dropped
+	}
+	// Settled, the value is ours to write: decode straight into it.
+	var err error
+	switch {
+	case len(items) != 1:
+		err = fmt.Errorf("%w: worker returned %d outcomes for one work", ErrEncoding, len(items))
+	case items[0].Err != nil:
+		err = decodeError(items[0].Err)
+	default:
+		if e := wire.UnmarshalValue(items[0].Value, &c.val); e != nil {
+			var zero R
+			c.val = zero
+			err = fmt.Errorf("%w: result: %v", ErrEncoding, e)
+		}
+	}
+	t.finish(err, false)
+}
+
+func (c *call[A, R]) name() string { return c.work.describe() }
+
+// remoteCall is a call for a remote executor: the job sent to the worker
+// lives in the same allocation.
+type remoteCall[A, R any] struct {
+	call[A, R]
+	rj   remoteJob
+	args [1][]byte
+}
+
+func (c *call[A, R]) fail(t *task, err error) {
+	if t.settle() {
+		t.finish(err, false)
+	}
+}
+
+// runProtected runs fn, turning a panic into a *PanicError.
+func runProtected[A, R any](ctx context.Context, fn func(context.Context, A) (R, error), a A) (r R, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: string(debug.Stack())}
+		}
+	}()
+	return fn(ctx, a)
+}
+
+// decodeOutcome turns one remote outcome into R or an error.
+func decodeOutcome[R any](o wire.Outcome) (R, error) {
+	var v R
+	if o.Err != nil {
+		return v, decodeError(o.Err)
+	}
+	if err := wire.UnmarshalValue(o.Value, &v); err != nil {
+		return v, fmt.Errorf("%w: result: %v", ErrEncoding, err)
+	}
+	return v, nil
+}

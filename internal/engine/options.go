@@ -1,0 +1,201 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Option configures an executor. Options are checked when the executor is
+// built; a bad one makes the constructor return an error naming it.
+type Option func(*config) error
+
+// executorKind says which constructor is in use; some options apply to
+// process executors only.
+type executorKind int
+
+// DefaultHeartbeatTimeout is how long a process or cluster worker may stay
+// silent before it is counted lost (WithHeartbeatTimeout).
+const DefaultHeartbeatTimeout = 3 * time.Second
+
+// minHeartbeatTimeout keeps the liveness check meaningful: below it, a busy
+// machine's scheduling delays would pass for dead workers.
+const minHeartbeatTimeout = 50 * time.Millisecond
+
+const (
+	kindThread executorKind = iota
+	kindProcess
+	kindCluster
+)
+
+func (k executorKind) String() string {
+	return [...]string{"thread", "process", "cluster"}[k]
+}
+
+type config struct {
+	kind              executorKind
+	poolSize          int
+	maxWorksPerWorker int
+	queueSize         int // 0: unbounded
+	balancer          LoadBalancer
+	workerInit        func(context.Context, WorkerInfo) (context.Context, error)
+	killGrace         time.Duration
+
+	// process executors
+	processOnly  []string // names of process-only options given
+	remoteOnly   []string // names of process-or-cluster options given
+	logger       *slog.Logger
+	command      string
+	commandArgs  []string
+	env          []string
+	output       io.Writer
+	recycleAfter int
+	memoryLimit  int64
+	startTimeout time.Duration
+	// heartbeatTimeout: a process or cluster worker silent this long is lost.
+	heartbeatTimeout time.Duration
+
+	// transport packages' own options (cluster), through internal/xport
+	poolSizeSet bool
+	extKind     string
+	extNames    []string
+	ext         any // the transport's settings, a *S of TransportOption[S]
+}
+
+func defaultConfig(kind executorKind) config {
+	return config{
+		kind:              kind,
+		poolSize:          runtime.NumCPU(),
+		maxWorksPerWorker: 300,
+		killGrace:         5 * time.Second,
+		startTimeout:      10 * time.Second,
+		heartbeatTimeout:  DefaultHeartbeatTimeout,
+	}
+}
+
+func buildConfig(kind executorKind, opts []Option) (config, error) {
+	cfg := defaultConfig(kind)
+	for i, o := range opts {
+		if o == nil {
+			return cfg, fmt.Errorf("aplex: option %d is nil", i)
+		}
+		if err := o(&cfg); err != nil {
+			return cfg, err
+		}
+	}
+	if kind == kindThread && len(cfg.remoteOnly) > 0 {
+		return cfg, fmt.Errorf("aplex: %s applies to process and cluster executors only, not to a %s executor", cfg.remoteOnly[0], kind)
+	}
+	if kind != kindProcess && len(cfg.processOnly) > 0 {
+		return cfg, fmt.Errorf("aplex: %s applies to process executors only, not to a %s executor", cfg.processOnly[0], kind)
+	}
+	if cfg.extKind != "" && cfg.extKind != kind.String() {
+		return cfg, fmt.Errorf("aplex: %s applies to %s executors only, not to a %s executor", cfg.extNames[0], cfg.extKind, kind)
+	}
+	if kind != kindThread && cfg.workerInit != nil {
+		return cfg, fmt.Errorf("aplex: WithWorkerInit applies to in-process (thread) executors only; a %s worker runs in another process: use aplex.RegisterWorkerInit", kind)
+	}
+	return cfg, nil
+}
+
+// WithPoolSize sets the number of workers (default runtime.NumCPU()).
+func WithPoolSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("aplex: WithPoolSize(%d): need at least 1 worker", n)
+		}
+		c.poolSize, c.poolSizeSet = n, true
+		return nil
+	}
+}
+
+// WithMaxWorksPerWorker sets how many works one worker runs at once
+// (default 300). A Map chunk counts as one work.
+func WithMaxWorksPerWorker(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("aplex: WithMaxWorksPerWorker(%d): need at least 1", n)
+		}
+		c.maxWorksPerWorker = n
+		return nil
+	}
+}
+
+// WithQueueSize bounds the queue of works waiting for a free worker slot
+// (default 0: unbounded, as in the original). When it is full, Submit waits
+// for room or for its ctx, and TrySubmit returns ErrFull.
+func WithQueueSize(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("aplex: WithQueueSize(%d): must not be negative (0 means unbounded)", n)
+		}
+		c.queueSize = n
+		return nil
+	}
+}
+
+// WithLoadBalancer sets the load balancer (default RoundRobin()). Each
+// executor needs its own balancer value: balancers keep state.
+func WithLoadBalancer(lb LoadBalancer) Option {
+	return func(c *config) error {
+		if lb == nil {
+			return fmt.Errorf("aplex: WithLoadBalancer(nil): need a balancer")
+		}
+		c.balancer = lb
+		return nil
+	}
+}
+
+// WithWorkerInit sets a per-worker set-up function, called once per worker
+// when the executor starts. The context it returns is the parent of every
+// work's ctx on that worker (for values; cancellation comes from the
+// executor and the caller), so works read per-worker state from it. An
+// error makes the constructor fail. When a worker init is registered too
+// (RegisterWorkerInit), it runs first and this one runs on the context it
+// returned.
+//
+// Thread executors only: a closure cannot run in a worker process, so
+// process and cluster executors refuse it. RegisterWorkerInit runs on
+// every kind; code that may switch kinds should use it.
+func WithWorkerInit(init func(ctx context.Context, w WorkerInfo) (context.Context, error)) Option {
+	return func(c *config) error {
+		if init == nil {
+			return fmt.Errorf("aplex: WithWorkerInit(nil): need a function")
+		}
+		c.workerInit = init
+		return nil
+	}
+}
+
+// WithKillGrace sets how long a cancelled or timed-out work may ignore its
+// ctx before its worker process is killed and replaced (default 5s). For
+// thread executors it bounds how long Shutdown waits for works that ignore
+// their ctx.
+func WithKillGrace(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("aplex: WithKillGrace(%v): must be positive", d)
+		}
+		c.killGrace = d
+		return nil
+	}
+}
+
+// WithLogger sets where the executor's rare log lines go. Every kind logs:
+// a thread executor the works still ignoring their ctx a kill grace after
+// Shutdown or Close cancelled them (also in the error they return, which a
+// deferred Close or the cleanup of a dropped executor discards); process
+// and cluster executors a worker that failed to restart, a cluster worker
+// of another protocol version. Default: discarded.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("aplex: WithLogger(nil): need a logger")
+		}
+		c.logger = l
+		return nil
+	}
+}

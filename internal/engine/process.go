@@ -1,0 +1,44 @@
+package engine
+
+import (
+	"github.com/aplex-go/aplex/internal/proc"
+)
+
+// NewProcessExecutor returns an executor whose workers are child processes
+// running this binary (or WithWorkerCommand's), which must call Main first
+// thing in main. A crash, os.Exit, runaway loop or leak in a work costs one
+// worker process, never the caller: the works it held fail with a
+// *WorkerError and a fresh process takes its place. Cancelling a work
+// cancels its ctx in the child; a work that ignores it past WithKillGrace
+// has its worker killed and replaced.
+//
+// Only works made with Register run here, and their arguments and results
+// cross the process boundary as CBOR. Besides every thread-executor option
+// except WithWorkerInit, it takes WithWorkerCommand, WithWorkerEnv,
+// WithWorkerOutput, WithRecycleAfter, WithWorkerMemoryLimit,
+// WithStartTimeout and WithHeartbeatTimeout (a worker that cannot run, e.g.
+// stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
+// or an error (a binary that does not call Main is reported, not waited on).
+func NewProcessExecutor(opts ...Option) (*Executor, error) {
+	cfg, err := buildConfig(kindProcess, opts)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := proc.New(proc.Config{
+		Size:         cfg.poolSize,
+		Path:         cfg.command,
+		Args:         cfg.commandArgs,
+		Env:          cfg.env,
+		Output:       cfg.output,
+		RecycleAfter: cfg.recycleAfter,
+		MemoryLimit:  cfg.memoryLimit,
+		StartTimeout: cfg.startTimeout,
+		Logger:       cfg.logger,
+
+		HeartbeatTimeout: cfg.heartbeatTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return startRemote(cfg, tr)
+}

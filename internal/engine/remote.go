@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// This file is the core's sending side for remote workers (process and
+// cluster): jobs, cancels and kills go out through xport.Worker. Their
+// events come back through sink.go.
+
+// sendLocked assigns t a job id and hands it to w's transport.
+func (c *core) sendLocked(w *worker, t *task) {
+	c.nextID++
+	t.rj.job.ID = c.nextID
+	c.jobs[t.rj.job.ID] = t
+	t.rj.job.Timeout = 0
+	if left, ok := t.timeLeft(); ok {
+		// Enforced by the worker, which gets the time left (not an instant:
+		// a cluster's clocks may differ); past the kill grace, by killing it.
+		t.rj.job.Timeout = left
+		if left <= 0 {
+			t.rj.job.Timeout = -1 // passed already; 0 would mean none
+		}
+		t.rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
+	}
+	if t.parent.Done() != nil {
+		t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
+	}
+	t.rj.send[0] = &t.rj.job
+	w.conn.Send(t.rj.send[:])
+	// A job budget (WithRecycleAfter) is a hard bound: the worker leaves the
+	// balancer's view with its last job, here under the lock, rather than
+	// when the transport notices, by which time a burst has overshot it.
+	// It is closed once idle (releaseLocked); the transport replaces it.
+	if w.budget > 0 {
+		if w.budget--; w.budget == 0 {
+			c.removeWorkerLocked(w)
+			w.retired = true
+		}
+	}
+}
+
+// timeLeft returns the time left until t's effective deadline, the earlier
+// of the caller's ctx deadline and the call's Deadline(d) counted from now;
+// false if it has neither. A work in this process gets the same deadline
+// from its ctx (workCtx.Deadline).
+func (t *task) timeLeft() (time.Duration, bool) {
+	pd, has := t.parent.Deadline()
+	var left time.Duration
+	if has {
+		left = time.Until(pd)
+	}
+	if t.deadlineD > 0 && (!has || t.deadlineD < left) {
+		return t.deadlineD, true
+	}
+	return left, has
+}
+
+// cancelRemote tells the worker to cancel t's ctx and arms the kill grace.
+func (c *core) cancelRemote(t *task) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.jobs[t.rj.job.ID] != t {
+		return // already answered
+	}
+	t.w.conn.Cancel([]uint64{t.rj.job.ID})
+	if t.rj.killTimer != nil {
+		t.rj.killTimer.Stop()
+	}
+	t.rj.killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
+}
+
+// armKill kills t's worker if t still runs after d: a work that ignores its
+// ctx costs its worker process, never the pool (rule 8).
+func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
+	id := t.rj.job.ID
+	return time.AfterFunc(d, func() {
+		c.mu.Lock()
+		var conn xport.Worker
+		if c.jobs[id] == t {
+			conn = t.w.conn
+		}
+		c.mu.Unlock()
+		if conn != nil {
+			conn.Kill(fmt.Errorf("work %q %s for %v", t.rj.job.Name, why, d))
+		}
+	})
+}

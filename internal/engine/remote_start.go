@@ -1,0 +1,43 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// This file builds executors over a remote transport (process and cluster
+// workers) and starts their workers.
+
+// messageHeadroom is what a job's envelope may need beside its argument.
+const messageHeadroom = 4096
+
+// startSlack is how long past WithStartTimeout a transport's Start may
+// take to report its own timeout (whose error says more than a cancelled
+// ctx: the process transport's handshake timer starts after the fork) and
+// clean up.
+const startSlack = time.Second
+
+// startRemote builds an executor over a remote transport and starts its
+// workers; it is shared by process and cluster executors.
+func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
+	c := newCore(cfg)
+	c.tr = tr
+	c.maxMsg = tr.MaxMessage() - messageHeadroom
+	if c.maxMsg <= 0 {
+		c.maxMsg = wire.DefaultMaxFrame - messageHeadroom
+	}
+	// WithStartTimeout is the bound (not plus the kill grace: that made a
+	// 2s start timeout fail after 7s). Transports enforce it themselves,
+	// with an error saying what they waited for; this ctx is a backstop a
+	// moment later, which also leaves them that moment to clean up.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.startTimeout+startSlack)
+	defer cancel()
+	if err := tr.Start(ctx, c); err != nil {
+		c.baseCancel()
+		return nil, err
+	}
+	return newExecutor(c), nil
+}

@@ -1,0 +1,191 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// Shutdown stops the executor gracefully: new works are refused with
+// ErrClosed, and queued and running works may finish until ctx ends
+// (workers lost meanwhile are replaced, so queued works still run). When
+// ctx ends, the rest are cancelled: their futures end matching ErrClosed
+// and context.Canceled. Every worker then stops, and Shutdown returns once
+// no goroutine or child process of the executor is left.
+//
+// Its bound: the drain, then at most the kill grace (WithKillGrace) once
+// ctx has ended or every work left has been cancelled. A process or
+// cluster work still running then costs its worker process; an in-process
+// work that ignores its ctx cannot be stopped, and Shutdown returns an
+// error naming it instead of waiting for it. Shutdown returns ctx.Err()
+// when it had to cancel, and nil after a clean drain. It is idempotent and
+// safe to call concurrently with itself and Close.
+func (ex *Executor) Shutdown(ctx context.Context) error {
+	if ex == nil {
+		return errors.New("aplex: Shutdown of a nil executor")
+	}
+	if ex.c == nil {
+		return errZeroExecutor
+	}
+	if ctx == nil {
+		return errors.New("aplex: Shutdown: nil context")
+	}
+	// ex must stay reachable until the drain ends: its runtime cleanup
+	// would otherwise close the executor mid-drain.
+	defer runtime.KeepAlive(ex)
+	return ex.c.shutdown(ctx)
+}
+
+// Close stops the executor now: queued works are cancelled and running
+// works see their ctx cancelled. Unlike http.Server.Close it waits for them
+// to stop, for at most the kill grace (WithKillGrace): process and cluster
+// workers still busy then are killed, and in-process works that ignore
+// their ctx are named in the error. It is Shutdown with no grace for the
+// works, and returns nil when everything stopped in time.
+func (ex *Executor) Close() error {
+	if ex == nil {
+		return errors.New("aplex: Close of a nil executor")
+	}
+	if ex.c == nil {
+		return errZeroExecutor
+	}
+	defer runtime.KeepAlive(ex)
+	return ex.c.Close()
+}
+
+func (c *core) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := c.shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		// Close has no grace to run out of; only report real problems.
+		err = c.stopErr
+	}
+	return err
+}
+
+func (c *core) shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.stopping.Store(true)
+		close(c.closed)
+		c.checkIdleLocked()
+	}
+	c.mu.Unlock()
+	var err error
+	select {
+	case <-c.idle:
+	default:
+		select {
+		case <-c.idle:
+		case <-c.abandoned:
+			// Every work left was cancelled (Future.Cancel, the caller's
+			// ctx) and still runs: teardown gives them the kill grace.
+		case <-ctx.Done():
+			err = ctx.Err()
+			c.cancelAll()
+		}
+	}
+	c.stopOnce.Do(c.teardown)
+	return errors.Join(err, c.stopErr)
+}
+
+// cancelAll cancels every queued and running work (rule 9).
+func (c *core) cancelAll() {
+	c.mu.Lock()
+	tasks := c.queue.all()
+	for _, w := range c.allWorkersLocked() {
+		tasks = append(tasks, w.runningTasks()...)
+	}
+	c.mu.Unlock()
+	for _, t := range tasks {
+		t.cancel(errShutdown)
+	}
+}
+
+// allWorkersLocked returns the live and the retired-but-busy workers.
+func (c *core) allWorkersLocked() []*worker {
+	ws := slices.Clone(c.workers)
+	for _, w := range c.byConn {
+		if w.retired {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// teardown stops the workers once every work has ended or been cancelled.
+func (c *core) teardown() {
+	defer c.baseCancel()
+	c.mu.Lock()
+	c.down = true
+	c.mu.Unlock()
+	// One kill grace bounds the rest of the shutdown: the wait for
+	// cancelled works and the transport's close share it.
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.killGrace)
+	defer cancel()
+	select {
+	case <-c.idle:
+	case <-ctx.Done():
+		if c.tr == nil {
+			c.stopErr = c.stubbornError()
+			// Logged as well as returned: a deferred Close, or the
+			// cleanup of a dropped executor, discards the error.
+			if c.stopErr != nil && c.cfg.logger != nil {
+				c.cfg.logger.Warn("aplex: Shutdown leaves works running", "err", c.stopErr)
+			}
+		}
+	}
+	if c.tr == nil {
+		return
+	}
+	if err := c.tr.Close(ctx); err != nil {
+		c.stopErr = err
+	}
+	// The transport is gone: nothing can answer the jobs left.
+	c.mu.Lock()
+	var left []*task
+	for _, w := range c.allWorkersLocked() {
+		for _, t := range w.runningTasks() {
+			c.releaseLocked(w, t)
+			left = append(left, t)
+		}
+	}
+	clear(c.jobs)
+	c.mu.Unlock()
+	for _, t := range left {
+		t.r.fail(t, errShutdown)
+	}
+}
+
+// stubbornError names the in-process works still running a kill grace
+// after they were cancelled. Their goroutines cannot be stopped from
+// outside; Shutdown reports them rather than wait for ever.
+func (c *core) stubbornError() error {
+	c.mu.Lock()
+	counts := map[string]int{}
+	n := 0
+	for _, w := range c.allWorkersLocked() {
+		for _, t := range w.runningTasks() {
+			counts[t.r.name()]++
+			n++
+		}
+	}
+	c.mu.Unlock()
+	if n == 0 {
+		return nil // they returned just now
+	}
+	names := make([]string, 0, len(counts))
+	for _, name := range slices.Sorted(maps.Keys(counts)) {
+		if k := counts[name]; k > 1 {
+			name = fmt.Sprintf("%s (×%d)", name, k)
+		}
+		names = append(names, name)
+	}
+	return fmt.Errorf("aplex: %d works still running %v after they were cancelled: they ignore their ctx: %s", n, c.cfg.killGrace, strings.Join(names, ", "))
+}

@@ -1,0 +1,212 @@
+package engine
+
+import (
+	"errors"
+	"maps"
+	"slices"
+
+	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// This file is the core's side of the transports' events: it implements
+// xport.Sink (Join, Retire, Done, Lost, Broken). The lock order and
+// re-entrancy rules are stated in internal/xport.
+
+var _ xport.Sink = (*core)(nil)
+
+// Join adds a ready worker (xport.Sink).
+func (c *core) Join(conn xport.Worker) {
+	capacity := c.cfg.maxWorksPerWorker
+	if n := conn.Capacity(); n > 0 && n < capacity {
+		capacity = n
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down {
+		// Too late to be useful; the transport's Close stops it. Until the
+		// teardown, a graceful Shutdown still needs replacements: the
+		// works it drains may have lost every worker.
+		return
+	}
+	st := c.statsFor(conn.Slot())
+	if c.slotSeen(conn.Slot()) {
+		c.restarts.Add(1)
+	}
+	info := conn.Info()
+	st.pid.Store(int64(info.PID))
+	// The identity is read once here, so the balancer's view (Workers.Name,
+	// Labels) costs Pick nothing; the copy keeps a balancer that writes to
+	// the map from reaching the transport's.
+	w := &worker{slot: conn.Slot(), name: info.ID, cap: capacity, conn: conn, stats: st}
+	if len(info.Labels) > 0 {
+		w.labels = maps.Clone(info.Labels)
+	}
+	st.name, st.labels = w.name, w.labels
+	if b, ok := conn.(xport.Budgeted); ok {
+		w.budget = b.Budget() // see sendLocked
+	}
+	c.byConn[conn] = w
+	c.addWorkerLocked(w)
+	c.broken = nil
+	c.drainLocked(false)
+}
+
+// slotSeen reports whether a worker held this slot before (a restart).
+func (c *core) slotSeen(slot int) bool {
+	for _, w := range c.byConn {
+		if w.slot == slot {
+			return true
+		}
+	}
+	return c.slots[slot] != nil && c.slots[slot].pid.Load() != 0
+}
+
+// Retire stops dispatching to a worker; it is closed once idle (xport.Sink).
+func (c *core) Retire(conn xport.Worker) {
+	c.mu.Lock()
+	w := c.byConn[conn]
+	if w == nil || w.retired {
+		c.mu.Unlock()
+		return
+	}
+	c.removeWorkerLocked(w)
+	w.retired = true
+	idle := w.load.Load() == 0
+	c.mu.Unlock()
+	if idle {
+		conn.Close()
+	}
+}
+
+// Done delivers finished jobs (xport.Sink).
+func (c *core) Done(conn xport.Worker, results []wire.Result) {
+	type done struct {
+		t     *task
+		items []wire.Outcome
+	}
+	finished := make([]done, 0, len(results))
+	var closeConn xport.Worker
+	c.mu.Lock()
+	for _, r := range results {
+		t := c.jobs[r.ID]
+		if t == nil || t.w == nil || t.w.conn != conn {
+			continue // a late answer for a job already failed or retried
+		}
+		delete(c.jobs, r.ID)
+		if neverStarted(r.Items) && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {
+			// The worker was shutting down and did not run it: it goes back
+			// to the head of the queue, without using up a retry.
+			c.stopTimers(t)
+			if cc := c.releaseLocked(t.w, t); cc != nil {
+				closeConn = cc
+			}
+			t.w = nil
+			c.queue.pushFront(t)
+			continue
+		}
+		finished = append(finished, done{t, r.Items})
+	}
+	c.mu.Unlock()
+	for _, d := range finished {
+		d.t.r.deliver(d.t, d.items)
+	}
+	c.mu.Lock()
+	for _, d := range finished {
+		c.stopTimers(d.t)
+		if cc := c.releaseLocked(d.t.w, d.t); cc != nil {
+			closeConn = cc
+		}
+	}
+	c.drainLocked(false)
+	c.checkIdleLocked()
+	c.mu.Unlock()
+	if closeConn != nil {
+		closeConn.Close()
+	}
+}
+
+func (c *core) stopTimers(t *task) {
+	if t.rj.killTimer != nil {
+		t.rj.killTimer.Stop()
+		t.rj.killTimer = nil
+	}
+	if t.watch != nil {
+		t.watch()
+		t.watch = nil
+	}
+}
+
+// neverStarted reports a result by which a worker refused a job before it
+// ran. Which codes mean that is wire's decision (ErrCode.Fate), not ours: a
+// job that ran and lost its result must never run again.
+func neverStarted(items []wire.Outcome) bool { return wire.NeverRan(items) }
+
+// Lost removes a dead worker: its works fail with a *WorkerError, or go
+// back to the head of the queue when they may be retried (rule 7).
+func (c *core) Lost(conn xport.Worker, cause error) {
+	c.mu.Lock()
+	w := c.byConn[conn]
+	if w == nil {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.byConn, conn)
+	c.removeWorkerLocked(w)
+	var failed []*task
+	held := w.runningTasks()
+	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head
+		t := held[i]
+		delete(c.jobs, t.rj.job.ID)
+		c.stopTimers(t)
+		c.releaseLocked(w, t)
+		if t.retries > 0 && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {
+			t.retries--
+			t.w = nil
+			c.queue.pushFront(t)
+			continue
+		}
+		failed = append(failed, t)
+	}
+	c.drainLocked(false)
+	c.checkIdleLocked()
+	c.mu.Unlock()
+	if len(failed) == 0 {
+		return
+	}
+	info := conn.Info()
+	werr := &WorkerError{Worker: info.ID, PID: info.PID, Err: cause, Reason: "worker stopped"}
+	var r xport.Reasoner
+	switch {
+	case errors.As(cause, &r):
+		werr.Reason = r.WorkerReason()
+	case cause != nil:
+		werr.Reason = cause.Error()
+	}
+	for _, t := range slices.Backward(failed) {
+		t.r.fail(t, werr)
+	}
+}
+
+// Broken records that no worker can be started (xport.Sink). Queued works
+// fail with the error rather than wait for a worker that may never come.
+func (c *core) Broken(err error) {
+	c.mu.Lock()
+	if err == nil {
+		c.broken = nil
+		c.mu.Unlock()
+		return
+	}
+	werr := &WorkerError{Worker: "pool", Reason: "no worker can be started: " + err.Error(), Err: err}
+	c.broken = werr
+	var queued []*task
+	if len(c.workers) == 0 {
+		queued = c.queue.all()
+	}
+	c.mu.Unlock()
+	for _, t := range queued {
+		if c.dequeue(t) {
+			t.finish(werr, false)
+		}
+	}
+}

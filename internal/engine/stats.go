@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"maps"
+	"slices"
+)
+
+// Stats is a snapshot of an executor's activity.
+type Stats struct {
+	// Workers holds one entry per worker slot, in slot order.
+	Workers []WorkerStats
+	// Queued is the number of works waiting for a free slot.
+	Queued int
+	// Running is the number of works holding a worker slot.
+	Running int
+	// Completed, Failed and Cancelled total the outcomes of dispatched
+	// works; Cancelled also counts works cancelled while queued.
+	Completed, Failed, Cancelled uint64
+	// Restarts counts worker processes replaced after a crash or recycling.
+	Restarts uint64
+}
+
+// WorkerStats describes one worker slot.
+type WorkerStats struct {
+	// ID is the slot: the balancer's Workers.ID, and the N of a worker
+	// process's output prefix "[aplex worker N pid P]" or a local cluster
+	// worker's "[aplex cluster worker N pid P]". A replacement keeps it.
+	ID int
+	// Name names the slot's latest worker: "thread-N" for a goroutine
+	// worker, "proc-N" for a worker process (as *WorkerError.Worker names
+	// it), and the worker id for a cluster worker (cluster.WorkerID,
+	// cluster.ServeWorkerID; a local worker's is "<executor id>-N").
+	Name string
+	// Labels are a cluster worker's labels (cluster.ServeLabels,
+	// APLEX_CLUSTER_LABELS, cluster.LocalWorkerLabels); nil for other
+	// workers and for cluster workers without labels. The map is the
+	// snapshot's own copy.
+	Labels map[string]string
+	// PID is the slot's current (or last) process: a process worker's, a
+	// cluster worker's as it announced it; 0 for goroutine workers.
+	PID                          int
+	Workload                     int // works it holds now
+	Completed, Failed, Cancelled uint64
+}
+
+// Stats returns a snapshot of the executor's counters.
+func (ex *Executor) Stats() Stats {
+	if ex == nil || ex.c == nil {
+		return Stats{}
+	}
+	c := ex.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Stats{Queued: c.queue.len(), Running: int(c.running.Load()), Restarts: c.restarts.Load()}
+	loads := map[int]int{}
+	for _, w := range c.allWorkersLocked() {
+		loads[w.slot] += int(w.load.Load())
+	}
+	for slot, st := range c.slots {
+		ws := WorkerStats{
+			ID: slot, Name: st.name, Labels: maps.Clone(st.labels), PID: int(st.pid.Load()), Workload: loads[slot],
+			Completed: st.completed.Load(), Failed: st.failed.Load(), Cancelled: st.cancelled.Load(),
+		}
+		s.Completed += ws.Completed
+		s.Failed += ws.Failed
+		s.Cancelled += ws.Cancelled
+		s.Workers = append(s.Workers, ws)
+	}
+	s.Cancelled += c.queueCancelled.Load()
+	slices.SortFunc(s.Workers, func(a, b WorkerStats) int { return a.ID - b.ID })
+	return s
+}

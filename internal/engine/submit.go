@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// Submit schedules w(ctx', arg) on ex and returns its future. The work runs
+// at once if a worker has room; otherwise it waits in the executor's FIFO
+// queue and starts in submission order. With a bounded queue
+// (WithQueueSize) that is full, Submit waits for room until ctx ends. ctx
+// is also the parent of the work's ctx, on every kind of worker: the work
+// sees its deadline (sent to other processes as the time left), and its
+// values, which reach other processes through the propagators registered
+// with RegisterPropagator. When ctx ends before the work returns, the work's
+// ctx is cancelled and the future ends cancelled with ctx.Err(), whatever
+// the work returns.
+//
+// Submit returns an error, and no future, for bad input (nil executor, work
+// or ctx; an Fn work on a process executor; an argument that cannot be
+// encoded or is too large, alone or with the header of propagated values; a
+// propagator that panics) and after Shutdown (ErrClosed).
+func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
+	return submit(ctx, ex, w, arg, opts, true)
+}
+
+// TrySubmit is Submit that never waits: with a full bounded queue it returns
+// ErrFull at once.
+func TrySubmit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
+	return submit(ctx, ex, w, arg, opts, false)
+}
+
+var defaultCall = callConfig{chunkSize: 1}
+
+func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts []CallOption, wait bool) (*Future[R], error) {
+	if ctx == nil {
+		return nil, errors.New("aplex: Submit: nil context")
+	}
+	if err := w.check(ex); err != nil {
+		return nil, err
+	}
+	cc := &defaultCall
+	if len(opts) > 0 {
+		built, err := buildCallConfig(opts, false)
+		if err == nil {
+			err = built.checkKind(ex.c.cfg.kind)
+		}
+		if err != nil {
+			return nil, err
+		}
+		cc = &built
+	}
+	var c *call[A, R]
+	if ex.c.remote() {
+		h, err := header(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := ex.c.encodeArg(arg, h)
+		if err != nil {
+			return nil, err
+		}
+		rc := &remoteCall[A, R]{call: call[A, R]{work: w, arg: arg}}
+		rc.args[0] = b
+		rc.rj.job = wire.Job{Name: w.name, Header: h, Args: rc.args[:]}
+		c = &rc.call
+		c.t.rj = &rc.rj
+	} else {
+		c = &call[A, R]{work: w, arg: arg}
+	}
+	c.t.init(ex, c, ctx, cc)
+	if err := ex.c.submit(ctx, &c.t, wait); err != nil {
+		return nil, err
+	}
+	return &c.Future, nil
+}
+
+// encodeArg encodes an argument for a remote worker and checks its size,
+// with the header h of propagated values sent along, before anything is
+// sent (rule 10).
+func (c *core) encodeArg(arg any, h map[string]string) ([]byte, error) {
+	b, err := wire.MarshalValue(arg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: argument of type %T: %v", ErrEncoding, arg, err)
+	}
+	if len(b) > c.maxMsg {
+		return nil, fmt.Errorf("%w: argument is %d bytes encoded; the limit is %d", ErrTooLarge, len(b), c.maxMsg)
+	}
+	if len(h) > 0 {
+		if n := wire.HeaderBound(h); len(b)+n > c.maxMsg {
+			return nil, fmt.Errorf("%w: argument is %d bytes encoded and the header of propagated ctx values %d; the limit is %d", ErrTooLarge, len(b), n, c.maxMsg)
+		}
+	}
+	return b, nil
+}

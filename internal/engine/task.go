@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+var errCanceled = context.Canceled
+
+// Task states. A task moves queued → running → settled → finished, or
+// queued → settled → finished. queued → running happens under the
+// executor's lock; running → settled is a CAS, so that exactly one of "the
+// work finished" and "the future was cancelled" decides the outcome (rule
+// 5); finished is stored once the outcome is written, so readers that see
+// it may read the outcome without a lock.
+const (
+	stQueued uint32 = iota
+	stRunning
+	stSettled
+	stFinished
+)
+
+// runner is the typed half of a task: it knows A and R.
+type runner interface {
+	// runLocal runs the work in the calling goroutine and completes the task.
+	runLocal(ctx context.Context, t *task)
+	// deliver completes the task from a remote worker's outcomes.
+	deliver(t *task, items []wire.Outcome)
+	// fail completes the task with err (worker lost, shutdown, …).
+	fail(t *task, err error)
+	// name names the work, for errors and logs.
+	name() string
+}
+
+// task is the untyped core of one dispatch unit (a work or a Map chunk). It
+// lives inside the typed object, so a Submit costs one allocation for the
+// task, future and argument together; the done channel is made only when
+// someone waits before the work has finished.
+type task struct {
+	c     *core
+	ex    *Executor // keeps a busy executor reachable: see newExecutor
+	r     runner
+	state atomic.Uint32
+
+	// Set under the executor lock (prev and next: under the lock of the
+	// list they are in, the executor's queue or the worker's running list).
+	prev, next *task
+	w          *worker // the worker it was dispatched to
+	meta       any
+	parent     context.Context // the caller's ctx
+	deadlineD  time.Duration   // per-work deadline, from dispatch
+	retries    int
+	watch      func() bool // stops the watch on parent while queued or remote
+
+	// The outcome; written before state becomes stFinished.
+	err       error
+	cancelled bool
+
+	mu        sync.Mutex // guards the fields below
+	fired     bool
+	done      chan struct{}
+	callbacks []func()
+
+	// The in-process work's ctx (workctx.go): a view of the task itself.
+	values   context.Context // the worker's ctx; values only
+	deadline time.Time
+	ctxDone  chan struct{}
+	ctxErr   error
+	ctxWatch *ctxWatch // made only when the ctx needs watching (workctx.go)
+
+	rj *remoteJob // remote executors only
+}
+
+// remoteJob is what a remote executor keeps per task.
+type remoteJob struct {
+	job       wire.Job
+	killTimer *time.Timer  // kills the worker if the work ignores a cancel or its deadline
+	send      [1]*wire.Job // backs the slice handed to Worker.Send
+}
+
+// closedChan is the Done channel of futures that ended before anyone asked.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConfig) {
+	t.c, t.ex, t.r = ex.c, ex, r
+	t.parent = parent
+	t.meta = cc.meta
+	t.deadlineD = cc.deadline
+	t.retries = cc.retries
+}
+
+// settle claims a running task's outcome; the caller then writes it with
+// finish. False means the future already ended (cancelled).
+func (t *task) settle() bool { return t.state.CompareAndSwap(stRunning, stSettled) }
+
+// settleReturned claims the outcome of a work that returned in this
+// process; the caller then writes it with finish. When the caller's ctx
+// ended while the work ran, it decides instead, as it does for a remote
+// work (whose watch on the caller's ctx cancels it at once): the future
+// ends cancelled with the ctx's error, whatever the work returned. False
+// means the outcome is written already.
+func (t *task) settleReturned() bool {
+	if !t.settle() {
+		return false
+	}
+	if err := t.parent.Err(); err != nil {
+		t.finish(err, true)
+		return false
+	}
+	return true
+}
+
+// finish publishes the outcome of a settled task.
+func (t *task) finish(err error, cancelled bool) {
+	t.err, t.cancelled = err, cancelled
+	countOutcome(t, err, cancelled)
+	t.mu.Lock()
+	t.state.Store(stFinished)
+	t.fired = true
+	if t.done != nil {
+		close(t.done)
+	}
+	cbs := t.callbacks
+	t.callbacks = nil
+	t.mu.Unlock()
+	for _, cb := range cbs {
+		cb()
+	}
+}
+
+// finished reports whether the outcome is published.
+func (t *task) finished() bool { return t.state.Load() == stFinished }
+
+// doneChan returns a channel closed once the task has finished.
+func (t *task) doneChan() <-chan struct{} {
+	if t.finished() {
+		return closedChan
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fired {
+		return closedChan
+	}
+	if t.done == nil {
+		t.done = make(chan struct{})
+	}
+	return t.done
+}
+
+// onDone runs cb once the task is done (at once if it is).
+func (t *task) onDone(cb func()) {
+	t.mu.Lock()
+	if !t.fired {
+		t.callbacks = append(t.callbacks, cb)
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	cb()
+}
+
+// cancel ends the future with err unless it already ended. A queued task
+// leaves the queue; a running one has its work cancelled wherever it runs,
+// and its worker slot stays taken until the work has really stopped.
+func (t *task) cancel(err error) bool {
+	for {
+		switch t.state.Load() {
+		case stSettled, stFinished:
+			return false
+		case stQueued:
+			if t.c.dequeue(t) {
+				t.finish(err, true)
+				return true
+			}
+			// Dispatched meanwhile: go round again.
+		case stRunning:
+			if t.settle() {
+				t.finish(err, true)
+				t.c.stopWork(t, err)
+				t.c.cancelledRunning()
+				return true
+			}
+		}
+	}
+}
+
+// doneErr returns the task's error once finished, nil before.
+func (t *task) doneErr() error {
+	if t.finished() {
+		return t.err
+	}
+	return nil
+}
