@@ -100,7 +100,7 @@ type slotStats struct {
 type core struct {
 	cfg    config
 	lb     LoadBalancer
-	tr     xport.Transport // nil: goroutine workers
+	be     backend // goroutines, or a transport's remote workers
 	maxMsg int
 
 	baseCtx    context.Context // parent of worker-init contexts; ends at teardown
@@ -146,6 +146,7 @@ func newCore(cfg config) *core {
 	if c.lb == nil {
 		c.lb = RoundRobin()
 	}
+	c.be = goroutines{c}
 	c.baseCtx, c.baseCancel = context.WithCancel(context.Background())
 	return c
 }
@@ -162,8 +163,6 @@ func newExecutor(c *core) *Executor {
 	runtime.AddCleanup(ex, func(c *core) { go c.Close() }, c)
 	return ex
 }
-
-func (c *core) remote() bool { return c.tr != nil }
 
 func (c *core) statsFor(slot int) *slotStats {
 	s := c.slots[slot]
@@ -329,15 +328,7 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 		t.watch = nil
 	}
 	t.state.Store(stRunning)
-	if c.tr == nil {
-		if keep {
-			return true
-		}
-		go c.runLocal(t)
-		return false
-	}
-	c.sendLocked(w, t)
-	return false
+	return c.be.startLocked(w, t, keep)
 }
 
 // drainLocked dispatches queued works, oldest first, while workers have
@@ -474,10 +465,10 @@ func (c *core) checkIdleLocked() {
 // for but works that ignore their ctx, and waits for them only the kill
 // grace. Remote works need no such check: a cancelled one that ignores its
 // ctx costs its worker process after the kill grace (armKill).
-func (c *core) abandonedLocked() bool {
-	if c.tr != nil {
-		return false
-	}
+func (c *core) abandonedLocked() bool { return c.be.abandonedLocked() }
+
+// localAbandonedLocked is abandonedLocked for goroutine workers.
+func (c *core) localAbandonedLocked() bool {
 	for _, w := range c.workers {
 		w.mu.Lock()
 		for t := w.running.head; t != nil; t = t.next {
@@ -518,10 +509,4 @@ func countOutcome(t *task, err error, cancelled bool) {
 }
 
 // stopWork cancels a running work wherever it runs.
-func (c *core) stopWork(t *task, err error) {
-	if c.tr == nil {
-		t.workContext().cancel(err)
-		return
-	}
-	c.cancelRemote(t)
-}
+func (c *core) stopWork(t *task, err error) { c.be.stop(t, err) }

@@ -85,7 +85,7 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 			return
 		}
 		m := &mapRun[A, R]{ex: ex, w: w, cc: cc, ordered: ordered, yield: yield, size: cc.chunkSize}
-		if ex.c.remote() {
+		if ex.c.be.wire() {
 			// One header for every chunk: the ctx is the same.
 			h, err := header(ctx)
 			if err != nil {
@@ -479,7 +479,7 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	c := m.ex.c
 	args := ch.args
 	ch.t.init(m.ex, ch, m.ctx, &m.cc)
-	if c.remote() {
+	if c.be.wire() {
 		enc := make([][]byte, len(args))
 		for i, a := range args {
 			b, err := c.encodeArg(a, m.header)

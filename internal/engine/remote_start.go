@@ -24,7 +24,7 @@ const startSlack = time.Second
 // workers; it is shared by process and cluster executors.
 func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
 	c := newCore(cfg)
-	c.tr = tr
+	c.be = &remote{c, tr}
 	c.maxMsg = tr.MaxMessage() - messageHeadroom
 	if c.maxMsg <= 0 {
 		c.maxMsg = wire.DefaultMaxFrame - messageHeadroom

@@ -129,38 +129,13 @@ func (c *core) teardown() {
 	// cancelled works and the transport's close share it.
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.killGrace)
 	defer cancel()
+	drained := false
 	select {
 	case <-c.idle:
+		drained = true
 	case <-ctx.Done():
-		if c.tr == nil {
-			c.stopErr = c.stubbornError()
-			// Logged as well as returned: a deferred Close, or the
-			// cleanup of a dropped executor, discards the error.
-			if c.stopErr != nil && c.cfg.logger != nil {
-				c.cfg.logger.Warn("aplex: Shutdown leaves works running", "err", c.stopErr)
-			}
-		}
 	}
-	if c.tr == nil {
-		return
-	}
-	if err := c.tr.Close(ctx); err != nil {
-		c.stopErr = err
-	}
-	// The transport is gone: nothing can answer the jobs left.
-	c.mu.Lock()
-	var left []*task
-	for _, w := range c.allWorkersLocked() {
-		for _, t := range w.runningTasks() {
-			c.releaseLocked(w, t)
-			left = append(left, t)
-		}
-	}
-	clear(c.jobs)
-	c.mu.Unlock()
-	for _, t := range left {
-		t.r.fail(t, errShutdown)
-	}
+	c.stopErr = c.be.close(ctx, drained)
 }
 
 // stubbornError names the in-process works still running a kill grace

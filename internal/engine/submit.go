@@ -54,7 +54,7 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 		cc = &built
 	}
 	var c *call[A, R]
-	if ex.c.remote() {
+	if ex.c.be.wire() {
 		h, err := header(ctx)
 		if err != nil {
 			return nil, err

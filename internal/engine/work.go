@@ -51,7 +51,7 @@ func (w *Work[A, R]) check(ex *Executor) error {
 	if ex.c == nil {
 		return errZeroExecutor
 	}
-	if ex.c.remote() && w.name == "" {
+	if ex.c.be.wire() && w.name == "" {
 		return fmt.Errorf("%w: aplex.Fn works run in-process only; use aplex.Register to run on a %s executor", ErrNotRegistered, ex.c.cfg.kind)
 	}
 	return nil
