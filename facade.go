@@ -12,6 +12,28 @@ import (
 	"github.com/aplex-go/aplex/internal/engine"
 )
 
+// From autoscale.go.
+
+// WithAutoscale makes a process executor follow its load between min and
+// max workers: it starts with min; while works wait in the queue it adds a
+// worker, up to max; and it retires a worker that has been idle for idle,
+// down to min. Stats shows the current Size and counts ScaleUps and
+// ScaleDowns.
+//
+// Scaling does not thrash; the hysteresis is in time and in steps:
+//   - a worker is added only once works have waited in the queue for 20ms,
+//     and one at a time: the next only after the previous one joined and
+//     the backlog is still there;
+//   - a worker is retired only after idle with no work at all, one per
+//     check (every idle/4), and never within idle of the last scale-up.
+//
+// Retiring removes the highest idle slot, and growing takes the lowest
+// free one, so Affinity moves as few keys as its consistent hashing
+// allows. WithPoolSize and Resize do not combine with it.
+func WithAutoscale(min, max int, idle time.Duration) Option {
+	return engine.WithAutoscale(min, max, idle)
+}
+
 // From balancer.go.
 
 // LoadBalancer picks the worker for each dispatch. The executor calls Pick

@@ -31,6 +31,16 @@ type backend interface {
 	// (drained) or the kill grace (ctx) has passed; its error is
 	// Shutdown's. Called without core.mu.
 	close(ctx context.Context, drained bool) error
+
+	// addSlot gives the new slot a worker and returns once it serves
+	// (Resize). Called without core.mu.
+	addSlot(ctx context.Context, slot int) error
+	// removeSlot stops keeping slot staffed: its worker, which the core
+	// retired, is not replaced (Resize). Called without core.mu.
+	removeSlot(slot int)
+	// ownsSlot reports whether the backend keeps slot staffed, so Resize
+	// counts it: not a remote cluster worker's slot.
+	ownsSlot(slot int) bool
 }
 
 // goroutines runs works on goroutines of this process.

@@ -52,6 +52,7 @@ type worker struct {
 	budget  int // jobs it may still be sent; 0: no limit (xport.Budgeted)
 	retired bool
 	inView  bool            // in core.workers, the balancer's view
+	leaving atomic.Bool     // its slot was removed (Resize): it leaves once idle
 	conn    xport.Worker    // nil for goroutine workers
 	ctx     context.Context // values for in-process works
 	mu      sync.Mutex      // guards running
@@ -70,6 +71,10 @@ type slotStats struct {
 	// by core.mu.
 	name   string
 	labels map[string]string
+	// removed: Resize took the slot away; gone is closed once its last
+	// worker has left. Guarded by core.mu.
+	removed bool
+	gone    chan struct{}
 }
 
 // core is the executor's scheduler: capacity, FIFO queue, balancer,
@@ -128,6 +133,15 @@ type core struct {
 	queueCancelled atomic.Uint64
 	restarts       atomic.Uint64
 
+	// Resizing (resize.go). size is the pool size the executor keeps, read
+	// without the lock by Map's default window.
+	resizing chan struct{} // capacity 1: one Resize at a time
+	size     atomic.Int64
+	retiring []*worker // goroutine workers of removed slots still holding works
+	// The counters of removed slots, kept in Stats' totals.
+	goneCompleted, goneFailed, goneCancelled uint64
+	scaleUps, scaleDowns                     atomic.Uint64
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -142,7 +156,9 @@ func newCore(cfg config) *core {
 		abandoned: make(chan struct{}),
 		jobs:      map[uint64]*task{},
 		slots:     map[int]*slotStats{},
+		resizing:  make(chan struct{}, 1),
 	}
+	c.size.Store(int64(cfg.poolSize))
 	if c.lb == nil {
 		c.lb = RoundRobin()
 	}
@@ -387,12 +403,14 @@ func (c *core) runOne(t *task) (next *task) {
 		returned = true
 		wc.release()
 	}
-	// The common case takes no executor lock: nothing queued, no shutdown.
+	// The common case takes no executor lock: nothing queued, no shutdown,
+	// no Resize retiring this worker.
 	c.release(w, t)
-	if c.queue.len() == 0 && !c.stopping.Load() {
+	if c.queue.len() == 0 && !c.stopping.Load() && !w.leaving.Load() {
 		return nil
 	}
 	c.mu.Lock()
+	c.leftIfIdleLocked(w)
 	next = c.drainLocked(true)
 	c.checkIdleLocked()
 	c.mu.Unlock()
@@ -412,6 +430,7 @@ func (c *core) goexited(t *task) {
 	t.workContext().release()
 	c.release(t.w, t)
 	c.mu.Lock()
+	c.leftIfIdleLocked(t.w)
 	c.drainLocked(false)
 	c.checkIdleLocked()
 	c.mu.Unlock()
@@ -469,7 +488,7 @@ func (c *core) abandonedLocked() bool { return c.be.abandonedLocked() }
 
 // localAbandonedLocked is abandonedLocked for goroutine workers.
 func (c *core) localAbandonedLocked() bool {
-	for _, w := range c.workers {
+	for _, w := range c.allWorkersLocked() {
 		w.mu.Lock()
 		for t := w.running.head; t != nil; t = t.next {
 			if t.state.Load() == stRunning {

@@ -58,6 +58,8 @@ type config struct {
 	// heartbeatTimeout: a process or cluster worker silent this long is lost.
 	heartbeatTimeout time.Duration
 
+	autoscale autoscaleConfig // WithAutoscale; max 0: off
+
 	// transport packages' own options (cluster), through internal/xport
 	poolSizeSet bool
 	extKind     string
@@ -94,6 +96,12 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 	}
 	if cfg.extKind != "" && cfg.extKind != kind.String() {
 		return cfg, fmt.Errorf("aplex: %s applies to %s executors only, not to a %s executor", cfg.extNames[0], cfg.extKind, kind)
+	}
+	if cfg.autoscale.max > 0 {
+		if cfg.poolSizeSet {
+			return cfg, fmt.Errorf("aplex: WithPoolSize and WithAutoscale do not combine: the autoscaler sizes the pool")
+		}
+		cfg.poolSize = cfg.autoscale.min
 	}
 	if kind != kindThread && cfg.workerInit != nil {
 		return cfg, fmt.Errorf("aplex: WithWorkerInit applies to in-process (thread) executors only; a %s worker runs in another process: use aplex.RegisterWorkerInit", kind)

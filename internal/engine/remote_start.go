@@ -39,5 +39,6 @@ func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
 		c.baseCancel()
 		return nil, err
 	}
+	c.startAutoscaler()
 	return newExecutor(c), nil
 }

@@ -110,7 +110,7 @@ func (c *core) cancelAll() {
 
 // allWorkersLocked returns the live and the retired-but-busy workers.
 func (c *core) allWorkersLocked() []*worker {
-	ws := slices.Clone(c.workers)
+	ws := slices.Concat(c.workers, c.retiring)
 	for _, w := range c.byConn {
 		if w.retired {
 			ws = append(ws, w)

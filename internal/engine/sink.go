@@ -22,13 +22,21 @@ func (c *core) Join(conn xport.Worker) {
 		capacity = n
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.down {
 		// Too late to be useful; the transport's Close stops it. Until the
 		// teardown, a graceful Shutdown still needs replacements: the
 		// works it drains may have lost every worker.
+		c.mu.Unlock()
 		return
 	}
+	if st := c.slots[conn.Slot()]; st != nil && st.removed {
+		// A worker started for a slot Resize removed meanwhile: it goes,
+		// outside the lock (Close may report Lost at once).
+		c.mu.Unlock()
+		conn.Close()
+		return
+	}
+	defer c.mu.Unlock()
 	st := c.statsFor(conn.Slot())
 	if c.slotSeen(conn.Slot()) {
 		c.restarts.Add(1)
@@ -153,6 +161,9 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	}
 	delete(c.byConn, conn)
 	c.removeWorkerLocked(w)
+	if w.leaving.Load() {
+		c.slotGoneLocked(w.slot) // its slot was removed (Resize)
+	}
 	var failed []*task
 	held := w.runningTasks()
 	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head

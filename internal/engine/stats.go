@@ -7,14 +7,23 @@ import (
 
 // Stats is a snapshot of an executor's activity.
 type Stats struct {
-	// Workers holds one entry per worker slot, in slot order.
+	// Workers holds one entry per worker slot, in slot order. A slot that
+	// Resize removed leaves it once its worker has left.
 	Workers []WorkerStats
+	// Size is the number of workers the executor keeps (WithPoolSize, then
+	// Resize or the autoscaler). A cluster executor's remote workers are
+	// not counted: they join and leave on their own.
+	Size int
+	// ScaleUps and ScaleDowns count the workers the autoscaler
+	// (WithAutoscale) added and retired.
+	ScaleUps, ScaleDowns uint64
 	// Queued is the number of works waiting for a free slot.
 	Queued int
 	// Running is the number of works holding a worker slot.
 	Running int
 	// Completed, Failed and Cancelled total the outcomes of dispatched
-	// works; Cancelled also counts works cancelled while queued.
+	// works, on removed slots too; Cancelled also counts works cancelled
+	// while queued.
 	Completed, Failed, Cancelled uint64
 	// Restarts counts worker processes replaced after a crash or recycling.
 	Restarts uint64
@@ -51,7 +60,11 @@ func (ex *Executor) Stats() Stats {
 	c := ex.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Stats{Queued: c.queue.len(), Running: int(c.running.Load()), Restarts: c.restarts.Load()}
+	s := Stats{
+		Size: int(c.size.Load()), Queued: c.queue.len(), Running: int(c.running.Load()), Restarts: c.restarts.Load(),
+		ScaleUps: c.scaleUps.Load(), ScaleDowns: c.scaleDowns.Load(),
+		Completed: c.goneCompleted, Failed: c.goneFailed, Cancelled: c.goneCancelled,
+	}
 	loads := map[int]int{}
 	for _, w := range c.allWorkersLocked() {
 		loads[w.slot] += int(w.load.Load())

@@ -229,3 +229,22 @@ type Config struct {
 	Env               []string      // WithWorkerEnv: "KEY=value" entries for the worker processes it starts
 	Logger            *slog.Logger
 }
+
+// Resizable is implemented by a transport whose pool the engine can
+// resize (Executor.Resize, WithAutoscale): the process transport, and the
+// cluster transport for its local workers. The engine picks the slots: it
+// adds the lowest free ones and removes the highest.
+type Resizable interface {
+	// AddSlot starts a worker for the new slot, keeps it staffed from then
+	// on like the first ones, and returns once the worker joined
+	// (Sink.Join), or with an error when it cannot start or ctx ends.
+	AddSlot(ctx context.Context, slot int) error
+	// RemoveSlot stops keeping slot staffed. The core has retired the
+	// slot's worker already and closes it once idle (Worker.Close); the
+	// transport reports it Lost once it has gone, and never starts
+	// another worker in slot. Called without the core's lock.
+	RemoveSlot(slot int)
+	// OwnsSlot reports whether slot is one the transport keeps staffed
+	// (a cluster executor's remote workers are not).
+	OwnsSlot(slot int) bool
+}
