@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,17 +15,16 @@ import (
 	"github.com/aplex-go/aplex/internal/spawn"
 )
 
-// Restart pacing of local workers.
-const (
-	// steadyRun resets the back-off: a worker that ran this long did not
-	// crash at start-up.
-	steadyRun = 10 * time.Second
-)
+// steadyRun resets the restart back-off of a local worker: one that ran
+// this long did not crash at start-up. (The supervisor cannot see a local
+// worker start, which is its Hello to the executor, so time tells.)
+const steadyRun = 10 * time.Second
 
 // localWorkers runs SpawnLocalWorkers' processes: this binary re-executed
-// as a cluster worker of the executor's pool, one supervisor goroutine per
-// worker. Local worker i has the id "<executor id>-<i>" in every
-// incarnation, so a restarted worker keeps its balancer slot.
+// as a cluster worker of the executor's pool, kept running by the shared
+// supervisor (spawn.Supervisor), one slot per worker. Local worker i has
+// the id "<executor id>-<i>" in every incarnation, so a restarted worker
+// keeps its balancer slot.
 type localWorkers struct {
 	t    *transport
 	n    int
@@ -36,16 +34,10 @@ type localWorkers struct {
 	// (LocalWorkerLabels); nil: none of its own.
 	labels []string
 	out    io.Writer
-	outM   sync.Mutex // keeps output lines whole
-	fork   *spawn.Forker
+	outM   sync.Mutex        // keeps output lines whole
+	sup    *spawn.Supervisor // nil until start
 
 	failed chan error // a worker could not start or exited before joining
-	wg     sync.WaitGroup
-
-	mu       sync.Mutex
-	stopping bool
-	stopCh   chan struct{}
-	procs    map[*exec.Cmd]struct{} // started and not reaped
 }
 
 func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
@@ -65,8 +57,6 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 		path:   path,
 		out:    t.xc.Output,
 		failed: make(chan error, n),
-		stopCh: make(chan struct{}),
-		procs:  map[*exec.Cmd]struct{}{},
 	}
 	if l.out == nil {
 		l.out = os.Stderr
@@ -98,54 +88,53 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 // wid is local worker i's id.
 func (l *localWorkers) wid(i int) string { return l.t.exid + "-" + strconv.Itoa(i) }
 
-// start launches the supervisors; Start waits for the joins.
+// start launches the supervisor; Start waits for the joins.
 func (l *localWorkers) start() {
-	l.fork = spawn.NewForker()
-	for i := range l.n {
-		l.wg.Go(func() { l.supervise(i) })
-	}
+	l.sup = spawn.NewSupervisor(spawn.SupervisorConfig{
+		Slots:     l.n,
+		Run:       l.run,
+		SteadyRun: steadyRun,
+		Failed:    l.startFailed,
+		What:      "local cluster worker",
+		Logger:    l.t.log,
+	})
+	l.sup.Start()
 }
 
-// supervise keeps local worker i running until stop.
-func (l *localWorkers) supervise(i int) {
+// run is one incarnation of local worker i (spawn.SupervisorConfig.Run):
+// it starts the process and returns once it has exited and been dropped.
+// A worker that never joined fails Start instead of restarting.
+func (l *localWorkers) run(ctx context.Context, i int) error {
 	wid := l.wid(i)
-	var backoff time.Duration // 0 until a restart fails or the worker dies young
-	for {
-		cmd, label, err := l.spawn(i, wid)
-		if err != nil {
-			if !l.t.everJoined(wid) {
-				l.failed <- err
-				return
-			}
-			l.t.log.Warn("aplex cluster: cannot restart local worker", "worker", wid, "err", err)
-		} else {
-			began := time.Now()
-			cmd.Wait()
-			label.Flush()
-			l.forget(cmd)
-			status := cmd.ProcessState.String()
-			l.t.localExited(wid, cmd.Process.Pid, status)
-			if l.isStopping() {
-				return
-			}
-			if !l.t.everJoined(wid) {
-				l.failed <- fmt.Errorf("aplex: cluster: local worker %d (%s, pid %d) exited before joining (%s); does its main call aplex.Main() first thing?", i, l.path, cmd.Process.Pid, status)
-				return
-			}
-			if time.Since(began) > steadyRun {
-				backoff = 0
-			}
-		}
-		backoff = spawn.NextBackoff(backoff)
-		select {
-		case <-l.stopCh:
-			return
-		case <-time.After(backoff):
-		}
+	cmd, label, err := l.spawn(i, wid)
+	if err != nil {
+		return err
 	}
+	cmd.Wait()
+	label.Flush()
+	l.sup.Reaped(cmd)
+	status := cmd.ProcessState.String()
+	l.t.localExited(wid, cmd.Process.Pid, status)
+	if ctx.Err() == nil && !l.t.everJoined(wid) {
+		return fmt.Errorf("aplex: cluster: local worker %d (%s, pid %d) exited before joining (%s); does its main call aplex.Main() first thing?", i, l.path, cmd.Process.Pid, status)
+	}
+	return nil
 }
 
-// spawn starts one worker process. While stopping it starts nothing.
+// startFailed gives local worker i up, failing Start with err, if it never
+// joined: this binary does not serve as a worker, and restarting it would
+// only repeat that. A worker that joined before is restarted with
+// back-off.
+func (l *localWorkers) startFailed(i int, err error, _ time.Duration) bool {
+	if l.t.everJoined(l.wid(i)) {
+		return true
+	}
+	l.failed <- err
+	return false
+}
+
+// spawn starts one worker process. While stopping it starts nothing
+// (spawn.ErrStopped).
 func (l *localWorkers) spawn(i int, wid string) (*exec.Cmd, *spawn.LineWriter, error) {
 	// Labelled with i, which is also its slot in Stats (slotTable).
 	label := spawn.NewLineWriter(l.out, &l.outM, "aplex cluster worker", i)
@@ -159,56 +148,26 @@ func (l *localWorkers) spawn(i int, wid string) (*exec.Cmd, *spawn.LineWriter, e
 	cmd.Stdout, cmd.Stderr = label, label
 	cmd.WaitDelay = spawn.WaitDelay
 
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopping {
-		return nil, nil, errors.New("aplex: cluster: stopping")
-	}
-	if err := l.fork.Start(cmd); err != nil {
+	if err := l.sup.Fork(cmd); err != nil {
 		return nil, nil, fmt.Errorf("aplex: cluster: start local worker %d (%s): %w", i, l.path, err)
 	}
 	label.SetPID(cmd.Process.Pid)
-	l.procs[cmd] = struct{}{}
 	return cmd, label, nil
-}
-
-func (l *localWorkers) forget(cmd *exec.Cmd) {
-	l.mu.Lock()
-	delete(l.procs, cmd)
-	l.mu.Unlock()
-}
-
-func (l *localWorkers) isStopping() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.stopping
-}
-
-// signalAll sends sig to every running worker process.
-func (l *localWorkers) signalAll(sig os.Signal) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for cmd := range l.procs {
-		cmd.Process.Signal(sig)
-	}
 }
 
 // stop asks every worker to leave (SIGTERM: it finishes its works, says
 // Bye and exits), kills those still running when ctx ends, and returns
 // once every process is reaped. It returns ctx.Err() if it had to kill.
 func (l *localWorkers) stop(ctx context.Context) error {
-	if l.fork == nil {
+	if l.sup == nil {
 		return nil // never started
 	}
-	l.mu.Lock()
-	l.stopping = true
-	close(l.stopCh)
-	l.mu.Unlock()
-	l.signalAll(syscall.SIGTERM)
+	l.sup.Stop() // before the signal: nothing starts after it
+	l.sup.Signal(syscall.SIGTERM)
 
 	done := make(chan struct{})
 	go func() {
-		l.wg.Wait()
+		l.sup.Wait()
 		close(done)
 	}()
 	var err error
@@ -216,11 +175,11 @@ func (l *localWorkers) stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = fmt.Errorf("aplex: cluster: local workers killed: %w", ctx.Err())
-		l.signalAll(syscall.SIGKILL)
+		l.sup.Signal(syscall.SIGKILL)
 		<-done
 	}
 	// Last: on Linux the forker thread's exit kills its children
 	// (Pdeathsig), so it must outlive them.
-	l.fork.Stop()
+	l.sup.Release()
 	return err
 }

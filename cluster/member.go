@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -27,8 +25,7 @@ type member struct {
 	gone atomic.Bool  // dropped: sends are pointless
 
 	mu      sync.Mutex
-	out     map[uint64]outJob // jobs sent and not answered
-	retired bool              // draining: the core was told to stop using it
+	retired bool // draining: the core was told to stop using it
 
 	// The join gate: the core must hear of the member (Sink.Join) before
 	// anything else about it, yet the member is among t.members, where a
@@ -43,13 +40,6 @@ type member struct {
 	lostCause  error
 }
 
-// outJob is a job the executor waits for: kept to send it again after a
-// reconnect, with the cancel that may follow it.
-type outJob struct {
-	job       *wire.Job
-	cancelled bool
-}
-
 var _ xport.Worker = (*member)(nil)
 
 // Slot is the worker's place in the balancer's view, stable per worker id.
@@ -61,30 +51,14 @@ func (m *member) Info() xport.Info { return xport.Info{ID: m.wid, PID: m.pid, La
 // Capacity is the number of works the worker announced it runs at once.
 func (m *member) Capacity() int { return m.capacity }
 
-// Send records the jobs as awaited and queues them for the sender, which
-// batches them into Run messages.
-func (m *member) Send(jobs []*wire.Job) {
-	m.mu.Lock()
-	for _, j := range jobs {
-		m.out[j.ID] = outJob{job: j}
-	}
-	m.mu.Unlock()
-	m.t.send.jobs(m, jobs)
-}
+// Send queues the jobs for the sender, which batches them into Run
+// messages. The member keeps no record of them: the core's job table is
+// the only one (Sink.Outstanding).
+func (m *member) Send(jobs []*wire.Job) { m.t.send.jobs(m, jobs) }
 
 // Cancel queues a Cancel behind the jobs' Runs (one sender, one subject:
 // NATS keeps the order).
-func (m *member) Cancel(ids []uint64) {
-	m.mu.Lock()
-	for _, id := range ids {
-		if o, ok := m.out[id]; ok {
-			o.cancelled = true
-			m.out[id] = o
-		}
-	}
-	m.mu.Unlock()
-	m.t.send.cancel(m, ids)
-}
+func (m *member) Cancel(ids []uint64) { m.t.send.cancel(m, ids) }
 
 // Kill stops the worker process: it gets a Shutdown{Graceful: false},
 // which cancels every work it runs (for every executor) and makes it exit
@@ -107,50 +81,3 @@ func (m *member) Close() {
 
 // touch records a sign of life.
 func (m *member) touch() { m.seen.Store(int64(m.t.now())) }
-
-// answered removes the jobs of rs this member awaits and returns them
-// (rs filtered in place). Late answers (a job already failed by a drop,
-// a duplicate after a resend) are dropped here.
-func (m *member) answered(rs []wire.Result) []wire.Result {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	kept := rs[:0]
-	for _, r := range rs {
-		if _, ok := m.out[r.ID]; ok {
-			delete(m.out, r.ID)
-			kept = append(kept, r)
-		}
-	}
-	return kept
-}
-
-// pending returns the awaited jobs in id order and the cancelled ids, to
-// send again after a reconnect.
-func (m *member) pending() (jobs []*wire.Job, cancelled []uint64) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, o := range m.out {
-		jobs = append(jobs, o.job)
-		if o.cancelled {
-			cancelled = append(cancelled, o.job.ID)
-		}
-	}
-	slices.SortFunc(jobs, func(a, b *wire.Job) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-	slices.Sort(cancelled)
-	return jobs, cancelled
-}
-
-// awaited returns the ids of the jobs the member holds.
-func (m *member) awaited() []uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Sorted(maps.Keys(m.out))
-}

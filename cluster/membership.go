@@ -66,7 +66,6 @@ func (t *transport) onHello(h *wire.Hello) {
 		capacity: max(h.MaxWorks, 0),
 		labels:   h.Labels,
 		subject:  t.subj.worker(h.WorkerID),
-		out:      map[uint64]outJob{},
 	}
 	m.slot = t.slots.assign(h.WorkerID, t.localIndex(h.WorkerID), t.now(), t.isMember)
 	m.touch()
@@ -206,7 +205,7 @@ func (t *transport) onBye(b *wire.Bye) {
 
 // left drops a member that said Bye.
 func (t *transport) left(m *member) {
-	if n := len(m.awaited()); n > 0 {
+	if n := len(t.outstanding(m)); n > 0 {
 		t.drop(m, fmt.Errorf("worker left without answering %d works", n), false)
 		return
 	}
@@ -220,7 +219,10 @@ func (t *transport) left(m *member) {
 // it can tell it never saw, and answers the rest with
 // wire.CodeResultLost, so nothing runs twice.
 func (t *transport) resync(m *member) {
-	jobs, cancelled := m.pending()
+	if t.done.Load() {
+		return
+	}
+	jobs, cancelled := t.sink.Outstanding(m)
 	if len(jobs) > 0 {
 		t.send.resend(m, jobs)
 	}
@@ -232,7 +234,10 @@ func (t *transport) resync(m *member) {
 // drop removes m and reports it lost: cause nil means it left cleanly (or
 // this executor closed it) holding nothing. Jobs it still held are
 // cancelled on the worker, in case it is alive, and remembered so they are
-// cancelled again should it come back.
+// cancelled again should it come back. They are read from the core's
+// table under t.mu, after m is marked gone: the sender publishes nothing
+// more to m, so every job that may reach the worker is among them (lock
+// order t.mu, then core.mu; see xport's "Locks and re-entrancy").
 func (t *transport) drop(m *member, cause error, killed bool) {
 	now := t.now()
 	t.mu.Lock()
@@ -245,7 +250,7 @@ func (t *transport) drop(m *member, cause error, killed bool) {
 	t.slots.left(m.wid, now)
 	var orphans []uint64
 	if cause != nil {
-		orphans = m.awaited()
+		orphans = t.outstanding(m)
 		t.tombs[m.wid] = tomb{pid: m.pid, orphans: orphans, killed: killed, at: now}
 	}
 	t.mu.Unlock()
@@ -253,6 +258,20 @@ func (t *transport) drop(m *member, cause error, killed bool) {
 		t.publishTo(m, &wire.Cancel{ReplyTo: t.inbox, IDs: orphans})
 	}
 	t.lost(m, cause)
+}
+
+// outstanding returns the ids of the jobs m holds in the core's table
+// (none once Close has returned: no Sink call then).
+func (t *transport) outstanding(m *member) []uint64 {
+	if t.done.Load() {
+		return nil
+	}
+	jobs, _ := t.sink.Outstanding(m)
+	ids := make([]uint64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	return ids
 }
 
 // lost tells the core, unless Close has returned; before m's Join has

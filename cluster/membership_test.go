@@ -17,11 +17,31 @@ import (
 // recordSink is an xport.Sink that records the order of the transport's
 // calls. While hold is open, Join waits in the middle of the call (after
 // telling inJoin), so a test can act on the transport before Join returns.
+// It stands in for the core's job table with the jobs a test says it sent
+// (sent), which Outstanding returns.
 type recordSink struct {
 	mu     sync.Mutex
 	events []string
 	inJoin chan xport.Worker
 	hold   chan struct{}
+	out    map[xport.Worker][]*wire.Job
+}
+
+// sent records jobs as sent to w and not answered, as the core's table
+// would.
+func (s *recordSink) sent(w xport.Worker, jobs []*wire.Job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out == nil {
+		s.out = map[xport.Worker][]*wire.Job{}
+	}
+	s.out[w] = append(s.out[w], jobs...)
+}
+
+func (s *recordSink) Outstanding(w xport.Worker) ([]*wire.Job, []uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.out[w]), nil
 }
 
 func newRecordSink(hold bool) *recordSink {
@@ -196,7 +216,8 @@ func TestResyncMarksResends(t *testing.T) {
 	announce()
 	m := (<-sink.inJoin).(*member)
 	job := func(id uint64) *wire.Job { return &wire.Job{ID: id, Name: "w", Args: [][]byte{{0xf6}}} }
-	m.Send([]*wire.Job{job(1), job(2)})
+	send := func(jobs ...*wire.Job) { sink.sent(m, jobs); m.Send(jobs) } // as the core does
+	send(job(1), job(2))
 	if run := next(); run.Resend || !slices.Equal(ids(run), []uint64{1, 2}) {
 		t.Fatalf("first Run: resend %v, jobs %v; want a normal Run of 1, 2", run.Resend, ids(run))
 	}
@@ -204,7 +225,7 @@ func TestResyncMarksResends(t *testing.T) {
 	if run := next(); !run.Resend || !slices.Equal(ids(run), []uint64{1, 2}) {
 		t.Fatalf("after the re-announcement: resend %v, jobs %v; want a Resend Run of 1, 2", run.Resend, ids(run))
 	}
-	m.Send([]*wire.Job{job(3)})
+	send(job(3))
 	if run := next(); run.Resend || !slices.Equal(ids(run), []uint64{3}) {
 		t.Fatalf("a new job: resend %v, jobs %v; want a normal Run of 3", run.Resend, ids(run))
 	}

@@ -86,15 +86,12 @@ func (t *transport) onControl(msg *nats.Msg) {
 	}
 }
 
-// deliver hands a worker's results to the core, keeping only the jobs the
-// member still awaits.
+// deliver hands a worker's results to the core, which drops those it no
+// longer awaits from m (late answers after a drop, duplicates after a
+// resend).
 func (t *transport) deliver(m *member, rs []wire.Result) {
-	kept := m.answered(rs)
-	if len(kept) == 0 {
-		return
-	}
-	if !t.done.Load() {
-		t.sink.Done(m, kept)
+	if len(rs) > 0 && !t.done.Load() {
+		t.sink.Done(m, rs)
 	}
 }
 

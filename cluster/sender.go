@@ -197,9 +197,5 @@ func (s *sender) tooLarge(m *member, j *wire.Job, size int) {
 		Code:    wire.CodeTooLarge,
 		Message: fmt.Sprintf("aplex: job of about %d bytes exceeds the NATS max payload of %d bytes; use a smaller ChunkSize", size, s.t.max),
 	}
-	items := make([]wire.Outcome, len(j.Args))
-	for i := range items {
-		items[i].Err = e
-	}
-	s.t.deliver(m, []wire.Result{{ID: j.ID, Items: items}})
+	s.t.deliver(m, []wire.Result{wire.Failed(j.ID, len(j.Args), e)})
 }

@@ -180,11 +180,7 @@ func newFloor(run *wire.Run) uint64 {
 // unplaced answers job j, which the session cannot place, with e for each
 // item.
 func (s *session) unplaced(j *wire.Job, e *wire.Error) wire.Result {
-	items := make([]wire.Outcome, len(j.Args))
-	for i := range items {
-		items[i].Err = e
-	}
-	return wire.Result{ID: j.ID, Items: items}
+	return wire.Failed(j.ID, len(j.Args), e)
 }
 
 // find looks a finished job up in the ring, newest first; a forgotten
@@ -197,11 +193,7 @@ func (s *session) find(id uint64, lost *wire.Error) (wire.Result, bool) {
 			continue
 		}
 		if e.lost {
-			items := make([]wire.Outcome, e.count)
-			for i := range items {
-				items[i].Err = lost
-			}
-			return wire.Result{ID: id, Items: items}, true
+			return wire.Failed(id, e.count, lost), true
 		}
 		return wire.Result{ID: id, Items: e.items}, true
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/aplex-go/aplex/internal/wire"
@@ -84,5 +85,68 @@ func TestResultArrivingAfterCallerCtxEndedIsTheCtxError(t *testing.T) {
 	tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Value: v}}}})
 	if _, err := f.Get(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("result after the caller's ctx ended: %v, want %v", err, context.DeadlineExceeded)
+	}
+}
+
+// TestOutstandingIsTheJobTable: the core's job table is the transports'
+// only record of what a worker holds (the cluster transport kept its own
+// copy per member for resends, departures and orphan cancels). Outstanding
+// lists the jobs sent and not answered, in id order, as copies, with the
+// cancelled ones; nothing for a worker the core does not know.
+func TestOutstandingIsTheJobTable(t *testing.T) {
+	cfg, err := buildConfig(kindProcess, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &handTransport{}
+	ex, err := startRemote(cfg, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := ex.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	w := &Work[int, int]{name: "held"}
+	var fs []*Future[int]
+	var ids []uint64
+	for i := range 3 {
+		f, err := Submit(context.Background(), ex, w, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+		ids = append(ids, <-tr.w.jobs)
+	}
+	v, err := wire.MarshalValue(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(id uint64) {
+		tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Value: v}}}})
+	}
+	answer(ids[0])
+	if !fs[1].Cancel() {
+		t.Fatal("Cancel of a running work returned false")
+	}
+	jobs, cancelled := tr.sink.Outstanding(tr.w)
+	var got []uint64
+	for _, j := range jobs {
+		got = append(got, j.ID)
+	}
+	if !slices.Equal(got, ids[1:]) || !slices.Equal(cancelled, ids[1:2]) {
+		t.Errorf("Outstanding = jobs %v, cancelled %v; want jobs %v, cancelled %v", got, cancelled, ids[1:], ids[1:2])
+	}
+	if len(jobs) > 0 && jobs[0] == &fs[1].t.rj.job {
+		t.Error("Outstanding returned the core's own job, not a copy")
+	}
+	if jobs, cancelled := tr.sink.Outstanding(&handWorker{}); jobs != nil || cancelled != nil {
+		t.Errorf("Outstanding of an unknown worker = %v, %v; want nothing", jobs, cancelled)
+	}
+	answer(ids[1])
+	answer(ids[2])
+	if jobs, _ := tr.sink.Outstanding(tr.w); len(jobs) != 0 {
+		t.Errorf("Outstanding after every answer: %d jobs", len(jobs))
 	}
 }

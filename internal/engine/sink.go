@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"maps"
 	"slices"
@@ -197,6 +198,38 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	for _, t := range slices.Backward(failed) {
 		t.r.fail(t, werr)
 	}
+}
+
+// Outstanding lists what a worker holds in the job table (xport.Sink): the
+// transport's only source for resends, departures and orphan cancels.
+func (c *core) Outstanding(conn xport.Worker) (jobs []*wire.Job, cancelled []uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.byConn[conn]
+	if w == nil {
+		return nil, nil
+	}
+	held := w.runningTasks()
+	copies := make([]wire.Job, 0, len(held))
+	for _, t := range held {
+		if c.jobs[t.rj.job.ID] != t {
+			continue // answered: Done is delivering it
+		}
+		copies = append(copies, t.rj.job)
+		// A future ends while its job is in the table only by a cancel (a
+		// result or a Lost takes the job out first), and cancelRemote
+		// sends the worker a Cancel.
+		if t.state.Load() != stRunning {
+			cancelled = append(cancelled, t.rj.job.ID)
+		}
+	}
+	slices.SortFunc(copies, func(a, b wire.Job) int { return cmp.Compare(a.ID, b.ID) })
+	slices.Sort(cancelled)
+	jobs = make([]*wire.Job, len(copies))
+	for i := range copies {
+		jobs[i] = &copies[i]
+	}
+	return jobs, cancelled
 }
 
 // Broken records that no worker can be started (xport.Sink). Queued works

@@ -127,11 +127,7 @@ func (h *Host) extract(ctx context.Context, header map[string]string) (out conte
 
 // refuse emits a result whose every item fails with e.
 func (h *Host) refuse(replyTo string, wj *wire.Job, e *wire.Error) {
-	items := make([]wire.Outcome, len(wj.Args))
-	for i := range items {
-		items[i].Err = e
-	}
-	h.cfg.Emit(replyTo, wire.Result{ID: wj.ID, Items: items})
+	h.cfg.Emit(replyTo, wire.Failed(wj.ID, len(wj.Args), e))
 }
 
 // runItem runs item i and, if it is the job's last, finishes the job. The

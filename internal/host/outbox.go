@@ -194,10 +194,7 @@ func (o *outbox) writeBatch(rs []wire.Result) error {
 		}
 		return o.writeBatch(rs[half:])
 	}
-	r := wire.Result{ID: rs[0].ID, Items: make([]wire.Outcome, len(rs[0].Items))}
-	for i := range r.Items {
-		r.Items[i].Err = &wire.Error{Code: wire.CodeTooLarge, Message: "aplex: result does not fit in a frame"}
-	}
+	r := wire.Failed(rs[0].ID, len(rs[0].Items), &wire.Error{Code: wire.CodeTooLarge, Message: "aplex: result does not fit in a frame"})
 	return o.w.Write(&wire.Results{Results: []wire.Result{r}})
 }
 

@@ -19,10 +19,11 @@ type benchSink struct {
 	done   chan struct{}
 }
 
-func (s *benchSink) Join(w xport.Worker)      { s.joined <- w }
-func (s *benchSink) Retire(xport.Worker)      {}
-func (s *benchSink) Lost(xport.Worker, error) {}
-func (s *benchSink) Broken(error)             {}
+func (s *benchSink) Join(w xport.Worker)                              { s.joined <- w }
+func (s *benchSink) Retire(xport.Worker)                              {}
+func (s *benchSink) Lost(xport.Worker, error)                         {}
+func (s *benchSink) Broken(error)                                     {}
+func (s *benchSink) Outstanding(xport.Worker) ([]*wire.Job, []uint64) { return nil, nil }
 func (s *benchSink) Done(_ xport.Worker, rs []wire.Result) {
 	for range rs {
 		s.done <- struct{}{}

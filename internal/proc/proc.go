@@ -77,15 +77,15 @@ type Transport struct {
 	out  io.Writer
 	outM sync.Mutex // keeps the workers' output lines whole
 
-	ctx    context.Context // ends at Close: stops handshakes, back-off waits, the memory poll
+	ctx    context.Context // ends at Close: stops Start's handshakes, the memory poll
 	cancel context.CancelFunc
 	epoch  time.Time     // monotonic base of worker.heard
 	reaped chan struct{} // closed by Close once every worker is gone: stops the watchdog
 	sink   xport.Sink
-	fork   *spawn.Forker
+	sup    *spawn.Supervisor // forks every worker; one goroutine per slot replaces them
+	slots  []*slot
 
-	supervisors sync.WaitGroup // slot supervisors
-	wg          sync.WaitGroup // every other goroutine: readers, writers, memory poll
+	wg sync.WaitGroup // every other goroutine: readers, writers, memory poll
 
 	mu      sync.Mutex
 	started bool
@@ -161,7 +161,13 @@ func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
 	t.started = true
 	t.mu.Unlock()
 	t.sink = sink
-	t.fork = spawn.NewForker()
+	t.sup = spawn.NewSupervisor(spawn.SupervisorConfig{
+		Slots:  t.cfg.Size,
+		Run:    t.runSlot,
+		Failed: t.startFailed,
+		What:   "process worker",
+		Logger: t.log,
+	})
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -184,7 +190,7 @@ func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
 				w.abort()
 			}
 		}
-		t.fork.Stop()
+		t.sup.Release()
 		t.mu.Lock()
 		t.closing = true
 		t.mu.Unlock()
@@ -192,19 +198,17 @@ func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
 		return err
 	}
 
-	slots := make([]*slot, len(ws))
+	t.slots = make([]*slot, len(ws))
 	for i, w := range ws {
-		slots[i] = &slot{idx: i, wake: make(chan struct{}, 1), cur: w}
-		w.slot = slots[i]
+		t.slots[i] = &slot{idx: i, wake: make(chan struct{}, 1), cur: w}
+		w.slot = t.slots[i]
 		t.register(w)
 	}
 	for _, w := range ws {
 		sink.Join(w)
 		w.startIO()
 	}
-	for _, s := range slots {
-		t.supervisors.Go(func() { t.supervise(s) })
-	}
+	t.sup.Start()
 	if t.cfg.MemoryLimit > 0 {
 		t.wg.Go(t.pollMemory)
 	}
@@ -281,13 +285,15 @@ func (t *Transport) Close(ctx context.Context) error {
 	if !started {
 		return nil
 	}
+	t.sup.Stop()
 
 	for _, w := range t.live() {
 		w.Close()
 	}
-	// Supervisors stop promptly (their waits watch t.ctx); one that was
-	// finishing a start stops its new worker itself, since register fails.
-	t.supervisors.Wait()
+	// Supervisors stop promptly (their waits watch the supervisor's ctx);
+	// one that was finishing a start stops its new worker itself, since
+	// register fails.
+	t.sup.Wait()
 
 	ws := t.live()
 	var err error
@@ -323,6 +329,6 @@ func (t *Transport) Close(ctx context.Context) error {
 	t.wg.Wait()
 	// Last: the forker thread's exit SIGKILLs any child it started
 	// (Pdeathsig), so it must outlive them.
-	t.fork.Stop()
+	t.sup.Release()
 	return err
 }

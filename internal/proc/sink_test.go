@@ -66,6 +66,10 @@ func (s *fakeSink) Lost(w xport.Worker, cause error) {
 	s.lost <- lostEvent{w, cause}
 }
 func (s *fakeSink) Broken(err error) { s.check("Broken"); s.broken <- err }
+func (s *fakeSink) Outstanding(xport.Worker) ([]*wire.Job, []uint64) {
+	s.check("Outstanding")
+	return nil, nil
+}
 func (s *fakeSink) Done(_ xport.Worker, rs []wire.Result) {
 	s.check("Done")
 	for _, r := range rs {

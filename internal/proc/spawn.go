@@ -46,7 +46,7 @@ func (t *Transport) spawn(ctx context.Context, slot int) (*worker, error) {
 	// A grandchild that inherited stdout must not hang Wait forever.
 	cmd.WaitDelay = spawn.WaitDelay
 
-	err = t.fork.Start(cmd)
+	err = t.sup.Fork(cmd)
 	// The child has its own copies now; ours would hide its exit (no EOF).
 	childIn.Close()
 	childOut.Close()
@@ -140,6 +140,7 @@ func (w *worker) reap() string {
 	})
 	w.cmd.Wait()
 	timer.Stop()
+	w.t.sup.Reaped(w.cmd)
 	w.toChild.Close()
 	w.fromChild.Close()
 	w.label.Flush()

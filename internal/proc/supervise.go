@@ -1,73 +1,71 @@
 package proc
 
 import (
+	"context"
 	"time"
-
-	"github.com/aplex-go/aplex/internal/spawn"
 )
 
-// slot is one position of the pool. Its supervisor goroutine owns cur, the
-// worker the core dispatches to; a retired predecessor may still be
-// draining beside it.
+// slot is one position of the pool. Its supervisor goroutine
+// (spawn.Supervisor, running runSlot) owns cur, the worker the core
+// dispatches to; a retired predecessor may still be draining beside it.
 type slot struct {
 	idx  int
 	wake chan struct{} // capacity 1: cur died or is due for recycling
 	cur  *worker       // only touched by the supervisor (and Start before it)
 }
 
-// supervise keeps slot s staffed until Close: it replaces a worker that
-// died, and retires and replaces one that reached RecycleAfter.
-func (t *Transport) supervise(s *slot) {
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-s.wake:
-		}
-		switch w := s.cur; {
-		case w == nil:
-		case w.gone.Load():
-			t.replace(s)
-		case w.recycle.Load():
-			// Retire first so the core stops dispatching to w; it calls
-			// w.Close once w's last job ended, and w exits with Lost(w, nil).
-			t.sink.Retire(w)
-			t.replace(s)
-		}
-	}
-}
-
-// replace starts a successor in s, retrying with exponential back-off
-// while starts fail. It gives up only when the transport closes.
-func (t *Transport) replace(s *slot) {
-	s.cur = nil
-	delay := time.Duration(0)
-	for {
-		if delay > 0 && !t.sleep(delay) {
-			return
-		}
-		w, err := t.spawn(t.ctx, s.idx)
-		if err != nil {
-			if t.ctx.Err() != nil {
-				return
-			}
-			delay = spawn.NextBackoff(delay)
-			t.log.Warn("aplex: cannot restart process worker", "slot", s.idx, "retry_in", delay, "err", err)
-			if t.noLiveWorker() {
-				t.sink.Broken(err)
-			}
-			continue
+// runSlot is one incarnation of slot i for the supervisor: it starts a
+// worker, unless the one Start brought up is still in place, and returns
+// once that worker has died, or is due for recycling (RecycleAfter). A
+// recycled worker is retired first, so the core stops dispatching to it;
+// it calls w.Close once w's last job ended, and w exits with Lost(w, nil)
+// while its successor already serves. The supervisor restarts the slot at
+// once (SteadyRun 0: a worker that completed its handshake started), and
+// backs off while starts fail.
+func (t *Transport) runSlot(ctx context.Context, i int) error {
+	s := t.slots[i]
+	w := s.cur
+	if w == nil {
+		var err error
+		if w, err = t.spawn(ctx, i); err != nil {
+			return err
 		}
 		w.slot = s
 		if !t.register(w) {
 			w.abort() // Close began while it started
-			return
+			return nil
 		}
 		s.cur = w
 		t.sink.Join(w)
 		w.startIO()
-		return
 	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		}
+		switch {
+		case w.gone.Load():
+		case w.recycle.Load():
+			t.sink.Retire(w)
+		default:
+			continue // its retired predecessor exited
+		}
+		s.cur = nil
+		return nil
+	}
+}
+
+// startFailed is told of a failed restart (spawn.SupervisorConfig.Failed):
+// while no worker can take jobs, the core fails Submit clearly
+// (Sink.Broken) instead of queueing for a worker that may never come. The
+// slot keeps trying until Close.
+func (t *Transport) startFailed(_ int, err error, _ time.Duration) bool {
+	if t.noLiveWorker() {
+		t.sink.Broken(err)
+	}
+	return true
 }
 
 // noLiveWorker reports whether no worker can take jobs: every registered
@@ -81,17 +79,4 @@ func (t *Transport) noLiveWorker() bool {
 		}
 	}
 	return true
-}
-
-// sleep waits d, or until Close; it reports whether the transport is still
-// open.
-func (t *Transport) sleep(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-t.ctx.Done():
-		return false
-	}
 }

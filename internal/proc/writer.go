@@ -123,11 +123,7 @@ func (w *worker) writeRun(jobs []wire.Job) error {
 	}
 	j := &jobs[0]
 	e := &wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("aplex: job %q of %d items does not fit in a %d-byte frame", j.Name, len(j.Args), w.t.cfg.MaxFrame)}
-	items := make([]wire.Outcome, len(j.Args))
-	for i := range items {
-		items[i].Err = e
-	}
-	w.t.sink.Done(w, []wire.Result{{ID: j.ID, Items: items}})
+	w.t.sink.Done(w, []wire.Result{wire.Failed(j.ID, len(j.Args), e)})
 	return nil
 }
 

@@ -1,6 +1,3 @@
-// Package spawn holds what every transport that starts worker processes
-// needs: a forker that keeps Pdeathsig reliable and a writer that labels
-// the children's output lines.
 package spawn
 
 import (

@@ -51,3 +51,20 @@ func TestNeverRan(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedFailsEveryItem: the one "fail every item of a job" (there were
+// five copies) gives each item the error, and an empty job no items.
+func TestFailedFailsEveryItem(t *testing.T) {
+	e := &Error{Code: CodeTooLarge, Message: "too large"}
+	for _, n := range []int{0, 1, 3} {
+		r := Failed(7, n, e)
+		if r.ID != 7 || len(r.Items) != n {
+			t.Fatalf("Failed(7, %d) = id %d, %d items", n, r.ID, len(r.Items))
+		}
+		for i, o := range r.Items {
+			if o.Err != e || o.Value != nil {
+				t.Errorf("Failed(7, %d).Items[%d] = %+v, want the error alone", n, i, o)
+			}
+		}
+	}
+}

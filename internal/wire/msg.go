@@ -105,6 +105,18 @@ type Result struct {
 	Items []Outcome
 }
 
+// Failed returns the result of job id whose n items all fail with e (they
+// share it): a job refused or too large to send, a result too large to
+// return or no longer held. Every side that answers a job it cannot run or
+// answer in full uses it.
+func Failed(id uint64, n int, e *Error) Result {
+	items := make([]Outcome, n)
+	for i := range items {
+		items[i].Err = e
+	}
+	return Result{ID: id, Items: items}
+}
+
 // Results is a batch of finished jobs.
 type Results struct {
 	WorkerID string

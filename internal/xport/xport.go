@@ -32,8 +32,7 @@
 //   - Send, Cancel, Slot, Info and Budget must not block, must not call
 //     any Sink method, and must not take a lock that the transport holds
 //     while it calls a Sink method. They take their own locks after
-//     core.mu (process: the worker's mu; cluster: the member's mu, then
-//     the sender's).
+//     core.mu (process: the worker's mu; cluster: the sender's).
 //   - Close and Kill may call Sink.Lost synchronously, and the cluster
 //     transport does: a member's Close drops it and reports Lost(w, nil)
 //     at once (the remote process serves other executors and is not
@@ -46,6 +45,12 @@
 //     methods take. Sink methods take core.mu; Done, Lost and Broken end
 //     futures outside it, so they run completion callbacks
 //     (Future.OnDone) on the transport's goroutine.
+//   - Sink.Outstanding is a query: it takes core.mu (then the core's
+//     worker lock), calls no Worker method and no callback, and returns.
+//     So it may be called holding transport locks that no Worker method
+//     takes under core.mu (cluster: transport.mu, in drop), and from
+//     inside Close and Kill; never from inside Send, Cancel, Slot, Info or
+//     Budget, which run under core.mu (it is not re-entrant).
 //
 // Which goroutines call the Sink:
 //
@@ -61,7 +66,19 @@
 //     restart under the same id, a Bye), the monitor goroutine (silence,
 //     the connection closed for good), a local worker's supervisor (its
 //     process exited), and inside Worker.Close and Worker.Kill; Broken
-//     from the monitor.
+//     from the monitor; Outstanding from the hello handlers (a resend),
+//     the Bye barrier and every drop.
+//
+// # One job table
+//
+// The core's job table is the only record, on the executor's side, of the
+// jobs a worker holds: a transport keeps no copy. It learns what it needs
+// from the events it reports and from Sink.Outstanding: the jobs to send
+// again after a reconnect (cluster: Runs marked Resend), how many a
+// departing worker left unanswered, and which to cancel on a worker it
+// drops. Results need no filtering by the transport either: Done drops a
+// result the core no longer awaits from that worker (answered already,
+// failed or re-queued by Lost, a duplicate after a resend).
 //
 // # Order of events per worker
 //
@@ -189,6 +206,16 @@ type Sink interface {
 	// should fail clearly instead of queueing forever; Broken(nil) or the
 	// next Join clears it.
 	Broken(err error)
+	// Outstanding returns what w holds in the core's job table (see "One
+	// job table"): copies of the jobs sent to w and neither answered nor
+	// failed or re-queued by Lost, in id order, which the transport may
+	// keep and read at will; and the ids among them whose future ended
+	// early (cancelled, or the caller's ctx ended), for which the core has
+	// sent or is sending a Cancel. Nothing for a worker the core does not
+	// know (its Join has not run, or it was lost). It may be called under
+	// the transport's locks and inside Close and Kill, never inside a
+	// Worker method that runs under core.mu ("Locks and re-entrancy").
+	Outstanding(w Worker) (jobs []*wire.Job, cancelled []uint64)
 }
 
 // Reasoner is implemented by Lost causes that can say how the worker ended

@@ -1,0 +1,199 @@
+// Package spawn holds what every transport that starts worker processes
+// needs: a forker that keeps Pdeathsig reliable, the one supervisor that
+// keeps worker slots staffed (restarts with back-off, stop, release), and
+// a writer that labels the children's output lines.
+package spawn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// ErrStopped is Fork's error once Stop was called: a process started then
+// would miss the stop that the caller broadcasts to its children.
+var ErrStopped = errors.New("aplex: workers are stopping")
+
+// SupervisorConfig says what a Supervisor keeps running and how.
+type SupervisorConfig struct {
+	// Slots is the number of slots (0..Slots-1), each with one supervising
+	// goroutine.
+	Slots int
+	// Run starts slot's next incarnation (a worker process) and returns once
+	// the slot needs another: the process exited, or it is retired and
+	// drains beside its successor (process workers' RecycleAfter). It
+	// returns an error when the incarnation could not start; nil otherwise.
+	// It must return promptly once ctx ends (Stop), unless it waits for a
+	// process that Stop's caller is about to stop.
+	Run func(ctx context.Context, slot int) error
+	// SteadyRun is how long an incarnation must have run for its end to
+	// count as a death rather than a failed start: the back-off is reset
+	// and the slot is restarted at once. 0: every incarnation that started
+	// (Run returned nil) is steady.
+	SteadyRun time.Duration
+	// Failed is told of every failed start (Run returned an error while the
+	// supervisor runs), with the wait before the next try; it returns
+	// false to give the slot up (its goroutine ends). Nil: always retry.
+	Failed func(slot int, err error, retryIn time.Duration) bool
+	// What names the workers in the log ("process worker").
+	What string
+	// Logger receives one warning per failed restart. Nil discards.
+	Logger *slog.Logger
+}
+
+// Supervisor keeps a fixed number of slots staffed with worker processes,
+// and starts every one of them from its Forker (Pdeathsig). Process workers
+// (internal/proc) and a cluster executor's local workers use it; what an
+// incarnation is, how it is stopped and reaped, is theirs (Run).
+//
+// Lifecycle:
+//
+//   - NewSupervisor starts the forker thread; Fork works from then on, so
+//     a transport can start its first workers itself (all at once, with a
+//     handshake) before Start.
+//   - Start runs one goroutine per slot. Each loops: wait out the back-off,
+//     Run, and decide the next back-off. A failed start (Run's error) and an
+//     incarnation that ended before SteadyRun double the back-off, from
+//     10ms up to 2s; a steady one resets it to 0, so a worker that dies
+//     after a good run is replaced at once, and one that cannot start costs
+//     little. Failed may give a slot up (a worker that never started).
+//   - Stop ends the restarts: Run's ctx ends, back-off waits return, and
+//     Fork fails with ErrStopped, so no process starts after the caller has
+//     told the running ones to stop (Signal, or its own protocol). It does
+//     not wait.
+//   - Wait returns once every slot goroutine has returned: for a Run that
+//     waits for its process, once that process has exited.
+//   - Release ends the forker thread. Call it last, once every child is
+//     reaped: on Linux the thread's exit SIGKILLs every child it forked,
+//     which is what guarantees that no worker outlives its executor, but
+//     would also kill a child still finishing its works.
+type Supervisor struct {
+	cfg    SupervisorConfig
+	log    *slog.Logger
+	fork   *Forker
+	ctx    context.Context // ends at Stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	stopped  bool
+	children map[*exec.Cmd]struct{} // forked and not reaped (Reaped)
+}
+
+// NewSupervisor returns a supervisor with its forker running; no slot runs
+// until Start.
+func NewSupervisor(cfg SupervisorConfig) *Supervisor {
+	s := &Supervisor{cfg: cfg, log: cfg.Logger, fork: NewForker(), children: map[*exec.Cmd]struct{}{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Fork starts cmd on the forker thread (see Forker.Start) and counts it
+// among the children until Reaped. After Stop it starts nothing and returns
+// ErrStopped.
+func (s *Supervisor) Fork(cmd *exec.Cmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return ErrStopped
+	}
+	if err := s.fork.Start(cmd); err != nil {
+		return err
+	}
+	s.children[cmd] = struct{}{}
+	return nil
+}
+
+// Reaped forgets a child whose cmd.Wait has returned: Signal no longer
+// reaches it, so a recycled pid is never signalled.
+func (s *Supervisor) Reaped(cmd *exec.Cmd) {
+	s.mu.Lock()
+	delete(s.children, cmd)
+	s.mu.Unlock()
+}
+
+// Signal sends sig to every child not yet reaped.
+func (s *Supervisor) Signal(sig os.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cmd := range s.children {
+		cmd.Process.Signal(sig)
+	}
+}
+
+// Start runs the slots' goroutines.
+func (s *Supervisor) Start() {
+	for i := range s.cfg.Slots {
+		s.wg.Go(func() { s.supervise(i) })
+	}
+}
+
+// Stop ends the restarts and makes Fork fail; see the type's doc.
+func (s *Supervisor) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.cancel()
+}
+
+// Wait returns once every slot goroutine has returned.
+func (s *Supervisor) Wait() { s.wg.Wait() }
+
+// Release ends the forker thread; see the type's doc.
+func (s *Supervisor) Release() {
+	s.Stop()
+	s.fork.Stop()
+}
+
+// supervise keeps slot staffed until Stop, or until Failed gives it up.
+func (s *Supervisor) supervise(slot int) {
+	var delay time.Duration // 0 until a start fails or a worker dies young
+	for {
+		if delay > 0 && !s.sleep(delay) {
+			return
+		}
+		began := time.Now()
+		err := s.cfg.Run(s.ctx, slot)
+		if s.ctx.Err() != nil {
+			return
+		}
+		delay = s.nextDelay(delay, time.Since(began), err != nil)
+		if err == nil {
+			continue
+		}
+		if s.cfg.Failed != nil && !s.cfg.Failed(slot, err, delay) {
+			return
+		}
+		s.log.Warn("aplex: cannot restart "+s.cfg.What, "slot", slot, "retry_in", delay, "err", err)
+	}
+}
+
+// nextDelay returns the wait before the next start of a slot whose last
+// wait was delay and whose last incarnation ran for ran, or failed to
+// start: 0 after a steady run, else the next back-off.
+func (s *Supervisor) nextDelay(delay, ran time.Duration, failed bool) time.Duration {
+	if !failed && ran >= s.cfg.SteadyRun {
+		return 0
+	}
+	return NextBackoff(delay)
+}
+
+// sleep waits d, or until Stop; it reports whether the supervisor still
+// runs.
+func (s *Supervisor) sleep(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
