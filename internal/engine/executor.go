@@ -138,6 +138,9 @@ type core struct {
 	resizing chan struct{} // capacity 1: one Resize at a time
 	size     atomic.Int64
 	retiring []*worker // goroutine workers of removed slots still holding works
+	// removedSlots are slots Resize took away, until it adds them again: a
+	// worker that joins one late (its start raced the removal) is closed.
+	removedSlots map[int]bool
 	// The counters of removed slots, kept in Stats' totals.
 	goneCompleted, goneFailed, goneCancelled uint64
 	scaleUps, scaleDowns                     atomic.Uint64

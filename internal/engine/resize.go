@@ -102,6 +102,7 @@ func (c *core) changeSlots(ctx context.Context, plan func(live []int) (add, remo
 	add, remove := plan(live)
 	for _, slot := range add {
 		c.statsFor(slot) // reserved: Resize's count includes it from now on
+		delete(c.removedSlots, slot)
 	}
 	var gone []chan struct{}
 	var idle []xport.Worker
@@ -132,7 +133,12 @@ func (c *core) changeSlots(ctx context.Context, plan func(live []int) (add, remo
 	if err != nil {
 		c.mu.Lock()
 		for _, slot := range add {
-			c.dropUnstaffedLocked(slot)
+			if c.dropUnstaffedLocked(slot) {
+				if c.removedSlots == nil {
+					c.removedSlots = map[int]bool{}
+				}
+				c.removedSlots[slot] = true // the backend gave it up
+			}
 		}
 		c.size.Store(int64(len(c.liveSlotsLocked())))
 		c.mu.Unlock()
@@ -163,13 +169,14 @@ func (c *core) liveSlotsLocked() []int {
 }
 
 // dropUnstaffedLocked forgets a slot reserved by a Resize whose worker
-// never joined.
-func (c *core) dropUnstaffedLocked(slot int) {
+// never joined, and reports whether it did.
+func (c *core) dropUnstaffedLocked(slot int) bool {
 	st := c.slots[slot]
 	if st == nil || st.removed || st.pid.Load() != 0 || st.name != "" {
-		return
+		return false
 	}
 	delete(c.slots, slot)
+	return true
 }
 
 // removeSlotLocked retires slot's worker, if any: out of the balancer's
@@ -180,6 +187,10 @@ func (c *core) removeSlotLocked(slot int) (gone chan struct{}, idle []xport.Work
 	st := c.slots[slot]
 	st.removed = true
 	st.gone = make(chan struct{})
+	if c.removedSlots == nil {
+		c.removedSlots = map[int]bool{}
+	}
+	c.removedSlots[slot] = true
 	busy := false
 	for _, w := range c.allWorkersLocked() {
 		if w.slot != slot {

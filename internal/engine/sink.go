@@ -30,7 +30,7 @@ func (c *core) Join(conn xport.Worker) {
 		c.mu.Unlock()
 		return
 	}
-	if st := c.slots[conn.Slot()]; st != nil && st.removed {
+	if c.removedSlots[conn.Slot()] {
 		// A worker started for a slot Resize removed meanwhile: it goes,
 		// outside the lock (Close may report Lost at once).
 		c.mu.Unlock()

@@ -83,7 +83,6 @@ type Transport struct {
 	reaped chan struct{} // closed by Close once every worker is gone: stops the watchdog
 	sink   xport.Sink
 	sup    *spawn.Supervisor // forks every worker; one goroutine per slot replaces them
-	slots  []*slot
 
 	wg sync.WaitGroup // every other goroutine: readers, writers, memory poll
 
@@ -91,6 +90,7 @@ type Transport struct {
 	started bool
 	closing bool
 	workers map[*worker]struct{} // every registered process not yet reaped
+	slots   map[int]*slot        // the slots kept staffed (resize.go changes them)
 }
 
 var _ xport.Transport = (*Transport)(nil)
@@ -132,7 +132,7 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.MaxFrame == 0 {
 		cfg.MaxFrame = wire.DefaultMaxFrame
 	}
-	t := &Transport{cfg: cfg, log: cfg.Logger, out: cfg.Output, workers: map[*worker]struct{}{}}
+	t := &Transport{cfg: cfg, log: cfg.Logger, out: cfg.Output, workers: map[*worker]struct{}{}, slots: map[int]*slot{}}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -198,12 +198,15 @@ func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
 		return err
 	}
 
-	t.slots = make([]*slot, len(ws))
+	t.mu.Lock()
 	for i, w := range ws {
-		t.slots[i] = &slot{idx: i, wake: make(chan struct{}, 1), cur: w}
-		w.slot = t.slots[i]
-		t.register(w)
+		s := newSlot(i)
+		s.cur = w
+		w.slot = s
+		t.slots[i] = s
+		t.workers[w] = struct{}{}
 	}
+	t.mu.Unlock()
 	for _, w := range ws {
 		sink.Join(w)
 		w.startIO()

@@ -12,6 +12,15 @@ type slot struct {
 	idx  int
 	wake chan struct{} // capacity 1: cur died or is due for recycling
 	cur  *worker       // only touched by the supervisor (and Start before it)
+	// A slot added by Resize (AddSlot) reports its first worker's join, or
+	// its first failed start, on these; guarded by Transport.mu.
+	joined   chan struct{} // closed at the first Join
+	startErr error         // the first failed start, if before any Join
+	failed   chan struct{} // closed at the first failed start before a Join
+}
+
+func newSlot(i int) *slot {
+	return &slot{idx: i, wake: make(chan struct{}, 1), joined: make(chan struct{}), failed: make(chan struct{})}
 }
 
 // runSlot is one incarnation of slot i for the supervisor: it starts a
@@ -23,7 +32,12 @@ type slot struct {
 // once (SteadyRun 0: a worker that completed its handshake started), and
 // backs off while starts fail.
 func (t *Transport) runSlot(ctx context.Context, i int) error {
+	t.mu.Lock()
 	s := t.slots[i]
+	t.mu.Unlock()
+	if s == nil {
+		return nil // removed before it ran
+	}
 	w := s.cur
 	if w == nil {
 		var err error
@@ -38,6 +52,7 @@ func (t *Transport) runSlot(ctx context.Context, i int) error {
 		s.cur = w
 		t.sink.Join(w)
 		w.startIO()
+		t.joinedSlot(s)
 	}
 	for {
 		select {
@@ -61,7 +76,8 @@ func (t *Transport) runSlot(ctx context.Context, i int) error {
 // while no worker can take jobs, the core fails Submit clearly
 // (Sink.Broken) instead of queueing for a worker that may never come. The
 // slot keeps trying until Close.
-func (t *Transport) startFailed(_ int, err error, _ time.Duration) bool {
+func (t *Transport) startFailed(i int, err error, _ time.Duration) bool {
+	t.failedSlot(i, err)
 	if t.noLiveWorker() {
 		t.sink.Broken(err)
 	}

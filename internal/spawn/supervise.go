@@ -20,8 +20,8 @@ var ErrStopped = errors.New("aplex: workers are stopping")
 
 // SupervisorConfig says what a Supervisor keeps running and how.
 type SupervisorConfig struct {
-	// Slots is the number of slots (0..Slots-1), each with one supervising
-	// goroutine.
+	// Slots is the number of slots Start runs (0..Slots-1), each with one
+	// supervising goroutine; AddSlot and RemoveSlot change them later.
 	Slots int
 	// Run starts slot's next incarnation (a worker process) and returns once
 	// the slot needs another: the process exited, or it is retired and
@@ -67,6 +67,8 @@ type SupervisorConfig struct {
 //     not wait.
 //   - Wait returns once every slot goroutine has returned: for a Run that
 //     waits for its process, once that process has exited.
+//   - AddSlot runs one more slot, RemoveSlot ends one: its Run's ctx ends
+//     and the slot is never restarted (a resized pool).
 //   - Release ends the forker thread. Call it last, once every child is
 //     reaped: on Linux the thread's exit SIGKILLs every child it forked,
 //     which is what guarantees that no worker outlives its executor, but
@@ -81,13 +83,14 @@ type Supervisor struct {
 
 	mu       sync.Mutex
 	stopped  bool
-	children map[*exec.Cmd]struct{} // forked and not reaped (Reaped)
+	children map[*exec.Cmd]struct{}     // forked and not reaped (Reaped)
+	slots    map[int]context.CancelFunc // running slots; each ends its slot's ctx
 }
 
 // NewSupervisor returns a supervisor with its forker running; no slot runs
 // until Start.
 func NewSupervisor(cfg SupervisorConfig) *Supervisor {
-	s := &Supervisor{cfg: cfg, log: cfg.Logger, fork: NewForker(), children: map[*exec.Cmd]struct{}{}}
+	s := &Supervisor{cfg: cfg, log: cfg.Logger, fork: NewForker(), children: map[*exec.Cmd]struct{}{}, slots: map[int]context.CancelFunc{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -131,7 +134,31 @@ func (s *Supervisor) Signal(sig os.Signal) {
 // Start runs the slots' goroutines.
 func (s *Supervisor) Start() {
 	for i := range s.cfg.Slots {
-		s.wg.Go(func() { s.supervise(i) })
+		s.AddSlot(i)
+	}
+}
+
+// AddSlot runs slot's goroutine, unless it runs already or Stop was called.
+func (s *Supervisor) AddSlot(slot int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.slots[slot] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.slots[slot] = cancel
+	s.wg.Go(func() { s.supervise(ctx, slot) })
+}
+
+// RemoveSlot ends slot: its Run's ctx ends and it is not restarted. It
+// does not wait.
+func (s *Supervisor) RemoveSlot(slot int) {
+	s.mu.Lock()
+	cancel := s.slots[slot]
+	delete(s.slots, slot)
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
 	}
 }
 
@@ -152,16 +179,17 @@ func (s *Supervisor) Release() {
 	s.fork.Stop()
 }
 
-// supervise keeps slot staffed until Stop, or until Failed gives it up.
-func (s *Supervisor) supervise(slot int) {
+// supervise keeps slot staffed until Stop or RemoveSlot (ctx), or until
+// Failed gives it up.
+func (s *Supervisor) supervise(ctx context.Context, slot int) {
 	var delay time.Duration // 0 until a start fails or a worker dies young
 	for {
-		if delay > 0 && !s.sleep(delay) {
+		if delay > 0 && !sleep(ctx, delay) {
 			return
 		}
 		began := time.Now()
-		err := s.cfg.Run(s.ctx, slot)
-		if s.ctx.Err() != nil {
+		err := s.cfg.Run(ctx, slot)
+		if ctx.Err() != nil {
 			return
 		}
 		delay = s.nextDelay(delay, time.Since(began), err != nil)
@@ -185,15 +213,15 @@ func (s *Supervisor) nextDelay(delay, ran time.Duration, failed bool) time.Durat
 	return NextBackoff(delay)
 }
 
-// sleep waits d, or until Stop; it reports whether the supervisor still
+// sleep waits d, or until ctx ends; it reports whether the slot still
 // runs.
-func (s *Supervisor) sleep(d time.Duration) bool {
+func sleep(ctx context.Context, d time.Duration) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-timer.C:
 		return true
-	case <-s.ctx.Done():
+	case <-ctx.Done():
 		return false
 	}
 }
