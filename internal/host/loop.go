@@ -156,14 +156,8 @@ const (
 //
 // It is the one worker loop: process children (ServeConn, a byte stream)
 // and cluster workers (NATS) differ only in their link and in cfg's
-// AcceptWindow, DrainTimeout and DoneLeaves. Its states and transitions:
-//
-//	serving ──leave──▶ announced ──AcceptWindow──▶ draining ──idle──▶ Bye
-//	   │                  │                          │
-//	   │                  │                          └─DrainTimeout─▶ cancelling
-//	   └──────kill────────┴────────────kill──────────┴──────────────▶ cancelling
-//	cancelling ──idle, or cancelGrace──▶ Bye
-//	any state ──gone──▶ cancelling, and no Bye
+// AcceptWindow, DrainTimeout and DoneLeaves. Its states (serving,
+// announced, draining, cancelling) and the events that move it:
 //
 //   - leave: Shutdown{Graceful: true}, or ctx ending when cfg.DoneLeaves.
 //     The worker announces it leaves with a Draining heartbeat (only when
@@ -189,6 +183,15 @@ const (
 //   - gone: the link's input ended or the link broke. Nobody reads a Bye:
 //     the worker refuses, cancels, waits at most cancelGrace and returns
 //     nil for a clean end of input, else the link's error.
+//
+// In short:
+//
+//	serving ──leave──▶ announced ──AcceptWindow──▶ draining ──idle──▶ Bye
+//	   │                  │                          │
+//	   │                  │                          └─DrainTimeout─▶ cancelling
+//	   └──────kill────────┴────────────kill──────────┴──────────────▶ cancelling
+//	cancelling ──idle, or cancelGrace──▶ Bye
+//	any state ──gone──▶ cancelling, and no Bye
 //
 // Heartbeats go out every cfg.Heartbeat (0: none) until Serve returns or
 // the link is gone. Serve returns Link.Open's error if it fails.
