@@ -166,13 +166,6 @@ func (h *Host) Load() int {
 	return h.running
 }
 
-// Draining reports whether Drain was called.
-func (h *Host) Draining() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.draining
-}
-
 // Drain makes the Host refuse new jobs: from now on Run answers every job at
 // once with an Error of Code wire.CodeShutdown. Running jobs carry on.
 func (h *Host) Drain() {
@@ -203,16 +196,6 @@ func (h *Host) CancelAll() {
 		for j := head; j != nil; j = j.sameKey {
 			j.cancel()
 		}
-	}
-}
-
-// Wait blocks until no job runs or ctx ends (then it returns ctx.Err()).
-func (h *Host) Wait(ctx context.Context) error {
-	select {
-	case <-h.idleChan():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

@@ -53,39 +53,30 @@ type Link interface {
 	// and fail them with a worker error (which a retry may resend), rather
 	// than with a cancellation nobody asked for.
 	Killed()
-	// Close stops handing messages to the Inbox and returns once none is
-	// being handed. With a non-nil bye it first writes every result handed
-	// to Result so far, then bye, and makes sure they left the process
-	// (bounded); with nil (the link is gone) it writes what it can.
+	// Close ends the link. With a non-nil bye it first writes every result
+	// handed to Result so far, then bye, and makes sure they left the
+	// process (bounded); with nil (the link is gone) it writes what it
+	// can. It stops handing messages to the Inbox; one handed while it
+	// closes finds the host draining, which refuses its jobs.
 	Close(bye *wire.Bye)
 }
 
 // Inbox is where a Link hands what executors send. Run and Cancel apply
 // at once, on the link's goroutine; Shutdown and Gone are also passed to
-// the loop, in order.
+// the loop.
 type Inbox struct {
 	h        *Host
 	link     Link
 	drainNow bool          // no accept window: a graceful Shutdown refuses new jobs at once
-	wake     chan struct{} // capacity 1: events were queued
+	wake     chan struct{} // capacity 1: an event was posted
 
-	mu     sync.Mutex
-	events []event // a few per worker's life: no reuse
+	// Events for the loop. Each is idempotent and the loop applies them
+	// in this order, which is the only order that matters: after Gone the
+	// link hands nothing more.
+	mu                sync.Mutex
+	leave, kill, gone bool
+	goneErr           error
 }
-
-// event is what the Inbox passes to the loop.
-type event struct {
-	kind eventKind
-	err  error // gone: io.EOF (the executor closed the stream) or why the link broke
-}
-
-type eventKind int
-
-const (
-	evLeave eventKind = iota // Shutdown{Graceful: true}
-	evKill                   // Shutdown{Graceful: false}
-	evGone                   // the link's input ended or the link broke
-)
 
 // Run starts the jobs of r (a draining host refuses them with CodeShutdown).
 func (in *Inbox) Run(r *wire.Run) { in.h.Run(r) }
@@ -103,13 +94,13 @@ func (in *Inbox) Shutdown(s *wire.Shutdown) {
 		if in.drainNow {
 			in.h.Drain()
 		}
-		in.post(event{kind: evLeave})
+		in.post(func() { in.leave = true })
 		return
 	}
 	in.link.Killed()
 	in.h.Drain()
 	in.h.CancelAll()
-	in.post(event{kind: evKill})
+	in.post(func() { in.kill = true })
 }
 
 // Gone reports that the link's input ended (err wraps io.EOF: the executor
@@ -117,13 +108,17 @@ func (in *Inbox) Shutdown(s *wire.Shutdown) {
 // read or write error): nobody will read a Bye. The link hands nothing
 // more to the Inbox after Gone.
 func (in *Inbox) Gone(err error) {
-	in.post(event{kind: evGone, err: err})
+	in.post(func() {
+		if !in.gone {
+			in.gone, in.goneErr = true, err
+		}
+	})
 }
 
-// post queues ev for the loop without blocking the link.
-func (in *Inbox) post(ev event) {
+// post records an event for the loop without blocking the link.
+func (in *Inbox) post(set func()) {
 	in.mu.Lock()
-	in.events = append(in.events, ev)
+	set()
 	in.mu.Unlock()
 	select {
 	case in.wake <- struct{}{}:
@@ -131,13 +126,21 @@ func (in *Inbox) post(ev event) {
 	}
 }
 
-// take returns the queued events, oldest first.
-func (in *Inbox) take() []event {
+// apply hands the events posted so far to l, and forgets them.
+func (in *Inbox) apply(l *loop) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	evs := in.events
-	in.events = nil
-	return evs
+	leave, kill, gone, err := in.leave, in.kill, in.gone, in.goneErr
+	in.leave, in.kill, in.gone = false, false, false
+	in.mu.Unlock()
+	if leave {
+		l.leave()
+	}
+	if kill {
+		l.kill(ErrKilled)
+	}
+	if gone {
+		l.gone(err)
+	}
 }
 
 // state is where the serve loop is in a worker's life.
@@ -206,7 +209,6 @@ func Serve(ctx context.Context, cfg Config, link Link) error {
 		return err
 	}
 	l := &loop{cfg: cfg, h: h, link: link, st: serving, bye: true}
-	defer l.stopTimers()
 	var tick <-chan time.Time
 	if cfg.Heartbeat > 0 {
 		t := time.NewTicker(cfg.Heartbeat)
@@ -217,9 +219,7 @@ func Serve(ctx context.Context, cfg Config, link Link) error {
 	for !l.done {
 		select {
 		case <-in.wake:
-			for _, ev := range in.take() {
-				l.apply(ev)
-			}
+			in.apply(l)
 		case <-ctxDone:
 			ctxDone = nil
 			if cfg.DoneLeaves {
@@ -265,7 +265,6 @@ type loop struct {
 	drainEnd  <-chan time.Time // draining: DrainTimeout passed
 	graceEnd  <-chan time.Time // cancelling: cancelGrace passed
 	idle      <-chan struct{}  // draining, cancelling: closed once no job runs
-	timers    []*time.Timer
 
 	result   error
 	timedOut error // result, when set by the drain timeout (a kill overrides it)
@@ -273,20 +272,13 @@ type loop struct {
 	done     bool
 }
 
-// apply handles one event from the Inbox.
-func (l *loop) apply(ev event) {
-	switch ev.kind {
-	case evLeave:
-		l.leave()
-	case evKill:
-		l.kill(ErrKilled)
-	case evGone:
-		if !errors.Is(ev.err, io.EOF) {
-			l.result = ev.err
-		}
-		l.bye = false
-		l.cancel()
+// gone: the link's input ended or it broke; nobody reads a Bye.
+func (l *loop) gone(err error) {
+	if !errors.Is(err, io.EOF) {
+		l.result = err
 	}
+	l.bye = false
+	l.cancel()
 }
 
 // leave starts a clean leave: announce, then accept window, then drain.
@@ -296,7 +288,7 @@ func (l *loop) leave() {
 	}
 	l.announce()
 	if l.cfg.AcceptWindow > 0 {
-		l.acceptEnd = l.after(l.cfg.AcceptWindow)
+		l.acceptEnd = time.After(l.cfg.AcceptWindow)
 		return
 	}
 	l.drain()
@@ -317,7 +309,7 @@ func (l *loop) drain() {
 	l.h.Drain()
 	l.idle = l.h.idleChan()
 	if l.cfg.DrainTimeout > 0 {
-		l.drainEnd = l.after(l.cfg.DrainTimeout)
+		l.drainEnd = time.After(l.cfg.DrainTimeout)
 	}
 }
 
@@ -347,7 +339,7 @@ func (l *loop) cancel() {
 	l.st = cancelling
 	l.acceptEnd, l.drainEnd = nil, nil
 	l.idle = l.h.idleChan()
-	l.graceEnd = l.after(cancelGrace)
+	l.graceEnd = time.After(cancelGrace)
 }
 
 // beat sends a heartbeat.
@@ -358,17 +350,4 @@ func (l *loop) beat() {
 		MaxWorks: l.cfg.MaxWorks,
 		Draining: l.st != serving,
 	})
-}
-
-// after is time.After whose timer is stopped when Serve returns.
-func (l *loop) after(d time.Duration) <-chan time.Time {
-	t := time.NewTimer(d)
-	l.timers = append(l.timers, t)
-	return t.C
-}
-
-func (l *loop) stopTimers() {
-	for _, t := range l.timers {
-		t.Stop()
-	}
 }
