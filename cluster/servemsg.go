@@ -10,8 +10,9 @@ import (
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
-// The worker's side of the protocol: its subscriptions, the messages it
-// sends, and its handlers for what executors send.
+// The worker's side of the protocol, as the serve loop's Link
+// (host.Link): its subscriptions, the messages it sends, and its handlers
+// for what executors send, which it hands to the loop's Inbox.
 
 // Open is the Link's start: it subscribes, then announces the worker.
 func (w *workerServer) Open(hello *wire.Hello, in *host.Inbox) error {
