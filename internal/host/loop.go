@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
@@ -63,19 +62,15 @@ type Link interface {
 
 // Inbox is where a Link hands what executors send. Run and Cancel apply
 // at once, on the link's goroutine; Shutdown and Gone are also passed to
-// the loop.
+// the loop, without blocking the link. Each event counts once: the loop
+// acts on the first leave, kill and gone only.
 type Inbox struct {
 	h        *Host
 	link     Link
-	drainNow bool          // no accept window: a graceful Shutdown refuses new jobs at once
-	wake     chan struct{} // capacity 1: an event was posted
+	drainNow bool // no accept window: a graceful Shutdown refuses new jobs at once
 
-	// Events for the loop. Each is idempotent and the loop applies them
-	// in this order, which is the only order that matters: after Gone the
-	// link hands nothing more.
-	mu                sync.Mutex
-	leave, kill, gone bool
-	goneErr           error
+	leave, kill chan struct{} // capacity 1
+	gone        chan error    // capacity 1: the first Gone's error
 }
 
 // Run starts the jobs of r (a draining host refuses them with CodeShutdown).
@@ -94,52 +89,26 @@ func (in *Inbox) Shutdown(s *wire.Shutdown) {
 		if in.drainNow {
 			in.h.Drain()
 		}
-		in.post(func() { in.leave = true })
+		post(in.leave, struct{}{})
 		return
 	}
 	in.link.Killed()
 	in.h.Drain()
 	in.h.CancelAll()
-	in.post(func() { in.kill = true })
+	post(in.kill, struct{}{})
 }
 
 // Gone reports that the link's input ended (err wraps io.EOF: the executor
 // closed it) or that the link broke (a malformed or unexpected message, a
 // read or write error): nobody will read a Bye. The link hands nothing
 // more to the Inbox after Gone.
-func (in *Inbox) Gone(err error) {
-	in.post(func() {
-		if !in.gone {
-			in.gone, in.goneErr = true, err
-		}
-	})
-}
+func (in *Inbox) Gone(err error) { post(in.gone, err) }
 
-// post records an event for the loop without blocking the link.
-func (in *Inbox) post(set func()) {
-	in.mu.Lock()
-	set()
-	in.mu.Unlock()
+// post sends v on a capacity-1 channel unless it holds one already.
+func post[T any](c chan T, v T) {
 	select {
-	case in.wake <- struct{}{}:
+	case c <- v:
 	default:
-	}
-}
-
-// apply hands the events posted so far to l, and forgets them.
-func (in *Inbox) apply(l *loop) {
-	in.mu.Lock()
-	leave, kill, gone, err := in.leave, in.kill, in.gone, in.goneErr
-	in.leave, in.kill, in.gone = false, false, false
-	in.mu.Unlock()
-	if leave {
-		l.leave()
-	}
-	if kill {
-		l.kill(ErrKilled)
-	}
-	if gone {
-		l.gone(err)
 	}
 }
 
@@ -204,7 +173,8 @@ func Serve(ctx context.Context, cfg Config, link Link) error {
 	}
 	cfg.Emit = link.Result
 	h := New(cfg)
-	in := &Inbox{h: h, link: link, drainNow: cfg.AcceptWindow <= 0, wake: make(chan struct{}, 1)}
+	in := &Inbox{h: h, link: link, drainNow: cfg.AcceptWindow <= 0,
+		leave: make(chan struct{}, 1), kill: make(chan struct{}, 1), gone: make(chan error, 1)}
 	if err := link.Open(h.Hello(), in); err != nil {
 		return err
 	}
@@ -218,8 +188,12 @@ func Serve(ctx context.Context, cfg Config, link Link) error {
 	ctxDone := ctx.Done()
 	for !l.done {
 		select {
-		case <-in.wake:
-			in.apply(l)
+		case <-in.leave:
+			l.leave()
+		case <-in.kill:
+			l.kill(ErrKilled)
+		case err := <-in.gone:
+			l.gone(err)
 		case <-ctxDone:
 			ctxDone = nil
 			if cfg.DoneLeaves {
