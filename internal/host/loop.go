@@ -46,7 +46,7 @@ type Link interface {
 	// whether it still takes work. The first one with Draining set is the
 	// worker's announcement that it leaves. Called by the loop goroutine.
 	Heartbeat(hb *wire.Heartbeat)
-	// Killed is called once an executor killed the worker, before its jobs
+	// Killed is called when the worker is killed, before its jobs
 	// are cancelled. A link shared by several executors drops every result
 	// from then on: the others then see their jobs unanswered at the Bye
 	// and fail them with a worker error (which a retry may resend), rather
