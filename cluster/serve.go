@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,25 +16,24 @@ import (
 	"github.com/aplex-go/aplex/internal/engine"
 	"github.com/aplex-go/aplex/internal/host"
 	"github.com/aplex-go/aplex/internal/spawn"
-	"github.com/aplex-go/aplex/internal/wire"
 )
 
 // ErrKilled is returned by Serve when an executor killed the worker: a work
 // ignored its cancelled ctx or ran past its deadline for longer than the
 // executor's kill grace. The works still running were cancelled; the
 // process should exit (the worker role of aplex.Main does), which is the
-// only way to stop a work that ignores its ctx.
-var ErrKilled = errors.New("aplex: cluster worker killed by an executor")
+// only way to stop a work that ignores its ctx. It is the serve loop's
+// own error (internal/host), shared with process workers.
+var ErrKilled = host.ErrKilled
 
-// Timings of a leaving worker.
+// Timings of a cluster worker's link; the rest of a leaving worker's
+// timings (the drain, the one-second grace for cancelled works) belong to
+// the serve loop, internal/host.Serve.
 const (
 	// acceptWindow is how long a leaving worker still accepts Runs after
 	// announcing it drains: executors that sent one before they saw the
 	// announcement get their work run rather than refused.
 	acceptWindow = 250 * time.Millisecond
-	// abandonWait is how long a worker waits for cancelled works before it
-	// returns anyway (they ignore their ctx; exiting stops them).
-	abandonWait = time.Second
 	// flushWait bounds the final flush of Bye and results to the server.
 	flushWait = 2 * time.Second
 )
@@ -77,16 +77,16 @@ func Serve(ctx context.Context, opts ...ServeOption) error {
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
-	w.reconnected = make(chan struct{}, 1)
-	w.leave = make(chan struct{}, 1)
-	w.kill = make(chan struct{}, 1)
 	if err := w.connect(ctx); err != nil {
 		return err
 	}
 	return w.serve(ctx)
 }
 
-// workerServer is one running Serve.
+// workerServer is one running Serve: the serve loop's Link over NATS
+// (servemsg.go). Its sessions, heartbeats on hb.<wid>, per-executor reply
+// subjects, discover answers and re-announcements after a reconnect are
+// features of this link; draining, killing and leaving are the loop's.
 type workerServer struct {
 	cfg  serveConfig
 	subj subjects
@@ -94,16 +94,17 @@ type workerServer struct {
 
 	nc      *nats.Conn
 	ownConn bool
-	host    *host.Host
+	in      *host.Inbox
 	out     *outbox
 	sess    *sessions
 	hello   []byte // the encoded Hello, sent often and never changing
 	subs    []*nats.Subscription
 
-	draining    atomic.Bool
-	reconnected chan struct{} // signalled by the NATS reconnect handler
-	leave       chan struct{} // a graceful Shutdown arrived
-	kill        chan struct{} // a Shutdown{Graceful: false} arrived
+	draining atomic.Bool // the loop announced that the worker leaves
+	opened   atomic.Bool // Open ran: the reconnect handler may re-announce
+
+	resumeMu   sync.Mutex
+	reconnects uint64 // NATS reconnects already answered with a Hello
 }
 
 // connect dials NATS, unless Serve was given a connection. A server that
@@ -120,7 +121,7 @@ func (w *workerServer) connect(ctx context.Context) error {
 	var wait time.Duration
 	for attempt := 1; ; attempt++ {
 		nc, err := dial(w.cfg.urls, "aplex worker "+w.cfg.workerID, w.cfg.natsOpts,
-			func() { notify(w.reconnected) }, nil)
+			w.onReconnect, nil)
 		if err == nil {
 			if attempt > 1 {
 				w.log.Info("aplex cluster worker: connected to NATS", "url", nc.ConnectedUrl(), "attempts", attempt)
@@ -152,137 +153,35 @@ func unreachable(err error) bool {
 		errors.Is(err, io.EOF) || errors.As(err, &ne)
 }
 
-// setup builds the host, whose works see Serve's ctx values and WorkerID
-// but not its cancellation (a leaving worker lets them finish), and the
-// outbox and session memory around it.
-func (w *workerServer) setup(ctx context.Context) error {
+// hostConfig configures the serve loop: works see Serve's ctx values and
+// WorkerID but not its cancellation (a leaving worker lets them finish),
+// and the end of Serve's ctx is a clean leave.
+func (w *workerServer) hostConfig(ctx context.Context) (host.Config, error) {
 	max := maxPayload(w.nc)
 	w.out = newOutbox(w.nc, w.cfg.workerID, max, w.log)
 	w.sess = newSessions(w.cfg.maxWorks, w.cfg.workerID)
 	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
 	hc, err := engine.HostConfig(base, w.cfg.index, w.cfg.workerID, w.cfg.labels) // WorkerInfo.ID: -1, or a local worker's index
 	if err != nil {
-		return fmt.Errorf("aplex: cluster worker: %w", err)
+		return hc, fmt.Errorf("aplex: cluster worker: %w", err)
 	}
 	hc.MaxFrame = max // an oversize result becomes an error outcome
 	hc.MaxWorks = w.cfg.maxWorks
 	hc.WorkerID = w.cfg.workerID
 	hc.Labels = w.cfg.labels
-	hc.Emit = w.emit
-	w.host = host.New(hc)
-	hello, err := wire.Marshal(w.host.Hello())
-	if err != nil {
-		return fmt.Errorf("aplex: cluster worker: %w", err)
-	}
-	w.hello = hello
-	return nil
+	hc.Heartbeat = w.cfg.heartbeat
+	hc.AcceptWindow = w.cfg.acceptWindow
+	hc.DrainTimeout = w.cfg.drainTimeout
+	hc.DoneLeaves = true
+	return hc, nil
 }
 
-// serve is Serve's main loop.
-func (w *workerServer) serve(ctx context.Context) (err error) {
+// serve runs the serve loop over this link.
+func (w *workerServer) serve(ctx context.Context) error {
 	defer w.closeConn()
-	if err := w.setup(ctx); err != nil {
+	hc, err := w.hostConfig(ctx)
+	if err != nil {
 		return err
 	}
-	if err := w.subscribe(); err != nil {
-		return err
-	}
-	w.announce()
-
-	tick := time.NewTicker(w.cfg.heartbeat)
-	defer tick.Stop()
-	reconnects := w.nc.Stats().Reconnects
-
-	var (
-		ctxDone  = ctx.Done()
-		accept   <-chan time.Time // end of the accept window
-		idle     <-chan struct{}  // closed once no work runs (while leaving)
-		drainEnd <-chan time.Time // ServeDrainTimeout passed
-		abandon  <-chan time.Time // cancelled works had their grace
-		stopWait context.CancelFunc
-		leaving  bool
-		result   error
-	)
-	startLeaving := func() {
-		if !leaving {
-			leaving = true
-			w.draining.Store(true)
-			w.heartbeat() // executors stop sending work now
-		}
-	}
-	waitIdle := func() {
-		if stopWait != nil {
-			stopWait()
-		}
-		idle, stopWait = w.idleChan()
-	}
-	defer func() {
-		if stopWait != nil {
-			stopWait()
-		}
-	}()
-loop:
-	for {
-		select {
-		case <-ctxDone:
-			ctxDone = nil
-			if !leaving {
-				startLeaving()
-				accept = time.After(w.cfg.acceptWindow)
-			}
-		case <-w.leave:
-			if !leaving {
-				startLeaving()
-				accept = time.After(w.cfg.acceptWindow)
-			}
-		case <-w.kill:
-			// The message handler drained and cancelled already.
-			result = ErrKilled
-			startLeaving()
-			accept, drainEnd = nil, nil
-			waitIdle()
-			abandon = time.After(abandonWait)
-		case <-accept:
-			accept = nil
-			w.host.Drain()
-			waitIdle()
-			drainEnd = time.After(w.cfg.drainTimeout)
-		case <-idle:
-			break loop
-		case <-drainEnd:
-			drainEnd = nil
-			w.host.CancelAll()
-			abandon = time.After(abandonWait)
-			result = fmt.Errorf("aplex: cluster worker: works still running after the %v drain timeout were cancelled", w.cfg.drainTimeout)
-		case <-abandon:
-			break loop
-		case <-w.reconnected:
-			w.resume(&reconnects)
-		case now := <-tick.C:
-			w.heartbeat()
-			w.resume(&reconnects)
-			w.sess.expire(now)
-		}
-	}
-	// Every result was handed to the outbox before the host went idle;
-	// publish them, then Bye on the heartbeat subject (after the Draining
-	// beats), then make sure the server has it all.
-	w.out.flush()
-	w.publish(w.subj.heartbeat(w.cfg.workerID), &wire.Bye{WorkerID: w.cfg.workerID})
-	w.unsubscribe()
-	w.nc.FlushTimeout(flushWait)
-	return result
-}
-
-// idleChan returns a channel closed once no work runs, and a function that
-// stops its waiting goroutine early.
-func (w *workerServer) idleChan() (<-chan struct{}, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		if w.host.Wait(ctx) == nil {
-			close(done)
-		}
-	}()
-	return done, cancel
+	return host.Serve(ctx, hc, w)
 }

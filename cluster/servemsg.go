@@ -6,11 +6,44 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/aplex-go/aplex/internal/host"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
-// The worker's side of the protocol: its subscriptions, the messages it
-// sends, and its handlers for what executors send.
+// The worker's side of the protocol, as the serve loop's Link
+// (host.Link): its subscriptions, the messages it sends, and its handlers
+// for what executors send, which it hands to the loop's Inbox.
+
+// Open is the Link's start: it subscribes, then announces the worker.
+func (w *workerServer) Open(hello *wire.Hello, in *host.Inbox) error {
+	b, err := wire.Marshal(hello)
+	if err != nil {
+		return fmt.Errorf("aplex: cluster worker: %w", err)
+	}
+	w.hello, w.in = b, in
+	if err := w.subscribe(); err != nil {
+		return err
+	}
+	w.resumeMu.Lock()
+	w.reconnects = w.nc.Stats().Reconnects
+	w.resumeMu.Unlock()
+	w.opened.Store(true)
+	w.announce()
+	return nil
+}
+
+// Close is the Link's end: the queued results, then Bye on the heartbeat
+// subject (after the Draining beats), then make sure the server has it
+// all. A message being handled as it unsubscribes may still reach the
+// Inbox; the host refuses its jobs.
+func (w *workerServer) Close(bye *wire.Bye) {
+	if bye != nil {
+		w.out.flush()
+		w.publish(w.subj.heartbeat(w.cfg.workerID), bye)
+	}
+	w.unsubscribe()
+	w.nc.FlushTimeout(flushWait)
+}
 
 // subscribe listens on the worker's own subject and the discover subject,
 // and makes sure the server has both before the worker announces itself:
@@ -58,28 +91,45 @@ func (w *workerServer) announce() {
 	}
 }
 
+// onReconnect is the NATS reconnect handler: executors must hear the
+// worker again at once, as they then send again the jobs they still wait
+// for.
+func (w *workerServer) onReconnect() {
+	if w.opened.Load() {
+		w.resume()
+	}
+}
+
 // resume announces the worker again after a reconnect (counted by NATS,
 // so a reconnect the handler did not report is seen on the next beat):
 // executors then send again the jobs they still wait for.
-func (w *workerServer) resume(seen *uint64) {
-	if n := w.nc.Stats().Reconnects; n != *seen {
-		*seen = n
+func (w *workerServer) resume() {
+	w.resumeMu.Lock()
+	defer w.resumeMu.Unlock()
+	if n := w.nc.Stats().Reconnects; n != w.reconnects {
+		w.reconnects = n
 		if !w.draining.Load() {
 			w.announce()
 		}
 	}
 }
 
-// heartbeat tells executors the worker is alive, how loaded, and whether
-// it still takes work.
-func (w *workerServer) heartbeat() {
-	w.publish(w.subj.heartbeat(w.cfg.workerID), &wire.Heartbeat{
-		WorkerID: w.cfg.workerID,
-		Load:     w.host.Load(),
-		MaxWorks: w.cfg.maxWorks,
-		Draining: w.draining.Load(),
-	})
+// Heartbeat is the Link's: it tells executors the worker is alive, how
+// loaded, and whether it still takes work (Draining stops discover answers
+// and re-announcements). Each beat also catches a reconnect the handler
+// missed and forgets idle sessions.
+func (w *workerServer) Heartbeat(hb *wire.Heartbeat) {
+	if hb.Draining {
+		w.draining.Store(true)
+	}
+	w.publish(w.subj.heartbeat(w.cfg.workerID), hb)
+	w.resume()
+	w.sess.expire(time.Now())
 }
+
+// Killed is the Link's: a killed worker answers nothing (see
+// outbox.silence).
+func (w *workerServer) Killed() { w.out.silence() }
 
 func (w *workerServer) publish(subject string, m wire.Msg) {
 	b, err := wire.Marshal(m)
@@ -111,21 +161,12 @@ func (w *workerServer) onMsg(msg *nats.Msg) {
 			if len(start) != len(m.Jobs) {
 				m = &wire.Run{ReplyTo: m.ReplyTo, Jobs: start}
 			}
-			w.host.Run(m)
+			w.in.Run(m)
 		}
 	case *wire.Cancel:
-		w.host.Cancel(m)
+		w.in.Cancel(m)
 	case *wire.Shutdown:
-		if m.Graceful {
-			notify(w.leave)
-			return
-		}
-		// Refuse and cancel at once, here, so no Run behind this message
-		// starts; the main loop then waits a little and leaves.
-		w.out.silence()
-		w.host.Drain()
-		w.host.CancelAll()
-		notify(w.kill)
+		w.in.Shutdown(m)
 	default:
 		w.log.Debug("aplex cluster worker: unexpected message", "kind", m.Kind())
 	}
@@ -145,9 +186,9 @@ func (w *workerServer) onDiscover(msg *nats.Msg) {
 	}
 }
 
-// emit is the host's Emit: it remembers the result for resends and sends
-// it to its executor.
-func (w *workerServer) emit(replyTo string, r wire.Result) {
+// Result is the Link's (the host's Emit): it remembers the result for
+// resends and sends it to its executor.
+func (w *workerServer) Result(replyTo string, r wire.Result) {
 	size := wire.ResultBound(&r)
 	w.sess.finished(replyTo, r, size, time.Now())
 	w.out.add(replyTo, r, size)

@@ -3,9 +3,10 @@
 //
 // A Host runs jobs: each job gets its own context, each of its items runs in
 // its own goroutine, and when every item has returned the job's result is
-// handed to Config.Emit. The Host knows nothing about bytes on a stream;
-// ServeConn adds the stream form (frames over a reader and a writer) that
-// process workers use.
+// handed to Config.Emit. The Host knows nothing about its executors; Serve
+// (loop.go) is the one worker loop around it, which drains, kills and
+// leaves the same way whatever carries the messages: a Link, either a byte
+// stream of frames (ServeConn, process workers) or NATS (cluster workers).
 package host
 
 import (
@@ -56,12 +57,24 @@ type Config struct {
 	WorkerID string
 	// Labels are reported in Hello.
 	Labels map[string]string
-	// Heartbeat is the interval of Heartbeat frames sent by ServeConn
-	// (0: none).
+	// Heartbeat is the interval of the Heartbeats Serve sends (0: none,
+	// and no Draining announcement when the worker leaves).
 	Heartbeat time.Duration
+	// AcceptWindow is how long a leaving worker still runs new jobs after
+	// announcing that it drains, for executors that sent them before they
+	// saw the announcement (Serve). 0: refused at once, as by a process
+	// child, whose one executor sent the Shutdown itself.
+	AcceptWindow time.Duration
+	// DrainTimeout bounds how long a leaving worker waits for its running
+	// jobs before it cancels them (Serve). 0: no bound, as for a process
+	// child, whose parent kills it after its own kill grace.
+	DrainTimeout time.Duration
+	// DoneLeaves makes the end of Serve's ctx a clean leave (a cluster
+	// worker's SIGTERM) rather than a kill (ServeConn's ctx).
+	DoneLeaves bool
 	// Emit receives every finished job. It is called from the goroutine of
 	// the job's last item (or from Run for a job that cannot start), so it
-	// must not block for long. ServeConn sets it.
+	// must not block for long. Serve sets it to its Link's Result.
 	Emit func(replyTo string, r wire.Result)
 	// Extract puts the values a job's header carries (wire.Job.Header: the
 	// executor's propagated ctx values) into the job's ctx before its work
@@ -72,8 +85,8 @@ type Config struct {
 	Extract func(ctx context.Context, header map[string]string) context.Context
 	// BaseContext is the parent of every job's context: jobs see its values
 	// and its cancellation (0 cost when it cannot be cancelled). Nil means
-	// context.Background(). ServeConn uses its ctx without cancellation and
-	// calls CancelAll when ctx ends instead, which keeps a cancel
+	// context.Background(). Serve uses its ctx without cancellation and
+	// cancels the jobs itself when ctx ends, which keeps a cancel
 	// registration off the per-job path.
 	BaseContext context.Context
 }
@@ -153,13 +166,6 @@ func (h *Host) Load() int {
 	return h.running
 }
 
-// Draining reports whether Drain was called.
-func (h *Host) Draining() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.draining
-}
-
 // Drain makes the Host refuse new jobs: from now on Run answers every job at
 // once with an Error of Code wire.CodeShutdown. Running jobs carry on.
 func (h *Host) Drain() {
@@ -190,16 +196,6 @@ func (h *Host) CancelAll() {
 		for j := head; j != nil; j = j.sameKey {
 			j.cancel()
 		}
-	}
-}
-
-// Wait blocks until no job runs or ctx ends (then it returns ctx.Err()).
-func (h *Host) Wait(ctx context.Context) error {
-	select {
-	case <-h.idleChan():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

@@ -193,7 +193,7 @@ func (h *Host) outcome(ctx context.Context, v []byte, err error) wire.Outcome {
 
 // finish emits j's result and removes it from the running set. The result
 // is emitted first so that, when Wait sees the host idle, every result has
-// already been handed to Emit (ServeConn sends Bye after them).
+// already been handed to Emit (Serve sends Bye after them).
 func (h *Host) finish(j *job) {
 	j.cancel()
 	fitResult(j.items, h.limit)

@@ -5,27 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
-// eofGrace bounds how long ServeConn waits for cancelled jobs once its input
-// is gone: the executor is not listening any more, and the process is about
-// to exit, so a work that ignores its ctx must not keep it alive.
-const eofGrace = time.Second
-
-// event is what ServeConn's reader goroutine reports to the main loop.
-type event struct {
-	shutdown bool  // a Shutdown frame, already applied to the host
-	err      error // io.EOF: the executor closed the stream; else fatal
-}
-
-// ServeConn serves one executor over a byte stream: it sends Hello, then
-// reads Run, Cancel and Shutdown frames from r and writes Results,
-// Heartbeat and Bye frames to w. One writer goroutine batches every result
-// finished at that moment into one Results frame and flushes only when it
-// has nothing left to write. cfg.Emit is replaced.
+// ServeConn serves one executor over a byte stream: it runs Serve over a
+// Link that reads Run, Cancel and Shutdown frames from r and writes Hello,
+// Results, Heartbeat and Bye frames to w. One writer goroutine batches
+// every result finished at that moment into one Results frame and flushes
+// only when it has nothing left to write. The configuration of a process
+// child: no accept window, no drain timeout, ctx ending kills.
 //
 // ServeConn returns
 //   - nil when r reaches EOF (the executor is gone): it cancels every job and
@@ -33,9 +22,9 @@ type event struct {
 //   - nil after Shutdown{Graceful: true}: it refuses new jobs (answering them
 //     with CodeShutdown), keeps honouring Cancel, waits for the running jobs,
 //     then sends Bye;
-//   - nil after Shutdown{Graceful: false}: the same, but it cancels the
-//     running jobs first;
-//   - ctx.Err() when ctx ends: like a non-graceful shutdown;
+//   - nil after Shutdown{Graceful: false}: it refuses new jobs, cancels the
+//     running ones, waits up to a second for them, then sends Bye;
+//   - ctx.Err() when ctx ends: like Shutdown{Graceful: false};
 //   - an error on a malformed frame, an unexpected message or a write error
 //     (after cancelling the jobs and waiting up to a second).
 //
@@ -47,136 +36,95 @@ func ServeConn(ctx context.Context, cfg Config, r io.Reader, w io.Writer) error 
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = wire.DefaultMaxFrame
 	}
-	out := newOutbox(wire.NewWriter(w, cfg.MaxFrame), cfg.MaxFrame, cfg.WorkerID)
-	cfg.Emit = out.result
-	if cfg.BaseContext == nil {
-		cfg.BaseContext = context.WithoutCancel(ctx)
+	cfg.AcceptWindow, cfg.DrainTimeout, cfg.DoneLeaves = 0, 0, false
+	l := &streamLink{
+		r:          r,
+		rd:         wire.NewReader(r, cfg.MaxFrame),
+		out:        newOutbox(wire.NewWriter(w, cfg.MaxFrame), cfg.MaxFrame, cfg.WorkerID),
+		readerDone: make(chan struct{}),
+		watchDone:  make(chan struct{}),
 	}
-	h := New(cfg)
-	out.send(h.Hello())
-	go out.run()
-
-	events := make(chan event)
-	stop := make(chan struct{})
-	readerDone := make(chan struct{})
-	go readLoop(h, wire.NewReader(r, cfg.MaxFrame), events, stop, readerDone)
-
-	var tick <-chan time.Time
-	if cfg.Heartbeat > 0 {
-		t := time.NewTicker(cfg.Heartbeat)
-		defer t.Stop()
-		tick = t.C
+	err := Serve(ctx, cfg, l)
+	if errors.Is(err, ErrKilled) {
+		err = nil // the executor asked for it: a clean end for a process child
 	}
-
-	var (
-		idle    <-chan struct{} // set once draining: closed when no job runs
-		ctxDone = ctx.Done()
-		bye     bool
-		result  error
-	)
-loop:
-	for {
-		select {
-		case ev := <-events:
-			if ev.shutdown { // readLoop drained (and cancelled) already
-				idle = h.idleChan()
-				continue
-			}
-			// The stream is gone or broken: nobody will read a Bye.
-			h.Drain()
-			h.CancelAll()
-			waitIdle(h, eofGrace)
-			if !errors.Is(ev.err, io.EOF) {
-				result = ev.err
-			}
-			break loop
-		case <-idle:
-			bye = true
-			break loop
-		case <-out.failed:
-			h.Drain()
-			h.CancelAll()
-			waitIdle(h, eofGrace)
-			result = fmt.Errorf("aplex worker: write: %w", out.writeErr())
-			break loop
-		case <-ctxDone:
-			ctxDone = nil
-			result = ctx.Err()
-			h.Drain()
-			h.CancelAll()
-			idle = h.idleChan()
-		case <-tick:
-			out.send(&wire.Heartbeat{
-				WorkerID: cfg.WorkerID,
-				Load:     h.Load(),
-				MaxWorks: cfg.MaxWorks,
-				Draining: h.Draining(),
-			})
-		}
-	}
-
-	close(stop)
-	if c, ok := r.(io.Closer); ok {
-		c.Close() // unblocks the reader goroutine
-	}
-	<-readerDone
-	if bye {
-		out.send(&wire.Bye{WorkerID: cfg.WorkerID})
-	}
-	out.close()
-	<-out.done
-	return result
+	return err
 }
 
-// readLoop reads frames and applies Run and Cancel directly; Shutdown, EOF
-// and errors go to the main loop.
-func readLoop(h *Host, rd *wire.Reader, events chan<- event, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	report := func(ev event) bool {
-		select {
-		case events <- ev:
-			return true
-		case <-stop:
-			return false
+// streamLink is the Link of a process child: frames over a byte stream to
+// its one executor, written by the outbox.
+type streamLink struct {
+	r          io.Reader
+	rd         *wire.Reader
+	out        *outbox
+	readerDone chan struct{}
+	watchDone  chan struct{}
+}
+
+// Open queues the Hello first, so that it precedes every result, then
+// starts the writer, the reader and the watch on the writer's failure.
+func (l *streamLink) Open(hello *wire.Hello, in *Inbox) error {
+	l.out.send(hello)
+	go l.out.run()
+	go l.read(in)
+	go func() {
+		defer close(l.watchDone)
+		<-l.out.done
+		if err := l.out.writeErr(); err != nil {
+			in.Gone(fmt.Errorf("aplex worker: write: %w", err))
 		}
+	}()
+	return nil
+}
+
+// Result queues a finished job for the writer.
+func (l *streamLink) Result(replyTo string, r wire.Result) { l.out.result(replyTo, r) }
+
+// Heartbeat queues hb for the writer.
+func (l *streamLink) Heartbeat(hb *wire.Heartbeat) { l.out.send(hb) }
+
+// Killed does nothing: the one executor that killed the worker still
+// reads the cancelled jobs' results.
+func (l *streamLink) Killed() {}
+
+// Close stops the reader by closing r, then writes what is queued (and
+// bye) and waits for the writer.
+func (l *streamLink) Close(bye *wire.Bye) {
+	if c, ok := l.r.(io.Closer); ok {
+		c.Close() // unblocks the reader goroutine
 	}
+	<-l.readerDone
+	if bye != nil {
+		l.out.send(bye)
+	}
+	l.out.close()
+	<-l.out.done
+	<-l.watchDone
+}
+
+// read reads frames and hands them to in; the end of the stream and any
+// error end it.
+func (l *streamLink) read(in *Inbox) {
+	defer close(l.readerDone)
 	for {
-		m, err := rd.Next()
+		m, err := l.rd.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				err = fmt.Errorf("aplex worker: read: %w", err)
 			}
-			report(event{err: err})
+			in.Gone(err)
 			return
 		}
 		switch m := m.(type) {
 		case *wire.Run:
-			h.Run(m)
+			in.Run(m)
 		case *wire.Cancel:
-			h.Cancel(m)
+			in.Cancel(m)
 		case *wire.Shutdown:
-			// Drain here, before reading on, so that a Run right behind the
-			// Shutdown is refused rather than started.
-			h.Drain()
-			if !m.Graceful {
-				h.CancelAll()
-			}
-			if !report(event{shutdown: true}) {
-				return
-			}
+			in.Shutdown(m)
 		default:
-			report(event{err: fmt.Errorf("aplex worker: %w: unexpected %v message from the executor", wire.ErrMalformed, m.Kind())})
+			in.Gone(fmt.Errorf("aplex worker: %w: unexpected %v message from the executor", wire.ErrMalformed, m.Kind()))
 			return
 		}
-	}
-}
-
-// waitIdle waits until no job runs, at most d.
-func waitIdle(h *Host, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-h.idleChan():
-	case <-t.C:
 	}
 }

@@ -416,11 +416,13 @@ func TestFrozenWorkerIsKilledAtHeartbeatTimeout(t *testing.T) {
 
 // TestIdleWorkerBeats: a worker with nothing to do is not taken for frozen.
 func TestIdleWorkerBeats(t *testing.T) {
-	_, s, ws := start(t, Config{Size: 1, HeartbeatTimeout: 100 * time.Millisecond})
+	// Generous: a loaded machine (CI, -race) may not schedule the child's
+	// beat for tens of milliseconds.
+	_, s, ws := start(t, Config{Size: 1, HeartbeatTimeout: 300 * time.Millisecond})
 	select {
 	case ev := <-s.lost:
 		t.Fatalf("idle worker lost: %v", ev.cause)
-	case <-time.After(500 * time.Millisecond): // five timeouts of idleness
+	case <-time.After(1200 * time.Millisecond): // four timeouts of idleness
 	}
 	j := job("echo", "alive")
 	ws[0].Send([]*wire.Job{j})

@@ -1,0 +1,88 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// stubbornRegistry adds "stubborn", a work that ignores its ctx until
+// release is closed, and reports its start on started.
+func stubbornRegistry(started chan<- struct{}, release <-chan struct{}) registry {
+	reg := testRegistry()
+	reg["stubborn"] = func(context.Context, []byte) ([]byte, error) {
+		started <- struct{}{}
+		<-release
+		return nil, errors.New("released")
+	}
+	return reg
+}
+
+// TestKillBoundedByGrace: a kill (Shutdown{Graceful: false}, or the end of
+// ServeConn's ctx) waits for works that ignore their cancelled ctx at most
+// the grace of the one serve loop, then sends Bye and returns, as a killed
+// cluster worker always did. The process child's own loop waited for them
+// forever.
+func TestKillBoundedByGrace(t *testing.T) {
+	tests := []struct {
+		name string
+		kill func(c *conn)
+		want error
+	}{
+		{"Shutdown now", func(c *conn) { c.send(&wire.Shutdown{Graceful: false}) }, nil},
+		{"ctx end", func(c *conn) { c.cancel() }, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			started := make(chan struct{}, 1)
+			release := make(chan struct{})
+			c := serve(t, Config{Registry: stubbornRegistry(started, release)})
+			t.Cleanup(func() { close(release) }) // runs before serve's cleanup
+			c.send(&wire.Run{Jobs: []wire.Job{{ID: 1, Name: "stubborn", Args: [][]byte{nil}}}})
+			<-started
+			begin := time.Now()
+			tt.kill(c)
+			for {
+				m := c.next()
+				if _, ok := m.(*wire.Bye); ok {
+					break
+				}
+				if rs, ok := m.(*wire.Results); ok {
+					t.Fatalf("result of a work still running: %+v", rs)
+				}
+			}
+			if err := c.wait(); !errors.Is(err, tt.want) {
+				t.Errorf("ServeConn = %v, want %v", err, tt.want)
+			}
+			if d := time.Since(begin); d < cancelGrace {
+				t.Errorf("returned after %v, before the %v grace", d, cancelGrace)
+			}
+		})
+	}
+}
+
+// TestLeaveAnnouncesDraining: a process child that leaves announces it
+// with a Draining heartbeat at once, as a cluster worker does, not only at
+// its next periodic heartbeat.
+func TestLeaveAnnouncesDraining(t *testing.T) {
+	c := serve(t, Config{Heartbeat: time.Hour, WorkerID: "w", MaxWorks: 2})
+	c.send(&wire.Run{Jobs: []wire.Job{{ID: 1, Name: "sleep", Args: [][]byte{nil}}}})
+	c.send(&wire.Shutdown{Graceful: true})
+	hb, ok := c.next().(*wire.Heartbeat)
+	if !ok || !hb.Draining || hb.Load != 1 || hb.WorkerID != "w" || hb.MaxWorks != 2 {
+		t.Fatalf("first message after Shutdown = %+v, want a Draining heartbeat", hb)
+	}
+	c.send(&wire.Cancel{IDs: []uint64{1}})
+	if e := c.results(1)[1].Items[0].Err; e == nil || e.Code != wire.CodeCanceled {
+		t.Errorf("cancelled job = %+v", e)
+	}
+	if _, ok := c.next().(*wire.Bye); !ok {
+		t.Error("no Bye after the last result")
+	}
+	if err := c.wait(); err != nil {
+		t.Errorf("ServeConn = %v", err)
+	}
+}
