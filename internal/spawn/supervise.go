@@ -68,9 +68,10 @@ type SupervisorConfig struct {
 //   - Wait returns once every slot goroutine has returned: for a Run that
 //     waits for its process, once that process has exited.
 //   - Release ends the forker thread. Call it last, once every child is
-//     reaped: on Linux the thread's exit SIGKILLs every child it forked,
-//     which is what guarantees that no worker outlives its executor, but
-//     would also kill a child still finishing its works.
+//     reaped: on Linux a child's Pdeathsig fires when the thread that
+//     forked it exits, so an earlier Release would SIGKILL a child still
+//     finishing its works. (Pdeathsig is also what kills every child
+//     should the executor's process die, however it dies.)
 type Supervisor struct {
 	cfg    SupervisorConfig
 	log    *slog.Logger
