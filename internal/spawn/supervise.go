@@ -70,9 +70,10 @@ type SupervisorConfig struct {
 //   - AddSlot runs one more slot, RemoveSlot ends one: its Run's ctx ends
 //     and the slot is never restarted (a resized pool).
 //   - Release ends the forker thread. Call it last, once every child is
-//     reaped: on Linux the thread's exit SIGKILLs every child it forked,
-//     which is what guarantees that no worker outlives its executor, but
-//     would also kill a child still finishing its works.
+//     reaped: on Linux a child's Pdeathsig fires when the thread that
+//     forked it exits, so an earlier Release would SIGKILL a child still
+//     finishing its works. (Pdeathsig is also what kills every child
+//     should the executor's process die, however it dies.)
 type Supervisor struct {
 	cfg    SupervisorConfig
 	log    *slog.Logger
