@@ -41,6 +41,8 @@ type backend interface {
 	// ownsSlot reports whether the backend keeps slot staffed, so Resize
 	// counts it: not a remote cluster worker's slot.
 	ownsSlot(slot int) bool
+	// resizable returns nil if Resize applies, else an error saying why.
+	resizable() error
 }
 
 // goroutines runs works on goroutines of this process.

@@ -49,6 +49,9 @@ func (ex *Executor) Resize(ctx context.Context, n int) error {
 	if ex.c.cfg.autoscale.max > 0 {
 		return errors.New("aplex: Resize: the executor scales itself (WithAutoscale)")
 	}
+	if err := ex.c.be.resizable(); err != nil {
+		return err
+	}
 	return ex.c.resize(ctx, n)
 }
 
@@ -152,6 +155,14 @@ func (c *core) changeSlots(ctx context.Context, plan func(live []int) (add, remo
 		}
 	}
 	return nil
+}
+
+// sizeLocked is Stats.Size.
+func (c *core) sizeLocked() int {
+	if c.be.resizable() != nil {
+		return len(c.workers)
+	}
+	return int(c.size.Load())
 }
 
 // liveSlotsLocked returns the slots the pool keeps and Resize counts, in
@@ -275,13 +286,19 @@ func (goroutines) removeSlot(int) {}
 // ownsSlot: every slot of a thread executor is the engine's.
 func (goroutines) ownsSlot(int) bool { return true }
 
+func (goroutines) resizable() error { return nil }
+
 // addSlot asks the transport for a worker in slot and waits for it to join.
 func (b *remote) addSlot(ctx context.Context, slot int) error {
-	rz, ok := b.tr.(xport.Resizable)
-	if !ok {
-		return fmt.Errorf("aplex: Resize: a %s executor's pool cannot be resized", b.c.cfg.kind)
+	return b.tr.(xport.Resizable).AddSlot(ctx, slot) // resizable() was checked
+}
+
+// resizable reports whether the transport can be resized.
+func (b *remote) resizable() error {
+	if _, ok := b.tr.(xport.Resizable); !ok {
+		return fmt.Errorf("aplex: Resize: a %s executor's workers cannot be resized", b.c.cfg.kind)
 	}
-	return rz.AddSlot(ctx, slot)
+	return nil
 }
 
 // removeSlot tells the transport to stop keeping slot staffed.

@@ -11,8 +11,8 @@ type Stats struct {
 	// Resize removed leaves it once its worker has left.
 	Workers []WorkerStats
 	// Size is the number of workers the executor keeps (WithPoolSize, then
-	// Resize or the autoscaler). A cluster executor's remote workers are
-	// not counted: they join and leave on their own.
+	// Resize or the autoscaler); for a cluster executor, whose workers join
+	// and leave on their own, the number of workers serving it now.
 	Size int
 	// ScaleUps and ScaleDowns count the workers the autoscaler
 	// (WithAutoscale) added and retired.
@@ -61,7 +61,7 @@ func (ex *Executor) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := Stats{
-		Size: int(c.size.Load()), Queued: c.queue.len(), Running: int(c.running.Load()), Restarts: c.restarts.Load(),
+		Size: c.sizeLocked(), Queued: c.queue.len(), Running: int(c.running.Load()), Restarts: c.restarts.Load(),
 		ScaleUps: c.scaleUps.Load(), ScaleDowns: c.scaleDowns.Load(),
 		Completed: c.goneCompleted, Failed: c.goneFailed, Cancelled: c.goneCancelled,
 	}
