@@ -127,6 +127,9 @@ func TestAutoscaleFollowsTheBacklog(t *testing.T) {
 	}
 	fs := submitHolds(t, ex, dir, 5)
 	waitFor(t, "the pool to grow to max", func() bool { return startedHolds(t, dir) == 3 })
+	// The autoscaler counts a scale-up once its Resize returned, a moment
+	// after the new worker took a work.
+	waitFor(t, "the scale-ups to be counted", func() bool { return ex.Stats().ScaleUps == 2 })
 	if s := ex.Stats(); s.Size != 3 || s.ScaleUps != 2 {
 		t.Fatalf("under a backlog: Size %d, ScaleUps %d; want 3 and 2", s.Size, s.ScaleUps)
 	}
