@@ -3,6 +3,8 @@ package aplex_test
 import (
 	"context"
 	"crypto/sha256"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -125,4 +127,44 @@ func BenchmarkProcessAllThenCollect(b *testing.B) {
 	ex := benchProcess(b, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(256))
 	submitAllGetAll(b, ex, pNoop)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "works/s")
+}
+
+// BenchmarkProcessResizeGrow is the time to grow a process pool by one
+// worker, from Resize to the first work it serves: the pool's one worker
+// is busy, a work waits in the queue, and the new worker takes it. The
+// shrink back is not timed.
+func BenchmarkProcessResizeGrow(b *testing.B) {
+	ex := benchProcess(b, aplex.WithPoolSize(1), aplex.WithMaxWorksPerWorker(1))
+	ctx := context.Background()
+	dir := b.TempDir()
+	busy, err := aplex.Submit(ctx, ex, pHold, holdArg{Dir: dir, N: "busy"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		f, err := aplex.Submit(ctx, ex, pNoop, i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ex.Resize(ctx, 2); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := ex.Resize(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := busy.Get(ctx); err != nil {
+		b.Fatal(err)
+	}
 }
