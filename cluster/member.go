@@ -69,7 +69,7 @@ func (m *member) Send(jobs []*wire.Job) {
 		m.out[j.ID] = outJob{job: j}
 	}
 	m.mu.Unlock()
-	m.t.send.jobs(m, jobs)
+	m.t.send.Jobs(m, jobs, false)
 }
 
 // Cancel queues a Cancel behind the jobs' Runs (one sender, one subject:
@@ -83,7 +83,7 @@ func (m *member) Cancel(ids []uint64) {
 		}
 	}
 	m.mu.Unlock()
-	m.t.send.cancel(m, ids)
+	m.t.send.Cancel(m, ids)
 }
 
 // Kill stops the worker process: it gets a Shutdown{Graceful: false},

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex/internal/host"
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
@@ -95,7 +96,7 @@ type workerServer struct {
 	nc      *nats.Conn
 	ownConn bool
 	host    *host.Host
-	out     *outbox
+	out     *link.Writer[link.Subject]
 	sess    *sessions
 	hello   []byte // the encoded Hello, sent often and never changing
 	subs    []*nats.Subscription
@@ -157,7 +158,7 @@ func unreachable(err error) bool {
 // outbox and session memory around it.
 func (w *workerServer) setup(ctx context.Context) error {
 	max := maxPayload(w.nc)
-	w.out = newOutbox(w.nc, w.cfg.workerID, max, w.log)
+	w.out = newOutbox(w, max)
 	w.sess = newSessions(w.cfg.maxWorks, w.cfg.workerID)
 	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
 	hc, err := xport.HostConfig(base, w.cfg.index, w.cfg.workerID, w.cfg.labels) // WorkerInfo.ID: -1, or a local worker's index
@@ -175,6 +176,7 @@ func (w *workerServer) setup(ctx context.Context) error {
 		return fmt.Errorf("aplex: cluster worker: %w", err)
 	}
 	w.hello = hello
+	w.out.Start()
 	return nil
 }
 
@@ -184,6 +186,7 @@ func (w *workerServer) serve(ctx context.Context) (err error) {
 	if err := w.setup(ctx); err != nil {
 		return err
 	}
+	defer w.out.Close()
 	if err := w.subscribe(); err != nil {
 		return err
 	}
@@ -267,7 +270,7 @@ loop:
 	// Every result was handed to the outbox before the host went idle;
 	// publish them, then Bye on the heartbeat subject (after the Draining
 	// beats), then make sure the server has it all.
-	w.out.flush()
+	w.out.Close()
 	w.publish(w.subj.heartbeat(w.cfg.workerID), &wire.Bye{WorkerID: w.cfg.workerID})
 	w.unsubscribe()
 	w.nc.FlushTimeout(flushWait)

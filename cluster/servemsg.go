@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -105,7 +106,7 @@ func (w *workerServer) onMsg(msg *nats.Msg) {
 	case *wire.Run:
 		start, again := w.sess.admit(m, time.Now())
 		for _, r := range again {
-			w.out.add(m.ReplyTo, r, wire.ResultBound(&r))
+			w.out.Result(link.Subject(m.ReplyTo), r)
 		}
 		if len(start) > 0 {
 			if len(start) != len(m.Jobs) {
@@ -122,7 +123,7 @@ func (w *workerServer) onMsg(msg *nats.Msg) {
 		}
 		// Refuse and cancel at once, here, so no Run behind this message
 		// starts; the main loop then waits a little and leaves.
-		w.out.silence()
+		w.out.Drop()
 		w.host.Drain()
 		w.host.CancelAll()
 		notify(w.kill)
@@ -150,7 +151,7 @@ func (w *workerServer) onDiscover(msg *nats.Msg) {
 func (w *workerServer) emit(replyTo string, r wire.Result) {
 	size := wire.ResultBound(&r)
 	w.sess.finished(replyTo, r, size, time.Now())
-	w.out.add(replyTo, r, size)
+	w.out.Result(link.Subject(replyTo), r)
 }
 
 // notify sends a token on a capacity-1 channel without blocking.

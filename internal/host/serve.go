@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -23,9 +24,9 @@ type event struct {
 
 // ServeConn serves one executor over a byte stream: it sends Hello, then
 // reads Run, Cancel and Shutdown frames from r and writes Results,
-// Heartbeat and Bye frames to w. One writer goroutine batches every result
-// finished at that moment into one Results frame and flushes only when it
-// has nothing left to write. cfg.Emit is replaced.
+// Heartbeat and Bye frames to w through a link.Writer, which batches every
+// result finished at that moment into one Results frame and flushes only
+// when it has nothing left to write. cfg.Emit is replaced.
 //
 // ServeConn returns
 //   - nil when r reaches EOF (the executor is gone): it cancels every job and
@@ -47,14 +48,14 @@ func ServeConn(ctx context.Context, cfg Config, r io.Reader, w io.Writer) error 
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = wire.DefaultMaxFrame
 	}
-	out := newOutbox(wire.NewWriter(w, cfg.MaxFrame), cfg.MaxFrame, cfg.WorkerID)
-	cfg.Emit = out.result
+	out := link.New(link.Pipe(w, cfg.MaxFrame), link.Config[link.Subject]{WorkerID: cfg.WorkerID})
+	cfg.Emit = func(_ string, r wire.Result) { out.Result(link.Peer, r) }
 	if cfg.BaseContext == nil {
 		cfg.BaseContext = context.WithoutCancel(ctx)
 	}
 	h := New(cfg)
-	out.send(h.Hello())
-	go out.run()
+	out.Send(link.Peer, h.Hello())
+	out.Start()
 
 	events := make(chan event)
 	stop := make(chan struct{})
@@ -93,11 +94,11 @@ loop:
 		case <-idle:
 			bye = true
 			break loop
-		case <-out.failed:
+		case <-out.Failed():
 			h.Drain()
 			h.CancelAll()
 			waitIdle(h, eofGrace)
-			result = fmt.Errorf("aplex worker: write: %w", out.writeErr())
+			result = fmt.Errorf("aplex worker: write: %w", out.Err())
 			break loop
 		case <-ctxDone:
 			ctxDone = nil
@@ -106,7 +107,7 @@ loop:
 			h.CancelAll()
 			idle = h.idleChan()
 		case <-tick:
-			out.send(&wire.Heartbeat{
+			out.Send(link.Peer, &wire.Heartbeat{
 				WorkerID: cfg.WorkerID,
 				Load:     h.Load(),
 				MaxWorks: cfg.MaxWorks,
@@ -121,10 +122,9 @@ loop:
 	}
 	<-readerDone
 	if bye {
-		out.send(&wire.Bye{WorkerID: cfg.WorkerID})
+		out.Send(link.Peer, &wire.Bye{WorkerID: cfg.WorkerID})
 	}
-	out.close()
-	<-out.done
+	out.Close()
 	return result
 }
 
