@@ -13,8 +13,8 @@ const MaxVarint = 10
 const EnvelopeBound = 64
 
 // The size budget. Every message, a frame on a process pipe or a NATS
-// payload, is at most max bytes (the transport's limit). Two rules keep
-// every message under it, and they are the only size rules of aplex:
+// payload, is at most limit bytes (the transport's MaxMessage). Two rules
+// keep every message under it, and they are the only size rules of aplex:
 //
 //   - PayloadLimit bounds one job's payload (its encoded argument with its
 //     header, or its encoded result). The executor refuses a bigger
@@ -26,7 +26,7 @@ const EnvelopeBound = 64
 //     (MaxVarint each) into one Run, Results or Cancel while their sum fits.
 //
 // The bounds over-count, so a batch that fits its budget always encodes
-// under max: nothing is encoded twice to find out.
+// under the limit: nothing is encoded twice to find out.
 
 // Headroom is what PayloadLimit keeps free beside a job's payload for its
 // envelope: the work's name, ids, timeout and counts of the job, and the
