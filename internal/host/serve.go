@@ -48,7 +48,11 @@ func ServeConn(ctx context.Context, cfg Config, r io.Reader, w io.Writer) error 
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = wire.DefaultMaxFrame
 	}
-	out := link.New(link.Pipe(w, cfg.MaxFrame), link.Config[link.Subject]{WorkerID: cfg.WorkerID})
+	failed := make(chan error, 1)
+	out := link.New(link.Pipe(w, cfg.MaxFrame), link.Config[link.Subject]{
+		WorkerID: cfg.WorkerID,
+		OnError:  func(err error) { failed <- err },
+	})
 	cfg.Emit = func(_ string, r wire.Result) { out.Result(link.Peer, r) }
 	if cfg.BaseContext == nil {
 		cfg.BaseContext = context.WithoutCancel(ctx)
@@ -94,11 +98,11 @@ loop:
 		case <-idle:
 			bye = true
 			break loop
-		case <-out.Failed():
+		case err := <-failed:
 			h.Drain()
 			h.CancelAll()
 			waitIdle(h, eofGrace)
-			result = fmt.Errorf("aplex worker: write: %w", out.Err())
+			result = fmt.Errorf("aplex worker: write: %w", err)
 			break loop
 		case <-ctxDone:
 			ctxDone = nil

@@ -48,8 +48,9 @@ type Config[D Dest] struct {
 	// the Writer's goroutine and may be nil on a side that sends no jobs.
 	Reject func(to D, r wire.Result)
 	// OnError is called once, from the Writer's goroutine, with the first
-	// write error; everything queued then and later is dropped. Nil: see
-	// Err and Failed.
+	// write error; everything queued then and later is dropped. A process
+	// worker that cannot be written to is lost; a child whose executor
+	// cannot be written to stops serving.
 	OnError func(err error)
 }
 
@@ -74,13 +75,11 @@ type Writer[D Dest] struct {
 	started   bool
 	dropped   atomic.Bool   // Drop or a write error: nothing more is written
 	wake      chan struct{} // capacity 1: "the queue went non-empty"
-	failed    chan struct{} // closed on the first write error
 	done      chan struct{} // closed when the goroutine returns
 
 	mu     sync.Mutex
 	queue  []op[D]
-	closed bool  // no more input: write what is queued, flush, return
-	err    error // the first write error
+	closed bool // no more input: write what is queued, flush, return
 
 	// Used only by the goroutine.
 	groups []group[D]
@@ -130,7 +129,6 @@ func New[D Dest](c Conn, cfg Config[D]) *Writer[D] {
 		runBudget: wire.BatchBudget(limit, cfg.ReplyTo),
 		resBudget: wire.BatchBudget(limit, cfg.WorkerID),
 		wake:      make(chan struct{}, 1),
-		failed:    make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 	w.cancelIDs = max(w.runBudget/wire.MaxVarint, 1)
@@ -216,16 +214,6 @@ func (w *Writer[D]) Wait() {
 	}
 }
 
-// Failed is closed on the first write error.
-func (w *Writer[D]) Failed() <-chan struct{} { return w.failed }
-
-// Err returns the first write error.
-func (w *Writer[D]) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
-}
-
 // signal wakes the goroutine without blocking; a pending token is enough,
 // as it looks at everything queued.
 func (w *Writer[D]) signal() {
@@ -293,11 +281,9 @@ func (w *Writer[D]) fail(err error) {
 		return
 	}
 	w.mu.Lock()
-	w.err = err
 	clear(w.queue)
 	w.queue = nil
 	w.mu.Unlock()
-	close(w.failed)
 	if w.cfg.OnError != nil {
 		w.cfg.OnError(err)
 	}
