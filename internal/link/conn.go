@@ -21,11 +21,13 @@ import (
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
-// Conn carries a Writer's messages. It is the only place where messages
-// become bytes on their way out, so it is where sealing plugs in: a sealed
-// NATS link encrypts and authenticates the bytes wire.AppendMsg produced
-// in natsConn.Write before Publish (and the subscriber opens them before
-// wire.Unmarshal); the Writer above needs no change.
+// Conn carries a Writer's messages: it is where they become bytes on their
+// way out, so it is where sealing plugs in. A sealed NATS link encrypts and
+// authenticates the bytes wire.AppendMsg produced in natsConn.Write before
+// Publish (and the subscriber opens them before wire.Unmarshal); the Writer
+// above needs no change. The cluster's few unbatched publishes (Hello,
+// Heartbeat, Bye, a Shutdown) do not pass through a Writer and must be
+// sealed the same way.
 //
 // A Conn is used by one goroutine at a time (the Writer's).
 type Conn interface {
