@@ -54,7 +54,7 @@ var held = aplex.Register("cluster.held", func(ctx context.Context, a heldArg) (
 })
 
 // publishFailures is a slog handler counting the results a worker failed
-// to publish (its Debug line "publish results" with an error).
+// to publish (its link's Debug line "publish" of a Results, with an error).
 type publishFailures struct {
 	n    atomic.Int64
 	wake chan struct{}
@@ -64,19 +64,27 @@ func (h *publishFailures) Enabled(context.Context, slog.Level) bool { return tru
 func (h *publishFailures) WithAttrs([]slog.Attr) slog.Handler       { return h }
 func (h *publishFailures) WithGroup(string) slog.Handler            { return h }
 func (h *publishFailures) Handle(_ context.Context, r slog.Record) error {
-	if !strings.Contains(r.Message, "publish results") {
+	if !strings.Contains(r.Message, "publish") {
 		return nil
 	}
+	var results bool
+	var n int64
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "results" {
-			h.n.Add(a.Value.Int64())
-			select {
-			case h.wake <- struct{}{}:
-			default:
-			}
+		switch a.Key {
+		case "kind":
+			results = a.Value.String() == "Results"
+		case "items":
+			n = a.Value.Int64()
 		}
 		return true
 	})
+	if results {
+		h.n.Add(n)
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 

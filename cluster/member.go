@@ -54,11 +54,11 @@ func (m *member) Capacity() int { return m.capacity }
 // Send queues the jobs for the sender, which batches them into Run
 // messages. The member keeps no record of them: the core's job table is
 // the only one (Sink.Outstanding).
-func (m *member) Send(jobs []*wire.Job) { m.t.send.jobs(m, jobs) }
+func (m *member) Send(jobs []*wire.Job) { m.t.send.Jobs(m, jobs, false) }
 
 // Cancel queues a Cancel behind the jobs' Runs (one sender, one subject:
 // NATS keeps the order).
-func (m *member) Cancel(ids []uint64) { m.t.send.cancel(m, ids) }
+func (m *member) Cancel(ids []uint64) { m.t.send.Cancel(m, ids) }
 
 // Kill stops the worker process: it gets a Shutdown{Graceful: false},
 // which cancels every work it runs (for every executor) and makes it exit

@@ -85,7 +85,7 @@ func (t *transport) onHello(h *wire.Hello) {
 	if len(orphans) > 0 {
 		// It was dropped for silence but lives: stop what it still runs
 		// for this executor (those works were failed or re-queued).
-		t.send.cancel(m, orphans)
+		t.send.Cancel(m, orphans)
 	}
 	t.sink.Join(m)
 	t.joinedMember(m)
@@ -224,10 +224,10 @@ func (t *transport) resync(m *member) {
 	}
 	jobs, cancelled := t.sink.Outstanding(m)
 	if len(jobs) > 0 {
-		t.send.resend(m, jobs)
+		t.send.Jobs(m, jobs, true)
 	}
 	if len(cancelled) > 0 {
-		t.send.cancel(m, cancelled)
+		t.send.Cancel(m, cancelled)
 	}
 }
 

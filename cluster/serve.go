@@ -15,6 +15,7 @@ import (
 
 	"github.com/aplex-go/aplex/internal/engine"
 	"github.com/aplex-go/aplex/internal/host"
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/spawn"
 )
 
@@ -95,7 +96,7 @@ type workerServer struct {
 	nc      *nats.Conn
 	ownConn bool
 	in      *host.Inbox
-	out     *outbox
+	out     *link.Writer[link.Subject]
 	sess    *sessions
 	hello   []byte // the encoded Hello, sent often and never changing
 	subs    []*nats.Subscription
@@ -158,7 +159,7 @@ func unreachable(err error) bool {
 // and the end of Serve's ctx is a clean leave.
 func (w *workerServer) hostConfig(ctx context.Context) (host.Config, error) {
 	max := maxPayload(w.nc)
-	w.out = newOutbox(w.nc, w.cfg.workerID, max, w.log)
+	w.out = newOutbox(w, max)
 	w.sess = newSessions(w.cfg.maxWorks, w.cfg.workerID)
 	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
 	hc, err := engine.HostConfig(base, w.cfg.index, w.cfg.workerID, w.cfg.labels) // WorkerInfo.ID: -1, or a local worker's index
@@ -183,5 +184,6 @@ func (w *workerServer) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer w.out.Close() // after Link.Close a no-op; stops the writer if Open failed
 	return host.Serve(ctx, hc, w)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex/internal/host"
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -21,6 +22,7 @@ func (w *workerServer) Open(hello *wire.Hello, in *host.Inbox) error {
 		return fmt.Errorf("aplex: cluster worker: %w", err)
 	}
 	w.hello, w.in = b, in
+	w.out.Start()
 	if err := w.subscribe(); err != nil {
 		return err
 	}
@@ -38,7 +40,7 @@ func (w *workerServer) Open(hello *wire.Hello, in *host.Inbox) error {
 // Inbox; the host refuses its jobs.
 func (w *workerServer) Close(bye *wire.Bye) {
 	if bye != nil {
-		w.out.flush()
+		w.out.Close()
 		w.publish(w.subj.heartbeat(w.cfg.workerID), bye)
 	}
 	w.unsubscribe()
@@ -127,9 +129,11 @@ func (w *workerServer) Heartbeat(hb *wire.Heartbeat) {
 	w.sess.expire(time.Now())
 }
 
-// Killed is the Link's: a killed worker answers nothing (see
-// outbox.silence).
-func (w *workerServer) Killed() { w.out.silence() }
+// Killed is the Link's: a killed worker answers nothing. Executors then
+// see their works unanswered at its Bye and fail them with a
+// *aplex.WorkerError, which aplex.Retry may resend elsewhere, rather than
+// with a cancellation nobody asked for.
+func (w *workerServer) Killed() { w.out.Drop() }
 
 func (w *workerServer) publish(subject string, m wire.Msg) {
 	b, err := wire.Marshal(m)
@@ -155,7 +159,7 @@ func (w *workerServer) onMsg(msg *nats.Msg) {
 	case *wire.Run:
 		start, again := w.sess.admit(m, time.Now())
 		for _, r := range again {
-			w.out.add(m.ReplyTo, r, wire.ResultBound(&r))
+			w.out.Result(link.Subject(m.ReplyTo), r)
 		}
 		if len(start) > 0 {
 			if len(start) != len(m.Jobs) {
@@ -191,7 +195,7 @@ func (w *workerServer) onDiscover(msg *nats.Msg) {
 func (w *workerServer) Result(replyTo string, r wire.Result) {
 	size := wire.ResultBound(&r)
 	w.sess.finished(replyTo, r, size, time.Now())
-	w.out.add(replyTo, r, size)
+	w.out.Result(link.Subject(replyTo), r)
 }
 
 // notify sends a token on a capacity-1 channel without blocking.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -36,7 +37,7 @@ type transport struct {
 	max     int            // NATS max payload
 
 	sink  xport.Sink
-	send  *sender
+	send  *link.Writer[*member]
 	local *localWorkers
 	subs  []*nats.Subscription
 
@@ -186,7 +187,7 @@ func (t *transport) Start(ctx context.Context, sink xport.Sink) error {
 		return err
 	}
 	t.started = true
-	go t.send.run()
+	t.send.Start()
 	go t.monitor()
 	t.discover("")
 	if t.local != nil {
@@ -291,7 +292,7 @@ func (t *transport) release() {
 	if t.started {
 		close(t.stopMon)
 		<-t.monDone
-		t.send.close()
+		t.send.Close()
 	}
 	if t.ownConn {
 		t.nc.Close()

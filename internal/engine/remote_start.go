@@ -11,9 +11,6 @@ import (
 // This file builds executors over a remote transport (process and cluster
 // workers) and starts their workers.
 
-// messageHeadroom is what a job's envelope may need beside its argument.
-const messageHeadroom = 4096
-
 // startSlack is how long past WithStartTimeout a transport's Start may
 // take to report its own timeout (whose error says more than a cancelled
 // ctx: the process transport's handshake timer starts after the fork) and
@@ -25,10 +22,7 @@ const startSlack = time.Second
 func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
 	c := newCore(cfg)
 	c.be = &remote{c, tr}
-	c.maxMsg = tr.MaxMessage() - messageHeadroom
-	if c.maxMsg <= 0 {
-		c.maxMsg = wire.DefaultMaxFrame - messageHeadroom
-	}
+	c.maxMsg = wire.PayloadLimit(tr.MaxMessage()) // the one size rule
 	// WithStartTimeout is the bound (not plus the kill grace: that made a
 	// 2s start timeout fail after 7s). Transports enforce it themselves,
 	// with an error saying what they waited for; this ctx is a backstop a

@@ -183,11 +183,11 @@ func newFrameProgram(data []byte) *frameProgram {
 
 // frame appends a valid message.
 func (p *frameProgram) frame(m wire.Msg) {
-	b, err := wire.AppendFrame(p.stream, m, fuzzMaxFrame)
+	b, err := frameOf(m, fuzzMaxFrame)
 	if err != nil {
 		panic(err) // the program's own messages are small
 	}
-	p.stream = b
+	p.stream = append(p.stream, b...)
 	p.account(m)
 }
 
@@ -343,8 +343,7 @@ func (p *frameProgram) check(t *testing.T, s served) {
 // control messages, so a result refused at once (an unknown work) could
 // overtake the Hello.
 func TestHelloPrecedesResults(t *testing.T) {
-	var run []byte
-	run, err := wire.AppendFrame(run, &wire.Run{Jobs: []wire.Job{{ID: 1, Name: "nosuch", Args: [][]byte{nil}}}}, 0)
+	run, err := frameOf(&wire.Run{Jobs: []wire.Job{{ID: 1, Name: "nosuch", Args: [][]byte{nil}}}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

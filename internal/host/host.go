@@ -91,10 +91,6 @@ type Config struct {
 	BaseContext context.Context
 }
 
-// resultHeadroom is what a result must leave free in a frame for the
-// envelope of the Results message that carries it.
-const resultHeadroom = 4096
-
 // jobKey identifies a running job. Ids are unique per executor, and ReplyTo
 // names the executor (cluster) or is empty (process).
 type jobKey struct {
@@ -124,15 +120,12 @@ func New(cfg Config) *Host {
 	h := &Host{
 		cfg:    cfg,
 		base:   cfg.BaseContext,
-		limit:  cfg.MaxFrame - resultHeadroom,
+		limit:  wire.PayloadLimit(cfg.MaxFrame),
 		encode: cfg.EncodeError,
 		jobs:   make(map[jobKey]*job),
 	}
 	if h.base == nil {
 		h.base = context.Background()
-	}
-	if h.limit < 1 {
-		h.limit = 1
 	}
 	if h.encode == nil {
 		h.encode = defaultEncodeError

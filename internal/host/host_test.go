@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -471,11 +472,23 @@ func TestMalformed(t *testing.T) {
 }
 
 func mustFrame(t *testing.T, m wire.Msg) []byte {
-	b, err := wire.AppendFrame(nil, m, 0)
+	b, err := frameOf(m, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// frameOf encodes m as one frame of at most max bytes, as a process pipe
+// carries it.
+func frameOf(m wire.Msg, max int) ([]byte, error) {
+	var out bytes.Buffer
+	w := wire.NewWriter(&out, max)
+	if err := w.Write(m); err != nil {
+		return nil, err
+	}
+	err := w.Flush()
+	return out.Bytes(), err
 }
 
 func TestHeartbeat(t *testing.T) {
@@ -573,60 +586,6 @@ func TestHostDirect(t *testing.T) {
 		t.Errorf("after Drain: %+v", got["2"])
 	}
 	mu.Unlock()
-}
-
-// TestBatching checks that results queued together leave in one frame and
-// that a batch bigger than a frame is split, nothing lost.
-func TestBatching(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		n, size   int
-		max       int
-		maxFrames int
-	}{
-		{"one frame", 100, 10, 0, 1},
-		{"split", 20, 10000, 64 << 10, 5},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			pr, pw := io.Pipe()
-			out := newOutbox(wire.NewWriter(pw, tc.max), frameLimitOrDefault(tc.max), "")
-			// Queue everything before the writer starts, as results pile up
-			// behind a write in progress.
-			for i := range tc.n {
-				out.result("", wire.Result{ID: uint64(i), Items: []wire.Outcome{{Value: make([]byte, tc.size)}}})
-			}
-			go func() { out.run(); pw.Close() }()
-			out.close()
-			rd := wire.NewReader(pr, tc.max)
-			frames, seen := 0, 0
-			for {
-				m, err := rd.Next()
-				if err == io.EOF {
-					break
-				} else if err != nil {
-					t.Fatal(err)
-				}
-				frames++
-				for _, r := range m.(*wire.Results).Results {
-					if r.ID != uint64(seen) {
-						t.Fatalf("result %d out of order", r.ID)
-					}
-					seen++
-				}
-			}
-			<-out.done
-			if seen != tc.n || frames > tc.maxFrames {
-				t.Errorf("%d results in %d frames; want %d in ≤ %d", seen, frames, tc.n, tc.maxFrames)
-			}
-		})
-	}
-}
-
-func frameLimitOrDefault(max int) int {
-	if max <= 0 {
-		return wire.DefaultMaxFrame
-	}
-	return max
 }
 
 type headerKey struct{}

@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
 // ServeConn serves one executor over a byte stream: it runs Serve over a
 // Link that reads Run, Cancel and Shutdown frames from r and writes Hello,
-// Results, Heartbeat and Bye frames to w. One writer goroutine batches
-// every result finished at that moment into one Results frame and flushes
-// only when it has nothing left to write. The configuration of a process
+// Results, Heartbeat and Bye frames to w through a link.Writer, which
+// batches every result finished at that moment into one Results frame and
+// flushes only when it has nothing left to write. The configuration of a process
 // child: no accept window, no drain timeout, ctx ending kills.
 //
 // ServeConn returns
@@ -40,10 +41,12 @@ func ServeConn(ctx context.Context, cfg Config, r io.Reader, w io.Writer) error 
 	l := &streamLink{
 		r:          r,
 		rd:         wire.NewReader(r, cfg.MaxFrame),
-		out:        newOutbox(wire.NewWriter(w, cfg.MaxFrame), cfg.MaxFrame, cfg.WorkerID),
 		readerDone: make(chan struct{}),
-		watchDone:  make(chan struct{}),
 	}
+	l.out = link.New(link.Pipe(w, cfg.MaxFrame), link.Config[link.Subject]{
+		WorkerID: cfg.WorkerID,
+		OnError:  func(err error) { l.in.Gone(fmt.Errorf("aplex worker: write: %w", err)) },
+	})
 	err := Serve(ctx, cfg, l)
 	if errors.Is(err, ErrKilled) {
 		err = nil // the executor asked for it: a clean end for a process child
@@ -52,36 +55,30 @@ func ServeConn(ctx context.Context, cfg Config, r io.Reader, w io.Writer) error 
 }
 
 // streamLink is the Link of a process child: frames over a byte stream to
-// its one executor, written by the outbox.
+// its one executor, written by a link.Writer.
 type streamLink struct {
 	r          io.Reader
 	rd         *wire.Reader
-	out        *outbox
+	out        *link.Writer[link.Subject]
+	in         *Inbox // set by Open, before the writer starts
 	readerDone chan struct{}
-	watchDone  chan struct{}
 }
 
 // Open queues the Hello first, so that it precedes every result, then
-// starts the writer, the reader and the watch on the writer's failure.
+// starts the writer (whose failure is the link's Gone) and the reader.
 func (l *streamLink) Open(hello *wire.Hello, in *Inbox) error {
-	l.out.send(hello)
-	go l.out.run()
+	l.in = in
+	l.out.Send(link.Peer, hello)
+	l.out.Start()
 	go l.read(in)
-	go func() {
-		defer close(l.watchDone)
-		<-l.out.done
-		if err := l.out.writeErr(); err != nil {
-			in.Gone(fmt.Errorf("aplex worker: write: %w", err))
-		}
-	}()
 	return nil
 }
 
 // Result queues a finished job for the writer.
-func (l *streamLink) Result(replyTo string, r wire.Result) { l.out.result(replyTo, r) }
+func (l *streamLink) Result(_ string, r wire.Result) { l.out.Result(link.Peer, r) }
 
 // Heartbeat queues hb for the writer.
-func (l *streamLink) Heartbeat(hb *wire.Heartbeat) { l.out.send(hb) }
+func (l *streamLink) Heartbeat(hb *wire.Heartbeat) { l.out.Send(link.Peer, hb) }
 
 // Killed does nothing: the one executor that killed the worker still
 // reads the cancelled jobs' results.
@@ -95,11 +92,9 @@ func (l *streamLink) Close(bye *wire.Bye) {
 	}
 	<-l.readerDone
 	if bye != nil {
-		l.out.send(bye)
+		l.out.Send(link.Peer, bye)
 	}
-	l.out.close()
-	<-l.out.done
-	<-l.watchDone
+	l.out.Close()
 }
 
 // read reads frames and hands them to in; the end of the stream and any

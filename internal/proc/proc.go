@@ -62,7 +62,6 @@ type Config struct {
 const (
 	defaultStartTimeout = 10 * time.Second
 	minFrame            = 8 << 10
-	headroom            = 4096 // frame bytes kept for envelopes; see host.Config.MaxFrame
 	memoryPoll          = 100 * time.Millisecond
 	minHeartbeatTimeout = 10 * time.Millisecond
 	beatsPerTimeout     = 3               // a child beats at HeartbeatTimeout/3
@@ -145,8 +144,8 @@ func New(cfg Config) (*Transport, error) {
 	return t, nil
 }
 
-// MaxMessage is the largest encoded argument or result a job may carry.
-func (t *Transport) MaxMessage() int { return t.cfg.MaxFrame - headroom }
+// MaxMessage is the frame limit; see wire.PayloadLimit for a job's share.
+func (t *Transport) MaxMessage() int { return t.cfg.MaxFrame }
 
 // Start brings up Size workers concurrently and calls sink.Join for each
 // once all completed the handshake. If one fails, it stops the others and

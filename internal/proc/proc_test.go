@@ -21,7 +21,7 @@ import (
 
 func TestStartJoinsEveryWorker(t *testing.T) {
 	tr, s, ws := start(t, Config{Size: 3})
-	if got, want := tr.MaxMessage(), wire.DefaultMaxFrame-headroom; got != want {
+	if got, want := tr.MaxMessage(), wire.DefaultMaxFrame; got != want {
 		t.Errorf("MaxMessage = %d, want %d", got, want)
 	}
 	pids := map[int]bool{}

@@ -47,13 +47,12 @@ func (w *worker) readLoop() {
 func (w *worker) finish() {
 	w.mu.Lock()
 	w.dead = true
-	w.jobs, w.cancels = nil, nil
 	w.mu.Unlock()
-	close(w.quit)
+	w.out.Drop()
 	// Closing our end of the request pipe unblocks a writer stuck on a full
 	// pipe and, if the child is still alive, tells it the executor is gone.
 	w.toChild.Close()
-	<-w.writerDone
+	w.out.Wait()
 	status := w.reap()
 
 	w.mu.Lock()

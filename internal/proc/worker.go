@@ -8,13 +8,14 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
 // worker is one child process. The core talks to it through the
-// xport.Worker methods, which only queue; one writer goroutine (writer.go)
+// xport.Worker methods, which only queue; the link's goroutine (writer.go)
 // turns the queue into frames and one reader goroutine (reader.go) delivers
 // results, then reaps the process and reports its loss.
 type worker struct {
@@ -26,23 +27,17 @@ type worker struct {
 	toChild   *os.File
 	fromChild *os.File
 	rd        *wire.Reader
-	wr        *wire.Writer
+	out       *link.Writer[link.Subject]
 	label     *spawn.LineWriter
 	hello     *wire.Hello
 
-	mu       sync.Mutex
-	jobs     []*wire.Job // queued for the writer
-	cancels  []uint64    // queued for the writer
-	shutdown bool        // a Shutdown frame is due
-	closed   bool        // Close was called: an exit with status 0 is clean
-	dead     bool        // the pipe is gone: new input is dropped
-	sent     int         // jobs sent, for RecycleAfter
-	killErr  error       // first Kill reason
+	mu      sync.Mutex
+	closed  bool  // Close was called: an exit with status 0 is clean
+	dead    bool  // the pipe is gone: new input is dropped
+	sent    int   // jobs sent, for RecycleAfter
+	killErr error // first Kill reason
 
-	wake       chan struct{} // capacity 1: the queue went non-empty
-	quit       chan struct{} // closed by the reader once the child is gone
-	writerDone chan struct{}
-	done       chan struct{} // closed after Sink.Lost
+	done chan struct{} // closed after Sink.Lost
 
 	gone atomic.Bool // reaped and reported
 	// heard is when the reader last got a frame, as time since t.epoch, or
@@ -59,21 +54,19 @@ var (
 )
 
 func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.File, label *spawn.LineWriter) *worker {
-	return &worker{
-		t:          t,
-		slotIdx:    slot,
-		cmd:        cmd,
-		pid:        cmd.Process.Pid,
-		toChild:    toChild,
-		fromChild:  fromChild,
-		rd:         wire.NewReader(fromChild, t.cfg.MaxFrame),
-		wr:         wire.NewWriter(toChild, t.cfg.MaxFrame),
-		label:      label,
-		wake:       make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		done:       make(chan struct{}),
+	w := &worker{
+		t:         t,
+		slotIdx:   slot,
+		cmd:       cmd,
+		pid:       cmd.Process.Pid,
+		toChild:   toChild,
+		fromChild: fromChild,
+		rd:        wire.NewReader(fromChild, t.cfg.MaxFrame),
+		label:     label,
+		done:      make(chan struct{}),
 	}
+	w.out = newLink(w)
+	return w
 }
 
 // startIO starts the writer and reader goroutines. Called after Sink.Join,
@@ -82,7 +75,7 @@ func (w *worker) startIO() {
 	// Its silence counts from here: its heartbeats may have waited in the
 	// pipe while the other workers of Start were still starting.
 	w.heardNow()
-	w.t.wg.Go(w.writeLoop)
+	w.out.Start()
 	w.t.wg.Go(w.readLoop)
 }
 
@@ -111,14 +104,10 @@ func (w *worker) Send(jobs []*wire.Job) {
 		w.mu.Unlock()
 		return
 	}
-	first := w.emptyLocked()
-	w.jobs = append(w.jobs, jobs...)
 	w.sent += len(jobs)
 	recycle := w.t.cfg.RecycleAfter > 0 && w.sent >= w.t.cfg.RecycleAfter
 	w.mu.Unlock()
-	if first {
-		notify(w.wake)
-	}
+	w.out.Jobs(link.Peer, jobs, false)
 	if recycle && !w.recycle.Swap(true) {
 		notify(w.slot.wake) // the supervisor retires w and starts its successor
 	}
@@ -131,12 +120,8 @@ func (w *worker) Cancel(ids []uint64) {
 		w.mu.Unlock()
 		return
 	}
-	first := w.emptyLocked()
-	w.cancels = append(w.cancels, ids...)
 	w.mu.Unlock()
-	if first {
-		notify(w.wake)
-	}
+	w.out.Cancel(link.Peer, ids)
 }
 
 // Close asks the child to finish its jobs and exit; Sink.Lost(w, nil)
@@ -149,12 +134,8 @@ func (w *worker) Close() {
 		return
 	}
 	w.closed = true
-	first := w.emptyLocked()
-	w.shutdown = true
 	w.mu.Unlock()
-	if first {
-		notify(w.wake)
-	}
+	w.out.Send(link.Peer, &wire.Shutdown{Graceful: true})
 }
 
 // Kill sends SIGKILL to the child. The loss is reported with an *ExitError
@@ -171,11 +152,6 @@ func (w *worker) Kill(reason error) {
 	// After the process was reaped this is a no-op (os.Process knows), so
 	// a late Kill can never hit a recycled pid.
 	w.cmd.Process.Kill()
-}
-
-// emptyLocked reports whether the writer's queue is empty.
-func (w *worker) emptyLocked() bool {
-	return len(w.jobs) == 0 && len(w.cancels) == 0 && !w.shutdown
 }
 
 // notify posts a wake-up token without blocking; one pending token is

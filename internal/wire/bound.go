@@ -12,6 +12,49 @@ const MaxVarint = 10
 // counts) beside the items counted with the functions below.
 const EnvelopeBound = 64
 
+// The size budget. Every message, a frame on a process pipe or a NATS
+// payload, is at most limit bytes (the transport's MaxMessage). Two rules
+// keep every message under it, and they are the only size rules of aplex:
+//
+//   - PayloadLimit bounds one job's payload (its encoded argument with its
+//     header, or its encoded result). The executor refuses a bigger
+//     argument at Submit (ErrTooLarge) and the worker host turns a bigger
+//     result into CodeTooLarge outcomes, so one job always fits a message
+//     beside its envelope.
+//   - BatchBudget bounds what one batch message carries: the link merges
+//     queued jobs (JobBound), results (ResultBound) or cancelled ids
+//     (MaxVarint each) into one Run, Results or Cancel while their sum fits.
+//
+// The bounds over-count, so a batch that fits its budget always encodes
+// under the limit: nothing is encoded twice to find out.
+
+// Headroom is what PayloadLimit keeps free beside a job's payload for its
+// envelope: the work's name, ids, timeout and counts of the job, and the
+// batch envelope with its ReplyTo or WorkerID. 4 KiB leaves room for
+// names and ids of any reasonable length.
+const Headroom = 4096
+
+// PayloadLimit is the largest payload (encoded argument and header, or
+// encoded result) of one job in messages of at most limit bytes (limit ≤ 0:
+// DefaultMaxFrame).
+func PayloadLimit(limit int) int {
+	if limit <= 0 {
+		limit = DefaultMaxFrame
+	}
+	return max(limit-Headroom, 1)
+}
+
+// BatchBudget is the room for items (the sum of their JobBound or
+// ResultBound, or MaxVarint per cancelled id) in one Run, Cancel or Results
+// message of at most limit bytes (limit ≤ 0: DefaultMaxFrame) whose envelope
+// carries name (its ReplyTo or WorkerID, "" if none).
+func BatchBudget(limit int, name string) int {
+	if limit <= 0 {
+		limit = DefaultMaxFrame
+	}
+	return limit - EnvelopeBound - MaxVarint - len(name)
+}
+
 // MaxHeader bounds a Job's header (HeaderBound): enough for a trace
 // context and W3C baggage (at most 8 KiB) many times over, yet small beside
 // a message, which every job of a Map carries again.

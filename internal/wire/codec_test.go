@@ -341,9 +341,13 @@ func TestMarshalErrors(t *testing.T) {
 			if err == nil || string(got) != "keep" {
 				t.Fatalf("AppendMsg = %q, %v; want dst unchanged and an error", got, err)
 			}
-			got, err = AppendFrame(dst, tt.msg, 0)
-			if err == nil || string(got) != "keep" {
-				t.Fatalf("AppendFrame = %q, %v; want dst unchanged and an error", got, err)
+			var out bytes.Buffer
+			w := NewWriter(&out, 0)
+			if err := w.Write(tt.msg); err == nil {
+				t.Fatal("Writer.Write succeeded")
+			}
+			if err := w.Flush(); err != nil || out.Len() != 0 {
+				t.Fatalf("Writer wrote %d bytes for a bad message (%v)", out.Len(), err)
 			}
 		})
 	}

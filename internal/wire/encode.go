@@ -43,8 +43,7 @@ import (
 // so encoding costs one allocation at most (none with a large enough dst).
 
 // Marshal encodes m as version | kind | body, without a length prefix. This
-// is the form carried as a NATS message body; streams use AppendFrame or
-// Writer instead.
+// is the form carried as a NATS message body; streams use Writer instead.
 //
 // Marshal fails only for a nil message or a type this package does not
 // define.

@@ -42,23 +42,6 @@ func frameLimit(max int) int {
 	return max
 }
 
-// AppendFrame appends m as one frame (header and message) to dst and returns
-// the extended slice. If the message is longer than max bytes (max ≤ 0:
-// DefaultMaxFrame) it returns dst unchanged and an error wrapping
-// ErrFrameTooLarge; the size is checked before anything is encoded.
-func AppendFrame(dst []byte, m Msg, max int) ([]byte, error) {
-	n, err := msgSize(m)
-	if err != nil {
-		return dst, err
-	}
-	if max = frameLimit(max); n > max {
-		return dst, errTooLarge(uint64(n), max)
-	}
-	dst = slices.Grow(dst, HeaderSize+n)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
-	return appendMsg(dst, m), nil
-}
-
 // Reader reads frames from a stream. It buffers its input, so nothing else
 // should read the underlying reader once a Reader is in use. A Reader is not
 // safe for concurrent use.

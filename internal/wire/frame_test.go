@@ -14,17 +14,20 @@ import (
 	"testing/iotest"
 )
 
-// frames returns the frames of msgs concatenated.
+// frames returns the frames of msgs concatenated, as a Writer writes them.
 func frames(t *testing.T, msgs ...Msg) []byte {
 	t.Helper()
-	var b []byte
+	var out bytes.Buffer
+	w := NewWriter(&out, 0)
 	for _, m := range msgs {
-		var err error
-		if b, err = AppendFrame(b, m, 0); err != nil {
+		if err := w.Write(m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return b
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -66,40 +69,40 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
-func TestAppendFrameLimit(t *testing.T) {
+func TestWriterLimit(t *testing.T) {
 	m := &Bye{WorkerID: strings.Repeat("w", 100)}
 	size, _ := msgSize(m) // 2 + 1 + 100
-	dst := []byte("prefix")
 
-	got, err := AppendFrame(dst, m, size)
-	if err != nil {
+	var out bytes.Buffer
+	w := NewWriter(&out, size)
+	if err := w.Write(m); err != nil {
 		t.Fatalf("frame of exactly the limit: %v", err)
 	}
-	if len(got) != len(dst)+HeaderSize+size {
-		t.Fatalf("len = %d, want %d", len(got), len(dst)+HeaderSize+size)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != HeaderSize+size {
+		t.Fatalf("len = %d, want %d", out.Len(), HeaderSize+size)
 	}
 
-	dst = make([]byte, 3, 1000)
-	copy(dst, "abc")
-	got, err = AppendFrame(dst, m, size-1)
+	out.Reset()
+	w = NewWriter(&out, size-1)
+	err := w.Write(m)
 	if !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("err = %v, want ErrFrameTooLarge", err)
 	}
 	if !strings.Contains(err.Error(), fmt.Sprint(size)) || !strings.Contains(err.Error(), fmt.Sprint(size-1)) {
 		t.Fatalf("error %q does not give size %d and limit %d", err, size, size-1)
 	}
-	if len(got) != 3 || string(got) != "abc" || &got[0] != &dst[0] {
-		t.Fatalf("dst changed on error: %q", got)
-	}
-	if dst[:4][3] != 0 {
-		t.Fatalf("AppendFrame wrote past len(dst) on error")
+	if err := w.Flush(); err != nil || out.Len() != 0 {
+		t.Fatalf("%d bytes written for a rejected frame (%v)", out.Len(), err)
 	}
 }
 
-func TestAppendFrameDefaultLimit(t *testing.T) {
+func TestWriterDefaultLimit(t *testing.T) {
 	big := &Run{Jobs: []Job{{Args: [][]byte{make([]byte, DefaultMaxFrame)}}}}
 	for _, max := range []int{0, -1} {
-		if _, err := AppendFrame(nil, big, max); !errors.Is(err, ErrFrameTooLarge) {
+		if err := NewWriter(io.Discard, max).Write(big); !errors.Is(err, ErrFrameTooLarge) {
 			t.Fatalf("max %d: err = %v, want ErrFrameTooLarge against DefaultMaxFrame", max, err)
 		}
 	}
@@ -246,26 +249,6 @@ func TestWriterTooLarge(t *testing.T) {
 	m, err := NewReader(&out, 64).Next()
 	if err != nil || !reflect.DeepEqual(m, &Bye{WorkerID: "ok"}) {
 		t.Fatalf("got %v, %v", m, err)
-	}
-}
-
-func TestWriterMatchesAppendFrame(t *testing.T) {
-	var msgs []Msg
-	for _, s := range samples() {
-		msgs = append(msgs, s.msg)
-	}
-	var out bytes.Buffer
-	w := NewWriter(&out, 0)
-	for _, m := range msgs {
-		if err := w.Write(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if want := frames(t, msgs...); !bytes.Equal(out.Bytes(), want) {
-		t.Fatalf("Writer output (%d bytes) differs from AppendFrame (%d bytes)", out.Len(), len(want))
 	}
 }
 

@@ -232,8 +232,9 @@ type Transport interface {
 	// them; cluster: its local workers and WithPoolSize workers, if given),
 	// or the first error (having stopped any worker it started).
 	Start(ctx context.Context, sink Sink) error
-	// MaxMessage is the largest encoded job or result the transport carries;
-	// the core rejects bigger arguments at Submit.
+	// MaxMessage is the largest message the transport carries (a frame, a
+	// NATS payload); the core rejects arguments bigger than its
+	// wire.PayloadLimit at Submit.
 	MaxMessage() int
 	// Close stops every worker it started (killing those still running
 	// when ctx ends) and waits until they are gone; remote cluster workers,

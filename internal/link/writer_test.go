@@ -1,0 +1,323 @@
+package link
+
+import (
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// countingWriter counts the writes that reach it: each is a system call
+// on a real pipe.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n++
+	return c.w.Write(p)
+}
+
+// readAll reads every frame of r until EOF.
+func readAll(t *testing.T, r io.Reader, max int) []wire.Msg {
+	t.Helper()
+	rd := wire.NewReader(r, max)
+	var msgs []wire.Msg
+	for {
+		m, err := rd.Next()
+		if err == io.EOF {
+			return msgs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+}
+
+// pipeWriter returns a Writer over an os.Pipe and a function that closes
+// it and returns every frame written.
+func pipeWriter(t *testing.T, max int, cfg Config[Subject]) (*Writer[Subject], *countingWriter, func() []wire.Msg) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw := &countingWriter{w: pw}
+	w := New(Pipe(cw, max), cfg)
+	got := make(chan []wire.Msg, 1)
+	go func() { got <- readAll(t, pr, max); pr.Close() }()
+	return w, cw, func() []wire.Msg {
+		w.Close()
+		pw.Close()
+		return <-got
+	}
+}
+
+func job(id uint64, size int) *wire.Job {
+	return &wire.Job{ID: id, Name: "w", Args: [][]byte{make([]byte, size)}}
+}
+
+// TestBatching: what is queued together leaves in as few frames as fit
+// the budget (one system call for a burst), in order, nothing lost.
+func TestBatching(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		n, size   int
+		max       int
+		maxFrames int
+	}{
+		{"one frame", 100, 10, 0, 1},
+		{"split", 20, 10000, 64 << 10, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, cw, finish := pipeWriter(t, tc.max, Config[Subject]{WorkerID: "w0"})
+			// Queue everything before the goroutine starts, as results pile
+			// up behind a write in progress.
+			for i := range tc.n {
+				w.Result(Peer, wire.Result{ID: uint64(i), Items: []wire.Outcome{{Value: make([]byte, tc.size)}}})
+			}
+			w.Start()
+			msgs := finish()
+			seen := 0
+			for _, m := range msgs {
+				rs := m.(*wire.Results)
+				if rs.WorkerID != "w0" {
+					t.Fatalf("WorkerID = %q", rs.WorkerID)
+				}
+				for _, r := range rs.Results {
+					if r.ID != uint64(seen) {
+						t.Fatalf("result %d out of order", r.ID)
+					}
+					seen++
+				}
+			}
+			if seen != tc.n || len(msgs) > tc.maxFrames {
+				t.Errorf("%d results in %d frames; want %d in ≤ %d", seen, len(msgs), tc.n, tc.maxFrames)
+			}
+			if tc.maxFrames == 1 && cw.n != 1 {
+				t.Errorf("a burst of one frame took %d writes, want 1", cw.n)
+			}
+		})
+	}
+}
+
+// TestCancelFollowsItsRun: Runs and Cancels queued in one round merge into
+// one Run and one Cancel, and every cancelled id arrives after its job.
+func TestCancelFollowsItsRun(t *testing.T) {
+	w, _, finish := pipeWriter(t, 0, Config[Subject]{})
+	for id := range uint64(10) {
+		w.Jobs(Peer, []*wire.Job{job(id, 1)}, false)
+		w.Cancel(Peer, []uint64{id})
+	}
+	w.Send(Peer, &wire.Shutdown{Graceful: true})
+	w.Start()
+	msgs := finish()
+	var kinds []string
+	sent := map[uint64]bool{}
+	for _, m := range msgs {
+		kinds = append(kinds, m.Kind().String())
+		switch m := m.(type) {
+		case *wire.Run:
+			for _, j := range m.Jobs {
+				sent[j.ID] = true
+			}
+		case *wire.Cancel:
+			for _, id := range m.IDs {
+				if !sent[id] {
+					t.Errorf("Cancel of %d before its Run", id)
+				}
+			}
+		}
+	}
+	if got := strings.Join(kinds, " "); got != "Run Cancel Shutdown" {
+		t.Errorf("frames %q, want %q", got, "Run Cancel Shutdown")
+	}
+}
+
+// TestResendNeverSharesARun: new jobs and resent jobs go in separate Runs,
+// the resent ones marked.
+func TestResendNeverSharesARun(t *testing.T) {
+	w, _, finish := pipeWriter(t, 0, Config[Subject]{ReplyTo: "inbox"})
+	w.Jobs(Peer, []*wire.Job{job(1, 1)}, false)
+	w.Jobs(Peer, []*wire.Job{job(2, 1), job(3, 1)}, true)
+	w.Jobs(Peer, []*wire.Job{job(4, 1)}, false)
+	w.Start()
+	msgs := finish()
+	want := []struct {
+		resend bool
+		n      int
+	}{{false, 1}, {true, 2}, {false, 1}}
+	if len(msgs) != len(want) {
+		t.Fatalf("%d frames, want %d", len(msgs), len(want))
+	}
+	for i, m := range msgs {
+		r := m.(*wire.Run)
+		if r.Resend != want[i].resend || len(r.Jobs) != want[i].n || r.ReplyTo != "inbox" {
+			t.Errorf("Run %d: Resend %v, %d jobs, ReplyTo %q; want %v, %d, inbox", i, r.Resend, len(r.Jobs), r.ReplyTo, want[i].resend, want[i].n)
+		}
+	}
+}
+
+// TestTooLargeJobIsRejected: a job no message can hold is answered with a
+// CodeTooLarge outcome per item instead of vanishing, and the jobs around
+// it are sent.
+func TestTooLargeJobIsRejected(t *testing.T) {
+	const max = 16 << 10
+	var mu sync.Mutex
+	var rejected []wire.Result
+	w, _, finish := pipeWriter(t, max, Config[Subject]{Reject: func(_ Subject, r wire.Result) {
+		mu.Lock()
+		rejected = append(rejected, r)
+		mu.Unlock()
+	}})
+	big := &wire.Job{ID: 2, Name: "w", Args: [][]byte{make([]byte, max/2), make([]byte, max/2)}}
+	w.Jobs(Peer, []*wire.Job{job(1, 1), big, job(3, 1)}, false)
+	w.Start()
+	msgs := finish()
+	if len(msgs) != 1 || len(msgs[0].(*wire.Run).Jobs) != 2 {
+		t.Fatalf("sent %v, want one Run of jobs 1 and 3", msgs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rejected) != 1 || rejected[0].ID != 2 || len(rejected[0].Items) != 2 {
+		t.Fatalf("rejected %+v, want job 2 with 2 items", rejected)
+	}
+	for _, o := range rejected[0].Items {
+		if o.Err == nil || o.Err.Code != wire.CodeTooLarge || !strings.Contains(o.Err.Message, "ChunkSize") {
+			t.Errorf("outcome %+v, want CodeTooLarge naming ChunkSize", o)
+		}
+	}
+}
+
+// TestTooLargeResultIsAnError: a result no message can hold goes out as
+// CodeTooLarge outcomes, so the executor hears of the job.
+func TestTooLargeResultIsAnError(t *testing.T) {
+	const max = 16 << 10
+	w, _, finish := pipeWriter(t, max, Config[Subject]{})
+	w.Result(Peer, wire.Result{ID: 7, Items: []wire.Outcome{{Value: make([]byte, max)}}})
+	w.Start()
+	msgs := finish()
+	if len(msgs) != 1 {
+		t.Fatalf("%d frames, want 1", len(msgs))
+	}
+	r := msgs[0].(*wire.Results).Results[0]
+	if r.ID != 7 || len(r.Items) != 1 || r.Items[0].Err == nil || r.Items[0].Err.Code != wire.CodeTooLarge {
+		t.Fatalf("result %+v, want job 7 with a CodeTooLarge outcome", r)
+	}
+}
+
+// TestLoneMessageGoesOutAtOnce: a message queued to an idle Writer is
+// flushed without waiting for more.
+func TestLoneMessageGoesOutAtOnce(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	w := New(Pipe(pw, 0), Config[Subject]{})
+	w.Start()
+	defer func() { w.Close(); pw.Close() }()
+	w.Send(Peer, &wire.Heartbeat{WorkerID: "x"})
+	m, err := wire.NewReader(pr, 0).Next()
+	if err != nil || m.(*wire.Heartbeat).WorkerID != "x" {
+		t.Fatalf("read %v, %v; want the Heartbeat", m, err)
+	}
+}
+
+// TestFirstWriteErrorIsReported: a pipe whose reader is gone fails the
+// Writer once: OnError gets the error, and later input is dropped. (A process worker whose fd 3 was closed is
+// lost this way.)
+func TestFirstWriteErrorIsReported(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	defer pw.Close()
+	errs := make(chan error, 2)
+	w := New(Pipe(pw, 0), Config[Subject]{OnError: func(err error) { errs <- err }})
+	w.Start()
+	w.Jobs(Peer, []*wire.Job{job(1, 1)}, false)
+	if err := <-errs; !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("OnError(%v), want EPIPE", err)
+	}
+	w.Jobs(Peer, []*wire.Job{job(2, 1)}, false)
+	w.Close()
+	close(errs)
+	for err := range errs {
+		t.Errorf("OnError called again with %v", err)
+	}
+}
+
+// TestDropWritesNothing: after Drop nothing queued is written and no
+// error is reported, even when the pipe is closed behind it.
+func TestDropWritesNothing(t *testing.T) {
+	w, _, finish := pipeWriter(t, 0, Config[Subject]{OnError: func(err error) { t.Errorf("OnError(%v) after Drop", err) }})
+	w.Jobs(Peer, []*wire.Job{job(1, 1)}, false)
+	w.Drop()
+	w.Start()
+	w.Jobs(Peer, []*wire.Job{job(2, 1)}, false)
+	w.Wait()
+	if msgs := finish(); len(msgs) != 0 {
+		t.Fatalf("wrote %v after Drop", msgs)
+	}
+}
+
+// dest is a Dest that can go.
+type dest struct {
+	subject string
+	gone    bool
+}
+
+func (d *dest) Subject() string { return d.subject }
+func (d *dest) Gone() bool      { return d.gone }
+
+// memConn records what it is given: the Conn of a test that needs
+// several destinations without a NATS server.
+type memConn struct {
+	mu   sync.Mutex
+	sent []string // subject and kind
+}
+
+func (c *memConn) Max() int     { return wire.DefaultMaxFrame }
+func (c *memConn) Flush() error { return nil }
+func (c *memConn) Write(subject string, m wire.Msg) error {
+	c.mu.Lock()
+	c.sent = append(c.sent, subject+":"+m.Kind().String())
+	c.mu.Unlock()
+	return nil
+}
+
+// TestPerDestinationOrder: each destination gets its messages in order,
+// merged per destination; a destination that is gone gets nothing.
+func TestPerDestinationOrder(t *testing.T) {
+	c := &memConn{}
+	a, b, gone := &dest{subject: "a"}, &dest{subject: "b"}, &dest{subject: "g", gone: true}
+	w := New(c, Config[*dest]{})
+	w.Jobs(a, []*wire.Job{job(1, 1)}, false)
+	w.Jobs(b, []*wire.Job{job(2, 1)}, false)
+	w.Jobs(gone, []*wire.Job{job(3, 1)}, false)
+	w.Cancel(a, []uint64{1})
+	w.Jobs(a, []*wire.Job{job(4, 1)}, false)
+	w.Send(b, &wire.Shutdown{})
+	w.Jobs(b, []*wire.Job{job(5, 1)}, false)
+	w.Start()
+	w.Close()
+	got := strings.Join(c.sent, " ")
+	// b's Shutdown writes b's open Run first; a's Run and Cancel, and b's
+	// later Run, go at the end of the round.
+	if want := "b:Run b:Shutdown a:Run a:Cancel b:Run"; got != want {
+		t.Fatalf("sent %q, want %q", got, want)
+	}
+}
