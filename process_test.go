@@ -485,15 +485,8 @@ func TestProcessUnreachableExecutorIsReaped(t *testing.T) {
 	})
 }
 
-type initKey struct{}
-
-// Every worker process of the test binary runs this once at start.
-var errInitRegistered = aplex.RegisterWorkerInit(func(ctx context.Context, w aplex.WorkerInfo) (context.Context, error) {
-	if os.Getenv("APLEX_TEST_INIT_FAIL") != "" {
-		return nil, errors.New("no database")
-	}
-	return context.WithValue(ctx, initKey{}, fmt.Sprintf("slot %d pid %d", w.ID, os.Getpid())), nil
-})
+// The binary's worker init (errInitRegistered, initKey) is in
+// example_process_test.go, where ExampleRegisterWorkerInit shows it.
 
 var pInitValue = aplex.Register("test.init-value", func(ctx context.Context, _ int) (string, error) {
 	v, _ := ctx.Value(initKey{}).(string)
