@@ -83,7 +83,7 @@ func killer(ex *aplex.Executor, max int, stop <-chan struct{}) <-chan int {
 				continue // every worker is being replaced
 			}
 			pid := pids[int(time.Now().UnixNano()/1000)%len(pids)]
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			if kill(pid, syscall.SIGKILL) == nil {
 				killed[pid] = true
 				n++
 			}
@@ -330,7 +330,7 @@ func TestChaosKillsDuringShutdown(t *testing.T) {
 				kills = killer(ex, chaosKills, stop)
 			} else {
 				for _, pid := range pids {
-					if syscall.Kill(pid, syscall.SIGKILL) == nil {
+					if kill(pid, syscall.SIGKILL) == nil {
 						c.kills++
 					}
 				}

@@ -231,7 +231,7 @@ func TestKilledWorkersDuringShutdownAreReplaced(t *testing.T) {
 		fs = append(fs, f)
 	}
 	for pid := range pids {
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		if err := kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d: %v", pid, err)
 		}
 	}

@@ -297,6 +297,14 @@ func Main() {
 // caller's goroutine, and runtime.Goexit there ends the caller's goroutine;
 // an input that calls yield again after it returned false panics, as it
 // would in a range loop.
+//
+// Cost, measured on a shared 2 vCPU machine under heavy load (load average
+// 17-21, go test -bench . -benchmem, 2026-11-30, 6 runs), no-op works: on a
+// thread executor 1.1-2.5 M works/s with ChunkSize(100) and 0 allocations
+// per work, 59-149 k works/s with ChunkSize(1) and 2; on a process
+// executor of 2 workers 370-680 k works/s with ChunkSize(100) (3
+// allocations per work) and 45-59 k works/s with ChunkSize(1) (9). Chunk
+// works much shorter than a millisecond.
 func Map[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return engine.Map[A, R](ctx, ex, w, inputs, opts...)
 }
@@ -458,6 +466,14 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 // WithStartTimeout and WithHeartbeatTimeout (a worker that cannot run, e.g.
 // stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
 // or an error (a binary that does not call Main is reported, not waited on).
+//
+// Cost, measured on a shared 2 vCPU machine under heavy load (load average
+// 17-21, go test -bench . -benchmem, 2026-11-30, 3-6 runs): a no-op round
+// trip through Submit and Get took 125-212 µs and 6 allocations; 2 workers
+// ran 35-52 k no-op works/s submitted one by one, 45-59 k with Map and
+// 370-680 k with Map and ChunkSize(100). Ship works of a millisecond or
+// more, or chunk them. Process workers need Linux or another Unix; see the
+// package doc for what differs outside Linux.
 func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	return engine.NewProcessExecutor(opts...)
 }
@@ -535,6 +551,15 @@ type WorkerStats = engine.WorkerStats
 // or ctx; an Fn work on a process executor; an argument that cannot be
 // encoded or is too large, alone or with the header of propagated values; a
 // propagator that panics) and after Shutdown (ErrClosed).
+//
+// Cost, measured on a shared 2 vCPU machine under heavy load (load average
+// 17-21, go test -bench . -benchmem, 2026-11-30, 3-6 runs): Submit and Get of
+// a no-op work on a thread executor took 8.7-17 µs and 2 allocations (1 at
+// the default capacity), where a goroutine and a channel per work took
+// 5.3-15 µs and 3 allocations in the same runs; on a process executor the
+// round trip took 125-212 µs and 6 allocations, and 35-52 k works/s when
+// all were submitted, then collected. The README's Performance section has
+// quieter runs.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return engine.Submit[A, R](ctx, ex, w, arg, opts...)
 }

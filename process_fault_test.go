@@ -236,7 +236,7 @@ var pLockedPid = aplex.Register("test.locked-pid", func(_ context.Context, path 
 		return 0, err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := flock(int(f.Fd()), lockEX); err != nil {
 		return 0, err
 	}
 	return os.Getpid(), nil
@@ -250,7 +250,7 @@ func lockFile(t *testing.T) *os.File {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := flock(int(f.Fd()), lockEX); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -260,7 +260,7 @@ func lockFile(t *testing.T) *os.File {
 // Close) ends it.
 func freeze(t *testing.T, pid int) {
 	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	if err := kill(pid, sigSTOP); err != nil {
 		t.Fatalf("SIGSTOP %d: %v", pid, err)
 	}
 }
@@ -293,7 +293,7 @@ func TestFrozenProcessWorkerIsReplaced(t *testing.T) {
 			t.Fatalf("held work %d of the frozen worker: %v", i, err)
 		}
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_UN); err != nil {
+	if err := flock(int(lock.Fd()), lockUN); err != nil {
 		t.Fatal(err)
 	}
 	if pid, err := retried.Get(ctx); err != nil || pid == frozen {

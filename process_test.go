@@ -79,9 +79,9 @@ var (
 		case "exit":
 			os.Exit(3)
 		case "kill":
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			kill(os.Getpid(), syscall.SIGKILL)
 		case "segv":
-			syscall.Kill(os.Getpid(), syscall.SIGSEGV)
+			kill(os.Getpid(), syscall.SIGSEGV)
 		}
 		time.Sleep(time.Minute)
 		return 0, nil
@@ -236,7 +236,7 @@ func TestProcessCrashCostsOneWorker(t *testing.T) {
 				started := filepath.Join(t.TempDir(), "started")
 				victim = mustSubmit(t, ex, pHang, started) // worker 1
 				waitForFile(t, started)
-				if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
+				if err := kill(pids[1], syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
 			} else {
@@ -296,7 +296,7 @@ func TestProcessRetryAfterCrash(t *testing.T) {
 	if pid != ex.Stats().Workers[0].PID {
 		t.Fatalf("first attempt in pid %d; the worker is %d", pid, ex.Stats().Workers[0].PID)
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	// The retried work runs again in the replacement; the other fails.
@@ -446,7 +446,7 @@ func TestProcessRestartFailuresMakeSubmitFail(t *testing.T) {
 		aplex.WithWorkerCommand("/bin/sh", "-c", `[ -f "$0" ] && exec "$1"`, flag, self))
 	pid := ex.Stats().Workers[0].PID
 	os.Remove(flag)
-	syscall.Kill(pid, syscall.SIGKILL)
+	kill(pid, syscall.SIGKILL)
 	waitFor(t, "Submit to fail", func() bool {
 		_, err := aplex.Submit(ctxT(t), ex, pDouble, 1)
 		return errors.Is(err, aplex.ErrWorkerBroken)
@@ -485,15 +485,8 @@ func TestProcessUnreachableExecutorIsReaped(t *testing.T) {
 	})
 }
 
-type initKey struct{}
-
-// Every worker process of the test binary runs this once at start.
-var errInitRegistered = aplex.RegisterWorkerInit(func(ctx context.Context, w aplex.WorkerInfo) (context.Context, error) {
-	if os.Getenv("APLEX_TEST_INIT_FAIL") != "" {
-		return nil, errors.New("no database")
-	}
-	return context.WithValue(ctx, initKey{}, fmt.Sprintf("slot %d pid %d", w.ID, os.Getpid())), nil
-})
+// The binary's worker init (errInitRegistered, initKey) is in
+// example_process_test.go, where ExampleRegisterWorkerInit shows it.
 
 var pInitValue = aplex.Register("test.init-value", func(ctx context.Context, _ int) (string, error) {
 	v, _ := ctx.Value(initKey{}).(string)

@@ -1,6 +1,6 @@
 module github.com/aplex-go/aplex/bench
 
-go 1.26.8
+go 1.26.0
 
 replace github.com/aplex-go/aplex => ../
 

@@ -58,9 +58,57 @@ func ExampleNewExecutor_remote() {
 	// Submit and Map as with any executor.
 }
 
+// Serve makes this process a worker of a pool until its ctx ends. Here it
+// runs in a goroutine beside an executor that embeds the NATS server, so the
+// example needs nothing else; a dedicated worker program calls it from main
+// (see the program example).
+func ExampleServe() {
+	ex, err := cluster.NewExecutor(cluster.WithPool("serve-example")) // embedded NATS, no workers yet
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ex.Shutdown(context.Background())
+
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- cluster.Serve(ctx,
+			cluster.ServeURL(cluster.URL(ex)),
+			cluster.ServePool("serve-example"),
+			cluster.ServeWorkerID("worker-a"),
+			cluster.ServeMaxWorks(8),
+		)
+	}()
+
+	f, err := aplex.Submit(context.Background(), ex, workerName, 0) // waits in the queue until worker-a joins
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(f.Get(context.Background()))
+	stop() // the worker drains, says goodbye and Serve returns
+	fmt.Println("Serve returned:", <-served)
+	// Output:
+	// worker-a <nil>
+	// Serve returned: <nil>
+}
+
+// The README's cluster block: an executor with an embedded NATS server and
+// three local worker processes, and the URL where other workers can join.
+func ExampleURL() {
+	ex, err := cluster.NewExecutor(cluster.SpawnLocalWorkers(3)) // embedded NATS + 3 local workers
+	// or: cluster.NewExecutor(cluster.WithURL("nats://nats:4222"), cluster.WithPool("images"),
+	//         cluster.WithNATSOptions(nats.UserCredentials("app.creds")))
+	// or: cluster.NewExecutor(cluster.WithConn(nc))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ex.Shutdown(context.Background())
+	fmt.Println("workers can join at", cluster.URL(ex))
+}
+
 // A dedicated worker program: it serves its registered works to the
 // executors of pool "images" until SIGTERM, then drains and leaves.
-func ExampleServe() {
+func ExampleServe_program() {
 	aplex.Main() // also lets the binary be started as APLEX_WORKER_ROLE=cluster
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

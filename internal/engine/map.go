@@ -50,6 +50,14 @@ const flushDelay = 5 * time.Millisecond
 // caller's goroutine, and runtime.Goexit there ends the caller's goroutine;
 // an input that calls yield again after it returned false panics, as it
 // would in a range loop.
+//
+// Cost, measured on a shared 2 vCPU machine under heavy load (load average
+// 17-21, go test -bench . -benchmem, 2026-11-30, 6 runs), no-op works: on a
+// thread executor 1.1-2.5 M works/s with ChunkSize(100) and 0 allocations
+// per work, 59-149 k works/s with ChunkSize(1) and 2; on a process
+// executor of 2 workers 370-680 k works/s with ChunkSize(100) (3
+// allocations per work) and 45-59 k works/s with ChunkSize(1) (9). Chunk
+// works much shorter than a millisecond.
 func Map[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return mapSeq(ctx, ex, w, inputs, opts, true)
 }

@@ -19,6 +19,14 @@ import (
 // WithStartTimeout and WithHeartbeatTimeout (a worker that cannot run, e.g.
 // stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
 // or an error (a binary that does not call Main is reported, not waited on).
+//
+// Cost, measured on a shared 2 vCPU machine under heavy load (load average
+// 17-21, go test -bench . -benchmem, 2026-11-30, 3-6 runs): a no-op round
+// trip through Submit and Get took 125-212 µs and 6 allocations; 2 workers
+// ran 35-52 k no-op works/s submitted one by one, 45-59 k with Map and
+// 370-680 k with Map and ChunkSize(100). Ship works of a millisecond or
+// more, or chunk them. Process workers need Linux or another Unix; see the
+// package doc for what differs outside Linux.
 func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	cfg, err := buildConfig(kindProcess, opts)
 	if err != nil {
