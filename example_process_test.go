@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aplex-go/aplex"
 )
@@ -282,4 +283,41 @@ func ExampleRegisterWorkerInit() {
 	slices.Sort(slots)
 	fmt.Println(slots)
 	// Output: [slot 0 slot 1]
+}
+
+// Resize grows and shrinks a live pool; WithAutoscale lets a process pool
+// follow its load.
+func ExampleExecutor_resize() {
+	ctx := context.Background()
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ex.Shutdown(ctx)
+
+	if err := ex.Resize(ctx, 3); err != nil { // grow a live pool to 3 workers; returns once they serve
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("size", ex.Stats().Size)
+	if err := ex.Resize(ctx, 1); err != nil { // shrink: retired workers finish what they hold, then leave
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("size", ex.Stats().Size, "workers", len(ex.Stats().Workers))
+
+	auto, err := aplex.NewProcessExecutor(
+		aplex.WithAutoscale(1, 4, 30*time.Second), // 1 … 4 processes; retire one idle for 30 s
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer auto.Shutdown(ctx)
+	fmt.Println("autoscaled pool starts with", auto.Stats().Size)
+	// Output:
+	// size 3
+	// size 1 workers 1
+	// autoscaled pool starts with 1
 }
