@@ -162,3 +162,28 @@ func mapNoops(b *testing.B, ex *aplex.Executor, chunk int) {
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "works/s")
 }
+
+// BenchmarkSealed puts a sealed pool (cluster.WithPoolKey) next to an
+// unsealed one on the same server, with the same local workers: one round
+// trip of a no-op work, and a Map of no-op works in chunks of 100 over two
+// workers (the case whose cost the seal must keep within 10 %).
+func BenchmarkSealed(b *testing.B) {
+	srv := startServer(b, 0, nil)
+	url := srv.ClientURL()
+	key := cluster.NewPoolKey()
+	kinds := []struct {
+		name string
+		opts []aplex.Option
+	}{
+		{"unsealed", []aplex.Option{cluster.WithPool("bench-open")}},
+		{"sealed", []aplex.Option{cluster.WithPool("bench-sealed"), cluster.WithPoolKey(key)}},
+	}
+	for _, k := range kinds {
+		ex := newExecutor(b, append([]aplex.Option{cluster.WithURL(url), cluster.SpawnLocalWorkers(1)}, k.opts...)...)
+		b.Run("roundtrip/"+k.name, func(b *testing.B) { roundTrips(context.Background(), b, ex) })
+	}
+	for _, k := range kinds {
+		ex := newExecutor(b, append([]aplex.Option{cluster.WithURL(url), cluster.SpawnLocalWorkers(2)}, k.opts...)...)
+		b.Run("map-chunk=100/"+k.name, func(b *testing.B) { mapNoops(b, ex, 100) })
+	}
+}

@@ -22,6 +22,9 @@ type execConfig struct {
 	local    int
 	// localLabels gives local worker i its labels (LocalWorkerLabels).
 	localLabels func(i int) map[string]string
+	key         []byte   // WithPoolKey; generated for the embedded server
+	accepted    [][]byte // WithAcceptedPoolKeys
+	generated   bool     // key was made here: URL carries it
 }
 
 const extKey = "cluster"
@@ -186,6 +189,9 @@ func (c *execConfig) check(xc xport.Config) error {
 	}
 	if c.pool == "" {
 		c.pool = DefaultPool
+	}
+	if c.key == nil && len(c.accepted) > 0 {
+		return fmt.Errorf("aplex: cluster.WithAcceptedPoolKeys needs cluster.WithPoolKey: the executor seals with that key, and accepts these too")
 	}
 	return nil
 }

@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -17,7 +15,7 @@ import (
 // into one Results message per executor, as many results as fit NATS' max
 // payload. NATS' own flusher then writes them to the socket in one go.
 type outbox struct {
-	nc       *nats.Conn
+	nc       *sealConn
 	workerID string
 	budget   int // bound on the summed wire.ResultBound of one message
 	log      *slog.Logger
@@ -47,7 +45,7 @@ type outGroup struct {
 	size    int
 }
 
-func newOutbox(nc *nats.Conn, workerID string, maxPayload int, log *slog.Logger) *outbox {
+func newOutbox(nc *sealConn, workerID string, maxPayload int, log *slog.Logger) *outbox {
 	o := &outbox{
 		nc:       nc,
 		workerID: workerID,

@@ -180,7 +180,7 @@ func (s *sender) publish(m *member, msg wire.Msg) {
 	var err error
 	s.buf, err = wire.AppendMsg(s.buf[:0], msg)
 	if err == nil {
-		err = s.t.nc.Publish(m.subject, s.buf)
+		err = s.t.link.Publish(m.subject, s.buf)
 	}
 	if err != nil {
 		s.t.log.Debug("aplex cluster: publish", "worker", m.wid, "kind", msg.Kind(), "err", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex/internal/host"
+	"github.com/aplex-go/aplex/internal/seal"
 	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
@@ -80,9 +81,18 @@ func Serve(ctx context.Context, opts ...ServeOption) error {
 	w.reconnected = make(chan struct{}, 1)
 	w.leave = make(chan struct{}, 1)
 	w.kill = make(chan struct{}, 1)
+	box, err := sealBox(cfg.key, cfg.accepted, cfg.pool, cfg.workerID, seal.Worker)
+	if err != nil {
+		return fmt.Errorf("aplex: cluster.Serve: %w", err)
+	}
+	if box == nil && cfg.index < 0 { // a local worker's executor warned already
+		w.log.Warn("aplex cluster worker: the pool is unsealed: whoever can use its subjects on the NATS server can read and forge its messages; seal it with cluster.ServePoolKey or APLEX_CLUSTER_KEY",
+			"pool", cfg.pool)
+	}
 	if err := w.connect(ctx); err != nil {
 		return err
 	}
+	w.link = newSealConn(w.nc, box, w.subj, w.log, "aplex cluster worker")
 	return w.serve(ctx)
 }
 
@@ -93,6 +103,7 @@ type workerServer struct {
 	log  *slog.Logger
 
 	nc      *nats.Conn
+	link    *sealConn // every publish and subscription of the pool
 	ownConn bool
 	host    *host.Host
 	out     *outbox
@@ -156,8 +167,8 @@ func unreachable(err error) bool {
 // but not its cancellation (a leaving worker lets them finish), and the
 // outbox and session memory around it.
 func (w *workerServer) setup(ctx context.Context) error {
-	max := maxPayload(w.nc)
-	w.out = newOutbox(w.nc, w.cfg.workerID, max, w.log)
+	max := maxPayload(w.nc) - w.link.overhead()
+	w.out = newOutbox(w.link, w.cfg.workerID, max, w.log)
 	w.sess = newSessions(w.cfg.maxWorks, w.cfg.workerID)
 	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)
 	hc, err := xport.HostConfig(base, w.cfg.index, w.cfg.workerID, w.cfg.labels) // WorkerInfo.ID: -1, or a local worker's index
