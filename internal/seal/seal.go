@@ -54,6 +54,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,7 +172,8 @@ type Box struct {
 	open  []dirKey    // every key, in the receiving direction
 
 	mu     sync.Mutex
-	peers  map[peerKey]*peer
+	peers  map[string][]*peer // by sender id: its processes (epochs) and keys
+	npeers int
 	newest map[string]Epoch // per sender id, its newest epoch met
 	clock  uint64           // recency stamp of peers
 
@@ -184,14 +186,9 @@ type dirKey struct {
 	prk []byte
 }
 
-type peerKey struct {
-	key   int // index into Box.open
-	epoch Epoch
-	id    string
-}
-
 type peer struct {
 	Peer
+	key     int // index into Box.open
 	aead    cipher.AEAD
 	windows map[string]*window // per subject
 	used    uint64
@@ -300,7 +297,7 @@ func New(c Config) (*Box, error) {
 	if c.Role == Worker {
 		other = Executor
 	}
-	b := &Box{id: c.ID, peers: map[peerKey]*peer{}, newest: map[string]Epoch{}}
+	b := &Box{id: c.ID, peers: map[string][]*peer{}, newest: map[string]Epoch{}}
 	binary.BigEndian.PutUint64(b.epoch[:8], uint64(time.Now().UnixNano()))
 	rand.Read(b.epoch[8:])
 	for i, k := range c.Keys {
@@ -464,9 +461,8 @@ func (b *Box) open1(subject string, data []byte, direct bool) (*Peer, []byte, er
 	if direct && h.to != b.epoch || !direct && !h.to.IsZero() {
 		return nil, nil, ErrMisaddressed
 	}
-	pk := peerKey{key: ki, epoch: h.epoch, id: string(h.id)}
 	b.mu.Lock()
-	p := b.peers[pk]
+	p := b.peer(ki, &h)
 	if err := b.admissible(p, &h, subject); err != nil {
 		b.mu.Unlock()
 		return nil, nil, err
@@ -475,7 +471,7 @@ func (b *Box) open1(subject string, data []byte, direct bool) (*Peer, []byte, er
 	var aead cipher.AEAD
 	if p != nil {
 		aead = p.aead
-	} else if aead, err = senderAEAD(b.open[ki], h.epoch, pk.id); err != nil {
+	} else if aead, err = senderAEAD(b.open[ki], h.epoch, string(h.id)); err != nil {
 		return nil, nil, err
 	}
 	var nonce [12]byte
@@ -490,10 +486,10 @@ func (b *Box) open1(subject string, data []byte, direct bool) (*Peer, []byte, er
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if p == nil {
-		p = b.peers[pk]
+		p = b.peer(ki, &h)
 		if p == nil {
-			p = &peer{Peer: Peer{ID: pk.id, Epoch: h.epoch}, aead: aead, windows: map[string]*window{}}
-			b.addPeer(pk, p)
+			p = &peer{Peer: Peer{ID: string(h.id), Epoch: h.epoch}, key: ki, aead: aead, windows: map[string]*window{}}
+			b.addPeer(p)
 		}
 	}
 	if err := b.admissible(p, &h, subject); err != nil {
@@ -530,18 +526,41 @@ func (b *Box) admissible(p *peer, h *header, subject string) error {
 	return nil
 }
 
-func (b *Box) addPeer(k peerKey, p *peer) {
-	if len(b.peers) >= maxPeers {
-		var oldK peerKey
-		oldest := ^uint64(0)
-		for k, q := range b.peers {
-			if q.used < oldest {
-				oldK, oldest = k, q.used
+// peer returns the peer that sealed a message with header h under key
+// ki, nil if none; b.mu is held.
+func (b *Box) peer(ki int, h *header) *peer {
+	for _, q := range b.peers[string(h.id)] {
+		if q.key == ki && q.Epoch == h.epoch {
+			return q
+		}
+	}
+	return nil
+}
+
+// addPeer remembers p, forgetting the least recently heard peer if there
+// are too many; b.mu is held.
+func (b *Box) addPeer(p *peer) {
+	if b.npeers >= maxPeers {
+		var old *peer
+		for _, qs := range b.peers {
+			for _, q := range qs {
+				if old == nil || q.used < old.used {
+					old = q
+				}
 			}
 		}
-		delete(b.peers, oldK)
+		qs := b.peers[old.ID]
+		i := slices.Index(qs, old)
+		qs = slices.Delete(qs, i, i+1)
+		if len(qs) == 0 {
+			delete(b.peers, old.ID)
+		} else {
+			b.peers[old.ID] = qs
+		}
+		b.npeers--
 	}
-	b.peers[k] = p
+	b.peers[p.ID] = append(b.peers[p.ID], p)
+	b.npeers++
 }
 
 func (b *Box) setNewest(id string, e Epoch) {
