@@ -86,6 +86,15 @@ func (t *transport) onControl(msg *nats.Msg, from string) {
 	}
 	switch m := m.(type) {
 	case *wire.Hello:
+		if from != "" {
+			// A Hello on the broadcast subject is addressed to no one,
+			// so it may be a replay of a worker long gone, sealed before
+			// this executor existed. Join on the answer to a discover
+			// request naming it instead: that comes to this executor's
+			// inbox, addressed to this process.
+			t.discover(m.WorkerID)
+			return
+		}
 		t.onHello(m)
 	case *wire.Heartbeat:
 		t.onHeartbeat(m)

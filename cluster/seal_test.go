@@ -730,3 +730,48 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestSealedReplayedHelloJoinsNoGhost: a gone worker's Hello, captured
+// and replayed to an executor that never met it, does not join a worker
+// that would hold works until its heartbeat timeout.
+func TestSealedReplayedHelloJoinsNoGhost(t *testing.T) {
+	srv := startServer(t, 0, nil)
+	url := srv.ClientURL()
+	key := cluster.NewPoolKey()
+	keyEnv := "APLEX_CLUSTER_KEY=" + cluster.FormatPoolKey(key)
+	a := newAttacker(t, url)
+	c := a.capture("aplex.ghosts.hello")
+	gone := spawnWorker(t, url, "ghosts", "gone", keyEnv)
+	ex1 := newExecutor(t, cluster.WithURL(url), cluster.WithPool("ghosts"), cluster.WithPoolKey(key), aplex.WithPoolSize(1))
+	if who, err := get(t, submit(t, ex1, whoami, time.Duration(0))); err != nil || worker(who) != "gone" {
+		t.Fatalf("whoami = %q, %v", who, err)
+	}
+	gone.cmd.Process.Signal(os.Interrupt)
+	if !gone.exited(10 * time.Second) {
+		t.Fatal("the worker did not leave")
+	}
+	hellos := c.msgs()
+	if len(hellos) == 0 {
+		t.Fatal("captured no Hello")
+	}
+	ex2 := newExecutor(t, cluster.WithURL(url), cluster.WithPool("ghosts"), cluster.WithPoolKey(key))
+	for _, m := range hellos {
+		a.publish(m.Subject, m.Data)
+	}
+	a.flush()
+	// Handshake: a live worker's Hello comes after the replayed ones.
+	spawnWorker(t, url, "ghosts", "live", keyEnv)
+	waitFor(t, 10*time.Second, "the live worker to join", func() bool {
+		for _, w := range ex2.Stats().Workers {
+			if w.Name == "live" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, w := range ex2.Stats().Workers {
+		if w.Name == "gone" {
+			t.Fatalf("a replayed Hello joined the gone worker: %+v", ex2.Stats().Workers)
+		}
+	}
+}
