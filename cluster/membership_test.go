@@ -171,6 +171,18 @@ func TestResyncMarksResends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Like a worker, w1 answers discover requests with its Hello: a
+	// sealed executor joins on that answer.
+	dsub, err := nc.Subscribe(tr.subj.discover(), w1.handler(false, func(msg *nats.Msg, _ string) {
+		w1.Publish(msg.Reply, hello)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dsub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	announce := func() {
 		t.Helper()
 		if err := w1.Publish(tr.subj.hello(), hello); err != nil {
