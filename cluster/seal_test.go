@@ -775,3 +775,18 @@ func TestSealedReplayedHelloJoinsNoGhost(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectErrorHidesSecrets: a worker that cannot connect names the
+// server, but not the token or the pool key of the URL it was given.
+func TestConnectErrorHidesSecrets(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // give up after the first attempt
+	key := cluster.FormatPoolKey(cluster.NewPoolKey())
+	err := cluster.Serve(ctx, cluster.ServeURL("nats://tok3n-s3cret@127.0.0.1:1#aplex-key="+key))
+	if err == nil {
+		t.Fatal("connected")
+	}
+	if msg := err.Error(); strings.Contains(msg, "tok3n-s3cret") || strings.Contains(msg, key) || !strings.Contains(msg, "127.0.0.1:1") {
+		t.Fatalf("error %q shows a secret, or not the server", msg)
+	}
+}

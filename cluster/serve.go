@@ -134,7 +134,7 @@ func (w *workerServer) connect(ctx context.Context) error {
 			func() { notify(w.reconnected) }, nil)
 		if err == nil {
 			if attempt > 1 {
-				w.log.Info("aplex cluster worker: connected to NATS", "url", nc.ConnectedUrl(), "attempts", attempt)
+				w.log.Info("aplex cluster worker: connected to NATS", "url", nc.ConnectedUrlRedacted(), "attempts", attempt)
 			}
 			w.nc, w.ownConn = nc, true
 			return nil
