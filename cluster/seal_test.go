@@ -29,6 +29,9 @@ import (
 // embedded server (or a real nats-server in-process), real worker
 // processes, and a raw NATS client as the attacker.
 
+// testPoolKey is a pool key for tests that need any.
+var testPoolKey = cluster.NewPoolKey()
+
 var (
 	// sealEcho answers its argument, so an eavesdropper knows what to
 	// look for.
