@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aplex-go/aplex/internal/wire"
@@ -317,5 +318,44 @@ func TestSealChecks(t *testing.T) {
 	m := mustSeal(t, ex, strings.Repeat("s", maxSubj), Epoch{}, "x")
 	if over := len(m) - 1; over > MaxOverhead {
 		t.Fatalf("overhead %d > MaxOverhead %d", over, MaxOverhead)
+	}
+}
+
+// TestSealConcurrent: senders sealing from several goroutines at once
+// (the executor's sender, its control messages, a worker's work
+// goroutines) never reuse a sequence number, and every message opens
+// once, in whatever order it arrives within the window.
+func TestSealConcurrent(t *testing.T) {
+	ex, wk := pair(t, [][]byte{key(1)}, [][]byte{key(1)})
+	const subj = "aplex.p.w.w1"
+	out := make(chan []byte, 800)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				m, err := ex.Seal(nil, subj, wk.Epoch(), []byte{byte(g), byte(i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				out <- m
+			}
+		})
+	}
+	wg.Wait()
+	close(out)
+	var all [][]byte
+	for m := range out {
+		all = append(all, m)
+	}
+	for i, m := range all {
+		if _, _, err := wk.Open(subj, bytes.Clone(m), true); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	for i, m := range all {
+		if _, _, err := wk.Open(subj, m, true); !errors.Is(err, ErrReplayed) {
+			t.Fatalf("replay of message %d: %v", i, err)
+		}
 	}
 }
