@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex"
@@ -791,5 +792,77 @@ func TestConnectErrorHidesSecrets(t *testing.T) {
 	}
 	if msg := err.Error(); strings.Contains(msg, "tok3n-s3cret") || strings.Contains(msg, key) || !strings.Contains(msg, "127.0.0.1:1") {
 		t.Fatalf("error %q shows a secret, or not the server", msg)
+	}
+}
+
+// TestPermissionTemplate runs a sealed pool under the NATS permissions
+// the README documents: an executor user and a worker user confined to
+// the subjects of pool "images" their side uses, and a worker user pinned
+// to its own worker id. Another pool's subjects are refused to them.
+func TestPermissionTemplate(t *testing.T) {
+	perms := func(pub, sub []string) *server.Permissions {
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: pub},
+			Subscribe: &server.SubjectPermission{Allow: sub},
+		}
+	}
+	srv := startServer(t, 0, func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "images-executor", Password: "ex-pw", Permissions: perms(
+				[]string{"aplex.images.w.*", "aplex.images.discover"},
+				[]string{"aplex.images.x.*", "aplex.images.hello", "aplex.images.hb.*"})},
+			{Username: "images-worker", Password: "w-pw", Permissions: perms(
+				[]string{"aplex.images.hello", "aplex.images.hb.*", "aplex.images.x.*"},
+				[]string{"aplex.images.w.*", "aplex.images.discover"})},
+			{Username: "gpu-1", Password: "g-pw", Permissions: perms(
+				[]string{"aplex.images.hello", "aplex.images.hb.gpu-1", "aplex.images.x.*"},
+				[]string{"aplex.images.w.gpu-1", "aplex.images.discover"})},
+		}
+	})
+	url := srv.ClientURL()
+	key := cluster.NewPoolKey()
+	keyEnv := "APLEX_CLUSTER_KEY=" + cluster.FormatPoolKey(key)
+	spawnWorker(t, url, "images", "", keyEnv, "APLEX_CLUSTER_USER=images-worker", "APLEX_CLUSTER_PASSWORD=w-pw")
+	spawnWorker(t, url, "images", "gpu-1", keyEnv, "APLEX_CLUSTER_USER=gpu-1", "APLEX_CLUSTER_PASSWORD=g-pw")
+	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("images"), cluster.WithPoolKey(key),
+		cluster.WithNATSOptions(nats.UserInfo("images-executor", "ex-pw")), aplex.WithPoolSize(2))
+	var fs []*aplex.Future[int]
+	for i := range 40 {
+		fs = append(fs, submit(t, ex, square, i))
+	}
+	for i, f := range fs {
+		if v, err := get(t, f); v != i*i || err != nil {
+			t.Fatalf("square(%d) = %v, %v", i, v, err)
+		}
+	}
+	// The worker user cannot listen to another pool, nor to another
+	// worker's subject when pinned.
+	for _, c := range []struct{ user, pw, subject string }{
+		{"images-worker", "w-pw", "aplex.other.w.x"},
+		{"gpu-1", "g-pw", "aplex.images.w.gpu-2"},
+	} {
+		errs := make(chan error, 1)
+		nc, err := nats.Connect(url, nats.UserInfo(c.user, c.pw), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.SubscribeSync(c.subject); err != nil {
+			t.Fatal(err)
+		}
+		nc.Flush()
+		select {
+		case err := <-errs:
+			if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+				t.Fatalf("%s subscribing %s: %v", c.user, c.subject, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s could subscribe to %s", c.user, c.subject)
+		}
+		nc.Close()
 	}
 }
