@@ -100,6 +100,15 @@
 // worker, and could seal messages under another worker's id. Key
 // rotation: WithAcceptedPoolKeys.
 //
+// A worker answers on its own sub-subject of the executor's inbox
+// (aplex.<pool>.x.<exid>.<wid>), and the executor drops an answer naming
+// another worker. With a NATS user per worker, allowed to publish results
+// only on "aplex.<pool>.x.*.<wid>", the server then binds each worker's
+// results to it, even against a holder of the pool key:
+//
+//	publish:   aplex.<pool>.hello, aplex.<pool>.hb.<wid>, aplex.<pool>.x.*.<wid>
+//	subscribe: aplex.<pool>.w.<wid>, aplex.<pool>.discover
+//
 // Secure by default: the embedded server takes only clients presenting a
 // token it generates, and the executor generates a pool key. Local
 // workers get both in their environment, never on the command line; URL
@@ -116,11 +125,11 @@
 // Every subject sits under aplex.<pool>, so several pools share one NATS
 // without crosstalk:
 //
-//	aplex.<pool>.hello       worker → executors: Hello, at start and after each reconnect
-//	aplex.<pool>.discover    executor → workers: "announce yourselves" (reply: its inbox)
-//	aplex.<pool>.hb.<wid>    worker → executors: Heartbeat (load, capacity, draining), then Bye
-//	aplex.<pool>.w.<wid>     executor → worker: Run batches, Cancel, Shutdown
-//	aplex.<pool>.x.<exid>    worker → executor: Results batches, Hello answering discover
+//	aplex.<pool>.hello          worker → executors: Hello, at start and after each reconnect
+//	aplex.<pool>.discover       executor → workers: "announce yourselves" (reply: its inbox)
+//	aplex.<pool>.hb.<wid>       worker → executors: Heartbeat (load, capacity, draining), then Bye
+//	aplex.<pool>.w.<wid>        executor → worker: Run batches, Cancel, Shutdown
+//	aplex.<pool>.x.<exid>.<wid> worker → executor: Results batches, Hello answering discover
 //
 // Payloads are the internal wire messages of aplex (the same as process
 // workers use, without the length prefix), batched: the executor merges

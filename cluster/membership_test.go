@@ -159,7 +159,7 @@ func TestResyncMarksResends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w1 := newSealConn(nc, box, tr.subj, slog.New(slog.DiscardHandler), "test worker")
+	w1 := newSealConn(nc, box, tr.subj, slog.New(slog.DiscardHandler), "test worker", "w1")
 	sub, err := nc.SubscribeSync(tr.subj.worker("w1"))
 	if err != nil {
 		t.Fatal(err)

@@ -40,7 +40,7 @@ func (t *transport) onInbox(msg *nats.Msg, from string) {
 		t.badAnnouncement(msg, err)
 		return
 	}
-	if !t.link.vouched(from, m) {
+	if !t.link.vouched(from, m) || !t.link.onSubjectOf(inboxWorker(t.inbox, msg.Subject), m) {
 		return
 	}
 	switch m := m.(type) {

@@ -74,7 +74,12 @@ func embeddedAccess(t *testing.T, ex *aplex.Executor) (natsURL string, key []byt
 
 func newAttacker(t *testing.T, natsURL string) *attacker {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
+	return newAttackerWith(t, natsURL)
+}
+
+func newAttackerWith(t *testing.T, natsURL string, opts ...nats.Option) *attacker {
+	t.Helper()
+	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		t.Fatalf("attacker connect: %v", err)
 	}
@@ -142,9 +147,10 @@ func marshal(t *testing.T, m wire.Msg) []byte {
 	return b
 }
 
-// poolSubjects learns the worker's and the executor's own subjects from
-// captured traffic, as an eavesdropper would (subjects travel in clear),
-// and waits for a heartbeat of the worker.
+// poolSubjects learns the worker's subject and the subject its results
+// come on (the executor's inbox and the worker's id) from captured
+// traffic, as an eavesdropper would (subjects travel in clear), and waits
+// for a heartbeat of the worker.
 func (a *attacker) poolSubjects(msgs []*nats.Msg) (workerSubj, inbox string, hb *nats.Msg) {
 	a.t.Helper()
 	for _, m := range msgs {
@@ -189,7 +195,7 @@ func TestEmbeddedServerRefusesAnonymous(t *testing.T) {
 		ok   bool
 	}{
 		{"anonymous", u.String(), false},
-		{"wrong token", strings.Replace(natsURL, token, "0"+token[1:], 1), false},
+		{"wrong token", strings.Replace(natsURL, token, "x"+token[1:], 1), false}, // tokens are hex
 		{"the URL's token", natsURL, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -443,7 +449,7 @@ func TestSealedForgedResultCancelShutdownIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	captured := c.msgs()
-	workerSubj, inbox, hb := a.poolSubjects(captured)
+	workerSubj, replies, hb := a.poolSubjects(captured)
 	// The executor's epoch, from the clear header of a Run it sent.
 	var exEpoch seal.Epoch
 	for _, m := range captured {
@@ -452,6 +458,7 @@ func TestSealedForgedResultCancelShutdownIgnored(t *testing.T) {
 		}
 	}
 	wid := worker(before)
+	inbox := strings.TrimSuffix(replies, "."+wid) // the executor's inbox, the ReplyTo of its Runs
 	exid := strings.TrimPrefix(inbox, "aplex.default.x.")
 	var workerEpoch seal.Epoch
 	copy(workerEpoch[:], hb.Data[5:21]) // the clear header: sender epoch
@@ -469,7 +476,7 @@ func TestSealedForgedResultCancelShutdownIgnored(t *testing.T) {
 	kill := marshal(t, &wire.Shutdown{Graceful: false})
 
 	// In clear, as before sealing.
-	a.publish(inbox, forgedResults(wid))
+	a.publish(replies, forgedResults(wid))
 	a.publish(workerSubj, cancelOf(inbox))
 	a.publish(workerSubj, kill)
 	// Sealed with another key.
@@ -481,7 +488,7 @@ func TestSealedForgedResultCancelShutdownIgnored(t *testing.T) {
 		to      seal.Epoch
 		data    []byte
 	}{
-		{seal.Worker, wid, inbox, seal.Epoch{}, forgedResults(wid)},
+		{seal.Worker, wid, replies, seal.Epoch{}, forgedResults(wid)},
 		{seal.Executor, exid, workerSubj, workerEpoch, cancelOf(inbox)},
 		{seal.Executor, exid, workerSubj, workerEpoch, kill},
 	} {
@@ -512,8 +519,9 @@ func TestSealedForgedResultCancelShutdownIgnored(t *testing.T) {
 		to      seal.Epoch
 		data    []byte
 	}{
-		{intruderW, inbox, exEpoch, forgedResults("intruder")},
-		{intruderW, inbox, exEpoch, forgedResults(wid)},
+		{intruderW, inbox + ".intruder", exEpoch, forgedResults("intruder")},
+		{intruderW, inbox + ".intruder", exEpoch, forgedResults(wid)},
+		{intruderW, replies, exEpoch, forgedResults(wid)},
 		{intruderX, workerSubj, workerEpoch, cancelOf(inbox)},
 		{intruderX, workerSubj, workerEpoch, cancelOf("aplex.default.x.intruder")},
 		{intruderX, workerSubj, workerEpoch, kill},
@@ -810,12 +818,12 @@ func TestPermissionTemplate(t *testing.T) {
 		o.Users = []*server.User{
 			{Username: "images-executor", Password: "ex-pw", Permissions: perms(
 				[]string{"aplex.images.w.*", "aplex.images.discover"},
-				[]string{"aplex.images.x.*", "aplex.images.hello", "aplex.images.hb.*"})},
+				[]string{"aplex.images.x.>", "aplex.images.hello", "aplex.images.hb.*"})},
 			{Username: "images-worker", Password: "w-pw", Permissions: perms(
-				[]string{"aplex.images.hello", "aplex.images.hb.*", "aplex.images.x.*"},
+				[]string{"aplex.images.hello", "aplex.images.hb.*", "aplex.images.x.*.*"},
 				[]string{"aplex.images.w.*", "aplex.images.discover"})},
 			{Username: "gpu-1", Password: "g-pw", Permissions: perms(
-				[]string{"aplex.images.hello", "aplex.images.hb.gpu-1", "aplex.images.x.*"},
+				[]string{"aplex.images.hello", "aplex.images.hb.gpu-1", "aplex.images.x.*.gpu-1"},
 				[]string{"aplex.images.w.gpu-1", "aplex.images.discover"})},
 		}
 	})
@@ -864,5 +872,78 @@ func TestPermissionTemplate(t *testing.T) {
 			t.Fatalf("%s could subscribe to %s", c.user, c.subject)
 		}
 		nc.Close()
+	}
+}
+
+// TestResultBoundToWorkerSubject: on an unsealed pool with NATS
+// authentication, a worker's results were attributed by the id inside
+// the payload, so one worker's credentials could answer every job of the
+// pool. A worker now answers on its own sub-subject of the executor's
+// inbox, which the executor checks against the id the results name: under
+// the documented permissions, gpu-1's credentials cannot answer a job sent
+// to gpu-2.
+func TestResultBoundToWorkerSubject(t *testing.T) {
+	perms := func(wid string) *server.Permissions {
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"aplex.images.hello", "aplex.images.hb." + wid, "aplex.images.x.*." + wid}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"aplex.images.w." + wid, "aplex.images.discover"}},
+		}
+	}
+	srv := startServer(t, 0, func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "images-executor", Password: "ex-pw"}, // unrestricted
+			{Username: "gpu-1", Password: "g1-pw", Permissions: perms("gpu-1")},
+			{Username: "gpu-2", Password: "g2-pw", Permissions: perms("gpu-2")},
+		}
+	})
+	url := srv.ClientURL()
+	spawnWorker(t, url, "images", "gpu-2", "APLEX_CLUSTER_USER=gpu-2", "APLEX_CLUSTER_PASSWORD=g2-pw")
+	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("images"),
+		cluster.WithNATSOptions(nats.UserInfo("images-executor", "ex-pw")), aplex.WithPoolSize(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	blocked, err := aplex.Submit(ctx, ex, block, "bound")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the block work to start", startedIn(t, ex, "bound"))
+
+	// The holder of gpu-1's credentials learns the executor's inbox from a
+	// discover request, which its heartbeat of an unknown worker prompts.
+	a := newAttackerWith(t, url, nats.UserInfo("gpu-1", "g1-pw"))
+	disc, err := a.nc.SubscribeSync("aplex.images.discover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.flush()
+	a.publish("aplex.images.hb.gpu-1", marshal(t, &wire.Heartbeat{WorkerID: "gpu-1", MaxWorks: 1}))
+	req, err := disc.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no discover request: %v", err)
+	}
+	var results []wire.Result
+	for id := uint64(1); id <= 50; id++ {
+		results = append(results, wire.Result{ID: id, Items: []wire.Outcome{{Value: []byte{0x19, 0x02, 0x9a}}}})
+	}
+	// Claiming gpu-2 on its own sub-subject, and its own id: neither is
+	// accepted for gpu-2's job. (gpu-2's sub-subject is refused by NATS.)
+	a.publish(req.Reply+".gpu-1", marshal(t, &wire.Results{WorkerID: "gpu-2", Results: results}))
+	a.publish(req.Reply+".gpu-1", marshal(t, &wire.Results{WorkerID: "gpu-1", Results: results}))
+	a.flush()
+	if v, err := get(t, submit(t, ex, square, 7)); v != 49 || err != nil { // handshake
+		t.Fatalf("square = %v, %v", v, err)
+	}
+	select {
+	case <-blocked.Done():
+		v, err := blocked.Get(context.Background())
+		t.Fatalf("gpu-1's credentials answered gpu-2's job: %v, %v", v, err)
+	default:
+	}
+	if d := cluster.SealDropsOf(ex); d.Impersonated == 0 {
+		t.Fatalf("the impersonation was not counted: %+v", d)
+	}
+	cancel()
+	if _, err := get(t, blocked); !errors.Is(err, context.Canceled) {
+		t.Fatalf("blocked work after its caller's cancel: %v", err)
 	}
 }

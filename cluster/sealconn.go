@@ -21,11 +21,12 @@ import (
 // when the writers move there, the link's publish calls seal, and its
 // subscriptions open, exactly as here.
 type sealConn struct {
-	nc   *nats.Conn
-	box  *seal.Box // nil: the pool is unsealed
-	subj subjects
-	log  *slog.Logger
-	who  string // "aplex cluster" or "aplex cluster worker", for log lines
+	nc     *nats.Conn
+	box    *seal.Box // nil: the pool is unsealed
+	subj   subjects
+	log    *slog.Logger
+	who    string // "aplex cluster" or "aplex cluster worker", for log lines
+	worker string // a worker's id: it answers on its sub-subject of an executor inbox
 
 	impersonated atomic.Uint64 // opened, but claiming another worker's id
 	warned       [4]atomic.Bool
@@ -39,8 +40,10 @@ const (
 	warnImpersonated
 )
 
-func newSealConn(nc *nats.Conn, box *seal.Box, subj subjects, log *slog.Logger, who string) *sealConn {
-	return &sealConn{nc: nc, box: box, subj: subj, log: log, who: who}
+// newSealConn wraps nc for one process of the pool: worker is its worker
+// id, "" for an executor.
+func newSealConn(nc *nats.Conn, box *seal.Box, subj subjects, log *slog.Logger, who, worker string) *sealConn {
+	return &sealConn{nc: nc, box: box, subj: subj, log: log, who: who, worker: worker}
 }
 
 // sealBufs recycles the buffers messages are sealed into (NATS copies a
@@ -60,6 +63,7 @@ func (c *sealConn) recipient(subject string) seal.Epoch {
 		return c.box.EpochOf(id)
 	}
 	if id, ok := strings.CutPrefix(rest, "x."); ok {
+		id, _, _ = strings.Cut(id, ".") // x.<exid>.<wid>
 		return c.box.EpochOf(id)
 	}
 	return seal.Epoch{}
@@ -73,7 +77,14 @@ func (c *sealConn) Publish(subject string, data []byte) error {
 // PublishRequest sends data on subject with a reply subject, sealed if the
 // pool has a key. The reply subject travels in clear; receivers check it
 // against the sealed sender (onDiscover).
+//
+// A worker's message to an executor's inbox goes to the inbox's
+// sub-subject of the worker's id (fromWorker), where the executor expects
+// it.
 func (c *sealConn) PublishRequest(subject, reply string, data []byte) error {
+	if c.worker != "" && strings.HasPrefix(subject, subjectRoot+"."+c.subj.pool+".x.") {
+		subject = fromWorker(subject, c.worker)
+	}
 	if c.box == nil {
 		if reply == "" {
 			return c.nc.Publish(subject, data)
@@ -139,32 +150,48 @@ func (c *sealConn) handler(direct bool, h func(msg *nats.Msg, from string)) nats
 	}
 }
 
+// claimed returns the worker id a worker's message names, ok false for
+// an executor's message.
+func claimed(m wire.Msg) (string, bool) {
+	switch m := m.(type) {
+	case *wire.Results:
+		return m.WorkerID, true
+	case *wire.Hello:
+		return m.WorkerID, true
+	case *wire.Heartbeat:
+		return m.WorkerID, true
+	case *wire.Bye:
+		return m.WorkerID, true
+	}
+	return "", false
+}
+
 // vouched reports whether m, opened from sender from, speaks for that
 // sender: a worker's announcement or results name the worker that sealed
 // them. On an unsealed pool (from == "") anything goes.
 func (c *sealConn) vouched(from string, m wire.Msg) bool {
-	if from == "" {
-		return true
-	}
-	var claimed string
-	switch m := m.(type) {
-	case *wire.Results:
-		claimed = m.WorkerID
-	case *wire.Hello:
-		claimed = m.WorkerID
-	case *wire.Heartbeat:
-		claimed = m.WorkerID
-	case *wire.Bye:
-		claimed = m.WorkerID
-	default:
-		return true
-	}
-	if claimed == from {
+	id, ok := claimed(m)
+	if from == "" || !ok || id == from {
 		return true
 	}
 	c.impersonated.Add(1)
 	c.warnOnce(warnImpersonated, "a message sealed by one worker claims to come from another, dropped: a holder of the pool key is impersonating a worker",
-		"sealed_by", from, "claims", claimed, "kind", m.Kind())
+		"sealed_by", from, "claims", id, "kind", m.Kind())
+	return false
+}
+
+// onSubjectOf reports whether m, which arrived on worker wid's
+// sub-subject of the executor's inbox, names that worker: NATS
+// permissions can confine a worker's user to its own sub-subject, which
+// then binds its results to it even on an unsealed pool.
+func (c *sealConn) onSubjectOf(wid string, m wire.Msg) bool {
+	id, ok := claimed(m)
+	if !ok || id == wid {
+		return true
+	}
+	c.impersonated.Add(1)
+	c.warnOnce(warnImpersonated, "a message on one worker's reply subject claims to come from another, dropped: a client is impersonating a worker",
+		"subject_of", wid, "claims", id, "kind", m.Kind())
 	return false
 }
 
@@ -190,7 +217,7 @@ func (c *sealConn) drops() SealDrops {
 	return d
 }
 
-// SealDrops counts the messages a sealed executor dropped, by reason. A
+// SealDrops counts the messages an executor dropped, by reason. A
 // sealed pool under attack shows it here; on a healthy pool every count
 // stays zero except Replayed and Stale, which a NATS reconnect may raise a
 // little.
@@ -211,8 +238,9 @@ type SealDrops struct {
 	Stale uint64
 	// Misaddressed: addressed to another executor process.
 	Misaddressed uint64
-	// Impersonated: opened, but naming a worker other than the one that
-	// sealed it (a holder of the pool key posing as another worker).
+	// Impersonated: naming a worker other than the one that sealed it (a
+	// holder of the pool key posing as another worker), or than the one
+	// whose reply subject it came on (counted on unsealed pools too).
 	Impersonated uint64
 }
 

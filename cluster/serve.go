@@ -92,7 +92,7 @@ func Serve(ctx context.Context, opts ...ServeOption) error {
 	if err := w.connect(ctx); err != nil {
 		return err
 	}
-	w.link = newSealConn(w.nc, box, w.subj, w.log, "aplex cluster worker")
+	w.link = newSealConn(w.nc, box, w.subj, w.log, "aplex cluster worker", cfg.workerID)
 	return w.serve(ctx)
 }
 

@@ -179,7 +179,7 @@ func newTransport(xc xport.Config) (*transport, error) {
 		t.release()
 		return nil, fmt.Errorf("aplex: cluster: %w", err)
 	}
-	t.link = newSealConn(t.nc, box, t.subj, t.log, "aplex cluster")
+	t.link = newSealConn(t.nc, box, t.subj, t.log, "aplex cluster", "")
 	if box == nil {
 		t.log.Warn("aplex cluster: the pool is unsealed: whoever can use its subjects on the NATS server can read every argument and result and forge messages; seal it with cluster.WithPoolKey",
 			"pool", cfg.pool)
@@ -241,7 +241,7 @@ func (t *transport) subscribe(ctx context.Context) error {
 		subject string
 		handle  nats.MsgHandler
 	}{
-		{t.inbox, t.link.handler(true, t.onInbox)},
+		{fromWorker(t.inbox, "*"), t.link.handler(true, t.onInbox)},
 		{t.subj.hello(), t.link.handler(false, t.onControl)},
 		{t.subj.heartbeats(), t.link.handler(false, t.onControl)},
 	} {
