@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -161,4 +162,70 @@ func mapNoops(b *testing.B, ex *aplex.Executor, chunk int) {
 		n++
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "works/s")
+}
+
+// BenchmarkSealed puts a sealed pool (cluster.WithPoolKey) next to an
+// unsealed one on the same server, with the same local workers: one round
+// trip of a no-op work, and a Map of no-op works in chunks of 100 over two
+// workers (the case whose cost the seal must keep within 10 %).
+func BenchmarkSealed(b *testing.B) {
+	srv := startServer(b, 0, nil)
+	url := srv.ClientURL()
+	key := cluster.NewPoolKey()
+	kinds := []struct {
+		name string
+		opts []aplex.Option
+	}{
+		{"unsealed", []aplex.Option{cluster.WithPool("bench-open")}},
+		{"sealed", []aplex.Option{cluster.WithPool("bench-sealed"), cluster.WithPoolKey(key)}},
+	}
+	var rt, maps [2]*aplex.Executor
+	for i, k := range kinds {
+		rt[i] = newExecutor(b, append([]aplex.Option{cluster.WithURL(url), cluster.SpawnLocalWorkers(1)}, k.opts...)...)
+		b.Run("roundtrip/"+k.name, func(b *testing.B) { roundTrips(context.Background(), b, rt[i]) })
+	}
+	for i, k := range kinds {
+		maps[i] = newExecutor(b, append([]aplex.Option{cluster.WithURL(url), cluster.SpawnLocalWorkers(2)}, k.opts...)...)
+		b.Run("map-chunk=100/"+k.name, func(b *testing.B) { mapNoops(b, maps[i], 100) })
+	}
+	// On a shared machine the load drifts between two runs; these
+	// alternate short batches of both kinds, so the drift hits both, and
+	// report the ratio sealed/unsealed of the time taken (1.05: 5 % slower).
+	b.Run("alternating/roundtrip", func(b *testing.B) {
+		alternate(b, func(ex *aplex.Executor) {
+			for i := range 50 {
+				f, err := aplex.Submit(context.Background(), ex, noop, i)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.Get(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}, rt)
+	})
+	b.Run("alternating/map-chunk=100", func(b *testing.B) {
+		alternate(b, func(ex *aplex.Executor) {
+			for _, err := range aplex.Map(context.Background(), ex, noop, slices.Values(make([]int, 20000)), aplex.ChunkSize(100)) {
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}, maps)
+	})
+}
+
+// alternate runs batch on exs[0] and exs[1] in turn, b.N times each, and
+// reports the ratio of their total times.
+func alternate(b *testing.B, batch func(*aplex.Executor), exs [2]*aplex.Executor) {
+	var took [2]time.Duration
+	for n := 0; b.Loop(); n++ {
+		for j := range 2 {
+			i := (n + j) % 2 // who goes first alternates too
+			start := time.Now()
+			batch(exs[i])
+			took[i] += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(took[1])/float64(took[0]), "sealed/unsealed")
 }

@@ -19,8 +19,8 @@ import (
 func TestRoundTrip(t *testing.T) {
 	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
 	ctx := context.Background()
-	if u := cluster.URL(ex); !strings.HasPrefix(u, "nats://127.0.0.1:") {
-		t.Errorf("URL = %q, want the embedded server on 127.0.0.1", u)
+	if u := cluster.URL(ex); !strings.HasPrefix(u, "nats://") || !strings.Contains(u, "@127.0.0.1:") || !strings.Contains(u, "#aplex-key=") {
+		t.Errorf("URL = %q, want the embedded server on 127.0.0.1 with its token and the pool key", u)
 	}
 
 	f, err := aplex.Submit(ctx, ex, square, 12)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -44,9 +45,28 @@ func dial(urls []string, name string, user []nats.Option, reconnected, closed fu
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("aplex: cluster: connect to NATS at %s: %w", strings.Join(urls, ","), err)
+		return nil, fmt.Errorf("aplex: cluster: connect to NATS at %s: %w", redactURLs(urls), err)
 	}
 	return nc, nil
+}
+
+// redactURLs joins urls for an error message or a log line without their
+// secrets: the user information (a token, or user and password, such as
+// cluster.URL puts there for the embedded server) and a pool key after
+// '#'.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, s := range urls {
+		s, _, _ = strings.Cut(s, "#")
+		if u, err := url.Parse(s); err == nil && u.User != nil {
+			u.User = url.User("REDACTED")
+			s = u.String()
+		} else if err != nil {
+			s = "(unparsable URL)"
+		}
+		out[i] = s
+	}
+	return strings.Join(out, ",")
 }
 
 // maxPayload is the largest message the connection may publish.

@@ -40,6 +40,8 @@
 //	APLEX_CLUSTER_USER, APLEX_CLUSTER_PASSWORD, APLEX_CLUSTER_TOKEN,
 //	APLEX_CLUSTER_CREDS (credentials file), APLEX_CLUSTER_NKEY (seed file),
 //	APLEX_CLUSTER_TLS_CA, APLEX_CLUSTER_TLS_CERT, APLEX_CLUSTER_TLS_KEY
+//	APLEX_CLUSTER_KEY            pool key: 64 hex digits (or base64); "current,accepted" during a rotation
+//	APLEX_CLUSTER_KEY_FILE       a file holding APLEX_CLUSTER_KEY's text
 //
 // Such a worker leaves cleanly on SIGTERM or SIGINT and exits at once on a
 // second signal. A worker started before its NATS server (docker-compose
@@ -79,26 +81,55 @@
 //
 // # Security model
 //
-// NATS authentication and TLS decide who can submit works: anyone who can
-// publish on a pool's subjects can run, cancel and kill its works. Give
-// executors and workers credentials (WithNATSOptions, ServeNATSOptions, or
-// the environment above) and, on a shared server, confine each user to its
-// pools with NATS permissions on "aplex.<pool>.>". Workers run only works
-// registered in their own binary, by name, with arguments decoded into the
-// registered types; any other name is answered with
-// aplex.ErrNotRegistered. The embedded server listens on 127.0.0.1 without
-// authentication: it is for development and single-machine use.
+// NATS authentication and TLS decide who can reach a pool's subjects; the
+// pool key decides who can take part in the pool. Give executors and
+// workers NATS credentials (WithNATSOptions, ServeNATSOptions, or the
+// environment above), on a shared server confine each user to its pools
+// with NATS permissions on "aplex.<pool>.>", and seal the pool with a key
+// (WithPoolKey, ServePoolKey, APLEX_CLUSTER_KEY).
+//
+// With a pool key every message is sealed (AES-256-GCM, keys derived per
+// pool and per direction with HKDF): whoever reaches the subjects without
+// the key reads nothing, and what they send (forged, altered, truncated,
+// replayed, or sealed with another key) is dropped and counted
+// (SealDropsOf). A worker without the key never joins and gets no work.
+// Each message names its sender under the seal, so a result is accepted
+// only from the worker its job was sent to, a Cancel only from the
+// executor that sent the job, a Shutdown only from an executor that sent
+// the worker work. A holder of the key is trusted: it can join as a
+// worker, and could seal messages under another worker's id. Key
+// rotation: WithAcceptedPoolKeys.
+//
+// A worker answers on its own sub-subject of the executor's inbox
+// (aplex.<pool>.x.<exid>.<wid>), and the executor drops an answer naming
+// another worker. With a NATS user per worker, allowed to publish results
+// only on "aplex.<pool>.x.*.<wid>", the server then binds each worker's
+// results to it, even against a holder of the pool key:
+//
+//	publish:   aplex.<pool>.hello, aplex.<pool>.hb.<wid>, aplex.<pool>.x.*.<wid>
+//	subscribe: aplex.<pool>.w.<wid>, aplex.<pool>.discover
+//
+// Secure by default: the embedded server takes only clients presenting a
+// token it generates, and the executor generates a pool key. Local
+// workers get both in their environment, never on the command line; URL
+// returns both, so a worker started by hand joins with the URL alone
+// (treat it as a secret). An executor on another NATS server without a
+// pool key runs unsealed and logs a warning once.
+//
+// Workers run only works registered in their own binary, by name, with
+// arguments decoded into the registered types; any other name is answered
+// with aplex.ErrNotRegistered.
 //
 // # Subjects
 //
 // Every subject sits under aplex.<pool>, so several pools share one NATS
 // without crosstalk:
 //
-//	aplex.<pool>.hello       worker → executors: Hello, at start and after each reconnect
-//	aplex.<pool>.discover    executor → workers: "announce yourselves" (reply: its inbox)
-//	aplex.<pool>.hb.<wid>    worker → executors: Heartbeat (load, capacity, draining), then Bye
-//	aplex.<pool>.w.<wid>     executor → worker: Run batches, Cancel, Shutdown
-//	aplex.<pool>.x.<exid>    worker → executor: Results batches, Hello answering discover
+//	aplex.<pool>.hello          worker → executors: Hello, at start and after each reconnect
+//	aplex.<pool>.discover       executor → workers: "announce yourselves" (reply: its inbox)
+//	aplex.<pool>.hb.<wid>       worker → executors: Heartbeat (load, capacity, draining), then Bye
+//	aplex.<pool>.w.<wid>        executor → worker: Run batches, Cancel, Shutdown
+//	aplex.<pool>.x.<exid>.<wid> worker → executor: Results batches, Hello answering discover
 //
 // Payloads are the internal wire messages of aplex (the same as process
 // workers use, without the length prefix), batched: the executor merges

@@ -66,12 +66,20 @@ func register(ex *aplex.Executor, t *transport) {
 	t.mu.Unlock()
 }
 
-// URL returns the NATS URL the executor's workers connect to: the embedded
-// server's (e.g. "nats://127.0.0.1:41873") when the executor started one,
-// else the URLs it was given (comma-separated, credentials included if the
-// URLs hold any). Start more workers against it, on this machine:
+// URL returns the NATS URL the executor's workers connect to. For the
+// embedded server it holds everything a worker needs to join: the
+// server's generated token and, after '#', the pool key the executor
+// generated, e.g.
+// "nats://3f…9a@127.0.0.1:41873#aplex-key=<64 hex digits>" (a key given
+// with WithPoolKey is not included: give it to workers yourself). Treat it
+// as a secret. Otherwise it is the URLs the executor was given
+// (comma-separated, credentials included if the URLs hold any). Start
+// more workers against it, on this machine:
 //
 //	APLEX_WORKER_ROLE=cluster APLEX_CLUSTER_URL=<URL> ./yourbinary
+//
+// (or cluster.ServeURL(URL)). The environment keeps it out of process
+// listings; a command line would not.
 //
 // It returns "" for an executor that is not a cluster executor or has
 // been shut down.

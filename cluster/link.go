@@ -16,7 +16,7 @@ import (
 // cannot fit one (a Map chunk whose items together exceed it) is answered
 // here with CodeTooLarge errors.
 func newSender(t *transport) *link.Writer[*member] {
-	return link.New(natsLink(t.nc, t.max, t.log), link.Config[*member]{
+	return link.New(natsLink(t.sealed, t.max, t.log), link.Config[*member]{
 		ReplyTo: t.inbox,
 		Reject:  func(m *member, r wire.Result) { t.deliver(m, []wire.Result{r}) },
 	})
@@ -24,7 +24,7 @@ func newSender(t *transport) *link.Writer[*member] {
 
 // newOutbox returns a worker's writer of Results, merged per executor.
 func newOutbox(w *workerServer, max int) *link.Writer[link.Subject] {
-	return link.New(natsLink(w.nc, max, w.log), link.Config[link.Subject]{WorkerID: w.cfg.workerID})
+	return link.New(natsLink(w.sealed, max, w.log), link.Config[link.Subject]{WorkerID: w.cfg.workerID})
 }
 
 // Subject is the worker's own subject, where its Runs and Cancels go

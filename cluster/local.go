@@ -71,6 +71,14 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 		envParent+"="+strconv.Itoa(os.Getpid()),
 	)
 	l.env = append(l.env, credentialEnv(t.cfg.natsOpts)...)
+	// Secrets travel in the environment, which only this user (and root)
+	// can read (/proc/<pid>/environ), never on the command line.
+	if t.token != "" {
+		l.env = append(l.env, envToken+"="+t.token)
+	}
+	if t.cfg.key != nil {
+		l.env = append(l.env, envKey+"="+formatKeys(t.cfg.key, t.cfg.accepted))
+	}
 	l.env = append(l.env, t.xc.Env...)
 	if f := t.cfg.localLabels; f != nil {
 		l.labels = make([]string, n)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/aplex-go/aplex/internal/seal"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -172,6 +174,12 @@ func TestResyncMarksResends(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	// The test plays worker w1, with the pool key the executor made.
+	box, err := seal.New(seal.Config{Keys: [][]byte{tr.cfg.key}, Pool: tr.cfg.pool, ID: "w1", Role: seal.Worker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1 := newSealConn(nc, box, tr.subj, slog.New(slog.DiscardHandler), "test worker", "w1")
 	sub, err := nc.SubscribeSync(tr.subj.worker("w1"))
 	if err != nil {
 		t.Fatal(err)
@@ -183,9 +191,21 @@ func TestResyncMarksResends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Like a worker, w1 answers discover requests with its Hello: a
+	// sealed executor joins on that answer.
+	dsub, err := nc.Subscribe(tr.subj.discover(), w1.handler(false, func(msg *nats.Msg, _ string) {
+		w1.Publish(msg.Reply, hello)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dsub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	announce := func() {
 		t.Helper()
-		if err := nc.Publish(tr.subj.hello(), hello); err != nil {
+		if err := w1.Publish(tr.subj.hello(), hello); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,7 +215,11 @@ func TestResyncMarksResends(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := wire.Unmarshal(msg.Data)
+		plain, _, err := box.Open(msg.Subject, msg.Data, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := wire.Unmarshal(plain)
 		if err != nil {
 			t.Fatal(err)
 		}

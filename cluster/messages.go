@@ -27,7 +27,10 @@ func (t *transport) leave() { t.gate.RUnlock() }
 
 // onInbox handles messages to the executor's inbox: results, and Hellos
 // answering its discover requests.
-func (t *transport) onInbox(msg *nats.Msg) {
+// from is the sealed sender ("" on an unsealed pool): a message naming
+// another worker is dropped, so a result is accepted only from the worker
+// its job was sent to (member.answered keeps only that member's jobs).
+func (t *transport) onInbox(msg *nats.Msg, from string) {
 	if !t.enter() {
 		return
 	}
@@ -35,6 +38,9 @@ func (t *transport) onInbox(msg *nats.Msg) {
 	m, err := wire.Unmarshal(msg.Data)
 	if err != nil {
 		t.badAnnouncement(msg, err)
+		return
+	}
+	if !t.sealed.vouched(from, m) || !t.sealed.onSubjectOf(inboxWorker(t.inbox, msg.Subject), m) {
 		return
 	}
 	switch m := m.(type) {
@@ -63,8 +69,9 @@ func (t *transport) badAnnouncement(msg *nats.Msg, err error) {
 	t.log.Debug("aplex cluster: bad message", "subject", msg.Subject, "err", err)
 }
 
-// onControl handles the pool's announcements: Hello, Heartbeat, Bye.
-func (t *transport) onControl(msg *nats.Msg) {
+// onControl handles the pool's announcements: Hello, Heartbeat, Bye, each
+// only from the worker it names (from, as onInbox).
+func (t *transport) onControl(msg *nats.Msg, from string) {
 	if !t.enter() {
 		return
 	}
@@ -74,8 +81,20 @@ func (t *transport) onControl(msg *nats.Msg) {
 		t.badAnnouncement(msg, err)
 		return
 	}
+	if !t.sealed.vouched(from, m) {
+		return
+	}
 	switch m := m.(type) {
 	case *wire.Hello:
+		if from != "" {
+			// A Hello on the broadcast subject is addressed to no one,
+			// so it may be a replay of a worker long gone, sealed before
+			// this executor existed. Join on the answer to a discover
+			// request naming it instead: that comes to this executor's
+			// inbox, addressed to this process.
+			t.discover(m.WorkerID)
+			return
+		}
 		t.onHello(m)
 	case *wire.Heartbeat:
 		t.onHeartbeat(m)
@@ -98,7 +117,7 @@ func (t *transport) deliver(m *member, rs []wire.Result) {
 // discover asks the pool's workers (or only worker wid) to send their
 // Hello to this executor's inbox.
 func (t *transport) discover(wid string) {
-	if err := t.nc.PublishRequest(t.subj.discover(), t.inbox, []byte(wid)); err != nil {
+	if err := t.sealed.PublishRequest(t.subj.discover(), t.inbox, []byte(wid)); err != nil {
 		t.log.Debug("aplex cluster: discover", "err", err)
 	}
 }
@@ -108,7 +127,7 @@ func (t *transport) discover(wid string) {
 func (t *transport) publishTo(m *member, msg wire.Msg) {
 	b, err := wire.Marshal(msg)
 	if err == nil {
-		err = t.nc.Publish(m.subject, b)
+		err = t.sealed.Publish(m.subject, b)
 	}
 	if err != nil {
 		t.log.Debug("aplex cluster: publish", "worker", m.wid, "kind", msg.Kind(), "err", err)

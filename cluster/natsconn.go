@@ -3,8 +3,6 @@ package cluster
 import (
 	"log/slog"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/wire"
 )
@@ -12,8 +10,10 @@ import (
 // The cluster's side of the one link (internal/link): the Conn over NATS.
 // It lives here so that only this package imports NATS.
 
-// natsLink returns a link.Conn that publishes to subjects on nc, in messages of at
-// most max bytes (NATS' max payload).
+// natsLink returns a link.Conn that publishes to subjects through sc
+// (sealing each message with the pool key, if the pool has one), in
+// messages of at most max bytes (NATS' max payload less the seal's
+// overhead).
 //
 // A failed publish (the connection is closed, or its reconnect buffer is
 // full) is logged at debug level and is not an error: the cluster protocol
@@ -21,15 +21,15 @@ import (
 // does nothing: NATS' own flusher goroutine writes a burst of publishes to
 // the socket at once, and a round trip to the server (nats.Conn.Flush)
 // would only add latency.
-func natsLink(nc *nats.Conn, max int, log *slog.Logger) link.Conn {
+func natsLink(sc *sealConn, max int, log *slog.Logger) link.Conn {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &natsConn{nc: nc, max: max, log: log}
+	return &natsConn{sc: sc, max: max, log: log}
 }
 
 type natsConn struct {
-	nc  *nats.Conn
+	sc  *sealConn // seals with the pool key, if there is one
 	max int
 	log *slog.Logger
 	buf []byte // encoding buffer, reused: Publish copies
@@ -44,7 +44,7 @@ func (c *natsConn) Write(subject string, m wire.Msg) error {
 	var err error
 	c.buf, err = wire.AppendMsg(c.buf[:0], m)
 	if err == nil {
-		err = c.nc.Publish(subject, c.buf)
+		err = c.sc.Publish(subject, c.buf)
 	}
 	if err != nil {
 		c.log.Debug("aplex cluster: publish", "to", subject, "kind", m.Kind().String(), "items", items(m), "err", err)

@@ -23,6 +23,9 @@ type execConfig struct {
 	local    int
 	// localLabels gives local worker i its labels (LocalWorkerLabels).
 	localLabels func(i int) map[string]string
+	key         []byte   // WithPoolKey; generated for the embedded server
+	accepted    [][]byte // WithAcceptedPoolKeys
+	generated   bool     // key was made here: URL carries it
 }
 
 // kindName is the executor kind the cluster options belong to.
@@ -176,6 +179,9 @@ func (c *execConfig) check(xc xport.Config) error {
 	}
 	if c.pool == "" {
 		c.pool = DefaultPool
+	}
+	if c.key == nil && len(c.accepted) > 0 {
+		return fmt.Errorf("aplex: cluster.WithAcceptedPoolKeys needs cluster.WithPoolKey: the executor seals with that key, and accepts these too")
 	}
 	return nil
 }

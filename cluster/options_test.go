@@ -64,6 +64,7 @@ func TestOptionKinds(t *testing.T) {
 		{cluster.WithPool("default"), "WithPool", []string{"cluster"}, "applies to cluster executors only"},
 		{cluster.SpawnLocalWorkers(1), "SpawnLocalWorkers", []string{"cluster"}, "applies to cluster executors only"},
 		{cluster.WithNATSOptions(), "WithNATSOptions", []string{"cluster"}, "applies to cluster executors only"},
+		{cluster.WithPoolKey(testPoolKey), "WithPoolKey", []string{"cluster"}, "applies to cluster executors only"},
 	} {
 		for _, k := range kinds {
 			t.Run(tc.name+"/"+k.name, func(t *testing.T) {

@@ -60,7 +60,7 @@ func init() {
 func serveRole() int {
 	opts, parent, err := envOptions()
 	// Programs started by works must not become workers, nor see secrets.
-	for _, k := range []string{proc.EnvRole, envPassword, envToken, envIndex} {
+	for _, k := range []string{proc.EnvRole, envPassword, envToken, envIndex, envKey, envKeyFile} {
 		os.Unsetenv(k)
 	}
 	if err != nil {
@@ -170,6 +170,11 @@ func envOptions() (opts []ServeOption, parent int, err error) {
 	if len(nopts) > 0 {
 		opts = append(opts, ServeNATSOptions(nopts...))
 	}
+	kopts, err := envKeyOptions()
+	if err != nil {
+		return nil, 0, err
+	}
+	opts = append(opts, kopts...)
 	if v := os.Getenv(envParent); v != "" {
 		parent, err = strconv.Atoi(v)
 		if err != nil {

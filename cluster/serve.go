@@ -16,6 +16,7 @@ import (
 	"github.com/aplex-go/aplex/internal/engine"
 	"github.com/aplex-go/aplex/internal/host"
 	"github.com/aplex-go/aplex/internal/link"
+	"github.com/aplex-go/aplex/internal/seal"
 	"github.com/aplex-go/aplex/internal/spawn"
 )
 
@@ -78,9 +79,18 @@ func Serve(ctx context.Context, opts ...ServeOption) error {
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
+	box, err := sealBox(cfg.key, cfg.accepted, cfg.pool, cfg.workerID, seal.Worker)
+	if err != nil {
+		return fmt.Errorf("aplex: cluster.Serve: %w", err)
+	}
+	if box == nil && cfg.index < 0 { // a local worker's executor warned already
+		w.log.Warn("aplex cluster worker: the pool is unsealed: whoever can use its subjects on the NATS server can read and forge its messages; seal it with cluster.ServePoolKey or APLEX_CLUSTER_KEY",
+			"pool", cfg.pool)
+	}
 	if err := w.connect(ctx); err != nil {
 		return err
 	}
+	w.sealed = newSealConn(w.nc, box, w.subj, w.log, "aplex cluster worker", cfg.workerID)
 	return w.serve(ctx)
 }
 
@@ -94,6 +104,7 @@ type workerServer struct {
 	log  *slog.Logger
 
 	nc      *nats.Conn
+	sealed  *sealConn // every publish and subscription of the pool
 	ownConn bool
 	in      *host.Inbox
 	out     *link.Writer[link.Subject]
@@ -125,7 +136,7 @@ func (w *workerServer) connect(ctx context.Context) error {
 			w.onReconnect, nil)
 		if err == nil {
 			if attempt > 1 {
-				w.log.Info("aplex cluster worker: connected to NATS", "url", nc.ConnectedUrl(), "attempts", attempt)
+				w.log.Info("aplex cluster worker: connected to NATS", "url", nc.ConnectedUrlRedacted(), "attempts", attempt)
 			}
 			w.nc, w.ownConn = nc, true
 			return nil
@@ -158,7 +169,7 @@ func unreachable(err error) bool {
 // WorkerID but not its cancellation (a leaving worker lets them finish),
 // and the end of Serve's ctx is a clean leave.
 func (w *workerServer) hostConfig(ctx context.Context) (host.Config, error) {
-	max := maxPayload(w.nc)
+	max := maxPayload(w.nc) - w.sealed.overhead()
 	w.out = newOutbox(w, max)
 	w.sess = newSessions(w.cfg.maxWorks, w.cfg.workerID)
 	base := context.WithValue(context.WithoutCancel(ctx), workerIDKey{}, w.cfg.workerID)

@@ -51,7 +51,7 @@ func (w *workerServer) Close(bye *wire.Bye) {
 // and makes sure the server has both before the worker announces itself:
 // a Run sent in reply to the Hello must find the subscription in place.
 func (w *workerServer) subscribe() error {
-	sub, err := w.nc.Subscribe(w.subj.worker(w.cfg.workerID), w.onMsg)
+	sub, err := w.nc.Subscribe(w.subj.worker(w.cfg.workerID), w.sealed.handler(true, w.onMsg))
 	if err != nil {
 		return fmt.Errorf("aplex: cluster worker: subscribe: %w", err)
 	}
@@ -59,7 +59,7 @@ func (w *workerServer) subscribe() error {
 	// cheaper than a job no one answers.
 	sub.SetPendingLimits(-1, -1)
 	w.subs = append(w.subs, sub)
-	sub, err = w.nc.Subscribe(w.subj.discover(), w.onDiscover)
+	sub, err = w.nc.Subscribe(w.subj.discover(), w.sealed.handler(false, w.onDiscover))
 	if err != nil {
 		w.unsubscribe()
 		return fmt.Errorf("aplex: cluster worker: subscribe: %w", err)
@@ -88,7 +88,7 @@ func (w *workerServer) closeConn() {
 
 // announce publishes the worker's Hello to every executor of the pool.
 func (w *workerServer) announce() {
-	if err := w.nc.Publish(w.subj.hello(), w.hello); err != nil {
+	if err := w.sealed.Publish(w.subj.hello(), w.hello); err != nil {
 		w.log.Debug("aplex cluster worker: publish hello", "err", err)
 	}
 }
@@ -138,7 +138,7 @@ func (w *workerServer) Killed() { w.out.Drop() }
 func (w *workerServer) publish(subject string, m wire.Msg) {
 	b, err := wire.Marshal(m)
 	if err == nil {
-		err = w.nc.Publish(subject, b)
+		err = w.sealed.Publish(subject, b)
 	}
 	if err != nil {
 		w.log.Debug("aplex cluster worker: publish", "kind", m.Kind(), "err", err)
@@ -147,12 +147,20 @@ func (w *workerServer) publish(subject string, m wire.Msg) {
 
 // onMsg handles what executors send to this worker's subject. It runs on
 // the subscription's goroutine, so messages are applied in order: a Cancel
-// never overtakes the Run it cancels.
-func (w *workerServer) onMsg(msg *nats.Msg) {
+// never overtakes the Run it cancels. On a sealed pool, from is the
+// executor that sealed the message: a Run or Cancel must name its own
+// inbox (one executor cannot cancel another's jobs, nor steer results to
+// another's inbox), and a Shutdown comes only from an executor that has
+// sent this worker work.
+func (w *workerServer) onMsg(msg *nats.Msg, from string) {
 	m, err := wire.Unmarshal(msg.Data)
 	if err != nil {
 		// Not from an aplex executor of this version: nobody to answer.
 		w.log.Debug("aplex cluster worker: bad message", "err", err)
+		return
+	}
+	if from != "" && !w.authorised(from, m) {
+		w.log.Debug("aplex cluster worker: dropped a message beyond its sender's authority", "from", from, "kind", m.Kind())
 		return
 	}
 	switch m := m.(type) {
@@ -176,16 +184,36 @@ func (w *workerServer) onMsg(msg *nats.Msg) {
 	}
 }
 
+// authorised reports whether executor from may send m: Runs and Cancels
+// for its own inbox only, a Shutdown only once it has a session here.
+func (w *workerServer) authorised(from string, m wire.Msg) bool {
+	inbox := w.subj.inbox(from)
+	switch m := m.(type) {
+	case *wire.Run:
+		return m.ReplyTo == inbox
+	case *wire.Cancel:
+		return m.ReplyTo == inbox
+	case *wire.Shutdown:
+		return w.sess.known(inbox)
+	}
+	return true
+}
+
 // onDiscover answers an executor's discover request with the Hello,
-// unless the request names another worker or this one is leaving.
-func (w *workerServer) onDiscover(msg *nats.Msg) {
+// unless the request names another worker or this one is leaving. On a
+// sealed pool the reply subject, which travels in clear, must be the
+// inbox of the executor that sealed the request.
+func (w *workerServer) onDiscover(msg *nats.Msg, from string) {
 	if msg.Reply == "" || w.draining.Load() {
+		return
+	}
+	if from != "" && msg.Reply != w.subj.inbox(from) {
 		return
 	}
 	if len(msg.Data) > 0 && string(msg.Data) != w.cfg.workerID {
 		return
 	}
-	if err := w.nc.Publish(msg.Reply, w.hello); err != nil {
+	if err := w.sealed.Publish(msg.Reply, w.hello); err != nil {
 		w.log.Debug("aplex cluster worker: answer discover", "err", err)
 	}
 }

@@ -37,11 +37,16 @@ type serveConfig struct {
 	drainTimeout time.Duration
 	acceptWindow time.Duration // see acceptWindow in serve.go
 	logger       *slog.Logger
-	index        int // WorkerInfo.ID for the worker init: -1, or a local worker's index
+	index        int      // WorkerInfo.ID for the worker init: -1, or a local worker's index
+	key          []byte   // ServePoolKey, or the key in a URL's fragment
+	accepted     [][]byte // ServeAcceptedPoolKeys
 }
 
 // ServeURL connects the worker to the NATS server(s) at urls (default
-// nats://127.0.0.1:4222).
+// nats://127.0.0.1:4222). A URL from cluster.URL carries the embedded
+// server's token and, after '#', the pool key the executor generated
+// ("nats://<token>@127.0.0.1:41873#aplex-key=<hex>"): the worker uses that
+// key unless ServePoolKey gives one, and dials the URL without it.
 func ServeURL(urls ...string) ServeOption {
 	return func(c *serveConfig) error {
 		if len(urls) == 0 {
@@ -213,6 +218,25 @@ func buildServeConfig(opts []ServeOption) (serveConfig, error) {
 	}
 	if c.workerID == "" {
 		c.workerID = defaultWorkerID()
+	}
+	// A URL from cluster.URL may carry the pool key the executor made;
+	// NATS dials the URL without it. An explicit ServePoolKey wins.
+	for i, u := range c.urls {
+		base, text := splitURLKey(u)
+		if text == "" {
+			continue
+		}
+		c.urls[i] = base
+		if c.key == nil {
+			key, accepted, err := parseKeys("the pool key in the URL", text)
+			if err != nil {
+				return c, fmt.Errorf("aplex: cluster.ServeURL: %w", err)
+			}
+			c.key, c.accepted = key, accepted
+		}
+	}
+	if c.key == nil && len(c.accepted) > 0 {
+		return c, fmt.Errorf("aplex: cluster.ServeAcceptedPoolKeys needs cluster.ServePoolKey: the worker seals with that key, and accepts these too")
 	}
 	return c, nil
 }

@@ -108,6 +108,14 @@ func newSessions(maxWorks int, workerID string) *sessions {
 	return &sessions{ringSize: ring, lost: resultLost(workerID), unknown: resultUnknown(workerID, ring), m: map[string]*session{}}
 }
 
+// known reports whether the executor of inbox replyTo has a session: it
+// sent this worker work recently, or still has work running here.
+func (ss *sessions) known(replyTo string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.m[replyTo] != nil
+}
+
 // get returns replyTo's session, creating it with floor when it is new.
 func (ss *sessions) get(replyTo string, floor uint64) *session {
 	s := ss.m[replyTo]

@@ -45,9 +45,27 @@ func (s subjects) heartbeat(wid string) string { return subjectRoot + "." + s.po
 // not the server, choose the worker, at the same cost as a queue group.
 func (s subjects) worker(wid string) string { return subjectRoot + "." + s.pool + ".w." + wid }
 
-// inbox is an executor's own subject: Results of its jobs (the ReplyTo of
-// its Runs) and Hellos answering its discover requests.
+// inbox is an executor's own subject: the ReplyTo of its Runs and the
+// reply subject of its discover requests. A worker answers (Results, and
+// Hellos answering discover requests) on the inbox's sub-subject of its
+// own id, fromWorker, which the executor checks against the worker id the
+// message names: a NATS permission that lets a worker's user publish only
+// on "aplex.<pool>.x.*.<its id>" then binds its results to it, and the
+// sealed sender id does so on a sealed pool.
 func (s subjects) inbox(exid string) string { return subjectRoot + "." + s.pool + ".x." + exid }
+
+// fromWorker is worker wid's sub-subject of the executor inbox inbox.
+func fromWorker(inbox, wid string) string { return inbox + "." + wid }
+
+// inboxWorker returns the worker id that ends subject, a sub-subject of
+// inbox, or "" if subject is not one.
+func inboxWorker(inbox, subject string) string {
+	rest, ok := strings.CutPrefix(subject, inbox+".")
+	if !ok || strings.Contains(rest, ".") {
+		return ""
+	}
+	return rest
+}
 
 // checkToken reports why s cannot be one token of a NATS subject (pool
 // names and worker ids are used as such).

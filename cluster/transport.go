@@ -14,6 +14,7 @@ import (
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/internal/link"
+	"github.com/aplex-go/aplex/internal/seal"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -31,9 +32,12 @@ type transport struct {
 	epoch time.Time // origin of now()
 
 	nc      *nats.Conn
+	sealed  *sealConn // every publish and subscription of the pool
 	ownConn bool
 	srv     *server.Server // the embedded server, nil if none
-	url     string         // how workers reach the server
+	url     string         // how workers reach the server, as URL reports it
+	dialURL string         // the same without credentials or key (local workers get those in their environment)
+	token   string         // the embedded server's token
 	max     int            // NATS max payload
 
 	sink  xport.Sink
@@ -135,7 +139,16 @@ func newTransport(xc xport.Config, cfg *execConfig) (*transport, error) {
 		t.nc, t.ownConn = nc, true
 		t.url = strings.Join(cfg.urls, ",")
 	default:
-		srv, err := startEmbedded()
+		// Secure by default: the embedded server takes only clients with
+		// its token, and the pool is sealed with a key made here unless
+		// WithPoolKey gave one. Local workers get both in their
+		// environment (never on a command line, which any user can list);
+		// URL hands both to workers started by hand.
+		t.token = randomToken(24)
+		if cfg.key == nil {
+			cfg.key, cfg.generated = seal.NewKey(), true
+		}
+		srv, err := startEmbedded(t.token)
 		if err != nil {
 			return nil, err
 		}
@@ -143,18 +156,35 @@ func newTransport(xc xport.Config, cfg *execConfig) (*transport, error) {
 		// loopback socket (reference/limits.md §2.5: 132 against 175 µs
 		// per request/reply); workers connect over TCP.
 		nc, err := dial([]string{srv.ClientURL()}, name,
-			append([]nats.Option{nats.InProcessServer(srv)}, cfg.natsOpts...), onReconnect, onClosed)
+			append([]nats.Option{nats.InProcessServer(srv), nats.Token(t.token)}, cfg.natsOpts...), onReconnect, onClosed)
 		if err != nil {
 			stopEmbedded(srv)
 			return nil, err
 		}
 		t.nc, t.ownConn, t.srv = nc, true, srv
-		t.url = srv.ClientURL()
+		t.dialURL = srv.ClientURL()
+		t.url = strings.Replace(t.dialURL, "://", "://"+t.token+"@", 1)
+		if cfg.generated {
+			t.url += "#" + urlKeyParam + formatKeys(cfg.key, nil)
+		}
 	}
-	t.max = maxPayload(t.nc)
+	if t.dialURL == "" {
+		t.dialURL = t.url
+	}
+	box, err := sealBox(cfg.key, cfg.accepted, cfg.pool, t.exid, seal.Executor)
+	if err != nil {
+		t.release()
+		return nil, fmt.Errorf("aplex: cluster: %w", err)
+	}
+	t.sealed = newSealConn(t.nc, box, t.subj, t.log, "aplex cluster", "")
+	if box == nil {
+		t.log.Warn("aplex cluster: the pool is unsealed: whoever can use its subjects on the NATS server can read every argument and result and forge messages; seal it with cluster.WithPoolKey",
+			"pool", cfg.pool)
+	}
+	t.max = maxPayload(t.nc) - t.sealed.overhead()
 	t.send = newSender(t)
 	if cfg.local > 0 {
-		l, err := newLocalWorkers(t, cfg.local, t.url)
+		l, err := newLocalWorkers(t, cfg.local, t.dialURL)
 		if err != nil {
 			t.release()
 			return nil, err
@@ -208,9 +238,9 @@ func (t *transport) subscribe(ctx context.Context) error {
 		subject string
 		handle  nats.MsgHandler
 	}{
-		{t.inbox, t.onInbox},
-		{t.subj.hello(), t.onControl},
-		{t.subj.heartbeats(), t.onControl},
+		{fromWorker(t.inbox, "*"), t.sealed.handler(true, t.onInbox)},
+		{t.subj.hello(), t.sealed.handler(false, t.onControl)},
+		{t.subj.heartbeats(), t.sealed.handler(false, t.onControl)},
 	} {
 		sub, err := t.nc.Subscribe(s.subject, s.handle)
 		if err != nil {

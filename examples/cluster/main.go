@@ -84,7 +84,10 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("NATS at %s, %d local worker processes\n", cluster.URL(ex), *local)
+	// cluster.URL(ex) would tell more workers where to join, but for the
+	// embedded server it holds the server's token and the pool key: a
+	// secret, kept out of logs and command lines.
+	fmt.Printf("%d local worker processes\n", *local)
 
 	inputs := func(yield func(int) bool) {
 		for i := range *n {
