@@ -16,6 +16,7 @@ type callConfig struct {
 	meta      any
 	window    int
 	retries   int
+	progress  func(Progress) // OnProgress
 	mapOnly   string // name of a Map-only option given
 	remote    string // name of a process-and-cluster option given
 }

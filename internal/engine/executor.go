@@ -99,6 +99,7 @@ type slotStats struct {
 // internal/xport's package doc.
 type core struct {
 	cfg    config
+	obs    Observer // cfg.observer, read on the hot paths: nil costs a check
 	lb     LoadBalancer
 	tr     xport.Transport // nil: goroutine workers
 	maxMsg int
@@ -135,6 +136,7 @@ type core struct {
 func newCore(cfg config) *core {
 	c := &core{
 		cfg:       cfg,
+		obs:       cfg.observer,
 		lb:        cfg.balancer,
 		byConn:    map[xport.Worker]*worker{},
 		closed:    make(chan struct{}),
@@ -329,6 +331,9 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 		t.watch = nil
 	}
 	t.state.Store(stRunning)
+	if t.ob != nil {
+		c.observeStarted(t, w)
+	}
 	if c.tr == nil {
 		if keep {
 			return true

@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 
@@ -17,6 +17,13 @@ var _ xport.Sink = (*core)(nil)
 
 // Join adds a ready worker (xport.Sink).
 func (c *core) Join(conn xport.Worker) {
+	if w := c.join(conn); w != nil {
+		c.logWorker(slog.LevelInfo, "aplex: worker restarted", w.name, w.slot, int(w.stats.pid.Load()), "")
+	}
+}
+
+// join adds a ready worker; it returns it when it replaces another.
+func (c *core) join(conn xport.Worker) (restarted *worker) {
 	capacity := c.cfg.maxWorksPerWorker
 	if n := conn.Capacity(); n > 0 && n < capacity {
 		capacity = n
@@ -27,11 +34,13 @@ func (c *core) Join(conn xport.Worker) {
 		// Too late to be useful; the transport's Close stops it. Until the
 		// teardown, a graceful Shutdown still needs replacements: the
 		// works it drains may have lost every worker.
-		return
+		return nil
 	}
 	st := c.statsFor(conn.Slot())
+	event := WorkerJoined
 	if c.slotSeen(conn.Slot()) {
 		c.restarts.Add(1)
+		event = WorkerRestarted
 	}
 	info := conn.Info()
 	st.pid.Store(int64(info.PID))
@@ -48,8 +57,13 @@ func (c *core) Join(conn xport.Worker) {
 	}
 	c.byConn[conn] = w
 	c.addWorkerLocked(w)
+	c.observeWorker(event, w, "", nil)
 	c.broken = nil
 	c.drainLocked(false)
+	if event == WorkerRestarted {
+		return w
+	}
+	return nil
 }
 
 // slotSeen reports whether a worker held this slot before (a restart).
@@ -72,6 +86,7 @@ func (c *core) Retire(conn xport.Worker) {
 	}
 	c.removeWorkerLocked(w)
 	w.retired = true
+	c.observeWorker(WorkerRecycled, w, "", nil)
 	idle := w.load.Load() == 0
 	c.mu.Unlock()
 	if idle {
@@ -153,6 +168,14 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	}
 	delete(c.byConn, conn)
 	c.removeWorkerLocked(w)
+	// A retired worker's clean exit, or a worker stopped by the teardown,
+	// is no loss.
+	lost := !c.down && (cause != nil || !w.retired)
+	reason := ""
+	if lost {
+		reason = lostReason(cause)
+		c.observeWorker(WorkerLost, w, reason, cause)
+	}
 	var failed []*task
 	held := w.runningTasks()
 	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head
@@ -171,18 +194,14 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	c.drainLocked(false)
 	c.checkIdleLocked()
 	c.mu.Unlock()
+	if lost {
+		c.logWorker(slog.LevelWarn, "aplex: worker lost", w.name, w.slot, int(w.stats.pid.Load()), reason)
+	}
 	if len(failed) == 0 {
 		return
 	}
 	info := conn.Info()
-	werr := &WorkerError{Worker: info.ID, PID: info.PID, Err: cause, Reason: "worker stopped"}
-	var r xport.Reasoner
-	switch {
-	case errors.As(cause, &r):
-		werr.Reason = r.WorkerReason()
-	case cause != nil:
-		werr.Reason = cause.Error()
-	}
+	werr := &WorkerError{Worker: info.ID, PID: info.PID, Err: cause, Reason: lostReason(cause)}
 	for _, t := range slices.Backward(failed) {
 		t.r.fail(t, werr)
 	}

@@ -73,6 +73,7 @@ type task struct {
 	ctxWatch *ctxWatch // made only when the ctx needs watching (workctx.go)
 
 	rj *remoteJob // remote executors only
+	ob *taskObs   // with an observer only (observe.go)
 }
 
 // remoteJob is what a remote executor keeps per task.
@@ -118,6 +119,9 @@ func (t *task) settleReturned() bool {
 func (t *task) finish(err error, cancelled bool) {
 	t.err, t.cancelled = err, cancelled
 	countOutcome(t, err, cancelled)
+	if t.ob != nil { // before the future ends: its waiters see the event done
+		t.c.observeFinished(t, err, cancelled, false)
+	}
 	t.mu.Lock()
 	t.state.Store(stFinished)
 	t.fired = true
