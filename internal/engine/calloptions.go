@@ -17,8 +17,8 @@ type callConfig struct {
 	window    int
 	retries   int
 	progress  func(Progress) // OnProgress
-	mapOnly   string // name of a Map-only option given
-	remote    string // name of a process-and-cluster option given
+	mapOnly   string         // name of a Map-only option given
+	remote    string         // name of a process-and-cluster option given
 }
 
 func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
