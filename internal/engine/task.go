@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,10 @@ type task struct {
 	ex    *Executor // keeps a busy executor reachable: see newExecutor
 	r     runner
 	state atomic.Uint32
+	// retries is the number of resends left (Retry); an int32 beside
+	// state, so that the task, and a Submit's allocation with it, stays in
+	// its size class.
+	retries int32
 
 	// Set under the executor lock (prev and next: under the lock of the
 	// list they are in, the executor's queue or the worker's running list).
@@ -53,8 +58,7 @@ type task struct {
 	meta       any
 	parent     context.Context // the caller's ctx
 	deadlineD  time.Duration   // per-work deadline, from dispatch
-	retries    int
-	watch      func() bool // stops the watch on parent while queued or remote
+	watch      func() bool     // stops the watch on parent while queued or remote
 
 	// The outcome; written before state becomes stFinished.
 	err       error
@@ -91,7 +95,7 @@ func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConf
 	t.parent = parent
 	t.meta = cc.meta
 	t.deadlineD = cc.deadline
-	t.retries = cc.retries
+	t.retries = int32(min(cc.retries, math.MaxInt32))
 }
 
 // settle claims a running task's outcome; the caller then writes it with
