@@ -40,6 +40,8 @@
 //	APLEX_CLUSTER_USER, APLEX_CLUSTER_PASSWORD, APLEX_CLUSTER_TOKEN,
 //	APLEX_CLUSTER_CREDS (credentials file), APLEX_CLUSTER_NKEY (seed file),
 //	APLEX_CLUSTER_TLS_CA, APLEX_CLUSTER_TLS_CERT, APLEX_CLUSTER_TLS_KEY
+//	APLEX_LOG                    log level on stderr: debug, info (default), warn, error
+//	APLEX_LOG_FORMAT             log format: text (default) or json (log/slog)
 //
 // Such a worker leaves cleanly on SIGTERM or SIGINT and exits at once on a
 // second signal. A worker started before its NATS server (docker-compose
