@@ -202,14 +202,17 @@ func TestObserverWorkerLostRestartedAndLogged(t *testing.T) {
 		aplex.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	marker := filepath.Join(t.TempDir(), "once")
 	f := mustSubmit(t, ex, pOnce, marker, aplex.Retry(1))
-	b, err := testutil.AwaitMarker(marker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(string(b))
-	if err != nil {
-		t.Fatalf("marker %q: %v", b, err)
-	}
+	// The work creates the marker, then writes its pid: read it once
+	// written.
+	var pid int
+	waitFor(t, "the first attempt's pid in "+marker, func() bool {
+		b, err := os.ReadFile(marker)
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(string(b))
+		return err == nil
+	})
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
