@@ -365,8 +365,12 @@ const WorkerRecycled = engine.WorkerRecycled
 type WorkerEvent = engine.WorkerEvent
 
 // WithObserver makes the executor report its works and workers to o; see
-// Observer for what o may do. Every kind of executor takes it. Without
-// it, the hooks cost a nil check.
+// Observer for what o may do. Every kind of executor takes it. Given more
+// than once, every observer sees every event, in the order of the options,
+// and each WorkQueued gets the ctx the previous one returned (so traces
+// and metrics combine: WithObserver(otelaplex.Observer()),
+// WithObserver(promaplex.New("name"))). Without it, the hooks cost a nil
+// check.
 func WithObserver(o Observer) Option {
 	return engine.WithObserver(o)
 }

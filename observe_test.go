@@ -257,3 +257,15 @@ func TestObserverWorkerRecycled(t *testing.T) {
 		t.Fatalf("a recycled worker reported lost: %+v", l)
 	}
 }
+
+func TestWithObserverTwiceChainsCtx(t *testing.T) {
+	useRequestIDs(t)
+	rec := &obstest.Recorder{}
+	ex := newProcess(t, aplex.WithPoolSize(1), aplex.WithObserver(&obsRequestID{id: "first"}), aplex.WithObserver(rec))
+	if s, _, _ := seenBy(t, ctxT(t), ex); s.RequestID != "first" {
+		t.Fatalf("the work saw %q, want the first observer's ctx", s.RequestID)
+	}
+	if len(rec.Works(0)) != 3 || len(rec.Workers(aplex.WorkerJoined)) != 1 {
+		t.Fatalf("the second observer saw %+v, %+v", rec.Works(0), rec.Workers(0))
+	}
+}

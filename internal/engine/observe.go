@@ -196,8 +196,12 @@ type WorkerEvent struct {
 }
 
 // WithObserver makes the executor report its works and workers to o; see
-// Observer for what o may do. Every kind of executor takes it. Without
-// it, the hooks cost a nil check.
+// Observer for what o may do. Every kind of executor takes it. Given more
+// than once, every observer sees every event, in the order of the options,
+// and each WorkQueued gets the ctx the previous one returned (so traces
+// and metrics combine: WithObserver(otelaplex.Observer()),
+// WithObserver(promaplex.New("name"))). Without it, the hooks cost a nil
+// check.
 func WithObserver(o Observer) Option {
 	return func(c *config) error {
 		if o == nil {
@@ -206,8 +210,33 @@ func WithObserver(o Observer) Option {
 		if v := reflect.ValueOf(o); v.Kind() == reflect.Pointer && v.IsNil() {
 			return fmt.Errorf("aplex: WithObserver: a nil %T", o)
 		}
-		c.observer = o
+		switch prev := c.observer.(type) {
+		case nil:
+			c.observer = o
+		case observers:
+			c.observer = append(prev[:len(prev):len(prev)], o)
+		default:
+			c.observer = observers{prev, o}
+		}
 		return nil
+	}
+}
+
+// observers is the Observer of several WithObserver options.
+type observers []Observer
+
+func (os observers) ObserveWork(ctx context.Context, e WorkEvent) context.Context {
+	for _, o := range os {
+		if next := o.ObserveWork(ctx, e); next != nil && e.Kind == WorkQueued {
+			ctx = next
+		}
+	}
+	return ctx
+}
+
+func (os observers) ObserveWorker(e WorkerEvent) {
+	for _, o := range os {
+		o.ObserveWorker(e)
 	}
 }
 
