@@ -26,8 +26,8 @@ func Example_observability() {
 
 	ex, err := aplex.NewProcessExecutor(
 		aplex.WithPoolSize(2),
-		aplex.WithObserver(otelaplex.Observer()), // a span per work, in the caller's trace
-		aplex.WithObserver(metrics),              // aplex_works_total, aplex_work_queue_seconds, …
+		aplex.WithObserver(otelaplex.Observer()),                        // a span per work, in the caller's trace
+		aplex.WithObserver(metrics),                                     // aplex_works_total, aplex_work_queue_seconds, …
 		aplex.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))), // worker lost, restarted
 	)
 	if err != nil {
