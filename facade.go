@@ -306,7 +306,8 @@ func MapUnordered[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], in
 // Future's Get or Cancel of its works): that deadlocks. Work that may
 // block belongs on a goroutine of the observer's own. Methods are called
 // concurrently, from many goroutines: an Observer must be safe for
-// concurrent use. A panic in an Observer is not recovered.
+// concurrent use. It must not panic: a panic is not recovered, and one
+// raised under the lock leaves the executor locked.
 type Observer = engine.Observer
 
 // WorkEventKind says what happened to a work.

@@ -34,7 +34,8 @@ import (
 // Future's Get or Cancel of its works): that deadlocks. Work that may
 // block belongs on a goroutine of the observer's own. Methods are called
 // concurrently, from many goroutines: an Observer must be safe for
-// concurrent use. A panic in an Observer is not recovered.
+// concurrent use. It must not panic: a panic is not recovered, and one
+// raised under the lock leaves the executor locked.
 type Observer interface {
 	// ObserveWork is called for each event of a work (a Submit, or one
 	// dispatch of a Map chunk). For a WorkQueued event, ctx is the
