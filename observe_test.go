@@ -269,3 +269,21 @@ func TestWithObserverTwiceChainsCtx(t *testing.T) {
 		t.Fatalf("the second observer saw %+v, %+v", rec.Works(0), rec.Workers(0))
 	}
 }
+
+// nopObserver returns ctx and does nothing: the cost of the hooks alone.
+type nopObserver struct{}
+
+func (nopObserver) ObserveWork(ctx context.Context, _ aplex.WorkEvent) context.Context { return ctx }
+func (nopObserver) ObserveWorker(aplex.WorkerEvent)                                    {}
+
+// BenchmarkSubmitGetObserved is BenchmarkSubmitGet/aplex with an observer
+// that does nothing: what the hooks cost when present (three events, the
+// clock read at each).
+func BenchmarkSubmitGetObserved(b *testing.B) {
+	ex, err := aplex.NewThreadExecutor(aplex.WithMaxWorksPerWorker(1<<20), aplex.WithObserver(nopObserver{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ex.Close()
+	submitAllGetAll(b, ex, noop)
+}
