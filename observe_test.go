@@ -287,3 +287,31 @@ func BenchmarkSubmitGetObserved(b *testing.B) {
 	defer ex.Close()
 	submitAllGetAll(b, ex, noop)
 }
+
+// TestObserverCancelAtStartIsRaceFree cancels works as they are
+// dispatched: a Cancel that wins the race with the start reports the
+// finish while the start is being reported, unless the start is reported
+// before the work can be cancelled as running (run with -race).
+func TestObserverCancelAtStartIsRaceFree(t *testing.T) {
+	rec := &obstest.Recorder{}
+	// One slot: each Cancel frees it for the next work, dispatched while
+	// the test goes on to cancel that one.
+	ex := newThread(t, aplex.WithPoolSize(1), aplex.WithMaxWorksPerWorker(1), aplex.WithObserver(rec))
+	spin := aplex.Fn(func(ctx context.Context, _ int) (int, error) { <-ctx.Done(); return 0, ctx.Err() })
+	const n = 300
+	fs := make([]*aplex.Future[int], n)
+	for i := range fs {
+		fs[i] = mustSubmit(t, ex, spin, i)
+	}
+	for _, f := range fs {
+		f.Cancel()
+	}
+	if fin := rec.Works(aplex.WorkFinished); len(fin) != n {
+		t.Fatalf("%d finished events, want %d", len(fin), n)
+	}
+	for _, e := range rec.Works(aplex.WorkFinished) {
+		if e.Outcome != aplex.OutcomeCancelled {
+			t.Fatalf("finished: %+v", e)
+		}
+	}
+}

@@ -330,10 +330,10 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 		t.watch()
 		t.watch = nil
 	}
-	t.state.Store(stRunning)
-	if t.ob != nil {
+	if t.ob != nil { // before the state: a Cancel may end it once running
 		c.observeStarted(t, w)
 	}
+	t.state.Store(stRunning)
 	if c.tr == nil {
 		if keep {
 			return true
