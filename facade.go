@@ -316,6 +316,96 @@ func MapUnordered[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], in
 	return engine.MapUnordered[A, R](ctx, ex, w, inputs, opts...)
 }
 
+// From observe.go.
+
+// Observer sees an executor's works and workers, for metrics, traces and
+// logs (see the packages otelaplex and promaplex). Give one to an executor
+// with WithObserver.
+//
+// Events are small structs passed by value, so fields can be added later
+// without breaking an Observer; a new kind of event may be added too, so
+// switch on Kind with a default case that ignores what it does not know.
+//
+// What an Observer may do: its methods are called synchronously, on the
+// executor's own paths (the submitting goroutine, a worker's goroutine, a
+// transport's reader), and WorkStarted and every WorkerEvent are called
+// while the executor holds its lock. So they must return quickly and must
+// not block (update counters, start or end a span, hand a value to a
+// channel with room); they must not call the executor they observe, nor
+// anything that waits for it (Submit, Map, Stats, Shutdown, Close, a
+// Future's Get or Cancel of its works): that deadlocks. Work that may
+// block belongs on a goroutine of the observer's own. Methods are called
+// concurrently, from many goroutines: an Observer must be safe for
+// concurrent use. It must not panic: a panic is not recovered, and one
+// raised under the lock leaves the executor locked.
+type Observer = engine.Observer
+
+// WorkEventKind says what happened to a work.
+type WorkEventKind = engine.WorkEventKind
+
+const WorkQueued = engine.WorkQueued
+
+const WorkStarted = engine.WorkStarted
+
+const WorkFinished = engine.WorkFinished
+
+// Outcome is how a work ended (WorkEvent.Outcome).
+type Outcome = engine.Outcome
+
+// OutcomeOK: the work, or every input of a Map chunk, succeeded.
+const OutcomeOK = engine.OutcomeOK
+
+// OutcomeFailed: the work returned an error or panicked, its worker
+// was lost, or an input of a Map chunk failed.
+const OutcomeFailed = engine.OutcomeFailed
+
+// OutcomeCancelled: Future.Cancel, the caller's ctx, or a shutdown
+// ended it.
+const OutcomeCancelled = engine.OutcomeCancelled
+
+// OutcomeRejected: Submit or Map refused it after its WorkQueued
+// event (ErrClosed, ErrFull, a full queue's wait that ctx ended); it
+// never started.
+const OutcomeRejected = engine.OutcomeRejected
+
+// WorkEvent describes an event of a work to an Observer. Which fields are
+// set depends on Kind, as their comments say.
+type WorkEvent = engine.WorkEvent
+
+// WorkerEventKind says what happened to a worker.
+type WorkerEventKind = engine.WorkerEventKind
+
+// WorkerJoined: a worker joined the pool (a goroutine worker when the
+// executor is built; a process or cluster worker after its handshake).
+const WorkerJoined = engine.WorkerJoined
+
+// WorkerLost: a worker died or went silent (Reason says how); its
+// works fail with a *WorkerError or are sent again (Retry).
+const WorkerLost = engine.WorkerLost
+
+// WorkerRestarted: a new worker joined in the slot of one that was
+// lost or recycled (reported instead of WorkerJoined).
+const WorkerRestarted = engine.WorkerRestarted
+
+// WorkerRecycled: a worker leaves the pool on purpose
+// (WithRecycleAfter, WithWorkerMemoryLimit, a cluster worker
+// draining); it finishes its works and is replaced.
+const WorkerRecycled = engine.WorkerRecycled
+
+// WorkerEvent describes an event of a worker to an Observer.
+type WorkerEvent = engine.WorkerEvent
+
+// WithObserver makes the executor report its works and workers to o; see
+// Observer for what o may do. Every kind of executor takes it. Given more
+// than once, every observer sees every event, in the order of the options,
+// and each WorkQueued gets the ctx the previous one returned (so traces
+// and metrics combine: WithObserver(otelaplex.Observer()),
+// WithObserver(promaplex.New("name"))). Without it, the hooks cost a nil
+// check.
+func WithObserver(o Observer) Option {
+	return engine.WithObserver(o)
+}
+
 // From options.go.
 
 // Option configures an executor. Options are checked when the executor is
@@ -377,8 +467,11 @@ func WithKillGrace(d time.Duration) Option {
 // a thread executor the works still ignoring their ctx a kill grace after
 // Shutdown or Close cancelled them (also in the error they return, which a
 // deferred Close or the cleanup of a dropped executor discards); process
-// and cluster executors a worker that failed to restart, a cluster worker
-// of another protocol version. Default: discarded.
+// and cluster executors a worker lost (Warn: "aplex: worker lost") and
+// one restarted in its slot (Info: "aplex: worker restarted"), each with
+// the attributes executor, worker, slot, pid and (lost) reason, a worker
+// that failed to restart, a cluster worker of another protocol version.
+// Default: discarded.
 func WithLogger(l *slog.Logger) Option {
 	return engine.WithLogger(l)
 }
@@ -476,6 +569,26 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 // package doc for what differs outside Linux.
 func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	return engine.NewProcessExecutor(opts...)
+}
+
+// From progress.go.
+
+// Progress is how far a Map or MapUnordered is, as OnProgress reports it.
+// Counts are of inputs, not chunks.
+type Progress = engine.Progress
+
+// OnProgress makes Map and MapUnordered report their progress to fn: at
+// most every 100 ms while results are yielded, and once more at the end
+// (after the last result or the error, or when the loop breaks), when
+// Done+Failed counts every input processed and InFlight is 0. A Map whose
+// loop body panics makes no last report.
+//
+// fn runs on the goroutine ranging over the Map, between two results,
+// never concurrently with itself or the loop body, so it may draw on a
+// terminal or update state the loop uses; it delays the next result by
+// its own run time. Submit and TrySubmit refuse the option.
+func OnProgress(fn func(Progress)) CallOption {
+	return engine.OnProgress(fn)
 }
 
 // From propagate.go.

@@ -42,6 +42,8 @@
 //	APLEX_CLUSTER_TLS_CA, APLEX_CLUSTER_TLS_CERT, APLEX_CLUSTER_TLS_KEY
 //	APLEX_CLUSTER_KEY            pool key: 64 hex digits (or base64); "current,accepted" during a rotation
 //	APLEX_CLUSTER_KEY_FILE       a file holding APLEX_CLUSTER_KEY's text
+//	APLEX_LOG                    log level on stderr: debug, info (default), warn, error
+//	APLEX_LOG_FORMAT             log format: text (default) or json (log/slog)
 //
 // Such a worker leaves cleanly on SIGTERM or SIGINT and exits at once on a
 // second signal. A worker started before its NATS server (docker-compose

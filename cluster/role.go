@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -37,6 +38,8 @@ const (
 	envTLSCA     = "APLEX_CLUSTER_TLS_CA"   // CA certificate file(s), comma-separated
 	envTLSCert   = "APLEX_CLUSTER_TLS_CERT" // client certificate file (with APLEX_CLUSTER_TLS_KEY)
 	envTLSKey    = "APLEX_CLUSTER_TLS_KEY"
+	envLog       = "APLEX_LOG"        // log level: debug, info (default), warn, error
+	envLogFormat = "APLEX_LOG_FORMAT" // log format: text (default) or json
 	// envParent is set for local workers: the executor's pid. The worker
 	// exits when its parent is gone and ignores Ctrl-C (meant for the
 	// parent, which stops its workers itself).
@@ -84,9 +87,15 @@ func serveRole() int {
 		fmt.Fprintln(os.Stderr, "aplex cluster worker: second signal, exiting now")
 		os.Exit(1)
 	}()
-	// Its log lines (connection retries while NATS is not up yet) go to
-	// stderr, where a supervisor or a local worker's executor shows them.
-	opts = append(opts, ServeLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	// Its log lines (connection retries while NATS is not up yet, and at
+	// APLEX_LOG=debug its message traffic) go to stderr, where a
+	// supervisor or a local worker's executor shows them, labelled.
+	log, err := envLogger(os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "aplex cluster worker: %v\n", err)
+		return 2
+	}
+	opts = append(opts, ServeLogger(log))
 	if err := Serve(ctx, opts...); err != nil {
 		fmt.Fprintf(os.Stderr, "aplex cluster worker: %v\n", err)
 		return 1
@@ -190,4 +199,25 @@ func envOptions() (opts []ServeOption, parent int, err error) {
 		opts = append(opts, serveIndex(i))
 	}
 	return opts, parent, nil
+}
+
+// envLogger builds the worker's logger from APLEX_LOG (level: debug, info,
+// warn, error; default info) and APLEX_LOG_FORMAT (text or json; default
+// text), writing to w.
+func envLogger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if v := os.Getenv(envLog); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return nil, fmt.Errorf("%s=%q: want debug, info, warn or error", envLog, v)
+		}
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	switch v := os.Getenv(envLogFormat); strings.ToLower(v) {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	default:
+		return nil, fmt.Errorf("%s=%q: want text or json", envLogFormat, v)
+	}
 }

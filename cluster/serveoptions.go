@@ -164,8 +164,10 @@ func ServeDrainTimeout(d time.Duration) ServeOption {
 
 // ServeLogger sets where the worker's log lines go: each retry of the first
 // connection to NATS (Warn), and failed publishes of results and
-// heartbeats during an outage (Debug). Default: discarded; the worker role
-// of aplex.Main (APLEX_WORKER_ROLE=cluster) logs to stderr.
+// heartbeats during an outage (Debug), the connection made (Info). Default:
+// discarded; the worker role of aplex.Main (APLEX_WORKER_ROLE=cluster)
+// logs to stderr, at the level APLEX_LOG sets and in the format
+// APLEX_LOG_FORMAT sets (text or json).
 func ServeLogger(l *slog.Logger) ServeOption {
 	return func(c *serveConfig) error {
 		if l == nil {

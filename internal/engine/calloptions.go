@@ -16,8 +16,9 @@ type callConfig struct {
 	meta      any
 	window    int
 	retries   int
-	mapOnly   string // name of a Map-only option given
-	remote    string // name of a process-and-cluster option given
+	progress  func(Progress) // OnProgress
+	mapOnly   string         // name of a Map-only option given
+	remote    string         // name of a process-and-cluster option given
 }
 
 func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {

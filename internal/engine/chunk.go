@@ -91,6 +91,17 @@ func (ch *chunk[A, R]) complete(t *task, vals []R, errs []error) {
 
 func (ch *chunk[A, R]) name() string { return ch.work.describe() }
 
+// itemErr returns the first input's error of a chunk that ended, for its
+// observer (itemFailer).
+func (ch *chunk[A, R]) itemErr() error {
+	for _, err := range ch.errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (ch *chunk[A, R]) deliver(t *task, items []wire.Outcome) {
 	n := len(ch.args)
 	if len(items) != n {

@@ -104,6 +104,7 @@ type slotStats struct {
 // internal/xport's package doc.
 type core struct {
 	cfg    config
+	obs    Observer // cfg.observer, read on the hot paths: nil costs a check
 	lb     LoadBalancer
 	be     backend // goroutines, or a transport's remote workers
 	maxMsg int
@@ -152,6 +153,7 @@ type core struct {
 func newCore(cfg config) *core {
 	c := &core{
 		cfg:       cfg,
+		obs:       cfg.observer,
 		lb:        cfg.balancer,
 		byConn:    map[xport.Worker]*worker{},
 		closed:    make(chan struct{}),
@@ -345,6 +347,9 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 	if t.watch != nil {
 		t.watch()
 		t.watch = nil
+	}
+	if t.ob != nil { // before the state: a Cancel may end it once running
+		c.observeStarted(t, w)
 	}
 	t.state.Store(stRunning)
 	return c.be.startLocked(w, t, keep)

@@ -93,6 +93,7 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 			return
 		}
 		m := &mapRun[A, R]{ex: ex, w: w, cc: cc, ordered: ordered, yield: yield, size: cc.chunkSize}
+		m.prog = newMapProgress(cc.progress)
 		if ex.c.be.wire() {
 			// One header for every chunk: the ctx is the same.
 			h, err := header(ctx)
@@ -198,6 +199,7 @@ type mapRun[A, R any] struct {
 	size    int
 	yield   func(R, error) bool
 	header  map[string]string // propagated ctx values for remote chunks; shared, read-only
+	prog    *mapProgress      // OnProgress; nil: none
 
 	// The loop's own state.
 	rring       []A          // the ring the loop takes inputs from
@@ -388,6 +390,9 @@ func (m *mapRun[A, R]) run() {
 		if !m.yieldReady() || !m.feed() {
 			return
 		}
+		if m.prog != nil {
+			m.prog.tick()
+		}
 		if m.inputEnded && m.cur == nil && m.flying == 0 {
 			return
 		}
@@ -487,21 +492,32 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	c := m.ex.c
 	args := ch.args
 	ch.t.init(m.ex, ch, m.ctx, &m.cc)
+	vctx := c.observeQueued(&ch.t, m.ctx, len(args)) // m.ctx without an observer
 	if c.be.wire() {
+		h := m.header
+		if ch.t.ob != nil { // the observer's values (a span) for this chunk
+			var err error
+			if h, err = header(vctx); err != nil {
+				return m.fail(c.rejected(&ch.t, err))
+			}
+		}
 		enc := make([][]byte, len(args))
 		for i, a := range args {
-			b, err := c.encodeArg(a, m.header)
+			b, err := c.encodeArg(a, h)
 			if err != nil {
-				return m.fail(err)
+				return m.fail(c.rejected(&ch.t, err))
 			}
 			enc[i] = b
 		}
-		ch.t.rj = &remoteJob{job: wire.Job{Name: m.w.name, Header: m.header, Args: enc}}
+		ch.t.rj = &remoteJob{job: wire.Job{Name: m.w.name, Header: h, Args: enc}}
 	}
 	if err := c.submit(m.ctx, &ch.t, true); err != nil {
-		return m.fail(m.ctxErr(err))
+		return m.fail(m.ctxErr(c.rejected(&ch.t, err)))
 	}
 	m.flying++
+	if m.prog != nil {
+		m.prog.submitted += len(args)
+	}
 	if m.ordered {
 		m.pending = append(m.pending, ch)
 	} else {
@@ -551,17 +567,29 @@ func (m *mapRun[A, R]) yieldChunk(ch *chunk[A, R]) bool {
 	m.flying--
 	m.owed += len(ch.args)
 	if ch.t.err != nil {
+		m.countProgress(0, len(ch.args))
 		return m.fail(m.ctxErr(ch.t.err))
 	}
 	for i := range ch.vals {
 		if ch.errs[i] != nil {
+			m.countProgress(i, 1)
 			return m.fail(ch.errs[i])
 		}
 		if !m.yield(ch.vals[i], nil) {
+			m.countProgress(i+1, 0)
 			return false
 		}
 	}
+	m.countProgress(len(ch.vals), 0)
 	return true
+}
+
+// countProgress counts inputs yielded for OnProgress.
+func (m *mapRun[A, R]) countProgress(done, failed int) {
+	if m.prog != nil {
+		m.prog.done += done
+		m.prog.failed += failed
+	}
 }
 
 // wait blocks until there is something to do: an input, a completion that
@@ -680,6 +708,9 @@ func (m *mapRun[A, R]) stopAll() {
 func (m *mapRun[A, R]) end() {
 	m.stopAll()
 	m.stopTimer()
+	if m.prog != nil && m.returned {
+		m.prog.final()
+	}
 	if !m.returned && !m.inputEnded {
 		return
 	}

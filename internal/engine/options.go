@@ -43,6 +43,7 @@ type config struct {
 	balancer          LoadBalancer
 	workerInit        func(context.Context, WorkerInfo) (context.Context, error)
 	killGrace         time.Duration
+	observer          Observer // WithObserver; nil: none
 
 	// process executors
 	processOnly  []string // names of process-only options given
@@ -196,8 +197,11 @@ func WithKillGrace(d time.Duration) Option {
 // a thread executor the works still ignoring their ctx a kill grace after
 // Shutdown or Close cancelled them (also in the error they return, which a
 // deferred Close or the cleanup of a dropped executor discards); process
-// and cluster executors a worker that failed to restart, a cluster worker
-// of another protocol version. Default: discarded.
+// and cluster executors a worker lost (Warn: "aplex: worker lost") and
+// one restarted in its slot (Info: "aplex: worker restarted"), each with
+// the attributes executor, worker, slot, pid and (lost) reason, a worker
+// that failed to restart, a cluster worker of another protocol version.
+// Default: discarded.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {

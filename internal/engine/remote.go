@@ -40,6 +40,7 @@ func (c *core) sendLocked(w *worker, t *task) {
 		if w.budget--; w.budget == 0 {
 			c.removeWorkerLocked(w)
 			w.retired = true
+			c.observeWorker(WorkerRecycled, w, "", nil)
 		}
 	}
 }

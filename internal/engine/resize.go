@@ -275,6 +275,7 @@ func (b goroutines) addSlot(_ context.Context, slot int) error {
 		w.ctx = ctx
 	}
 	c.addWorkerLocked(w)
+	c.observeWorker(WorkerJoined, w, "", nil)
 	c.drainLocked(false)
 	return nil
 }

@@ -2,7 +2,7 @@ package engine
 
 import (
 	"cmp"
-	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 
@@ -18,6 +18,13 @@ var _ xport.Sink = (*core)(nil)
 
 // Join adds a ready worker (xport.Sink).
 func (c *core) Join(conn xport.Worker) {
+	if w := c.join(conn); w != nil {
+		c.logWorker(slog.LevelInfo, "aplex: worker restarted", w.name, w.slot, int(w.stats.pid.Load()), "")
+	}
+}
+
+// join adds a ready worker; it returns it when it replaces another.
+func (c *core) join(conn xport.Worker) (restarted *worker) {
 	capacity := c.cfg.maxWorksPerWorker
 	if n := conn.Capacity(); n > 0 && n < capacity {
 		capacity = n
@@ -28,19 +35,21 @@ func (c *core) Join(conn xport.Worker) {
 		// teardown, a graceful Shutdown still needs replacements: the
 		// works it drains may have lost every worker.
 		c.mu.Unlock()
-		return
+		return nil
 	}
 	if c.removedSlots[conn.Slot()] {
 		// A worker started for a slot Resize removed meanwhile: it goes,
 		// outside the lock (Close may report Lost at once).
 		c.mu.Unlock()
 		conn.Close()
-		return
+		return nil
 	}
 	defer c.mu.Unlock()
 	st := c.statsFor(conn.Slot())
+	event := WorkerJoined
 	if c.slotSeen(conn.Slot()) {
 		c.restarts.Add(1)
+		event = WorkerRestarted
 	}
 	info := conn.Info()
 	st.pid.Store(int64(info.PID))
@@ -57,8 +66,13 @@ func (c *core) Join(conn xport.Worker) {
 	}
 	c.byConn[conn] = w
 	c.addWorkerLocked(w)
+	c.observeWorker(event, w, "", nil)
 	c.broken = nil
 	c.drainLocked(false)
+	if event == WorkerRestarted {
+		return w
+	}
+	return nil
 }
 
 // slotSeen reports whether a worker held this slot before (a restart).
@@ -81,6 +95,7 @@ func (c *core) Retire(conn xport.Worker) {
 	}
 	c.removeWorkerLocked(w)
 	w.retired = true
+	c.observeWorker(WorkerRecycled, w, "", nil)
 	idle := w.load.Load() == 0
 	c.mu.Unlock()
 	if idle {
@@ -165,6 +180,14 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	if w.leaving.Load() {
 		c.slotGoneLocked(w.slot) // its slot was removed (Resize)
 	}
+	// A retired worker's clean exit, or a worker stopped by the teardown,
+	// is no loss.
+	lost := !c.down && (cause != nil || !w.retired)
+	reason := ""
+	if lost {
+		reason = lostReason(cause)
+		c.observeWorker(WorkerLost, w, reason, cause)
+	}
 	var failed []*task
 	held := w.runningTasks()
 	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head
@@ -183,18 +206,14 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	c.drainLocked(false)
 	c.checkIdleLocked()
 	c.mu.Unlock()
+	if lost {
+		c.logWorker(slog.LevelWarn, "aplex: worker lost", w.name, w.slot, int(w.stats.pid.Load()), reason)
+	}
 	if len(failed) == 0 {
 		return
 	}
 	info := conn.Info()
-	werr := &WorkerError{Worker: info.ID, PID: info.PID, Err: cause, Reason: "worker stopped"}
-	var r xport.Reasoner
-	switch {
-	case errors.As(cause, &r):
-		werr.Reason = r.WorkerReason()
-	case cause != nil:
-		werr.Reason = cause.Error()
-	}
+	werr := &WorkerError{Worker: info.ID, PID: info.PID, Err: cause, Reason: lostReason(cause)}
 	for _, t := range slices.Backward(failed) {
 		t.r.fail(t, werr)
 	}

@@ -63,26 +63,30 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 		cc = &built
 	}
 	var c *call[A, R]
+	var rc *remoteCall[A, R]
 	if ex.c.be.wire() {
-		h, err := header(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b, err := ex.c.encodeArg(arg, h)
-		if err != nil {
-			return nil, err
-		}
-		rc := &remoteCall[A, R]{call: call[A, R]{work: w, arg: arg}}
-		rc.args[0] = b
-		rc.rj.job = wire.Job{Name: w.name, Header: h, Args: rc.args[:]}
+		rc = &remoteCall[A, R]{call: call[A, R]{work: w, arg: arg}}
 		c = &rc.call
 		c.t.rj = &rc.rj
 	} else {
 		c = &call[A, R]{work: w, arg: arg}
 	}
 	c.t.init(ex, c, ctx, cc)
+	vctx := ex.c.observeQueued(&c.t, ctx, 1) // ctx without an observer
+	if rc != nil {
+		h, err := header(vctx)
+		if err != nil {
+			return nil, ex.c.rejected(&c.t, err)
+		}
+		b, err := ex.c.encodeArg(arg, h)
+		if err != nil {
+			return nil, ex.c.rejected(&c.t, err)
+		}
+		rc.args[0] = b
+		rc.rj.job = wire.Job{Name: w.name, Header: h, Args: rc.args[:]}
+	}
 	if err := ex.c.submit(ctx, &c.t, wait); err != nil {
-		return nil, err
+		return nil, ex.c.rejected(&c.t, err)
 	}
 	return &c.Future, nil
 }

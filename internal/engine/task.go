@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,10 @@ type task struct {
 	ex    *Executor // keeps a busy executor reachable: see newExecutor
 	r     runner
 	state atomic.Uint32
+	// retries is the number of resends left (Retry); an int32 beside
+	// state, so that the task, and a Submit's allocation with it, stays in
+	// its size class.
+	retries int32
 
 	// Set under the executor lock (prev and next: under the lock of the
 	// list they are in, the executor's queue or the worker's running list).
@@ -53,8 +58,7 @@ type task struct {
 	meta       any
 	parent     context.Context // the caller's ctx
 	deadlineD  time.Duration   // per-work deadline, from dispatch
-	retries    int
-	watch      func() bool // stops the watch on parent while queued or remote
+	watch      func() bool     // stops the watch on parent while queued or remote
 
 	// The outcome; written before state becomes stFinished.
 	err       error
@@ -73,6 +77,7 @@ type task struct {
 	ctxWatch *ctxWatch // made only when the ctx needs watching (workctx.go)
 
 	rj *remoteJob // remote executors only
+	ob *taskObs   // with an observer only (observe.go)
 }
 
 // remoteJob is what a remote executor keeps per task.
@@ -90,7 +95,7 @@ func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConf
 	t.parent = parent
 	t.meta = cc.meta
 	t.deadlineD = cc.deadline
-	t.retries = cc.retries
+	t.retries = int32(min(cc.retries, math.MaxInt32))
 }
 
 // settle claims a running task's outcome; the caller then writes it with
@@ -118,6 +123,9 @@ func (t *task) settleReturned() bool {
 func (t *task) finish(err error, cancelled bool) {
 	t.err, t.cancelled = err, cancelled
 	countOutcome(t, err, cancelled)
+	if t.ob != nil { // before the future ends: its waiters see the event done
+		t.c.observeFinished(t, err, cancelled, false)
+	}
 	t.mu.Lock()
 	t.state.Store(stFinished)
 	t.fired = true

@@ -35,6 +35,7 @@ func NewThreadExecutor(opts ...Option) (*Executor, error) {
 			w.ctx = ctx
 		}
 		c.addWorkerLocked(w)
+		c.observeWorker(WorkerJoined, w, "", nil)
 	}
 	return newExecutor(c), nil
 }

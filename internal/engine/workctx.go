@@ -113,7 +113,11 @@ func (c *workCtx) Err() error {
 }
 
 func (c *workCtx) Value(key any) any {
-	if v := c.parent.Value(key); v != nil {
+	p := c.parent
+	if c.ob != nil {
+		p = c.ob.ctx // the observer's ctx, derived from parent (Observer)
+	}
+	if v := p.Value(key); v != nil {
 		return v
 	}
 	if c.values != nil {

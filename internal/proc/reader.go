@@ -67,8 +67,7 @@ func (w *worker) finish() {
 		if killErr != nil {
 			e.Reason = "killed: " + killErr.Error()
 		}
-		cause = e
-		w.t.log.Warn("aplex: process worker lost", "slot", w.slotIdx, "pid", w.pid, "err", e)
+		cause = e // the core logs the loss, with the worker's name and reason
 	}
 	w.t.unregister(w)
 	w.t.sink.Lost(w, cause)
