@@ -10,6 +10,7 @@ import (
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
+	"github.com/nats-io/nats.go"
 )
 
 // An executor with an embedded NATS server and two local worker processes:
@@ -210,4 +211,25 @@ func ExampleLocalWorkerLabels() {
 	// worker 0 labels map[]
 	// worker 1 labels map[gpu:true]
 	// 6 of 6 gpu works ran on the gpu worker
+}
+
+// A sealed pool on an external nats-server with TLS: the executor reads
+// the pool key from a file (made with `openssl rand -hex 32`), and its
+// workers get the same key through APLEX_CLUSTER_KEY_FILE.
+func ExampleWithPoolKey() {
+	run := func() (*aplex.Executor, error) {
+		b, err := os.ReadFile("/run/secrets/aplex-pool-key")
+		if err != nil {
+			return nil, err
+		}
+		key, err := cluster.ParsePoolKey(string(b))
+		if err != nil {
+			return nil, err
+		}
+		return cluster.NewExecutor(
+			cluster.WithURL("tls://nats.internal:4222"), cluster.WithPool("images"), cluster.WithPoolKey(key),
+			cluster.WithNATSOptions(nats.RootCAs("ca.pem"), nats.ClientCert("executor-cert.pem", "executor-key.pem"),
+				nats.UserInfo("images-executor", os.Getenv("NATS_PASSWORD"))))
+	}
+	_ = run // needs the server and the files above
 }
