@@ -152,3 +152,44 @@ func TestResizeRacingShutdown(t *testing.T) {
 		}
 	}
 }
+
+// TestResizeMovesFewAffinityKeys: with Affinity, growing the pool moves
+// only the keys the new worker takes over, and shrinking back returns
+// every key to its first worker (consistent hashing on slots).
+func TestResizeMovesFewAffinityKeys(t *testing.T) {
+	ctx := ctxT(t)
+	ex := newThread(t, aplex.WithPoolSize(4), aplex.WithLoadBalancer(aplex.Affinity()), withWorkerID())
+	where := aplex.Fn(func(ctx context.Context, _ int) (int, error) { return workerOf(ctx), nil })
+	placement := func() map[int]int {
+		m := map[int]int{}
+		for key := range 400 {
+			m[key] = mustGet(t, mustSubmit(t, ex, where, key, aplex.Meta(key)))
+		}
+		return m
+	}
+	before := placement()
+	if err := ex.Resize(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	grown := placement()
+	moved := 0
+	for key, slot := range grown {
+		if slot != before[key] {
+			moved++
+			if slot != 4 {
+				t.Fatalf("key %d moved from worker %d to %d, not to the new worker 4", key, before[key], slot)
+			}
+		}
+	}
+	if moved == 0 || moved > 400/5*2 {
+		t.Fatalf("%d of 400 keys moved to the new worker; consistent hashing moves about 80", moved)
+	}
+	if err := ex.Resize(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	for key, slot := range placement() {
+		if slot != before[key] {
+			t.Fatalf("after shrinking back, key %d is on worker %d, was on %d", key, slot, before[key])
+		}
+	}
+}
