@@ -21,6 +21,7 @@ type execConfig struct {
 	conn     *nats.Conn
 	pool     string
 	local    int
+	localSet bool // SpawnLocalWorkers was given, maybe with 0: Resize adds local workers
 	// localLabels gives local worker i its labels (LocalWorkerLabels).
 	localLabels func(i int) map[string]string
 }
@@ -114,12 +115,19 @@ func WithPool(name string) aplex.Option {
 // started otherwise take the slots from n on); its id, in
 // aplex.WorkerStats.Name, is "<executor id>-N". LocalWorkerLabels gives
 // them labels.
+//
+// Executor.Resize(ctx, n) changes the number of local workers, and only
+// those: it adds local workers in the lowest slots no worker holds, or
+// retires the highest local ones, which finish their works, say Bye and
+// exit (see aplex.Executor.Resize). n may be 0, and SpawnLocalWorkers(0)
+// starts none but lets WithWorkerOutput, WithWorkerEnv and
+// LocalWorkerLabels apply to the local workers Resize adds.
 func SpawnLocalWorkers(n int) aplex.Option {
 	return option("SpawnLocalWorkers", func(c *execConfig) error {
 		if n < 0 {
 			return fmt.Errorf("aplex: cluster.SpawnLocalWorkers(%d): must not be negative", n)
 		}
-		c.local = n
+		c.local, c.localSet = n, true
 		return nil
 	})
 }
@@ -162,13 +170,13 @@ func labelsEnv(labels map[string]string) (string, error) {
 // check reports conflicting settings and fills in defaults. xc carries the
 // core options the transport applies itself.
 func (c *execConfig) check(xc xport.Config) error {
-	if c.local == 0 && xc.Output != nil {
+	if !c.localSet && xc.Output != nil {
 		return fmt.Errorf("aplex: WithWorkerOutput applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (the output of other cluster workers stays on their machines)")
 	}
-	if c.local == 0 && len(xc.Env) > 0 {
+	if !c.localSet && len(xc.Env) > 0 {
 		return fmt.Errorf("aplex: WithWorkerEnv applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (other cluster workers have their own environment)")
 	}
-	if c.local == 0 && c.localLabels != nil {
+	if !c.localSet && c.localLabels != nil {
 		return fmt.Errorf("aplex: cluster.LocalWorkerLabels applies to local workers only: add cluster.SpawnLocalWorkers (other cluster workers set their own with cluster.ServeLabels or APLEX_CLUSTER_LABELS)")
 	}
 	if c.conn != nil && (len(c.urls) > 0 || len(c.natsOpts) > 0) {
