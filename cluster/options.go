@@ -117,11 +117,13 @@ func WithPool(name string) aplex.Option {
 // them labels.
 //
 // Executor.Resize(ctx, n) changes the number of local workers, and only
-// those: it adds local workers in the lowest slots no worker holds, or
-// retires the highest local ones, which finish their works, say Bye and
-// exit (see aplex.Executor.Resize). n may be 0, and SpawnLocalWorkers(0)
-// starts none but lets WithWorkerOutput, WithWorkerEnv and
-// LocalWorkerLabels apply to the local workers Resize adds.
+// those: it adds local workers in the lowest slots aplex.Stats does not
+// list, or retires the highest local ones, which finish their works, say
+// Bye and exit (see aplex.Executor.Resize). A local worker added in slot
+// N is worker N as above: its WorkerInfo.ID, output prefix, id and
+// labels(N) say N. n may be 0; SpawnLocalWorkers(0) starts none, but lets
+// WithWorkerOutput, WithWorkerEnv and LocalWorkerLabels apply to the
+// local workers Resize adds.
 func SpawnLocalWorkers(n int) aplex.Option {
 	return option("SpawnLocalWorkers", func(c *execConfig) error {
 		if n < 0 {
@@ -134,7 +136,9 @@ func SpawnLocalWorkers(n int) aplex.Option {
 
 // LocalWorkerLabels gives each local worker of SpawnLocalWorkers labels,
 // as cluster.ServeLabels or APLEX_CLUSTER_LABELS give a worker started on
-// its own: labels(i) are local worker i's (nil: none), for i = 0 … n-1.
+// its own: labels(i) are local worker i's (nil: none), for i = 0 … n-1
+// and for each slot i Resize adds a local worker in (an error then fails
+// that Resize).
 // They show in aplex.WorkerStats.Labels, in the balancer's view
 // (aplex.Workers.Label), and in the worker's aplex.WorkerInfo, so one
 // machine can try out label routing. A label key must be non-empty without

@@ -158,6 +158,36 @@ func TestClusterResizeGrowsAndShrinksLocalWorkersUnderLoad(t *testing.T) {
 	}
 }
 
+// TestClusterShrinkWithRunInFlight: a local worker retired right after a
+// work was dispatched to it, its Run maybe still on the way, runs that
+// work before it leaves. (Told to leave at once, a local worker, which has
+// no accept window, could say Bye before the Run arrived, failing the
+// work.)
+func TestClusterShrinkWithRunInFlight(t *testing.T) {
+	ctx := resizeCtx(t)
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(2), aplex.WithMaxWorksPerWorker(1),
+		aplex.WithWorkerOutput(newTestLog(t)))
+	for round := range 3 {
+		if round > 0 {
+			if err := ex.Resize(ctx, 2); err != nil {
+				t.Fatalf("round %d: Resize(2): %v", round, err)
+			}
+		}
+		fs := []*aplex.Future[string]{
+			submit(t, ex, whoami, 20*time.Millisecond),
+			submit(t, ex, whoami, 20*time.Millisecond),
+		}
+		if err := ex.Resize(ctx, 1); err != nil {
+			t.Fatalf("round %d: Resize(1): %v", round, err)
+		}
+		for _, f := range fs {
+			if _, err := get(t, f); err != nil {
+				t.Fatalf("round %d: a work dispatched before the shrink failed: %v", round, err)
+			}
+		}
+	}
+}
+
 // TestClusterResizeWithoutLocalWorkers: an executor started without local
 // workers gets them from Resize, with their LocalWorkerLabels, and can
 // give them all up (n = 0) and take a slot back.

@@ -15,7 +15,7 @@ import (
 // workers (cluster.SpawnLocalWorkers). For a cluster executor n counts its
 // local workers only, and may be 0: remote cluster workers join and leave
 // on their own, and Resize never counts, adds or removes them. New local
-// workers take the lowest slots no worker holds; shrinking retires the
+// workers take the lowest slots Stats does not list; shrinking retires the
 // highest local ones.
 //
 // Growing adds worker slots that are used at once; a new process worker
@@ -23,7 +23,9 @@ import (
 // highest slots: a retired worker takes no new work, finishes the works it
 // holds, and then leaves (a process exits); its slot then shows in no
 // Stats. Each worker keeps WithMaxWorksPerWorker, so the total capacity,
-// and the default Map window of Maps started afterwards, follow n. A
+// and the default Map window of Maps started afterwards, follow n (a
+// cluster executor's window also counts its remote workers, and never
+// falls below WithPoolSize, runtime.NumCPU() by default). A
 // bounded queue (WithQueueSize) keeps its bound: it counts waiting works,
 // not workers.
 //
