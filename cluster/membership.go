@@ -52,6 +52,11 @@ func (t *transport) onHello(h *wire.Hello) {
 		t.resync(old)
 		return
 	}
+	li := t.localIndex(h.WorkerID)
+	if li >= 0 && !t.lslots.joining(li, h.PID) {
+		t.mu.Unlock()
+		return // Resize told it to leave before it joined
+	}
 	var orphans []uint64
 	if hasTomb {
 		if tb.pid == h.PID {
@@ -67,7 +72,6 @@ func (t *transport) onHello(h *wire.Hello) {
 		labels:   h.Labels,
 		subject:  t.subj.worker(h.WorkerID),
 	}
-	li := t.localIndex(h.WorkerID)
 	m.slot = t.slots.assign(h.WorkerID, li, t.now(), t.isMember)
 	m.touch()
 	if old != nil {
@@ -91,7 +95,7 @@ func (t *transport) onHello(h *wire.Hello) {
 	t.sink.Join(m)
 	t.joinedMember(m)
 	if li >= 0 {
-		t.lslots.joined(li, m.pid) // Resize's AddSlot waits for it
+		t.lslots.joined(li) // Resize's AddSlot waits for it
 	}
 	notify(t.joinWake)
 }

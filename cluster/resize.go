@@ -66,7 +66,7 @@ func (t *transport) AddSlot(ctx context.Context, slot int) error {
 	}
 	t.mu.Unlock()
 	if err != nil {
-		t.lslots.remove(slot)
+		t.lslots.remove(slot, false)
 		return fmt.Errorf("aplex: cluster: cannot add local worker %d: %w", slot, err)
 	}
 	l.sup.AddSlot(slot)
@@ -78,12 +78,10 @@ func (t *transport) AddSlot(ctx context.Context, slot int) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("aplex: cluster: local worker %d did not join: %w", slot, ctx.Err())
 	}
-	select {
-	case <-s.joined:
-		return nil // it joined as ctx ended: it serves
-	default:
+	if t.removeSlot(slot, true) {
+		<-s.joined // it is joining as ctx ended: it serves
+		return nil
 	}
-	t.RemoveSlot(slot)
 	return err
 }
 
@@ -92,10 +90,15 @@ func (t *transport) AddSlot(ctx context.Context, slot int) error {
 // tells the process to leave; a process that has not joined yet, which
 // holds nothing, is told at once. It is reported lost once its process
 // has exited (localExited), which is when Resize returns.
-func (t *transport) RemoveSlot(slot int) {
-	cmd, ok := t.lslots.remove(slot)
+func (t *transport) RemoveSlot(slot int) { t.removeSlot(slot, false) }
+
+// removeSlot is RemoveSlot. For AddSlot giving up (unlessJoining), it
+// leaves a slot whose process is joining alone and reports it: the core
+// may be using that worker already.
+func (t *transport) removeSlot(slot int, unlessJoining bool) (joining bool) {
+	cmd, ok, joining := t.lslots.remove(slot, unlessJoining)
 	if !ok {
-		return
+		return joining
 	}
 	t.mu.Lock()
 	l := t.local
@@ -106,6 +109,7 @@ func (t *transport) RemoveSlot(slot int) {
 	if cmd != nil {
 		cmd.Process.Signal(syscall.SIGTERM)
 	}
+	return false
 }
 
 // leaveLocal tells a retired local worker's process to leave, once the
@@ -237,26 +241,33 @@ func (ls *localSlots) add(ctx context.Context, slot int, labels string) (*localS
 	}
 }
 
-// remove marks slot removed; false if the slot is not local or was
+// remove marks slot removed; ok false if the slot is not local or was
 // removed already. It returns the slot's process to tell to leave if that
 // has not joined yet (nil otherwise: the core closes a joined one when
-// idle). A slot without a running incarnation is forgotten at once.
-func (ls *localSlots) remove(slot int) (*exec.Cmd, bool) {
+// idle); such a process is then refused should its Hello come (joining).
+// With unlessJoining, a slot whose process joins, or joined, is left
+// alone (joining true). A slot without a running incarnation is forgotten
+// at once.
+func (ls *localSlots) remove(slot int, unlessJoining bool) (cmd *exec.Cmd, ok, joining bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	s := ls.m[slot]
 	if s == nil || s.removed {
-		return nil, false
+		return nil, false, false
+	}
+	joining = s.cmd != nil && s.joinPID == s.cmd.Process.Pid
+	if unlessJoining && joining {
+		return nil, false, true
 	}
 	s.removed = true
 	if !s.running {
 		ls.forgetLocked(slot, s)
 	}
-	if s.cmd == nil || s.termed || s.joinPID == s.cmd.Process.Pid {
-		return nil, true
+	if s.cmd == nil || s.termed || joining {
+		return nil, true, false
 	}
 	s.termed = true
-	return s.cmd, true
+	return s.cmd, true, false
 }
 
 // terminate returns removed slot's process pid to tell to leave, unless
@@ -335,17 +346,29 @@ func (ls *localSlots) forgetLocked(slot int, s *localSlot) {
 	close(s.gone)
 }
 
-// joined records that slot's process pid joined, for RemoveSlot and
-// AddSlot.
-func (ls *localSlots) joined(slot, pid int) {
+// joining records that slot's process pid is joining (onHello, under
+// t.mu, before Sink.Join), for remove; false if that process was told to
+// leave before it joined: its Hello is ignored.
+func (ls *localSlots) joining(slot, pid int) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	s := ls.m[slot]
 	if s == nil {
-		return
+		return true
+	}
+	if s.termed && s.joinPID != pid && s.cmd != nil && s.cmd.Process.Pid == pid {
+		return false
 	}
 	s.joinPID = pid
-	if s.joined == nil {
+	return true
+}
+
+// joined tells AddSlot that slot's worker joined (Sink.Join returned).
+func (ls *localSlots) joined(slot int) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	s := ls.m[slot]
+	if s == nil || s.joined == nil {
 		return
 	}
 	select {

@@ -408,6 +408,34 @@ func TestClusterResizeRacingShutdown(t *testing.T) {
 	}
 }
 
+// TestClusterResizeGrowTimesOut: a grow whose ctx ends before the new
+// local worker joined returns ctx's error and takes the slot back (its
+// process is told to leave, and is not used should it announce itself);
+// the next grow takes the same slot once that process has gone.
+func TestClusterResizeGrowTimesOut(t *testing.T) {
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := ex.Resize(short, 2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Resize(2) with a 20ms ctx = %v, want DeadlineExceeded", err)
+	}
+	if s := ex.Stats(); s.Size != 1 || !slices.Equal(slotIDs(s), []int{0}) {
+		t.Fatalf("after a timed-out grow: Size %d, slots %v; want 1, [0]", s.Size, slotIDs(s))
+	}
+	if err := ex.Resize(resizeCtx(t), 2); err != nil {
+		t.Fatalf("Resize(2): %v", err)
+	}
+	s := ex.Stats()
+	if s.Size != 2 || !slices.Equal(slotIDs(s), []int{0, 1}) {
+		t.Fatalf("after Resize(2): Size %d, slots %v; want 2, [0 1]", s.Size, slotIDs(s))
+	}
+	for range 4 {
+		if v, err := get(t, submit(t, ex, square, 6)); err != nil || v != 36 {
+			t.Fatalf("square(6) = %d, %v", v, err)
+		}
+	}
+}
+
 // TestClusterResizeBadInput: a negative size, a nil ctx and local worker
 // labels that cannot be encoded are refused clearly, and a refused grow
 // leaves the pool as it was.
