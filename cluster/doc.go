@@ -18,9 +18,13 @@
 // SpawnLocalWorkers(n) starts n worker processes of the running binary
 // against the executor's server, so one machine runs the whole distributed
 // path; they are restarted if they die, and stopped and reaped at
-// Shutdown. The core options for worker processes apply to them as to
-// process workers: aplex.WithWorkerOutput and aplex.WithWorkerEnv (refused
-// without local workers, which are the only ones they could reach),
+// Shutdown. Executor.Resize(ctx, n) sets their number while the executor
+// runs (n may be 0): it starts new ones, or retires local ones, which
+// finish their works and exit; remote workers are never counted, started
+// or stopped by it. The core options for worker processes apply to them as
+// to process workers: aplex.WithWorkerOutput and aplex.WithWorkerEnv
+// (refused without SpawnLocalWorkers, whose workers are the only ones they
+// could reach; SpawnLocalWorkers(0) starts none, for Resize to add),
 // aplex.WithStartTimeout and aplex.WithHeartbeatTimeout.
 //
 // # Workers
@@ -153,6 +157,10 @@
 // balancer slot, so aplex.Affinity keeps keys on a worker that restarts
 // under the same id. Local worker N (SpawnLocalWorkers) holds slot N, the N
 // of its output prefix; other workers take the slots after the local ones.
+// A local worker Resize adds takes the lowest slot aplex.Stats does not
+// list (a remote worker's slot stays listed after it left, for its
+// return); the slot of one it retired is free again once its process has
+// exited.
 // A worker's id and labels (ServeLabels, APLEX_CLUSTER_LABELS,
 // LocalWorkerLabels) show in aplex.WorkerStats (Name, Labels) and in the
 // balancer's view (aplex.Workers.Name, Label, Labels), so a balancer can

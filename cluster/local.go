@@ -30,8 +30,9 @@ type localWorkers struct {
 	n    int
 	path string
 	env  []string
-	// labels[i] is worker i's APLEX_CLUSTER_LABELS setting
-	// (LocalWorkerLabels); nil: none of its own.
+	// labels[i] is SpawnLocalWorkers' worker i's APLEX_CLUSTER_LABELS
+	// setting (LocalWorkerLabels), nil for none of its own; a slot keeps
+	// its own (localSlot.labels).
 	labels []string
 	out    io.Writer
 	outM   sync.Mutex        // keeps output lines whole
@@ -83,14 +84,24 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 	if f := t.cfg.localLabels; f != nil {
 		l.labels = make([]string, n)
 		for i := range n {
-			v, err := labelsEnv(f(i))
+			e, err := labelsEntry(f, i)
 			if err != nil {
-				return nil, fmt.Errorf("aplex: cluster.LocalWorkerLabels for worker %d: %w", i, err)
+				return nil, err
 			}
-			l.labels[i] = envLabels + "=" + v // an empty value clears a WithWorkerEnv one
+			l.labels[i] = e
 		}
 	}
 	return l, nil
+}
+
+// labelsEntry returns local worker i's APLEX_CLUSTER_LABELS entry, from
+// LocalWorkerLabels' f.
+func labelsEntry(f func(int) map[string]string, i int) (string, error) {
+	v, err := labelsEnv(f(i))
+	if err != nil {
+		return "", fmt.Errorf("aplex: cluster.LocalWorkerLabels for worker %d: %w", i, err)
+	}
+	return envLabels + "=" + v, nil // an empty value clears a WithWorkerEnv one
 }
 
 // wid is local worker i's id.
@@ -113,16 +124,22 @@ func (l *localWorkers) start() {
 // it starts the process and returns once it has exited and been dropped.
 // A worker that never joined fails Start instead of restarting.
 func (l *localWorkers) run(ctx context.Context, i int) error {
+	s := l.t.lslots.begin(i)
+	if s == nil {
+		return nil // Resize removed the slot
+	}
+	defer l.t.lslots.end(i, s)
 	wid := l.wid(i)
-	cmd, label, err := l.spawn(i, wid)
+	cmd, label, err := l.spawn(i, wid, s)
 	if err != nil {
 		return err
 	}
 	cmd.Wait()
 	label.Flush()
 	l.sup.Reaped(cmd)
+	removed := l.t.lslots.reaped(s)
 	status := cmd.ProcessState.String()
-	l.t.localExited(wid, cmd.Process.Pid, status)
+	l.t.localExited(wid, cmd.Process.Pid, status, removed)
 	if ctx.Err() == nil && !l.t.everJoined(wid) {
 		return fmt.Errorf("aplex: cluster: local worker %d (%s, pid %d) exited before joining (%s); does its main call aplex.Main() first thing?", i, l.path, cmd.Process.Pid, status)
 	}
@@ -137,20 +154,23 @@ func (l *localWorkers) startFailed(i int, err error, _ time.Duration) bool {
 	if l.t.everJoined(l.wid(i)) {
 		return true
 	}
-	l.failed <- err
+	if !l.t.lslots.startFailed(i, err) { // else Resize's AddSlot fails
+		l.failed <- err
+	}
 	return false
 }
 
-// spawn starts one worker process. While stopping it starts nothing
-// (spawn.ErrStopped).
-func (l *localWorkers) spawn(i int, wid string) (*exec.Cmd, *spawn.LineWriter, error) {
+// spawn starts one worker process of slot s. While stopping it starts
+// nothing (spawn.ErrStopped); if Resize removed the slot meanwhile, the
+// process is told to leave at once.
+func (l *localWorkers) spawn(i int, wid string, s *localSlot) (*exec.Cmd, *spawn.LineWriter, error) {
 	// Labelled with i, which is also its slot in Stats (slotTable).
 	label := spawn.NewLineWriter(l.out, &l.outM, "aplex cluster worker", i)
 	cmd := exec.Command(l.path)
 	cmd.Env = append(l.env[:len(l.env):len(l.env)], // a copy per process
 		envWorkerID+"="+wid, envIndex+"="+strconv.Itoa(i))
-	if l.labels != nil {
-		cmd.Env = append(cmd.Env, l.labels[i]) // after WithWorkerEnv's: the last wins
+	if s.labels != "" {
+		cmd.Env = append(cmd.Env, s.labels) // after WithWorkerEnv's: the last wins
 	}
 	// One writer for both streams: one pipe, one copier, whole lines.
 	cmd.Stdout, cmd.Stderr = label, label
@@ -160,6 +180,9 @@ func (l *localWorkers) spawn(i int, wid string) (*exec.Cmd, *spawn.LineWriter, e
 		return nil, nil, fmt.Errorf("aplex: cluster: start local worker %d (%s): %w", i, l.path, err)
 	}
 	label.SetPID(cmd.Process.Pid)
+	if l.t.lslots.forked(s, cmd) {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
 	return cmd, label, nil
 }
 
@@ -190,4 +213,13 @@ func (l *localWorkers) stop(ctx context.Context) error {
 	// (Pdeathsig), so it must outlive them.
 	l.sup.Release()
 	return err
+}
+
+// labelsOrNil returns the labels entries of SpawnLocalWorkers' workers;
+// nil for none, or without local workers (l nil).
+func (l *localWorkers) labelsOrNil() []string {
+	if l == nil {
+		return nil
+	}
+	return l.labels
 }

@@ -74,8 +74,14 @@ func (m *member) Kill(reason error) {
 // once a retired (draining) worker holds no job of this executor. The
 // worker process itself is not told anything: it serves other executors
 // and leaves on its own terms. The member is reported lost with a nil
-// cause at once, since it holds nothing of this executor.
+// cause at once, since it holds nothing of this executor. A local worker
+// whose slot Resize removed is the exception: it is told to leave now
+// (SIGTERM), and reported lost once its process has exited (localExited).
 func (m *member) Close() {
+	if m.t.retiredLocal(m) {
+		m.t.leaveLocal(m)
+		return
+	}
 	m.t.drop(m, nil, false)
 }
 

@@ -52,6 +52,11 @@ func (t *transport) onHello(h *wire.Hello) {
 		t.resync(old)
 		return
 	}
+	li := t.localIndex(h.WorkerID)
+	if li >= 0 && !t.lslots.joining(li, h.PID) {
+		t.mu.Unlock()
+		return // Resize told it to leave before it joined
+	}
 	var orphans []uint64
 	if hasTomb {
 		if tb.pid == h.PID {
@@ -67,14 +72,14 @@ func (t *transport) onHello(h *wire.Hello) {
 		labels:   h.Labels,
 		subject:  t.subj.worker(h.WorkerID),
 	}
-	m.slot = t.slots.assign(h.WorkerID, t.localIndex(h.WorkerID), t.now(), t.isMember)
+	m.slot = t.slots.assign(h.WorkerID, li, t.now(), t.isMember)
 	m.touch()
 	if old != nil {
 		delete(t.members, old.wid)
 		old.gone.Store(true)
 	}
 	t.members[m.wid] = m
-	if m.slot < t.cfg.local {
+	if li >= 0 {
 		t.ever[m.wid] = true // a local worker: its supervisor asks
 	}
 	t.mu.Unlock()
@@ -89,6 +94,9 @@ func (t *transport) onHello(h *wire.Hello) {
 	}
 	t.sink.Join(m)
 	t.joinedMember(m)
+	if li >= 0 {
+		t.lslots.joined(li) // Resize's AddSlot waits for it
+	}
 	notify(t.joinWake)
 }
 
@@ -126,14 +134,14 @@ func (m *member) beforeJoin(hold func()) bool {
 }
 
 // localIndex returns i if wid is this executor's local worker i
-// ("<executor id>-<i>"), else -1.
+// ("<executor id>-<i>", slot i local), else -1.
 func (t *transport) localIndex(wid string) int {
 	rest, ok := strings.CutPrefix(wid, t.exid+"-")
-	if !ok || t.local == nil {
+	if !ok {
 		return -1
 	}
 	i, err := strconv.Atoi(rest)
-	if err != nil || i < 0 || i >= t.cfg.local || t.local.wid(i) != wid {
+	if err != nil || i < 0 || strconv.Itoa(i) != rest || !t.lslots.has(i) {
 		return -1
 	}
 	return i
@@ -203,10 +211,15 @@ func (t *transport) onBye(b *wire.Bye) {
 	}
 }
 
-// left drops a member that said Bye.
+// left drops a member that said Bye. A local worker that Resize retired
+// is dropped once its process has exited (localExited), so that the slot
+// leaves Stats, and Resize returns, with the process gone.
 func (t *transport) left(m *member) {
 	if n := len(t.outstanding(m)); n > 0 {
 		t.drop(m, fmt.Errorf("worker left without answering %d works", n), false)
+		return
+	}
+	if t.retiredLocal(m) {
 		return
 	}
 	t.drop(m, nil, false)
@@ -299,11 +312,17 @@ func (t *transport) kill(m *member, reason error) {
 }
 
 // localExited drops local worker wid when its process pid has ended: no
-// need to wait for a heartbeat timeout, and the exit status says why.
-func (t *transport) localExited(wid string, pid int, status string) {
+// need to wait for a heartbeat timeout, and the exit status says why. One
+// whose slot Resize removed left as asked: without a cause if it holds
+// nothing.
+func (t *transport) localExited(wid string, pid int, status string, removed bool) {
 	m := t.member(wid)
-	if m == nil || m.pid != pid || t.closing.Load() {
-		return
+	if m == nil || m.pid != pid || (t.closing.Load() && !removed) {
+		return // while closing, only a Resize waits for one
 	}
-	t.drop(m, fmt.Errorf("local worker process exited: %s", status), false)
+	cause := fmt.Errorf("local worker process exited: %s", status)
+	if removed && len(t.outstanding(m)) == 0 {
+		cause = nil
+	}
+	t.drop(m, cause, false)
 }

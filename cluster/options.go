@@ -21,6 +21,7 @@ type execConfig struct {
 	conn     *nats.Conn
 	pool     string
 	local    int
+	localSet bool // SpawnLocalWorkers was given, maybe with 0: Resize adds local workers
 	// localLabels gives local worker i its labels (LocalWorkerLabels).
 	localLabels func(i int) map[string]string
 	key         []byte   // WithPoolKey; generated for the embedded server
@@ -117,19 +118,30 @@ func WithPool(name string) aplex.Option {
 // started otherwise take the slots from n on); its id, in
 // aplex.WorkerStats.Name, is "<executor id>-N". LocalWorkerLabels gives
 // them labels.
+//
+// Executor.Resize(ctx, n) changes the number of local workers, and only
+// those: it adds local workers in the lowest slots aplex.Stats does not
+// list, or retires the highest local ones, which finish their works, say
+// Bye and exit (see aplex.Executor.Resize). A local worker added in slot
+// N is worker N as above: its WorkerInfo.ID, output prefix, id and
+// labels(N) say N. n may be 0; SpawnLocalWorkers(0) starts none, but lets
+// WithWorkerOutput, WithWorkerEnv and LocalWorkerLabels apply to the
+// local workers Resize adds.
 func SpawnLocalWorkers(n int) aplex.Option {
 	return option("SpawnLocalWorkers", func(c *execConfig) error {
 		if n < 0 {
 			return fmt.Errorf("aplex: cluster.SpawnLocalWorkers(%d): must not be negative", n)
 		}
-		c.local = n
+		c.local, c.localSet = n, true
 		return nil
 	})
 }
 
 // LocalWorkerLabels gives each local worker of SpawnLocalWorkers labels,
 // as cluster.ServeLabels or APLEX_CLUSTER_LABELS give a worker started on
-// its own: labels(i) are local worker i's (nil: none), for i = 0 … n-1.
+// its own: labels(i) are local worker i's (nil: none), for i = 0 … n-1
+// and for each slot i Resize adds a local worker in (an error then fails
+// that Resize).
 // They show in aplex.WorkerStats.Labels, in the balancer's view
 // (aplex.Workers.Label), and in the worker's aplex.WorkerInfo, so one
 // machine can try out label routing. A label key must be non-empty without
@@ -165,13 +177,13 @@ func labelsEnv(labels map[string]string) (string, error) {
 // check reports conflicting settings and fills in defaults. xc carries the
 // core options the transport applies itself.
 func (c *execConfig) check(xc xport.Config) error {
-	if c.local == 0 && xc.Output != nil {
+	if !c.localSet && xc.Output != nil {
 		return fmt.Errorf("aplex: WithWorkerOutput applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (the output of other cluster workers stays on their machines)")
 	}
-	if c.local == 0 && len(xc.Env) > 0 {
+	if !c.localSet && len(xc.Env) > 0 {
 		return fmt.Errorf("aplex: WithWorkerEnv applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (other cluster workers have their own environment)")
 	}
-	if c.local == 0 && c.localLabels != nil {
+	if !c.localSet && c.localLabels != nil {
 		return fmt.Errorf("aplex: cluster.LocalWorkerLabels applies to local workers only: add cluster.SpawnLocalWorkers (other cluster workers set their own with cluster.ServeLabels or APLEX_CLUSTER_LABELS)")
 	}
 	if c.conn != nil && (len(c.urls) > 0 || len(c.natsOpts) > 0) {

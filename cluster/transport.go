@@ -42,7 +42,7 @@ type transport struct {
 
 	sink  xport.Sink
 	send  *link.Writer[*member]
-	local *localWorkers
+	local *localWorkers // nil without local workers; read under mu once started (Resize may create it)
 	subs  []*nats.Subscription
 
 	gate     sync.RWMutex // message handlers hold it shared; shutdown takes it
@@ -65,6 +65,10 @@ type transport struct {
 	tombs   map[string]tomb
 	asked   map[string]time.Duration // targeted discover sent at, by worker id
 	unreg   func()                   // removes the executor from URL's registry
+
+	// lslots are the local workers' slots, which Resize changes; their
+	// own lock.
+	lslots localSlots
 }
 
 // tomb remembers a dropped worker: a killed process must not re-join, and
@@ -191,6 +195,8 @@ func newTransport(xc xport.Config, cfg *execConfig) (*transport, error) {
 		}
 		t.local = l
 	}
+	t.lslots.init(cfg.local, t.local.labelsOrNil())
+	t.slots.isLocal = t.lslots.has
 	return t, nil
 }
 
@@ -290,10 +296,14 @@ func (t *transport) Close(ctx context.Context) error {
 	if !t.closing.CompareAndSwap(false, true) {
 		return nil
 	}
+	t.lslots.close()
+	t.mu.Lock()
+	l := t.local // Resize may have created it
+	t.mu.Unlock()
 	var err error
-	if t.local != nil {
+	if l != nil {
 		// Before the server goes: a leaving worker says Bye through it.
-		err = t.local.stop(ctx)
+		err = l.stop(ctx)
 	}
 	t.release()
 	return err

@@ -134,8 +134,9 @@ type core struct {
 	queueCancelled atomic.Uint64
 	restarts       atomic.Uint64
 
-	// Resizing (resize.go). size is the pool size the executor keeps, read
-	// without the lock by Map's default window.
+	// Resizing (resize.go). size is the number of slots the executor keeps
+	// (a cluster executor's local workers), read without the lock by the
+	// autoscaler.
 	resizing chan struct{} // capacity 1: one Resize at a time
 	size     atomic.Int64
 	retiring []*worker // goroutine workers of removed slots still holding works

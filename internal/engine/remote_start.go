@@ -33,6 +33,11 @@ func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
 		c.baseCancel()
 		return nil, err
 	}
+	if cfg.kind == kindCluster {
+		c.mu.Lock()
+		c.keepSizeLocked()
+		c.mu.Unlock()
+	}
 	c.startAutoscaler()
 	return newExecutor(c), nil
 }

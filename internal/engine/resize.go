@@ -11,16 +11,21 @@ import (
 )
 
 // Resize changes the number of workers of a live executor to n, for every
-// kind the engine can size: goroutine and process executors, and a cluster
-// executor's local workers (cluster.SpawnLocalWorkers; remote cluster
-// workers join and leave on their own, and are not counted).
+// kind: goroutine and process executors, and a cluster executor's local
+// workers (cluster.SpawnLocalWorkers). For a cluster executor n counts its
+// local workers only, and may be 0: remote cluster workers join and leave
+// on their own, and Resize never counts, adds or removes them. New local
+// workers take the lowest slots Stats does not list; shrinking retires the
+// highest local ones.
 //
 // Growing adds worker slots that are used at once; a new process worker
 // runs RegisterWorkerInit like the first ones. Shrinking retires the
 // highest slots: a retired worker takes no new work, finishes the works it
 // holds, and then leaves (a process exits); its slot then shows in no
 // Stats. Each worker keeps WithMaxWorksPerWorker, so the total capacity,
-// and the default Map window of Maps started afterwards, follow n. A
+// and the default Map window of Maps started afterwards, follow n (a
+// cluster executor's window also counts its remote workers, and never
+// falls below WithPoolSize, runtime.NumCPU() by default). A
 // bounded queue (WithQueueSize) keeps its bound: it counts waiting works,
 // not workers.
 //
@@ -29,7 +34,7 @@ import (
 // pool then goes on towards n (the change is not undone) and no work is
 // lost either way. Concurrent Resize calls run one after the other; the
 // last one sets the size. After Shutdown or Close began it returns
-// ErrClosed; n < 1 is an error.
+// ErrClosed; n < 1 is an error (n < 0 for a cluster executor).
 //
 // With WithAutoscale, Resize is refused: the autoscaler owns the size.
 func (ex *Executor) Resize(ctx context.Context, n int) error {
@@ -43,7 +48,11 @@ func (ex *Executor) Resize(ctx context.Context, n int) error {
 		return errors.New("aplex: Resize: nil context")
 	}
 	defer runtime.KeepAlive(ex)
-	if n < 1 {
+	if ex.c.cfg.kind == kindCluster {
+		if n < 0 {
+			return fmt.Errorf("aplex: Resize(%d): a cluster executor's local workers cannot be fewer than 0", n)
+		}
+	} else if n < 1 {
 		return fmt.Errorf("aplex: Resize(%d): need at least 1 worker", n)
 	}
 	if ex.c.cfg.autoscale.max > 0 {
@@ -152,17 +161,53 @@ func (c *core) changeSlots(ctx context.Context, plan func(live []int) (add, remo
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-c.baseCtx.Done():
+			// Torn down: the transport is closed and reports no more
+			// departures (a cluster's members are not lost at Close).
+			select {
+			case <-ch:
+			default:
+				return ErrClosed
+			}
 		}
 	}
 	return nil
 }
 
-// sizeLocked is Stats.Size.
+// sizeLocked is Stats.Size: the workers the executor keeps (its own
+// slots: every worker of a goroutine or process executor, a cluster
+// executor's local workers), plus the remote cluster workers serving it
+// now.
 func (c *core) sizeLocked() int {
-	if c.be.resizable() != nil {
-		return len(c.workers)
+	n := int(c.size.Load())
+	for _, w := range c.workers {
+		if !c.be.ownsSlot(w.slot) {
+			n++
+		}
 	}
-	return int(c.size.Load())
+	return n
+}
+
+// windowWorkers is the number of workers Map's default window is made
+// for: Stats.Size, and for a cluster executor at least WithPoolSize
+// (default runtime.NumCPU()), as before Resize existed: remote workers may
+// join once the Map runs, and a cluster with few or no local workers would
+// otherwise get a window of a chunk or two.
+func (c *core) windowWorkers() int {
+	c.mu.Lock()
+	n := c.sizeLocked()
+	c.mu.Unlock()
+	if c.cfg.kind == kindCluster {
+		n = max(n, c.cfg.poolSize)
+	}
+	return n
+}
+
+// keepSizeLocked sets the size the executor keeps to the slots it owns,
+// once the transport has started: a cluster executor keeps its local
+// workers, not WithPoolSize (the remote workers Start waits for).
+func (c *core) keepSizeLocked() {
+	c.size.Store(int64(len(c.liveSlotsLocked())))
 }
 
 // liveSlotsLocked returns the slots the pool keeps and Resize counts, in

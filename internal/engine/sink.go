@@ -37,9 +37,10 @@ func (c *core) join(conn xport.Worker) (restarted *worker) {
 		c.mu.Unlock()
 		return nil
 	}
-	if c.removedSlots[conn.Slot()] {
+	if c.removedSlots[conn.Slot()] && c.be.ownsSlot(conn.Slot()) {
 		// A worker started for a slot Resize removed meanwhile: it goes,
-		// outside the lock (Close may report Lost at once).
+		// outside the lock (Close may report Lost at once). (A remote
+		// cluster worker may be given a removed local slot later on.)
 		c.mu.Unlock()
 		conn.Close()
 		return nil

@@ -11,8 +11,10 @@ type Stats struct {
 	// Resize removed leaves it once its worker has left.
 	Workers []WorkerStats
 	// Size is the number of workers the executor keeps (WithPoolSize, then
-	// Resize or the autoscaler); for a cluster executor, whose workers join
-	// and leave on their own, the number of workers serving it now.
+	// Resize or the autoscaler), counting one being restarted. For a
+	// cluster executor it is its local workers (cluster.SpawnLocalWorkers,
+	// then Resize) plus the remote workers serving it now (joined and not
+	// draining), which join and leave on their own.
 	Size int
 	// ScaleUps and ScaleDowns count the workers the autoscaler
 	// (WithAutoscale) added and retired.
