@@ -95,7 +95,7 @@ func Serve(ctx context.Context, opts ...ServeOption) error {
 }
 
 // workerServer is one running Serve: the serve loop's Link over NATS
-// (servemsg.go). Its sessions, heartbeats on hb.<wid>, per-executor reply
+// (worker_messages.go). Its sessions, heartbeats on hb.<wid>, per-executor reply
 // subjects, discover answers and re-announcements after a reconnect are
 // features of this link; draining, killing and leaving are the loop's.
 type workerServer struct {
