@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -168,5 +169,46 @@ func TestAutoscaleOptionValidation(t *testing.T) {
 	if ex, err := aplex.NewThreadExecutor(aplex.WithAutoscale(1, 2, time.Second)); err == nil {
 		ex.Close()
 		t.Error("a thread executor accepted WithAutoscale")
+	}
+}
+
+// TestResizeProcessRacingShutdown: Resize calls racing a graceful Shutdown
+// on a process pool all return (nil or ErrClosed), every work ends, and no
+// worker process is left.
+func TestResizeProcessRacingShutdown(t *testing.T) {
+	ctx := ctxT(t)
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs []*aplex.Future[int]
+	for i := range 40 {
+		fs = append(fs, mustSubmit(t, ex, pSleep, 1+i%5))
+	}
+	var pids []int
+	for _, w := range ex.Stats().Workers {
+		pids = append(pids, w.PID)
+	}
+	var wg sync.WaitGroup
+	for n := range 4 {
+		wg.Go(func() {
+			if err := ex.Resize(ctx, 1+n%3); err != nil && !errors.Is(err, aplex.ErrClosed) {
+				t.Errorf("Resize(%d): %v", 1+n%3, err)
+			}
+		})
+	}
+	if err := ex.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	wg.Wait()
+	for _, f := range fs {
+		if _, err := f.Get(ctx); err != nil {
+			t.Fatalf("a work failed: %v", err)
+		}
+	}
+	for _, pid := range pids {
+		if !exited(pid) {
+			t.Errorf("worker process %d outlived Shutdown", pid)
+		}
 	}
 }

@@ -153,6 +153,9 @@ func (c *core) changeSlots(ctx context.Context, plan func(live []int) (add, remo
 			}
 		}
 		c.size.Store(int64(len(c.liveSlotsLocked())))
+		if c.closing {
+			err = fmt.Errorf("%w (%v)", ErrClosed, err) // the shutdown stopped the start
+		}
 		c.mu.Unlock()
 		return err
 	}
