@@ -35,12 +35,8 @@ func (t *transport) onInbox(msg *nats.Msg, from string) {
 		return
 	}
 	defer t.leave()
-	m, err := wire.Unmarshal(msg.Data)
-	if err != nil {
-		t.badAnnouncement(msg, err)
-		return
-	}
-	if !t.sealed.vouched(from, m) || !t.sealed.onSubjectOf(inboxWorker(t.inbox, msg.Subject), m) {
+	m := t.decodeFrom(msg, from)
+	if m == nil || !t.sealed.onSubjectOf(inboxWorker(t.inbox, msg.Subject), m) {
 		return
 	}
 	switch m := m.(type) {
@@ -54,6 +50,20 @@ func (t *transport) onInbox(msg *nats.Msg, from string) {
 	default:
 		t.log.Debug("aplex cluster: unexpected message on the inbox", "kind", m.Kind())
 	}
+}
+
+// decodeFrom decodes a message and checks that it names its sealed sender
+// from; nil (logged) if it does not decode or names another worker.
+func (t *transport) decodeFrom(msg *nats.Msg, from string) wire.Msg {
+	m, err := wire.Unmarshal(msg.Data)
+	if err != nil {
+		t.badAnnouncement(msg, err)
+		return nil
+	}
+	if !t.sealed.vouched(from, m) {
+		return nil
+	}
+	return m
 }
 
 // badAnnouncement logs a message that does not decode. A worker of another
@@ -76,12 +86,8 @@ func (t *transport) onControl(msg *nats.Msg, from string) {
 		return
 	}
 	defer t.leave()
-	m, err := wire.Unmarshal(msg.Data)
-	if err != nil {
-		t.badAnnouncement(msg, err)
-		return
-	}
-	if !t.sealed.vouched(from, m) {
+	m := t.decodeFrom(msg, from)
+	if m == nil {
 		return
 	}
 	switch m := m.(type) {

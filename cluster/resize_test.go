@@ -451,6 +451,7 @@ func TestClusterResizeBadInput(t *testing.T) {
 	if err := ex.Resize(ctx, -1); err == nil || !strings.Contains(err.Error(), "Resize(-1)") {
 		t.Errorf("Resize(-1) = %v, want it refused", err)
 	}
+	//lint:ignore SA1012 a nil ctx is the bad input under test
 	if err := ex.Resize(nil, 2); err == nil {
 		t.Error("Resize(nil ctx): no error")
 	}
