@@ -298,13 +298,13 @@ func Main() {
 // an input that calls yield again after it returned false panics, as it
 // would in a range loop.
 //
-// Cost, measured on a shared 2 vCPU machine under heavy load (load average
-// 17-21, go test -bench . -benchmem, 2026-11-30, 6 runs), no-op works: on a
-// thread executor 1.1-2.5 M works/s with ChunkSize(100) and 0 allocations
-// per work, 59-149 k works/s with ChunkSize(1) and 2; on a process
-// executor of 2 workers 370-680 k works/s with ChunkSize(100) (3
-// allocations per work) and 45-59 k works/s with ChunkSize(1) (9). Chunk
-// works much shorter than a millisecond.
+// Cost, measured on a 2 vCPU machine (the bench module's Map and Process
+// workloads, 2026-11-30, 5 runs), no-op works: on a thread executor
+// 12-15 M works/s with ChunkSize(100) (0.1 allocations per work) and
+// 0.7 M works/s with ChunkSize(1) (2); on a process executor of 2
+// workers 1.6-1.9 M works/s with ChunkSize(100) (3 allocations per work)
+// and 95-150 k works/s with ChunkSize(1) (10). Chunk works much shorter
+// than a millisecond.
 func Map[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return engine.Map[A, R](ctx, ex, w, inputs, opts...)
 }
@@ -560,12 +560,13 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 // stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
 // or an error (a binary that does not call Main is reported, not waited on).
 //
-// Cost, measured on a shared 2 vCPU machine under heavy load (load average
-// 17-21, go test -bench . -benchmem, 2026-11-30, 3-6 runs): a no-op round
-// trip through Submit and Get took 125-212 µs and 6 allocations; 2 workers
-// ran 35-52 k no-op works/s submitted one by one, 45-59 k with Map and
-// 370-680 k with Map and ChunkSize(100). Ship works of a millisecond or
-// more, or chunk them. Process workers need Linux or another Unix; see the
+// Cost, measured on a 2 vCPU machine (the bench module's Process workload,
+// 2026-11-30, 5 runs): a no-op round trip through Submit and Get takes
+// 125-154 µs and 6 allocations (a raw pipe ping-pong with the same child:
+// 24-48 µs; go-plugin's net/rpc: 196-221 µs); 2 workers run 130-190 k no-op
+// works/s submitted then collected, 95-150 k with Map and 1.6-1.9 M with
+// Map and ChunkSize(100). Ship works of a millisecond or more, or chunk
+// them. Process workers need Linux or another Unix; see the
 // package doc for what differs outside Linux.
 func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	return engine.NewProcessExecutor(opts...)
@@ -665,14 +666,13 @@ type WorkerStats = engine.WorkerStats
 // encoded or is too large, alone or with the header of propagated values; a
 // propagator that panics) and after Shutdown (ErrClosed).
 //
-// Cost, measured on a shared 2 vCPU machine under heavy load (load average
-// 17-21, go test -bench . -benchmem, 2026-11-30, 3-6 runs): Submit and Get of
-// a no-op work on a thread executor took 8.7-17 µs and 2 allocations (1 at
-// the default capacity), where a goroutine and a channel per work took
-// 5.3-15 µs and 3 allocations in the same runs; on a process executor the
-// round trip took 125-212 µs and 6 allocations, and 35-52 k works/s when
-// all were submitted, then collected. The README's Performance section has
-// quieter runs.
+// Cost, measured on a 2 vCPU machine (the bench module's Overhead and
+// Process workloads, 2026-11-30, 5 runs): a no-op work submitted, then
+// collected, on a thread executor at its default capacity takes 1.1-1.4 µs
+// and 1 allocation, where a goroutine per work behind a semaphore takes
+// 0.9-1.0 µs in the same runs; on a process executor one round trip takes
+// 125-154 µs and 6 allocations (a raw pipe ping-pong with the same child:
+// 24-48 µs), and works submitted then collected run at 130-190 k works/s.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return engine.Submit[A, R](ctx, ex, w, arg, opts...)
 }

@@ -20,12 +20,13 @@ import (
 // stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
 // or an error (a binary that does not call Main is reported, not waited on).
 //
-// Cost, measured on a shared 2 vCPU machine under heavy load (load average
-// 17-21, go test -bench . -benchmem, 2026-11-30, 3-6 runs): a no-op round
-// trip through Submit and Get took 125-212 µs and 6 allocations; 2 workers
-// ran 35-52 k no-op works/s submitted one by one, 45-59 k with Map and
-// 370-680 k with Map and ChunkSize(100). Ship works of a millisecond or
-// more, or chunk them. Process workers need Linux or another Unix; see the
+// Cost, measured on a 2 vCPU machine (the bench module's Process workload,
+// 2026-11-30, 5 runs): a no-op round trip through Submit and Get takes
+// 125-154 µs and 6 allocations (a raw pipe ping-pong with the same child:
+// 24-48 µs; go-plugin's net/rpc: 196-221 µs); 2 workers run 130-190 k no-op
+// works/s submitted then collected, 95-150 k with Map and 1.6-1.9 M with
+// Map and ChunkSize(100). Ship works of a millisecond or more, or chunk
+// them. Process workers need Linux or another Unix; see the
 // package doc for what differs outside Linux.
 func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	cfg, err := buildConfig(kindProcess, opts)

@@ -24,14 +24,13 @@ import (
 // encoded or is too large, alone or with the header of propagated values; a
 // propagator that panics) and after Shutdown (ErrClosed).
 //
-// Cost, measured on a shared 2 vCPU machine under heavy load (load average
-// 17-21, go test -bench . -benchmem, 2026-11-30, 3-6 runs): Submit and Get of
-// a no-op work on a thread executor took 8.7-17 µs and 2 allocations (1 at
-// the default capacity), where a goroutine and a channel per work took
-// 5.3-15 µs and 3 allocations in the same runs; on a process executor the
-// round trip took 125-212 µs and 6 allocations, and 35-52 k works/s when
-// all were submitted, then collected. The README's Performance section has
-// quieter runs.
+// Cost, measured on a 2 vCPU machine (the bench module's Overhead and
+// Process workloads, 2026-11-30, 5 runs): a no-op work submitted, then
+// collected, on a thread executor at its default capacity takes 1.1-1.4 µs
+// and 1 allocation, where a goroutine per work behind a semaphore takes
+// 0.9-1.0 µs in the same runs; on a process executor one round trip takes
+// 125-154 µs and 6 allocations (a raw pipe ping-pong with the same child:
+// 24-48 µs), and works submitted then collected run at 130-190 k works/s.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return submit(ctx, ex, w, arg, opts, true)
 }
