@@ -28,14 +28,14 @@ import (
 // Shutdown stops using the remote workers (they serve on for other
 // executors) and stops the local ones.
 //
-// Cost, measured on a shared 2 vCPU machine under heavy load (load average
-// 17-21, go test -bench . -benchmem ./cluster, 2026-11-30, 3 runs, NATS on
-// loopback): a no-op round trip took 180-333 µs and 15 allocations, where a
-// raw NATS request/reply between the same two processes took 199-305 µs;
-// Map reached 256-593 k works/s with ChunkSize(100) over 2 worker processes
-// (354-539 k over 3 with the embedded server; 3 allocations per work) and
-// 19-28 k works/s with ChunkSize(1) (12-13). Ship works of a millisecond
-// or more, or chunk them.
+// Cost, measured on a 2 vCPU machine (go test -bench . -benchmem ./cluster,
+// 2026-11-30, 3 runs, NATS on loopback, unsealed): a no-op round trip
+// takes 194-202 µs and 15 allocations, where a raw NATS request/reply
+// between the same two processes takes 196-204 µs; Map reaches 2.0-2.1 M
+// works/s with ChunkSize(100) over 2 worker processes (1.8-2.0 M over 3
+// with the embedded server; 3 allocations per work) and 100-104 k works/s
+// with ChunkSize(1) (11). A pool key costs 4-8 % (BenchmarkSealed). Ship
+// works of a millisecond or more, or chunk them.
 func NewExecutor(opts ...aplex.Option) (*aplex.Executor, error) {
 	var tr *transport
 	ex, err := engine.NewClusterExecutor(opts, func(xc xport.Config, cfg *execConfig) (xport.Transport, error) {
