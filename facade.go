@@ -56,6 +56,18 @@ type LoadBalancer = engine.LoadBalancer
 
 // Workers is the balancer's read-only view of the pool's workers, in slot
 // order. It is valid only during the Pick call.
+//
+// Its methods (go doc shows them on engine.Workers):
+//
+//   - Available(i int) bool: Available reports whether worker i has room for one more work.
+//   - Cap(i int) int: Cap returns how many works worker i may hold.
+//   - Generation() uint64: Generation changes whenever the set of workers changes (a worker joins, dies or retires), so a balancer can rebuild derived state.
+//   - ID(i int) int: ID returns worker i's stable identity (its slot): a process worker that is replaced keeps its ID.
+//   - Label(i int, key string) (string, bool): Label returns the value of worker i's label key, and whether it has it.
+//   - Labels(i int) map[string]string: Labels returns worker i's labels (a cluster worker's cluster.ServeLabels, APLEX_CLUSTER_LABELS or cluster.LocalWorkerLabels), nil if it has none.
+//   - Len() int: Len returns the number of workers.
+//   - Load(i int) int: Load returns how many works worker i holds.
+//   - Name(i int) string: Name returns worker i's name, as WorkerStats.Name shows it: "thread-N", "proc-N", or a cluster worker's id.
 type Workers = engine.Workers
 
 // RoundRobin cycles through the workers, skipping full ones. It is the default.
@@ -189,10 +201,22 @@ var ErrEncoding = engine.ErrEncoding
 var ErrGoexit = engine.ErrGoexit
 
 // PanicError is the error of a work that panicked. The worker survives.
+//
+// Its methods (go doc shows them on engine.PanicError):
+//
+//   - As(target any) bool: As makes errors.As find, in a panic from another process, the values of error types registered with RegisterErrorType that the panic value's chain held, with their exported fields, as it finds them through Unwrap in-process.
+//   - Error() string: Error says that the work panicked, and with what.
+//   - Is(target error) bool: Is reports whether target is a sentinel registered with RegisterError that the panic value matched in its worker process.
+//   - Unwrap() error: Unwrap returns the panic value when it is an error, so errors.Is and errors.As see through a panic(err).
 type PanicError = engine.PanicError
 
 // WorkerError is the error of a work whose worker died while holding it, or
 // of a Submit when no worker can be started. It matches ErrWorkerBroken.
+//
+// Its methods (go doc shows them on engine.WorkerError):
+//
+//   - Error() string: Error names the worker and says why it broke.
+//   - Unwrap() []error: Unwrap returns ErrWorkerBroken and the cause.
 type WorkerError = engine.WorkerError
 
 // RemoteError is an error returned by a work that ran in another process.
@@ -200,6 +224,12 @@ type WorkerError = engine.WorkerError
 // sentinel errors registered with RegisterError that the original matched,
 // and errors.As finds copies of the values of error types registered with
 // RegisterErrorType that the original's chain held.
+//
+// Its methods (go doc shows them on engine.RemoteError):
+//
+//   - As(target any) bool: As makes errors.As find the values of registered error types (see RegisterErrorType) the original error's chain held.
+//   - Error() string: Error returns the original error's message.
+//   - Unwrap() []error: Unwrap returns the registered sentinel errors the original error matched.
 type RemoteError = engine.RemoteError
 
 // From errortypes.go.
@@ -245,6 +275,13 @@ func RegisterErrorType[E error]() error {
 // An Executor must be shut down with Shutdown or Close. One that becomes
 // unreachable without it is closed by a runtime cleanup, so its worker
 // processes do not outlive it.
+//
+// Its methods (go doc shows them on engine.Executor):
+//
+//   - Close() error: Close stops the executor now: queued works are cancelled and running works see their ctx cancelled.
+//   - Resize(ctx context.Context, n int) error: Resize changes the number of workers of a live executor to n, for every kind: goroutine and process executors, and a cluster executor's local workers (cluster.SpawnLocalWorkers).
+//   - Shutdown(ctx context.Context) error: Shutdown stops the executor gracefully: new works are refused with ErrClosed, and queued and running works may finish until ctx ends (workers lost meanwhile are replaced, so queued works still run).
+//   - Stats() Stats: Stats returns a snapshot of the executor's counters.
 type Executor = engine.Executor
 
 // WorkerInfo describes a worker to WithWorkerInit and RegisterWorkerInit.
@@ -258,6 +295,15 @@ type Awaitable = engine.Awaitable
 // Future is the pending result of a submitted work. Every future ends —
 // with a result, an error, or cancelled — including when its worker dies or
 // the executor shuts down. All methods are safe for concurrent use.
+//
+// Its methods (go doc shows them on engine.Future):
+//
+//   - Cancel() bool: Cancel cancels the work.
+//   - Cancelled() bool: Cancelled reports whether the future ended cancelled (by Cancel, by the caller's ctx while queued, or by a shutdown).
+//   - Done() <-chan struct{}: Done returns a channel that is closed when the future ends, for select.
+//   - Err() error: Err returns the future's error once it has ended; nil while it runs and after a success.
+//   - Get(ctx context.Context) (R, error): Get waits until the future ends or ctx is done, and returns the work's result.
+//   - OnDone(fn func(R, error)): OnDone calls fn with the outcome once the future ends: at once, in the calling goroutine, if it has; otherwise in the goroutine that ends it, so fn should be quick.
 type Future[R any] = engine.Future[R]
 
 // From main.go.
@@ -341,6 +387,10 @@ func MapUnordered[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], in
 type Observer = engine.Observer
 
 // WorkEventKind says what happened to a work.
+//
+// Its methods (go doc shows them on engine.WorkEventKind):
+//
+//   - String() string
 type WorkEventKind = engine.WorkEventKind
 
 const WorkQueued = engine.WorkQueued
@@ -350,6 +400,10 @@ const WorkStarted = engine.WorkStarted
 const WorkFinished = engine.WorkFinished
 
 // Outcome is how a work ended (WorkEvent.Outcome).
+//
+// Its methods (go doc shows them on engine.Outcome):
+//
+//   - String() string: String returns "ok", "error", "cancelled" or "rejected": the outcome as a metric label.
 type Outcome = engine.Outcome
 
 // OutcomeOK: the work, or every input of a Map chunk, succeeded.
@@ -373,6 +427,10 @@ const OutcomeRejected = engine.OutcomeRejected
 type WorkEvent = engine.WorkEvent
 
 // WorkerEventKind says what happened to a worker.
+//
+// Its methods (go doc shows them on engine.WorkerEventKind):
+//
+//   - String() string
 type WorkerEventKind = engine.WorkerEventKind
 
 // WorkerJoined: a worker joined the pool (a goroutine worker when the
@@ -703,6 +761,10 @@ func NewThreadExecutor(opts ...Option) (*Executor, error) {
 // From wait.go.
 
 // WaitMode says when Wait returns.
+//
+// Its methods (go doc shows them on engine.WaitMode):
+//
+//   - String() string: String returns the mode's name.
 type WaitMode = engine.WaitMode
 
 // FirstCompleted returns when any future ends.
@@ -735,6 +797,10 @@ func AsCompleted(ctx context.Context, futures ...Awaitable) iter.Seq2[Awaitable,
 // Work is a function an executor can run: func(ctx, A) (R, error). Make one
 // with Register (named: runs on every kind of executor) or Fn (unnamed:
 // in-process executors only). A *Work is immutable and safe to share.
+//
+// Its methods (go doc shows them on engine.Work):
+//
+//   - Name() string: Name returns the registered name ("" for an Fn work).
 type Work[A, R any] = engine.Work[A, R]
 
 // Fn wraps a function as an unnamed work for in-process (thread) executors.

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/ast"
+	"go/doc"
 	"go/format"
 	"go/parser"
 	"go/printer"
@@ -108,6 +109,7 @@ func generate(dir string) ([]byte, error) {
 		files = append(files, name)
 	}
 	sort.Strings(files)
+	methods := methodsByType(pkg.Files, src)
 	for _, name := range files {
 		f := pkg.Files[name]
 		base := filepath.Base(name)
@@ -172,7 +174,7 @@ func generate(dir string) ([]byte, error) {
 							cg = d.Doc
 						}
 						tp, targs := typeParams(s.TypeParams, src)
-						items = append(items, item{base, s.Pos(), doc(cg) + "type " + s.Name.Name + tp + " = engine." + s.Name.Name + targs + "\n"})
+						items = append(items, item{base, s.Pos(), doc(cg) + methods[s.Name.Name] + "type " + s.Name.Name + tp + " = engine." + s.Name.Name + targs + "\n"})
 					case *ast.ValueSpec:
 						kw := "var"
 						if d.Tok == token.CONST {
@@ -258,4 +260,55 @@ func typeParams(list *ast.FieldList, src func(ast.Node) string) (params, args st
 		ps = append(ps, strings.Join(ns, ", ")+" "+src(p.Type))
 	}
 	return "[" + strings.Join(ps, ", ") + "]", "[" + strings.Join(as, ", ") + "]"
+}
+
+// methodsByType returns, for each type with exported methods, a doc comment
+// paragraph listing them with the first sentence of their docs: the alias
+// in the façade shows no methods of its own (go doc and pkg.go.dev stop at
+// the alias), so its doc names them.
+func methodsByType(files map[string]*ast.File, src func(ast.Node) string) map[string]string {
+	type method struct{ name, line string }
+	byType := map[string][]method{}
+	var synopsis doc.Package
+	for _, f := range files {
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv == nil || !fd.Name.IsExported() || len(fd.Recv.List) != 1 {
+				continue
+			}
+			recv := fd.Recv.List[0].Type
+			if star, ok := recv.(*ast.StarExpr); ok {
+				recv = star.X
+			}
+			switch r := recv.(type) {
+			case *ast.IndexExpr:
+				recv = r.X
+			case *ast.IndexListExpr:
+				recv = r.X
+			}
+			id, ok := recv.(*ast.Ident)
+			if !ok || !id.IsExported() {
+				continue
+			}
+			sig := strings.TrimPrefix(src(fd.Type), "func")
+			line := "//   - " + fd.Name.Name + sig
+			if fd.Doc != nil {
+				if first := synopsis.Synopsis(fd.Doc.Text()); first != "" {
+					line += ": " + first
+				}
+			}
+			byType[id.Name] = append(byType[id.Name], method{fd.Name.Name, line})
+		}
+	}
+	out := map[string]string{}
+	for name, ms := range byType {
+		sort.Slice(ms, func(i, j int) bool { return ms[i].name < ms[j].name })
+		var b strings.Builder
+		b.WriteString("//\n// Its methods (go doc shows them on engine." + name + "):\n//\n")
+		for _, m := range ms {
+			b.WriteString(m.line + "\n")
+		}
+		out[name] = b.String()
+	}
+	return out
 }
