@@ -7,8 +7,16 @@
 //
 //	cd bench && go run ./cmd/report                  # the whole suite, about 7 minutes
 //	go run ./cmd/report -only fanout,memory          # some workloads
+//	go run ./cmd/report -only overhead -count 2 -benchtime 100ms -python ''  # a smoke run
 //	go run ./cmd/report -raw new.txt                 # keep the raw output for benchstat
 //	go test -run '^$' -bench . -benchmem ./... | go run ./cmd/report -in -
+//
+// Method: each workload runs -count times (5 by default), interleaved: each
+// run executes every implementation once, in turn, before the next run
+// starts. Tables show the median of the runs and their spread (the widest
+// run's distance from the median, ±%); the header gives the load average at
+// the start and the end. A target whose spread is wider than the margin
+// between its median and its limit is called unclear, not met or not met.
 //
 // Progress goes to stderr, one line as each workload starts and ends; the
 // report goes to stdout. Python's concurrent.futures rows come from
@@ -36,12 +44,16 @@ func main() {
 
 func run() error {
 	only := flag.String("only", "", "comma-separated workloads to run: overhead, fanout, cpu, memory, map, process (default all)")
-	count := flag.Int("count", 5, "runs of each benchmark; the report shows medians")
+	count := flag.Int("count", minRuns, "interleaved runs of each workload; the report shows medians and spreads (fewer than 5: a quick look)")
+	benchtime := flag.String("benchtime", "", "replace every workload's -test.benchtime (e.g. 100ms or 1x: a smoke run, not the real figures)")
 	short := flag.Bool("short", false, "a tenth of the big workloads' sizes (a quick look, not the real figures)")
 	in := flag.String("in", "", "read go test -bench output from this file (- for stdin) instead of running the suite")
 	raw := flag.String("raw", "", "also write the raw benchmark output to this file (for benchstat)")
 	python := flag.String("python", "python3", "Python interpreter for the concurrent.futures rows (empty: skip them)")
 	flag.Parse()
+	if *count < 1 {
+		return fmt.Errorf("-count %d: need at least 1 run", *count)
+	}
 
 	dir, err := moduleDir()
 	if err != nil {
@@ -58,12 +70,17 @@ func run() error {
 		rawOut = f
 	}
 
+	m := method{runs: *count, short: *short, benchtime: *benchtime, loadStart: "not measured", loadEnd: "not measured"}
 	if *in != "" {
 		if err := readInput(*in, rs, rawOut); err != nil {
 			return err
 		}
-	} else if err := runSuite(dir, *only, *count, *short, rs, rawOut); err != nil {
-		return err
+		m.input, m.runs = true, rs.runs()
+	} else {
+		m.loadStart = loadAvg()
+		if err := runSuite(dir, *only, *count, *short, *benchtime, rs, rawOut); err != nil {
+			return err
+		}
 	}
 
 	var py *pyReport
@@ -82,9 +99,12 @@ func run() error {
 		fmt.Fprintln(os.Stderr, "report: Python rows skipped")
 	}
 
-	v := view{rs: rs, py: py, short: *short}
+	if !m.input {
+		m.loadEnd = loadAvg()
+	}
+	v := view{rs: rs, py: py, short: *short, quick: m.runs < minRuns || m.benchtime != ""}
 	w := os.Stdout
-	header(w, pyNote, *count, *short, *in, libraryVersion(dir))
+	header(w, pyNote, m, libraryVersion(dir))
 	v.overhead(w)
 	v.fanout(w)
 	v.cpu(w)
@@ -111,7 +131,7 @@ func wants(only, key string) bool {
 }
 
 // runSuite builds the test binary and runs the chosen workloads.
-func runSuite(dir, only string, count int, short bool, rs results, raw io.Writer) error {
+func runSuite(dir, only string, count int, short bool, benchtime string, rs results, raw io.Writer) error {
 	tmp, err := os.MkdirTemp("", "aplex-bench-")
 	if err != nil {
 		return err
@@ -131,7 +151,7 @@ func runSuite(dir, only string, count int, short bool, rs results, raw io.Writer
 	if len(ws) == 0 {
 		return fmt.Errorf("-only %q names no workload", only)
 	}
-	s := &suite{bin: bin, count: count, short: short, raw: raw}
+	s := &suite{bin: bin, count: count, short: short, benchtime: benchtime, raw: raw}
 	start := time.Now()
 	for i, w := range ws {
 		if err := s.run(i+1, len(ws), w, rs); err != nil {
@@ -171,22 +191,47 @@ func moduleDir() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// header prints the title, the date and the machine.
-func header(w io.Writer, pyNote string, count int, short bool, in, version string) {
+// method is how the figures were taken, for the report's header.
+type method struct {
+	runs      int    // runs per workload (from the input: the most any figure has)
+	input     bool   // read from -in rather than run here
+	short     bool   // -short sizes
+	benchtime string // the -benchtime override, if any
+	// loadStart and loadEnd are the load averages (1, 5, 15 min) before
+	// the first workload and after the last one (Python's included).
+	loadStart, loadEnd string
+}
+
+// text states the method in a paragraph.
+func (m method) text() string {
+	var b strings.Builder
+	if m.input {
+		fmt.Fprintf(&b, "Figures read from the input: medians of up to %d runs, in the order the input ran them; load average not measured.", m.runs)
+	} else {
+		fmt.Fprintf(&b, "Each workload ran %d times, interleaved: each run executed every implementation once, in turn, before the next run started. Figures are the medians of the %d runs; spread is the widest run's distance from the median (±%%). Load average (1, 5, 15 min) at the start: %s; at the end: %s.",
+			m.runs, m.runs, m.loadStart, m.loadEnd)
+	}
+	if m.runs < minRuns {
+		fmt.Fprintf(&b, " **Fewer than %d runs: a quick look, not the real figures.**", minRuns)
+	}
+	if m.benchtime != "" {
+		fmt.Fprintf(&b, " **-benchtime %s for every workload: a smoke run, not the real figures.**", m.benchtime)
+	}
+	if m.short {
+		b.WriteString(" **-short: a tenth of the real sizes.**")
+	}
+	return b.String()
+}
+
+// header prints the title, the date, the machine and the method.
+func header(w io.Writer, pyNote string, m method, version string) {
 	fmt.Fprintln(w, "# aplex benchmark report")
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "%s · aplex %s · %s · %d CPUs · %s/%s · kernel %s · %s · %s\n",
 		time.Now().Format("2006-01-02"), version, cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
 		readTrim("/proc/sys/kernel/osrelease"), runtime.Version(), pyNote)
 	fmt.Fprintln(w)
-	how := fmt.Sprintf("Medians of %d runs; load average at the end: %s.", count, loadAvg())
-	if in != "" {
-		how = "Medians of the runs read from the input; load average at the end: " + loadAvg() + "."
-	}
-	if short {
-		how += " **-short: a tenth of the real sizes.**"
-	}
-	fmt.Fprintln(w, how, "Every ratio is a cost divided by the reference's cost (time per work, wall time or bytes per work): below 1.00× is cheaper than the reference, above is dearer. Floors are raw Go with no library.")
+	fmt.Fprintln(w, m.text(), "Every ratio is a cost divided by the reference's cost (time per work, wall time or bytes per work): below 1.00× is cheaper than the reference, above is dearer. Floors are raw Go with no library.")
 	fmt.Fprintln(w)
 }
 
@@ -218,6 +263,8 @@ func cpuModel() string {
 	return runtime.GOARCH
 }
 
+// loadAvg returns the 1, 5 and 15 minute load averages from /proc/loadavg,
+// or "unknown" where there is none (not Linux).
 func loadAvg() string {
 	f := strings.Fields(readTrim("/proc/loadavg"))
 	if len(f) < 3 {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -61,10 +60,20 @@ func (rs results) get(name, unit string) (float64, bool) {
 	if len(vs) == 0 {
 		return 0, false
 	}
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2], true
+	return median(vs), true
+}
+
+// spread returns the spread of name's unit figures around their median
+// (see spread), NaN when there are none.
+func (rs results) spread(name, unit string) float64 { return spread(rs[name][unit]) }
+
+// runs returns the most runs any figure has: what the medians were taken of.
+func (rs results) runs() int {
+	n := 0
+	for _, units := range rs {
+		for _, vs := range units {
+			n = max(n, len(vs))
+		}
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2, true
+	return n
 }

@@ -43,10 +43,13 @@ func workloads() []workload {
 
 // suite runs the benchmark binary built from the bench module.
 type suite struct {
-	bin   string    // the compiled test binary
-	count int       // -test.count for each workload
-	short bool      // -test.short
-	raw   io.Writer // receives every line of benchmark output
+	bin   string // the compiled test binary
+	count int    // interleaved runs of each workload
+	short bool   // -test.short
+	// benchtime, when set, replaces every workload's own -test.benchtime
+	// (a quick look or a smoke run).
+	benchtime string
+	raw       io.Writer // receives every line of benchmark output
 }
 
 // build compiles the bench package's test binary into dir.
@@ -61,27 +64,47 @@ func build(moduleDir, dir string) (string, error) {
 	return bin, nil
 }
 
+// step is one execution of the benchmark binary: one run (-test.count 1)
+// of every benchmark pattern matches.
+type step struct {
+	round   int    // 1..runs
+	pattern string // -test.bench
+}
+
+// plan lists the executions of one workload, interleaved: each round runs
+// every implementation once, and the next round starts only when it is
+// done, rather than all runs of one implementation and then all of the
+// next. A burst of load from a neighbour then lands on one run of several
+// implementations, which the medians absorb, instead of on every run of one
+// implementation, which would skew its ratios. A workload with perProcess
+// rows runs each row in a process of its own within each round.
+func plan(w workload, runs int) []step {
+	var steps []step
+	for r := 1; r <= runs; r++ {
+		if w.perProcess == nil {
+			steps = append(steps, step{r, "^" + w.bench + "$"})
+			continue
+		}
+		for _, row := range w.perProcess {
+			steps = append(steps, step{r, "^" + w.bench + "$/^" + regexp.QuoteMeta(row) + "$"})
+		}
+	}
+	return steps
+}
+
 // run runs one workload, feeding its output to rs and s.raw, with a
 // progress line on stderr.
 func (s *suite) run(i, n int, w workload, rs results) error {
 	start := time.Now()
-	fmt.Fprintf(os.Stderr, "report: [%d/%d] %s (%s, benchtime %s, count %d)...\n", i, n, w.key, w.bench, w.benchtime, s.count)
-	var err error
-	if w.perProcess == nil {
-		err = s.exec("^"+w.bench+"$", w.benchtime, s.count, rs)
-	} else {
-	rows:
-		for _, row := range w.perProcess {
-			pattern := "^" + w.bench + "$/^" + regexp.QuoteMeta(row) + "$"
-			for range s.count {
-				if err = s.exec(pattern, w.benchtime, 1, rs); err != nil {
-					break rows
-				}
-			}
-		}
+	bt := w.benchtime
+	if s.benchtime != "" {
+		bt = s.benchtime
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", w.key, err)
+	fmt.Fprintf(os.Stderr, "report: [%d/%d] %s (%s, benchtime %s, %d interleaved runs)...\n", i, n, w.key, w.bench, bt, s.count)
+	for _, st := range plan(w, s.count) {
+		if err := s.exec(st.pattern, bt, 1, rs); err != nil {
+			return fmt.Errorf("%s, run %d: %w", w.key, st.round, err)
+		}
 	}
 	fmt.Fprintf(os.Stderr, "report: [%d/%d] %s done in %s\n", i, n, w.key, time.Since(start).Round(100*time.Millisecond))
 	return nil

@@ -13,6 +13,9 @@ type view struct {
 	rs    results
 	py    *pyReport
 	short bool // the run used -short sizes
+	// quick: fewer than minRuns runs or a -benchtime override, so the
+	// verdicts are a quick look.
+	quick bool
 }
 
 // fig returns the median of name's unit, or NaN.
@@ -22,6 +25,10 @@ func (v view) fig(name, unit string) float64 {
 	}
 	return none
 }
+
+// spread formats the spread of name's unit runs around their median
+// ("±4.2 %"), "–" when unknown.
+func (v view) spread(name, unit string) string { return pct(v.rs.spread(name, unit)) }
 
 // has reports whether name produced any figure.
 func (v view) has(name string) bool { return len(v.rs[name]) > 0 }
@@ -39,7 +46,7 @@ func label(im bench.Impl) string {
 
 func (v view) overhead(w io.Writer) {
 	section(w, "## 1. Overhead: N no-op works, all submitted, then all collected", "Capacity NumCPU × 300 for everyone. Floor: one goroutine per work (`go` + `sync.WaitGroup`) bounded by a semaphore at the same capacity (go+wg+sem, the floor DESIGN.md §5 quotes); go+wg starts them all at once.")
-	t := &table{head: []string{"implementation", "ns/work", "allocs/work", "B/work", "÷ floor", "÷ aplex-thread"}}
+	t := &table{head: []string{"implementation", "ns/work", "spread", "allocs/work", "B/work", "÷ floor", "÷ aplex-thread"}}
 	floor, ap := v.fig("Overhead/go+wg+sem", "ns/op"), v.fig("Overhead/aplex-thread", "ns/op")
 	for _, im := range bench.Impls(false) {
 		n := "Overhead/" + im.Name
@@ -47,11 +54,11 @@ func (v view) overhead(w io.Writer) {
 			continue
 		}
 		ns := v.fig(n, "ns/op")
-		t.add(label(im), num(ns), num(v.fig(n, "allocs/op")), num(v.fig(n, "B/op")), ratio(ns, floor), ratio(ns, ap))
+		t.add(label(im), num(ns), v.spread(n, "ns/op"), num(v.fig(n, "allocs/op")), num(v.fig(n, "B/op")), ratio(ns, floor), ratio(ns, ap))
 	}
 	for _, impl := range []string{"ThreadPoolExecutor", "ProcessPoolExecutor"} {
 		if r, ok := v.py.find("overhead", impl, 0); ok {
-			t.add("python "+impl, num(r.NsPerWork), "–", "–", ratio(r.NsPerWork, floor), ratio(r.NsPerWork, ap))
+			t.add("python "+impl, num(r.NsPerWork), "–", "–", "–", ratio(r.NsPerWork, floor), ratio(r.NsPerWork, ap))
 		}
 	}
 	t.write(w)
@@ -59,7 +66,7 @@ func (v view) overhead(w io.Writer) {
 
 func (v view) fanout(w io.Writer) {
 	section(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight", "aplex: 4 workers × 300; the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. CPU: the process's user+system time (getrusage) per work. Floor: goroutines bounded by a semaphore.")
-	t := &table{head: []string{"implementation", "wall ms", "× ideal", "CPU µs/work", "wall ÷ floor", "wall ÷ aplex-thread", "CPU ÷ aplex-thread"}}
+	t := &table{head: []string{"implementation", "wall ms", "spread", "× ideal", "CPU µs/work", "wall ÷ floor", "wall ÷ aplex-thread", "CPU ÷ aplex-thread"}}
 	fw := v.fig("FanOut/go+wg+sem", "wall-ms")
 	aw, ac := v.fig("FanOut/aplex-thread", "wall-ms"), v.fig("FanOut/aplex-thread", "cpu-us/work")
 	for _, im := range bench.Impls(false) {
@@ -68,18 +75,18 @@ func (v view) fanout(w io.Writer) {
 			continue
 		}
 		wall, cpu := v.fig(n, "wall-ms"), v.fig(n, "cpu-us/work")
-		t.add(label(im), num(wall), num(v.fig(n, "x-ideal")), num(cpu), ratio(wall, fw), ratio(wall, aw), ratio(cpu, ac))
+		t.add(label(im), num(wall), v.spread(n, "wall-ms"), num(v.fig(n, "x-ideal")), num(cpu), ratio(wall, fw), ratio(wall, aw), ratio(cpu, ac))
 	}
 	if r, ok := v.py.find("fanout", "ThreadPoolExecutor", 0); ok {
 		wall := r.WallS * 1e3
-		t.add("python ThreadPoolExecutor", num(wall), num(r.XIdeal), num(r.CPUUsPerWork), ratio(wall, fw), ratio(wall, aw), ratio(r.CPUUsPerWork, ac))
+		t.add("python ThreadPoolExecutor", num(wall), "–", num(r.XIdeal), num(r.CPUUsPerWork), ratio(wall, fw), ratio(wall, aw), ratio(r.CPUUsPerWork, ac))
 	}
 	t.write(w)
 }
 
 func (v view) cpu(w io.Writer) {
 	section(w, "## 3. CPU-bound: 64 works of about 20 ms of SHA-256, NumCPU at a time", "Ideal: 64 × one work's serial time / cores, one work being timed alone just before each batch. Floor: one goroutine per work.")
-	t := &table{head: []string{"implementation", "wall ms", "one work ms", "× ideal", "÷ floor", "÷ aplex-thread", "÷ aplex-process"}}
+	t := &table{head: []string{"implementation", "wall ms", "spread", "one work ms", "× ideal", "÷ floor", "÷ aplex-thread", "÷ aplex-process"}}
 	fw := v.fig("CPU/go+wg", "wall-ms")
 	at, ap := v.fig("CPU/aplex-thread", "wall-ms"), v.fig("CPU/aplex-process", "wall-ms")
 	for _, im := range bench.Impls(true) {
@@ -88,14 +95,14 @@ func (v view) cpu(w io.Writer) {
 			continue
 		}
 		wall := v.fig(n, "wall-ms")
-		t.add(label(im), num(wall), num(v.fig(n, "work-ms")), num(v.fig(n, "x-ideal")), ratio(wall, fw), ratio(wall, at), ratio(wall, ap))
+		t.add(label(im), num(wall), v.spread(n, "wall-ms"), num(v.fig(n, "work-ms")), num(v.fig(n, "x-ideal")), ratio(wall, fw), ratio(wall, at), ratio(wall, ap))
 	}
 	t.write(w)
 }
 
 func (v view) memory(w io.Writer) {
 	section(w, "## 4. Memory: 100,000 works sleeping 1 s, all in flight at once", "Per work, above the baseline taken before the pool is built, each row alone in a fresh process: live = heap + goroutine stacks in use (HeapInuse + StackInuse) after a GC taken once every work has started, and its stack part; peak = the same sampled every 25 ms, garbage included; Sys = peak growth of the memory obtained from the OS. Floor: one goroutine per work.")
-	t := &table{head: []string{"implementation", "live B/work", "of which stacks", "peak B/work", "Sys B/work", "live ÷ floor", "live ÷ aplex-thread"}}
+	t := &table{head: []string{"implementation", "live B/work", "spread", "of which stacks", "peak B/work", "Sys B/work", "live ÷ floor", "live ÷ aplex-thread"}}
 	floor, ap := v.fig("Memory/go+wg", "live-B/work"), v.fig("Memory/aplex-thread", "live-B/work")
 	for _, im := range bench.Impls(false) {
 		n := "Memory/" + im.Name
@@ -103,14 +110,14 @@ func (v view) memory(w io.Writer) {
 			continue
 		}
 		live := v.fig(n, "live-B/work")
-		t.add(label(im), num(live), num(v.fig(n, "stack-B/work")), num(v.fig(n, "inuse-B/work")), num(v.fig(n, "sys-B/work")), ratio(live, floor), ratio(live, ap))
+		t.add(label(im), num(live), v.spread(n, "live-B/work"), num(v.fig(n, "stack-B/work")), num(v.fig(n, "inuse-B/work")), num(v.fig(n, "sys-B/work")), ratio(live, floor), ratio(live, ap))
 	}
 	t.write(w)
 }
 
 func (v view) mapping(w io.Writer) {
 	section(w, "## 5. Map: 100,000 no-op inputs, results in input order", "Floor: NumCPU goroutines taking chunks of indices from a channel. conc's iter.Map (GOMAXPROCS goroutines over a slice) is the nearest peer; a pond task group is pond's way. Ratios are of time per work.")
-	t := &table{head: []string{"implementation", "works/s", "ns/work", "allocs/work", "÷ floor (chunk 100)", "÷ aplex chunk 100"}}
+	t := &table{head: []string{"implementation", "works/s", "ns/work", "spread", "allocs/work", "÷ floor (chunk 100)", "÷ aplex chunk 100"}}
 	floor, ap := v.fig("Map/chunked-map/chunk=100", "ns/work"), v.fig("Map/aplex-thread/chunk=100", "ns/work")
 	rows := []struct{ name, label string }{
 		{"aplex-thread/chunk=1", "**aplex-thread** ChunkSize 1"},
@@ -126,14 +133,14 @@ func (v view) mapping(w io.Writer) {
 			continue
 		}
 		ns := v.fig(n, "ns/work")
-		t.add(r.label, num(v.fig(n, "works/s")), num(ns), num(v.fig(n, "allocs/work")), ratio(ns, floor), ratio(ns, ap))
+		t.add(r.label, num(v.fig(n, "works/s")), num(ns), v.spread(n, "ns/work"), num(v.fig(n, "allocs/work")), ratio(ns, floor), ratio(ns, ap))
 	}
 	for _, pr := range []struct {
 		impl  string
 		chunk int
 	}{{"ProcessPoolExecutor", 1}, {"ProcessPoolExecutor", 100}, {"ThreadPoolExecutor", 1}} {
 		if r, ok := v.py.find("map", pr.impl, pr.chunk); ok {
-			t.add(fmt.Sprintf("python %s.map, chunksize %d", pr.impl, pr.chunk), num(r.WorksPerS), num(r.NsPerWork), "–", ratio(r.NsPerWork, floor), ratio(r.NsPerWork, ap))
+			t.add(fmt.Sprintf("python %s.map, chunksize %d", pr.impl, pr.chunk), num(r.WorksPerS), num(r.NsPerWork), "–", "–", ratio(r.NsPerWork, floor), ratio(r.NsPerWork, ap))
 		}
 	}
 	t.write(w)
@@ -141,7 +148,7 @@ func (v view) mapping(w io.Writer) {
 
 func (v view) process(w io.Writer) {
 	section(w, "## 6. Process round trips and throughput", "One child process each: the floor is a raw ping-pong over a pair of `os.Pipe` on fds 3/4 (32-byte messages, echoed, writes batched while requests queue); aplex runs one worker process; go-plugin v1.8.0 over net/rpc. rtt = one no-op work at a time; in flight = a sliding window of pending works (go-plugin: that many goroutines). CPU: user + system time of the parent and the child per work (getrusage, once the child is reaped).")
-	t := &table{head: []string{"mode", "implementation", "µs/work", "works/s", "CPU µs/work", "allocs/work", "÷ floor", "÷ aplex-process"}}
+	t := &table{head: []string{"mode", "implementation", "µs/work", "spread", "works/s", "CPU µs/work", "allocs/work", "÷ floor", "÷ aplex-process"}}
 	for _, mode := range []string{"rtt", "inflight=64", "inflight=256"} {
 		floor, ap := v.fig("Process/"+mode+"/pipe-floor", "ns/op"), v.fig("Process/"+mode+"/aplex-process", "ns/op")
 		for _, impl := range []string{"pipe-floor", "aplex-process", "go-plugin"} {
@@ -157,13 +164,13 @@ func (v view) process(w io.Writer) {
 			case "aplex-process":
 				lbl = "**aplex-process**"
 			}
-			t.add(mode, lbl, num(ns/1e3), num(v.fig(n, "works/s")), num(v.fig(n, "cpu-us/work")), num(v.fig(n, "allocs/op")), ratio(ns, floor), ratio(ns, ap))
+			t.add(mode, lbl, num(ns/1e3), v.spread(n, "ns/op"), num(v.fig(n, "works/s")), num(v.fig(n, "cpu-us/work")), num(v.fig(n, "allocs/op")), ratio(ns, floor), ratio(ns, ap))
 		}
 	}
 	t.write(w)
 	fmt.Fprintln(w, "Throughput on the default pool (NumCPU worker processes), beside Python's ProcessPoolExecutor (NumCPU processes):")
 	fmt.Fprintln(w)
-	t = &table{head: []string{"workload", "implementation", "works/s", "ns/work", "CPU µs/work", "allocs/work", "aplex ÷ python (speed)"}}
+	t = &table{head: []string{"workload", "implementation", "works/s", "spread", "ns/work", "CPU µs/work", "allocs/work", "aplex ÷ python (speed)"}}
 	type pair struct {
 		mode, name, unit, allocUnit string
 		pyWorkload                  string
@@ -181,10 +188,10 @@ func (v view) process(w io.Writer) {
 			if pyOK {
 				speed = ratio(ws, py.WorksPerS)
 			}
-			t.add(p.mode, "**aplex-process**", num(ws), num(v.fig(p.name, p.unit)), num(v.fig(p.name, "cpu-us/work")), num(v.fig(p.name, p.allocUnit)), speed)
+			t.add(p.mode, "**aplex-process**", num(ws), v.spread(p.name, "works/s"), num(v.fig(p.name, p.unit)), num(v.fig(p.name, "cpu-us/work")), num(v.fig(p.name, p.allocUnit)), speed)
 		}
 		if pyOK {
-			t.add(p.mode, "python ProcessPoolExecutor", num(py.WorksPerS), num(py.NsPerWork), "–", "–", "")
+			t.add(p.mode, "python ProcessPoolExecutor", num(py.WorksPerS), "–", num(py.NsPerWork), "–", "–", "")
 		}
 	}
 	t.write(w)

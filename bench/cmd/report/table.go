@@ -39,7 +39,7 @@ func (t *table) write(w io.Writer) {
 // separators for big ones.
 func num(v float64) string {
 	switch a := math.Abs(v); {
-	case math.IsNaN(v):
+	case math.IsNaN(v), math.IsInf(v, 0): // missing, or a best-of-none
 		return "–"
 	case a >= 1000:
 		return thousands(int64(math.Round(v)))
