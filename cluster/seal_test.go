@@ -217,7 +217,7 @@ func TestEmbeddedServerRefusesAnonymous(t *testing.T) {
 // user of the machine can list.
 func TestLocalWorkerSecretsNotOnCommandLine(t *testing.T) {
 	if _, err := os.Stat("/proc/self/cmdline"); err != nil {
-		t.Skip("no /proc")
+		t.Skip("needs /proc/<pid>/cmdline to read a worker's argv (Linux): not on this system")
 	}
 	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))
 	natsURL, key := embeddedAccess(t, ex)

@@ -123,24 +123,21 @@ func (m *Metrics) ObserveWorker(e aplex.WorkerEvent) {
 	}
 }
 
+// collectors lists the metrics, once, for Describe and Collect.
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.works, m.queue, m.run, m.queued, m.running, m.workers, m.restarts}
+}
+
 // Describe sends the metrics' descriptions (prometheus.Collector).
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	m.works.Describe(ch)
-	m.queue.Describe(ch)
-	m.run.Describe(ch)
-	m.queued.Describe(ch)
-	m.running.Describe(ch)
-	m.workers.Describe(ch)
-	m.restarts.Describe(ch)
+	for _, c := range m.collectors() {
+		c.Describe(ch)
+	}
 }
 
 // Collect sends the metrics' values (prometheus.Collector).
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	m.works.Collect(ch)
-	m.queue.Collect(ch)
-	m.run.Collect(ch)
-	m.queued.Collect(ch)
-	m.running.Collect(ch)
-	m.workers.Collect(ch)
-	m.restarts.Collect(ch)
+	for _, c := range m.collectors() {
+		c.Collect(ch)
+	}
 }

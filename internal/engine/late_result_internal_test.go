@@ -43,6 +43,27 @@ func (w *handWorker) Cancel([]uint64) {}
 func (w *handWorker) Kill(error)      {}
 func (w *handWorker) Close()          {}
 
+// startHand starts a process-kind executor over a handTransport, closed
+// when the test ends.
+func startHand(t *testing.T) (*Executor, *handTransport) {
+	t.Helper()
+	cfg, err := buildConfig(kindProcess, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &handTransport{}
+	ex, err := startRemote(cfg, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ex.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ex, tr
+}
+
 // endedCtx reports that it ended (Err) while its Done channel never
 // closes, so the core's watch on it never fires: it stands for the moment
 // between a caller's ctx ending and that watch running.
@@ -56,20 +77,7 @@ func (endedCtx) Err() error            { return context.DeadlineExceeded }
 // ended, but before the core's watch on that ctx has run, made the future
 // succeed; a goroutine work in the same spot ends with ctx.Err().
 func TestResultArrivingAfterCallerCtxEndedIsTheCtxError(t *testing.T) {
-	cfg, err := buildConfig(kindProcess, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &handTransport{}
-	ex, err := startRemote(cfg, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := ex.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	ex, tr := startHand(t)
 	w := &Work[int, int]{name: "late"}
 	f, err := Submit(context.Background(), ex, w, 1)
 	if err != nil {
@@ -94,20 +102,7 @@ func TestResultArrivingAfterCallerCtxEndedIsTheCtxError(t *testing.T) {
 // lists the jobs sent and not answered, in id order, as copies, with the
 // cancelled ones; nothing for a worker the core does not know.
 func TestOutstandingIsTheJobTable(t *testing.T) {
-	cfg, err := buildConfig(kindProcess, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &handTransport{}
-	ex, err := startRemote(cfg, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := ex.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	ex, tr := startHand(t)
 	w := &Work[int, int]{name: "held"}
 	var fs []*Future[int]
 	var ids []uint64
