@@ -745,8 +745,12 @@ func TrySubmit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A
 
 // NewThreadExecutor returns an executor whose workers are goroutine shards
 // in this process: each runs up to MaxWorksPerWorker works at once, each
-// work in its own goroutine, so the cost per work stays close to a raw
-// goroutine's. Options: WithPoolSize, WithMaxWorksPerWorker, WithQueueSize,
+// work on a goroutine of its own while it runs. Goroutines are reused: one
+// that has run a work runs the next queued one, or waits parked for the
+// next dispatched one, so a pool of short works costs less per work than
+// a goroutine per work. Parked goroutines are never more than the works
+// the executor ran at once; those spare for a second end, and Shutdown
+// ends them all. Options: WithPoolSize, WithMaxWorksPerWorker, WithQueueSize,
 // WithLoadBalancer, WithWorkerInit, WithKillGrace, WithLogger.
 //
 // The registered worker init (RegisterWorkerInit) runs once per worker

@@ -52,7 +52,9 @@ func (b goroutines) startLocked(_ *worker, t *task, keep bool) bool {
 	if keep {
 		return true
 	}
-	go b.c.runLocal(t)
+	if !b.c.runners.handLocked(t) {
+		go b.c.runLocal(t)
+	}
 	return false
 }
 
@@ -65,6 +67,7 @@ func (goroutines) wire() bool { return false }
 // close reports the works that still run after the kill grace: their
 // goroutines cannot be stopped from outside.
 func (b goroutines) close(_ context.Context, drained bool) error {
+	b.c.runners.close()
 	if drained {
 		return nil
 	}

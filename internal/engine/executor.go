@@ -147,6 +147,8 @@ type core struct {
 	goneCompleted, goneFailed, goneCancelled uint64
 	scaleUps, scaleDowns                     atomic.Uint64
 
+	runners runners // parked goroutines of a thread executor (runners.go)
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -169,6 +171,7 @@ func newCore(cfg config) *core {
 		c.lb = RoundRobin()
 	}
 	c.be = goroutines{c}
+	c.runners.init(c)
 	c.baseCtx, c.baseCancel = context.WithCancel(context.Background())
 	return c
 }
@@ -335,8 +338,9 @@ func pickGuarded(lb LoadBalancer, view Workers, meta any) (i int) {
 }
 
 // dispatchLocked gives t to a worker; the caller made sure one has room.
-// An in-process work gets a goroutine of its own, unless keep is set: then
-// dispatchLocked returns true and the caller runs t in its own goroutine.
+// An in-process work goes to a parked runner or a new goroutine, unless
+// keep is set: then dispatchLocked returns true and the caller runs t in
+// its own goroutine.
 func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 	w := c.pickLocked(t.meta)
 	t.w = w
@@ -384,11 +388,15 @@ func (c *core) drainLocked(keep bool) (next *task) {
 	return next
 }
 
-// runLocal runs an in-process work in its own goroutine, then the queued
-// works the executor hands it.
+// runLocal is a runner: a goroutine that runs in-process works, one at a
+// time. It runs t, then the queued works the executor hands it, then waits
+// parked for the next dispatched work until it is retired (runners.go).
 func (c *core) runLocal(t *task) {
 	for t != nil {
-		t = c.runOne(t)
+		for t != nil {
+			t = c.runOne(t)
+		}
+		t = c.runners.park()
 	}
 }
 
@@ -413,12 +421,21 @@ func (c *core) runOne(t *task) (next *task) {
 		wc.release()
 	}
 	// The common case takes no executor lock: nothing queued, no shutdown,
-	// no Resize retiring this worker.
-	c.release(w, t)
-	if c.queue.len() == 0 && !c.stopping.Load() && !w.leaving.Load() {
-		return nil
+	// no Resize retiring this worker. With works queued, the slot is freed
+	// under the lock, so that this goroutine takes the next work itself:
+	// freed first, a wave of works ending together would let the first
+	// goroutine to take the lock dispatch the others' slots to new
+	// goroutines, and leave the others nothing to run.
+	if c.queue.len() == 0 {
+		c.release(w, t)
+		if c.queue.len() == 0 && !c.stopping.Load() && !w.leaving.Load() {
+			return nil
+		}
+		c.mu.Lock()
+	} else {
+		c.mu.Lock()
+		c.release(w, t)
 	}
-	c.mu.Lock()
 	c.leftIfIdleLocked(w)
 	next = c.drainLocked(true)
 	c.checkIdleLocked()

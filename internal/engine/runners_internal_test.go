@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// goroutineID returns the calling goroutine's id, from its stack header.
+func goroutineID() int {
+	var buf [64]byte
+	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
+	id, _ := strconv.Atoi(s[:strings.IndexByte(s, ' ')])
+	return id
+}
+
+// waitFor polls cond, bounded: a runner parks, or retires, just after the
+// work it ran has ended, and nothing in the executor signals that moment.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func newOneSlotExecutor(t *testing.T) *Executor {
+	t.Helper()
+	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ex.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return ex
+}
+
+type ctxKey struct{}
+
+// ctxSeen is what a work saw of its ctx.
+type ctxSeen struct {
+	goroutine int
+	value     any
+	err       error
+	deadline  bool
+}
+
+// TestParkedRunnerRunsTheNextWork checks that a goroutine that has run a
+// work parks and runs the next dispatched work, rather than a new
+// goroutine being made for it.
+func TestParkedRunnerRunsTheNextWork(t *testing.T) {
+	ex := newOneSlotExecutor(t)
+	w := Fn(func(context.Context, int) (int, error) { return goroutineID(), nil })
+	first := mustGet(t, ex, w)
+	waitFor(t, "the runner parked", func() bool { return ex.c.runners.parked.Load() == 1 })
+	if second := mustGet(t, ex, w); second != first {
+		t.Fatalf("the second work ran on goroutine %d, not on the parked runner %d", second, first)
+	}
+}
+
+func mustGet(t *testing.T, ex *Executor, w *Work[int, int]) int {
+	t.Helper()
+	f, err := Submit(context.Background(), ex, w, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestReusedRunnerGivesEachWorkItsOwnCtx checks that nothing of a work's
+// ctx (its caller's values, its deadline, its cancellation) reaches the
+// next work run by the same goroutine.
+func TestReusedRunnerGivesEachWorkItsOwnCtx(t *testing.T) {
+	ex := newOneSlotExecutor(t)
+	started := make(chan struct{})
+	w := Fn(func(ctx context.Context, block int) (ctxSeen, error) {
+		if block == 1 {
+			close(started)
+			<-ctx.Done()
+		}
+		_, dl := ctx.Deadline()
+		return ctxSeen{goroutineID(), ctx.Value(ctxKey{}), ctx.Err(), dl}, nil
+	})
+
+	// The first work: a value, a deadline, and a caller who gives up.
+	ctx1, cancel1 := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "first"))
+	f1, err := Submit(ctx1, ex, w, 1, Deadline(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	cancel1()
+	if _, err := f1.Get(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first work: %v, want context.Canceled", err)
+	}
+	waitFor(t, "the runner parked", func() bool { return ex.c.runners.parked.Load() == 1 })
+
+	// The second, on the same goroutine: none of that.
+	ctx2 := context.WithValue(context.Background(), ctxKey{}, "second")
+	f2, err := Submit(ctx2, ex, w, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f2.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.value != "second" || got.err != nil || got.deadline {
+		t.Fatalf("the second work saw value %v, err %v, deadline %v; want its own ctx: second, nil, no deadline", got.value, got.err, got.deadline)
+	}
+}
+
+// TestIdleRunnersAreRetired checks that the goroutines a burst of works
+// left parked end once the executor has been idle for runnerIdle, and
+// that the executor still serves afterwards.
+func TestIdleRunnersAreRetired(t *testing.T) {
+	defer func(d time.Duration) { runnerIdle = d }(runnerIdle)
+	runnerIdle = 10 * time.Millisecond
+	before := goleak.IgnoreCurrent()
+	ex, err := NewThreadExecutor(WithPoolSize(2), WithMaxWorksPerWorker(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := ex.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	const burst = 20
+	release := make(chan struct{})
+	w := Fn(func(_ context.Context, _ int) (int, error) { <-release; return 1, nil })
+	fs := make([]*Future[int], burst)
+	for i := range fs {
+		if fs[i], err = Submit(context.Background(), ex, w, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every work runs", func() bool { return ex.c.running.Load() == burst })
+	close(release)
+	for _, f := range fs {
+		if _, err := f.Get(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every runner retired", func() bool { return ex.c.runners.parked.Load() == 0 })
+	if err := goleak.Find(before); err != nil {
+		t.Fatalf("goroutines left while idle: %v", err)
+	}
+	if got := mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return 7, nil })); got != 7 {
+		t.Fatalf("after the runners retired, a work returned %d", got)
+	}
+}
+
+// TestShutdownRetiresParkedRunners checks that Shutdown leaves no parked
+// goroutine behind.
+func TestShutdownRetiresParkedRunners(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	ex, err := NewThreadExecutor(WithPoolSize(2), WithMaxWorksPerWorker(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Fn(func(context.Context, int) (int, error) { return 1, nil })
+	for range 3 {
+		mustGet(t, ex, w)
+	}
+	waitFor(t, "a runner parked", func() bool { return ex.c.runners.parked.Load() > 0 })
+	if err := ex.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Fatalf("goroutines left after Shutdown: %v", err)
+	}
+}
+
+// TestGoexitOnReusedRunner checks that a work calling runtime.Goexit on a
+// goroutine that has run works before fails its own future only, and the
+// next work runs.
+func TestGoexitOnReusedRunner(t *testing.T) {
+	ex := newOneSlotExecutor(t)
+	mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return 1, nil }))
+	waitFor(t, "the runner parked", func() bool { return ex.c.runners.parked.Load() == 1 })
+	f, err := Submit(context.Background(), ex, Fn(func(context.Context, int) (int, error) { runtime.Goexit(); return 0, nil }), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Get(context.Background()); !errors.Is(err, ErrGoexit) {
+		t.Fatalf("Goexit: %v, want ErrGoexit", err)
+	}
+	if got := mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return 2, nil })); got != 2 {
+		t.Fatalf("after a Goexit, a work returned %d", got)
+	}
+}
