@@ -188,6 +188,7 @@ func TestBadInputTable(t *testing.T) {
 		{name: "Submit Deadline(0)", do: submitT(aplex.Deadline(0)), text: "Deadline(0s)"},
 		{name: "Submit Deadline(-1ns)", do: submitT(aplex.Deadline(-1)), text: "Deadline(-1ns)"},
 		{name: "Submit Retry(-1)", do: submitT(aplex.Retry(-1)), text: "Retry(-1)"},
+		{name: "Submit Retry(32768)", do: submitT(aplex.Retry(32768)), text: "Retry(32768): must be between 0 and 32767"},
 		{name: "Submit cancelled ctx", do: func(*testing.T) error {
 			c, cancel := context.WithCancel(ctx)
 			cancel()

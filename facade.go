@@ -158,7 +158,8 @@ func Deadline(d time.Duration) CallOption {
 // process crash, a cluster worker's lost heartbeat) they are sent again, up
 // to n more times, instead of failing with a *WorkerError. Delivery becomes
 // at-least-once. Process and cluster executors only: Submit and Map on a
-// thread executor refuse it, since a goroutine worker never dies.
+// thread executor refuse it, since a goroutine worker never dies. n is at
+// most 32767.
 func Retry(n int) CallOption {
 	return engine.Retry(n)
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -128,13 +129,17 @@ func Deadline(d time.Duration) CallOption {
 // process crash, a cluster worker's lost heartbeat) they are sent again, up
 // to n more times, instead of failing with a *WorkerError. Delivery becomes
 // at-least-once. Process and cluster executors only: Submit and Map on a
-// thread executor refuse it, since a goroutine worker never dies.
+// thread executor refuse it, since a goroutine worker never dies. n is at
+// most 32767.
 func Retry(n int) CallOption {
 	return func(c *callConfig) error {
-		if n < 0 {
-			return fmt.Errorf("aplex: Retry(%d): must not be negative", n)
+		if n < 0 || n > maxRetries {
+			return fmt.Errorf("aplex: Retry(%d): must be between 0 and %d", n, maxRetries)
 		}
 		c.retries, c.remote = n, "Retry"
 		return nil
 	}
 }
+
+// maxRetries bounds Retry's n: a task keeps its resends left in an int16.
+const maxRetries = math.MaxInt16

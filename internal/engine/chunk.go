@@ -23,10 +23,10 @@ type chunk[A, R any] struct {
 	val1 [1]R
 	err1 [1]error
 
-	// The Map's completion callback is kept here, not in a slice of its
+	// The Map's completion callback is kept here, not in a node of its
 	// own (ordered Map: on the head chunk only, when the loop waits for it;
 	// set on the loop's goroutine, so the loop may read it).
-	cb1 [1]func()
+	onDone callback
 }
 
 // newChunk returns an empty chunk for up to size inputs, with room for
@@ -35,7 +35,6 @@ type chunk[A, R any] struct {
 // an amount to allocate.
 func newChunk[A, R any](w *Work[A, R], size, hint int) *chunk[A, R] {
 	ch := &chunk[A, R]{work: w}
-	ch.t.callbacks = ch.cb1[:0:1]
 	if size == 1 {
 		ch.args = ch.arg1[:0]
 	} else {

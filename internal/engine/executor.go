@@ -404,11 +404,9 @@ func (c *core) runLocal(t *task) {
 func (c *core) runOne(t *task) (next *task) {
 	w := t.w
 	if t.state.Load() == stRunning {
-		var deadline time.Time
 		if t.deadlineD > 0 {
-			deadline = time.Now().Add(t.deadlineD)
+			t.deadline = time.Now().Add(t.deadlineD).UnixNano()
 		}
-		t.values, t.deadline = w.ctx, deadline
 		wc := t.workContext()
 		returned := false
 		defer func() {

@@ -521,7 +521,8 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	if m.ordered {
 		m.pending = append(m.pending, ch)
 	} else {
-		ch.t.onDone(func() { m.completed(ch) })
+		ch.onDone.fn = func() { m.completed(ch) }
+		ch.t.onDoneNode(&ch.onDone)
 	}
 	return true
 }
@@ -597,10 +598,11 @@ func (m *mapRun[A, R]) countProgress(done, failed int) {
 // ended.
 func (m *mapRun[A, R]) wait() bool {
 	if m.ordered && m.flying > 0 {
-		if h := m.pending[m.head]; h.cb1[0] == nil {
+		if h := m.pending[m.head]; h.onDone.fn == nil {
 			// Registered once; if the chunk has ended meanwhile, wakeFn
 			// runs now and the chunk is yielded next round.
-			h.t.onDone(m.wakeFn)
+			h.onDone.fn = m.wakeFn
+			h.t.onDoneNode(&h.onDone)
 		}
 	}
 	// Input is wanted when it can be used: not when the window is full,

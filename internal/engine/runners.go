@@ -31,8 +31,8 @@ var runnerIdle = time.Second
 type runners struct {
 	c       *core
 	idle    time.Duration // runnerIdle when the executor was made
-	handoff chan *task // a nil task retires the runner that receives it
-	closed  bool       // under core.mu
+	handoff chan *task    // a nil task retires the runner that receives it
+	closed  bool          // under core.mu
 	parked  atomic.Int32
 
 	// The reaper: one timer, armed while runners are parked.

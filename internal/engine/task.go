@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,14 +41,15 @@ type runner interface {
 // task, future and argument together; the done channel is made only when
 // someone waits before the work has finished.
 type task struct {
-	c     *core
-	ex    *Executor // keeps a busy executor reachable: see newExecutor
+	ex    *Executor // its executor (ex.c the core), kept reachable while busy: see newExecutor
 	r     runner
 	state atomic.Uint32
-	// retries is the number of resends left (Retry); an int32 beside
-	// state, so that the task, and a Submit's allocation with it, stays in
-	// its size class.
-	retries int32
+	// retries is the number of resends left (Retry), an int16 packed with
+	// the two flags beside state: the task's layout keeps a Submit's
+	// allocation (the task inside the call) in the 224-byte size class.
+	retries   int16
+	cancelled bool // the outcome: written before state becomes stFinished
+	fired     bool // guarded by mu: the callbacks ran or are running
 
 	// Set under the executor lock (prev and next: under the lock of the
 	// list they are in, the executor's queue or the worker's running list).
@@ -61,17 +61,15 @@ type task struct {
 	watch      func() bool     // stops the watch on parent while queued or remote
 
 	// The outcome; written before state becomes stFinished.
-	err       error
-	cancelled bool
+	err error
 
-	mu        sync.Mutex // guards the fields below
-	fired     bool
+	mu        sync.Mutex // guards fired and the fields below
 	done      chan struct{}
-	callbacks []func()
+	callbacks *callback // newest first
 
 	// The in-process work's ctx (workctx.go): a view of the task itself.
-	values   context.Context // the worker's ctx; values only
-	deadline time.Time
+	// Its values come from the caller's ctx, then the worker's (w.ctx).
+	deadline int64 // the call's Deadline, in Unix nanoseconds; 0: none
 	ctxDone  chan struct{}
 	ctxErr   error
 	ctxWatch *ctxWatch // made only when the ctx needs watching (workctx.go)
@@ -91,11 +89,11 @@ type remoteJob struct {
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConfig) {
-	t.c, t.ex, t.r = ex.c, ex, r
+	t.ex, t.r = ex, r
 	t.parent = parent
 	t.meta = cc.meta
 	t.deadlineD = cc.deadline
-	t.retries = int32(min(cc.retries, math.MaxInt32))
+	t.retries = int16(cc.retries) // at most maxRetries (Retry)
 }
 
 // settle claims a running task's outcome; the caller then writes it with
@@ -124,7 +122,7 @@ func (t *task) finish(err error, cancelled bool) {
 	t.err, t.cancelled = err, cancelled
 	countOutcome(t, err, cancelled)
 	if t.ob != nil { // before the future ends: its waiters see the event done
-		t.c.observeFinished(t, err, cancelled, false)
+		t.ex.c.observeFinished(t, err, cancelled, false)
 	}
 	t.mu.Lock()
 	t.state.Store(stFinished)
@@ -135,9 +133,22 @@ func (t *task) finish(err error, cancelled bool) {
 	cbs := t.callbacks
 	t.callbacks = nil
 	t.mu.Unlock()
-	for _, cb := range cbs {
-		cb()
+	// In the order they were registered.
+	var order *callback
+	for cbs != nil {
+		next := cbs.next
+		cbs.next, order = order, cbs
+		cbs = next
 	}
+	for ; order != nil; order = order.next {
+		order.fn()
+	}
+}
+
+// callback is one function to run once a task is done, in a list.
+type callback struct {
+	fn   func()
+	next *callback
 }
 
 // finished reports whether the outcome is published.
@@ -160,15 +171,19 @@ func (t *task) doneChan() <-chan struct{} {
 }
 
 // onDone runs cb once the task is done (at once if it is).
-func (t *task) onDone(cb func()) {
+func (t *task) onDone(cb func()) { t.onDoneNode(&callback{fn: cb}) }
+
+// onDoneNode is onDone with the list node supplied, for callers that keep
+// one inline (a Map chunk); n.fn is set and n is linked into no list.
+func (t *task) onDoneNode(n *callback) {
 	t.mu.Lock()
 	if !t.fired {
-		t.callbacks = append(t.callbacks, cb)
+		n.next, t.callbacks = t.callbacks, n
 		t.mu.Unlock()
 		return
 	}
 	t.mu.Unlock()
-	cb()
+	n.fn()
 }
 
 // cancel ends the future with err unless it already ended. A queued task
@@ -180,7 +195,7 @@ func (t *task) cancel(err error) bool {
 		case stSettled, stFinished:
 			return false
 		case stQueued:
-			if t.c.dequeue(t) {
+			if t.ex.c.dequeue(t) {
 				t.finish(err, true)
 				return true
 			}
@@ -188,8 +203,8 @@ func (t *task) cancel(err error) bool {
 		case stRunning:
 			if t.settle() {
 				t.finish(err, true)
-				t.c.stopWork(t, err)
-				t.c.cancelledRunning()
+				t.ex.c.stopWork(t, err)
+				t.ex.c.cancelledRunning()
 				return true
 			}
 		}

@@ -39,10 +39,10 @@ func (c *workCtx) watchLocked() *ctxWatch {
 
 func (c *workCtx) Deadline() (time.Time, bool) {
 	pd, ok := c.parent.Deadline()
-	if c.deadline.IsZero() || (ok && pd.Before(c.deadline)) {
+	if c.deadline == 0 || (ok && pd.UnixNano() < c.deadline) {
 		return pd, ok
 	}
-	return c.deadline, true
+	return time.Unix(0, c.deadline), true
 }
 
 func (c *workCtx) Done() <-chan struct{} {
@@ -72,8 +72,8 @@ func (c *workCtx) Done() <-chan struct{} {
 	if c.parent.Done() != nil {
 		c.watchLocked().stop = context.AfterFunc(c.parent, func() { c.parentEnded(c.parent.Err()) })
 	}
-	if !c.deadline.IsZero() {
-		c.watchLocked().timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
+	if c.deadline != 0 {
+		c.watchLocked().timer = time.AfterFunc(time.Until(time.Unix(0, c.deadline)), func() { c.cancel(context.DeadlineExceeded) })
 	}
 	c.mu.Unlock()
 	return done
@@ -84,7 +84,7 @@ func (c *workCtx) expiredLocked() error {
 	if err := c.parent.Err(); err != nil {
 		return err
 	}
-	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+	if c.deadline != 0 && time.Now().UnixNano() >= c.deadline {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -120,8 +120,8 @@ func (c *workCtx) Value(key any) any {
 	if v := p.Value(key); v != nil {
 		return v
 	}
-	if c.values != nil {
-		return c.values.Value(key)
+	if c.w != nil && c.w.ctx != nil {
+		return c.w.ctx.Value(key)
 	}
 	return nil
 }
