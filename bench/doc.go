@@ -1,7 +1,8 @@
 // Package bench runs aplex's executors side by side with their floors (raw
 // goroutines, a raw channel worker pool, a raw pipe ping-pong with a child
-// process) and with the Go libraries people use instead (ants, pond, conc,
-// errgroup, workerpool, go-plugin), on the same workloads.
+// process, a raw NATS request/reply with a cluster worker process) and with
+// the Go libraries people use instead (ants, pond, conc, errgroup,
+// workerpool, go-plugin), on the same workloads.
 //
 // The workloads are testing.B benchmarks in this package's test files; every
 // implementation is a [Runner] built by an [Impl], so a workload is written

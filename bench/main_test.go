@@ -18,10 +18,13 @@ import (
 // sizes).
 
 func TestMain(m *testing.M) {
-	// In a worker process of a process executor Main serves works and never
-	// returns; in a raw-pipe or go-plugin child ServeChild never returns.
+	// In a worker process of a process or cluster executor Main serves
+	// works and never returns (a cluster worker of BenchmarkCluster's
+	// unsealed executor also answers raw NATS requests: ServeClusterEcho);
+	// in a raw-pipe or go-plugin child ServeChild never returns.
 	// ProfileWorker does nothing unless asked (see its doc).
 	bench.ProfileWorker()
+	bench.ServeClusterEcho() // before Main, which never returns in a worker
 	aplex.Main()
 	bench.ServeChild()
 	os.Exit(m.Run())

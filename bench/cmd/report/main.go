@@ -1,11 +1,12 @@
 // Command report runs aplex's benchmark suite and prints markdown tables of
 // ratios: aplex's executors against the raw Go floors and against the peer
-// libraries, workload by workload, then the performance targets of
-// DESIGN.md §5 with a verdict each.
+// libraries, workload by workload, then the performance targets of issue 12
+// (each a ratio or a figure from the same interleaved runs) with a verdict
+// each.
 //
 // Run it from the bench module:
 //
-//	cd bench && go run ./cmd/report                  # the whole suite, about 7 minutes
+//	cd bench && go run ./cmd/report                  # the whole suite, about 9 minutes
 //	go run ./cmd/report -only fanout,memory          # some workloads
 //	go run ./cmd/report -only overhead -count 2 -benchtime 100ms -python ''  # a smoke run
 //	go run ./cmd/report -raw new.txt                 # keep the raw output for benchstat
@@ -43,7 +44,7 @@ func main() {
 }
 
 func run() error {
-	only := flag.String("only", "", "comma-separated workloads to run: overhead, fanout, cpu, memory, map, process (default all)")
+	only := flag.String("only", "", "comma-separated workloads to run: overhead, fanout, cpu, memory, map, process, cluster (default all)")
 	count := flag.Int("count", minRuns, "interleaved runs of each workload; the report shows medians and spreads (fewer than 5: a quick look)")
 	benchtime := flag.String("benchtime", "", "replace every workload's -test.benchtime (e.g. 100ms or 1x: a smoke run, not the real figures)")
 	short := flag.Bool("short", false, "a tenth of the big workloads' sizes (a quick look, not the real figures)")
@@ -111,6 +112,7 @@ func run() error {
 	v.memory(w)
 	v.mapping(w)
 	v.process(w)
+	v.cluster(w)
 	v.writeTargets(w)
 	return nil
 }

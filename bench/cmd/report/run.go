@@ -38,6 +38,7 @@ func workloads() []workload {
 		{key: "memory", bench: "BenchmarkMemory", benchtime: "1x", perProcess: memRows},
 		{key: "map", bench: "BenchmarkMap", benchtime: "1s"},
 		{key: "process", bench: "BenchmarkProcess", benchtime: "1s"},
+		{key: "cluster", bench: "BenchmarkCluster", benchtime: "1s"},
 	}
 }
 

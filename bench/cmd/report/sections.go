@@ -65,11 +65,11 @@ func (v view) overhead(w io.Writer) {
 }
 
 func (v view) fanout(w io.Writer) {
-	section(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight", "aplex: 4 workers × 300; the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. CPU: the process's user+system time (getrusage) per work. Floor: goroutines bounded by a semaphore.")
+	section(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight", "aplex: 4 workers × 300 (aplex-process: 4 worker processes × 300); the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. CPU: the process's user+system time (getrusage) per work; for aplex-process, plus its workers' whole lives, start-up included (counted once they are reaped). Floor: goroutines bounded by a semaphore.")
 	t := &table{head: []string{"implementation", "wall ms", "spread", "× ideal", "CPU µs/work", "wall ÷ floor", "wall ÷ aplex-thread", "CPU ÷ aplex-thread"}}
 	fw := v.fig("FanOut/go+wg+sem", "wall-ms")
 	aw, ac := v.fig("FanOut/aplex-thread", "wall-ms"), v.fig("FanOut/aplex-thread", "cpu-us/work")
-	for _, im := range bench.Impls(false) {
+	for _, im := range bench.Impls(true) {
 		n := "FanOut/" + im.Name
 		if !v.has(n) {
 			continue
@@ -193,6 +193,34 @@ func (v view) process(w io.Writer) {
 		if pyOK {
 			t.add(p.mode, "python ProcessPoolExecutor", num(py.WorksPerS), "–", num(py.NsPerWork), "–", "–", "")
 		}
+	}
+	t.write(w)
+}
+
+func (v view) cluster(w io.Writer) {
+	section(w, "## 7. Cluster: NATS round trips and Map", fmt.Sprintf("%d local worker processes per executor. unsealed and sealed (a pool key) share one NATS server in this process, reached in-process as the embedded default reaches its own; embedded is the default set-up itself (its own server, sealed with the key it generates). Floor: a raw NATS request/reply (8 bytes) from this process, in-process to the server, answered by the unsealed executor's workers over TCP loopback. rtt = one no-op work at a time; Map = 100,000 no-op inputs, ChunkSize 100.", bench.ClusterWorkers))
+	t := &table{head: []string{"mode", "implementation", "µs/work", "spread", "works/s", "allocs/work", "÷ floor", "÷ unsealed"}}
+	floor, un := v.fig("Cluster/rtt/raw-nats", "ns/op"), v.fig("Cluster/rtt/unsealed", "ns/op")
+	for _, impl := range []string{"raw-nats", "unsealed", "sealed", "embedded"} {
+		n := "Cluster/rtt/" + impl
+		if !v.has(n) {
+			continue
+		}
+		lbl := "**aplex-cluster** " + impl
+		if impl == "raw-nats" {
+			lbl = "floor: raw NATS request/reply"
+		}
+		ns := v.fig(n, "ns/op")
+		t.add("rtt", lbl, num(ns/1e3), v.spread(n, "ns/op"), num(v.fig(n, "works/s")), num(v.fig(n, "allocs/op")), ratio(ns, floor), ratio(ns, un))
+	}
+	un = v.fig("Cluster/map/chunk=100/unsealed", "ns/work")
+	for _, impl := range []string{"unsealed", "sealed", "embedded"} {
+		n := "Cluster/map/chunk=100/" + impl
+		if !v.has(n) {
+			continue
+		}
+		ns := v.fig(n, "ns/work")
+		t.add("Map, ChunkSize 100", "**aplex-cluster** "+impl, num(ns/1e3), v.spread(n, "works/s"), num(v.fig(n, "works/s")), num(v.fig(n, "allocs/work")), "–", ratio(ns, un))
 	}
 	t.write(w)
 }

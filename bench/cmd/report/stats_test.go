@@ -131,7 +131,7 @@ func TestTargetFlagsSpreadWiderThanMargin(t *testing.T) {
 			v := view{rs: rs}
 			var found bool
 			for _, tg := range v.targets() {
-				if !strings.Contains(tg.what, "1.2× a raw goroutine") {
+				if !strings.Contains(tg.what, "the go+wg+sem floor") {
 					continue
 				}
 				found = true
