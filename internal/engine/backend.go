@@ -52,9 +52,7 @@ func (b goroutines) startLocked(_ *worker, t *task, keep bool) bool {
 	if keep {
 		return true
 	}
-	if !b.c.runners.handLocked(t) {
-		go b.c.runLocal(t)
-	}
+	b.c.runners.Go(t)
 	return false
 }
 
@@ -67,7 +65,9 @@ func (goroutines) wire() bool { return false }
 // close reports the works that still run after the kill grace: their
 // goroutines cannot be stopped from outside.
 func (b goroutines) close(_ context.Context, drained bool) error {
-	b.c.runners.close()
+	b.c.mu.Lock() // Go runs under it too
+	b.c.runners.Close()
+	b.c.mu.Unlock()
 	if drained {
 		return nil
 	}

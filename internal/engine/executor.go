@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/gopool"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -147,7 +148,10 @@ type core struct {
 	goneCompleted, goneFailed, goneCancelled uint64
 	scaleUps, scaleDowns                     atomic.Uint64
 
-	runners runners // parked goroutines of a thread executor (runners.go)
+	// runners are a thread executor's goroutines: each runs a work, then
+	// the next queued one, then parks for the next dispatched. Go and Close
+	// are called under mu.
+	runners *gopool.Pool[task]
 
 	stopOnce sync.Once
 	stopErr  error
@@ -171,7 +175,7 @@ func newCore(cfg config) *core {
 		c.lb = RoundRobin()
 	}
 	c.be = goroutines{c}
-	c.runners.init(c)
+	c.runners = gopool.New(c.runOne, runnerIdle)
 	c.baseCtx, c.baseCancel = context.WithCancel(context.Background())
 	return c
 }
@@ -388,19 +392,8 @@ func (c *core) drainLocked(keep bool) (next *task) {
 	return next
 }
 
-// runLocal is a runner: a goroutine that runs in-process works, one at a
-// time. It runs t, then the queued works the executor hands it, then waits
-// parked for the next dispatched work until it is retired (runners.go).
-func (c *core) runLocal(t *task) {
-	for t != nil {
-		for t != nil {
-			t = c.runOne(t)
-		}
-		t = c.runners.park()
-	}
-}
-
-// runOne runs t and frees its slot; it returns the next work to run here.
+// runOne runs t on a goroutine of c.runners and frees its slot; it
+// returns the next work for the same goroutine to run.
 func (c *core) runOne(t *task) (next *task) {
 	w := t.w
 	if t.state.Load() == stRunning {

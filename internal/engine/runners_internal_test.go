@@ -63,7 +63,7 @@ func TestParkedRunnerRunsTheNextWork(t *testing.T) {
 	ex := newOneSlotExecutor(t)
 	w := Fn(func(context.Context, int) (int, error) { return goroutineID(), nil })
 	first := mustGet(t, ex, w)
-	waitFor(t, "the runner parked", func() bool { return ex.c.runners.parked.Load() == 1 })
+	waitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
 	if second := mustGet(t, ex, w); second != first {
 		t.Fatalf("the second work ran on goroutine %d, not on the parked runner %d", second, first)
 	}
@@ -108,7 +108,7 @@ func TestReusedRunnerGivesEachWorkItsOwnCtx(t *testing.T) {
 	if _, err := f1.Get(context.Background()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("first work: %v, want context.Canceled", err)
 	}
-	waitFor(t, "the runner parked", func() bool { return ex.c.runners.parked.Load() == 1 })
+	waitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
 
 	// The second, on the same goroutine: none of that.
 	ctx2 := context.WithValue(context.Background(), ctxKey{}, "second")
@@ -157,7 +157,7 @@ func TestIdleRunnersAreRetired(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every runner retired", func() bool { return ex.c.runners.parked.Load() == 0 })
+	waitFor(t, "every runner retired", func() bool { return ex.c.runners.Parked() == 0 })
 	if err := goleak.Find(before); err != nil {
 		t.Fatalf("goroutines left while idle: %v", err)
 	}
@@ -178,7 +178,7 @@ func TestShutdownRetiresParkedRunners(t *testing.T) {
 	for range 3 {
 		mustGet(t, ex, w)
 	}
-	waitFor(t, "a runner parked", func() bool { return ex.c.runners.parked.Load() > 0 })
+	waitFor(t, "a runner parked", func() bool { return ex.c.runners.Parked() > 0 })
 	if err := ex.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestShutdownRetiresParkedRunners(t *testing.T) {
 func TestGoexitOnReusedRunner(t *testing.T) {
 	ex := newOneSlotExecutor(t)
 	mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return 1, nil }))
-	waitFor(t, "the runner parked", func() bool { return ex.c.runners.parked.Load() == 1 })
+	waitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
 	f, err := Submit(context.Background(), ex, Fn(func(context.Context, int) (int, error) { runtime.Goexit(); return 0, nil }), 0)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,151 @@
+package gopool
+
+import (
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// task records the goroutine that ran it, then signals.
+type task struct {
+	gid  int
+	next *task // run on the same goroutine right after
+	done chan struct{}
+	hold chan struct{} // if set, the task waits for it
+}
+
+func newTask() *task { return &task{done: make(chan struct{})} }
+
+func goroutineID() int {
+	var buf [64]byte
+	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
+	id, _ := strconv.Atoi(s[:strings.IndexByte(s, ' ')])
+	return id
+}
+
+func run(t *task) *task {
+	if t.hold != nil {
+		<-t.hold
+	}
+	t.gid = goroutineID()
+	close(t.done)
+	return t.next
+}
+
+// waitFor polls cond, bounded: a goroutine parks just after its task
+// returns, and nothing signals that moment.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// serial serialises Go and Close, as the pool's callers must.
+type serial struct {
+	mu sync.Mutex
+	p  *Pool[task]
+}
+
+func (s *serial) Go(t *task) { s.mu.Lock(); s.p.Go(t); s.mu.Unlock() }
+func (s *serial) Close()     { s.mu.Lock(); s.p.Close(); s.mu.Unlock() }
+
+func newSerial(idle time.Duration) *serial { return &serial{p: New(run, idle)} }
+
+func TestGoReusesAParkedGoroutine(t *testing.T) {
+	s := newSerial(time.Hour)
+	defer s.Close()
+	first := newTask()
+	s.Go(first)
+	<-first.done
+	waitFor(t, "the goroutine parked", func() bool { return s.p.Parked() == 1 })
+	second := newTask()
+	s.Go(second)
+	<-second.done
+	if second.gid != first.gid {
+		t.Fatalf("the second task ran on goroutine %d, not on the parked %d", second.gid, first.gid)
+	}
+}
+
+func TestRunChainsTheNextTaskOnTheSameGoroutine(t *testing.T) {
+	s := newSerial(time.Hour)
+	defer s.Close()
+	first, second := newTask(), newTask()
+	first.next = second
+	s.Go(first)
+	<-second.done
+	if first.gid != second.gid {
+		t.Fatalf("the chained task ran on goroutine %d, not %d", second.gid, first.gid)
+	}
+}
+
+func TestBusyGoroutinesGetCompanyNotAQueue(t *testing.T) {
+	s := newSerial(time.Hour)
+	defer s.Close()
+	// A task that blocks holds its goroutine; the next one must not wait
+	// behind it.
+	blocker := newTask()
+	blocker.hold = make(chan struct{})
+	s.Go(blocker)
+	other := newTask()
+	s.Go(other)
+	<-other.done
+	close(blocker.hold)
+	<-blocker.done
+	if other.gid == blocker.gid {
+		t.Fatal("two tasks at once ran on one goroutine")
+	}
+}
+
+func TestSpareGoroutinesRetireAfterIdle(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	s := newSerial(5 * time.Millisecond)
+	defer s.Close()
+	hold := make(chan struct{})
+	tasks := make([]*task, 8)
+	for i := range tasks {
+		tasks[i] = newTask()
+		tasks[i].hold = hold
+		s.Go(tasks[i])
+	}
+	close(hold)
+	for _, tk := range tasks {
+		<-tk.done
+	}
+	waitFor(t, "every goroutine retired", func() bool { return s.p.Parked() == 0 && goleak.Find(before) == nil })
+	// The pool still serves.
+	again := newTask()
+	s.Go(again)
+	<-again.done
+}
+
+func TestCloseRetiresParkedGoroutines(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	s := newSerial(time.Hour)
+	tk := newTask()
+	s.Go(tk)
+	<-tk.done
+	waitFor(t, "the goroutine parked", func() bool { return s.p.Parked() == 1 })
+	s.Close()
+	if err := goleak.Find(before); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGoAfterCloseRunsTheTask(t *testing.T) {
+	s := newSerial(time.Hour)
+	s.Close()
+	tk := newTask()
+	s.Go(tk)
+	<-tk.done
+}
