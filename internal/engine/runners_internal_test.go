@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -203,5 +204,31 @@ func TestGoexitOnReusedRunner(t *testing.T) {
 	}
 	if got := mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return 2, nil })); got != 2 {
 		t.Fatalf("after a Goexit, a work returned %d", got)
+	}
+}
+
+// TestOnDoneCallbacksRunInRegistrationOrder checks the order of a task's
+// callbacks, kept newest first in their list.
+func TestOnDoneCallbacksRunInRegistrationOrder(t *testing.T) {
+	ex := newOneSlotExecutor(t)
+	release := make(chan struct{})
+	f, err := Submit(context.Background(), ex, Fn(func(context.Context, int) (int, error) { <-release; return 1, nil }), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []int
+	done := make(chan struct{})
+	for i := range 5 {
+		f.OnDone(func(int, error) {
+			order = append(order, i)
+			if i == 4 {
+				close(done)
+			}
+		})
+	}
+	close(release)
+	<-done
+	if !slices.Equal(order, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("callbacks ran in the order %v", order)
 	}
 }
