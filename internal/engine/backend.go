@@ -65,9 +65,7 @@ func (goroutines) wire() bool { return false }
 // close reports the works that still run after the kill grace: their
 // goroutines cannot be stopped from outside.
 func (b goroutines) close(_ context.Context, drained bool) error {
-	b.c.mu.Lock() // Go runs under it too
 	b.c.runners.Close()
-	b.c.mu.Unlock()
 	if drained {
 		return nil
 	}

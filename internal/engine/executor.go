@@ -149,8 +149,8 @@ type core struct {
 	scaleUps, scaleDowns                     atomic.Uint64
 
 	// runners are a thread executor's goroutines: each runs a work, then
-	// the next queued one, then parks for the next dispatched. Go and Close
-	// are called under mu.
+	// the next queued one, then parks for the next dispatched (Go is called
+	// under mu, Close at teardown).
 	runners *gopool.Pool[task]
 
 	stopOnce sync.Once

@@ -14,27 +14,25 @@
 package gopool
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Pool runs tasks of type *T on goroutines it keeps.
-//
-// Go and Close must not run concurrently with each other: the caller
-// serialises them (the executor calls both under its lock). A Go after
-// Close runs its task on a goroutine of its own, which then ends. The
-// pool's own lock is a leaf: it is taken by Close and by the reaper, never
-// while calling run.
+// Pool runs tasks of type *T on goroutines it keeps. Its methods are safe
+// for concurrent use; run is never called under the pool's lock.
 type Pool[T any] struct {
 	run     func(*T) *T
 	idle    time.Duration
-	handoff chan *T // a nil task retires the goroutine that receives it
-	parked  atomic.Int32
+	// handoff is never closed: a nil task retires the goroutine that
+	// receives it, so a Go racing Close never sends on a closed channel.
+	handoff chan *T
+	parked  atomic.Int32 // goroutines parked or about to park
+	closed  atomic.Bool
 
-	mu     sync.Mutex // guards closed against the reaper; see Pool
-	closed bool       // written under mu, by Close; read by Go without it
-	spare  int32      // parked goroutines at the reaper's last tick; under mu
+	mu    sync.Mutex // serialises the reaper's ticks
+	spare int32      // parked goroutines at the last tick; under mu
 
 	// The reaper: one timer, armed while goroutines are parked.
 	armed atomic.Bool
@@ -53,16 +51,14 @@ func New[T any](run func(*T) *T, idle time.Duration) *Pool[T] {
 	return p
 }
 
-// Go runs t on a parked goroutine, or on a new one if none is parked.
+// Go runs t on a parked goroutine, or on a new one if none is parked. After
+// Close, t runs on a goroutine of its own, which then ends.
 func (p *Pool[T]) Go(t *T) {
-	if !p.closed {
-		select {
-		case p.handoff <- t:
-			return
-		default:
-		}
+	select {
+	case p.handoff <- t:
+	default:
+		go p.loop(t)
 	}
-	go p.loop(t)
 }
 
 // loop is a pool goroutine: it runs t and the tasks run returns, then parks
@@ -79,10 +75,16 @@ func (p *Pool[T]) loop(t *T) {
 // park waits for the next task; nil means the goroutine is retired.
 func (p *Pool[T]) park() *T {
 	p.parked.Add(1)
+	// Counted first, then the flag: Close sets the flag, then waits for
+	// every counted goroutine, so none parks unseen after Close.
+	if p.closed.Load() {
+		p.parked.Add(-1)
+		return nil
+	}
 	if !p.armed.Load() && p.armed.CompareAndSwap(false, true) {
 		p.timer.Reset(p.idle)
 	}
-	t := <-p.handoff // nil once closed
+	t := <-p.handoff
 	p.parked.Add(-1)
 	return t
 }
@@ -95,7 +97,7 @@ func (p *Pool[T]) Parked() int { return int(p.parked.Load()) }
 // Retiring one too many costs a goroutine start later, never a task.
 func (p *Pool[T]) tick() {
 	p.mu.Lock()
-	if p.closed {
+	if p.closed.Load() {
 		p.mu.Unlock()
 		return // armed stays set: nothing re-arms a closed pool
 	}
@@ -112,7 +114,8 @@ func (p *Pool[T]) tick() {
 	}
 }
 
-// retireLocked retires up to n parked goroutines.
+// retireLocked retires up to n parked goroutines, those blocked in the
+// hand-off now.
 func (p *Pool[T]) retireLocked(n int32) {
 	for range n {
 		select {
@@ -123,14 +126,21 @@ func (p *Pool[T]) retireLocked(n int32) {
 	}
 }
 
-// Close retires every goroutine, parked now or once its task returns. It
-// does not wait for tasks that still run.
+// Close retires every goroutine: the parked ones before it returns, the
+// others once their task returns. It does not wait for tasks that still
+// run.
 func (p *Pool[T]) Close() {
-	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
-		close(p.handoff)
-	}
-	p.mu.Unlock()
+	p.closed.Store(true)
 	p.timer.Stop()
+	// Every goroutine counted in parked either blocks in the hand-off now
+	// or will, having missed the flag: each takes a nil. The wait is for
+	// goroutines between their count and their receive, a few
+	// instructions away.
+	for p.parked.Load() > 0 {
+		select {
+		case p.handoff <- nil:
+		default:
+			runtime.Gosched()
+		}
+	}
 }

@@ -51,19 +51,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// serial serialises Go and Close, as the pool's callers must.
-type serial struct {
-	mu sync.Mutex
-	p  *Pool[task]
-}
+// pool wraps a Pool for the tests: s.p is the pool, s.Go and s.Close its
+// methods.
+type pool struct{ p *Pool[task] }
 
-func (s *serial) Go(t *task) { s.mu.Lock(); s.p.Go(t); s.mu.Unlock() }
-func (s *serial) Close()     { s.mu.Lock(); s.p.Close(); s.mu.Unlock() }
+func (s pool) Go(t *task) { s.p.Go(t) }
+func (s pool) Close()     { s.p.Close() }
 
-func newSerial(idle time.Duration) *serial { return &serial{p: New(run, idle)} }
+func newPool(idle time.Duration) pool { return pool{New(run, idle)} }
 
 func TestGoReusesAParkedGoroutine(t *testing.T) {
-	s := newSerial(time.Hour)
+	s := newPool(time.Hour)
 	defer s.Close()
 	first := newTask()
 	s.Go(first)
@@ -78,7 +76,7 @@ func TestGoReusesAParkedGoroutine(t *testing.T) {
 }
 
 func TestRunChainsTheNextTaskOnTheSameGoroutine(t *testing.T) {
-	s := newSerial(time.Hour)
+	s := newPool(time.Hour)
 	defer s.Close()
 	first, second := newTask(), newTask()
 	first.next = second
@@ -90,7 +88,7 @@ func TestRunChainsTheNextTaskOnTheSameGoroutine(t *testing.T) {
 }
 
 func TestBusyGoroutinesGetCompanyNotAQueue(t *testing.T) {
-	s := newSerial(time.Hour)
+	s := newPool(time.Hour)
 	defer s.Close()
 	// A task that blocks holds its goroutine; the next one must not wait
 	// behind it.
@@ -109,7 +107,7 @@ func TestBusyGoroutinesGetCompanyNotAQueue(t *testing.T) {
 
 func TestSpareGoroutinesRetireAfterIdle(t *testing.T) {
 	before := goleak.IgnoreCurrent()
-	s := newSerial(5 * time.Millisecond)
+	s := newPool(5 * time.Millisecond)
 	defer s.Close()
 	hold := make(chan struct{})
 	tasks := make([]*task, 8)
@@ -131,7 +129,7 @@ func TestSpareGoroutinesRetireAfterIdle(t *testing.T) {
 
 func TestCloseRetiresParkedGoroutines(t *testing.T) {
 	before := goleak.IgnoreCurrent()
-	s := newSerial(time.Hour)
+	s := newPool(time.Hour)
 	tk := newTask()
 	s.Go(tk)
 	<-tk.done
@@ -143,9 +141,32 @@ func TestCloseRetiresParkedGoroutines(t *testing.T) {
 }
 
 func TestGoAfterCloseRunsTheTask(t *testing.T) {
-	s := newSerial(time.Hour)
+	s := newPool(time.Hour)
 	s.Close()
 	tk := newTask()
 	s.Go(tk)
 	<-tk.done
+}
+
+// TestGoRacingCloseRunsEveryTask checks that Go may race Close: every task
+// runs, nothing panics (the hand-off is never closed) and no goroutine is
+// left.
+func TestGoRacingCloseRunsEveryTask(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	for range 50 {
+		p := New(run, time.Hour)
+		var wg sync.WaitGroup
+		tasks := make([]*task, 8)
+		for i := range tasks {
+			tasks[i] = newTask()
+			wg.Go(func() { p.Go(tasks[i]) })
+		}
+		wg.Go(p.Close)
+		wg.Wait()
+		for _, tk := range tasks {
+			<-tk.done
+		}
+		p.Close()
+	}
+	waitFor(t, "every goroutine ended", func() bool { return goleak.Find(before) == nil })
 }
