@@ -23,8 +23,8 @@ import (
 // Pool runs tasks of type *T on goroutines it keeps. Its methods are safe
 // for concurrent use; run is never called under the pool's lock.
 type Pool[T any] struct {
-	run     func(*T) *T
-	idle    time.Duration
+	run  func(*T) *T
+	idle time.Duration
 	// handoff is never closed: a nil task retires the goroutine that
 	// receives it, so a Go racing Close never sends on a closed channel.
 	handoff chan *T
