@@ -1,7 +1,8 @@
 // Package gopool keeps goroutines that have run a task parked, to run the
-// next one: a goroutine executor's works each get a goroutine of their own
-// while they run (a task may block for as long as it likes), without one
-// being created and destroyed per task.
+// next one: a goroutine executor's works, and a worker's jobs, each get a
+// goroutine of their own while they run (a task may block for as long as
+// it likes), without one being created and destroyed per task, and
+// without a fresh goroutine's stack growing again for each.
 // Waking a parked goroutine costs less than creating one and leaves the
 // scheduler's free lists alone; the bench module's Overhead workload
 // shows the difference.

@@ -19,6 +19,7 @@ func BenchmarkHostJob(b *testing.B) {
 	b.Run("sequential", func(b *testing.B) {
 		done := make(chan struct{}, 1)
 		h := New(Config{Registry: noop, Emit: func(string, wire.Result) { done <- struct{}{} }})
+		defer h.Close()
 		run := &wire.Run{Jobs: []wire.Job{{Name: "noop", Args: arg}}}
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
@@ -38,6 +39,7 @@ func BenchmarkHostJob(b *testing.B) {
 	b.Run("batch-of-256", func(b *testing.B) {
 		var wg sync.WaitGroup
 		h := New(Config{Registry: noop, Emit: func(string, wire.Result) { wg.Done() }})
+		defer h.Close()
 		run := &wire.Run{Jobs: make([]wire.Job, 256)}
 		for i := range run.Jobs {
 			run.Jobs[i] = wire.Job{ID: uint64(i), Name: "noop", Args: arg}

@@ -2,7 +2,7 @@
 // workers (a child re-executed from the same binary) and cluster workers.
 //
 // A Host runs jobs: each job gets its own context, each of its items runs in
-// its own goroutine, and when every item has returned the job's result is
+// its own goroutine (kept parked between jobs: internal/gopool), and when every item has returned the job's result is
 // handed to Config.Emit. The Host knows nothing about its executors; Serve
 // (loop.go) is the one worker loop around it, which drains, kills and
 // leaves the same way whatever carries the messages: a Link, either a byte
@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/gopool"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -104,6 +105,10 @@ type Host struct {
 	base   context.Context
 	limit  int // largest encoded result (wire.ResultBound) that fits a frame
 	encode func(error) *wire.Error
+	// runners run the jobs: a goroutine that ran one parks for the next,
+	// so a job does not pay for a new goroutine nor grow a new stack
+	// (a work that decodes its argument needs more than a fresh one has).
+	runners *gopool.Pool[job]
 
 	mu       sync.Mutex
 	jobs     map[jobKey]*job
@@ -124,6 +129,7 @@ func New(cfg Config) *Host {
 		encode: cfg.EncodeError,
 		jobs:   make(map[jobKey]*job),
 	}
+	h.runners = gopool.New(runJob, runnerIdle)
 	if h.base == nil {
 		h.base = context.Background()
 	}
@@ -135,6 +141,13 @@ func New(cfg Config) *Host {
 	}
 	return h
 }
+
+// runnerIdle is how long a job goroutine may stay parked before it ends.
+const runnerIdle = time.Second
+
+// Close ends the goroutines parked for jobs; those still running a job end
+// when it returns. Serve closes its Host when it returns.
+func (h *Host) Close() { h.runners.Close() }
 
 // Hello returns the handshake message describing this worker.
 func (h *Host) Hello() *wire.Hello {

@@ -554,6 +554,7 @@ func TestHostDirect(t *testing.T) {
 		mu.Unlock()
 		emitted <- struct{}{}
 	}})
+	defer h.Close()
 	// The same id from two executors: ReplyTo keeps them apart.
 	h.Run(&wire.Run{ReplyTo: "a", Jobs: []wire.Job{{ID: 1, Name: "sleep", Args: [][]byte{nil}}}})
 	h.Run(&wire.Run{ReplyTo: "b", Jobs: []wire.Job{{ID: 1, Name: "sleep", Args: [][]byte{nil}}}})

@@ -98,13 +98,19 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 	h.running++
 	h.mu.Unlock()
 
-	// A chunk's items run concurrently, without a goroutine each while
-	// they are quick (see internal/fanout).
+	h.runners.Go(j)
+}
+
+// runJob runs a job's items on a goroutine of Host.runners: a single item
+// in that goroutine, a chunk's items concurrently, without a goroutine each
+// while they are quick (see internal/fanout).
+func runJob(j *job) *job {
 	if len(j.args) == 1 {
-		go j.runItem(0)
+		j.runItem(0)
 	} else {
-		go fanout.Run(len(j.args), j.runItem)
+		fanout.Run(len(j.args), j.runItem)
 	}
+	return nil
 }
 
 // extract runs Config.Extract, turning a panic into the error of the job.

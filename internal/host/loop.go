@@ -173,6 +173,7 @@ func Serve(ctx context.Context, cfg Config, link Link) error {
 	}
 	cfg.Emit = link.Result
 	h := New(cfg)
+	defer h.Close()
 	in := &Inbox{h: h, link: link, drainNow: cfg.AcceptWindow <= 0,
 		leave: make(chan struct{}, 1), kill: make(chan struct{}, 1), gone: make(chan error, 1)}
 	if err := link.Open(h.Hello(), in); err != nil {
