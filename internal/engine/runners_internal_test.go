@@ -5,33 +5,13 @@ import (
 	"errors"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/testutil"
+
 	"go.uber.org/goleak"
 )
-
-// goroutineID returns the calling goroutine's id, from its stack header.
-func goroutineID() int {
-	var buf [64]byte
-	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
-	id, _ := strconv.Atoi(s[:strings.IndexByte(s, ' ')])
-	return id
-}
-
-// waitFor polls cond, bounded: a runner parks, or retires, just after the
-// work it ran has ended, and nothing in the executor signals that moment.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func newOneSlotExecutor(t *testing.T) *Executor {
 	t.Helper()
@@ -62,9 +42,9 @@ type ctxSeen struct {
 // goroutine being made for it.
 func TestParkedRunnerRunsTheNextWork(t *testing.T) {
 	ex := newOneSlotExecutor(t)
-	w := Fn(func(context.Context, int) (int, error) { return goroutineID(), nil })
+	w := Fn(func(context.Context, int) (int, error) { return testutil.GoroutineID(), nil })
 	first := mustGet(t, ex, w)
-	waitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+	testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
 	if second := mustGet(t, ex, w); second != first {
 		t.Fatalf("the second work ran on goroutine %d, not on the parked runner %d", second, first)
 	}
@@ -95,7 +75,7 @@ func TestReusedRunnerGivesEachWorkItsOwnCtx(t *testing.T) {
 			<-ctx.Done()
 		}
 		_, dl := ctx.Deadline()
-		return ctxSeen{goroutineID(), ctx.Value(ctxKey{}), ctx.Err(), dl}, nil
+		return ctxSeen{testutil.GoroutineID(), ctx.Value(ctxKey{}), ctx.Err(), dl}, nil
 	})
 
 	// The first work: a value, a deadline, and a caller who gives up.
@@ -109,7 +89,7 @@ func TestReusedRunnerGivesEachWorkItsOwnCtx(t *testing.T) {
 	if _, err := f1.Get(context.Background()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("first work: %v, want context.Canceled", err)
 	}
-	waitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+	testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
 
 	// The second, on the same goroutine: none of that.
 	ctx2 := context.WithValue(context.Background(), ctxKey{}, "second")
@@ -151,14 +131,14 @@ func TestIdleRunnersAreRetired(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every work runs", func() bool { return ex.c.running.Load() == burst })
+	testutil.WaitFor(t, "every work runs", func() bool { return ex.c.running.Load() == burst })
 	close(release)
 	for _, f := range fs {
 		if _, err := f.Get(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every runner retired", func() bool { return ex.c.runners.Parked() == 0 })
+	testutil.WaitFor(t, "every runner retired", func() bool { return ex.c.runners.Parked() == 0 })
 	if err := goleak.Find(before); err != nil {
 		t.Fatalf("goroutines left while idle: %v", err)
 	}
@@ -179,7 +159,7 @@ func TestShutdownRetiresParkedRunners(t *testing.T) {
 	for range 3 {
 		mustGet(t, ex, w)
 	}
-	waitFor(t, "a runner parked", func() bool { return ex.c.runners.Parked() > 0 })
+	testutil.WaitFor(t, "a runner parked", func() bool { return ex.c.runners.Parked() > 0 })
 	if err := ex.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +174,7 @@ func TestShutdownRetiresParkedRunners(t *testing.T) {
 func TestGoexitOnReusedRunner(t *testing.T) {
 	ex := newOneSlotExecutor(t)
 	mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return 1, nil }))
-	waitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+	testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
 	f, err := Submit(context.Background(), ex, Fn(func(context.Context, int) (int, error) { runtime.Goexit(); return 0, nil }), 0)
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,11 @@
 package gopool
 
 import (
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aplex-go/aplex/internal/testutil"
 
 	"go.uber.org/goleak"
 )
@@ -23,32 +22,13 @@ type task struct {
 
 func newTask() *task { return &task{done: make(chan struct{})} }
 
-func goroutineID() int {
-	var buf [64]byte
-	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
-	id, _ := strconv.Atoi(s[:strings.IndexByte(s, ' ')])
-	return id
-}
-
 func run(t *task) *task {
 	if t.hold != nil {
 		<-t.hold
 	}
-	t.gid = goroutineID()
+	t.gid = testutil.GoroutineID()
 	close(t.done)
 	return t.next
-}
-
-// waitFor polls cond, bounded: a goroutine parks just after its task
-// returns, and nothing signals that moment.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // pool wraps a Pool for the tests: s.p is the pool, s.Go and s.Close its
@@ -66,7 +46,7 @@ func TestGoReusesAParkedGoroutine(t *testing.T) {
 	first := newTask()
 	s.Go(first)
 	<-first.done
-	waitFor(t, "the goroutine parked", func() bool { return s.p.Parked() == 1 })
+	testutil.WaitFor(t, "the goroutine parked", func() bool { return s.p.Parked() == 1 })
 	second := newTask()
 	s.Go(second)
 	<-second.done
@@ -120,7 +100,7 @@ func TestSpareGoroutinesRetireAfterIdle(t *testing.T) {
 	for _, tk := range tasks {
 		<-tk.done
 	}
-	waitFor(t, "every goroutine retired", func() bool { return s.p.Parked() == 0 && goleak.Find(before) == nil })
+	testutil.WaitFor(t, "every goroutine retired", func() bool { return s.p.Parked() == 0 && goleak.Find(before) == nil })
 	// The pool still serves.
 	again := newTask()
 	s.Go(again)
@@ -133,7 +113,7 @@ func TestCloseRetiresParkedGoroutines(t *testing.T) {
 	tk := newTask()
 	s.Go(tk)
 	<-tk.done
-	waitFor(t, "the goroutine parked", func() bool { return s.p.Parked() == 1 })
+	testutil.WaitFor(t, "the goroutine parked", func() bool { return s.p.Parked() == 1 })
 	s.Close()
 	if err := goleak.Find(before); err != nil {
 		t.Fatal(err)
@@ -168,5 +148,5 @@ func TestGoRacingCloseRunsEveryTask(t *testing.T) {
 		}
 		p.Close()
 	}
-	waitFor(t, "every goroutine ended", func() bool { return goleak.Find(before) == nil })
+	testutil.WaitFor(t, "every goroutine ended", func() bool { return goleak.Find(before) == nil })
 }
