@@ -17,7 +17,7 @@
 // starts. Tables show the median of the runs and their spread (the widest
 // run's distance from the median, ±%); the header gives the load average at
 // the start and the end. A target whose spread is wider than the margin
-// between its median and its limit is called unclear, not met or not met.
+// between its median and its limit is called unclear rather than met or not met.
 //
 // Progress goes to stderr, one line as each workload starts and ends; the
 // report goes to stdout. Python's concurrent.futures rows come from
