@@ -109,7 +109,8 @@ type Host struct {
 	jobs     map[jobKey]*job
 	running  int
 	draining bool
-	idle     chan struct{} // closed when running drops to 0; nil until someone waits
+	idle     chan struct{}    // closed when running drops to 0; nil until someone waits
+	paces    map[string]*pace // per work name, once an Inline exists (inline.go)
 }
 
 // New returns a Host with cfg. Emit must be set before the first Run.

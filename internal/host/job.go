@@ -29,18 +29,35 @@ type job struct {
 	// the protocol but must not make the first job unreachable): Cancel
 	// and CancelAll walk the chain. Guarded by Host.mu.
 	sameKey *job
+	// How quick the work was last time, for a link's reader that runs
+	// quick jobs itself (inline.go); nil without one.
+	pace *pace
 }
 
 // Run starts every job of run and returns at once. The arguments' byte
 // slices must stay valid until each job's result is emitted.
 func (h *Host) Run(run *wire.Run) {
 	for i := range run.Jobs {
-		h.start(run.ReplyTo, &run.Jobs[i])
+		if j := h.start(run.ReplyTo, &run.Jobs[i]); j != nil {
+			go j.run()
+		}
 	}
 }
 
-// start launches one job, or answers it at once when it cannot run.
-func (h *Host) start(replyTo string, wj *wire.Job) {
+// run runs the job's items: a single item in the calling goroutine, a
+// chunk's items concurrently, without a goroutine each while they are
+// quick (see internal/fanout).
+func (j *job) run() {
+	if len(j.args) == 1 {
+		j.runItem(0)
+	} else {
+		fanout.Run(len(j.args), j.runItem)
+	}
+}
+
+// start registers one job and returns it, or answers it at once when it
+// cannot run and returns nil.
+func (h *Host) start(replyTo string, wj *wire.Job) *job {
 	var handler Handler
 	ok := false
 	if h.cfg.Registry != nil {
@@ -51,11 +68,11 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 			Code:    wire.CodeUnknownWork,
 			Message: fmt.Sprintf("aplex: work %q is not registered in this worker", wj.Name),
 		})
-		return
+		return nil
 	}
 	if len(wj.Args) == 0 {
 		h.cfg.Emit(replyTo, wire.Result{ID: wj.ID, Items: []wire.Outcome{}})
-		return
+		return nil
 	}
 
 	j := &job{h: h, key: jobKey{replyTo, wj.ID}, handler: handler, args: wj.Args}
@@ -70,7 +87,7 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 		if perr != nil {
 			j.cancel()
 			h.refuse(replyTo, wj, perr)
-			return
+			return nil
 		}
 		j.ctx = ctx
 	}
@@ -89,22 +106,22 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 			Code:    wire.CodeShutdown,
 			Message: "aplex: worker is shutting down",
 		})
-		return
+		return nil
 	}
 	// A duplicate id (a protocol violation) is chained to the job it
 	// repeats: both run, both stay cancellable, finish unlinks only itself.
 	j.sameKey = h.jobs[j.key]
+	if h.paces != nil {
+		j.pace = h.paces[wj.Name]
+		if j.pace == nil {
+			j.pace = new(pace)
+			h.paces[wj.Name] = j.pace
+		}
+	}
 	h.jobs[j.key] = j
 	h.running++
 	h.mu.Unlock()
-
-	// A chunk's items run concurrently, without a goroutine each while
-	// they are quick (see internal/fanout).
-	if len(j.args) == 1 {
-		go j.runItem(0)
-	} else {
-		go fanout.Run(len(j.args), j.runItem)
-	}
+	return j
 }
 
 // extract runs Config.Extract, turning a panic into the error of the job.
