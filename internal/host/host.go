@@ -2,8 +2,9 @@
 // workers (a child re-executed from the same binary) and cluster workers.
 //
 // A Host runs jobs: each job gets its own context, each of its items runs in
-// its own goroutine, and when every item has returned the job's result is
-// handed to Config.Emit. The Host knows nothing about its executors; Serve
+// its own goroutine (except the quick jobs that a process child's reader
+// runs itself, see inline.go), and when every item has returned the job's
+// result is handed to Config.Emit. The Host knows nothing about its executors; Serve
 // (loop.go) is the one worker loop around it, which drains, kills and
 // leaves the same way whatever carries the messages: a Link, either a byte
 // stream of frames (ServeConn, process workers) or NATS (cluster workers).

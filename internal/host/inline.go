@@ -53,9 +53,10 @@ func (p *pace) observe(d time.Duration) { p.quick.Store(d < quickLimit) }
 // quick (see the comment above quickLimit). Its Run is called by one
 // goroutine at a time: the reader of the moment.
 type Inline struct {
-	h        *Host
-	takeover func()
-	watch    *time.Timer
+	h             *Host
+	takeover      func()
+	hold, release func()
+	watch         *time.Timer
 
 	mu    sync.Mutex
 	batch *batch // the jobs the reader runs now; nil when it reads
@@ -75,14 +76,17 @@ type batch struct {
 
 // NewInline returns an Inline for the reader of a link. takeover is
 // called in a goroutine of its own when the reader is held up by a job:
-// it must go on reading in its place.
-func (h *Host) NewInline(takeover func()) *Inline {
+// it must go on reading in its place. hold is called before the reader
+// runs jobs, release once it has finished them or handed the reading on
+// (before takeover): the link holds back their results meanwhile and
+// writes them together at release.
+func (h *Host) NewInline(takeover, hold, release func()) *Inline {
 	h.mu.Lock()
 	if h.paces == nil {
 		h.paces = make(map[string]*pace)
 	}
 	h.mu.Unlock()
-	in := &Inline{h: h, takeover: takeover}
+	in := &Inline{h: h, takeover: takeover, hold: hold, release: release}
 	in.watch = time.AfterFunc(time.Hour, in.check)
 	in.watch.Stop()
 	return in
@@ -117,6 +121,7 @@ func (in *Inline) Run(run *wire.Run) bool {
 	if b == nil {
 		return true
 	}
+	in.hold()
 	in.mu.Lock()
 	in.batch = b
 	in.epoch++
@@ -141,7 +146,11 @@ func (in *Inline) Run(run *wire.Run) bool {
 		in.batch = nil
 	}
 	in.mu.Unlock()
-	return !gone
+	if gone {
+		return false // the watch released the results
+	}
+	in.release()
+	return true
 }
 
 // Stop stops the watch; call it once nobody reads any more.
@@ -197,6 +206,7 @@ func (in *Inline) check() {
 	in.armed = false
 	in.mu.Unlock()
 	b.fanOut()
+	in.release()
 	in.takeover() // this goroutine reads from now on
 }
 
@@ -214,6 +224,7 @@ func (in *Inline) abandon(b *batch) {
 	}
 	in.mu.Unlock()
 	b.fanOut()
+	in.release()
 	go in.takeover()
 }
 
