@@ -65,7 +65,11 @@ type Config[D Dest] struct {
 // variant was measured against it (interleaved runs, 2 busy cores): no
 // round trip was faster, and a cluster Map of chunk 1 was 31% slower
 // (p=0.04), as the work goroutine that found it idle encoded and published
-// while other results waited behind it.
+// while other results waited behind it. The one exception is Release: a
+// process child's reader that ran quick jobs itself writes their results
+// when the Writer is idle, which spares the round trip a thread wake-up
+// (measured: the child's context switches per round trip fell from 2.7
+// to 1.6, with the jobs run in the reader).
 type Writer[D Dest] struct {
 	conn      Conn
 	cfg       Config[D]
