@@ -121,6 +121,55 @@ func BenchmarkCPUBound(b *testing.B) {
 	b.Run("process", func(b *testing.B) { run(b, benchProcess(b, aplex.WithPoolSize(cores))) })
 }
 
+var pSleep10ms = aplex.Register("bench.sleep10ms", func(_ context.Context, x int) (int, error) {
+	time.Sleep(10 * time.Millisecond)
+	return x, nil
+})
+
+// BenchmarkProcessFanOut is BenchmarkFanOut on process workers: 10,000
+// works sleeping 10 ms on 4 processes × 300, wall time against the ideal
+// (ceil(10000/1200) × 10 ms).
+func BenchmarkProcessFanOut(b *testing.B) {
+	const works, pool, per = 10_000, 4, 300
+	ideal := time.Duration((works+pool*per-1)/(pool*per)) * 10 * time.Millisecond
+	ctx := context.Background()
+	ex := benchProcess(b, aplex.WithPoolSize(pool), aplex.WithMaxWorksPerWorker(per))
+	warm := make([]*aplex.Future[int], 2*pool)
+	for i := range warm { // every worker started and serving
+		f, err := aplex.Submit(ctx, ex, pNoop, i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		warm[i] = f
+	}
+	for _, f := range warm {
+		if _, err := f.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		fs := make([]*aplex.Future[int], works)
+		for i := range fs {
+			f, err := aplex.Submit(ctx, ex, pSleep10ms, i)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fs[i] = f
+		}
+		for _, f := range fs {
+			if _, err := f.Get(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	wall := time.Since(start) / time.Duration(b.N)
+	b.ReportMetric(float64(wall.Microseconds())/1e3, "wall-ms")
+	b.ReportMetric(float64(wall)/float64(ideal), "x-ideal")
+}
+
 // BenchmarkProcessAllThenCollect submits b.N no-op works to 2 processes,
 // then collects every result.
 func BenchmarkProcessAllThenCollect(b *testing.B) {

@@ -2,8 +2,10 @@
 // workers (a child re-executed from the same binary) and cluster workers.
 //
 // A Host runs jobs: each job gets its own context, each of its items runs in
-// its own goroutine (kept parked between jobs: internal/gopool), and when
-// every item has returned the job's result is handed to Config.Emit. The Host knows nothing about its executors; Serve
+// its own goroutine (kept parked between jobs: internal/gopool), except the
+// quick jobs that a process child's reader runs itself (inline.go), and
+// when every item has returned the job's result is handed to Config.Emit.
+// The Host knows nothing about its executors; Serve
 // (loop.go) is the one worker loop around it, which drains, kills and
 // leaves the same way whatever carries the messages: a Link, either a byte
 // stream of frames (ServeConn, process workers) or NATS (cluster workers).
@@ -114,7 +116,8 @@ type Host struct {
 	jobs     map[jobKey]*job
 	running  int
 	draining bool
-	idle     chan struct{} // closed when running drops to 0; nil until someone waits
+	idle     chan struct{}    // closed when running drops to 0; nil until someone waits
+	paces    map[string]*pace // per work name, once an Inline exists (inline.go)
 }
 
 // New returns a Host with cfg. Emit must be set before the first Run.

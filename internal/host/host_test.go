@@ -60,6 +60,19 @@ func testRegistry() registry {
 			panic(fmt.Errorf("wrapped: %w", errSentinel))
 		},
 		"goexit": func(context.Context, []byte) ([]byte, error) { runtime.Goexit(); return nil, nil },
+		// mostly is quick, unless its argument says otherwise: "block"
+		// waits for its ctx, "goexit" calls runtime.Goexit. So it is run by
+		// a link's reader (Inline) once it has been quick.
+		"mostly": func(ctx context.Context, arg []byte) ([]byte, error) {
+			switch string(arg) {
+			case "block":
+				<-ctx.Done()
+				return nil, ctx.Err()
+			case "goexit":
+				runtime.Goexit()
+			}
+			return arg, nil
+		},
 		"sleep": func(ctx context.Context, _ []byte) ([]byte, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()
@@ -663,5 +676,56 @@ func TestExtractHeader(t *testing.T) {
 	}
 	if r := c.run(wire.Job{ID: 5, Name: "header", Header: map[string]string{"id": "req-5"}, Args: [][]byte{nil}}); string(r.Items[0].Value) != "req-5" {
 		t.Fatalf("after a panicking Extract the work saw %q", r.Items[0].Value)
+	}
+}
+
+// TestBlockedReaderHandsTheReadingOn: a quick work runs in the link's
+// reader; when one of its jobs blocks, the reader must not stay deaf: the
+// jobs behind it in the same Run still run, and a Cancel sent after it is
+// read and reaches the blocked job.
+func TestBlockedReaderHandsTheReadingOn(t *testing.T) {
+	c := serve(t, Config{})
+	// Quick once, measured in a goroutine: from now on run by the reader.
+	if r := c.run(wire.Job{ID: 1, Name: "mostly", Args: [][]byte{[]byte("quick")}}); r.Items[0].Err != nil {
+		t.Fatalf("quick: %+v", r)
+	}
+	c.send(&wire.Run{Jobs: []wire.Job{
+		{ID: 2, Name: "mostly", Args: [][]byte{[]byte("block")}},
+		{ID: 3, Name: "mostly", Args: [][]byte{[]byte("behind")}},
+	}})
+	if r := c.results(1)[3]; r.Items == nil || string(r.Items[0].Value) != "behind" {
+		t.Fatalf("the job behind the blocked one: %+v", r)
+	}
+	c.send(&wire.Cancel{IDs: []uint64{2}})
+	if r := c.results(1)[2]; r.Items == nil || r.Items[0].Err == nil || r.Items[0].Err.Code != wire.CodeCanceled {
+		t.Fatalf("blocked job after Cancel: %+v", r)
+	}
+	// The reader that blocked has ended; the one that took over serves.
+	if r := c.run(wire.Job{ID: 4, Name: "mostly", Args: [][]byte{[]byte("again")}}); string(r.Items[0].Value) != "again" {
+		t.Fatalf("after the hand-over: %+v", r)
+	}
+}
+
+// TestGoexitInReaderKeepsReading: a work that calls runtime.Goexit while
+// the link's reader runs it ends that goroutine; its job fails, the jobs
+// behind it in the same Run still run, and the link keeps being read.
+func TestGoexitInReaderKeepsReading(t *testing.T) {
+	c := serve(t, Config{})
+	if r := c.run(wire.Job{ID: 1, Name: "mostly", Args: [][]byte{[]byte("quick")}}); r.Items[0].Err != nil {
+		t.Fatalf("quick: %+v", r)
+	}
+	c.send(&wire.Run{Jobs: []wire.Job{
+		{ID: 2, Name: "mostly", Args: [][]byte{[]byte("goexit")}},
+		{ID: 3, Name: "mostly", Args: [][]byte{[]byte("behind"), []byte("chunk")}},
+	}})
+	got := c.results(2)
+	if o := got[2].Items; len(o) != 1 || o[0].Err == nil || !strings.Contains(o[0].Err.Message, "Goexit") {
+		t.Errorf("goexit job: %+v", got[2])
+	}
+	if o := got[3].Items; len(o) != 2 || string(o[0].Value) != "behind" || string(o[1].Value) != "chunk" {
+		t.Errorf("job behind: %+v", got[3])
+	}
+	if r := c.run(wire.Job{ID: 4, Name: "mostly", Args: [][]byte{[]byte("again")}}); string(r.Items[0].Value) != "again" {
+		t.Fatalf("after the Goexit: %+v", r)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/fanout"
 	"github.com/aplex-go/aplex/internal/wire"
@@ -29,18 +30,50 @@ type job struct {
 	// the protocol but must not make the first job unreachable): Cancel
 	// and CancelAll walk the chain. Guarded by Host.mu.
 	sameKey *job
+	// How quick the work was last time, for a link's reader that runs
+	// quick jobs itself (inline.go); nil without one.
+	pace *pace
 }
 
 // Run starts every job of run and returns at once. The arguments' byte
 // slices must stay valid until each job's result is emitted.
 func (h *Host) Run(run *wire.Run) {
 	for i := range run.Jobs {
-		h.start(run.ReplyTo, &run.Jobs[i])
+		if j := h.start(run.ReplyTo, &run.Jobs[i]); j != nil {
+			h.runners.Go(j)
+		}
 	}
 }
 
-// start launches one job, or answers it at once when it cannot run.
-func (h *Host) start(replyTo string, wj *wire.Job) {
+// runJob runs a job on a goroutine of Host.runners (see run).
+func runJob(j *job) *job {
+	j.run()
+	return nil
+}
+
+// run runs the job's items: a single item in the calling goroutine, a
+// chunk's items concurrently, without a goroutine each while they are
+// quick (see internal/fanout). With a pace (a process child's reader runs
+// quick jobs itself, inline.go), it records how long a single item took,
+// so that a work found quick runs in the reader next time; a chunk's items
+// are not measured, since chunks never run in the reader.
+func (j *job) run() {
+	if len(j.args) > 1 {
+		fanout.Run(len(j.args), j.runItem)
+		return
+	}
+	if j.pace == nil {
+		j.runItem(0)
+		return
+	}
+	t0 := time.Now()
+	j.runItem(0)
+	j.pace.observe(time.Since(t0))
+}
+
+// start registers one job and returns it, or answers it at once when it
+// cannot run and returns nil.
+func (h *Host) start(replyTo string, wj *wire.Job) *job {
 	var handler Handler
 	ok := false
 	if h.cfg.Registry != nil {
@@ -51,11 +84,11 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 			Code:    wire.CodeUnknownWork,
 			Message: fmt.Sprintf("aplex: work %q is not registered in this worker", wj.Name),
 		})
-		return
+		return nil
 	}
 	if len(wj.Args) == 0 {
 		h.cfg.Emit(replyTo, wire.Result{ID: wj.ID, Items: []wire.Outcome{}})
-		return
+		return nil
 	}
 
 	j := &job{h: h, key: jobKey{replyTo, wj.ID}, handler: handler, args: wj.Args}
@@ -70,7 +103,7 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 		if perr != nil {
 			j.cancel()
 			h.refuse(replyTo, wj, perr)
-			return
+			return nil
 		}
 		j.ctx = ctx
 	}
@@ -89,28 +122,22 @@ func (h *Host) start(replyTo string, wj *wire.Job) {
 			Code:    wire.CodeShutdown,
 			Message: "aplex: worker is shutting down",
 		})
-		return
+		return nil
 	}
 	// A duplicate id (a protocol violation) is chained to the job it
 	// repeats: both run, both stay cancellable, finish unlinks only itself.
 	j.sameKey = h.jobs[j.key]
+	if h.paces != nil {
+		j.pace = h.paces[wj.Name]
+		if j.pace == nil {
+			j.pace = new(pace)
+			h.paces[wj.Name] = j.pace
+		}
+	}
 	h.jobs[j.key] = j
 	h.running++
 	h.mu.Unlock()
-
-	h.runners.Go(j)
-}
-
-// runJob runs a job's items on a goroutine of Host.runners: a single item
-// in that goroutine, a chunk's items concurrently, without a goroutine each
-// while they are quick (see internal/fanout).
-func runJob(j *job) *job {
-	if len(j.args) == 1 {
-		j.runItem(0)
-	} else {
-		fanout.Run(len(j.args), j.runItem)
-	}
-	return nil
+	return j
 }
 
 // extract runs Config.Extract, turning a panic into the error of the job.

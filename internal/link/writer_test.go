@@ -321,3 +321,81 @@ func TestPerDestinationOrder(t *testing.T) {
 		t.Fatalf("sent %q, want %q", got, want)
 	}
 }
+
+// TestHeldMessagesLeaveTogether: what is queued under a Hold is written at
+// its Release, all in one frame and one system call, by the caller when
+// the Writer is idle (a process child's reader running quick jobs).
+func TestHeldMessagesLeaveTogether(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	cw := &countingWriter{w: pw}
+	w := New(Pipe(cw, 0), Config[Subject]{})
+	w.Start()
+	defer func() { w.Close(); pw.Close() }()
+	rd := wire.NewReader(pr, 0)
+	// A first message, read back: the goroutine has flushed it, and holds
+	// nothing more of the queue.
+	w.Send(Peer, &wire.Heartbeat{WorkerID: "x"})
+	if _, err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	w.Hold()
+	const n = 10
+	for i := range n {
+		w.Result(Peer, wire.Result{ID: uint64(i), Items: []wire.Outcome{{Value: []byte("v")}}})
+	}
+	w.Release()
+	m, err := rd.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, ok := m.(*wire.Results); !ok || len(rs.Results) != n {
+		t.Fatalf("read %v, want one Results of %d", m, n)
+	}
+	w.Close()
+	if cw.n != 2 {
+		t.Errorf("%d writes, want 2 (the heartbeat, the held results)", cw.n)
+	}
+}
+
+// TestCloseWritesHeldMessages: Close writes what a Hold still holds.
+func TestCloseWritesHeldMessages(t *testing.T) {
+	w, _, finish := pipeWriter(t, 0, Config[Subject]{})
+	w.Start()
+	w.Hold()
+	w.Result(Peer, wire.Result{ID: 7, Items: []wire.Outcome{{}}})
+	if msgs := finish(); len(msgs) != 1 || msgs[0].(*wire.Results).Results[0].ID != 7 {
+		t.Fatalf("wrote %v, want the held Results", msgs)
+	}
+}
+
+// TestReleaseWriteErrorIsReported: a write error met by Release fails the
+// Writer like one met by its goroutine: OnError once, then nothing.
+func TestReleaseWriteErrorIsReported(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	defer pw.Close()
+	errs := make(chan error, 2)
+	w := New(Pipe(pw, 0), Config[Subject]{OnError: func(err error) { errs <- err }})
+	w.Start()
+	w.Hold()
+	w.Result(Peer, wire.Result{ID: 1, Items: []wire.Outcome{{}}})
+	w.Release()
+	if err := <-errs; !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("OnError(%v), want EPIPE", err)
+	}
+	w.Hold()
+	w.Result(Peer, wire.Result{ID: 2, Items: []wire.Outcome{{}}})
+	w.Release()
+	w.Close()
+	close(errs)
+	for err := range errs {
+		t.Errorf("OnError called again with %v", err)
+	}
+}

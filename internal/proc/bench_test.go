@@ -4,10 +4,16 @@ package proc
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
@@ -52,11 +58,17 @@ func BenchmarkRoundTrip(b *testing.B) {
 		j := &wire.Job{Name: "noop", Args: [][]byte{nil}}
 		jobs := []*wire.Job{j}
 		b.ReportAllocs()
+		var lat latencies
+		cs := switchesOf(os.Getpid(), w.Info().PID)
 		for i := 0; b.Loop(); i++ {
 			j.ID = uint64(i)
+			t0 := time.Now()
 			w.Send(jobs)
 			<-s.done
+			lat.add(t0)
 		}
+		cs.report(b)
+		lat.report(b)
 	})
 	b.Run("raw-pipes", func(b *testing.B) {
 		childIn, toChild, err := os.Pipe()
@@ -83,15 +95,75 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}()
 		buf := make([]byte, 32)
 		b.ReportAllocs()
+		var lat latencies
+		cs := switchesOf(os.Getpid(), cmd.Process.Pid)
 		for b.Loop() {
+			t0 := time.Now()
 			if _, err := toChild.Write(buf); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := io.ReadFull(fromChild, buf); err != nil {
 				b.Fatal(err)
 			}
+			lat.add(t0)
 		}
+		cs.report(b)
+		lat.report(b)
 	})
+}
+
+// switches counts the voluntary context switches of a parent and its
+// child: a thread that blocks and is woken again costs one, so switches
+// per round trip count the hand-offs between threads, whatever the load
+// of the machine, which makes the times of a shared machine wander.
+type switches struct {
+	parent, child int
+	p0, c0        int
+}
+
+func switchesOf(parent, child int) switches {
+	return switches{parent, child, countSwitches(parent), countSwitches(child)}
+}
+
+func (s switches) report(b *testing.B) {
+	b.ReportMetric(float64(countSwitches(s.parent)-s.p0)/float64(b.N), "parent-sw/op")
+	b.ReportMetric(float64(countSwitches(s.child)-s.c0)/float64(b.N), "child-sw/op")
+}
+
+// countSwitches sums the voluntary context switches over the threads of
+// pid (from /proc/PID/task/TID/status).
+func countSwitches(pid int) int {
+	n := 0
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	for _, f := range tasks {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && k == "voluntary_ctxt_switches" {
+				c, _ := strconv.Atoi(strings.TrimSpace(v))
+				n += c
+			}
+		}
+	}
+	return n
+}
+
+// latencies records round trips to report their median and 90th
+// percentile (p50-ns, p90-ns) beside the mean: on a machine shared with
+// other loads the mean follows the noise, the median much less.
+type latencies []time.Duration
+
+func (l *latencies) add(t0 time.Time) { *l = append(*l, time.Since(t0)) }
+
+func (l latencies) report(b *testing.B) {
+	if len(l) == 0 {
+		return
+	}
+	slices.Sort(l)
+	b.ReportMetric(float64(l[len(l)/2]), "p50-ns")
+	b.ReportMetric(float64(l[len(l)*9/10]), "p90-ns")
 }
 
 // BenchmarkPipelined measures throughput with up to 256 no-op jobs in

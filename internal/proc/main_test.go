@@ -116,9 +116,17 @@ func childRegistry() registry {
 			runtime.KeepAlive(held)
 			return nil, ctx.Err()
 		},
-		// closein closes the request pipe behind the host's back.
+		// closein closes the request pipe behind the host's back, by
+		// putting the read end of a pipe nobody writes in its place: the
+		// host's reader, which may read next in this very goroutine, then
+		// waits forever instead of failing, and only the parent's next
+		// write notices.
 		"closein": func(context.Context, []byte) ([]byte, error) {
-			return nil, syscall.Close(childInFD)
+			var p [2]int
+			if err := syscall.Pipe(p[:]); err != nil {
+				return nil, err
+			}
+			return nil, syscall.Dup3(p[0], childInFD, 0)
 		},
 		// garbage writes a frame of an unknown kind straight onto fd 4.
 		"garbage": func(context.Context, []byte) ([]byte, error) {
