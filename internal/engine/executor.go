@@ -45,10 +45,17 @@ type WorkerInfo struct {
 
 // worker is one member of the pool as the scheduler sees it.
 type worker struct {
+	// Written at every work, by the dispatching goroutine and by the one
+	// that ran it: on cache lines apart from the fields below, which both
+	// only read, so that those reads do not miss.
+	load    atomic.Int32 // works it holds; raised under core.mu, lowered anywhere
+	mu      sync.Mutex   // guards running
+	running taskList
+	_       [128]byte
+
 	slot    int
 	name    string            // WorkerStats.Name: "thread-N", "proc-N", a cluster worker id
 	labels  map[string]string // a cluster worker's labels, copied at Join; never modified
-	load    atomic.Int32      // works it holds; raised under core.mu, lowered anywhere
 	cap     int
 	budget  int // jobs it may still be sent; 0: no limit (xport.Budgeted)
 	retired bool
@@ -56,8 +63,6 @@ type worker struct {
 	leaving atomic.Bool     // its slot was removed (Resize): it leaves once idle
 	conn    xport.Worker    // nil for goroutine workers
 	ctx     context.Context // values for in-process works
-	mu      sync.Mutex      // guards running
-	running taskList
 	stats   *slotStats
 }
 
@@ -113,13 +118,19 @@ type core struct {
 	baseCtx    context.Context // parent of worker-init contexts; ends at teardown
 	baseCancel context.CancelFunc
 
-	mu             sync.Mutex
-	workers        []*worker // live, not retired, in slot order: the balancer's view
-	byConn         map[xport.Worker]*worker
-	gen            uint64
-	queue          taskList
-	space          chan struct{} // closed when the bounded queue frees room; nil: no waiter
-	running        atomic.Int64  // tasks holding a worker slot; lowered without the lock
+	mu      sync.Mutex
+	workers []*worker // live, not retired, in slot order: the balancer's view
+	byConn  map[xport.Worker]*worker
+	gen     uint64
+	queue   taskList
+	space   chan struct{} // closed when the bounded queue frees room; nil: no waiter
+	// running counts the tasks holding a worker slot; lowered without the
+	// lock, by the goroutine that ran the work. It sits on a cache line of
+	// its own, so that those writes do not take the line of mu and the
+	// queue from the goroutine submitting.
+	_              [128]byte
+	running        atomic.Int64
+	_              [128]byte
 	closing        bool
 	down           bool          // teardown began: workers are being stopped; nothing is requeued
 	stopping       atomic.Bool   // mirrors closing for the lock-free release path

@@ -29,8 +29,12 @@ type Pool[T any] struct {
 	// handoff is never closed: a nil task retires the goroutine that
 	// receives it, so a Go racing Close never sends on a closed channel.
 	handoff chan *T
-	parked  atomic.Int32 // goroutines parked or about to park
 	closed  atomic.Bool
+	// parked is written by the pool's goroutines at every task; on a cache
+	// line of its own, away from handoff, which Go reads.
+	_      [128]byte
+	parked atomic.Int32 // goroutines parked or about to park
+	_      [128]byte
 
 	mu    sync.Mutex // serialises the reaper's ticks
 	spare int32      // parked goroutines at the last tick; under mu
