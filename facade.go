@@ -345,13 +345,13 @@ func Main() {
 // an input that calls yield again after it returned false panics, as it
 // would in a range loop.
 //
-// Cost, measured on a 2 vCPU machine (the bench module's Map and Process
-// workloads, 2026-11-30, 5 runs), no-op works: on a thread executor
-// 12-15 M works/s with ChunkSize(100) (0.1 allocations per work) and
-// 0.7 M works/s with ChunkSize(1) (2); on a process executor of 2
-// workers 1.6-1.9 M works/s with ChunkSize(100) (3 allocations per work)
-// and 95-150 k works/s with ChunkSize(1) (10). Chunk works much shorter
-// than a millisecond.
+// Cost, measured on a 2 vCPU machine (the bench module's report,
+// 2026-11-30, medians of 5 interleaved runs), no-op works: on a thread
+// executor 14 M works/s with ChunkSize(100) (0.1 allocations per work) and
+// 0.8 M works/s with ChunkSize(1) (1); on a process executor of 2 workers
+// 1.8 M works/s with ChunkSize(100) (3 allocations per work) and 250 k
+// works/s with ChunkSize(1) (9). Chunk works much shorter than a
+// millisecond.
 func Map[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return engine.Map[A, R](ctx, ex, w, inputs, opts...)
 }
@@ -619,14 +619,15 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 // stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
 // or an error (a binary that does not call Main is reported, not waited on).
 //
-// Cost, measured on a 2 vCPU machine (the bench module's Process workload,
-// 2026-11-30, 5 runs): a no-op round trip through Submit and Get takes
-// 125-154 µs and 6 allocations (a raw pipe ping-pong with the same child:
-// 24-48 µs; go-plugin's net/rpc: 196-221 µs); 2 workers run 130-190 k no-op
-// works/s submitted then collected, 95-150 k with Map and 1.6-1.9 M with
-// Map and ChunkSize(100). Ship works of a millisecond or more, or chunk
-// them. Process workers need Linux or another Unix; see the
-// package doc for what differs outside Linux.
+// Cost, measured on a 2 vCPU machine (the bench module's report,
+// 2026-11-30, medians of 5 interleaved runs): a no-op round trip through
+// Submit and Get takes 84 µs (±10 %) and 6 allocations (a raw pipe
+// ping-pong with the same child: 45 µs; go-plugin's net/rpc: 180 µs); the
+// default pool of 2 workers runs 420 k no-op works/s submitted then
+// collected, 250 k with Map and 1.8 M with Map and ChunkSize(100). Ship
+// works of a millisecond or more, or chunk them. Process workers need
+// Linux or another Unix; see the package doc for what differs outside
+// Linux.
 func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	return engine.NewProcessExecutor(opts...)
 }
@@ -725,13 +726,15 @@ type WorkerStats = engine.WorkerStats
 // encoded or is too large, alone or with the header of propagated values; a
 // propagator that panics) and after Shutdown (ErrClosed).
 //
-// Cost, measured on a 2 vCPU machine (the bench module's Overhead and
-// Process workloads, 2026-11-30, 5 runs): a no-op work submitted, then
-// collected, on a thread executor at its default capacity takes 1.1-1.4 µs
-// and 1 allocation, where a goroutine per work behind a semaphore takes
-// 0.9-1.0 µs in the same runs; on a process executor one round trip takes
-// 125-154 µs and 6 allocations (a raw pipe ping-pong with the same child:
-// 24-48 µs), and works submitted then collected run at 130-190 k works/s.
+// Cost, measured on a 2 vCPU machine (the bench module's report,
+// 2026-11-30, medians of 5 interleaved runs): a no-op work submitted, then
+// collected, on a thread executor at its default capacity takes 1.07 µs
+// (±8 %), 1 allocation of 224 bytes, where a goroutine per work behind a
+// semaphore takes 1.00 µs in the same runs (0.59-0.71 µs and 0.41-0.51 µs
+// on the machine's fast spells); on a process executor one round trip
+// takes 84 µs (±10 %) and 6 allocations (a raw pipe ping-pong with the same
+// child: 45 µs; go-plugin's net/rpc: 180 µs), and works submitted then
+// collected run at 420 k works/s.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return engine.Submit[A, R](ctx, ex, w, arg, opts...)
 }

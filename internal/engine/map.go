@@ -51,13 +51,13 @@ const flushDelay = 5 * time.Millisecond
 // an input that calls yield again after it returned false panics, as it
 // would in a range loop.
 //
-// Cost, measured on a 2 vCPU machine (the bench module's Map and Process
-// workloads, 2026-11-30, 5 runs), no-op works: on a thread executor
-// 12-15 M works/s with ChunkSize(100) (0.1 allocations per work) and
-// 0.7 M works/s with ChunkSize(1) (2); on a process executor of 2
-// workers 1.6-1.9 M works/s with ChunkSize(100) (3 allocations per work)
-// and 95-150 k works/s with ChunkSize(1) (10). Chunk works much shorter
-// than a millisecond.
+// Cost, measured on a 2 vCPU machine (the bench module's report,
+// 2026-11-30, medians of 5 interleaved runs), no-op works: on a thread
+// executor 14 M works/s with ChunkSize(100) (0.1 allocations per work) and
+// 0.8 M works/s with ChunkSize(1) (1); on a process executor of 2 workers
+// 1.8 M works/s with ChunkSize(100) (3 allocations per work) and 250 k
+// works/s with ChunkSize(1) (9). Chunk works much shorter than a
+// millisecond.
 func Map[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs iter.Seq[A], opts ...CallOption) iter.Seq2[R, error] {
 	return mapSeq(ctx, ex, w, inputs, opts, true)
 }

@@ -20,14 +20,15 @@ import (
 // stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
 // or an error (a binary that does not call Main is reported, not waited on).
 //
-// Cost, measured on a 2 vCPU machine (the bench module's Process workload,
-// 2026-11-30, 5 runs): a no-op round trip through Submit and Get takes
-// 125-154 µs and 6 allocations (a raw pipe ping-pong with the same child:
-// 24-48 µs; go-plugin's net/rpc: 196-221 µs); 2 workers run 130-190 k no-op
-// works/s submitted then collected, 95-150 k with Map and 1.6-1.9 M with
-// Map and ChunkSize(100). Ship works of a millisecond or more, or chunk
-// them. Process workers need Linux or another Unix; see the
-// package doc for what differs outside Linux.
+// Cost, measured on a 2 vCPU machine (the bench module's report,
+// 2026-11-30, medians of 5 interleaved runs): a no-op round trip through
+// Submit and Get takes 84 µs (±10 %) and 6 allocations (a raw pipe
+// ping-pong with the same child: 45 µs; go-plugin's net/rpc: 180 µs); the
+// default pool of 2 workers runs 420 k no-op works/s submitted then
+// collected, 250 k with Map and 1.8 M with Map and ChunkSize(100). Ship
+// works of a millisecond or more, or chunk them. Process workers need
+// Linux or another Unix; see the package doc for what differs outside
+// Linux.
 func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	cfg, err := buildConfig(kindProcess, opts)
 	if err != nil {
