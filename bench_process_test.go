@@ -130,11 +130,9 @@ var pSleep10ms = aplex.Register("bench.sleep10ms", func(_ context.Context, x int
 // works sleeping 10 ms on 4 processes × 300, wall time against the ideal
 // (ceil(10000/1200) × 10 ms).
 func BenchmarkProcessFanOut(b *testing.B) {
-	const works, pool, per = 10_000, 4, 300
-	ideal := time.Duration((works+pool*per-1)/(pool*per)) * 10 * time.Millisecond
 	ctx := context.Background()
-	ex := benchProcess(b, aplex.WithPoolSize(pool), aplex.WithMaxWorksPerWorker(per))
-	warm := make([]*aplex.Future[int], 2*pool)
+	ex := benchProcess(b, aplex.WithPoolSize(fanOutPool), aplex.WithMaxWorksPerWorker(fanOutPer))
+	warm := make([]*aplex.Future[int], 2*fanOutPool)
 	for i := range warm { // every worker started and serving
 		f, err := aplex.Submit(ctx, ex, pNoop, i)
 		if err != nil {
@@ -147,27 +145,7 @@ func BenchmarkProcessFanOut(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for range b.N {
-		fs := make([]*aplex.Future[int], works)
-		for i := range fs {
-			f, err := aplex.Submit(ctx, ex, pSleep10ms, i)
-			if err != nil {
-				b.Fatal(err)
-			}
-			fs[i] = f
-		}
-		for _, f := range fs {
-			if _, err := f.Get(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	wall := time.Since(start) / time.Duration(b.N)
-	b.ReportMetric(float64(wall.Microseconds())/1e3, "wall-ms")
-	b.ReportMetric(float64(wall)/float64(ideal), "x-ideal")
+	benchFanOut(b, ex, pSleep10ms)
 }
 
 // BenchmarkProcessAllThenCollect submits b.N no-op works to 2 processes,

@@ -239,25 +239,14 @@ func TestLoneMessageGoesOutAtOnce(t *testing.T) {
 // Writer once: OnError gets the error, and later input is dropped. (A process worker whose fd 3 was closed is
 // lost this way.)
 func TestFirstWriteErrorIsReported(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Close()
-	defer pw.Close()
-	errs := make(chan error, 2)
-	w := New(Pipe(pw, 0), Config[Subject]{OnError: func(err error) { errs <- err }})
-	w.Start()
+	w, errs := brokenPipeWriter(t)
 	w.Jobs(Peer, []*wire.Job{job(1, 1)}, false)
 	if err := <-errs; !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("OnError(%v), want EPIPE", err)
 	}
 	w.Jobs(Peer, []*wire.Job{job(2, 1)}, false)
 	w.Close()
-	close(errs)
-	for err := range errs {
-		t.Errorf("OnError called again with %v", err)
-	}
+	noMoreErrors(t, errs)
 }
 
 // TestDropWritesNothing: after Drop nothing queued is written and no
@@ -375,15 +364,7 @@ func TestCloseWritesHeldMessages(t *testing.T) {
 // TestReleaseWriteErrorIsReported: a write error met by Release fails the
 // Writer like one met by its goroutine: OnError once, then nothing.
 func TestReleaseWriteErrorIsReported(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Close()
-	defer pw.Close()
-	errs := make(chan error, 2)
-	w := New(Pipe(pw, 0), Config[Subject]{OnError: func(err error) { errs <- err }})
-	w.Start()
+	w, errs := brokenPipeWriter(t)
 	w.Hold()
 	w.Result(Peer, wire.Result{ID: 1, Items: []wire.Outcome{{}}})
 	w.Release()
@@ -394,6 +375,29 @@ func TestReleaseWriteErrorIsReported(t *testing.T) {
 	w.Result(Peer, wire.Result{ID: 2, Items: []wire.Outcome{{}}})
 	w.Release()
 	w.Close()
+	noMoreErrors(t, errs)
+}
+
+// brokenPipeWriter returns a started Writer over a pipe whose reader is
+// gone, and the channel its OnError reports to.
+func brokenPipeWriter(t *testing.T) (*Writer[Subject], chan error) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	t.Cleanup(func() { pw.Close() })
+	errs := make(chan error, 2)
+	w := New(Pipe(pw, 0), Config[Subject]{OnError: func(err error) { errs <- err }})
+	w.Start()
+	return w, errs
+}
+
+// noMoreErrors fails the test if OnError reported anything more; the
+// Writer must be closed.
+func noMoreErrors(t *testing.T, errs chan error) {
+	t.Helper()
 	close(errs)
 	for err := range errs {
 		t.Errorf("OnError called again with %v", err)
