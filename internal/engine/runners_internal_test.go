@@ -5,6 +5,8 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,5 +212,75 @@ func TestOnDoneCallbacksRunInRegistrationOrder(t *testing.T) {
 	<-done
 	if !slices.Equal(order, []int{0, 1, 2, 3, 4}) {
 		t.Fatalf("callbacks ran in the order %v", order)
+	}
+}
+
+// countingBalancer picks the first worker with room and counts its calls.
+type countingBalancer struct{ picks atomic.Int32 }
+
+func (b *countingBalancer) Pick(ws Workers, _ any) int {
+	b.picks.Add(1)
+	for i := range ws.Len() {
+		if ws.Available(i) {
+			return i
+		}
+	}
+	return 0
+}
+
+// TestQueuedWorksKeepOrderAndAskTheBalancer checks the path where a work
+// that returns takes the next queued one on its own goroutine
+// (runOne, drainLocked): queued works still start in submission order, on
+// the goroutine that freed the slot, and the balancer is asked for each.
+func TestQueuedWorksKeepOrderAndAskTheBalancer(t *testing.T) {
+	lb := &countingBalancer{}
+	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(1), WithLoadBalancer(lb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := ex.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []int
+	var gids []int
+	w := Fn(func(_ context.Context, i int) (int, error) {
+		if i == 0 {
+			<-release
+		}
+		mu.Lock()
+		order = append(order, i)
+		gids = append(gids, testutil.GoroutineID())
+		mu.Unlock()
+		return i, nil
+	})
+	const n = 5
+	fs := make([]*Future[int], n)
+	for i := range fs {
+		if fs[i], err = Submit(context.Background(), ex, w, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, "the other works queue", func() bool { return ex.c.queue.len() == n-1 })
+	close(release)
+	for i, f := range fs {
+		if v, err := f.Get(context.Background()); v != i || err != nil {
+			t.Fatalf("work %d: %v, %v", i, v, err)
+		}
+	}
+	if !slices.Equal(order, []int{0, 1, 2, 3, 4}) {
+		t.Errorf("ran in the order %v, want submission order", order)
+	}
+	for _, g := range gids[1:] {
+		if g != gids[0] {
+			t.Errorf("queued works ran on goroutines %v, want the one that freed the slot", gids)
+			break
+		}
+	}
+	if got := lb.picks.Load(); got != n {
+		t.Errorf("the balancer was asked %d times, want %d (once per work)", got, n)
 	}
 }
