@@ -101,8 +101,10 @@ type slotStats struct {
 // follows the (acyclic) ctx tree. worker.mu is a leaf too.
 //
 // Nothing outside the core runs under core.mu except Worker.Send,
-// Worker.Cancel, Worker.Slot, Worker.Info, Budgeted.Budget and the load
-// balancer's Pick. Futures end (runner.deliver, fail, task.finish, and so
+// Worker.Cancel, Worker.Slot, Worker.Info, Budgeted.Budget, the load
+// balancer's Pick and the runners' Go (a send that never blocks, and a go
+// statement; gopool's own lock is taken only by its Close and its reaper,
+// never under core.mu). Futures end (runner.deliver, fail, task.finish, and so
 // Future.OnDone callbacks), Worker.Close and Worker.Kill run after it is
 // released, because they may call back into the core: a cluster member's
 // Close and Kill report Sink.Lost synchronously, and a callback may
