@@ -21,6 +21,10 @@ import (
 	"time"
 )
 
+// DefaultIdle is the idle time the project's pools use: goroutines spare
+// for a whole second end.
+const DefaultIdle = time.Second
+
 // Pool runs tasks of type *T on goroutines it keeps. Its methods are safe
 // for concurrent use; run is never called under the pool's lock.
 type Pool[T any] struct {

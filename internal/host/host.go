@@ -132,7 +132,7 @@ func New(cfg Config) *Host {
 		encode: cfg.EncodeError,
 		jobs:   make(map[jobKey]*job),
 	}
-	h.runners = gopool.New(runJob, runnerIdle)
+	h.runners = gopool.New(runJob, gopool.DefaultIdle)
 	if h.base == nil {
 		h.base = context.Background()
 	}
@@ -144,9 +144,6 @@ func New(cfg Config) *Host {
 	}
 	return h
 }
-
-// runnerIdle is how long a job goroutine may stay parked before it ends.
-const runnerIdle = time.Second
 
 // Close ends the goroutines parked for jobs; those still running a job end
 // when it returns. Serve closes its Host when it returns.
