@@ -44,16 +44,8 @@ func TestMetricsOfProcessExecutor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ex.Close()
+	runDoubles(t, ex, 3)
 	ctx := ctxT(t)
-	for i := range 3 {
-		f, err := aplex.Submit(ctx, ex, double, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Get(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
 	f, err := aplex.Submit(ctx, ex, fail, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -121,16 +113,7 @@ func TestMetricsCountRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ex.Close()
-	ctx := ctxT(t)
-	for i := range 3 {
-		f, err := aplex.Submit(ctx, ex, double, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Get(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	runDoubles(t, ex, 3)
 	// The third work ran on the third process: two replaced the first
 	// (a fourth may be starting).
 	reg := prometheus.NewPedanticRegistry()
@@ -150,4 +133,19 @@ func TestMetricsCountRestarts(t *testing.T) {
 		}
 	}
 	t.Fatal("no aplex_worker_restarts_total")
+}
+
+// runDoubles runs n works of double on ex, one after the other.
+func runDoubles(t *testing.T, ex *aplex.Executor, n int) {
+	t.Helper()
+	ctx := ctxT(t)
+	for i := range n {
+		f, err := aplex.Submit(ctx, ex, double, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
