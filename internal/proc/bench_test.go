@@ -51,7 +51,8 @@ func benchTransport(b *testing.B) (xport.Worker, *benchSink) {
 
 // BenchmarkRoundTrip compares one no-op job through the transport (Send →
 // child host → Done) with a raw 32-byte ping-pong over two os.Pipe between
-// the same parent and a child of the same binary: the floor.
+// the same parent and a child of the same binary: the floor, alone and with
+// one goroutine hand-off in the parent (raw-pipes-handoff).
 func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("transport", func(b *testing.B) {
 		w, s := benchTransport(b)
@@ -70,46 +71,86 @@ func BenchmarkRoundTrip(b *testing.B) {
 		cs.report(b)
 		lat.report(b)
 	})
-	b.Run("raw-pipes", func(b *testing.B) {
-		childIn, toChild, err := os.Pipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		fromChild, childOut, err := os.Pipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		exe, _ := os.Executable()
-		cmd := exec.Command(exe)
-		cmd.Env = append(os.Environ(), testModeEnv+"=pingpong")
-		cmd.ExtraFiles = []*os.File{childIn, childOut}
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		childIn.Close()
-		childOut.Close()
-		defer func() {
-			toChild.Close()
-			cmd.Wait()
-			fromChild.Close()
+	b.Run("raw-pipes", func(b *testing.B) { rawPingPong(b, false) })
+	// The same ping-pong with the parent's reads done by a goroutine of
+	// their own that hands each reply to the waiting one over a channel:
+	// the shape of any executor whose caller waits on a future while a
+	// reader goroutine serves the pipe. The hand-off alone, one goroutine
+	// wake-up per round trip, is what separates this floor from the one
+	// above.
+	b.Run("raw-pipes-handoff", func(b *testing.B) { rawPingPong(b, true) })
+}
+
+// rawPingPong is a raw 32-byte ping-pong over two os.Pipe with a child of
+// this binary. With handoff, a reader goroutine reads the replies and
+// hands each to the benchmark's goroutine over a channel.
+func rawPingPong(b *testing.B, handoff bool) {
+	childIn, toChild, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fromChild, childOut, err := os.Pipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), testModeEnv+"=pingpong")
+	cmd.ExtraFiles = []*os.File{childIn, childOut}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	childIn.Close()
+	childOut.Close()
+	replies := make(chan error, 1)
+	readerDone := make(chan struct{})
+	if handoff {
+		go func() {
+			defer close(readerDone)
+			buf := make([]byte, 32)
+			for {
+				_, err := io.ReadFull(fromChild, buf)
+				replies <- err
+				if err != nil {
+					return
+				}
+			}
 		}()
-		buf := make([]byte, 32)
-		b.ReportAllocs()
-		var lat latencies
-		cs := switchesOf(os.Getpid(), cmd.Process.Pid)
-		for b.Loop() {
-			t0 := time.Now()
-			if _, err := toChild.Write(buf); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := io.ReadFull(fromChild, buf); err != nil {
-				b.Fatal(err)
-			}
-			lat.add(t0)
+	} else {
+		close(readerDone)
+	}
+	defer func() {
+		toChild.Close() // the child sees EOF and exits, so the reader does
+		if err := cmd.Wait(); err != nil {
+			b.Error(err)
 		}
-		cs.report(b)
-		lat.report(b)
-	})
+		<-readerDone
+		fromChild.Close()
+	}()
+	buf := make([]byte, 32)
+	b.ReportAllocs()
+	var lat latencies
+	cs := switchesOf(os.Getpid(), cmd.Process.Pid)
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := toChild.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if handoff {
+			err = <-replies
+		} else {
+			_, err = io.ReadFull(fromChild, buf)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat.add(t0)
+	}
+	cs.report(b)
+	lat.report(b)
 }
 
 // switches counts the voluntary context switches of a parent and its
