@@ -71,6 +71,40 @@ func (p *PipePeer) RoundTrips(n int) error {
 	return nil
 }
 
+// RoundTripsHandoff is RoundTrips with the replies read by a goroutine of
+// their own, which hands each to the waiting caller over a channel: the
+// least a round trip costs to an executor whose caller waits on a future
+// while a reader goroutine serves the pipe. It is the raw floor plus one
+// goroutine wake-up per round trip.
+func (p *PipePeer) RoundTripsHandoff(n int) error {
+	// One slot: after a failed write the reader's last send (the error
+	// Close causes) must not block.
+	replies := make(chan error, 1)
+	go func() {
+		var resp [MsgSize]byte
+		for range n {
+			_, err := io.ReadFull(p.r, resp[:])
+			replies <- err
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var req [MsgSize]byte
+	for i := range n {
+		req[0] = byte(i)
+		if _, err := p.w.Write(req[:]); err != nil {
+			// The reader waits for a reply that will not come; Close
+			// ends it.
+			return err
+		}
+		if err := <-replies; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Pipelined sends n requests keeping up to inflight of them unanswered. A
 // writer goroutine writes every request it has a token for in one write
 // (batching as a client that flushes when its queue empties); the reader

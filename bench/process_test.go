@@ -14,7 +14,9 @@ import (
 // one no-op work at a time (rtt: ns/op is one round trip), then 64 and 256
 // in flight (ns/op per work, works/s), against the raw pipe ping-pong floor
 // (one echo child on fds 3/4) and a go-plugin net/rpc plugin in the same
-// run. aplex runs one worker process there, like the floor. Then, on the
+// run; for one at a time also the floor with one goroutine hand-off in the
+// parent (pipe-handoff: a reader goroutine passes each reply to the
+// waiting one). aplex runs one worker process there, like the floor. Then, on the
 // default pool (NumCPU processes): b.N no-op works submitted all then
 // collected (in batches of OverheadBatch), and aplex.Map over 100,000
 // inputs with ChunkSize 1 and 100.
@@ -38,6 +40,15 @@ func BenchmarkProcess(b *testing.B) {
 				return p.Pipelined(b.N, inflight)
 			})
 		})
+		if inflight == 1 {
+			b.Run(name+"/pipe-handoff", func(b *testing.B) {
+				p, err := bench.StartPipePeer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				perWork(b, func() { p.Close() }, func() error { return p.RoundTripsHandoff(b.N) })
+			})
+		}
 		b.Run(name+"/aplex-process", func(b *testing.B) {
 			ex := newProcess(b, one)
 			args := bench.Args(b.N)

@@ -147,11 +147,11 @@ func (v view) mapping(w io.Writer) {
 }
 
 func (v view) process(w io.Writer) {
-	section(w, "## 6. Process round trips and throughput", "One child process each: the floor is a raw ping-pong over a pair of `os.Pipe` on fds 3/4 (32-byte messages, echoed, writes batched while requests queue); aplex runs one worker process; go-plugin v1.8.0 over net/rpc. rtt = one no-op work at a time; in flight = a sliding window of pending works (go-plugin: that many goroutines). CPU: user + system time of the parent and the child per work (getrusage, once the child is reaped).")
+	section(w, "## 6. Process round trips and throughput", "One child process each: the floor is a raw ping-pong over a pair of `os.Pipe` on fds 3/4 (32-byte messages, echoed, writes batched while requests queue); aplex runs one worker process; go-plugin v1.8.0 over net/rpc. For rtt, a second floor reads the replies in a goroutine of its own that hands each to the waiting one over a channel: the raw pipe plus the one goroutine wake-up that any executor whose caller waits on a future pays. rtt = one no-op work at a time; in flight = a sliding window of pending works (go-plugin: that many goroutines). CPU: user + system time of the parent and the child per work (getrusage, once the child is reaped).")
 	t := &table{head: []string{"mode", "implementation", "µs/work", "spread", "works/s", "CPU µs/work", "allocs/work", "÷ floor", "÷ aplex-process"}}
 	for _, mode := range []string{"rtt", "inflight=64", "inflight=256"} {
 		floor, ap := v.fig("Process/"+mode+"/pipe-floor", "ns/op"), v.fig("Process/"+mode+"/aplex-process", "ns/op")
-		for _, impl := range []string{"pipe-floor", "aplex-process", "go-plugin"} {
+		for _, impl := range []string{"pipe-floor", "pipe-handoff", "aplex-process", "go-plugin"} {
 			n := "Process/" + mode + "/" + impl
 			if !v.has(n) {
 				continue
@@ -161,6 +161,8 @@ func (v view) process(w io.Writer) {
 			switch impl {
 			case "pipe-floor":
 				lbl = "floor: raw pipe"
+			case "pipe-handoff":
+				lbl = "floor: raw pipe + one hand-off"
 			case "aplex-process":
 				lbl = "**aplex-process**"
 			}
