@@ -3,8 +3,10 @@ package wire
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"io"
 	"math"
+	"os"
 	"slices"
 )
 
@@ -44,12 +46,20 @@ func frameLimit(max int) int {
 
 // Reader reads frames from a stream. It buffers its input, so nothing else
 // should read the underlying reader once a Reader is in use. A Reader is not
-// safe for concurrent use.
+// safe for concurrent use; goroutines that take turns reading (a process
+// executor's reader and the callers waiting on its futures) must hand it
+// over with a happens-before edge (a lock).
 type Reader struct {
 	br  *bufio.Reader
 	max int
 	hdr [HeaderSize]byte
 	err error // sticky: set once the stream is no longer at a frame boundary
+
+	// A frame in progress, kept across a read deadline (see Next).
+	hdrN   int    // header bytes read
+	inBody bool   // the header is whole and body is allocated
+	body   []byte // the frame's message bytes
+	bodyN  int    // body bytes read
 }
 
 // NewReader returns a Reader of frames from r whose messages may be at most
@@ -67,6 +77,13 @@ func NewReader(r io.Reader, max int) *Reader {
 // the underlying reader leave the stream at an unknown position, so the
 // Reader is then unusable: every later call returns the same error.
 //
+// The one exception is a read deadline (an error matching
+// os.ErrDeadlineExceeded, as an *os.File or a net.Conn returns once its
+// read deadline passed): Next returns it and keeps what it read of the
+// frame, so that a later call, once the deadline is lifted, goes on from
+// there. A deadline is how a goroutine reading the stream is made to stop
+// and let another read (internal/proc).
+//
 // A frame that arrives whole but does not decode yields an error wrapping
 // ErrMalformed or ErrVersion; that frame has been consumed and Next may be
 // called again for the following one.
@@ -78,26 +95,47 @@ func (r *Reader) Next() (Msg, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
-		// io.ReadFull reports io.EOF only when no byte was read, which is
-		// exactly the clean end at a frame boundary.
-		r.err = err
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(r.hdr[:])
-	if uint64(n) > uint64(r.max) {
-		r.err = errTooLarge(uint64(n), r.max)
-		return nil, r.err
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r.br, body); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF // the header promised a body
+	for r.hdrN < HeaderSize {
+		n, err := r.br.Read(r.hdr[r.hdrN:])
+		r.hdrN += n
+		if err != nil && r.hdrN < HeaderSize {
+			if err == io.EOF && r.hdrN > 0 {
+				err = io.ErrUnexpectedEOF // a partial header
+			}
+			// io.EOF with no byte read is exactly the clean end at a
+			// frame boundary.
+			return nil, r.fail(err)
 		}
-		r.err = err
-		return nil, err
 	}
+	if !r.inBody {
+		n := binary.BigEndian.Uint32(r.hdr[:])
+		if uint64(n) > uint64(r.max) {
+			r.err = errTooLarge(uint64(n), r.max)
+			return nil, r.err
+		}
+		r.body, r.bodyN, r.inBody = make([]byte, n), 0, true
+	}
+	for r.bodyN < len(r.body) {
+		n, err := r.br.Read(r.body[r.bodyN:])
+		r.bodyN += n
+		if err != nil && r.bodyN < len(r.body) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // the header promised a body
+			}
+			return nil, r.fail(err)
+		}
+	}
+	body := r.body
+	r.hdrN, r.inBody, r.body = 0, false, nil
 	return Unmarshal(body)
+}
+
+// fail returns err, making it sticky unless it is a read deadline.
+func (r *Reader) fail(err error) error {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		r.err = err
+	}
+	return err
 }
 
 // Writer writes frames to a stream through a buffer; call Flush to push

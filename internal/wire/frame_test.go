@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -344,5 +346,55 @@ func TestPipe(t *testing.T) {
 	}
 	if _, err := r.Next(); err != io.EOF {
 		t.Fatalf("after %d frames: %v, want io.EOF", n, err)
+	}
+}
+
+// deadlineReader yields its parts in turn; a nil part is a read deadline
+// error, as an *os.File returns when a deadline passes mid-stream.
+type deadlineReader struct{ parts [][]byte }
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	if len(d.parts) == 0 {
+		return 0, io.EOF
+	}
+	if d.parts[0] == nil {
+		d.parts = d.parts[1:]
+		return 0, fmt.Errorf("read fd: %w", os.ErrDeadlineExceeded)
+	}
+	n := copy(p, d.parts[0])
+	if d.parts[0] = d.parts[0][n:]; len(d.parts[0]) == 0 {
+		d.parts = d.parts[1:]
+	}
+	return n, nil
+}
+
+// TestReaderResumesAfterReadDeadline cuts a stream of two frames at every
+// byte with a read deadline: Next reports the deadline, not stickily, and
+// the frames then arrive whole and in order.
+func TestReaderResumesAfterReadDeadline(t *testing.T) {
+	first, second := &Bye{WorkerID: "first"}, &Shutdown{Graceful: true}
+	stream := frames(t, first, second)
+	for cut := 1; cut < len(stream); cut++ {
+		src := &deadlineReader{parts: [][]byte{slices.Clone(stream[:cut]), nil, slices.Clone(stream[cut:])}}
+		r := NewReader(src, 0)
+		var got []Msg
+		deadlines := 0
+		for {
+			m, err := r.Next()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				deadlines++
+				continue
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("cut %d: %v", cut, err)
+			}
+			got = append(got, m)
+		}
+		if deadlines != 1 || !reflect.DeepEqual(got, []Msg{first, second}) {
+			t.Fatalf("cut %d: %d deadlines, frames %v; want 1 and both", cut, deadlines, got)
+		}
 	}
 }
