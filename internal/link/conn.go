@@ -16,6 +16,7 @@ package link
 
 import (
 	"io"
+	"syscall"
 
 	"github.com/aplex-go/aplex/internal/wire"
 )
@@ -43,18 +44,101 @@ type Conn interface {
 // Pipe returns a Conn over a byte stream (a process worker's pipe): frames
 // of at most max bytes (max ≤ 0: wire.DefaultMaxFrame), buffered until
 // Flush. Its first error is final: the other end is gone.
+//
+// Over an *os.File in non-blocking mode (what os.Pipe returns, and what a
+// process child makes of its inherited ends) it can also write without
+// blocking its caller, which Writer.Release uses: what the pipe does not
+// take at once is kept, and goes out first at the next blocking write.
 func Pipe(w io.Writer, max int) Conn {
 	if max <= 0 {
 		max = wire.DefaultMaxFrame
 	}
-	return &pipeConn{w: wire.NewWriter(w, max), max: max}
+	out := &pipeOut{w: w}
+	out.rc = rawConn(w)
+	return &pipeConn{out: out, w: wire.NewWriter(out, max), max: max}
 }
 
 type pipeConn struct {
+	out *pipeOut
 	w   *wire.Writer
 	max int
 }
 
 func (p *pipeConn) Max() int                         { return p.max }
 func (p *pipeConn) Write(_ string, m wire.Msg) error { return p.w.Write(m) }
-func (p *pipeConn) Flush() error                     { return p.w.Flush() }
+
+// Flush pushes out what Write buffered; outside try mode it also writes
+// what a try left behind, blocking until the pipe takes it.
+func (p *pipeConn) Flush() error {
+	if err := p.w.Flush(); err != nil {
+		return err
+	}
+	if p.out.try {
+		return nil
+	}
+	return p.out.drain()
+}
+
+// tryStart puts the Conn in try mode, if it can write without blocking:
+// until tryEnd, writes to the stream never block.
+func (p *pipeConn) tryStart() bool {
+	if p.out.rc == nil {
+		return false
+	}
+	p.out.try = true
+	return true
+}
+
+// tryEnd ends try mode and reports whether the stream took everything.
+func (p *pipeConn) tryEnd() (drained bool) {
+	p.out.try = false
+	return len(p.out.rest) == 0
+}
+
+// tryConn is a Conn that can write without blocking (Pipe's).
+type tryConn interface {
+	tryStart() bool
+	tryEnd() (drained bool)
+}
+
+// pipeOut is the byte stream under a pipe Conn's buffer. In try mode a
+// write puts into the stream what it takes at once and keeps the rest,
+// which every later write sends first, so the bytes stay in order.
+type pipeOut struct {
+	w    io.Writer
+	rc   syscall.RawConn // nil: no non-blocking writes
+	try  bool
+	rest []byte // what a try could not write
+}
+
+func (o *pipeOut) Write(p []byte) (int, error) {
+	if !o.try {
+		if err := o.drain(); err != nil {
+			return 0, err
+		}
+		return o.w.Write(p)
+	}
+	n := 0
+	if len(o.rest) == 0 {
+		var err error
+		if n, err = writeNow(o.rc, p); err != nil {
+			return n, err
+		}
+	}
+	o.rest = append(o.rest, p[n:]...)
+	return len(p), nil
+}
+
+// drain writes what a try left behind, blocking.
+func (o *pipeOut) drain() error {
+	if len(o.rest) == 0 {
+		return nil
+	}
+	_, err := o.w.Write(o.rest)
+	if cap(o.rest) > 64<<10 {
+		o.rest = nil // a big Map chunk: do not pin its copy
+	} else {
+		o.rest = o.rest[:0]
+	}
+	return err
+}

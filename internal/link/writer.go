@@ -93,9 +93,10 @@ type Writer[D Dest] struct {
 	// Order: wmu before mu (Release only tries it under mu).
 	wmu sync.Mutex
 	// Used only by the holder of wmu.
-	groups []group[D]
-	jobBuf []wire.Job
-	spare  []op[D] // Release's queue buffer
+	groups  []group[D]
+	jobBuf  []wire.Job
+	spare   []op[D] // Release's queue buffer
+	pending bool    // a Release left bytes in the Conn for the goroutine to flush
 }
 
 type opKind uint8
@@ -209,9 +210,11 @@ func (w *Writer[D]) Hold() {
 // Release ends a Hold. When none is left and something is queued, the
 // caller writes and flushes it itself if nobody is writing, which saves
 // waking the goroutine (another thread: the dearest step of a round
-// trip); otherwise it wakes the goroutine. The caller may block on the
-// Conn, so it must hold no lock that the Writer's other callers need
-// (unlike Jobs, Cancel, Result and Send, which only queue).
+// trip); otherwise it wakes the goroutine. Over a Pipe on a non-blocking
+// file the caller never waits: what the pipe does not take at once is
+// left to the goroutine. Over another Conn the caller may block on it, so
+// it must hold no lock that the Writer's other callers need (unlike Jobs,
+// Cancel, Result and Send, which only queue).
 func (w *Writer[D]) Release() {
 	w.mu.Lock()
 	w.held--
@@ -227,16 +230,27 @@ func (w *Writer[D]) Release() {
 	ops := w.queue
 	w.queue = w.spare[:0]
 	w.mu.Unlock()
+	// Never wait on the Conn when it can help it: on a pipe, what the
+	// other end is not reading (a stopped child) stays buffered for the
+	// goroutine, which waits instead of the caller.
+	tc, try := w.conn.(tryConn)
+	try = try && tc.tryStart()
 	_, err := w.round(ops)
 	if err == nil {
 		err = w.conn.Flush()
 	}
+	left := try && !tc.tryEnd()
 	clear(ops)
 	w.spare = ops[:0]
+	if left {
+		w.pending = true
+	}
 	w.wmu.Unlock()
 	if err != nil {
 		w.fail(err)
 		w.signal() // the goroutine sees the drop and returns
+	} else if left {
+		w.signal()
 	}
 }
 
@@ -289,6 +303,9 @@ func (w *Writer[D]) run() {
 	for {
 		if !dirty {
 			w.wmu.Lock() // a Release may be writing
+		}
+		if w.pending {
+			w.pending, dirty = false, true // a Release left bytes to flush
 		}
 		w.mu.Lock()
 		// Swap the queue with the (empty) one written last time, so the

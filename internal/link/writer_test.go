@@ -4,10 +4,12 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -401,5 +403,67 @@ func noMoreErrors(t *testing.T, errs chan error) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("OnError called again with %v", err)
+	}
+}
+
+// TestReleaseNeverWaitsOnAFullPipe: over a pipe nobody reads (a stopped
+// child), Release returns at once and leaves what the pipe did not take to
+// the goroutine; once the reader drains the pipe, every message arrives
+// whole and in order, the later ones after the held ones.
+func TestReleaseNeverWaitsOnAFullPipe(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	w := New(Pipe(pw, 0), Config[Subject]{})
+	w.Start()
+	// A first message, read back: the goroutine is idle now, so Release
+	// writes itself.
+	w.Send(Peer, &wire.Heartbeat{WorkerID: "x"})
+	rd := wire.NewReader(pr, 0)
+	if _, err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	const size = 1 << 20 // far more than a pipe holds (64 KiB on Linux)
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		w.Hold()
+		w.Jobs(Peer, []*wire.Job{job(1, size)}, false)
+		w.Jobs(Peer, []*wire.Job{job(2, size)}, false)
+		w.Release()
+	}()
+	select {
+	case <-released:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Release blocked on the full pipe")
+	}
+	w.Jobs(Peer, []*wire.Job{job(3, 10)}, false) // behind the held ones
+	got := make(chan []wire.Msg, 1)
+	go func() {
+		var msgs []wire.Msg
+		for {
+			m, err := rd.Next()
+			if err != nil {
+				got <- msgs
+				return
+			}
+			msgs = append(msgs, m)
+		}
+	}()
+	w.Close()
+	pw.Close()
+	var ids []uint64
+	for _, m := range <-got {
+		for _, j := range m.(*wire.Run).Jobs {
+			if len(j.Args[0]) != map[uint64]int{1: size, 2: size, 3: 10}[j.ID] {
+				t.Errorf("job %d arrived with %d bytes", j.ID, len(j.Args[0]))
+			}
+			ids = append(ids, j.ID)
+		}
+	}
+	if !slices.Equal(ids, []uint64{1, 2, 3}) {
+		t.Fatalf("jobs arrived as %v, want [1 2 3]", ids)
 	}
 }

@@ -1,0 +1,13 @@
+//go:build !unix
+
+package link
+
+import (
+	"io"
+	"syscall"
+)
+
+// rawConn returns nil: writes without blocking are Unix only.
+func rawConn(io.Writer) syscall.RawConn { return nil }
+
+func writeNow(syscall.RawConn, []byte) (int, error) { return 0, nil }
