@@ -62,6 +62,8 @@ type worker struct {
 	inView  bool            // in core.workers, the balancer's view
 	leaving atomic.Bool     // its slot was removed (Resize): it leaves once idle
 	conn    xport.Worker    // nil for goroutine workers
+	reader  xport.Reader    // conn, if its replies may be read by a waiter
+	holder  xport.Holder    // conn, if a Submit may write its job itself
 	ctx     context.Context // values for in-process works
 	stats   *slotStats
 }
@@ -130,20 +132,25 @@ type core struct {
 	// lock, by the goroutine that ran the work. It sits on a cache line of
 	// its own, so that those writes do not take the line of mu and the
 	// queue from the goroutine submitting.
-	_              [128]byte
-	running        atomic.Int64
-	_              [128]byte
-	closing        bool
-	down           bool          // teardown began: workers are being stopped; nothing is requeued
-	stopping       atomic.Bool   // mirrors closing for the lock-free release path
-	closed         chan struct{} // closed when closing starts
-	idle           chan struct{} // closed once closing and nothing runs or waits
-	idleSet        bool
-	abandoned      chan struct{} // closed once closing and every work left was cancelled
-	abandonedSet   bool
-	broken         error
-	nextID         uint64
-	jobs           map[uint64]*task
+	_            [128]byte
+	running      atomic.Int64
+	_            [128]byte
+	closing      bool
+	down         bool          // teardown began: workers are being stopped; nothing is requeued
+	stopping     atomic.Bool   // mirrors closing for the lock-free release path
+	closed       chan struct{} // closed when closing starts
+	idle         chan struct{} // closed once closing and nothing runs or waits
+	idleSet      bool
+	abandoned    chan struct{} // closed once closing and every work left was cancelled
+	abandonedSet bool
+	broken       error
+	nextID       uint64
+	jobs         map[uint64]*task
+	// holdSends is set while a Submit dispatches its own work: sendLocked
+	// then holds the worker's link (xport.Holder) and leaves it in held,
+	// which the Submit releases after unlocking, writing the job itself.
+	holdSends      bool
+	held           xport.Holder
 	slots          map[int]*slotStats
 	queueCancelled atomic.Uint64
 	restarts       atomic.Uint64
@@ -267,8 +274,14 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			return err
 		}
 		if c.queue.len() == 0 && c.roomLocked() {
+			c.holdSends = true
 			c.dispatchLocked(t, false)
+			held := c.held
+			c.holdSends, c.held = false, nil
 			c.mu.Unlock()
+			if held != nil {
+				held.Release()
+			}
 			return nil
 		}
 		if c.cfg.queueSize == 0 || c.queue.len() < c.cfg.queueSize {

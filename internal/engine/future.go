@@ -38,8 +38,9 @@ func (f *Future[R]) Get(ctx context.Context) (R, error) {
 		return zero, errors.New("aplex: Get: nil context")
 	}
 	if !f.t.finished() {
+		f.t.readFor(ctx)
 		select {
-		case <-f.t.doneChan():
+		case <-f.t.doneCh():
 		case <-ctx.Done():
 			var zero R
 			return zero, ctx.Err()

@@ -31,6 +31,13 @@ func (c *core) sendLocked(w *worker, t *task) {
 		t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
 	}
 	t.rj.send[0] = &t.rj.job
+	t.rj.on.Store(w)
+	if c.holdSends && w.holder != nil && c.held == nil && w.holder.Hold() {
+		// A Submit's own dispatch, and the worker agreed (xport.Holder):
+		// the Submit writes the job itself once it has let the lock go,
+		// sparing a round trip a thread wake-up.
+		c.held = w.holder
+	}
 	w.conn.Send(t.rj.send[:])
 	// A job budget (WithRecycleAfter) is a hard bound: the worker leaves the
 	// balancer's view with its last job, here under the lock, rather than

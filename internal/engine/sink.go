@@ -58,6 +58,8 @@ func (c *core) join(conn xport.Worker) (restarted *worker) {
 	// Labels) costs Pick nothing; the copy keeps a balancer that writes to
 	// the map from reaching the transport's.
 	w := &worker{slot: conn.Slot(), name: info.ID, cap: capacity, conn: conn, stats: st}
+	w.reader, _ = conn.(xport.Reader)
+	w.holder, _ = conn.(xport.Holder)
 	if len(info.Labels) > 0 {
 		w.labels = maps.Clone(info.Labels)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
 )
 
 var errCanceled = context.Canceled
@@ -83,6 +84,9 @@ type remoteJob struct {
 	job       wire.Job
 	killTimer *time.Timer  // kills the worker if the work ignores a cancel or its deadline
 	send      [1]*wire.Job // backs the slice handed to Worker.Send
+	// on is the worker it was last sent to, for a waiter to read its
+	// replies (xport.Reader); set under core.mu, read without it.
+	on atomic.Pointer[worker]
 }
 
 // closedChan is the Done channel of futures that ended before anyone asked.
@@ -127,12 +131,18 @@ func (t *task) finish(err error, cancelled bool) {
 	t.mu.Lock()
 	t.state.Store(stFinished)
 	t.fired = true
-	if t.done != nil {
-		close(t.done)
+	done := t.done
+	if done != nil {
+		close(done)
 	}
 	cbs := t.callbacks
 	t.callbacks = nil
 	t.mu.Unlock()
+	if done != nil {
+		if r := t.reader(); r != nil {
+			r.Interrupt(done) // a Get reading for t stops (if it did not end t itself)
+		}
+	}
 	// In the order they were registered.
 	var order *callback
 	for cbs != nil {
@@ -154,8 +164,18 @@ type callback struct {
 // finished reports whether the outcome is published.
 func (t *task) finished() bool { return t.state.Load() == stFinished }
 
-// doneChan returns a channel closed once the task has finished.
+// doneChan returns a channel closed once the task has finished, for a
+// caller that will wait on it: a remote task's replies must then be read.
 func (t *task) doneChan() <-chan struct{} {
+	if t.finished() {
+		return closedChan
+	}
+	t.needReplies()
+	return t.doneCh()
+}
+
+// doneCh is doneChan for a caller that reads the replies itself (Get).
+func (t *task) doneCh() <-chan struct{} {
 	if t.finished() {
 		return closedChan
 	}
@@ -180,10 +200,39 @@ func (t *task) onDoneNode(n *callback) {
 	if !t.fired {
 		n.next, t.callbacks = t.callbacks, n
 		t.mu.Unlock()
+		t.needReplies()
 		return
 	}
 	t.mu.Unlock()
 	n.fn()
+}
+
+// reader returns the worker whose replies a waiter for t may read, nil if
+// none (an in-process task, a transport without xport.Reader).
+func (t *task) reader() xport.Reader {
+	if t.rj == nil {
+		return nil
+	}
+	if w := t.rj.on.Load(); w != nil {
+		return w.reader
+	}
+	return nil
+}
+
+// needReplies tells a remote task's worker that its replies are awaited
+// by a channel or a callback rather than by a reading Get.
+func (t *task) needReplies() {
+	if r := t.reader(); r != nil {
+		r.Need()
+	}
+}
+
+// readFor reads the replies of t's worker in the calling goroutine, a Get,
+// while it waits for t, if nobody else reads them (xport.Reader).
+func (t *task) readFor(ctx context.Context) {
+	if r := t.reader(); r != nil {
+		r.ReadUntil(ctx, t.doneCh())
+	}
 }
 
 // cancel ends the future with err unless it already ended. A queued task

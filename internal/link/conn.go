@@ -109,6 +109,12 @@ type pipeOut struct {
 	rc   syscall.RawConn // nil: no non-blocking writes
 	try  bool
 	rest []byte // what a try could not write
+
+	// writeNow's call, bound once, and its argument and results.
+	write func(fd uintptr) bool
+	p     []byte
+	n     int
+	werr  error
 }
 
 func (o *pipeOut) Write(p []byte) (int, error) {
@@ -121,7 +127,7 @@ func (o *pipeOut) Write(p []byte) (int, error) {
 	n := 0
 	if len(o.rest) == 0 {
 		var err error
-		if n, err = writeNow(o.rc, p); err != nil {
+		if n, err = o.writeNow(p); err != nil {
 			return n, err
 		}
 	}

@@ -30,17 +30,14 @@ func rawConn(w io.Writer) syscall.RawConn {
 }
 
 // writeNow writes what the stream takes of p at once, without waiting.
-func writeNow(rc syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var werr error
-	err := rc.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), p)
-			if werr != syscall.EINTR {
-				return true // done, whatever happened: never wait
-			}
-		}
-	})
+func (o *pipeOut) writeNow(p []byte) (int, error) {
+	if o.write == nil {
+		o.write = o.writeRaw // bound once: a closure per call would allocate
+	}
+	o.p = p
+	err := o.rc.Write(o.write)
+	n, werr := o.n, o.werr
+	o.p, o.werr = nil, nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -50,6 +47,17 @@ func writeNow(rc syscall.RawConn, p []byte) (int, error) {
 		return 0, &os.PathError{Op: "write", Path: "pipe", Err: werr}
 	}
 	return n, nil
+}
+
+// writeRaw is writeNow's system call, for RawConn.Write: it is done
+// whatever happened, so the caller never waits for the pipe.
+func (o *pipeOut) writeRaw(fd uintptr) bool {
+	for {
+		o.n, o.werr = syscall.Write(int(fd), o.p)
+		if o.werr != syscall.EINTR {
+			return true
+		}
+	}
 }
 
 func fcntl(fd uintptr, cmd int) (int, error) {

@@ -14,7 +14,10 @@ import (
 // errors, and a write error makes w lost (see fail).
 func newLink(w *worker) *link.Writer[link.Subject] {
 	return link.New(link.Pipe(w.toChild, w.t.cfg.MaxFrame), link.Config[link.Subject]{
-		Reject:  func(_ link.Subject, r wire.Result) { w.t.sink.Done(w, []wire.Result{r}) },
+		Reject: func(_ link.Subject, r wire.Result) {
+			w.inflight.Add(-1)
+			w.t.sink.Done(w, []wire.Result{r})
+		},
 		OnError: w.fail,
 	})
 }

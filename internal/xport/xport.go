@@ -176,6 +176,43 @@ type Budgeted interface {
 	Budget() int
 }
 
+// Holder is implemented by workers whose Send can leave the writing to the
+// caller (process workers). When a Submit dispatches its work, the core
+// calls Hold under its lock, before Send; if Hold agrees, the core calls
+// Release once it has let the lock go, so that the submitting goroutine
+// writes the job itself instead of waking the link's goroutine.
+type Holder interface {
+	// Hold makes what Send queues from now on wait for Release, and
+	// returns true; or it declines (false) when the link's goroutine
+	// would do better: the worker has other jobs in flight, or Submits
+	// come in quick succession, which the goroutine gathers into one
+	// write.
+	Hold() bool
+	// Release writes what Hold kept back, or hands it to the link's
+	// goroutine; it never blocks on I/O. Called without the core's lock.
+	Release()
+}
+
+// Reader is implemented by workers whose replies a caller waiting for one
+// of their jobs may read itself (process workers): a goroutine already
+// waiting in the pipe is woken by the system when the reply arrives, where
+// handing the reply from a reader goroutine to the waiter would cost a
+// wake-up more. The core calls these methods without its lock.
+type Reader interface {
+	// ReadUntil reads and handles the worker's messages (Sink.Done and
+	// all) in the calling goroutine until done is closed or ctx ends,
+	// provided nobody else needs to read them; otherwise it returns at
+	// once. Either way the caller then waits on done as it would have.
+	ReadUntil(ctx context.Context, done <-chan struct{})
+	// Interrupt stops a ReadUntil for done: its future ended otherwise (a
+	// cancel, a loss), and done is closed.
+	Interrupt(done <-chan struct{})
+	// Need asks for the worker's messages to be read without delay: one of
+	// its jobs is awaited other than by ReadUntil (a completion callback,
+	// a select on the future's Done channel).
+	Need()
+}
+
 // Sink receives a transport's events. The core implements it.
 type Sink interface {
 	// Join adds a ready worker to the pool (a new one or a replacement).

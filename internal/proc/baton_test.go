@@ -1,0 +1,175 @@
+//go:build linux
+
+package proc
+
+import (
+	"context"
+	"testing"
+
+	"github.com/aplex-go/aplex/internal/testutil"
+	"github.com/aplex-go/aplex/internal/wire"
+	"github.com/aplex-go/aplex/internal/xport"
+)
+
+// doneSink is a fakeSink that also closes the done channel registered for
+// a job when its result arrives, as the core ends the job's future, and
+// records the goroutine that delivered it.
+type doneSink struct {
+	*fakeSink
+	done map[uint64]chan struct{} // written before the job is sent
+	by   chan int                 // the goroutine of each Done
+}
+
+func (s *doneSink) Done(w xport.Worker, rs []wire.Result) {
+	s.by <- testutil.GoroutineID()
+	for _, r := range rs {
+		if c := s.done[r.ID]; c != nil {
+			close(c)
+		}
+	}
+	s.fakeSink.Done(w, rs)
+}
+
+// startOne starts a transport of one worker whose sink closes done
+// channels.
+func startOne(t *testing.T) (*worker, *doneSink) {
+	t.Helper()
+	tr, err := New(Config{Size: 1, Output: &testutil.Buffer{}, StartTimeout: waitFor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &doneSink{fakeSink: newSink(t), done: map[uint64]chan struct{}{}, by: make(chan int, 64)}
+	if err := tr.Start(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	w := recv(t, s.joined, "Join").(*worker)
+	t.Cleanup(func() { closeAndCheck(t, tr, s.fakeSink) })
+	return w, s
+}
+
+// send sends one job whose result closes the returned channel.
+func (s *doneSink) send(w *worker, j *wire.Job) chan struct{} {
+	c := make(chan struct{})
+	s.done[j.ID] = c
+	w.Send([]*wire.Job{j})
+	return c
+}
+
+// readingInPipe waits until a waiter holds w's baton and reads.
+func readingInPipe(t *testing.T, w *worker) {
+	t.Helper()
+	testutil.WaitFor(t, "a waiter reading the pipe", func() bool {
+		w.rb.mu.Lock()
+		defer w.rb.mu.Unlock()
+		return w.rb.state.Load() == rdWaiter && !w.rb.handling
+	})
+}
+
+// TestWaiterReadsItsReply: a waiter for the one job in flight takes the
+// pipe from the reader goroutine (which holds it from the start) and the
+// reply is delivered on the waiter's goroutine; the next one finds the
+// pipe free and reads too.
+func TestWaiterReadsItsReply(t *testing.T) {
+	w, s := startOne(t)
+	me := testutil.GoroutineID()
+	for i := range 2 {
+		done := s.send(w, job("echo", "x"))
+		w.ReadUntil(context.Background(), done)
+		select {
+		case <-done:
+		default:
+			t.Fatalf("round %d: ReadUntil returned before the reply", i)
+		}
+		if by := recv(t, s.by, "Done"); by != me {
+			t.Fatalf("round %d: the reply was delivered by goroutine %d, not the waiter %d", i, by, me)
+		}
+		recv(t, s.results, "the result")
+	}
+}
+
+// TestInterruptEndsAWaiterInThePipe: a waiter blocked in the pipe for a
+// job that does not answer returns once its done is closed and it is
+// interrupted (a future cancelled locally); the reader goroutine then
+// reads on, so the job's late reply is still delivered.
+func TestInterruptEndsAWaiterInThePipe(t *testing.T) {
+	w, s := startOne(t)
+	j := job("sleep") // waits for its ctx
+	done := s.send(w, j)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		w.ReadUntil(context.Background(), done)
+	}()
+	readingInPipe(t, w)
+	close(done)
+	s.done[j.ID] = nil // ended here; the sink must not close it again
+	w.Interrupt(done)
+	recv(t, returned, "ReadUntil to return")
+	w.Cancel([]uint64{j.ID})
+	if r := recv(t, s.results, "the cancelled job's result"); r.ID != j.ID {
+		t.Fatalf("result of job %d, want %d", r.ID, j.ID)
+	}
+}
+
+// TestCtxEndsAWaiterInThePipe: a waiter blocked in the pipe returns once
+// its ctx ends; the job's reply is read later by the next reader.
+func TestCtxEndsAWaiterInThePipe(t *testing.T) {
+	w, s := startOne(t)
+	j := job("sleep")
+	done := s.send(w, j)
+	ctx, cancel := context.WithCancel(context.Background())
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		w.ReadUntil(ctx, done)
+	}()
+	readingInPipe(t, w)
+	cancel()
+	recv(t, returned, "ReadUntil to return")
+	w.Cancel([]uint64{j.ID})
+	recv(t, done, "the job's reply")
+}
+
+// TestStreamEndWhileAWaiterReads: the child exits while a waiter reads its
+// pipe; the waiter returns and the reader goroutine reports the loss.
+func TestStreamEndWhileAWaiterReads(t *testing.T) {
+	w, s := startOne(t)
+	done := s.send(w, job("exit", "3"))
+	w.ReadUntil(context.Background(), done)
+	if ev := recv(t, s.lost, "Lost"); ev.w != w || ev.cause == nil {
+		t.Fatalf("Lost(%v, %v), want this worker with a cause", ev.w, ev.cause)
+	}
+}
+
+// TestHoldOnlyForRoundTrips: a Submit writes its job itself (Hold agrees)
+// only when the worker serves round trips: its last reply was read by the
+// Get that waited for it, nothing is in flight, and the previous Submit
+// was not just before.
+func TestHoldOnlyForRoundTrips(t *testing.T) {
+	w, s := startOne(t)
+	if w.Hold() {
+		t.Fatal("Hold agreed before any round trip")
+	}
+	done := s.send(w, job("echo", "x"))
+	w.ReadUntil(context.Background(), done)
+	recv(t, s.results, "the result")
+	if !w.roundTrips.Load() {
+		t.Fatal("a Get read its own reply, but the worker is not marked as serving round trips")
+	}
+	w.lastHold.Store(-int64(directGap)) // long ago
+	if !w.Hold() {
+		t.Fatal("Hold declined a round trip")
+	}
+	w.Release()
+	if w.Hold() {
+		t.Fatal("Hold agreed to a second Submit right after the first")
+	}
+	w.lastHold.Store(-int64(directGap))
+	j := job("sleep") // in flight until cancelled
+	s.send(w, j)
+	if w.Hold() {
+		t.Fatal("Hold agreed with a job in flight")
+	}
+	w.Cancel([]uint64{j.ID})
+	recv(t, s.results, "the cancelled job's result")
+}

@@ -1,0 +1,243 @@
+package aplex_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/testutil"
+)
+
+// A Get on a process work reads its worker's pipe itself when nobody else
+// does (internal/proc/reader.go). These tests cover what that must not
+// break: a future that ends otherwise (Cancel, the caller's ctx) still
+// ends its Get at once, and replies nobody reads for are still read.
+
+// finishedOn records the goroutine that delivered each WorkFinished.
+type finishedOn struct{ ids chan int }
+
+func (o *finishedOn) ObserveWork(ctx context.Context, e aplex.WorkEvent) context.Context {
+	if e.Kind == aplex.WorkFinished {
+		o.ids <- testutil.GoroutineID()
+	}
+	return ctx
+}
+
+func (*finishedOn) ObserveWorker(aplex.WorkerEvent) {}
+
+// TestGetReadsItsOwnReply: one work at a time, the reply is read and the
+// future ended by the goroutine waiting in Get, not handed to it by the
+// worker's reader goroutine (a thread wake-up more per round trip).
+func TestGetReadsItsOwnReply(t *testing.T) {
+	obs := &finishedOn{ids: make(chan int, 100)}
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithObserver(obs), aplex.WithWorkerOutput(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	me := testutil.GoroutineID()
+	const n = 20
+	mine := 0
+	for i := range n {
+		if got := mustGet(t, mustSubmit(t, ex, pDouble, i)); got != 2*i {
+			t.Fatalf("double(%d) = %d", i, got)
+		}
+		if <-obs.ids == me {
+			mine++
+		}
+	}
+	// The first Get takes the pipe from the reader goroutine, and a reply
+	// that beats the hand-over is delivered by the goroutine: on a loaded
+	// machine some may be. One proves the path; most is the rule.
+	t.Logf("%d of %d replies read by the waiting Get", mine, n)
+	if mine == 0 {
+		t.Fatal("no reply was read by the Get that waited for it")
+	}
+}
+
+// pBlockUntil says it started by writing marker+".started", then ignores
+// its ctx until the file marker exists.
+var pBlockUntil = aplex.Register("test.block-until", func(_ context.Context, marker string) (int, error) {
+	os.WriteFile(marker+".started", nil, 0o600)
+	if _, err := testutil.AwaitMarker(marker); err != nil {
+		return 0, err
+	}
+	return 7, nil
+})
+
+// blockedWork submits pBlockUntil and waits until it runs; release lets it
+// return.
+func blockedWork(t *testing.T, ex *aplex.Executor) (f *aplex.Future[int], release func()) {
+	t.Helper()
+	marker := filepath.Join(t.TempDir(), "release")
+	f = mustSubmit(t, ex, pBlockUntil, marker)
+	if _, err := testutil.AwaitMarker(marker + ".started"); err != nil {
+		t.Fatal(err)
+	}
+	return f, func() {
+		if err := os.WriteFile(marker, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// getAsync runs f.Get(ctx) on a goroutine of its own.
+func getAsync(ctx context.Context, f *aplex.Future[int]) chan error {
+	got := make(chan error, 1)
+	go func() {
+		_, err := f.Get(ctx)
+		got <- err
+	}()
+	return got
+}
+
+// TestCancelEndsAPendingGet: a Get waiting for a process work that ignores
+// its ctx (reading the pipe, or waiting for whoever reads it) returns as
+// soon as the future is cancelled, not when the worker is killed (the kill
+// grace is a minute); the pipe is read on afterwards. internal/proc's
+// TestInterruptEndsAWaiterInThePipe holds a waiter in the pipe for sure.
+func TestCancelEndsAPendingGet(t *testing.T) {
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(time.Minute), aplex.WithWorkerOutput(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	mustGet(t, mustSubmit(t, ex, pDouble, 1)) // the worker is up, the pipe free
+	f, release := blockedWork(t, ex)
+	got := getAsync(ctxT(t), f)
+	if !f.Cancel() {
+		t.Fatal("Cancel of a running work returned false")
+	}
+	select {
+	case err := <-got:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Get after Cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Get still waits after Cancel")
+	}
+	release()
+	// The pipe is read on: the worker answers the next work.
+	if got := mustGet(t, mustSubmit(t, ex, pDouble, 4)); got != 8 {
+		t.Fatalf("next work: %d", got)
+	}
+}
+
+// TestGetCtxEndsOnAProcessWork: a Get whose ctx ends while it waits for a
+// process work returns ctx.Err(), the work goes on, and a later Get has
+// its result (internal/proc's TestCtxEndsAWaiterInThePipe holds a waiter
+// in the pipe for sure).
+func TestGetCtxEndsOnAProcessWork(t *testing.T) {
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithWorkerOutput(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	mustGet(t, mustSubmit(t, ex, pDouble, 1))
+	f, release := blockedWork(t, ex)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	got := getAsync(ctx, f)
+	cancel()
+	select {
+	case err := <-got:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Get after its ctx ended: %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Get still waits after its ctx ended")
+	}
+	release()
+	if v := mustGet(t, f); v != 7 {
+		t.Fatalf("the work's result: %d, want 7", v)
+	}
+}
+
+// TestRepliesNobodyGetsAreRead: after a Get that read the pipe left it,
+// replies awaited by a callback, by a select on Done, or by nobody at all
+// are read too.
+func TestRepliesNobodyGetsAreRead(t *testing.T) {
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithWorkerOutput(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	ctx := ctxT(t)
+
+	mustGet(t, mustSubmit(t, ex, pDouble, 1))
+	called := make(chan int, 1)
+	mustSubmit(t, ex, pDouble, 2).OnDone(func(v int, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		called <- v
+	})
+	select {
+	case v := <-called:
+		if v != 4 {
+			t.Fatalf("OnDone got %d", v)
+		}
+	case <-ctx.Done():
+		t.Fatal("OnDone never ran")
+	}
+
+	mustGet(t, mustSubmit(t, ex, pDouble, 1))
+	f := mustSubmit(t, ex, pDouble, 3)
+	select {
+	case <-f.Done():
+	case <-ctx.Done():
+		t.Fatal("Done never closed")
+	}
+
+	mustGet(t, mustSubmit(t, ex, pDouble, 1))
+	before := completed(ex)
+	for i := range 3 {
+		mustSubmit(t, ex, pDouble, i) // nobody looks at these futures
+	}
+	waitFor(t, "the unawaited works to complete", func() bool { return completed(ex) >= before+3 })
+}
+
+// completed is how many works the executor completed.
+func completed(ex *aplex.Executor) uint64 { return ex.Stats().Completed }
+
+// TestManyGetsOnOneWorker: Gets racing for one worker's pipe (one reads,
+// the others wait for it or for the reader goroutine) all get their
+// results.
+func TestManyGetsOnOneWorker(t *testing.T) {
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithWorkerOutput(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	ctx := ctxT(t)
+	var bad atomic.Int32
+	done := make(chan struct{})
+	const goroutines, each = 8, 50
+	for g := range goroutines {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				x := g*each + i
+				f, err := aplex.Submit(ctx, ex, pDouble, x)
+				if err != nil {
+					bad.Add(1)
+					return
+				}
+				if v, err := f.Get(ctx); err != nil || v != 2*x {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	for range goroutines {
+		<-done
+	}
+	if n := bad.Load(); n > 0 {
+		t.Fatalf("%d works failed or returned a wrong value", n)
+	}
+}
