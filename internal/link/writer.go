@@ -69,7 +69,10 @@ type Config[D Dest] struct {
 // process child's reader that ran quick jobs itself writes their results
 // when the Writer is idle, which spares the round trip a thread wake-up
 // (measured: the child's context switches per round trip fell from 2.7
-// to 1.6, with the jobs run in the reader).
+// to 1.6, with the jobs run in the reader), and so does a Submit on the
+// executor's side when its worker serves round trips (xport.Holder). Over
+// a pipe, Release never waits on it: the goroutine writes what the pipe
+// does not take at once.
 type Writer[D Dest] struct {
 	conn      Conn
 	cfg       Config[D]

@@ -17,8 +17,11 @@ import (
 
 // worker is one child process. The core talks to it through the
 // xport.Worker methods, which only queue; the link's goroutine (writer.go)
-// turns the queue into frames and one reader goroutine (reader.go) delivers
-// results, then reaps the process and reports its loss.
+// turns the queue into frames, unless a round trip's Submit writes its job
+// itself (Hold, Release). Results are delivered by a Get waiting for the
+// worker's only job, which reads the pipe itself, or else by the reader
+// goroutine (baton.go), which also reaps the process and reports its loss
+// (reader.go).
 type worker struct {
 	t         *Transport
 	slotIdx   int

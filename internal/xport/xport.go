@@ -26,6 +26,11 @@
 //     Close (from inside Sink.Retire or Sink.Done, after the core released
 //     its lock: a retired worker that just became idle) and Kill (from the
 //     kill-grace timer's goroutine).
+//   - Holder.Hold runs under core.mu (a Submit's dispatch, before Send);
+//     Holder.Release and the Reader methods run without it, on the
+//     goroutine of a Submit, a Get, or whatever ends or awaits a future
+//     (Interrupt, Need). Reader.ReadUntil calls Sink.Done on the Get's
+//     goroutine, so it runs completion callbacks there.
 //
 // Hence the rules for a transport:
 //
@@ -56,8 +61,9 @@
 //
 //   - process (internal/proc): Join from Start's goroutine and from the
 //     slot's supervisor (a replacement); Retire (recycling) and Broken
-//     from the supervisor; Done from the worker's reader goroutine, and
-//     from its writer goroutine for a job too large for a frame; Lost
+//     from the supervisor; Done from the worker's reader goroutine or a
+//     Get reading the pipe in its place (Reader), and from its writer
+//     goroutine for a job too large for a frame; Lost
 //     from the reader goroutine, once, after the writer has stopped.
 //   - cluster: Join from the NATS handler goroutines of the hello subject
 //     and the executor's inbox (discover answers); Retire from the
