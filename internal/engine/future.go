@@ -77,9 +77,12 @@ func (f *Future[R]) Cancelled() bool {
 // OnDone calls fn with the outcome once the future ends: at once, in the
 // calling goroutine, if it has; otherwise in the goroutine that ends it, so
 // fn should be quick. That goroutine is the executor's (the work's own, or
-// the one reading a worker's results), and the executor's shutdown waits
-// for it: fn must not call Shutdown or Close of that executor, nor wait for
-// something that does. Hand such work to a goroutine of your own.
+// the one reading a worker's results; on a process executor, that may be
+// a Get waiting for another work of the same worker, which reads the
+// results itself), and the executor's shutdown waits for it: fn must not
+// call Shutdown or Close of that executor, nor wait for something that
+// does. Hand such work to a goroutine of your own. A panic in fn ends the
+// program.
 func (f *Future[R]) OnDone(fn func(R, error)) {
 	if fn == nil {
 		return

@@ -3,7 +3,9 @@ package proc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +143,19 @@ func (w *worker) ReadUntil(ctx context.Context, done <-chan struct{}) {
 		stop = context.AfterFunc(ctx, func() { w.Interrupt(done) })
 	}
 	ended, own := false, false
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+		if own {
+			w.roundTrips.Store(true)
+		}
+		p := recover()
+		w.leave(ended)
+		if p != nil {
+			crash(p)
+		}
+	}()
 	for {
 		// Between frames. A future or ctx that ended meanwhile is either
 		// seen here, or its Interrupt (after handling is false) sets a
@@ -177,13 +192,17 @@ func (w *worker) ReadUntil(ctx context.Context, done <-chan struct{}) {
 		}
 		break
 	}
-	if stop != nil {
-		stop()
-	}
-	if own {
-		w.roundTrips.Store(true)
-	}
-	w.leave(ended)
+}
+
+// crash ends the program with p, a panic from a completion callback (or an
+// observer) that ran while a Get read the pipe. On the reader goroutine it
+// would have ended the program; re-raised in the Get's goroutine, a caller
+// that recovers would leave the other futures of that reply unfinished.
+// So it ends the program the same way, with the callback's stack.
+func crash(p any) {
+	stack := debug.Stack()
+	go panic(fmt.Sprintf("%v [recovered and re-raised: a completion callback panicked while Future.Get read a process worker's replies]\n\n%s", p, stack))
+	select {}
 }
 
 // cancelEvict withdraws a waiter's request for the baton: false means it

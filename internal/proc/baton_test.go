@@ -4,6 +4,12 @@ package proc
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/aplex-go/aplex/internal/testutil"
@@ -172,4 +178,49 @@ func TestHoldOnlyForRoundTrips(t *testing.T) {
 	}
 	w.Cancel([]uint64{j.ID})
 	recv(t, s.results, "the cancelled job's result")
+}
+
+// panicSink's Done panics, as a completion callback can.
+type panicSink struct{ *fakeSink }
+
+func (panicSink) Done(xport.Worker, []wire.Result) { panic("callback boom") }
+
+// callbackPanicChild is the test binary in callbackpanic mode: a Get
+// reads a reply whose callback panics, in a caller that recovers. The
+// program must end with the panic, as when the reader goroutine ran the
+// callback; returning would leave the other futures of that reply
+// unfinished.
+func callbackPanicChild() {
+	os.Unsetenv(testModeEnv) // its own workers serve
+	tr, err := New(Config{Size: 1, Output: io.Discard, StartTimeout: waitFor})
+	if err != nil {
+		panic(err)
+	}
+	s := panicSink{&fakeSink{joined: make(chan xport.Worker, 1)}}
+	if err := tr.Start(context.Background(), s); err != nil {
+		panic(err)
+	}
+	w := (<-s.joined).(*worker)
+	func() {
+		defer func() { recover() }() // the caller of Get recovers
+		w.Send([]*wire.Job{job("echo", "x")})
+		w.ReadUntil(context.Background(), make(chan struct{}))
+	}()
+	fmt.Println("the program went on after the panic")
+	os.Exit(0)
+}
+
+// TestCallbackPanicInAReadingGetEndsTheProgram: see callbackPanicChild.
+func TestCallbackPanicInAReadingGetEndsTheProgram(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), testModeEnv+"=callbackpanic")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "callback boom") {
+		t.Fatalf("exit %v, output:\n%s\nwant exit status 2 with the callback's panic", err, out)
+	}
 }

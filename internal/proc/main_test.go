@@ -35,8 +35,11 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(testModeEnv) == "pingpong" {
+	switch os.Getenv(testModeEnv) {
+	case "pingpong":
 		os.Exit(pingPongChild())
+	case "callbackpanic":
+		callbackPanicChild()
 	}
 	if IsChild() {
 		if f := os.Getenv(failFileEnv); f != "" {
