@@ -162,7 +162,11 @@ func (a *attacker) poolSubjects(msgs []*nats.Msg) (workerSubj, inbox string, hb 
 		}
 	}
 	if workerSubj == "" || inbox == "" {
-		a.t.Fatalf("captured no worker subject or inbox in %d messages", len(msgs))
+		var subs []string
+		for _, m := range msgs {
+			subs = append(subs, m.Subject)
+		}
+		a.t.Fatalf("captured no worker subject or inbox in %d messages: %v", len(msgs), subs)
 	}
 	sub, err := a.nc.SubscribeSync("aplex.default.hb.*")
 	if err != nil {
