@@ -28,6 +28,9 @@ func (w *worker) readLoop() {
 		b.state.Store(rdLoop)
 		b.mu.Unlock()
 		if w.readAsLoop() {
+			b.mu.Lock()
+			b.ended = true // a Get finds nothing to read here
+			b.mu.Unlock()
 			return
 		}
 	}
