@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -163,4 +165,65 @@ func FuzzUnmarshalValue(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzReaderDeadlines cuts a stream with read deadlines at positions the
+// fuzzer picks: Next must yield the same frames and errors as without the
+// cuts, each deadline reported at most once and never sticky.
+func FuzzReaderDeadlines(f *testing.F) {
+	const max = 512
+	for _, b := range smallSamples(f) {
+		if len(b) <= max {
+			f.Add(append(binaryLen(len(b)), b...), []byte{1, 3, 7})
+		}
+	}
+	f.Add([]byte{0, 0, 0, 2, Version, 99, 0, 0}, []byte{0, 2, 5})
+	f.Fuzz(func(t *testing.T, b, cuts []byte) {
+		if len(cuts) > 64 {
+			cuts = cuts[:64]
+		}
+		want, deadlines := readOutcomes(t, NewReader(bytes.NewReader(b), max))
+		if deadlines != 0 {
+			t.Fatal("a deadline without one")
+		}
+		var parts [][]byte
+		pos := 0
+		for _, c := range cuts {
+			n := int(c) % (len(b) - pos + 1)
+			parts = append(parts, append([]byte{}, b[pos:pos+n]...), nil)
+			pos += n
+		}
+		parts = append(parts, append([]byte{}, b[pos:]...))
+		got, deadlines := readOutcomes(t, NewReader(&deadlineReader{parts: parts}, max))
+		if deadlines > len(cuts) { // fewer: the stream ended before a cut
+			t.Fatalf("%d deadlines reported, %d set", deadlines, len(cuts))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("with deadlines:\n%q\nwithout:\n%q", got, want)
+		}
+	})
+}
+
+// readOutcomes reads r to its terminal error and returns each frame's
+// encoding or error, and how many read deadlines it met on the way.
+func readOutcomes(t *testing.T, r *Reader) (outcomes []string, deadlines int) {
+	for range 10_000 {
+		m, err := r.Next()
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			deadlines++
+		case err == nil:
+			re, err := Marshal(m)
+			if err != nil {
+				t.Fatalf("re-encoding %+v: %v", m, err)
+			}
+			outcomes = append(outcomes, string(re))
+		case err == io.EOF, err == io.ErrUnexpectedEOF, errors.Is(err, ErrFrameTooLarge):
+			return append(outcomes, err.Error()), deadlines
+		default:
+			outcomes = append(outcomes, err.Error())
+		}
+	}
+	t.Fatal("no end after 10,000 calls")
+	return nil, 0
 }
