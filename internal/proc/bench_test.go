@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,10 +20,12 @@ import (
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
-// benchSink counts finished jobs on a channel.
+// benchSink counts finished jobs on a channel, and closes next (if set)
+// at the next result, as the core ends a future.
 type benchSink struct {
 	joined chan xport.Worker
 	done   chan struct{}
+	next   atomic.Pointer[chan struct{}]
 }
 
 func (s *benchSink) Join(w xport.Worker)                              { s.joined <- w }
@@ -31,6 +34,10 @@ func (s *benchSink) Lost(xport.Worker, error)                         {}
 func (s *benchSink) Broken(error)                                     {}
 func (s *benchSink) Outstanding(xport.Worker) ([]*wire.Job, []uint64) { return nil, nil }
 func (s *benchSink) Done(_ xport.Worker, rs []wire.Result) {
+	if next := s.next.Swap(nil); next != nil {
+		close(*next)
+		return
+	}
 	for range rs {
 		s.done <- struct{}{}
 	}
@@ -49,23 +56,34 @@ func benchTransport(b *testing.B) (xport.Worker, *benchSink) {
 	return <-s.joined, s
 }
 
-// BenchmarkRoundTrip compares one no-op job through the transport (Send →
-// child host → Done) with a raw 32-byte ping-pong over two os.Pipe between
-// the same parent and a child of the same binary: the floor, alone and with
-// one goroutine hand-off in the parent (raw-pipes-handoff).
+// BenchmarkRoundTrip compares one no-op job through the transport, used
+// as the core uses it for a Submit then a Get (Hold, Send, Release, then
+// ReadUntil the result is in: child host → Done on this goroutine), with a
+// raw 32-byte ping-pong over two os.Pipe between the same parent and a
+// child of the same binary: the floor, alone and with one goroutine
+// hand-off in the parent (raw-pipes-handoff).
 func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("transport", func(b *testing.B) {
-		w, s := benchTransport(b)
+		xw, s := benchTransport(b)
+		w := xw.(*worker)
 		j := &wire.Job{Name: "noop", Args: [][]byte{nil}}
 		jobs := []*wire.Job{j}
+		ctx := context.Background()
 		b.ReportAllocs()
 		var lat latencies
 		cs := switchesOf(os.Getpid(), w.Info().PID)
 		for i := 0; b.Loop(); i++ {
 			j.ID = uint64(i)
 			t0 := time.Now()
+			done := make(chan struct{})
+			s.next.Store(&done) // closed by Done, on this goroutine or the reader's
+			held := w.Hold()
 			w.Send(jobs)
-			<-s.done
+			if held {
+				w.Release()
+			}
+			w.ReadUntil(ctx, done)
+			<-done
 			lat.add(t0)
 		}
 		cs.report(b)
