@@ -26,13 +26,13 @@ import (
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-11-30, medians of 5 interleaved runs): a no-op work submitted, then
-// collected, on a thread executor at its default capacity takes 1.07 µs
-// (±8 %), 1 allocation of 224 bytes, where a goroutine per work behind a
-// semaphore takes 1.00 µs in the same runs (0.59-0.71 µs and 0.41-0.51 µs
+// collected, on a thread executor at its default capacity takes 1.14 µs
+// (±12 %), 1 allocation of 224 bytes, where a goroutine per work behind a
+// semaphore takes 1.04 µs in the same runs (0.59-0.71 µs and 0.41-0.51 µs
 // on the machine's fast spells); on a process executor one round trip
-// takes 84 µs (±10 %) and 6 allocations (a raw pipe ping-pong with the same
-// child: 45 µs; go-plugin's net/rpc: 180 µs), and works submitted then
-// collected run at 420 k works/s.
+// takes 50 µs (±9 %) and 6 allocations (a raw pipe ping-pong with the same
+// child: 45 µs; go-plugin's net/rpc: 176 µs), and works submitted then
+// collected run at 410 k works/s.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return submit(ctx, ex, w, arg, opts, true)
 }
