@@ -19,6 +19,18 @@ import (
 // break: a future that ends otherwise (Cancel, the caller's ctx) still
 // ends its Get at once, and replies nobody reads for are still read.
 
+// oneProcess starts a process executor of one worker, closed at the end
+// of the test.
+func oneProcess(t *testing.T, opts ...aplex.Option) *aplex.Executor {
+	t.Helper()
+	ex, err := aplex.NewProcessExecutor(append([]aplex.Option{aplex.WithPoolSize(1), aplex.WithWorkerOutput(io.Discard)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close() })
+	return ex
+}
+
 // finishedOn records the goroutine that delivered each WorkFinished.
 type finishedOn struct{ ids chan int }
 
@@ -36,11 +48,7 @@ func (*finishedOn) ObserveWorker(aplex.WorkerEvent) {}
 // worker's reader goroutine (a thread wake-up more per round trip).
 func TestGetReadsItsOwnReply(t *testing.T) {
 	obs := &finishedOn{ids: make(chan int, 100)}
-	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithObserver(obs), aplex.WithWorkerOutput(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
+	ex := oneProcess(t, aplex.WithObserver(obs))
 	me := testutil.GoroutineID()
 	const n = 20
 	mine := 0
@@ -97,31 +105,34 @@ func getAsync(ctx context.Context, f *aplex.Future[int]) chan error {
 	return got
 }
 
+// wantCanceled checks that an asynchronous Get returned context.Canceled
+// after what ended it.
+func wantCanceled(t *testing.T, got chan error, after string) {
+	t.Helper()
+	select {
+	case err := <-got:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Get after %s: %v, want context.Canceled", after, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Get still waits after %s", after)
+	}
+}
+
 // TestCancelEndsAPendingGet: a Get waiting for a process work that ignores
 // its ctx (reading the pipe, or waiting for whoever reads it) returns as
 // soon as the future is cancelled, not when the worker is killed (the kill
 // grace is a minute); the pipe is read on afterwards. internal/proc's
 // TestInterruptEndsAWaiterInThePipe holds a waiter in the pipe for sure.
 func TestCancelEndsAPendingGet(t *testing.T) {
-	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(time.Minute), aplex.WithWorkerOutput(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
+	ex := oneProcess(t, aplex.WithKillGrace(time.Minute))
 	mustGet(t, mustSubmit(t, ex, pDouble, 1)) // the worker is up, the pipe free
 	f, release := blockedWork(t, ex)
 	got := getAsync(ctxT(t), f)
 	if !f.Cancel() {
 		t.Fatal("Cancel of a running work returned false")
 	}
-	select {
-	case err := <-got:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Get after Cancel: %v, want context.Canceled", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Get still waits after Cancel")
-	}
+	wantCanceled(t, got, "Cancel")
 	release()
 	// The pipe is read on: the worker answers the next work.
 	if got := mustGet(t, mustSubmit(t, ex, pDouble, 4)); got != 8 {
@@ -134,24 +145,13 @@ func TestCancelEndsAPendingGet(t *testing.T) {
 // its result (internal/proc's TestCtxEndsAWaiterInThePipe holds a waiter
 // in the pipe for sure).
 func TestGetCtxEndsOnAProcessWork(t *testing.T) {
-	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithWorkerOutput(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
+	ex := oneProcess(t)
 	mustGet(t, mustSubmit(t, ex, pDouble, 1))
 	f, release := blockedWork(t, ex)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	got := getAsync(ctx, f)
 	cancel()
-	select {
-	case err := <-got:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Get after its ctx ended: %v, want context.Canceled", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Get still waits after its ctx ended")
-	}
+	wantCanceled(t, got, "its ctx ended")
 	release()
 	if v := mustGet(t, f); v != 7 {
 		t.Fatalf("the work's result: %d, want 7", v)
@@ -162,11 +162,7 @@ func TestGetCtxEndsOnAProcessWork(t *testing.T) {
 // replies awaited by a callback, by a select on Done, or by nobody at all
 // are read too.
 func TestRepliesNobodyGetsAreRead(t *testing.T) {
-	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithWorkerOutput(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
+	ex := oneProcess(t)
 	ctx := ctxT(t)
 
 	mustGet(t, mustSubmit(t, ex, pDouble, 1))
@@ -209,11 +205,7 @@ func completed(ex *aplex.Executor) uint64 { return ex.Stats().Completed }
 // the others wait for it or for the reader goroutine) all get their
 // results.
 func TestManyGetsOnOneWorker(t *testing.T) {
-	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithWorkerOutput(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Close()
+	ex := oneProcess(t)
 	ctx := ctxT(t)
 	var bad atomic.Int32
 	done := make(chan struct{})

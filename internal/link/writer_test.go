@@ -222,16 +222,9 @@ func TestTooLargeResultIsAnError(t *testing.T) {
 // TestLoneMessageGoesOutAtOnce: a message queued to an idle Writer is
 // flushed without waiting for more.
 func TestLoneMessageGoesOutAtOnce(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	w := New(Pipe(pw, 0), Config[Subject]{})
-	w.Start()
-	defer func() { w.Close(); pw.Close() }()
+	w, rd, _ := startedPipeWriter(t, nil)
 	w.Send(Peer, &wire.Heartbeat{WorkerID: "x"})
-	m, err := wire.NewReader(pr, 0).Next()
+	m, err := rd.Next()
 	if err != nil || m.(*wire.Heartbeat).WorkerID != "x" {
 		t.Fatalf("read %v, %v; want the Heartbeat", m, err)
 	}
@@ -317,16 +310,11 @@ func TestPerDestinationOrder(t *testing.T) {
 // its Release, all in one frame and one system call, by the caller when
 // the Writer is idle (a process child's reader running quick jobs).
 func TestHeldMessagesLeaveTogether(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	cw := &countingWriter{w: pw}
-	w := New(Pipe(cw, 0), Config[Subject]{})
-	w.Start()
-	defer func() { w.Close(); pw.Close() }()
-	rd := wire.NewReader(pr, 0)
+	var cw *countingWriter
+	w, rd, _ := startedPipeWriter(t, func(pw io.Writer) io.Writer {
+		cw = &countingWriter{w: pw}
+		return cw
+	})
 	// A first message, read back: the goroutine has flushed it, and holds
 	// nothing more of the queue.
 	w.Send(Peer, &wire.Heartbeat{WorkerID: "x"})
@@ -380,6 +368,25 @@ func TestReleaseWriteErrorIsReported(t *testing.T) {
 	noMoreErrors(t, errs)
 }
 
+// startedPipeWriter returns a started Writer over an os.Pipe (through out,
+// if not nil, which wraps the pipe's write end), a frame reader of the
+// pipe and its write end; the test's cleanup closes them all.
+func startedPipeWriter(t *testing.T, out func(io.Writer) io.Writer) (*Writer[Subject], *wire.Reader, *os.File) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dst io.Writer = pw
+	if out != nil {
+		dst = out(pw)
+	}
+	w := New(Pipe(dst, 0), Config[Subject]{})
+	w.Start()
+	t.Cleanup(func() { w.Close(); pw.Close(); pr.Close() })
+	return w, wire.NewReader(pr, 0), pw
+}
+
 // brokenPipeWriter returns a started Writer over a pipe whose reader is
 // gone, and the channel its OnError reports to.
 func brokenPipeWriter(t *testing.T) (*Writer[Subject], chan error) {
@@ -411,17 +418,10 @@ func noMoreErrors(t *testing.T, errs chan error) {
 // the goroutine; once the reader drains the pipe, every message arrives
 // whole and in order, the later ones after the held ones.
 func TestReleaseNeverWaitsOnAFullPipe(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	w := New(Pipe(pw, 0), Config[Subject]{})
-	w.Start()
+	w, rd, pw := startedPipeWriter(t, nil)
 	// A first message, read back: the goroutine is idle now, so Release
 	// writes itself.
 	w.Send(Peer, &wire.Heartbeat{WorkerID: "x"})
-	rd := wire.NewReader(pr, 0)
 	if _, err := rd.Next(); err != nil {
 		t.Fatal(err)
 	}
