@@ -91,8 +91,10 @@ type slotStats struct {
 //
 // Lock order: core.mu, then worker.mu (the worker's running list: dispatch,
 // runningTasks under the lock), then the transport's own locks, taken
-// inside Worker.Send and Worker.Cancel, which run under core.mu
-// (sendLocked, cancelRemote). core.mu may also be held while a task.mu is
+// inside Worker.Send, Worker.Cancel and Holder.Hold, which run under
+// core.mu (sendLocked, cancelRemote). Holder.Release and the Reader
+// methods run without it; a Reader's ReadUntil calls Sink.Done, which
+// takes core.mu, from a Get holding no lock. core.mu may also be held while a task.mu is
 // taken: when the caller's ctx is itself a work's ctx (a workCtx, which is
 // its task), calling its Done or Err and registering or stopping a watch on
 // it (t.parent.Done() and context.AfterFunc in submit and sendLocked,
@@ -103,7 +105,7 @@ type slotStats struct {
 // follows the (acyclic) ctx tree. worker.mu is a leaf too.
 //
 // Nothing outside the core runs under core.mu except Worker.Send,
-// Worker.Cancel, Worker.Slot, Worker.Info, Budgeted.Budget, the load
+// Worker.Cancel, Worker.Slot, Worker.Info, Budgeted.Budget, Holder.Hold, the load
 // balancer's Pick and the runners' Go (a send that never blocks, and a go
 // statement; gopool's own lock is taken only by its Close and its reaper,
 // never under core.mu). Futures end (runner.deliver, fail, task.finish, and so
