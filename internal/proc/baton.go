@@ -159,9 +159,17 @@ func (w *worker) ReadUntil(ctx context.Context, done <-chan struct{}) {
 	for {
 		// Between frames. A future or ctx that ended meanwhile is either
 		// seen here, or its Interrupt (after handling is false) sets a
-		// deadline that ends the read below at once.
+		// deadline that ends the read below at once. An Interrupt seen
+		// before is lifted first: if it was for this turn, done or ctx
+		// says so below; it may also be stale (the late AfterFunc of an
+		// earlier Get of the same future, whose ctx ended), and must not
+		// stop this one.
 		b.mu.Lock()
 		b.handling = false
+		if b.interrupted {
+			b.interrupted = false
+			w.fromChild.SetReadDeadline(time.Time{})
+		}
 		b.mu.Unlock()
 		select {
 		case <-done:

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/testutil"
 	"github.com/aplex-go/aplex/internal/wire"
@@ -167,6 +168,7 @@ func TestHoldOnlyForRoundTrips(t *testing.T) {
 		t.Fatal("Hold declined a round trip")
 	}
 	w.Release()
+	w.lastHold.Store(int64(time.Since(w.t.epoch) + time.Hour)) // the previous Submit: just now, whatever the machine's pace
 	if w.Hold() {
 		t.Fatal("Hold agreed to a second Submit right after the first")
 	}
@@ -222,5 +224,30 @@ func TestCallbackPanicInAReadingGetEndsTheProgram(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "callback boom") {
 		t.Fatalf("exit %v, output:\n%s\nwant exit status 2 with the callback's panic", err, out)
+	}
+}
+
+// TestStaleInterruptDoesNotStopAWaiter: an Interrupt for a done that is
+// not closed, with the waiter's ctx alive (the late AfterFunc of an earlier
+// Get of the same future, whose ctx ended), must not stop the waiter for
+// good: it read nothing ever again, spinning on the deadline, and the
+// future's last Get waited forever.
+func TestStaleInterruptDoesNotStopAWaiter(t *testing.T) {
+	w, s := startOne(t)
+	j := job("sleep")
+	done := s.send(w, j)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		w.ReadUntil(context.Background(), done)
+	}()
+	readingInPipe(t, w)
+	w.Interrupt(done) // stale: done is open, the ctx alive
+	w.Cancel([]uint64{j.ID})
+	recv(t, returned, "ReadUntil to read the reply and return")
+	select {
+	case <-done:
+	default:
+		t.Fatal("ReadUntil returned before the reply")
 	}
 }
