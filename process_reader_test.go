@@ -3,6 +3,7 @@ package aplex_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -231,5 +232,92 @@ func TestManyGetsOnOneWorker(t *testing.T) {
 	}
 	if n := bad.Load(); n > 0 {
 		t.Fatalf("%d works failed or returned a wrong value", n)
+	}
+}
+
+// TestReaderTurnsUnderMixedUse: one goroutine, then several racing, use
+// one worker with every way to await a process work (Get, a Get whose ctx
+// ends, Cancel then Get, OnDone, Done, nothing), so that the pipe changes
+// readers in every order; every future must end, with the right value
+// where one is due. Alone, each Get may read the pipe (its work is the
+// only one in flight); racing, most wait for the reader goroutine.
+func TestReaderTurnsUnderMixedUse(t *testing.T) {
+	for _, goroutines := range []int{1, 6} {
+		t.Run(fmt.Sprint(goroutines), func(t *testing.T) { mixedUse(t, goroutines) })
+	}
+}
+
+func mixedUse(t *testing.T, goroutines int) {
+	ex := oneProcess(t)
+	ctx := ctxT(t)
+	const each = 60
+	var bad atomic.Int32
+	fail := func() { bad.Add(1) }
+	futures := make([][]*aplex.Future[int], goroutines)
+	done := make(chan struct{})
+	for g := range goroutines {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				x := g*each + i
+				f, err := aplex.Submit(ctx, ex, pDouble, x)
+				if err != nil {
+					fail()
+					return
+				}
+				futures[g] = append(futures[g], f)
+				switch i % 6 {
+				case 0: // Get
+					if v, err := f.Get(ctx); err != nil || v != 2*x {
+						fail()
+					}
+				case 1: // a Get whose ctx ends at once; a later Get has it
+					short, cancel := context.WithCancel(ctx)
+					cancel()
+					f.Get(short)
+					if v, err := f.Get(ctx); err != nil || v != 2*x {
+						fail()
+					}
+				case 2: // Cancel, then Get: cancelled or done
+					f.Cancel()
+					if v, err := f.Get(ctx); err != nil && !errors.Is(err, context.Canceled) || err == nil && v != 2*x {
+						fail()
+					}
+				case 3: // OnDone
+					got := make(chan int, 1)
+					f.OnDone(func(v int, _ error) { got <- v })
+					select {
+					case v := <-got:
+						if v != 2*x {
+							fail()
+						}
+					case <-ctx.Done():
+						fail()
+					}
+				case 4: // a select on Done
+					select {
+					case <-f.Done():
+					case <-ctx.Done():
+						fail()
+					}
+				case 5: // nobody waits now; checked below
+				}
+			}
+		}()
+	}
+	for range goroutines {
+		<-done
+	}
+	for g := range goroutines {
+		for _, f := range futures[g] {
+			select {
+			case <-f.Done():
+			case <-ctx.Done():
+				t.Fatal("a future never ended")
+			}
+		}
+	}
+	if n := bad.Load(); n > 0 {
+		t.Fatalf("%d awaits failed or got a wrong value", n)
 	}
 }
