@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -203,9 +204,21 @@ func callbackPanicChild() {
 		panic(err)
 	}
 	w := (<-s.joined).(*worker)
+	j := job("sleep") // answers once cancelled, below: by then the waiter reads
+	w.Send([]*wire.Job{j})
+	go func() {
+		for end := time.Now().Add(waitFor); time.Now().Before(end); runtime.Gosched() {
+			w.rb.mu.Lock()
+			reading := w.rb.state.Load() == rdWaiter && !w.rb.handling
+			w.rb.mu.Unlock()
+			if reading {
+				break
+			}
+		}
+		w.Cancel([]uint64{j.ID})
+	}()
 	func() {
 		defer func() { recover() }() // the caller of Get recovers
-		w.Send([]*wire.Job{job("echo", "x")})
 		w.ReadUntil(context.Background(), make(chan struct{}))
 	}()
 	fmt.Println("the program went on after the panic")
