@@ -66,11 +66,44 @@ func (s *doneSink) send(w *worker, j *wire.Job) chan struct{} {
 // readingInPipe waits until a waiter holds w's baton and reads.
 func readingInPipe(t *testing.T, w *worker) {
 	t.Helper()
-	testutil.WaitFor(t, "a waiter reading the pipe", func() bool {
+	if !waitReading(w) {
+		t.Fatal("no waiter read the pipe")
+	}
+}
+
+// readOwnReply sends a job that answers only once cancelled, and reads
+// its reply as a waiting Get does; the job is cancelled once the waiter
+// reads the pipe, so that the reply cannot reach the reader goroutine
+// first, however loaded the machine. It returns the reply's done channel.
+func readOwnReply(t *testing.T, w *worker, s *doneSink) chan struct{} {
+	t.Helper()
+	j := job("sleep")
+	done := s.send(w, j)
+	cancelled := make(chan struct{})
+	go func() {
+		defer close(cancelled)
+		if !waitReading(w) {
+			t.Error("the waiter never read the pipe")
+		}
+		w.Cancel([]uint64{j.ID})
+	}()
+	w.ReadUntil(context.Background(), done)
+	<-cancelled
+	return done
+}
+
+// waitReading waits, for at most waitFor, until a waiter holds w's baton
+// and reads; it may be called from any goroutine.
+func waitReading(w *worker) bool {
+	for end := time.Now().Add(waitFor); time.Now().Before(end); runtime.Gosched() {
 		w.rb.mu.Lock()
-		defer w.rb.mu.Unlock()
-		return w.rb.state.Load() == rdWaiter && !w.rb.handling
-	})
+		reading := w.rb.state.Load() == rdWaiter && !w.rb.handling
+		w.rb.mu.Unlock()
+		if reading {
+			return true
+		}
+	}
+	return false
 }
 
 // TestWaiterReadsItsReply: a waiter for the one job in flight takes the
@@ -81,8 +114,7 @@ func TestWaiterReadsItsReply(t *testing.T) {
 	w, s := startOne(t)
 	me := testutil.GoroutineID()
 	for i := range 2 {
-		done := s.send(w, job("echo", "x"))
-		w.ReadUntil(context.Background(), done)
+		done := readOwnReply(t, w, s)
 		select {
 		case <-done:
 		default:
@@ -158,8 +190,7 @@ func TestHoldOnlyForRoundTrips(t *testing.T) {
 	if w.Hold() {
 		t.Fatal("Hold agreed before any round trip")
 	}
-	done := s.send(w, job("echo", "x"))
-	w.ReadUntil(context.Background(), done)
+	readOwnReply(t, w, s)
 	recv(t, s.results, "the result")
 	if !w.roundTrips.Load() {
 		t.Fatal("a Get read its own reply, but the worker is not marked as serving round trips")
@@ -207,14 +238,7 @@ func callbackPanicChild() {
 	j := job("sleep") // answers once cancelled, below: by then the waiter reads
 	w.Send([]*wire.Job{j})
 	go func() {
-		for end := time.Now().Add(waitFor); time.Now().Before(end); runtime.Gosched() {
-			w.rb.mu.Lock()
-			reading := w.rb.state.Load() == rdWaiter && !w.rb.handling
-			w.rb.mu.Unlock()
-			if reading {
-				break
-			}
-		}
+		waitReading(w)
 		w.Cancel([]uint64{j.ID})
 	}()
 	func() {
