@@ -105,7 +105,9 @@ func (a *attacker) capture(subject string) *capture {
 }
 
 // msgs returns every message delivered to the attacker up to now: the
-// flush's PONG comes after every message the server routed before it.
+// flush's PONG comes after every message the server routed to this client
+// before it. A message another client published may still be on its way
+// here although its subscriber already got it (see poolTraffic).
 func (c *capture) msgs() []*nats.Msg {
 	c.a.t.Helper()
 	c.a.flush()
@@ -147,12 +149,23 @@ func marshal(t *testing.T, m wire.Msg) []byte {
 	return b
 }
 
-// poolSubjects learns the worker's subject and the subject its results
-// come on (the executor's inbox and the worker's id) from captured
-// traffic, as an eavesdropper would (subjects travel in clear), and waits
-// for a heartbeat of the worker.
-func (a *attacker) poolSubjects(msgs []*nats.Msg) (workerSubj, inbox string, hb *nats.Msg) {
-	a.t.Helper()
+// poolTraffic returns the messages captured so far once they hold a Run
+// to the worker and a result to the executor, waiting (a bounded poll) for
+// those the server is still routing here: the executor may have got a
+// result before the server queued its copy for the attacker.
+func (c *capture) poolTraffic() []*nats.Msg {
+	c.a.t.Helper()
+	var all []*nats.Msg
+	waitFor(c.a.t, 10*time.Second, "the pool's traffic to reach the attacker", func() bool {
+		all = append(all, c.msgs()...)
+		w, inbox := subjectsOf(all)
+		return w != "" && inbox != ""
+	})
+	return all
+}
+
+// subjectsOf finds a worker subject and an executor inbox among msgs.
+func subjectsOf(msgs []*nats.Msg) (workerSubj, inbox string) {
 	for _, m := range msgs {
 		switch {
 		case strings.Contains(m.Subject, ".w."):
@@ -161,6 +174,16 @@ func (a *attacker) poolSubjects(msgs []*nats.Msg) (workerSubj, inbox string, hb 
 			inbox = m.Subject
 		}
 	}
+	return workerSubj, inbox
+}
+
+// poolSubjects learns the worker's subject and the subject its results
+// come on (the executor's inbox and the worker's id) from captured
+// traffic, as an eavesdropper would (subjects travel in clear), and waits
+// for a heartbeat of the worker.
+func (a *attacker) poolSubjects(msgs []*nats.Msg) (workerSubj, inbox string, hb *nats.Msg) {
+	a.t.Helper()
+	workerSubj, inbox = subjectsOf(msgs)
 	if workerSubj == "" || inbox == "" {
 		var subs []string
 		for _, m := range msgs {
@@ -254,7 +277,7 @@ func TestSealedEavesdropperSeesNoPlaintext(t *testing.T) {
 			t.Fatalf("Map: %q, %v", v, err)
 		}
 	}
-	msgs := c.msgs()
+	msgs := c.poolTraffic()
 	subjects := map[string]bool{}
 	for _, m := range msgs {
 		for _, clear := range []string{secret, "echo:", "cluster.seal-echo", "cluster.square"} {
@@ -349,7 +372,7 @@ func TestSealedGarbageIgnored(t *testing.T) {
 	if v, err := get(t, submit(t, ex, square, 3)); v != 9 || err != nil {
 		t.Fatalf("square = %v, %v", v, err)
 	}
-	captured := c.msgs()
+	captured := c.poolTraffic()
 	workerSubj, inbox, hb := a.poolSubjects(captured)
 	subjects := []string{"aplex.default.hello", "aplex.default.discover", hb.Subject, workerSubj, inbox}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -452,7 +475,7 @@ func TestSealedForgedResultCancelShutdownIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	captured := c.msgs()
+	captured := c.poolTraffic()
 	workerSubj, replies, hb := a.poolSubjects(captured)
 	// The executor's epoch, from the clear header of a Run it sent.
 	var exEpoch seal.Epoch
