@@ -144,6 +144,9 @@ func TestAutoscaleFollowsTheBacklog(t *testing.T) {
 		s := ex.Stats()
 		return s.Size == 1 && len(s.Workers) == 1
 	})
+	// As for the scale-ups: a scale-down is counted once its Resize
+	// returned, a moment after the pool shows the smaller size.
+	waitFor(t, "the scale-downs to be counted", func() bool { return ex.Stats().ScaleDowns == 2 })
 	if s := ex.Stats(); s.ScaleDowns != 2 || s.Completed != 5 {
 		t.Fatalf("idle: ScaleDowns %d, Completed %d; want 2 and 5", s.ScaleDowns, s.Completed)
 	}
