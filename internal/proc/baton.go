@@ -73,7 +73,7 @@ type readBaton struct {
 	handling    bool            // rdWaiter: handling a frame, not reading
 	interrupted bool            // a read deadline stops the current reader
 	evictTo     chan bool       // a waiter takes the baton from the goroutine, which sends once it passed it
-	ended       bool            // a waiter met the end of the stream: only the goroutine reads on
+	ended       bool            // the stream ended (a waiter or the goroutine met it): no waiter reads again
 
 	wake  chan struct{} // capacity 1: the goroutine should look at the baton
 	grace *time.Timer   // wakes the goroutine idleGrace after a waiter left
