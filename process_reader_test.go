@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,30 +210,33 @@ func TestManyGetsOnOneWorker(t *testing.T) {
 	ex := oneProcess(t)
 	ctx := ctxT(t)
 	var bad atomic.Int32
-	done := make(chan struct{})
-	const goroutines, each = 8, 50
-	for g := range goroutines {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for i := range each {
-				x := g*each + i
-				f, err := aplex.Submit(ctx, ex, pDouble, x)
-				if err != nil {
-					bad.Add(1)
-					return
-				}
-				if v, err := f.Get(ctx); err != nil || v != 2*x {
-					bad.Add(1)
-				}
+	const each = 50
+	inGoroutines(8, func(g int) {
+		for i := range each {
+			x := g*each + i
+			f, err := aplex.Submit(ctx, ex, pDouble, x)
+			if err != nil {
+				bad.Add(1)
+				return
 			}
-		}()
-	}
-	for range goroutines {
-		<-done
-	}
+			if v, err := f.Get(ctx); err != nil || v != 2*x {
+				bad.Add(1)
+			}
+		}
+	})
 	if n := bad.Load(); n > 0 {
 		t.Fatalf("%d works failed or returned a wrong value", n)
 	}
+}
+
+// inGoroutines runs body(0) … body(n-1) on n goroutines and waits for
+// them all.
+func inGoroutines(n int, body func(g int)) {
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Go(func() { body(g) })
+	}
+	wg.Wait()
 }
 
 // TestReaderTurnsUnderMixedUse: one goroutine, then several racing, use
@@ -254,60 +258,53 @@ func mixedUse(t *testing.T, goroutines int) {
 	var bad atomic.Int32
 	fail := func() { bad.Add(1) }
 	futures := make([][]*aplex.Future[int], goroutines)
-	done := make(chan struct{})
-	for g := range goroutines {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for i := range each {
-				x := g*each + i
-				f, err := aplex.Submit(ctx, ex, pDouble, x)
-				if err != nil {
-					fail()
-					return
-				}
-				futures[g] = append(futures[g], f)
-				switch i % 6 {
-				case 0: // Get
-					if v, err := f.Get(ctx); err != nil || v != 2*x {
-						fail()
-					}
-				case 1: // a Get whose ctx ends at once; a later Get has it
-					short, cancel := context.WithCancel(ctx)
-					cancel()
-					f.Get(short)
-					if v, err := f.Get(ctx); err != nil || v != 2*x {
-						fail()
-					}
-				case 2: // Cancel, then Get: cancelled or done
-					f.Cancel()
-					if v, err := f.Get(ctx); err != nil && !errors.Is(err, context.Canceled) || err == nil && v != 2*x {
-						fail()
-					}
-				case 3: // OnDone
-					got := make(chan int, 1)
-					f.OnDone(func(v int, _ error) { got <- v })
-					select {
-					case v := <-got:
-						if v != 2*x {
-							fail()
-						}
-					case <-ctx.Done():
-						fail()
-					}
-				case 4: // a select on Done
-					select {
-					case <-f.Done():
-					case <-ctx.Done():
-						fail()
-					}
-				case 5: // nobody waits now; checked below
-				}
+	inGoroutines(goroutines, func(g int) {
+		for i := range each {
+			x := g*each + i
+			f, err := aplex.Submit(ctx, ex, pDouble, x)
+			if err != nil {
+				fail()
+				return
 			}
-		}()
-	}
-	for range goroutines {
-		<-done
-	}
+			futures[g] = append(futures[g], f)
+			switch i % 6 {
+			case 0: // Get
+				if v, err := f.Get(ctx); err != nil || v != 2*x {
+					fail()
+				}
+			case 1: // a Get whose ctx ends at once; a later Get has it
+				short, cancel := context.WithCancel(ctx)
+				cancel()
+				f.Get(short)
+				if v, err := f.Get(ctx); err != nil || v != 2*x {
+					fail()
+				}
+			case 2: // Cancel, then Get: cancelled or done
+				f.Cancel()
+				if v, err := f.Get(ctx); err != nil && !errors.Is(err, context.Canceled) || err == nil && v != 2*x {
+					fail()
+				}
+			case 3: // OnDone
+				got := make(chan int, 1)
+				f.OnDone(func(v int, _ error) { got <- v })
+				select {
+				case v := <-got:
+					if v != 2*x {
+						fail()
+					}
+				case <-ctx.Done():
+					fail()
+				}
+			case 4: // a select on Done
+				select {
+				case <-f.Done():
+				case <-ctx.Done():
+					fail()
+				}
+			case 5: // nobody waits now; checked below
+			}
+		}
+	})
 	for g := range goroutines {
 		for _, f := range futures[g] {
 			select {

@@ -63,6 +63,17 @@ func (s *doneSink) send(w *worker, j *wire.Job) chan struct{} {
 	return c
 }
 
+// readAsync runs w.ReadUntil(ctx, done) on a goroutine of its own; the
+// channel it returns is closed once ReadUntil has returned.
+func readAsync(w *worker, ctx context.Context, done <-chan struct{}) chan struct{} {
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		w.ReadUntil(ctx, done)
+	}()
+	return returned
+}
+
 // readingInPipe waits until a waiter holds w's baton and reads.
 func readingInPipe(t *testing.T, w *worker) {
 	t.Helper()
@@ -135,11 +146,7 @@ func TestInterruptEndsAWaiterInThePipe(t *testing.T) {
 	w, s := startOne(t)
 	j := job("sleep") // waits for its ctx
 	done := s.send(w, j)
-	returned := make(chan struct{})
-	go func() {
-		defer close(returned)
-		w.ReadUntil(context.Background(), done)
-	}()
+	returned := readAsync(w, context.Background(), done)
 	readingInPipe(t, w)
 	close(done)
 	s.done[j.ID] = nil // ended here; the sink must not close it again
@@ -158,11 +165,7 @@ func TestCtxEndsAWaiterInThePipe(t *testing.T) {
 	j := job("sleep")
 	done := s.send(w, j)
 	ctx, cancel := context.WithCancel(context.Background())
-	returned := make(chan struct{})
-	go func() {
-		defer close(returned)
-		w.ReadUntil(ctx, done)
-	}()
+	returned := readAsync(w, ctx, done)
 	readingInPipe(t, w)
 	cancel()
 	recv(t, returned, "ReadUntil to return")
@@ -273,11 +276,7 @@ func TestStaleInterruptDoesNotStopAWaiter(t *testing.T) {
 	w, s := startOne(t)
 	j := job("sleep")
 	done := s.send(w, j)
-	returned := make(chan struct{})
-	go func() {
-		defer close(returned)
-		w.ReadUntil(context.Background(), done)
-	}()
+	returned := readAsync(w, context.Background(), done)
 	readingInPipe(t, w)
 	w.Interrupt(done) // stale: done is open, the ctx alive
 	w.Cancel([]uint64{j.ID})
