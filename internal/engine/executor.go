@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -435,8 +436,15 @@ func (c *core) runOne(t *task) (next *task) {
 				c.goexited(t)
 			}
 		}()
+		// The work runs with its ctx's pprof labels (the caller's, set by
+		// pprof.Do), as a goroutine started for it would: this one may have
+		// been created by another caller, or had labels set by its last
+		// work. Cleared after, so the bookkeeping below and a parked
+		// goroutine are nobody's.
+		pprof.SetGoroutineLabels(wc)
 		t.r.runLocal(wc, t)
 		returned = true
+		pprof.SetGoroutineLabels(context.Background())
 		wc.release()
 	}
 	// The common case takes no executor lock: nothing queued, no shutdown,

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"maps"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -282,5 +284,57 @@ func TestQueuedWorksKeepOrderAndAskTheBalancer(t *testing.T) {
 	}
 	if got := lb.picks.Load(); got != n {
 		t.Errorf("the balancer was asked %d times, want %d (once per work)", got, n)
+	}
+}
+
+// TestReusedRunnerDoesNotLeakPprofLabels: a work runs with the pprof
+// labels of its ctx (pprof.Do, pprof.WithLabels), as a CPU profile shows
+// them. A reused goroutine used to keep the labels it was created with
+// (its first submitter's), or those a work set on it, for every later work.
+func TestReusedRunnerDoesNotLeakPprofLabels(t *testing.T) {
+	ex := newOneSlotExecutor(t)
+	w := Fn(func(ctx context.Context, set int) (map[string]string, error) {
+		got := testutil.GoroutineLabels()
+		if set == 1 { // sets labels on its goroutine and leaves them there
+			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("set", "by-work")))
+		}
+		return got, nil
+	})
+	run := func(ctx context.Context, set int) map[string]string {
+		t.Helper()
+		f, err := Submit(ctx, ex, w, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.Get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+		return got
+	}
+	plain := context.Background()
+	labelled := func(v string) context.Context { return pprof.WithLabels(plain, pprof.Labels("caller", v)) }
+
+	// The runner is created by a labelled goroutine, which it inherits
+	// labels from.
+	var first map[string]string
+	pprof.Do(plain, pprof.Labels("caller", "first"), func(ctx context.Context) { first = run(ctx, 0) })
+	if want := map[string]string{"caller": "first"}; !maps.Equal(first, want) {
+		t.Errorf("first work: labels %v, want %v", first, want)
+	}
+	for _, step := range []struct {
+		name string
+		ctx  context.Context
+		set  int
+		want map[string]string
+	}{
+		{"plain ctx after a labelled work", plain, 0, map[string]string{}},
+		{"labelled ctx, unlabelled submitter", labelled("third"), 1, map[string]string{"caller": "third"}},
+		{"plain ctx after a work that set labels", plain, 0, map[string]string{}},
+	} {
+		if got := run(step.ctx, step.set); !maps.Equal(got, step.want) {
+			t.Errorf("%s: the work ran with labels %v, want %v", step.name, got, step.want)
+		}
 	}
 }

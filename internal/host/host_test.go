@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/aplex-go/aplex/internal/testutil"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -727,5 +730,51 @@ func TestGoexitInReaderKeepsReading(t *testing.T) {
 	}
 	if r := c.run(wire.Job{ID: 4, Name: "mostly", Args: [][]byte{[]byte("again")}}); string(r.Items[0].Value) != "again" {
 		t.Fatalf("after the Goexit: %+v", r)
+	}
+}
+
+// TestJobsRunWithTheirCtxPprofLabels: a job runs with the pprof labels of
+// its ctx (the worker's base ctx, plus what Extract adds), as a CPU profile
+// shows them, on whichever goroutine runs it: the link's reader, a reused
+// runner, a chunk's. A job used to run with the labels its goroutine had
+// (none, or those the last job on it set and left).
+func TestJobsRunWithTheirCtxPprofLabels(t *testing.T) {
+	reg := registry{"labels": func(ctx context.Context, arg []byte) ([]byte, error) {
+		got := testutil.GoroutineLabels()
+		if string(arg) == "set" { // labels its goroutine and leaves them
+			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("set", "by-work")))
+		}
+		keys := slices.Sorted(maps.Keys(got))
+		for i, k := range keys {
+			keys[i] = k + "=" + got[k]
+		}
+		return []byte(strings.Join(keys, ",")), nil
+	}}
+	base := pprof.WithLabels(context.Background(), pprof.Labels("worker", "base"))
+	c := serve(t, Config{Registry: reg, BaseContext: base, Extract: func(ctx context.Context, h map[string]string) context.Context {
+		return pprof.WithLabels(ctx, pprof.Labels("caller", h["caller"]))
+	}})
+	for i, step := range []struct {
+		name   string
+		args   []string
+		header map[string]string
+		want   string
+	}{
+		{"first, measured on a runner; sets labels", []string{"set"}, nil, "worker=base"},
+		{"quick now: in the reader", []string{""}, nil, "worker=base"},
+		{"in the reader; sets labels", []string{"set"}, nil, "worker=base"},
+		{"in the reader after a job that set labels", []string{""}, nil, "worker=base"},
+		{"a chunk, on runners", []string{"set", ""}, nil, "worker=base"},
+		{"a header through Extract", []string{""}, map[string]string{"caller": "x"}, "caller=x,worker=base"},
+	} {
+		j := wire.Job{ID: uint64(i + 1), Name: "labels", Header: step.header}
+		for _, a := range step.args {
+			j.Args = append(j.Args, []byte(a))
+		}
+		for k, o := range c.run(j).Items {
+			if o.Err != nil || string(o.Value) != step.want {
+				t.Errorf("%s, item %d: labels %q (err %v), want %q", step.name, k, o.Value, o.Err, step.want)
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -169,6 +170,10 @@ func (h *Host) refuse(replyTo string, wj *wire.Job, e *wire.Error) {
 func (j *job) runItem(i int) {
 	returned := false
 	defer func() {
+		// Whatever the work did to its goroutine's labels, the goroutine
+		// goes back to the worker's (the reader's next read, a parked
+		// runner, the result's emission below).
+		pprof.SetGoroutineLabels(j.h.base)
 		if !returned {
 			if v := recover(); v != nil {
 				keys, types := j.h.panicChain(v)
@@ -188,6 +193,10 @@ func (j *job) runItem(i int) {
 			j.h.finish(j)
 		}
 	}()
+	// The work runs with its ctx's pprof labels, on whichever goroutine
+	// runs it (the link's reader, a reused runner, a chunk's): those of
+	// the worker's base ctx and what Extract added.
+	pprof.SetGoroutineLabels(j.ctx)
 	v, err := j.handler(j.ctx, j.args[i])
 	j.items[i] = j.h.outcome(j.ctx, v, err)
 	returned = true
