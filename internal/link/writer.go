@@ -324,9 +324,8 @@ func (w *Writer[D]) run() {
 			if burst {
 				// In a burst, let the goroutines about to queue more (works
 				// finishing, a Map being sent) run before paying a system
-				// call, so they join this write. Not after a lone message:
-				// yielding wakes another thread, which costs more latency
-				// than it saves (measured).
+				// call, so they join this write. Not after a lone message,
+				// whose wake-up yielded already (below).
 				burst = false
 				runtime.Gosched()
 				continue
@@ -344,6 +343,17 @@ func (w *Writer[D]) run() {
 				return
 			}
 			<-w.wake
+			// Woken by one message, this goroutine would run next, ahead
+			// of the goroutines made runnable together with the one that
+			// queued it (works whose timers fired at once, a reader's
+			// batch of dispatches): yield once, so they queue theirs
+			// first and the round writes them all in one system call.
+			// Measured on a process fan-out of sleeping works: a child
+			// wrote one result per two works without it, one per
+			// twenty-five with it. Round trips rarely wait here (their
+			// writes are direct: Hold, Release); where they do (the
+			// cluster), the yield was within the noise.
+			runtime.Gosched()
 			continue
 		}
 		n, err := w.round(ops)

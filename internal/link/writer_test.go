@@ -4,9 +4,11 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -465,5 +467,54 @@ func TestReleaseNeverWaitsOnAFullPipe(t *testing.T) {
 	}
 	if !slices.Equal(ids, []uint64{1, 2, 3}) {
 		t.Fatalf("jobs arrived as %v, want [1 2 3]", ids)
+	}
+}
+
+// atomicCountingWriter counts the writes that reach it, for a reader that
+// does not synchronise with the writing goroutine.
+type atomicCountingWriter struct {
+	w io.Writer
+	n atomic.Int32
+}
+
+func (c *atomicCountingWriter) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.w.Write(p)
+}
+
+// TestResultsOfWorksEndingTogetherShareAWrite: results queued by
+// goroutines that became runnable together (works whose timers fired at
+// once) leave in one write. The writer goroutine, woken by the first, was
+// run before the others (the runtime runs a goroutine just woken next),
+// and wrote the results one system call each: a process worker wrote about
+// one result per two works in a fan-out of sleeping works.
+func TestResultsOfWorksEndingTogetherShareAWrite(t *testing.T) {
+	// One P, so the order is the scheduler's alone: the goroutines below
+	// are all in its run queue when the first one wakes the writer.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	cw := &atomicCountingWriter{}
+	w, rd, _ := startedPipeWriter(t, func(pw io.Writer) io.Writer { cw.w = pw; return cw })
+	w.Send(Peer, &wire.Heartbeat{WorkerID: "x"}) // read back: the writer is idle
+	if _, err := rd.Next(); err != nil {
+		t.Fatal(err)
+	}
+	before := cw.n.Load()
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { w.Result(Peer, wire.Result{ID: uint64(i), Items: []wire.Outcome{{}}}) })
+	}
+	wg.Wait()
+	for got := 0; got < n; {
+		m, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(m.(*wire.Results).Results)
+	}
+	// Two, not one: the scheduler looks at its global queue, where the
+	// yielding writer waits, once in 61 turns.
+	if writes := cw.n.Load() - before; writes > 2 {
+		t.Fatalf("%d results of goroutines run together took %d writes, want one or two", n, writes)
 	}
 }
