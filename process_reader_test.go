@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/proc"
 	"github.com/aplex-go/aplex/internal/testutil"
 )
 
@@ -316,5 +317,21 @@ func mixedUse(t *testing.T, goroutines int) {
 	}
 	if n := bad.Load(); n > 0 {
 		t.Fatalf("%d awaits failed or got a wrong value", n)
+	}
+}
+
+// TestAQueuedWorkDoesNotWaitForAnUnreadReply: after a round trip, a Get
+// left the worker's pipe unread for the next Get to read. A work then
+// submitted and never awaited holds the worker's only slot until its reply
+// is read; a work queued behind it used to wait for the reader goroutine's
+// idle grace (5 ms; forever here, where the grace is an hour) although
+// its own Get was waiting.
+func TestAQueuedWorkDoesNotWaitForAnUnreadReply(t *testing.T) {
+	defer proc.SetIdleGrace(time.Hour)()
+	ex := oneProcess(t, aplex.WithMaxWorksPerWorker(1), aplex.WithHeartbeatTimeout(time.Hour))
+	mustGet(t, mustSubmit(t, ex, pDouble, 1)) // a round trip: the Get read its reply
+	mustSubmit(t, ex, pDouble, 2)             // never awaited: holds the slot
+	if got := mustGet(t, mustSubmit(t, ex, pDouble, 3)); got != 6 {
+		t.Fatalf("the queued work: %d, want 6", got)
 	}
 }

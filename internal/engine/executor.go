@@ -94,7 +94,8 @@ type slotStats struct {
 // runningTasks under the lock), then the transport's own locks, taken
 // inside Worker.Send, Worker.Cancel and Holder.Hold, which run under
 // core.mu (sendLocked, cancelRemote). Holder.Release and the Reader
-// methods run without it; a Reader's ReadUntil calls Sink.Done, which
+// methods run without it, but for Reader.Need, which takes no lock
+// (needSlotsLocked); a Reader's ReadUntil calls Sink.Done, which
 // takes core.mu, from a Get holding no lock. core.mu may also be held while a task.mu is
 // taken: when the caller's ctx is itself a work's ctx (a workCtx, which is
 // its task), calling its Done or Err and registering or stopping a watch on
@@ -289,6 +290,9 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 		}
 		if c.cfg.queueSize == 0 || c.queue.len() < c.cfg.queueSize {
 			c.queue.pushBack(t)
+			if c.queue.len() == 1 {
+				c.needSlotsLocked()
+			}
 			if t.parent.Done() != nil {
 				// A queued work whose caller gives up never starts.
 				t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
@@ -316,6 +320,19 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			return ctx.Err()
 		}
 		c.mu.Lock()
+	}
+}
+
+// needSlotsLocked asks every worker to read its replies now: a work waits
+// in the queue for a slot, which a reply frees. After a round trip a
+// process worker's pipe is left unread for a while, for the next Get to
+// read it itself (xport.Reader), and a reply that nobody awaits, and the
+// slot it holds, with it.
+func (c *core) needSlotsLocked() {
+	for _, w := range c.workers {
+		if w.reader != nil {
+			w.reader.Need()
+		}
 	}
 }
 

@@ -57,6 +57,21 @@ import (
 // nothing in flight, before the reader goroutine takes it back.
 const idleGrace = 5 * time.Millisecond
 
+// graceNow is the idle grace in force: idleGrace, unless a test of another
+// package set it (SetIdleGrace).
+var graceNow atomic.Int64
+
+func init() { graceNow.Store(int64(idleGrace)) }
+
+// SetIdleGrace sets the idle grace of every worker and returns a function
+// that restores it. It is for tests in other packages only: one that makes
+// the grace an hour shows that a reply is read when something needs it,
+// not because the grace ran out.
+func SetIdleGrace(d time.Duration) (restore func()) {
+	old := graceNow.Swap(int64(d))
+	return func() { graceNow.Store(old) }
+}
+
 // Baton states.
 const (
 	rdNone   int32 = iota // nobody reads
@@ -245,7 +260,7 @@ func (w *worker) leave(ended bool) {
 	if b.ended || w.inflight.Load() > 0 || w.closing.Load() {
 		notify(b.wake)
 	} else {
-		b.grace.Reset(idleGrace)
+		b.grace.Reset(time.Duration(graceNow.Load()))
 	}
 	b.mu.Unlock()
 }

@@ -29,7 +29,9 @@
 //   - Holder.Hold runs under core.mu (a Submit's dispatch, before Send);
 //     Holder.Release and the Reader methods run without it, on the
 //     goroutine of a Submit, a Get, or whatever ends or awaits a future
-//     (Interrupt, Need). Reader.ReadUntil calls Sink.Done on the Get's
+//     (Interrupt, Need), except Reader.Need, which must take no lock and
+//     also runs under core.mu (a work queued for a slot: every worker's
+//     replies are needed). Reader.ReadUntil calls Sink.Done on the Get's
 //     goroutine, so it runs completion callbacks there.
 //
 // Hence the rules for a transport:
@@ -215,7 +217,8 @@ type Reader interface {
 	Interrupt(done <-chan struct{})
 	// Need asks for the worker's messages to be read without delay: one of
 	// its jobs is awaited other than by ReadUntil (a completion callback,
-	// a select on the future's Done channel).
+	// a select on the future's Done channel), or a queued work waits for
+	// the slot a reply frees. It takes no lock and never blocks.
 	Need()
 }
 
