@@ -31,8 +31,9 @@ import (
 // The right to read is a baton (readBaton). The reader goroutine takes it
 // when it is free and it is woken: at start, whenever a job is left
 // unanswered (a waiter leaving with other jobs in flight, a future awaited
-// by other means: Need), when the worker is closed or killed, and at the
-// latest idleGrace after the last waiter left. That last delay keeps the
+// by other means, a work queued for the slot a reply frees: Need), when
+// the worker is closed or killed, and at the latest idleGrace after the
+// last waiter left. That last delay keeps the
 // baton free between the round trips of a caller that submits and waits,
 // one work at a time, so that each of its Gets reads for itself; the price
 // is that a reply nobody awaits (a submit whose future is never looked at)
