@@ -21,14 +21,15 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // countingWriter counts the writes that reach it: each is a system call
-// on a real pipe.
+// on a real pipe. The count is atomic, for tests that read it while the
+// Writer's goroutine writes.
 type countingWriter struct {
 	w io.Writer
-	n int
+	n atomic.Int32
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
-	c.n++
+	c.n.Add(1)
 	return c.w.Write(p)
 }
 
@@ -109,8 +110,8 @@ func TestBatching(t *testing.T) {
 			if seen != tc.n || len(msgs) > tc.maxFrames {
 				t.Errorf("%d results in %d frames; want %d in ≤ %d", seen, len(msgs), tc.n, tc.maxFrames)
 			}
-			if tc.maxFrames == 1 && cw.n != 1 {
-				t.Errorf("a burst of one frame took %d writes, want 1", cw.n)
+			if n := cw.n.Load(); tc.maxFrames == 1 && n != 1 {
+				t.Errorf("a burst of one frame took %d writes, want 1", n)
 			}
 		})
 	}
@@ -337,8 +338,8 @@ func TestHeldMessagesLeaveTogether(t *testing.T) {
 		t.Fatalf("read %v, want one Results of %d", m, n)
 	}
 	w.Close()
-	if cw.n != 2 {
-		t.Errorf("%d writes, want 2 (the heartbeat, the held results)", cw.n)
+	if n := cw.n.Load(); n != 2 {
+		t.Errorf("%d writes, want 2 (the heartbeat, the held results)", n)
 	}
 }
 
@@ -470,18 +471,6 @@ func TestReleaseNeverWaitsOnAFullPipe(t *testing.T) {
 	}
 }
 
-// atomicCountingWriter counts the writes that reach it, for a reader that
-// does not synchronise with the writing goroutine.
-type atomicCountingWriter struct {
-	w io.Writer
-	n atomic.Int32
-}
-
-func (c *atomicCountingWriter) Write(p []byte) (int, error) {
-	c.n.Add(1)
-	return c.w.Write(p)
-}
-
 // TestResultsOfWorksEndingTogetherShareAWrite: results queued by
 // goroutines that became runnable together (works whose timers fired at
 // once) leave in one write. The writer goroutine, woken by the first, was
@@ -492,7 +481,7 @@ func TestResultsOfWorksEndingTogetherShareAWrite(t *testing.T) {
 	// One P, so the order is the scheduler's alone: the goroutines below
 	// are all in its run queue when the first one wakes the writer.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	cw := &atomicCountingWriter{}
+	cw := &countingWriter{}
 	w, rd, _ := startedPipeWriter(t, func(pw io.Writer) io.Writer { cw.w = pw; return cw })
 	w.Send(Peer, &wire.Heartbeat{WorkerID: "x"}) // read back: the writer is idle
 	if _, err := rd.Next(); err != nil {
