@@ -3,6 +3,7 @@ package aplex_test
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -108,4 +109,41 @@ func TestShutdownReportsWorksThatIgnoreCtx(t *testing.T) {
 		t.Fatalf("Close: %v; future: %v", err, f.Err())
 	}
 	waitFor(t, "stubborn work to return", func() bool { return ex.Stats().Running == 0 })
+}
+
+// TestShutdownInOnDoneDoesNotHang: OnDone's doc forbids shutting the
+// executor down from a completion callback, but a program that does so
+// must not hang. A process executor's Close waited, for ever and whatever
+// Shutdown's ctx, for the reader goroutine that ran the callback.
+func TestShutdownInOnDoneDoesNotHang(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		new  func() (*aplex.Executor, error)
+	}{
+		{"thread", func() (*aplex.Executor, error) {
+			return aplex.NewThreadExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(100*time.Millisecond))
+		}},
+		{"process", func() (*aplex.Executor, error) {
+			return aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(100*time.Millisecond), aplex.WithWorkerOutput(io.Discard))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex, err := tc.new()
+			if err != nil {
+				t.Fatal(err)
+			}
+			returned := make(chan error, 1)
+			mustSubmit(t, ex, pDouble, 2).OnDone(func(int, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				returned <- ex.Shutdown(ctx)
+			})
+			select {
+			case err := <-returned:
+				t.Logf("Shutdown in OnDone: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("Shutdown called in OnDone hangs")
+			}
+		})
+	}
 }

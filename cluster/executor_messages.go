@@ -16,7 +16,7 @@ import (
 // follow.
 func (t *transport) enter() bool {
 	t.gate.RLock()
-	if t.stopped {
+	if t.stopped.Load() {
 		t.gate.RUnlock()
 		return false
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -46,7 +47,7 @@ type transport struct {
 	subs  []*nats.Subscription
 
 	gate     sync.RWMutex // message handlers hold it shared; shutdown takes it
-	stopped  bool         // under gate: handlers return at once
+	stopped  atomic.Bool  // set before gate is taken: handlers return at once
 	started  bool
 	closing  atomic.Bool // membership no longer changes; no Join
 	done     atomic.Bool // Close returned: no Sink call any more
@@ -305,8 +306,32 @@ func (t *transport) Close(ctx context.Context) error {
 		// Before the server goes: a leaving worker says Bye through it.
 		err = l.stop(ctx)
 	}
-	t.release()
-	return err
+	return errors.Join(err, t.release())
+}
+
+// stuckGrace is how long release waits for the message handlers running
+// now to return.
+const stuckGrace = time.Second
+
+// stopHandlers makes message handlers return at once from now on, and
+// waits for those running to return; true if one still runs stuckGrace
+// later. A handler delivering results runs completion callbacks
+// (Future.OnDone), and one that shuts the executor down, which OnDone
+// forbids but must not hang, waits for this: it is left to return on its
+// own. Its Done then finds the slots freed by the teardown.
+func (t *transport) stopHandlers() (stuck bool) {
+	t.stopped.Store(true)
+	// A handler holds gate shared while it runs: taking it exclusively
+	// waits for those running. Polled, not Lock: a pending Lock would
+	// also hold up the handlers about to see stopped and return.
+	for deadline := time.Now().Add(stuckGrace); !t.gate.TryLock(); {
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.gate.Unlock()
+	return false
 }
 
 // abort undoes a failed Start.
@@ -321,11 +346,10 @@ func (t *transport) abort() {
 }
 
 // release stops everything but the local workers: no handler runs and no
-// Sink method is called once it returns.
-func (t *transport) release() {
-	t.gate.Lock()
-	t.stopped = true
-	t.gate.Unlock()
+// Sink method is called once it returns, but for a handler stuck in a
+// completion callback (stopHandlers).
+func (t *transport) release() error {
+	stuck := t.stopHandlers()
 	for _, s := range t.subs {
 		s.Unsubscribe()
 	}
@@ -349,4 +373,8 @@ func (t *transport) release() {
 	if unreg != nil {
 		unreg()
 	}
+	if stuck {
+		return fmt.Errorf("aplex: cluster: a result handler still runs a completion callback %v after the executor closed (one that shuts its own executor down, which OnDone forbids, never returns before this does)", stuckGrace)
+	}
+	return nil
 }

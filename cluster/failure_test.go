@@ -519,3 +519,33 @@ func TestConnClosed(t *testing.T) {
 		t.Errorf("Submit after the connection closed: err = %v, want ErrWorkerBroken", err)
 	}
 }
+
+// TestShutdownInOnDoneDoesNotHang: OnDone's doc forbids shutting the
+// executor down from a completion callback, but a program that does so
+// must not hang. The callback runs in the NATS handler that delivered the
+// result, and the transport's Close waited for every handler to return:
+// for ever, whatever Shutdown's ctx.
+func TestShutdownInOnDoneDoesNotHang(t *testing.T) {
+	ex, err := cluster.NewExecutor(cluster.SpawnLocalWorkers(1), aplex.WithKillGrace(100*time.Millisecond), aplex.WithWorkerOutput(newTestLog(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := aplex.Submit(context.Background(), ex, square, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	returned := make(chan error, 1)
+	f.OnDone(func(int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		returned <- ex.Shutdown(ctx)
+	})
+	select {
+	case err := <-returned:
+		if err == nil {
+			t.Error("Shutdown in OnDone returned nil; want an error naming the callback it left running")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown called in OnDone hangs")
+	}
+}

@@ -89,7 +89,11 @@ func newTestTransport(t *testing.T, sink xport.Sink) *transport {
 		t.Fatal(err)
 	}
 	tr.sink = sink
-	t.Cleanup(tr.release)
+	t.Cleanup(func() {
+		if err := tr.release(); err != nil {
+			t.Error(err)
+		}
+	})
 	return tr
 }
 

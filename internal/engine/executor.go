@@ -512,8 +512,14 @@ func (c *core) goexited(t *task) {
 // side always sees the other (Go's atomics are sequentially consistent).
 func (c *core) release(w *worker, t *task) {
 	w.mu.Lock()
-	w.running.remove(t)
+	held := w.running.remove(t)
 	w.mu.Unlock()
+	if !held {
+		// Released already: the teardown freed the slots of a worker
+		// whose reader Transport.Close left running a callback (one that
+		// shut the executor down), and that reader's Done comes after.
+		return
+	}
 	// The total first: dispatch raises a worker's load before the total,
 	// so Stats.Running never counts more works than the loads allow, even
 	// while a slot is being handed over.

@@ -81,8 +81,10 @@ func (f *Future[R]) Cancelled() bool {
 // a Get waiting for another work of the same worker, which reads the
 // results itself), and the executor's shutdown waits for it: fn must not
 // call Shutdown or Close of that executor, nor wait for something that
-// does. Hand such work to a goroutine of your own. fn must not panic: run
-// by the executor, a panic ends the program.
+// does. Hand such work to a goroutine of your own. (One that does so
+// anyway does not hang, but its Shutdown takes the kill grace and more,
+// and returns an error.) fn must not panic: run by the executor, a panic
+// ends the program.
 func (f *Future[R]) OnDone(fn func(R, error)) {
 	if fn == nil {
 		return

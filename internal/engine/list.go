@@ -34,7 +34,12 @@ func (l *taskList) pushFront(t *task) {
 	l.n.Add(1)
 }
 
-func (l *taskList) remove(t *task) {
+// remove takes t out of the list and reports whether it was in it: a task
+// already removed is left alone, and the list with it.
+func (l *taskList) remove(t *task) bool {
+	if t.prev == nil && t.next == nil && l.head != t {
+		return false
+	}
 	if t.prev != nil {
 		t.prev.next = t.next
 	} else {
@@ -47,6 +52,7 @@ func (l *taskList) remove(t *task) {
 	}
 	t.prev, t.next = nil, nil
 	l.n.Add(-1)
+	return true
 }
 
 func (l *taskList) popFront() *task {

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -322,15 +323,76 @@ func (t *Transport) Close(ctx context.Context) error {
 		}
 		break
 	}
-	for _, w := range ws {
-		<-w.done
-	}
+	left := awaitReaders(ws)
 	// The watchdog ran until now, so that a worker that froze while
 	// draining is killed at its timeout rather than at ctx's end.
 	close(t.reaped)
+	if len(left) > 0 {
+		// Their readers are in t.wg: do not wait for it. Their children
+		// were told to leave or killed; each reader reaps its own once its
+		// callback returns.
+		t.sup.Release()
+		return errors.Join(err, stuckError(left))
+	}
 	t.wg.Wait()
 	// Last: the forker thread's exit SIGKILLs any child it started
 	// (Pdeathsig), so it must outlive them.
 	t.sup.Release()
 	return err
+}
+
+// stuckGrace is how long Close waits, once every worker was closed or
+// killed, for a reader that is running completion callbacks.
+const stuckGrace = time.Second
+
+// awaitReaders waits until the reader of every worker in ws has ended,
+// and returns the workers it stopped waiting for. Once its child is closed
+// or killed, a reader ends as soon as the stream does, unless it is
+// running a completion callback (Future.OnDone) that waits for this Close:
+// one that shuts the executor down, which OnDone forbids but must not
+// hang. So a reader still in Sink.Done stuckGrace from now is left to end
+// on its own.
+func awaitReaders(ws []*worker) (left []*worker) {
+	deadline := time.Now().Add(stuckGrace)
+	for _, w := range ws {
+		for !closedWithin(w.done, time.Until(deadline)) {
+			if w.delivering.Load() > 0 {
+				left = append(left, w)
+				break
+			}
+			// Not in a callback: its stream is ending. Wait a little
+			// more, and look again should it enter one.
+			deadline = time.Now().Add(stuckGrace / 10)
+		}
+	}
+	return left
+}
+
+// closedWithin reports whether ch is closed within d.
+func closedWithin(ch <-chan struct{}, d time.Duration) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+	}
+	if d <= 0 {
+		return false
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// stuckError names the workers whose readers Close left running.
+func stuckError(left []*worker) error {
+	names := make([]string, len(left))
+	for i, w := range left {
+		names[i] = fmt.Sprintf("slot %d (pid %d)", w.slotIdx, w.pid)
+	}
+	return fmt.Errorf("aplex: process workers closed, but the reader of %s still runs a completion callback %v later (one that shuts its own executor down, which OnDone forbids, never returns before this does)", strings.Join(names, ", "), stuckGrace)
 }

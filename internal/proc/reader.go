@@ -85,7 +85,9 @@ func (w *worker) handle(m wire.Msg) bool {
 	case *wire.Results:
 		w.inflight.Add(-int64(len(m.Results)))
 		w.heard.Store(-1) // time spent here is ours, not the child's silence
+		w.delivering.Add(1)
 		w.t.sink.Done(w, m.Results)
+		w.delivering.Add(-1)
 		w.heardNow()
 	case *wire.Heartbeat:
 		w.heardNow()
