@@ -144,16 +144,27 @@ func (c *core) teardown() {
 func (c *core) stubbornError() error {
 	c.mu.Lock()
 	counts := map[string]int{}
-	n := 0
+	n, callbacks := 0, 0
 	for _, w := range c.allWorkersLocked() {
 		for _, t := range w.runningTasks() {
+			if t.finished() {
+				// The work returned; its goroutine runs the future's
+				// completion callbacks, which hold the slot until they
+				// return.
+				callbacks++
+				continue
+			}
 			counts[t.r.name()]++
 			n++
 		}
 	}
 	c.mu.Unlock()
+	var errCallbacks error
+	if callbacks > 0 {
+		errCallbacks = fmt.Errorf("aplex: the completion callbacks (OnDone) of %d works still run %v after the shutdown began: one that shuts its own executor down, which OnDone forbids, never returns before this does", callbacks, c.cfg.killGrace)
+	}
 	if n == 0 {
-		return nil // they returned just now
+		return errCallbacks // nil if they returned just now
 	}
 	names := make([]string, 0, len(counts))
 	for _, name := range slices.Sorted(maps.Keys(counts)) {
@@ -162,5 +173,5 @@ func (c *core) stubbornError() error {
 		}
 		names = append(names, name)
 	}
-	return fmt.Errorf("aplex: %d works still running %v after they were cancelled: they ignore their ctx: %s", n, c.cfg.killGrace, strings.Join(names, ", "))
+	return errors.Join(fmt.Errorf("aplex: %d works still running %v after they were cancelled: they ignore their ctx: %s", n, c.cfg.killGrace, strings.Join(names, ", ")), errCallbacks)
 }
