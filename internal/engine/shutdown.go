@@ -147,8 +147,9 @@ func (c *core) stubbornError() error {
 	n, callbacks := 0, 0
 	for _, w := range c.allWorkersLocked() {
 		for _, t := range w.runningTasks() {
-			if t.finished() {
-				// The work returned; its goroutine runs the future's
+			if t.finished() && !t.cancelled {
+				// The work returned (a cancelled one may still run, its
+				// future ended): its goroutine runs the future's
 				// completion callbacks, which hold the slot until they
 				// return.
 				callbacks++
