@@ -117,16 +117,23 @@ func TestShutdownReportsWorksThatIgnoreCtx(t *testing.T) {
 // must not hang. A process executor's Close waited, for ever and whatever
 // Shutdown's ctx, for the reader goroutine that ran the callback.
 func TestShutdownInOnDoneDoesNotHang(t *testing.T) {
+	thread := func() (*aplex.Executor, error) {
+		return aplex.NewThreadExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(100*time.Millisecond))
+	}
+	process := func() (*aplex.Executor, error) {
+		return aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(100*time.Millisecond), aplex.WithWorkerOutput(io.Discard))
+	}
 	for _, tc := range []struct {
 		name string
 		new  func() (*aplex.Executor, error)
+		// submit submits the work whose callback shuts down.
+		submit func(*aplex.Executor) *aplex.Future[int]
 	}{
-		{"thread", func() (*aplex.Executor, error) {
-			return aplex.NewThreadExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(100*time.Millisecond))
-		}},
-		{"process", func() (*aplex.Executor, error) {
-			return aplex.NewProcessExecutor(aplex.WithPoolSize(1), aplex.WithKillGrace(100*time.Millisecond), aplex.WithWorkerOutput(io.Discard))
-		}},
+		{"thread", thread, func(ex *aplex.Executor) *aplex.Future[int] { return mustSubmit(t, ex, pDouble, 2) }},
+		{"process", process, func(ex *aplex.Executor) *aplex.Future[int] { return mustSubmit(t, ex, pDouble, 2) }},
+		// The future fails as its worker is lost: the callback runs in the
+		// reader's report of the loss, not in a delivery of results.
+		{"process worker lost", process, func(ex *aplex.Executor) *aplex.Future[int] { return mustSubmit(t, ex, pCrash, "exit") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ex, err := tc.new()
@@ -134,7 +141,7 @@ func TestShutdownInOnDoneDoesNotHang(t *testing.T) {
 				t.Fatal(err)
 			}
 			returned := make(chan error, 1)
-			mustSubmit(t, ex, pDouble, 2).OnDone(func(int, error) {
+			tc.submit(ex).OnDone(func(int, error) {
 				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 				defer cancel()
 				returned <- ex.Shutdown(ctx)

@@ -346,8 +346,8 @@ func (t *transport) abort() {
 }
 
 // release stops everything but the local workers: no handler runs and no
-// Sink method is called once it returns, but for a handler stuck in a
-// completion callback (stopHandlers).
+// Sink method is called once it returns, but for a handler or the monitor
+// stuck in a completion callback (stopHandlers; the monitor's wait).
 func (t *transport) release() error {
 	stuck := t.stopHandlers()
 	for _, s := range t.subs {
@@ -355,7 +355,14 @@ func (t *transport) release() error {
 	}
 	if t.started {
 		close(t.stopMon)
-		<-t.monDone
+		// The monitor reports the workers it finds silent (Sink.Lost),
+		// which runs the callbacks of their failed futures: one that
+		// shuts the executor down waits for this, and is left likewise.
+		select {
+		case <-t.monDone:
+		case <-time.After(stuckGrace):
+			stuck = true
+		}
 		t.send.Close()
 	}
 	if t.ownConn {
@@ -374,7 +381,7 @@ func (t *transport) release() error {
 		unreg()
 	}
 	if stuck {
-		return fmt.Errorf("aplex: cluster: a result handler still runs a completion callback %v after the executor closed (one that shuts its own executor down, which OnDone forbids, never returns before this does)", stuckGrace)
+		return fmt.Errorf("aplex: cluster: a result handler or the worker monitor still runs a completion callback %v after the executor closed (one that shuts its own executor down, which OnDone forbids, never returns before this does)", stuckGrace)
 	}
 	return nil
 }

@@ -549,3 +549,39 @@ func TestShutdownInOnDoneDoesNotHang(t *testing.T) {
 		t.Fatal("Shutdown called in OnDone hangs")
 	}
 }
+
+// TestShutdownInOnDoneOfALostWorkDoesNotHang: a work fails when the
+// executor's monitor finds its worker silent, and its callback, run by the
+// monitor, shuts the executor down. The transport's release waited for the
+// monitor to return: for ever.
+func TestShutdownInOnDoneOfALostWorkDoesNotHang(t *testing.T) {
+	srv := startServer(t, 0, nil)
+	victim := spawnWorker(t, srv.ClientURL(), "lost-ondone", "v0")
+	ex, err := cluster.NewExecutor(cluster.WithURL(srv.ClientURL()), cluster.WithPool("lost-ondone"), aplex.WithPoolSize(1),
+		aplex.WithHeartbeatTimeout(testTimeout), aplex.WithKillGrace(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := aplex.Submit(context.Background(), ex, whoami, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the work to be sent to the worker", dispatched(ex, 1))
+	returned := make(chan error, 1)
+	f.OnDone(func(string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		returned <- ex.Shutdown(ctx)
+	})
+	if err := syscall.Kill(victim.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-returned:
+		if err == nil {
+			t.Error("Shutdown in OnDone returned nil; want an error naming the callback it left running")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown called in OnDone of a lost work hangs")
+	}
+}

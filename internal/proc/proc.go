@@ -18,6 +18,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aplex-go/aplex/internal/spawn"
@@ -85,6 +86,10 @@ type Transport struct {
 	sup    *spawn.Supervisor // forks every worker; one goroutine per slot replaces them
 
 	wg sync.WaitGroup // every other goroutine: readers, writers, memory poll
+	// delivering counts the goroutines in Sink.Done or Sink.Lost (a
+	// worker's reader, or a Get reading for itself): they run completion
+	// callbacks, which Close must not wait for without end (awaitReaders).
+	delivering atomic.Int32
 
 	mu      sync.Mutex
 	started bool
@@ -323,18 +328,17 @@ func (t *Transport) Close(ctx context.Context) error {
 		}
 		break
 	}
-	left := awaitReaders(ws)
+	left := t.awaitReaders(ws)
 	// The watchdog ran until now, so that a worker that froze while
 	// draining is killed at its timeout rather than at ctx's end.
 	close(t.reaped)
-	if len(left) > 0 {
-		// Their readers are in t.wg: do not wait for it. Their children
-		// were told to leave or killed; each reader reaps its own once its
-		// callback returns.
+	if len(left) > 0 || !t.awaitGoroutines() {
+		// A reader runs a callback, and is in t.wg: do not wait for it.
+		// Its child was told to leave or killed; the reader reaps it once
+		// the callback returns.
 		t.sup.Release()
 		return errors.Join(err, stuckError(left))
 	}
-	t.wg.Wait()
 	// Last: the forker thread's exit SIGKILLs any child it started
 	// (Pdeathsig), so it must outlive them.
 	t.sup.Release()
@@ -350,22 +354,37 @@ const stuckGrace = time.Second
 // or killed, a reader ends as soon as the stream does, unless it is
 // running a completion callback (Future.OnDone) that waits for this Close:
 // one that shuts the executor down, which OnDone forbids but must not
-// hang. So a reader still in Sink.Done stuckGrace from now is left to end
-// on its own.
-func awaitReaders(ws []*worker) (left []*worker) {
+// hang. So a reader that has not ended stuckGrace from now while a
+// goroutine is in Sink.Done or Sink.Lost is left to end on its own.
+func (t *Transport) awaitReaders(ws []*worker) (left []*worker) {
 	deadline := time.Now().Add(stuckGrace)
 	for _, w := range ws {
 		for !closedWithin(w.done, time.Until(deadline)) {
-			if w.delivering.Load() > 0 {
+			if t.delivering.Load() > 0 {
 				left = append(left, w)
 				break
 			}
-			// Not in a callback: its stream is ending. Wait a little
+			// Nobody is in a callback: its stream is ending. Wait a little
 			// more, and look again should it enter one.
 			deadline = time.Now().Add(stuckGrace / 10)
 		}
 	}
 	return left
+}
+
+// awaitGoroutines waits for t.wg: the readers of workers already gone
+// from the live set too, one of which may be reporting its loss (Sink.Lost)
+// and running a callback that waits for this Close. False if it gave up,
+// stuckGrace after the last time nobody was in a callback.
+func (t *Transport) awaitGoroutines() bool {
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }() // ends with the last of them
+	for !closedWithin(done, stuckGrace) {
+		if t.delivering.Load() > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // closedWithin reports whether ch is closed within d.
@@ -388,11 +407,16 @@ func closedWithin(ch <-chan struct{}, d time.Duration) bool {
 	}
 }
 
-// stuckError names the workers whose readers Close left running.
+// stuckError names the workers whose readers Close left running a
+// completion callback (none named: a lost worker's).
 func stuckError(left []*worker) error {
-	names := make([]string, len(left))
-	for i, w := range left {
-		names[i] = fmt.Sprintf("slot %d (pid %d)", w.slotIdx, w.pid)
+	who := "a worker's reader"
+	if len(left) > 0 {
+		names := make([]string, len(left))
+		for i, w := range left {
+			names[i] = fmt.Sprintf("slot %d (pid %d)", w.slotIdx, w.pid)
+		}
+		who = "the reader of " + strings.Join(names, ", ")
 	}
-	return fmt.Errorf("aplex: process workers closed, but the reader of %s still runs a completion callback %v later (one that shuts its own executor down, which OnDone forbids, never returns before this does)", strings.Join(names, ", "), stuckGrace)
+	return fmt.Errorf("aplex: process workers closed, but %s still runs a completion callback %v later (one that shuts its own executor down, which OnDone forbids, never returns before this does)", who, stuckGrace)
 }

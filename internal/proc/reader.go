@@ -85,9 +85,9 @@ func (w *worker) handle(m wire.Msg) bool {
 	case *wire.Results:
 		w.inflight.Add(-int64(len(m.Results)))
 		w.heard.Store(-1) // time spent here is ours, not the child's silence
-		w.delivering.Add(1)
+		w.t.delivering.Add(1)
 		w.t.sink.Done(w, m.Results)
-		w.delivering.Add(-1)
+		w.t.delivering.Add(-1)
 		w.heardNow()
 	case *wire.Heartbeat:
 		w.heardNow()
@@ -129,7 +129,9 @@ func (w *worker) finish() {
 		cause = e // the core logs the loss, with the worker's name and reason
 	}
 	w.t.unregister(w)
+	w.t.delivering.Add(1) // Lost fails futures: their callbacks run here
 	w.t.sink.Lost(w, cause)
+	w.t.delivering.Add(-1)
 	w.gone.Store(true)
 	close(w.done)
 	notify(w.slot.wake)

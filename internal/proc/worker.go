@@ -59,10 +59,6 @@ type worker struct {
 	heard   atomic.Int64
 	said    atomic.Bool // the child sent Bye: it finished every job and is exiting
 	recycle atomic.Bool // RecycleAfter reached
-	// delivering counts the goroutines in Sink.Done for this worker (the
-	// reader goroutine, or a Get reading for itself): they run completion
-	// callbacks, which Transport.Close must not wait for without end.
-	delivering atomic.Int32
 }
 
 var (
