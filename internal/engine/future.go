@@ -83,7 +83,7 @@ func (f *Future[R]) Cancelled() bool {
 // call Shutdown or Close of that executor, nor wait for something that
 // does. Hand such work to a goroutine of your own. (One that does so
 // anyway does not hang: its Shutdown returns an error naming the callback
-// at most the kill grace and a second after its ctx ended.) fn must not
+// at most the kill grace and two seconds after its ctx ended.) fn must not
 // panic: run by the executor, a panic ends the program.
 func (f *Future[R]) OnDone(fn func(R, error)) {
 	if fn == nil {

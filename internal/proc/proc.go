@@ -359,32 +359,42 @@ const stuckGrace = time.Second
 func (t *Transport) awaitReaders(ws []*worker) (left []*worker) {
 	deadline := time.Now().Add(stuckGrace)
 	for _, w := range ws {
-		for !closedWithin(w.done, time.Until(deadline)) {
-			if t.delivering.Load() > 0 {
-				left = append(left, w)
-				break
-			}
-			// Nobody is in a callback: its stream is ending. Wait a little
-			// more, and look again should it enter one.
-			deadline = time.Now().Add(stuckGrace / 10)
+		if !t.awaitStuck(w.done, deadline) {
+			left = append(left, w)
 		}
 	}
 	return left
 }
 
+// stuckLooks is how many looks, stuckGrace/10 apart, must each find a
+// goroutine in a callback before Close stops waiting: a report that is
+// merely slow (a loaded machine) ends meanwhile.
+const stuckLooks = 5
+
+// awaitStuck waits for done to be closed, until deadline and then for as
+// long as no goroutine is seen in a callback stuckLooks times in a row;
+// false if it gave up.
+func (t *Transport) awaitStuck(done <-chan struct{}, deadline time.Time) bool {
+	seen := 0
+	for !closedWithin(done, time.Until(deadline)) {
+		if t.delivering.Load() == 0 {
+			seen = 0 // nobody in a callback: the stream is ending
+		} else if seen++; seen == stuckLooks {
+			return false
+		}
+		deadline = time.Now().Add(stuckGrace / 10)
+	}
+	return true
+}
+
 // awaitGoroutines waits for t.wg: the readers of workers already gone
 // from the live set too, one of which may be reporting its loss (Sink.Lost)
-// and running a callback that waits for this Close. False if it gave up,
-// stuckGrace after the last time nobody was in a callback.
+// and running a callback that waits for this Close. False if it gave up
+// (awaitStuck).
 func (t *Transport) awaitGoroutines() bool {
 	done := make(chan struct{})
 	go func() { t.wg.Wait(); close(done) }() // ends with the last of them
-	for !closedWithin(done, stuckGrace) {
-		if t.delivering.Load() > 0 {
-			return false
-		}
-	}
-	return true
+	return t.awaitStuck(done, time.Now().Add(stuckGrace))
 }
 
 // closedWithin reports whether ch is closed within d.
