@@ -520,6 +520,29 @@ func TestConnClosed(t *testing.T) {
 	}
 }
 
+// shutDownOnDone makes f's completion callback shut ex down, and returns
+// a function that waits for that Shutdown: it must return, with an error
+// naming the callback it left running.
+func shutDownOnDone[R any](t *testing.T, ex *aplex.Executor, f *aplex.Future[R]) (wait func()) {
+	returned := make(chan error, 1)
+	f.OnDone(func(R, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		returned <- ex.Shutdown(ctx)
+	})
+	return func() {
+		t.Helper()
+		select {
+		case err := <-returned:
+			if err == nil || !strings.Contains(err.Error(), "completion callback") {
+				t.Errorf("Shutdown in OnDone: %v; want an error naming the callback it left running", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Shutdown called in OnDone hangs")
+		}
+	}
+}
+
 // TestShutdownInOnDoneDoesNotHang: OnDone's doc forbids shutting the
 // executor down from a completion callback, but a program that does so
 // must not hang. The callback runs in the NATS handler that delivered the
@@ -534,20 +557,7 @@ func TestShutdownInOnDoneDoesNotHang(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	returned := make(chan error, 1)
-	f.OnDone(func(int, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		returned <- ex.Shutdown(ctx)
-	})
-	select {
-	case err := <-returned:
-		if err == nil {
-			t.Error("Shutdown in OnDone returned nil; want an error naming the callback it left running")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Shutdown called in OnDone hangs")
-	}
+	shutDownOnDone(t, ex, f)()
 }
 
 // TestShutdownInOnDoneOfALostWorkDoesNotHang: a work fails when the
@@ -567,21 +577,9 @@ func TestShutdownInOnDoneOfALostWorkDoesNotHang(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the work to be sent to the worker", dispatched(ex, 1))
-	returned := make(chan error, 1)
-	f.OnDone(func(string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		returned <- ex.Shutdown(ctx)
-	})
+	wait := shutDownOnDone(t, ex, f)
 	if err := syscall.Kill(victim.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-returned:
-		if err == nil {
-			t.Error("Shutdown in OnDone returned nil; want an error naming the callback it left running")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Shutdown called in OnDone of a lost work hangs")
-	}
+	wait()
 }
