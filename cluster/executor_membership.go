@@ -120,6 +120,13 @@ func (t *transport) joinedMember(m *member) {
 	}
 }
 
+// hasJoined reports whether m's Join has returned.
+func (m *member) hasJoined() bool {
+	m.gate.Lock()
+	defer m.gate.Unlock()
+	return m.joined
+}
+
 // beforeJoin reports whether m's Join has not returned yet, and then
 // records the event with hold (under the gate), for joinedMember to
 // report.

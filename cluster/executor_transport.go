@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,12 +269,24 @@ func (t *transport) subscribe(ctx context.Context) error {
 func (t *transport) waitJoined(ctx context.Context) error {
 	want := max(t.cfg.local, t.xc.PoolSize)
 	for {
+		// A member counts once its Join has returned: before, the core
+		// does not know it, and the first works would go to the others.
 		t.mu.Lock()
-		have, ok := len(t.members), true
-		for i := range t.cfg.local {
-			ok = ok && t.members[t.local.wid(i)] != nil
+		members := slices.Collect(maps.Values(t.members))
+		locals := make([]*member, t.cfg.local)
+		for i := range locals {
+			locals[i] = t.members[t.local.wid(i)]
 		}
 		t.mu.Unlock()
+		have, ok := 0, true
+		for _, m := range members {
+			if m.hasJoined() {
+				have++
+			}
+		}
+		for _, m := range locals {
+			ok = ok && m != nil && m.hasJoined()
+		}
 		if ok && have >= want {
 			return nil
 		}

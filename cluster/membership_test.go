@@ -258,3 +258,33 @@ func TestResyncMarksResends(t *testing.T) {
 		t.Fatalf("a new job: resend %v, jobs %v; want a normal Run of 3", run.Resend, ids(run))
 	}
 }
+
+// TestStartWaitsForTheJoinToReturn: Start waits for WithPoolSize workers
+// to join; it used to count a worker as soon as its Hello was taken in,
+// before the core's Join returned, so the first works were spread over
+// the workers joined so far (TestBalancers, rarely, found a worker that
+// got none of 60 works).
+func TestStartWaitsForTheJoinToReturn(t *testing.T) {
+	sink := newRecordSink(true)
+	tr := newTestTransport(t, sink)
+	tr.xc.PoolSize = 1
+	helloDone := make(chan struct{})
+	go func() {
+		defer close(helloDone)
+		tr.onHello(&wire.Hello{Version: wire.Version, WorkerID: "w1", PID: 42, MaxWorks: 2})
+	}()
+	<-sink.inJoin // the member is in t.members; Join has not returned
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err := tr.waitJoined(ctx)
+	cancel()
+	if err == nil {
+		close(sink.hold)
+		<-helloDone
+		t.Fatal("waitJoined returned while the worker's Join had not")
+	}
+	close(sink.hold)
+	<-helloDone
+	if err := tr.waitJoined(context.Background()); err != nil {
+		t.Fatalf("waitJoined once the Join returned: %v", err)
+	}
+}
