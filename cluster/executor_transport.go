@@ -323,12 +323,8 @@ func (t *transport) Close(ctx context.Context) error {
 	return errors.Join(err, t.release())
 }
 
-// stuckGrace is how long release waits for the message handlers running
-// now to return.
-const stuckGrace = time.Second
-
 // stopHandlers makes message handlers return at once from now on, and
-// waits for those running to return; true if one still runs stuckGrace
+// waits for those running to return; true if one still runs xport.StuckGrace
 // later. A handler delivering results runs completion callbacks
 // (Future.OnDone), and one that shuts the executor down, which OnDone
 // forbids but must not hang, waits for this: it is left to return on its
@@ -338,7 +334,7 @@ func (t *transport) stopHandlers() (stuck bool) {
 	// A handler holds gate shared while it runs: taking it exclusively
 	// waits for those running. Polled, not Lock: a pending Lock would
 	// also hold up the handlers about to see stopped and return.
-	for deadline := time.Now().Add(stuckGrace); !t.gate.TryLock(); {
+	for deadline := time.Now().Add(xport.StuckGrace); !t.gate.TryLock(); {
 		if time.Now().After(deadline) {
 			return true
 		}
@@ -374,7 +370,7 @@ func (t *transport) release() error {
 		// shuts the executor down waits for this, and is left likewise.
 		select {
 		case <-t.monDone:
-		case <-time.After(stuckGrace):
+		case <-time.After(xport.StuckGrace):
 			stuck = true
 		}
 		t.send.Close()
@@ -395,7 +391,7 @@ func (t *transport) release() error {
 		unreg()
 	}
 	if stuck {
-		return fmt.Errorf("aplex: cluster: a result handler or the worker monitor still runs a completion callback %v after the executor closed (one that shuts its own executor down, which OnDone forbids, never returns before this does)", stuckGrace)
+		return fmt.Errorf("aplex: cluster: a result handler or the worker monitor still runs a completion callback %v after the executor closed (one that shuts its own executor down, which OnDone forbids, never returns before this does)", xport.StuckGrace)
 	}
 	return nil
 }

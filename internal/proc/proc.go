@@ -345,19 +345,15 @@ func (t *Transport) Close(ctx context.Context) error {
 	return err
 }
 
-// stuckGrace is how long Close waits, once every worker was closed or
-// killed, for a reader that is running completion callbacks.
-const stuckGrace = time.Second
-
 // awaitReaders waits until the reader of every worker in ws has ended,
 // and returns the workers it stopped waiting for. Once its child is closed
 // or killed, a reader ends as soon as the stream does, unless it is
 // running a completion callback (Future.OnDone) that waits for this Close:
 // one that shuts the executor down, which OnDone forbids but must not
-// hang. So a reader that has not ended stuckGrace from now while a
+// hang. So a reader that has not ended xport.StuckGrace from now while a
 // goroutine is in Sink.Done or Sink.Lost is left to end on its own.
 func (t *Transport) awaitReaders(ws []*worker) (left []*worker) {
-	deadline := time.Now().Add(stuckGrace)
+	deadline := time.Now().Add(xport.StuckGrace)
 	for _, w := range ws {
 		if !t.awaitStuck(w.done, deadline) {
 			left = append(left, w)
@@ -366,7 +362,7 @@ func (t *Transport) awaitReaders(ws []*worker) (left []*worker) {
 	return left
 }
 
-// stuckLooks is how many looks, stuckGrace/10 apart, must each find a
+// stuckLooks is how many looks, xport.StuckGrace/10 apart, must each find a
 // goroutine in a callback before Close stops waiting: a report that is
 // merely slow (a loaded machine) ends meanwhile.
 const stuckLooks = 5
@@ -382,7 +378,7 @@ func (t *Transport) awaitStuck(done <-chan struct{}, deadline time.Time) bool {
 		} else if seen++; seen == stuckLooks {
 			return false
 		}
-		deadline = time.Now().Add(stuckGrace / 10)
+		deadline = time.Now().Add(xport.StuckGrace / 10)
 	}
 	return true
 }
@@ -394,7 +390,7 @@ func (t *Transport) awaitStuck(done <-chan struct{}, deadline time.Time) bool {
 func (t *Transport) awaitGoroutines() bool {
 	done := make(chan struct{})
 	go func() { t.wg.Wait(); close(done) }() // ends with the last of them
-	return t.awaitStuck(done, time.Now().Add(stuckGrace))
+	return t.awaitStuck(done, time.Now().Add(xport.StuckGrace))
 }
 
 // closedWithin reports whether ch is closed within d.
@@ -428,5 +424,5 @@ func stuckError(left []*worker) error {
 		}
 		who = "the reader of " + strings.Join(names, ", ")
 	}
-	return fmt.Errorf("aplex: process workers closed, but %s still runs a completion callback %v later (one that shuts its own executor down, which OnDone forbids, never returns before this does)", who, stuckGrace)
+	return fmt.Errorf("aplex: process workers closed, but %s still runs a completion callback %v later (one that shuts its own executor down, which OnDone forbids, never returns before this does)", who, xport.StuckGrace)
 }

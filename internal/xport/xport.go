@@ -287,9 +287,19 @@ type Transport interface {
 	// which serve other executors, are left alone. No Sink method is called
 	// after it returns. The core calls Close once, during teardown, after
 	// the drain; Sink calls may still arrive while it runs (a worker's last
-	// results, its Lost).
+	// results, its Lost). The one exception: a goroutine of the transport
+	// still in Sink.Done or Sink.Lost StuckGrace after its workers were
+	// stopped may be running a completion callback that waits for this
+	// Close (one that shuts the executor down, which Future.OnDone forbids
+	// but must not hang); Close leaves it to return on its own and says so
+	// in its error.
 	Close(ctx context.Context) error
 }
+
+// StuckGrace is how long a transport's Close waits for a goroutine that
+// is delivering to the core (Sink.Done, Sink.Lost) before it leaves it
+// running: see Transport.Close.
+const StuckGrace = time.Second
 
 // Config is what a transport learns from the executor's options. A
 // transport package's own settings reach it beside Config, typed (see
