@@ -166,3 +166,24 @@ func submitAllGetAll(b *testing.B, ex *aplex.Executor, w *aplex.Work[int, int]) 
 		}
 	}
 }
+
+// BenchmarkThreadRoundTrip submits one no-op work at a time and waits for
+// it: the latency of a work on a goroutine worker.
+func BenchmarkThreadRoundTrip(b *testing.B) {
+	ex, err := aplex.NewThreadExecutor()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ex.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		f, err := aplex.Submit(ctx, ex, noop, i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := f.Get(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -338,3 +338,36 @@ func TestReusedRunnerDoesNotLeakPprofLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestGetYieldsToTheWorkBeforeWaiting checks that a Get on a goroutine
+// worker's unfinished future lets a work that is ready to run finish before
+// it parks: on one P, a round trip to a parked runner then ends without the
+// waiter ever making a done channel (a park and a wake-up fewer per Get;
+// in a fan-out, the works whose timers fired together all finish before the
+// collector resumes).
+func TestGetYieldsToTheWorkBeforeWaiting(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ex := newOneSlotExecutor(t)
+	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+	mustGet(t, ex, w)
+	testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+	const rounds = 100
+	waited := 0
+	for i := range rounds {
+		f, err := Submit(context.Background(), ex, w, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.Get(context.Background()); err != nil || got != i {
+			t.Fatalf("Get = %d, %v; want %d", got, err, i)
+		}
+		f.t.mu.Lock()
+		if f.t.done != nil {
+			waited++
+		}
+		f.t.mu.Unlock()
+	}
+	if waited > rounds/10 {
+		t.Fatalf("%d of %d Gets parked on the done channel of a work that was ready to run", waited, rounds)
+	}
+}
