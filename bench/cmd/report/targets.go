@@ -119,7 +119,7 @@ func (v view) targets() []target {
 		"go-plugin %s µs ÷ aplex %s µs = %s", num(plug/1e3), num(rtt/1e3), ratio(plug, rtt))
 	pf := v.fig("FanOut/aplex-process", "x-ideal")
 	add(fmt.Sprintf("Process fan-out ≤ %.1f× its ideal", procFanoutLimit), ok(pf), check{pf, procFanoutLimit, true, sp("FanOut/aplex-process", "x-ideal")},
-		"%s ms = %s× the ideal (aplex-thread: %s×)", num(v.fig("FanOut/aplex-process", "wall-ms")), num(pf), num(v.fig("FanOut/aplex-thread", "x-ideal")))
+		"%s ms = %s× the ideal in steady state (aplex-thread: %s×); a fresh pool's first batch: %s×", num(v.fig("FanOut/aplex-process", "wall-ms")), num(pf), num(v.fig("FanOut/aplex-thread", "x-ideal")), num(v.fig("FanOut/aplex-process", "first-x-ideal")))
 	// W1: Python's figure is pools.py's ProcessPoolExecutor, taken in the
 	// same report; it has one run, so no spread of its own.
 	atc := v.fig("Process/all-then-collect/aplex-process", "works/s")
