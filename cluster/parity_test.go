@@ -76,9 +76,10 @@ var (
 )
 
 // parityKinds builds one executor of each kind, pool 1 and capacity 1, so
-// that queueing is observable.
-func parityKinds(t *testing.T) map[string]func(t *testing.T) *aplex.Executor {
-	common := []aplex.Option{aplex.WithPoolSize(1), aplex.WithMaxWorksPerWorker(1), aplex.WithKillGrace(2 * time.Second)}
+// that queueing is observable, with a kill grace of two seconds; extra
+// options come after those.
+func parityKinds(t *testing.T, extra ...aplex.Option) map[string]func(t *testing.T) *aplex.Executor {
+	common := append([]aplex.Option{aplex.WithPoolSize(1), aplex.WithMaxWorksPerWorker(1), aplex.WithKillGrace(2 * time.Second)}, extra...)
 	return map[string]func(t *testing.T) *aplex.Executor{
 		"thread": func(t *testing.T) *aplex.Executor {
 			ex, err := aplex.NewThreadExecutor(common...)
@@ -97,7 +98,12 @@ func parityKinds(t *testing.T) map[string]func(t *testing.T) *aplex.Executor {
 			return ex
 		},
 		"cluster": func(t *testing.T) *aplex.Executor {
-			return newExecutor(t, append(common, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))...)
+			ex, err := cluster.NewExecutor(append(common, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ex.Close() })
+			return ex
 		},
 	}
 }
@@ -321,6 +327,28 @@ func TestParityOfShutdownOnEveryKind(t *testing.T) {
 				if !errors.Is(err, aplex.ErrClosed) || !errors.Is(err, context.Canceled) {
 					t.Errorf("%s work after Close: %v", name, err)
 				}
+			}
+		})
+	}
+}
+
+// TestParityOfShutdownInOnDoneOnEveryKind: OnDone's doc forbids shutting
+// the executor down from a completion callback, but a program that does so
+// must not hang, and every kind says the same: Shutdown returns an error
+// naming the callback it left running. The process executor's Close
+// waited for ever for the reader goroutine running the callback, the
+// cluster's for the NATS handler, whatever Shutdown's ctx; the goroutine
+// executor blamed works that ignore their ctx. (A work failed by its
+// worker's loss: TestShutdownInOnDoneDoesNotHang in the root package and
+// TestShutdownInOnDoneOfALostWorkDoesNotHang here.)
+func TestParityOfShutdownInOnDoneOnEveryKind(t *testing.T) {
+	kinds := parityKinds(t, aplex.WithKillGrace(100*time.Millisecond))
+	for _, kind := range []string{"thread", "process", "cluster"} {
+		t.Run(kind, func(t *testing.T) {
+			ex := kinds[kind](t)
+			wait := shutDownOnDone(t, ex, submit(t, ex, paritySleep, 1))
+			if msg := wait(); strings.Contains(msg, "ignore their ctx") {
+				t.Errorf("Shutdown in OnDone on a %s executor blames works that ignore their ctx: %s", kind, msg)
 			}
 		})
 	}
