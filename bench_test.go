@@ -2,6 +2,9 @@ package aplex_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -185,5 +188,58 @@ func BenchmarkThreadRoundTrip(b *testing.B) {
 		if _, err := f.Get(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkThreadRoundTripUnderLoad is BenchmarkThreadRoundTrip beside
+// goroutines that keep the scheduler busy (each spins 20 µs, then yields),
+// with the median and tail latency of a round trip: a waiter must be woken
+// straight after its work, not queued behind them.
+func BenchmarkThreadRoundTripUnderLoad(b *testing.B) {
+	for _, busy := range []int{8, 64} {
+		b.Run(fmt.Sprintf("busy=%d", busy), func(b *testing.B) {
+			ex, err := aplex.NewThreadExecutor()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ex.Close()
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for range busy {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						for start := time.Now(); time.Since(start) < 20*time.Microsecond; {
+						}
+						runtime.Gosched()
+					}
+				})
+			}
+			ctx := context.Background()
+			lat := make([]time.Duration, 0, 1<<16)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				f, err := aplex.Submit(ctx, ex, noop, i)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.Get(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if len(lat) < cap(lat) {
+					lat = append(lat, time.Since(start))
+				}
+			}
+			close(stop)
+			wg.Wait()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+		})
 	}
 }

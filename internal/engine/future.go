@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 
 	"github.com/aplex-go/aplex/internal/wire"
@@ -37,18 +36,6 @@ func (f *Future[R]) Get(ctx context.Context) (R, error) {
 	if ctx == nil {
 		var zero R
 		return zero, errors.New("aplex: Get: nil context")
-	}
-	if !f.t.finished() && f.t.rj == nil {
-		// A work on a goroutine worker: the goroutine that runs or will
-		// run it is most likely runnable on this P, behind us. Yielding
-		// once lets it finish before we park: a park and a wake-up fewer
-		// for a round trip, and in a fan-out the works whose timers fired
-		// together all end before the collector resumes, instead of it
-		// being woken (as the next goroutine to run) once per work.
-		// Measured in the bench module's FanOut: 10-25 % less CPU per work,
-		// 28 % fewer allocations (done channels); a round trip (root
-		// BenchmarkThreadRoundTrip) 25 % faster; Overhead unchanged.
-		runtime.Gosched()
 	}
 	if !f.t.finished() {
 		f.t.readFor(ctx)
