@@ -21,7 +21,7 @@ import (
 // start-up stays out of every figure but the CPU, then one whole batch,
 // untimed: a fresh pool's first burst pays once for what steady state
 // reuses (its goroutines; in fresh worker processes, their heaps' growth:
-// 30-50 ms more for aplex-process), so it is reported on its own.
+// 20-40 ms more for aplex-process), so it is reported on its own.
 func BenchmarkFanOut(b *testing.B) {
 	works := scaled(10_000)
 	shape := bench.Shape{Workers: 4, PerWorker: 300}
