@@ -136,10 +136,13 @@ type core struct {
 	// lock, by the goroutine that ran the work. It sits on a cache line of
 	// its own, so that those writes do not take the line of mu and the
 	// queue from the goroutine submitting.
-	_            [128]byte
-	running      atomic.Int64
-	_            [128]byte
-	closing      bool
+	_       [128]byte
+	running atomic.Int64
+	_       [128]byte
+	closing bool
+	// unwatched counts the queued works that wait only behind a runner
+	// being woken, with no watch on their caller's ctx yet (wakeLimited).
+	unwatched    int
 	down         bool          // teardown began: workers are being stopped; nothing is requeued
 	stopping     atomic.Bool   // mirrors closing for the lock-free release path
 	closed       chan struct{} // closed when closing starts
@@ -200,6 +203,7 @@ func newCore(cfg config) *core {
 	}
 	c.be = goroutines{c}
 	c.runners = gopool.New(c.runOne, runnerIdle)
+	c.runners.OnStart(c.runnerStarted)
 	c.baseCtx, c.baseCancel = context.WithCancel(context.Background())
 	return c
 }
@@ -277,7 +281,8 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			c.mu.Unlock()
 			return err
 		}
-		if c.queue.len() == 0 && c.roomLocked() {
+		room := c.roomLocked()
+		if room && c.queue.len() == 0 && c.runners.Waking() == 0 {
 			c.holdSends = true
 			c.dispatchLocked(t, false)
 			held := c.held
@@ -293,13 +298,22 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			if c.queue.len() == 1 {
 				c.needSlotsLocked()
 			}
-			if t.parent.Done() != nil {
+			switch {
+			case t.parent.Done() == nil:
+			case room:
+				// It waits for the runner being woken, which hands it out
+				// before running its own work (runnerStarted): a watch
+				// would cost more than the wait. A drain that finds no
+				// room for it after all watches it (watchUnwatchedLocked).
+				c.unwatched++
+			default:
 				// A queued work whose caller gives up never starts.
-				t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
+				c.watchLocked(t)
 			}
 			// A work may have ended since roomLocked looked, without
 			// seeing this one queued (its release takes no lock when the
-			// queue is empty): look again now that the queue is not.
+			// queue is empty), or the runner being woken may have started
+			// before it was queued: look again now that the queue is not.
 			c.drainLocked(false)
 			c.mu.Unlock()
 			return nil
@@ -344,6 +358,7 @@ func (c *core) dequeue(t *task) bool {
 		return false
 	}
 	c.queue.remove(t)
+	c.leftQueueLocked(t)
 	t.state.Store(stSettled)
 	c.queueCancelled.Add(1)
 	c.queueLeftLocked()
@@ -417,7 +432,16 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 // through a backlog does not pay for a new goroutine per work.
 func (c *core) drainLocked(keep bool) (next *task) {
 	for c.queue.len() > 0 && c.roomLocked() {
+		// No runner is woken while another is being woken: the works
+		// left queued are handed out by that runner as it starts
+		// (runnerStarted), one more each, so a burst goes from runner to
+		// runner on the core they run on, rather than each Submit waking
+		// a runner that another core then steals.
+		if c.runners.Waking() > 0 && !(keep && next == nil) {
+			return next
+		}
 		t := c.queue.popFront()
+		c.leftQueueLocked(t)
 		c.queueLeftLocked()
 		if err := t.parent.Err(); err != nil {
 			// Its caller gave up while it waited; the watch that would
@@ -435,7 +459,54 @@ func (c *core) drainLocked(keep bool) (next *task) {
 			next = t
 		}
 	}
+	if c.unwatched > 0 && c.queue.len() > 0 {
+		c.watchUnwatchedLocked()
+	}
 	return next
+}
+
+// runnerStarted runs on a runner that has just taken a work handed over by
+// Go, before that work. While it was being woken, Submit and the drains
+// queued works rather than wake more runners; once no other runner is
+// being woken, it wakes one for the oldest queued work, which does the
+// same as it starts, and so on while works are queued and slots free. It
+// does so before its own work runs, so a work that blocks holds up
+// nothing; but a work that keeps its CPU holds the runner it woke until
+// the scheduler preempts it, or another P steals that runner.
+func (c *core) runnerStarted() {
+	// Submit queues, then reads Waking; this goroutine lowered Waking
+	// before it reads the queue: one of them sees the other.
+	if c.runners.Waking() > 0 || c.queue.len() == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.drainLocked(false)
+	c.mu.Unlock()
+}
+
+// watchLocked makes a queued work end, never started, once its caller's
+// ctx ends.
+func (c *core) watchLocked(t *task) {
+	t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
+}
+
+// leftQueueLocked accounts for t leaving the queue unwatched.
+func (c *core) leftQueueLocked(t *task) {
+	if t.watch == nil && t.parent.Done() != nil && c.unwatched > 0 {
+		c.unwatched--
+	}
+}
+
+// watchUnwatchedLocked watches the queued works that were left unwatched
+// behind a runner being woken and still wait: no room was left for them
+// after all. They are the newest, so the walk starts at the tail.
+func (c *core) watchUnwatchedLocked() {
+	for t := c.queue.tail; t != nil && c.unwatched > 0; t = t.prev {
+		if t.watch == nil && t.parent.Done() != nil {
+			c.watchLocked(t)
+			c.unwatched--
+		}
+	}
 }
 
 // runOne runs t on a goroutine of c.runners and frees its slot; it

@@ -377,3 +377,102 @@ func TestGetDoesNotQueueBehindRunnableGoroutines(t *testing.T) {
 		t.Fatalf("only %d of %d Gets parked on their future: the others let the work run first, behind whatever else was runnable", parked, rounds)
 	}
 }
+
+// TestABurstWakesOneRunnerAtATime: while a runner is being woken, Submit
+// queues rather than wake another, and the woken runner hands the next
+// queued work out as it starts. On one P, five Submits in a row wake one
+// runner and queue four; every work then runs.
+func TestABurstWakesOneRunnerAtATime(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Shutdown(context.Background())
+	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+	fs := make([]*Future[int], 5)
+	for i := range fs {
+		if fs[i], err = Submit(context.Background(), ex, w, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing ran yet: this goroutine kept the only P.
+	if waking, queued := ex.c.runners.Waking(), ex.c.queue.len(); waking != 1 || queued != 4 {
+		t.Errorf("after 5 Submits: %d runners being woken and %d works queued; want 1 and 4", waking, queued)
+	}
+	for i, f := range fs {
+		if got, err := f.Get(context.Background()); err != nil || got != i {
+			t.Fatalf("work %d: %d, %v", i, got, err)
+		}
+	}
+}
+
+// TestAQueuedWorkStartsWhileTheWokenRunnersWorkBlocks: the runner woken
+// for a work that blocks hands the work queued behind it out before it
+// runs its own, so that work does not wait for the blocking one.
+func TestAQueuedWorkStartsWhileTheWokenRunnersWorkBlocks(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Shutdown(context.Background())
+	release := make(chan struct{})
+	blocking := Fn(func(context.Context, int) (int, error) { <-release; return 0, nil })
+	quick := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+	a, err := Submit(context.Background(), ex, blocking, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Submit(context.Background(), ex, quick, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := b.Get(ctx); err != nil || got != 7 {
+		t.Fatalf("the work queued behind a blocking one: %d, %v", got, err)
+	}
+	close(release)
+	if _, err := a.Get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAWorkQueuedBehindAWokenRunnerIsWatchedOnceNoRoomIsLeft: a work that
+// Submit queued behind a runner being woken, with room for it then, has no
+// watch on its caller's ctx (it is about to be handed out). When the
+// runners find no room left for it after all, it is watched: its caller's
+// ctx ending ends its future at once, although no slot frees.
+func TestAWorkQueuedBehindAWokenRunnerIsWatchedOnceNoRoomIsLeft(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer func() {
+		close(release)
+		ex.Shutdown(context.Background())
+	}()
+	blocking := Fn(func(context.Context, int) (int, error) { <-release; return 0, nil })
+	for range 2 {
+		if _, err := Submit(context.Background(), ex, blocking, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := Submit(ctx, ex, blocking, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.t.watch != nil {
+		t.Fatal("a work queued with room for it behind a runner being woken was watched at once")
+	}
+	cancel()
+	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	if _, err := c.Get(wait); !errors.Is(err, context.Canceled) || wait.Err() != nil {
+		t.Fatalf("Get of the queued work whose caller's ctx ended: %v (wait: %v)", err, wait.Err())
+	}
+}

@@ -19,7 +19,9 @@ type Stats struct {
 	// ScaleUps and ScaleDowns count the workers the autoscaler
 	// (WithAutoscale) added and retired.
 	ScaleUps, ScaleDowns uint64
-	// Queued is the number of works waiting for a free slot.
+	// Queued is the number of works waiting for a free slot, or, on a
+	// goroutine executor, for the runner being woken to hand them out
+	// (microseconds: see Submit).
 	Queued int
 	// Running is the number of works holding a worker slot.
 	Running int

@@ -10,7 +10,10 @@ import (
 
 // Submit schedules w(ctx', arg) on ex and returns its future. The work runs
 // at once if a worker has room; otherwise it waits in the executor's FIFO
-// queue and starts in submission order. With a bounded queue
+// queue and starts in submission order. (On a goroutine executor, "at
+// once" means as soon as the goroutine being woken for an earlier work
+// starts, if one is: it hands the next queued work out before it runs its
+// own, so a burst is handed out from goroutine to goroutine.) With a bounded queue
 // (WithQueueSize) that is full, Submit waits for room until ctx ends. ctx
 // is also the parent of the work's ctx, on every kind of worker: the work
 // sees its deadline (sent to other processes as the time left), and its

@@ -39,6 +39,11 @@ type Pool[T any] struct {
 	_      [128]byte
 	parked atomic.Int32 // goroutines parked or about to park
 	_      [128]byte
+	// waking counts the tasks Go handed to a goroutine that has not started
+	// them yet (OnStart); written by Go and by the woken goroutines.
+	waking  atomic.Int32
+	_       [128]byte
+	started func() // OnStart's hook; nil: waking is not kept
 
 	mu    sync.Mutex // serialises the reaper's ticks
 	spare int32      // parked goroutines at the last tick; under mu
@@ -60,9 +65,22 @@ func New[T any](run func(*T) *T, idle time.Duration) *Pool[T] {
 	return p
 }
 
+// OnStart makes the pool count the tasks handed over by Go that no
+// goroutine has started yet (Waking), and call started on the goroutine
+// that takes one, once that count is lowered and before run(t). Call it
+// before the first Go.
+func (p *Pool[T]) OnStart(started func()) { p.started = started }
+
+// Waking returns the number of tasks handed over by Go whose goroutine has
+// not started them yet (0 without OnStart).
+func (p *Pool[T]) Waking() int { return int(p.waking.Load()) }
+
 // Go runs t on a parked goroutine, or on a new one if none is parked. After
 // Close, t runs on a goroutine of its own, which then ends.
 func (p *Pool[T]) Go(t *T) {
+	if p.started != nil {
+		p.waking.Add(1)
+	}
 	select {
 	case p.handoff <- t:
 	default:
@@ -74,6 +92,10 @@ func (p *Pool[T]) Go(t *T) {
 // for the next until it is retired.
 func (p *Pool[T]) loop(t *T) {
 	for t != nil {
+		if p.started != nil {
+			p.waking.Add(-1)
+			p.started()
+		}
 		for t != nil {
 			t = p.run(t)
 		}

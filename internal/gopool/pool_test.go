@@ -150,3 +150,43 @@ func TestGoRacingCloseRunsEveryTask(t *testing.T) {
 	}
 	testutil.WaitFor(t, "every goroutine ended", func() bool { return goleak.Find(before) == nil })
 }
+
+// TestOnStartCountsTheTasksNotStartedYet: with OnStart, Waking counts the
+// tasks Go handed over until their goroutine takes them, and the hook runs
+// on that goroutine once the count is lowered, before the task.
+func TestOnStartCountsTheTasksNotStartedYet(t *testing.T) {
+	var s pool
+	var mu sync.Mutex
+	var seen []int
+	s.p = New(run, time.Hour)
+	s.p.OnStart(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, s.p.Waking())
+	})
+	defer s.Close()
+	hold := make(chan struct{})
+	first := newTask()
+	first.hold = hold
+	s.Go(first)
+	testutil.WaitFor(t, "the first task to start", func() bool { return s.p.Waking() == 0 })
+	second := newTask()
+	s.Go(second) // a new goroutine: the first holds its own
+	<-second.done
+	close(hold)
+	<-first.done
+	testutil.WaitFor(t, "the first goroutine to park", func() bool { return s.p.Parked() == 2 })
+	third := newTask()
+	s.Go(third) // a parked goroutine
+	<-third.done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 {
+		t.Fatalf("the hook ran %d times for 3 tasks handed over", len(seen))
+	}
+	for i, n := range seen {
+		if n != 0 {
+			t.Errorf("task %d: the hook saw %d tasks being woken; want 0 (its own counted off)", i+1, n)
+		}
+	}
+}
