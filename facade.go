@@ -733,14 +733,14 @@ type WorkerStats = engine.WorkerStats
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-11-30, medians of 5 interleaved runs): a no-op work submitted, then
-// collected, on a thread executor at its default capacity takes 1.02 µs
-// (±54 %: the machine changed speed), 1 allocation of 224 bytes, where a
-// goroutine per work behind a semaphore takes 1.03 µs in the same runs
+// collected, on a thread executor at its default capacity takes 0.82 µs
+// (±35 %: the machine changed speed), 1 allocation of 224 bytes, where a
+// goroutine per work behind a semaphore takes 1.07 µs in the same runs
 // (0.44-0.57 µs and 0.41-0.43 µs on the machine's fast spells); one work
 // at a time, Submit then Get, takes about 1 µs, beside busy goroutines too;
-// on a process executor one round trip takes 57 µs (±32 %) and 6
-// allocations (a raw pipe ping-pong with the same child: 45 µs; go-plugin's
-// net/rpc: 174 µs), and works submitted then collected run at 432 k
+// on a process executor one round trip takes 58 µs (±9 %) and 6
+// allocations (a raw pipe ping-pong with the same child: 40 µs; go-plugin's
+// net/rpc: 199 µs), and works submitted then collected run at 372 k
 // works/s.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return engine.Submit[A, R](ctx, ex, w, arg, opts...)
