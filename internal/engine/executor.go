@@ -140,8 +140,10 @@ type core struct {
 	running atomic.Int64
 	_       [128]byte
 	closing bool
-	// unwatched counts the queued works that wait only behind a runner
-	// being woken, with no watch on their caller's ctx yet (wakeLimited).
+	// unwatched counts the queued works whose caller's ctx can end but
+	// that have no watch on it: queued with room for them, behind a runner
+	// being woken (submit); watched if a drain finds no room left
+	// (watchUnwatchedLocked).
 	unwatched    int
 	down         bool          // teardown began: workers are being stopped; nothing is requeued
 	stopping     atomic.Bool   // mirrors closing for the lock-free release path

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
@@ -143,5 +144,31 @@ func TestOutstandingIsTheJobTable(t *testing.T) {
 	answer(ids[2])
 	if jobs, _ := tr.sink.Outstanding(tr.w); len(jobs) != 0 {
 		t.Errorf("Outstanding after every answer: %d jobs", len(jobs))
+	}
+}
+
+// TestARequeuedWorkEndsWhenItsCallersCtxEnds: a remote work put back in the
+// queue to run again (Retry after its worker was lost) waits there like
+// any queued work, and its caller's ctx ending ends it at once. The queue
+// took it back without a watch on that ctx: with no worker to run it, its
+// future waited until one joined.
+func TestARequeuedWorkEndsWhenItsCallersCtxEnds(t *testing.T) {
+	ex, tr := startHand(t)
+	w := &Work[int, int]{name: "requeued"}
+	ctx, cancel := context.WithCancel(context.Background())
+	f, err := Submit(ctx, ex, w, 1, Retry(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-tr.w.jobs
+	tr.sink.Lost(tr.w, errors.New("worker gone"))
+	if n := ex.c.queue.len(); n != 1 {
+		t.Fatalf("after its worker was lost, %d works queued; want the retried one", n)
+	}
+	cancel()
+	wait, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if _, err := f.Get(wait); !errors.Is(err, context.Canceled) || wait.Err() != nil {
+		t.Fatalf("Get of the requeued work whose caller's ctx ended: %v (wait: %v)", err, wait.Err())
 	}
 }

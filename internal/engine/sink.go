@@ -129,7 +129,7 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 				closeConn = cc
 			}
 			t.w = nil
-			c.queue.pushFront(t)
+			c.requeueLocked(t)
 			continue
 		}
 		finished = append(finished, done{t, r.Items})
@@ -150,6 +150,17 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 	c.mu.Unlock()
 	if closeConn != nil {
 		closeConn.Close()
+	}
+}
+
+// requeueLocked puts a remote work that must run again at the head of the
+// queue, watched like any queued work: its caller's ctx ending ends it at
+// once. (The count of works queued unwatched, core.unwatched, relies on
+// every other queued work with a ctx that can end having a watch.)
+func (c *core) requeueLocked(t *task) {
+	c.queue.pushFront(t)
+	if t.parent.Done() != nil {
+		c.watchLocked(t)
 	}
 }
 
@@ -201,7 +212,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 		if t.retries > 0 && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {
 			t.retries--
 			t.w = nil
-			c.queue.pushFront(t)
+			c.requeueLocked(t)
 			continue
 		}
 		failed = append(failed, t)
