@@ -50,17 +50,9 @@ func benchProcess(b *testing.B, opts ...aplex.Option) *aplex.Executor {
 // BenchmarkProcessRoundTrip is one no-op work at a time: Submit, then Get.
 func BenchmarkProcessRoundTrip(b *testing.B) {
 	ex := benchProcess(b, aplex.WithPoolSize(1))
-	ctx := context.Background()
 	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		f, err := aplex.Submit(ctx, ex, pNoop, i)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := f.Get(ctx); err != nil {
-			b.Fatal(err)
-		}
+	for i := 0; b.Loop(); i++ {
+		roundTrip(b, ex, pNoop, i)
 	}
 }
 

@@ -178,16 +178,21 @@ func BenchmarkThreadRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ex.Close()
-	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		f, err := aplex.Submit(ctx, ex, noop, i)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := f.Get(ctx); err != nil {
-			b.Fatal(err)
-		}
+		roundTrip(b, ex, noop, i)
+	}
+}
+
+// roundTrip submits w(i) to ex and waits for it.
+func roundTrip(b *testing.B, ex *aplex.Executor, w *aplex.Work[int, int], i int) {
+	ctx := context.Background()
+	f, err := aplex.Submit(ctx, ex, w, i)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.Get(ctx); err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -219,18 +224,11 @@ func BenchmarkThreadRoundTripUnderLoad(b *testing.B) {
 					}
 				})
 			}
-			ctx := context.Background()
 			lat := make([]time.Duration, 0, 1<<16)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
-				f, err := aplex.Submit(ctx, ex, noop, i)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := f.Get(ctx); err != nil {
-					b.Fatal(err)
-				}
+				roundTrip(b, ex, noop, i)
 				if len(lat) < cap(lat) {
 					lat = append(lat, time.Since(start))
 				}

@@ -492,9 +492,13 @@ func (c *core) watchLocked(t *task) {
 	t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
 }
 
+// unwatched reports whether a queued t is one that core.unwatched counts:
+// its caller's ctx can end and nothing watches it.
+func (t *task) unwatched() bool { return t.watch == nil && t.parent.Done() != nil }
+
 // leftQueueLocked accounts for t leaving the queue unwatched.
 func (c *core) leftQueueLocked(t *task) {
-	if t.watch == nil && t.parent.Done() != nil && c.unwatched > 0 {
+	if c.unwatched > 0 && t.unwatched() {
 		c.unwatched--
 	}
 }
@@ -504,7 +508,7 @@ func (c *core) leftQueueLocked(t *task) {
 // after all. They are the newest, so the walk starts at the tail.
 func (c *core) watchUnwatchedLocked() {
 	for t := c.queue.tail; t != nil && c.unwatched > 0; t = t.prev {
-		if t.watch == nil && t.parent.Done() != nil {
+		if t.unwatched() {
 			c.watchLocked(t)
 			c.unwatched--
 		}

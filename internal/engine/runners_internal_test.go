@@ -19,7 +19,15 @@ import (
 
 func newOneSlotExecutor(t *testing.T) *Executor {
 	t.Helper()
-	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(1))
+	return newOneWorkerExecutor(t, 1)
+}
+
+// newOneWorkerExecutor returns a thread executor of one worker with room
+// for perWorker works, shut down (and its error checked) when the test
+// ends, after the test's own cleanups registered later.
+func newOneWorkerExecutor(t *testing.T, perWorker int) *Executor {
+	t.Helper()
+	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(perWorker))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,14 +392,11 @@ func TestGetDoesNotQueueBehindRunnableGoroutines(t *testing.T) {
 // runner and queue four; every work then runs.
 func TestABurstWakesOneRunnerAtATime(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Shutdown(context.Background())
+	ex := newOneWorkerExecutor(t, 10)
 	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
 	fs := make([]*Future[int], 5)
 	for i := range fs {
+		var err error
 		if fs[i], err = Submit(context.Background(), ex, w, i); err != nil {
 			t.Fatal(err)
 		}
@@ -412,11 +417,7 @@ func TestABurstWakesOneRunnerAtATime(t *testing.T) {
 // runs its own, so that work does not wait for the blocking one.
 func TestAQueuedWorkStartsWhileTheWokenRunnersWorkBlocks(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ex.Shutdown(context.Background())
+	ex := newOneWorkerExecutor(t, 2)
 	release := make(chan struct{})
 	blocking := Fn(func(context.Context, int) (int, error) { <-release; return 0, nil })
 	quick := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
@@ -446,15 +447,9 @@ func TestAQueuedWorkStartsWhileTheWokenRunnersWorkBlocks(t *testing.T) {
 // ctx ending ends its future at once, although no slot frees.
 func TestAWorkQueuedBehindAWokenRunnerIsWatchedOnceNoRoomIsLeft(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(2))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ex := newOneWorkerExecutor(t, 2)
 	release := make(chan struct{})
-	defer func() {
-		close(release)
-		ex.Shutdown(context.Background())
-	}()
+	t.Cleanup(func() { close(release) }) // before the executor's Shutdown
 	blocking := Fn(func(context.Context, int) (int, error) { <-release; return 0, nil })
 	for range 2 {
 		if _, err := Submit(context.Background(), ex, blocking, 0); err != nil {
