@@ -67,6 +67,29 @@ func (rs results) get(name, unit string) (float64, bool) {
 // (see spread), NaN when there are none.
 func (rs results) spread(name, unit string) float64 { return spread(rs[name][unit]) }
 
+// ratio returns the ratio of figure a (name, unit) to figure b, taken run
+// by run, and the spread of those ratios. The report's runs are
+// interleaved, so run i of every implementation ran in the same round,
+// seconds apart: a change of the machine's speed between rounds moves both
+// figures of a pair, and the run-by-run ratio cancels it where the ratio
+// of medians would not. When the two figures have different numbers of
+// runs (input that was not interleaved), it falls back to the ratio of the
+// medians and the sum of the two spreads.
+func (rs results) ratio(aName, aUnit, bName, bUnit string) (r, spr float64) {
+	as, bs := rs[aName][aUnit], rs[bName][bUnit]
+	if len(as) == 0 || len(bs) == 0 {
+		return none, none
+	}
+	if len(as) != len(bs) {
+		return median(as) / median(bs), sumSpread(spread(as), spread(bs))
+	}
+	rr := make([]float64, len(as))
+	for i := range as {
+		rr[i] = as[i] / bs[i]
+	}
+	return median(rr), spread(rr)
+}
+
 // runs returns the most runs any figure has: what the medians were taken of.
 func (rs results) runs() int {
 	n := 0

@@ -121,6 +121,8 @@ func TestTargetFlagsSpreadWiderThanMargin(t *testing.T) {
 		{"tight runs over the limit", []float64{150, 151, 150, 149, 150}, []float64{100, 100, 101, 99, 100}, verdictNotMet},
 		{"runs straddling the limit", []float64{110, 140, 110, 90, 112}, []float64{100, 100, 101, 99, 100}, verdictUnclear},
 		{"the floor's spread counts too", []float64{110, 111, 110, 109, 110}, []float64{100, 70, 101, 130, 100}, verdictUnclear},
+		{"a change of speed moving both figures of each run", []float64{110, 220, 110, 55, 112}, []float64{100, 200, 101, 50, 100}, verdictMet},
+		{"a change of speed inside one run", []float64{110, 220, 110, 110, 112}, []float64{100, 100, 101, 100, 100}, verdictUnclear},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := results{}
@@ -210,5 +212,31 @@ func TestNumMissing(t *testing.T) {
 		if got := num(x); got != "–" {
 			t.Errorf("num(%v) = %q, want –", x, got)
 		}
+	}
+}
+
+// TestRatioRunByRun checks that a ratio of two figures is taken run by
+// run when both have the same runs, and falls back to the ratio of the
+// medians and the sum of the spreads when they do not.
+func TestRatioRunByRun(t *testing.T) {
+	rs := results{}
+	for _, v := range []float64{100, 200, 50} {
+		rs.add("a", "ns/op", 1.1*v)
+		rs.add("b", "ns/op", v)
+	}
+	if r, spr := rs.ratio("a", "ns/op", "b", "ns/op"); !near(r, 1.1) || !near(spr, 0) {
+		t.Errorf("paired runs: ratio %v, spread %v; want 1.1, 0", r, spr)
+	}
+	rs.add("c", "ns/op", 100)
+	rs.add("c", "ns/op", 120)
+	r, spr := rs.ratio("c", "ns/op", "b", "ns/op")
+	if want := median([]float64{100, 120}) / 100; !near(r, want) {
+		t.Errorf("unpaired runs: ratio %v, want the medians' %v", r, want)
+	}
+	if want := spread([]float64{100, 120}) + spread([]float64{100, 200, 50}); !near(spr, want) {
+		t.Errorf("unpaired runs: spread %v, want the sum %v", spr, want)
+	}
+	if r, spr := rs.ratio("a", "ns/op", "missing", "ns/op"); !nan(r) || !nan(spr) {
+		t.Errorf("a missing figure: ratio %v, spread %v; want NaN, NaN", r, spr)
 	}
 }

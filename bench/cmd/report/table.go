@@ -79,3 +79,11 @@ func ratio(a, b float64) string {
 
 // none is the value of a missing figure.
 var none = math.NaN()
+
+// times formats a ratio already taken ("1.25×"), "–" when unknown.
+func times(r float64) string {
+	if math.IsNaN(r) || math.IsInf(r, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", r)
+}
