@@ -44,7 +44,7 @@ func ServeConn(ctx context.Context, cfg Config, r io.Reader, w io.Writer) error 
 	cfg.AcceptWindow, cfg.DrainTimeout, cfg.DoneLeaves = 0, 0, false
 	l := &streamLink{
 		r:          r,
-		rd:         wire.NewReader(r, cfg.MaxFrame),
+		rd:         wire.NewReader(link.PipeReader(r), cfg.MaxFrame),
 		readerDone: make(chan struct{}),
 	}
 	l.out = link.New(link.Pipe(w, cfg.MaxFrame), link.Config[link.Subject]{

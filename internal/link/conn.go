@@ -12,6 +12,10 @@
 // keeps each destination's order (a Cancel follows its Run), and flushes
 // only when nothing is left to write: a burst costs one system call, a lone
 // message goes out at once.
+//
+// A pipe is written, and read (PipeReader), with raw system calls: its ends
+// are non-blocking, and the runtime's bookkeeping for a call that may block
+// wakes its monitor thread at the start of every burst (rawio_unix.go).
 package link
 
 import (
@@ -110,11 +114,22 @@ type pipeOut struct {
 	try  bool
 	rest []byte // what a try could not write
 
-	// writeNow's call, bound once, and its argument and results.
-	write func(fd uintptr) bool
-	p     []byte
-	n     int
-	werr  error
+	// writeNow's and writeAll's calls, bound once, and their argument
+	// and results.
+	write      func(fd uintptr) bool
+	writeAllFn func(fd uintptr) bool
+	p          []byte
+	n          int
+	werr       error
+}
+
+// writeBlocking writes p whole, waiting while the pipe is full: with raw
+// system calls on a non-blocking file (rawio_unix.go), else with w's Write.
+func (o *pipeOut) writeBlocking(p []byte) (int, error) {
+	if o.rc != nil && len(p) > 0 {
+		return o.writeAll(p)
+	}
+	return o.w.Write(p)
 }
 
 func (o *pipeOut) Write(p []byte) (int, error) {
@@ -122,7 +137,7 @@ func (o *pipeOut) Write(p []byte) (int, error) {
 		if err := o.drain(); err != nil {
 			return 0, err
 		}
-		return o.w.Write(p)
+		return o.writeBlocking(p)
 	}
 	n := 0
 	if len(o.rest) == 0 {
@@ -140,7 +155,7 @@ func (o *pipeOut) drain() error {
 	if len(o.rest) == 0 {
 		return nil
 	}
-	_, err := o.w.Write(o.rest)
+	_, err := o.writeBlocking(o.rest)
 	if cap(o.rest) > 64<<10 {
 		o.rest = nil // a big Map chunk: do not pin its copy
 	} else {

@@ -7,7 +7,11 @@ import (
 	"syscall"
 )
 
-// rawConn returns nil: writes without blocking are Unix only.
-func rawConn(io.Writer) syscall.RawConn { return nil }
+// rawConn returns nil: reads and writes without blocking are Unix only.
+func rawConn(any) syscall.RawConn { return nil }
 
 func (o *pipeOut) writeNow([]byte) (int, error) { return 0, nil }
+func (o *pipeOut) writeAll([]byte) (int, error) { return 0, nil }
+
+// PipeReader returns r: raw reads are Unix only.
+func PipeReader(r io.Reader) io.Reader { return r }

@@ -3,15 +3,15 @@
 package link
 
 import (
-	"io"
 	"os"
 	"syscall"
 )
 
-// rawConn returns w's raw connection when it can be written without
-// blocking: a non-blocking file (os.Pipe's ends are); nil otherwise.
-func rawConn(w io.Writer) syscall.RawConn {
-	sc, ok := w.(syscall.Conn)
+// rawConn returns f's raw connection when it can be read and written
+// without blocking: a non-blocking file (os.Pipe's ends are); nil
+// otherwise.
+func rawConn(f any) syscall.RawConn {
+	sc, ok := f.(syscall.Conn)
 	if !ok {
 		return nil
 	}
@@ -53,10 +53,16 @@ func (o *pipeOut) writeNow(p []byte) (int, error) {
 // whatever happened, so the caller never waits for the pipe.
 func (o *pipeOut) writeRaw(fd uintptr) bool {
 	for {
-		o.n, o.werr = syscall.Write(int(fd), o.p)
-		if o.werr != syscall.EINTR {
+		n, errno := rawIO(syscall.SYS_WRITE, fd, o.p)
+		switch errno {
+		case 0:
+			o.n, o.werr = n, nil
 			return true
+		case syscall.EINTR:
+			continue
 		}
+		o.n, o.werr = 0, errno
+		return true
 	}
 }
 

@@ -76,7 +76,7 @@ func newWorker(t *Transport, slot int, cmd *exec.Cmd, toChild, fromChild *os.Fil
 		pid:       cmd.Process.Pid,
 		toChild:   toChild,
 		fromChild: fromChild,
-		rd:        wire.NewReader(fromChild, t.cfg.MaxFrame),
+		rd:        wire.NewReader(link.PipeReader(fromChild), t.cfg.MaxFrame),
 		label:     label,
 		done:      make(chan struct{}),
 	}

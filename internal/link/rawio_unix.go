@@ -1,0 +1,153 @@
+//go:build unix
+
+package link
+
+import (
+	"io"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// A process worker's pipes are read and written with raw system calls.
+//
+// Their ends are non-blocking (os.Pipe's are; a process child makes its
+// inherited ends so), so a read or a write never blocks: it takes what is
+// there, or fails with EAGAIN and the goroutine waits on the netpoller.
+// The runtime's bookkeeping around a system call that may block
+// (entersyscall, exitsyscall), which lets another thread take the
+// goroutine's P, buys nothing then, and it costs more than itself:
+// entering a system call wakes the runtime's monitor thread (sysmon) from
+// the deep sleep it takes while every P is idle, and a woken sysmon polls
+// every 20 µs for a millisecond and more before it backs off. A worker
+// idle between bursts of works (each wave of a fan-out) paid that once a
+// burst in each process; on a VM, where a thread's sleep and wake-up costs
+// 10-25 µs of CPU, it was a quarter of a process fan-out's system time.
+//
+// The raw calls are invisible to the race detector, like any system call
+// made with syscall.RawSyscall: it does not see the kernel fill a read's
+// buffer. The buffers are the link's own (bufio's, the writer's).
+
+// PipeReader returns a reader of r that reads with raw system calls when r
+// is a file in non-blocking mode (a process worker's pipe end), and r
+// itself otherwise. Reads and Close behave as r's: a read that waits is
+// ended by closing r, with r's error.
+func PipeReader(r io.Reader) io.Reader {
+	f, ok := r.(interface {
+		io.Reader
+		syscall.Conn
+	})
+	if !ok {
+		return r
+	}
+	rc := rawConn(f)
+	if rc == nil {
+		return r
+	}
+	pr := &pipeReader{f: f, rc: rc}
+	pr.read = pr.readRaw // bound once: a closure per Read would allocate
+	return pr
+}
+
+// pipeReader is PipeReader's reader; one goroutine reads at a time.
+type pipeReader struct {
+	f  io.Reader // the file, for the error a closed one reports
+	rc syscall.RawConn
+
+	// Read's call, bound once, and its argument and results.
+	read func(fd uintptr) bool
+	p    []byte
+	n    int
+	err  error
+}
+
+func (r *pipeReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.p = p
+	err := r.rc.Read(r.read)
+	n, rerr := r.n, r.err
+	r.p, r.n, r.err = nil, 0, nil
+	switch {
+	case err != nil:
+		return 0, closedErr(r.f.Read, err)
+	case rerr != nil:
+		return n, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// readRaw is Read's system call, for RawConn.Read: false (wait for the
+// pipe to be readable, then call again) on EAGAIN.
+func (r *pipeReader) readRaw(fd uintptr) bool {
+	for {
+		n, errno := rawIO(syscall.SYS_READ, fd, r.p)
+		switch errno {
+		case 0:
+			r.n = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.err = &os.PathError{Op: "read", Path: "pipe", Err: errno}
+			return true
+		}
+	}
+}
+
+// writeAll writes p whole to the stream, waiting on the poller while the
+// pipe is full, as a blocking write does.
+func (o *pipeOut) writeAll(p []byte) (int, error) {
+	if o.writeAllFn == nil {
+		o.writeAllFn = o.writeAllRaw
+	}
+	o.p, o.n = p, 0
+	err := o.rc.Write(o.writeAllFn)
+	n, werr := o.n, o.werr
+	o.p, o.n, o.werr = nil, 0, nil
+	if err != nil {
+		return n, closedErr(o.w.Write, err)
+	}
+	return n, werr
+}
+
+// writeAllRaw is writeAll's system calls, for RawConn.Write.
+func (o *pipeOut) writeAllRaw(fd uintptr) bool {
+	for o.n < len(o.p) {
+		n, errno := rawIO(syscall.SYS_WRITE, fd, o.p[o.n:])
+		switch errno {
+		case 0:
+			o.n += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			o.werr = &os.PathError{Op: "write", Path: "pipe", Err: errno}
+			return true
+		}
+	}
+	return true
+}
+
+// rawIO makes a read or write system call on fd with p, without the
+// runtime's system-call bookkeeping (see the top of this file).
+func rawIO(trap, fd uintptr, p []byte) (int, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), errno
+}
+
+// closedErr returns the error of a file's RawConn call (err): the file
+// reports it closed in its own words (os.ErrClosed, in a *PathError) when
+// asked to move zero bytes, which RawConn does not. io is the file's Read
+// or Write.
+func closedErr(io func([]byte) (int, error), err error) error {
+	if _, ferr := io(nil); ferr != nil {
+		return ferr
+	}
+	return err
+}
