@@ -12,8 +12,9 @@ const roleEnv = "APLEX_BENCH_ROLE"
 
 // The child roles.
 const (
-	rolePipeEcho = "pipe-echo"
-	rolePlugin   = "plugin"
+	rolePipeEcho    = "pipe-echo"
+	rolePipeEchoRaw = "pipe-echo-raw"
+	rolePlugin      = "plugin"
 )
 
 // ServeChild turns this process into a benchmark child when it was started
@@ -28,6 +29,8 @@ func ServeChild() {
 	switch role {
 	case rolePipeEcho:
 		err = servePipeEcho(os.NewFile(3, "in"), os.NewFile(4, "out"))
+	case rolePipeEchoRaw:
+		err = serveRawPipeEcho()
 	case rolePlugin:
 		servePlugin()
 	default:

@@ -16,12 +16,29 @@ const MsgSize = 32
 // encoding, no dispatch.
 type PipePeer struct {
 	w, r *os.File
+	// in and out are how requests are written and replies read: the
+	// files themselves, or the raw system calls on them (StartRawPipePeer).
+	in   io.Writer
+	out  io.Reader
 	done chan error
 }
 
-// StartPipePeer starts the echo child and waits until it answers.
-func StartPipePeer() (*PipePeer, error) {
-	cmd, err := selfCommand(rolePipeEcho)
+// StartPipePeer starts the echo child and waits until it answers. Both
+// sides read and write through os.File.
+func StartPipePeer() (*PipePeer, error) { return startPipePeer(false) }
+
+// StartRawPipePeer is StartPipePeer with both sides reading and writing
+// their non-blocking pipe ends with raw system calls, waiting on the
+// netpoller when a pipe is empty or full (rawpipe_linux.go): the system
+// calls aplex's process workers make, without anything else.
+func StartRawPipePeer() (*PipePeer, error) { return startPipePeer(true) }
+
+func startPipePeer(raw bool) (*PipePeer, error) {
+	role := rolePipeEcho
+	if raw {
+		role = rolePipeEchoRaw
+	}
+	cmd, err := selfCommand(role)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +63,10 @@ func StartPipePeer() (*PipePeer, error) {
 		fromChild.Close()
 		return nil, err
 	}
-	p := &PipePeer{w: toChild, r: fromChild, done: make(chan error, 1)}
+	p := &PipePeer{w: toChild, r: fromChild, in: toChild, out: fromChild, done: make(chan error, 1)}
+	if raw {
+		p.in, p.out = rawPipe(toChild), rawPipe(fromChild)
+	}
 	go func() { p.done <- cmd.Wait() }()
 	// One round trip so that the child's start-up is not timed.
 	if err := p.RoundTrips(1); err != nil {
@@ -61,10 +81,10 @@ func (p *PipePeer) RoundTrips(n int) error {
 	var req, resp [MsgSize]byte
 	for i := range n {
 		req[0] = byte(i)
-		if _, err := p.w.Write(req[:]); err != nil {
+		if _, err := p.in.Write(req[:]); err != nil {
 			return err
 		}
-		if _, err := io.ReadFull(p.r, resp[:]); err != nil {
+		if _, err := io.ReadFull(p.out, resp[:]); err != nil {
 			return err
 		}
 	}
@@ -83,7 +103,7 @@ func (p *PipePeer) RoundTripsHandoff(n int) error {
 	go func() {
 		var resp [MsgSize]byte
 		for range n {
-			_, err := io.ReadFull(p.r, resp[:])
+			_, err := io.ReadFull(p.out, resp[:])
 			replies <- err
 			if err != nil {
 				return
@@ -93,7 +113,7 @@ func (p *PipePeer) RoundTripsHandoff(n int) error {
 	var req [MsgSize]byte
 	for i := range n {
 		req[0] = byte(i)
-		if _, err := p.w.Write(req[:]); err != nil {
+		if _, err := p.in.Write(req[:]); err != nil {
 			// The reader waits for a reply that will not come; Close
 			// ends it.
 			return err
@@ -130,7 +150,7 @@ func (p *PipePeer) Pipelined(n, inflight int) error {
 					break more
 				}
 			}
-			if _, err := p.w.Write(buf[:k*MsgSize]); err != nil {
+			if _, err := p.in.Write(buf[:k*MsgSize]); err != nil {
 				werr = err
 				return
 			}
@@ -140,7 +160,7 @@ func (p *PipePeer) Pipelined(n, inflight int) error {
 	buf := make([]byte, 64<<10)
 	var err error
 	for got := 0; got < n*MsgSize; {
-		m, rerr := p.r.Read(buf)
+		m, rerr := p.out.Read(buf)
 		before := got / MsgSize
 		got += m
 		for range got/MsgSize - before {
@@ -165,7 +185,7 @@ func (p *PipePeer) Close() error {
 
 // servePipeEcho is the child: it copies everything from in to out, one
 // read then one write at a time, until in is closed.
-func servePipeEcho(in, out *os.File) error {
+func servePipeEcho(in io.Reader, out io.Writer) error {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := in.Read(buf)

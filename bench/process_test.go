@@ -13,8 +13,9 @@ import (
 // BenchmarkProcess (workload 6) measures round trips to other processes:
 // one no-op work at a time (rtt: ns/op is one round trip), then 64 and 256
 // in flight (ns/op per work, works/s), against the raw pipe ping-pong floor
-// (one echo child on fds 3/4) and a go-plugin net/rpc plugin in the same
-// run; for one at a time also the floor with one goroutine hand-off in the
+// (one echo child on fds 3/4; pipe-floor through os.File, pipe-floor-raw
+// with the raw system calls aplex's pipes use) and a go-plugin net/rpc
+// plugin in the same run; for one at a time also the floor with one goroutine hand-off in the
 // parent (pipe-handoff: a reader goroutine passes each reply to the
 // waiting one). aplex runs one worker process there, like the floor. Then, on the
 // default pool (NumCPU processes): b.N no-op works submitted all then
@@ -28,18 +29,23 @@ func BenchmarkProcess(b *testing.B) {
 		if inflight == 1 {
 			name = "rtt"
 		}
-		b.Run(name+"/pipe-floor", func(b *testing.B) {
-			p, err := bench.StartPipePeer()
-			if err != nil {
-				b.Fatal(err)
-			}
-			perWork(b, func() { p.Close() }, func() error {
-				if inflight == 1 {
-					return p.RoundTrips(b.N)
+		for _, floor := range []struct {
+			name  string
+			start func() (*bench.PipePeer, error)
+		}{{"pipe-floor", bench.StartPipePeer}, {"pipe-floor-raw", bench.StartRawPipePeer}} {
+			b.Run(name+"/"+floor.name, func(b *testing.B) {
+				p, err := floor.start()
+				if err != nil {
+					b.Fatal(err)
 				}
-				return p.Pipelined(b.N, inflight)
+				perWork(b, func() { p.Close() }, func() error {
+					if inflight == 1 {
+						return p.RoundTrips(b.N)
+					}
+					return p.Pipelined(b.N, inflight)
+				})
 			})
-		})
+		}
 		if inflight == 1 {
 			b.Run(name+"/pipe-handoff", func(b *testing.B) {
 				p, err := bench.StartPipePeer()

@@ -53,7 +53,7 @@ func (o *pipeOut) writeNow(p []byte) (int, error) {
 // whatever happened, so the caller never waits for the pipe.
 func (o *pipeOut) writeRaw(fd uintptr) bool {
 	for {
-		n, errno := rawIO(syscall.SYS_WRITE, fd, o.p)
+		n, errno := sysWrite(fd, o.p)
 		switch errno {
 		case 0:
 			o.n, o.werr = n, nil

@@ -6,10 +6,11 @@ import (
 	"io"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
-// A process worker's pipes are read and written with raw system calls.
+// A process worker's pipes are read and written with raw system calls (on
+// Linux: rawcall_linux.go; other systems make the same calls through the
+// syscall package's bookkeeping).
 //
 // Their ends are non-blocking (os.Pipe's are; a process child makes its
 // inherited ends so), so a read or a write never blocks: it takes what is
@@ -84,7 +85,7 @@ func (r *pipeReader) Read(p []byte) (int, error) {
 // pipe to be readable, then call again) on EAGAIN.
 func (r *pipeReader) readRaw(fd uintptr) bool {
 	for {
-		n, errno := rawIO(syscall.SYS_READ, fd, r.p)
+		n, errno := sysRead(fd, r.p)
 		switch errno {
 		case 0:
 			r.n = n
@@ -119,7 +120,7 @@ func (o *pipeOut) writeAll(p []byte) (int, error) {
 // writeAllRaw is writeAll's system calls, for RawConn.Write.
 func (o *pipeOut) writeAllRaw(fd uintptr) bool {
 	for o.n < len(o.p) {
-		n, errno := rawIO(syscall.SYS_WRITE, fd, o.p[o.n:])
+		n, errno := sysWrite(fd, o.p[o.n:])
 		switch errno {
 		case 0:
 			o.n += n
@@ -132,13 +133,6 @@ func (o *pipeOut) writeAllRaw(fd uintptr) bool {
 		}
 	}
 	return true
-}
-
-// rawIO makes a read or write system call on fd with p, without the
-// runtime's system-call bookkeeping (see the top of this file).
-func rawIO(trap, fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	return int(n), errno
 }
 
 // closedErr returns the error of a file's RawConn call (err): the file

@@ -146,12 +146,21 @@ func (v view) mapping(w io.Writer) {
 	t.write(w)
 }
 
+// pipeFloor names mode's process floor: the pipe with raw system calls,
+// or, in output from before it existed, the pipe through os.File.
+func (v view) pipeFloor(mode string) string {
+	if n := "Process/" + mode + "/pipe-floor-raw"; v.has(n) {
+		return n
+	}
+	return "Process/" + mode + "/pipe-floor"
+}
+
 func (v view) process(w io.Writer) {
-	section(w, "## 6. Process round trips and throughput", "One child process each: the floor is a raw ping-pong over a pair of `os.Pipe` on fds 3/4 (32-byte messages, echoed, writes batched while requests queue); aplex runs one worker process; go-plugin v1.8.0 over net/rpc. For rtt, a second floor reads the replies in a goroutine of its own that hands each to the waiting one over a channel: the raw pipe plus the one goroutine wake-up that any executor whose caller waits on a future pays. rtt = one no-op work at a time; in flight = a sliding window of pending works (go-plugin: that many goroutines). CPU: user + system time of the parent and the child per work (getrusage, once the child is reaped).")
+	section(w, "## 6. Process round trips and throughput", "One child process each: the floor is a raw ping-pong over a pair of `os.Pipe` on fds 3/4 (32-byte messages, echoed, writes batched while requests queue), both sides reading and writing the non-blocking pipe ends with raw system calls and waiting on the netpoller, as aplex's pipes do (÷ floor is against this one); the same through `os.File` is the row below it; aplex runs one worker process; go-plugin v1.8.0 over net/rpc. For rtt, a second floor reads the replies in a goroutine of its own that hands each to the waiting one over a channel: the raw pipe plus the one goroutine wake-up that any executor whose caller waits on a future pays. rtt = one no-op work at a time; in flight = a sliding window of pending works (go-plugin: that many goroutines). CPU: user + system time of the parent and the child per work (getrusage, once the child is reaped).")
 	t := &table{head: []string{"mode", "implementation", "µs/work", "spread", "works/s", "CPU µs/work", "allocs/work", "÷ floor", "÷ aplex-process"}}
 	for _, mode := range []string{"rtt", "inflight=64", "inflight=256"} {
-		floor, ap := v.fig("Process/"+mode+"/pipe-floor", "ns/op"), v.fig("Process/"+mode+"/aplex-process", "ns/op")
-		for _, impl := range []string{"pipe-floor", "pipe-handoff", "aplex-process", "go-plugin"} {
+		floor, ap := v.fig(v.pipeFloor(mode), "ns/op"), v.fig("Process/"+mode+"/aplex-process", "ns/op")
+		for _, impl := range []string{"pipe-floor-raw", "pipe-floor", "pipe-handoff", "aplex-process", "go-plugin"} {
 			n := "Process/" + mode + "/" + impl
 			if !v.has(n) {
 				continue
@@ -159,10 +168,12 @@ func (v view) process(w io.Writer) {
 			ns := v.fig(n, "ns/op")
 			lbl := impl
 			switch impl {
+			case "pipe-floor-raw":
+				lbl = "floor: raw pipe, raw system calls"
 			case "pipe-floor":
-				lbl = "floor: raw pipe"
+				lbl = "raw pipe through os.File"
 			case "pipe-handoff":
-				lbl = "floor: raw pipe + one hand-off"
+				lbl = "raw pipe through os.File + one hand-off"
 			case "aplex-process":
 				lbl = "**aplex-process**"
 			}

@@ -115,8 +115,9 @@ func (v view) targets() []target {
 		"%s µs/work (the chan-pool floor: %s µs)", num(fc), num(v.fig("FanOut/chan-pool", "cpu-us/work")))
 
 	// Process workers.
-	rtt, pipe, plug := v.fig("Process/rtt/aplex-process", "ns/op"), v.fig("Process/rtt/pipe-floor", "ns/op"), v.fig("Process/rtt/go-plugin", "ns/op")
-	r, rs = rt("Process/rtt/aplex-process", "Process/rtt/pipe-floor", "ns/op")
+	pipeFloor := v.pipeFloor("rtt")
+	rtt, pipe, plug := v.fig("Process/rtt/aplex-process", "ns/op"), v.fig(pipeFloor, "ns/op"), v.fig("Process/rtt/go-plugin", "ns/op")
+	r, rs = rt("Process/rtt/aplex-process", pipeFloor, "ns/op")
 	add(fmt.Sprintf("Process round trip ≤ %.0f× the raw pipe", rttPipeLimit), ok(rtt, pipe), check{r, rttPipeLimit, true, rs},
 		"%s µs vs %s µs: %s run by run", num(rtt/1e3), num(pipe/1e3), times(r))
 	r, rs = rt("Process/rtt/go-plugin", "Process/rtt/aplex-process", "ns/op")

@@ -199,3 +199,38 @@ func lineWith(s, sub string) string {
 	}
 	return ""
 }
+
+// TestRoundTripTargetUsesTheRawSyscallFloor checks that the process round
+// trip is judged against the pipe floor that makes aplex's raw system
+// calls when the run has it, and against the os.File one otherwise.
+func TestRoundTripTargetUsesTheRawSyscallFloor(t *testing.T) {
+	const what = "Process round trip ≤ 2× the raw pipe"
+	for _, tc := range []struct {
+		name   string
+		raw    float64 // Process/rtt/pipe-floor-raw ns/op; 0: not measured
+		want   string
+		figure string
+	}{
+		{"no raw floor: the os.File one", 0, verdictMet, "vs 45.0 µs"},
+		{"a raw floor under half of aplex's", 25e3, verdictNotMet, "vs 25.0 µs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := runsOf(metAll, nil)
+			for range 5 {
+				if tc.raw > 0 {
+					rs.add("Process/rtt/pipe-floor-raw", "ns/op", tc.raw)
+				}
+			}
+			for _, tg := range (view{rs: rs, py: pyMet}).targets() {
+				if tg.what != what {
+					continue
+				}
+				if got := verdict(tg.known, tg.met, tg.margin, tg.spread); got != tc.want || !strings.Contains(tg.figure, tc.figure) {
+					t.Errorf("%s: %q, want %s with %q", tg.figure, got, tc.want, tc.figure)
+				}
+				return
+			}
+			t.Fatalf("no target %q", what)
+		})
+	}
+}
