@@ -15,3 +15,6 @@ func (o *pipeOut) writeAll([]byte) (int, error) { return 0, nil }
 
 // PipeReader returns r: raw reads are Unix only.
 func PipeReader(r io.Reader) io.Reader { return r }
+
+// PipeWriter returns w: raw writes are Unix only.
+func PipeWriter(w io.Writer) io.Writer { return w }

@@ -50,6 +50,17 @@ func PipeReader(r io.Reader) io.Reader {
 	return pr
 }
 
+// PipeWriter returns a writer of w that writes with raw system calls when w
+// is a file in non-blocking mode, as a pipe Conn does, and w itself
+// otherwise. Each Write writes p whole, waiting while the pipe is full.
+func PipeWriter(w io.Writer) io.Writer {
+	rc := rawConn(w)
+	if rc == nil {
+		return w
+	}
+	return &pipeOut{w: w, rc: rc}
+}
+
 // pipeReader is PipeReader's reader; one goroutine reads at a time.
 type pipeReader struct {
 	f  io.Reader // the file, for the error a closed one reports

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -61,7 +62,8 @@ func benchTransport(b *testing.B) (xport.Worker, *benchSink) {
 // ReadUntil the result is in: child host → Done on this goroutine), with a
 // raw 32-byte ping-pong over two os.Pipe between the same parent and a
 // child of the same binary: the floor, alone and with one goroutine
-// hand-off in the parent (raw-pipes-handoff).
+// hand-off in the parent (raw-pipes-handoff), both through os.File, and
+// with the raw system calls the transport makes (raw-syscalls).
 func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("transport", func(b *testing.B) {
 		xw, s := benchTransport(b)
@@ -89,20 +91,22 @@ func BenchmarkRoundTrip(b *testing.B) {
 		cs.report(b)
 		lat.report(b)
 	})
-	b.Run("raw-pipes", func(b *testing.B) { rawPingPong(b, false) })
+	b.Run("raw-pipes", func(b *testing.B) { rawPingPong(b, false, false) })
+	b.Run("raw-syscalls", func(b *testing.B) { rawPingPong(b, false, true) })
 	// The same ping-pong with the parent's reads done by a goroutine of
 	// their own that hands each reply to the waiting one over a channel:
 	// the shape of any executor whose caller waits on a future while a
 	// reader goroutine serves the pipe. The hand-off alone, one goroutine
 	// wake-up per round trip, is what separates this floor from the one
 	// above.
-	b.Run("raw-pipes-handoff", func(b *testing.B) { rawPingPong(b, true) })
+	b.Run("raw-pipes-handoff", func(b *testing.B) { rawPingPong(b, true, false) })
 }
 
 // rawPingPong is a raw 32-byte ping-pong over two os.Pipe with a child of
 // this binary. With handoff, a reader goroutine reads the replies and
-// hands each to the benchmark's goroutine over a channel.
-func rawPingPong(b *testing.B, handoff bool) {
+// hands each to the benchmark's goroutine over a channel. With raw, both
+// sides read and write with link.PipeReader and link.PipeWriter.
+func rawPingPong(b *testing.B, handoff, raw bool) {
 	childIn, toChild, err := os.Pipe()
 	if err != nil {
 		b.Fatal(err)
@@ -116,13 +120,22 @@ func rawPingPong(b *testing.B, handoff bool) {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), testModeEnv+"=pingpong")
+	mode := "pingpong"
+	if raw {
+		mode = "pingpong-raw"
+	}
+	cmd.Env = append(os.Environ(), testModeEnv+"="+mode)
 	cmd.ExtraFiles = []*os.File{childIn, childOut}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	childIn.Close()
 	childOut.Close()
+	var in io.Reader = fromChild
+	var out io.Writer = toChild
+	if raw {
+		in, out = link.PipeReader(fromChild), link.PipeWriter(toChild)
+	}
 	replies := make(chan error, 1)
 	readerDone := make(chan struct{})
 	if handoff {
@@ -130,7 +143,7 @@ func rawPingPong(b *testing.B, handoff bool) {
 			defer close(readerDone)
 			buf := make([]byte, 32)
 			for {
-				_, err := io.ReadFull(fromChild, buf)
+				_, err := io.ReadFull(in, buf)
 				replies <- err
 				if err != nil {
 					return
@@ -154,13 +167,13 @@ func rawPingPong(b *testing.B, handoff bool) {
 	cs := switchesOf(os.Getpid(), cmd.Process.Pid)
 	for b.Loop() {
 		t0 := time.Now()
-		if _, err := toChild.Write(buf); err != nil {
+		if _, err := out.Write(buf); err != nil {
 			b.Fatal(err)
 		}
 		if handoff {
 			err = <-replies
 		} else {
-			_, err = io.ReadFull(fromChild, buf)
+			_, err = io.ReadFull(in, buf)
 		}
 		if err != nil {
 			b.Fatal(err)

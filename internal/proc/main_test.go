@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/aplex-go/aplex/internal/host"
+	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -37,7 +38,9 @@ const (
 func TestMain(m *testing.M) {
 	switch os.Getenv(testModeEnv) {
 	case "pingpong":
-		os.Exit(pingPongChild())
+		os.Exit(pingPongChild(false))
+	case "pingpong-raw":
+		os.Exit(pingPongChild(true))
 	case "callbackpanic":
 		callbackPanicChild()
 	}
@@ -141,14 +144,19 @@ func childRegistry() registry {
 
 // pingPongChild echoes 32-byte messages from fd 3 to fd 4: the raw pipe
 // floor the transport is compared with.
-func pingPongChild() int {
-	in, err := childFile(childInFD, "in")
+func pingPongChild(raw bool) int {
+	inf, err := childFile(childInFD, "in")
 	if err != nil {
 		return 1
 	}
-	out, err := childFile(childOutFD, "out")
+	outf, err := childFile(childOutFD, "out")
 	if err != nil {
 		return 1
+	}
+	var in io.Reader = inf
+	var out io.Writer = outf
+	if raw {
+		in, out = link.PipeReader(inf), link.PipeWriter(outf)
 	}
 	buf := make([]byte, 32)
 	for {
