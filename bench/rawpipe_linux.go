@@ -15,27 +15,34 @@ func rawPipe(f *os.File) io.ReadWriter {
 	if err != nil {
 		panic(err) // an *os.File from os.Pipe or os.NewFile always has one
 	}
-	return &rawFile{rc: rc}
+	r := &rawFile{rc: rc}
+	r.read, r.write = r.readRaw, r.writeRaw // bound once: a closure per call would allocate
+	return r
 }
 
-type rawFile struct{ rc syscall.RawConn }
+// rawFile is rawPipe's reader and writer; one goroutine reads and one
+// writes at a time.
+type rawFile struct {
+	rc          syscall.RawConn
+	read, write func(fd uintptr) bool
 
-func (r *rawFile) Read(p []byte) (n int, err error) {
+	rp, wp []byte
+	rn, wn int
+	rerr   syscall.Errno
+	werr   syscall.Errno
+}
+
+func (r *rawFile) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var errno syscall.Errno
-	if err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			n, errno = rawCall(syscall.SYS_READ, fd, p)
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
-			}
-		}
-	}); err != nil {
-		return 0, err
-	}
+	r.rp, r.rn, r.rerr = p, 0, 0
+	err := r.rc.Read(r.read)
+	n, errno := r.rn, r.rerr
+	r.rp = nil
 	switch {
+	case err != nil:
+		return 0, err
 	case errno != 0:
 		return 0, errno
 	case n == 0:
@@ -44,30 +51,47 @@ func (r *rawFile) Read(p []byte) (n int, err error) {
 	return n, nil
 }
 
-func (r *rawFile) Write(p []byte) (n int, err error) {
-	var errno syscall.Errno
-	if err := r.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			var k int
-			k, errno = rawCall(syscall.SYS_WRITE, fd, p[n:])
-			switch errno {
-			case 0:
-				n += k
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				return true
-			}
+func (r *rawFile) readRaw(fd uintptr) bool {
+	for {
+		r.rn, r.rerr = rawCall(syscall.SYS_READ, fd, r.rp)
+		if r.rerr != syscall.EINTR {
+			return r.rerr != syscall.EAGAIN
 		}
-		return true
-	}); err != nil {
-		return n, err
 	}
-	if errno != 0 && errno != syscall.EAGAIN {
+}
+
+func (r *rawFile) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.wp, r.wn, r.werr = p, 0, 0
+	err := r.rc.Write(r.write)
+	n, errno := r.wn, r.werr
+	r.wp = nil
+	switch {
+	case err != nil:
+		return n, err
+	case errno != 0:
 		return n, errno
 	}
 	return n, nil
+}
+
+func (r *rawFile) writeRaw(fd uintptr) bool {
+	for r.wn < len(r.wp) {
+		n, errno := rawCall(syscall.SYS_WRITE, fd, r.wp[r.wn:])
+		switch errno {
+		case 0:
+			r.wn += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.werr = errno
+			return true
+		}
+	}
+	return true
 }
 
 func rawCall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
