@@ -213,7 +213,7 @@ func TestObserverWorkerLostRestartedAndLogged(t *testing.T) {
 		pid, err = strconv.Atoi(string(b))
 		return err == nil
 	})
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	if got := mustGet(t, f); got == pid {

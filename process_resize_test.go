@@ -61,7 +61,7 @@ func release(t *testing.T, dir string) {
 
 // exited reports whether process pid is gone.
 func exited(pid int) bool {
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	return errors.Is(kill(pid, 0), syscall.ESRCH)
 }
 
 // TestResizeProcessGrowsAndShrinksUnderLoad: new worker processes take

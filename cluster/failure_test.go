@@ -7,7 +7,6 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -518,32 +517,6 @@ func TestConnClosed(t *testing.T) {
 	}
 	if _, err := aplex.Submit(ctx, ex, square, 1); !errors.Is(err, aplex.ErrWorkerBroken) {
 		t.Errorf("Submit after the connection closed: err = %v, want ErrWorkerBroken", err)
-	}
-}
-
-// shutDownOnDone makes f's completion callback shut ex down, and returns
-// a function that waits for that Shutdown: it must return, with an error
-// naming the callback it left running, whose text the function returns.
-func shutDownOnDone[R any](t *testing.T, ex *aplex.Executor, f *aplex.Future[R]) (wait func() (msg string)) {
-	returned := make(chan error, 1)
-	f.OnDone(func(R, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		returned <- ex.Shutdown(ctx)
-	})
-	return func() string {
-		t.Helper()
-		select {
-		case err := <-returned:
-			if err == nil || !strings.Contains(err.Error(), "completion callback") {
-				t.Errorf("Shutdown in OnDone: %v; want an error naming the callback it left running", err)
-				return fmt.Sprint(err)
-			}
-			return err.Error()
-		case <-time.After(30 * time.Second):
-			t.Fatal("Shutdown called in OnDone hangs")
-			return ""
-		}
 	}
 }
 

@@ -3,11 +3,13 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -236,4 +238,30 @@ func startedIn(t testing.TB, ex *aplex.Executor, key string) func() bool {
 // workers (sent to them, whether or not they started yet).
 func dispatched(ex *aplex.Executor, n int) func() bool {
 	return func() bool { return ex.Stats().Running == n }
+}
+
+// shutDownOnDone makes f's completion callback shut ex down, and returns
+// a function that waits for that Shutdown: it must return, with an error
+// naming the callback it left running, whose text the function returns.
+func shutDownOnDone[R any](t *testing.T, ex *aplex.Executor, f *aplex.Future[R]) (wait func() (msg string)) {
+	returned := make(chan error, 1)
+	f.OnDone(func(R, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		returned <- ex.Shutdown(ctx)
+	})
+	return func() string {
+		t.Helper()
+		select {
+		case err := <-returned:
+			if err == nil || !strings.Contains(err.Error(), "completion callback") {
+				t.Errorf("Shutdown in OnDone: %v; want an error naming the callback it left running", err)
+				return fmt.Sprint(err)
+			}
+			return err.Error()
+		case <-time.After(30 * time.Second):
+			t.Fatal("Shutdown called in OnDone hangs")
+			return ""
+		}
+	}
 }

@@ -44,7 +44,7 @@ func TestObserverOnClusterExecutor(t *testing.T) {
 	if j := rec.Workers(aplex.WorkerJoined); len(j) != 1 || j[0].Worker != "obs-1" || j[0].PID != p.pid() {
 		t.Fatalf("joined: %+v", rec.Workers(0))
 	}
-	if err := syscall.Kill(p.pid(), syscall.SIGKILL); err != nil {
+	if err := kill(p.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

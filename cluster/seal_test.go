@@ -321,7 +321,7 @@ func TestSealedReplayRunsNothingTwice(t *testing.T) {
 			// what it ran: the old Runs, replayed, are for its
 			// predecessor, and the old Hellos are stale.
 			old := ex.Stats().Workers[0].PID
-			if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			if err := kill(old, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 20*time.Second, "the local worker to come back", func() bool {
