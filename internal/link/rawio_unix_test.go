@@ -132,3 +132,19 @@ func TestRawWritesFailAsTheFileDoes(t *testing.T) {
 		t.Errorf("write to a closed file: %v, want os.ErrClosed", err)
 	}
 }
+
+// TestRawCallsTakeEmptyBuffers checks that the raw calls, like the file's
+// own, accept an empty buffer (no system call, no panic on &p[0]).
+func TestRawCallsTakeEmptyBuffers(t *testing.T) {
+	r, w := newPipe(t)
+	out := &pipeOut{w: w, rc: rawConn(w)}
+	if n, err := out.writeNow(nil); n != 0 || err != nil {
+		t.Errorf("writeNow(nil) = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := out.writeBlocking(nil); n != 0 || err != nil {
+		t.Errorf("writeBlocking(nil) = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := PipeReader(r).Read(nil); n != 0 || err != nil {
+		t.Errorf("Read(nil) = %d, %v; want 0, nil", n, err)
+	}
+}
