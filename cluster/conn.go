@@ -32,6 +32,7 @@ func dial(urls []string, name string, user []nats.Option, reconnected, closed fu
 		nats.ReconnectJitter(reconnectJitter, time.Second),
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
+		rawDial(),
 	}
 	if reconnected != nil {
 		opts = append(opts, nats.ReconnectHandler(func(*nats.Conn) { reconnected() }))
