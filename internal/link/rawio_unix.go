@@ -148,11 +148,11 @@ func (o *pipeOut) writeAllRaw(fd uintptr) bool {
 }
 
 // closedErr returns the error of a file's RawConn call (err): the file
-// reports it closed in its own words (os.ErrClosed, in a *PathError) when
-// asked to move zero bytes, which RawConn does not. io is the file's Read
-// or Write.
-func closedErr(io func([]byte) (int, error), err error) error {
-	if _, ferr := io(nil); ferr != nil {
+// reports it closed in its own words (os.ErrClosed in a *PathError; a
+// connection, net.ErrClosed in a *OpError) when asked to move zero bytes,
+// which RawConn does not. call is the file's Read or Write.
+func closedErr(call func([]byte) (int, error), err error) error {
+	if _, ferr := call(nil); ferr != nil {
 		return ferr
 	}
 	return err
