@@ -86,7 +86,8 @@ func TestUsersCustomDialerWins(t *testing.T) {
 
 // TestRawConnEndsAtItsDeadline checks that a raw read waiting for data
 // ends at the connection's read deadline with a timeout, as nats.go's
-// handshake expects of a net.Conn.
+// handshake expects of a net.Conn, and that reads and writes of a closed
+// connection fail with net.ErrClosed, as the connection's own do.
 func TestRawConnEndsAtItsDeadline(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -116,6 +117,15 @@ func TestRawConnEndsAtItsDeadline(t *testing.T) {
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %v, want a timeout", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("read of a closed connection: %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("write to a closed connection: %v, want net.ErrClosed", err)
 	}
 }
 
