@@ -1,7 +1,14 @@
 package cluster
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"runtime"
@@ -13,10 +20,14 @@ import (
 )
 
 // startRawDialServer starts a NATS server on 127.0.0.1 for the raw dialer's
-// tests, shut down at the end of the test.
-func startRawDialServer(t *testing.T) *server.Server {
+// tests, shut down at the end of the test; with tc, clients must use TLS.
+func startRawDialServer(t *testing.T, tc ...*tls.Config) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true}
+	if len(tc) > 0 {
+		opts.TLSConfig, opts.TLSTimeout = tc[0], 5
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +78,69 @@ func TestDialMakesRawConnections(t *testing.T) {
 			t.Fatalf("request %d: reply of %d bytes, want %d", i, len(reply.Data), len(msg))
 		}
 	}
+}
+
+// TestRawConnectionsCarryTLS checks that TLS, which nats.go puts on top of
+// the dialed connection, works over a raw one.
+func TestRawConnectionsCarryTLS(t *testing.T) {
+	cert, roots := selfSignedCert(t)
+	srv := startRawDialServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	counted := &countingDialer{}
+	url := fmt.Sprintf("tls://%s", srv.Addr())
+	nc, err := dial([]string{url}, "raw-tls", []nats.Option{nats.Secure(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}), wrapDialer(counted)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if counted.conns == 0 {
+		t.Fatal("the package's dialer was not used")
+	}
+	if _, ok := counted.made[0].(*rawConn); !ok {
+		t.Fatalf("dialed a %T, want a *rawConn", counted.made[0])
+	}
+	sub, err := nc.Subscribe("echo", func(m *nats.Msg) { _ = m.Respond(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	msg := make([]byte, 64<<10)
+	msg[len(msg)-1] = 7
+	reply, err := nc.Request("echo", msg, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reply.Data) != len(msg) || reply.Data[len(msg)-1] != 7 {
+		t.Fatalf("reply of %d bytes, want %d", len(reply.Data), len(msg))
+	}
+}
+
+// selfSignedCert returns a certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSignedCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots
 }
 
 // TestUsersCustomDialerWins checks that a CustomDialer among the user's
