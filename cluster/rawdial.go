@@ -48,16 +48,16 @@ func (d rawDialer) Dial(network, address string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rawConn{Conn: c, r: link.PipeReader(c), w: link.PipeWriter(c)}, nil
+	return &rawNetConn{Conn: c, r: link.PipeReader(c), w: link.PipeWriter(c)}, nil
 }
 
-// rawConn is a net.Conn whose Read and Write are raw system calls (on
+// rawNetConn is a net.Conn whose Read and Write are raw system calls (on
 // Linux; see link.PipeReader); the rest is the TCP connection's.
-type rawConn struct {
+type rawNetConn struct {
 	net.Conn
 	r io.Reader
 	w io.Writer
 }
 
-func (c *rawConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
-func (c *rawConn) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c *rawNetConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *rawNetConn) Write(p []byte) (int, error) { return c.w.Write(p) }

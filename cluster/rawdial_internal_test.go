@@ -54,9 +54,9 @@ func TestDialMakesRawConnections(t *testing.T) {
 		t.Fatal("the package's dialer was not used")
 	}
 	for _, c := range counted.made {
-		rc, ok := c.(*rawConn)
+		rc, ok := c.(*rawNetConn)
 		if !ok {
-			t.Fatalf("dialed a %T, want a *rawConn", c)
+			t.Fatalf("dialed a %T, want a *rawNetConn", c)
 		}
 		if raw := rc.r != net.Conn(rc.Conn); raw != (runtime.GOOS != "windows") {
 			t.Errorf("raw reads on %s: %v", runtime.GOOS, raw)
@@ -95,8 +95,8 @@ func TestRawConnectionsCarryTLS(t *testing.T) {
 	if counted.conns == 0 {
 		t.Fatal("the package's dialer was not used")
 	}
-	if _, ok := counted.made[0].(*rawConn); !ok {
-		t.Fatalf("dialed a %T, want a *rawConn", counted.made[0])
+	if _, ok := counted.made[0].(*rawNetConn); !ok {
+		t.Fatalf("dialed a %T, want a *rawNetConn", counted.made[0])
 	}
 	sub, err := nc.Subscribe("echo", func(m *nats.Msg) { _ = m.Respond(m.Data) })
 	if err != nil {

@@ -114,13 +114,13 @@ type pipeOut struct {
 	try  bool
 	rest []byte // what a try could not write
 
-	// writeNow's and writeAll's calls, bound once, and their argument
-	// and results.
-	write      func(fd uintptr) bool
-	writeAllFn func(fd uintptr) bool
-	p          []byte
-	n          int
-	werr       error
+	// writeRaw's system calls, bound once, and their arguments and
+	// results (rawio_unix.go).
+	write func(fd uintptr) bool
+	p     []byte
+	wait  bool
+	n     int
+	errno syscall.Errno
 }
 
 // writeBlocking writes p whole, waiting while the pipe is full: with raw

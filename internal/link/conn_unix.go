@@ -2,10 +2,7 @@
 
 package link
 
-import (
-	"os"
-	"syscall"
-)
+import "syscall"
 
 // rawConn returns f's raw connection when it can be read and written
 // without blocking: a non-blocking file (os.Pipe's ends are); nil
@@ -27,43 +24,6 @@ func rawConn(f any) syscall.RawConn {
 		return nil
 	}
 	return rc
-}
-
-// writeNow writes what the stream takes of p at once, without waiting.
-func (o *pipeOut) writeNow(p []byte) (int, error) {
-	if o.write == nil {
-		o.write = o.writeRaw // bound once: a closure per call would allocate
-	}
-	o.p = p
-	err := o.rc.Write(o.write)
-	n, werr := o.n, o.werr
-	o.p, o.werr = nil, nil
-	switch {
-	case err != nil:
-		return 0, err
-	case werr == syscall.EAGAIN:
-		return 0, nil
-	case werr != nil:
-		return 0, &os.PathError{Op: "write", Path: "pipe", Err: werr}
-	}
-	return n, nil
-}
-
-// writeRaw is writeNow's system call, for RawConn.Write: it is done
-// whatever happened, so the caller never waits for the pipe.
-func (o *pipeOut) writeRaw(fd uintptr) bool {
-	for {
-		n, errno := sysWrite(fd, o.p)
-		switch errno {
-		case 0:
-			o.n, o.werr = n, nil
-			return true
-		case syscall.EINTR:
-			continue
-		}
-		o.n, o.werr = 0, errno
-		return true
-	}
 }
 
 func fcntl(fd uintptr, cmd int) (int, error) {

@@ -113,24 +113,36 @@ func (r *pipeReader) readRaw(fd uintptr) bool {
 	}
 }
 
+// writeNow writes what the stream takes of p at once, without waiting.
+func (o *pipeOut) writeNow(p []byte) (int, error) { return o.writeRaw(p, false) }
+
 // writeAll writes p whole to the stream, waiting on the poller while the
 // pipe is full, as a blocking write does.
-func (o *pipeOut) writeAll(p []byte) (int, error) {
-	if o.writeAllFn == nil {
-		o.writeAllFn = o.writeAllRaw
+func (o *pipeOut) writeAll(p []byte) (int, error) { return o.writeRaw(p, true) }
+
+// writeRaw is writeNow (wait false: what the pipe takes until it is full)
+// and writeAll (wait true: all of p).
+func (o *pipeOut) writeRaw(p []byte, wait bool) (int, error) {
+	if o.write == nil {
+		o.write = o.writeCalls // bound once: a closure per call would allocate
 	}
-	o.p, o.n = p, 0
-	err := o.rc.Write(o.writeAllFn)
-	n, werr := o.n, o.werr
-	o.p, o.n, o.werr = nil, 0, nil
-	if err != nil {
+	o.p, o.n, o.wait = p, 0, wait
+	err := o.rc.Write(o.write)
+	n, errno := o.n, o.errno
+	o.p, o.n, o.errno = nil, 0, 0
+	switch {
+	case err != nil:
 		return n, closedErr(o.w.Write, err)
+	case errno != 0:
+		return n, &os.PathError{Op: "write", Path: "pipe", Err: errno}
 	}
-	return n, werr
+	return n, nil
 }
 
-// writeAllRaw is writeAll's system calls, for RawConn.Write.
-func (o *pipeOut) writeAllRaw(fd uintptr) bool {
+// writeCalls is writeRaw's system calls, for RawConn.Write: true once p
+// is written or a call failed; on a full pipe, false (wait for room, then
+// call again) with wait set, else true.
+func (o *pipeOut) writeCalls(fd uintptr) bool {
 	for o.n < len(o.p) {
 		n, errno := sysWrite(fd, o.p[o.n:])
 		switch errno {
@@ -138,9 +150,9 @@ func (o *pipeOut) writeAllRaw(fd uintptr) bool {
 			o.n += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false
+			return !o.wait
 		default:
-			o.werr = &os.PathError{Op: "write", Path: "pipe", Err: errno}
+			o.errno = errno
 			return true
 		}
 	}
