@@ -103,7 +103,7 @@ func (a *autoscaler) grow(now time.Time) bool {
 	c.mu.Lock()
 	queued := c.queue.len() > 0
 	size := int(c.size.Load())
-	c.mu.Unlock()
+	c.unlock()
 	switch {
 	case !queued:
 		a.backlog = time.Time{}
@@ -159,7 +159,7 @@ func (a *autoscaler) shrink(now time.Time) {
 			delete(a.observed, slot)
 		}
 	}
-	c.mu.Unlock()
+	c.unlock()
 	if victim < 0 || len(live) <= a.cfg.min {
 		return
 	}

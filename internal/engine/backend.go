@@ -111,7 +111,7 @@ func (b *remote) close(ctx context.Context, _ bool) error {
 		}
 	}
 	clear(c.jobs)
-	c.mu.Unlock()
+	c.unlock()
 	for _, t := range left {
 		t.r.fail(t, errShutdown)
 	}

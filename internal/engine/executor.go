@@ -90,6 +90,10 @@ type slotStats struct {
 // dispatch, the job table, cancellation and shutdown. It is shared by every
 // kind of worker; transports (xport) reach it through the Sink methods.
 //
+// core.mu is released with unlock, never with c.mu.Unlock: unlock drains
+// the queue for runners that found it taken (runOne), so no code may hold
+// a worker.mu or a task.mu when it releases core.mu (none does).
+//
 // Lock order: core.mu, then worker.mu (the worker's running list: dispatch,
 // runningTasks under the lock), then the transport's own locks, taken
 // inside Worker.Send, Worker.Cancel and Holder.Hold, which run under
@@ -181,6 +185,14 @@ type core struct {
 	// the next queued one, then parks for the next dispatched (Go is called
 	// under mu, Close at teardown).
 	runners *gopool.Pool[task]
+
+	// needDrain is set by a runner that freed its slot while works were
+	// queued but found mu taken (runOne): the goroutine holding mu drains
+	// for it as it unlocks (unlock). On a cache line of its own: every
+	// unlock reads it.
+	_         [128]byte
+	needDrain atomic.Bool
+	_         [128]byte
 
 	stopOnce sync.Once
 	stopErr  error
@@ -275,12 +287,12 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 	c.mu.Lock()
 	for {
 		if c.closing {
-			c.mu.Unlock()
+			c.unlock()
 			return ErrClosed
 		}
 		if c.broken != nil && len(c.workers) == 0 {
 			err := c.broken
-			c.mu.Unlock()
+			c.unlock()
 			return err
 		}
 		room := c.roomLocked()
@@ -289,7 +301,7 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			c.dispatchLocked(t, false)
 			held := c.held
 			c.holdSends, c.held = false, nil
-			c.mu.Unlock()
+			c.unlock()
 			if held != nil {
 				held.Release()
 			}
@@ -317,18 +329,18 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			// queue is empty), or the runner being woken may have started
 			// before it was queued: look again now that the queue is not.
 			c.drainLocked(false)
-			c.mu.Unlock()
+			c.unlock()
 			return nil
 		}
 		if !wait {
-			c.mu.Unlock()
+			c.unlock()
 			return ErrFull
 		}
 		if c.space == nil {
 			c.space = make(chan struct{})
 		}
 		space, closed := c.space, c.closed
-		c.mu.Unlock()
+		c.unlock()
 		select {
 		case <-space:
 		case <-closed:
@@ -355,7 +367,7 @@ func (c *core) needSlotsLocked() {
 // dequeue removes a queued task; false if it already left the queue.
 func (c *core) dequeue(t *task) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if t.state.Load() != stQueued {
 		return false
 	}
@@ -483,7 +495,7 @@ func (c *core) runnerStarted() {
 	}
 	c.mu.Lock()
 	c.drainLocked(false)
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // watchLocked makes a queued work end, never started, once its caller's
@@ -547,21 +559,63 @@ func (c *core) runOne(t *task) (next *task) {
 	// freed first, a wave of works ending together would let the first
 	// goroutine to take the lock dispatch the others' slots to new
 	// goroutines, and leave the others nothing to run.
-	if c.queue.len() == 0 {
+	//
+	// With works queued and mu taken, the goroutine does not wait for mu:
+	// it frees its slot and parks, and the holder of mu drains the queue
+	// for that slot as it unlocks (needDrain, unlock). Waiting would make a
+	// convoy: with short works, every runner that finishes queues on mu,
+	// each unlock wakes the next one, and the waits and wake-ups cost
+	// more than the works (half the CPU of the bench module's Overhead
+	// workload); parked instead, the runners that find mu free run the
+	// backlog, and the others are woken one at a time, as runners are
+	// (runnerStarted), only while works still wait.
+	switch {
+	case c.queue.len() == 0:
 		c.release(w, t)
 		if c.queue.len() == 0 && !c.stopping.Load() && !w.leaving.Load() {
 			return nil
 		}
 		c.mu.Lock()
-	} else {
-		c.mu.Lock()
+	case c.mu.TryLock():
 		c.release(w, t)
+	default:
+		c.release(w, t)
+		if c.stopping.Load() || w.leaving.Load() {
+			c.mu.Lock() // the rare paths keep their bookkeeping here
+			break
+		}
+		// Raised, then mu tried again: a holder that made this TryLock
+		// fail unlocks after it, so it sees the flag (unlock).
+		c.needDrain.Store(true)
+		if !c.mu.TryLock() {
+			return nil
+		}
+		c.needDrain.Store(false) // the drain below is the one asked for
 	}
 	c.leftIfIdleLocked(w)
 	next = c.drainLocked(true)
 	c.checkIdleLocked()
-	c.mu.Unlock()
+	c.unlock()
 	return next
+}
+
+// unlock releases c.mu, then drains the queue for the slots freed by
+// runners that found mu taken (needDrain): every holder of c.mu releases
+// it with unlock, never with c.mu.Unlock, so none of those slots is left
+// idle while works wait. The drain is what any goroutine taking mu after
+// this one could do at once; it runs only when a runner raised the flag,
+// and if mu is taken again meanwhile, its new holder drains instead.
+func (c *core) unlock() {
+	c.mu.Unlock()
+	for c.needDrain.Load() {
+		if !c.mu.TryLock() {
+			return // its holder drains as it unlocks
+		}
+		c.needDrain.Store(false)
+		c.drainLocked(false)
+		c.checkIdleLocked()
+		c.mu.Unlock()
+	}
 }
 
 // goexited cleans up after a work that called runtime.Goexit (t.FailNow,
@@ -580,7 +634,7 @@ func (c *core) goexited(t *task) {
 	c.leftIfIdleLocked(t.w)
 	c.drainLocked(false)
 	c.checkIdleLocked()
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // release frees t's slot on w once the work has really stopped. The
@@ -662,7 +716,7 @@ func (c *core) cancelledRunning() {
 	}
 	c.mu.Lock()
 	c.checkIdleLocked()
-	c.mu.Unlock()
+	c.unlock()
 }
 
 // countOutcome updates the slot's counters when a dispatched task ends.

@@ -71,7 +71,7 @@ func (t *task) timeLeft() (time.Duration, bool) {
 // cancelRemote tells the worker to cancel t's ctx and arms the kill grace.
 func (c *core) cancelRemote(t *task) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.jobs[t.rj.job.ID] != t {
 		return // already answered
 	}
@@ -92,7 +92,7 @@ func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
 		if c.jobs[id] == t {
 			conn = t.w.conn
 		}
-		c.mu.Unlock()
+		c.unlock()
 		if conn != nil {
 			conn.Kill(fmt.Errorf("work %q %s for %v", t.rj.job.Name, why, d))
 		}

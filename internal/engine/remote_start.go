@@ -36,7 +36,7 @@ func startRemote(cfg config, tr xport.Transport) (*Executor, error) {
 	if cfg.kind == kindCluster {
 		c.mu.Lock()
 		c.keepSizeLocked()
-		c.mu.Unlock()
+		c.unlock()
 	}
 	c.startAutoscaler()
 	return newExecutor(c), nil

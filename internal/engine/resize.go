@@ -107,7 +107,7 @@ func (c *core) changeSlots(ctx context.Context, plan func(live []int) (add, remo
 	defer func() { <-c.resizing }()
 	c.mu.Lock()
 	if c.closing {
-		c.mu.Unlock()
+		c.unlock()
 		return ErrClosed
 	}
 	live := c.liveSlotsLocked()
@@ -124,7 +124,7 @@ func (c *core) changeSlots(ctx context.Context, plan func(live []int) (add, remo
 		idle = append(idle, conns...)
 	}
 	c.size.Store(int64(len(live) + len(add) - len(remove)))
-	c.mu.Unlock()
+	c.unlock()
 	for _, slot := range remove {
 		c.be.removeSlot(slot)
 	}
@@ -156,7 +156,7 @@ func (c *core) changeSlots(ctx context.Context, plan func(live []int) (add, remo
 		if c.closing {
 			err = fmt.Errorf("%w (%v)", ErrClosed, err) // the shutdown stopped the start
 		}
-		c.mu.Unlock()
+		c.unlock()
 		return err
 	}
 	for _, ch := range gone {
@@ -199,7 +199,7 @@ func (c *core) sizeLocked() int {
 func (c *core) windowWorkers() int {
 	c.mu.Lock()
 	n := c.sizeLocked()
-	c.mu.Unlock()
+	c.unlock()
 	if c.cfg.kind == kindCluster {
 		n = max(n, c.cfg.poolSize)
 	}
@@ -309,7 +309,7 @@ func (b goroutines) addSlot(_ context.Context, slot int) error {
 	w := &worker{slot: slot, name: threadName(slot), cap: c.cfg.maxWorksPerWorker, ctx: context.Background()}
 	ctx, err := threadWorkerInit(c.baseCtx, c.cfg, WorkerInfo{ID: slot})
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	st := c.slots[slot]
 	if err == nil && (c.closing || st == nil || st.removed) {
 		err = ErrClosed

@@ -76,7 +76,7 @@ func (c *core) shutdown(ctx context.Context) error {
 		close(c.closed)
 		c.checkIdleLocked()
 	}
-	c.mu.Unlock()
+	c.unlock()
 	var err error
 	select {
 	case <-c.idle:
@@ -102,7 +102,7 @@ func (c *core) cancelAll() {
 	for _, w := range c.allWorkersLocked() {
 		tasks = append(tasks, w.runningTasks()...)
 	}
-	c.mu.Unlock()
+	c.unlock()
 	for _, t := range tasks {
 		t.cancel(errShutdown)
 	}
@@ -124,7 +124,7 @@ func (c *core) teardown() {
 	defer c.baseCancel()
 	c.mu.Lock()
 	c.down = true
-	c.mu.Unlock()
+	c.unlock()
 	// One kill grace bounds the rest of the shutdown: the wait for
 	// cancelled works and the transport's close share it.
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.killGrace)
@@ -159,7 +159,7 @@ func (c *core) stubbornError() error {
 			n++
 		}
 	}
-	c.mu.Unlock()
+	c.unlock()
 	var errCallbacks error
 	if callbacks > 0 {
 		errCallbacks = fmt.Errorf("aplex: the completion callbacks (OnDone) of %d works still run %v after the shutdown began: one that shuts its own executor down, which OnDone forbids, never returns before this does", callbacks, c.cfg.killGrace)

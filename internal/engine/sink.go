@@ -34,18 +34,18 @@ func (c *core) join(conn xport.Worker) (restarted *worker) {
 		// Too late to be useful; the transport's Close stops it. Until the
 		// teardown, a graceful Shutdown still needs replacements: the
 		// works it drains may have lost every worker.
-		c.mu.Unlock()
+		c.unlock()
 		return nil
 	}
 	if c.removedSlots[conn.Slot()] && c.be.ownsSlot(conn.Slot()) {
 		// A worker started for a slot Resize removed meanwhile: it goes,
 		// outside the lock (Close may report Lost at once). (A remote
 		// cluster worker may be given a removed local slot later on.)
-		c.mu.Unlock()
+		c.unlock()
 		conn.Close()
 		return nil
 	}
-	defer c.mu.Unlock()
+	defer c.unlock()
 	st := c.statsFor(conn.Slot())
 	event := WorkerJoined
 	if c.slotSeen(conn.Slot()) {
@@ -93,14 +93,14 @@ func (c *core) Retire(conn xport.Worker) {
 	c.mu.Lock()
 	w := c.byConn[conn]
 	if w == nil || w.retired {
-		c.mu.Unlock()
+		c.unlock()
 		return
 	}
 	c.removeWorkerLocked(w)
 	w.retired = true
 	c.observeWorker(WorkerRecycled, w, "", nil)
 	idle := w.load.Load() == 0
-	c.mu.Unlock()
+	c.unlock()
 	if idle {
 		conn.Close()
 	}
@@ -134,7 +134,7 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 		}
 		finished = append(finished, done{t, r.Items})
 	}
-	c.mu.Unlock()
+	c.unlock()
 	for _, d := range finished {
 		d.t.r.deliver(d.t, d.items)
 	}
@@ -147,7 +147,7 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 	}
 	c.drainLocked(false)
 	c.checkIdleLocked()
-	c.mu.Unlock()
+	c.unlock()
 	if closeConn != nil {
 		closeConn.Close()
 	}
@@ -186,7 +186,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	c.mu.Lock()
 	w := c.byConn[conn]
 	if w == nil {
-		c.mu.Unlock()
+		c.unlock()
 		return
 	}
 	delete(c.byConn, conn)
@@ -219,7 +219,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	}
 	c.drainLocked(false)
 	c.checkIdleLocked()
-	c.mu.Unlock()
+	c.unlock()
 	if lost {
 		c.logWorker(slog.LevelWarn, "aplex: worker lost", w.name, w.slot, int(w.stats.pid.Load()), reason)
 	}
@@ -237,7 +237,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 // transport's only source for resends, departures and orphan cancels.
 func (c *core) Outstanding(conn xport.Worker) (jobs []*wire.Job, cancelled []uint64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	w := c.byConn[conn]
 	if w == nil {
 		return nil, nil
@@ -271,7 +271,7 @@ func (c *core) Broken(err error) {
 	c.mu.Lock()
 	if err == nil {
 		c.broken = nil
-		c.mu.Unlock()
+		c.unlock()
 		return
 	}
 	werr := &WorkerError{Worker: "pool", Reason: "no worker can be started: " + err.Error(), Err: err}
@@ -280,7 +280,7 @@ func (c *core) Broken(err error) {
 	if len(c.workers) == 0 {
 		queued = c.queue.all()
 	}
-	c.mu.Unlock()
+	c.unlock()
 	for _, t := range queued {
 		if c.dequeue(t) {
 			t.finish(werr, false)

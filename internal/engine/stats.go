@@ -63,7 +63,7 @@ func (ex *Executor) Stats() Stats {
 	}
 	c := ex.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	s := Stats{
 		Size: c.sizeLocked(), Queued: c.queue.len(), Running: int(c.running.Load()), Restarts: c.restarts.Load(),
 		ScaleUps: c.scaleUps.Load(), ScaleDowns: c.scaleDowns.Load(),
