@@ -112,7 +112,7 @@ func (ch *chunk[A, R]) deliver(t *task, items []wire.Outcome) {
 	}
 	vals, errs := ch.results(n)
 	for i, o := range items {
-		vals[i], errs[i] = decodeOutcome[R](o)
+		errs[i] = decodeOutcomeInto(o, &vals[i])
 	}
 	ch.vals, ch.errs = vals, errs
 	t.finish(nil, false)

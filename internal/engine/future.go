@@ -130,17 +130,10 @@ func (c *call[A, R]) deliver(t *task, items []wire.Outcome) {
 	}
 	// Settled, the value is ours to write: decode straight into it.
 	var err error
-	switch {
-	case len(items) != 1:
+	if len(items) != 1 {
 		err = fmt.Errorf("%w: worker returned %d outcomes for one work", ErrEncoding, len(items))
-	case items[0].Err != nil:
-		err = decodeError(items[0].Err)
-	default:
-		if e := wire.UnmarshalValue(items[0].Value, &c.val); e != nil {
-			var zero R
-			c.val = zero
-			err = fmt.Errorf("%w: result: %v", ErrEncoding, e)
-		}
+	} else {
+		err = decodeOutcomeInto(items[0], &c.val)
 	}
 	t.finish(err, false)
 }
@@ -171,14 +164,17 @@ func runProtected[A, R any](ctx context.Context, fn func(context.Context, A) (R,
 	return fn(ctx, a)
 }
 
-// decodeOutcome turns one remote outcome into R or an error.
-func decodeOutcome[R any](o wire.Outcome) (R, error) {
-	var v R
+// decodeOutcomeInto decodes one remote outcome's value into *v, which
+// holds R's zero value, or returns its error (and leaves *v zero). Decoded
+// in place, the value needs no allocation of its own.
+func decodeOutcomeInto[R any](o wire.Outcome, v *R) error {
 	if o.Err != nil {
-		return v, decodeError(o.Err)
+		return decodeError(o.Err)
 	}
-	if err := wire.UnmarshalValue(o.Value, &v); err != nil {
-		return v, fmt.Errorf("%w: result: %v", ErrEncoding, err)
+	if err := wire.UnmarshalValue(o.Value, v); err != nil {
+		var zero R
+		*v = zero
+		return fmt.Errorf("%w: result: %v", ErrEncoding, err)
 	}
-	return v, nil
+	return nil
 }

@@ -501,13 +501,9 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 				return m.fail(c.rejected(&ch.t, err))
 			}
 		}
-		enc := make([][]byte, len(args))
-		for i, a := range args {
-			b, err := c.encodeArg(a, h)
-			if err != nil {
-				return m.fail(c.rejected(&ch.t, err))
-			}
-			enc[i] = b
+		enc, err := encodeArgs(c, args, h)
+		if err != nil {
+			return m.fail(c.rejected(&ch.t, err))
 		}
 		ch.t.rj = &remoteJob{job: wire.Job{Name: m.w.name, Header: h, Args: enc}}
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,7 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 		if err != nil {
 			return nil, ex.c.rejected(&c.t, err)
 		}
-		b, err := ex.c.encodeArg(arg, h)
+		b, err := encodeArg(ex.c, &c.arg, h)
 		if err != nil {
 			return nil, ex.c.rejected(&c.t, err)
 		}
@@ -99,19 +100,74 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 
 // encodeArg encodes an argument for a remote worker and checks its size,
 // with the header h of propagated values sent along, before anything is
-// sent (rule 10).
-func (c *core) encodeArg(arg any, h map[string]string) ([]byte, error) {
-	b, err := wire.MarshalValue(arg)
+// sent (rule 10). The argument is read through p, which points into the
+// task, so that a common argument is not copied into an interface of its
+// own (argValue).
+func encodeArg[A any](c *core, p *A, h map[string]string) ([]byte, error) {
+	b, err := wire.MarshalValue(argValue(p))
 	if err != nil {
-		return nil, fmt.Errorf("%w: argument of type %T: %v", ErrEncoding, arg, err)
+		return nil, argError(p, err)
 	}
-	if len(b) > c.maxMsg {
-		return nil, fmt.Errorf("%w: argument is %d bytes encoded; the limit is %d", ErrTooLarge, len(b), c.maxMsg)
-	}
-	if len(h) > 0 {
-		if n := wire.HeaderBound(h); len(b)+n > c.maxMsg {
-			return nil, fmt.Errorf("%w: argument is %d bytes encoded and the header of propagated ctx values %d; the limit is %d", ErrTooLarge, len(b), n, c.maxMsg)
-		}
+	if err := c.checkArgSize(len(b), h); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// encodeArgs encodes a Map chunk's arguments as encodeArg does, into one
+// buffer: one allocation for the chunk instead of one or two per argument.
+// Each returned slice is capped at its own end.
+func encodeArgs[A any](c *core, args []A, h map[string]string) ([][]byte, error) {
+	enc := make([][]byte, len(args))
+	ends := make([]int, len(args))
+	var buf bytes.Buffer
+	buf.Grow(len(args) * 8)
+	for i := range args {
+		start := buf.Len()
+		if err := wire.MarshalValueTo(&buf, argValue(&args[i])); err != nil {
+			return nil, argError(&args[i], err)
+		}
+		if err := c.checkArgSize(buf.Len()-start, h); err != nil {
+			return nil, err
+		}
+		ends[i] = buf.Len()
+	}
+	data, start := buf.Bytes(), 0
+	for i, end := range ends {
+		enc[i] = data[start:end:end]
+		start = end
+	}
+	return enc, nil
+}
+
+// argValue returns what to encode for the argument *p: p itself for the
+// common types, which CBOR encodes exactly as the value it points to, so
+// that the value is not copied into an interface of its own (an
+// allocation for most ints); *p for the others, whose encoding may depend
+// on the method set of the value rather than of its pointer.
+func argValue[A any](p *A) any {
+	switch any(p).(type) {
+	case *bool, *int, *int64, *uint64, *float64, *string, *[]byte, *[]int, *[]string:
+		return p
+	}
+	return *p
+}
+
+// argError wraps an argument's encoding error.
+func argError[A any](p *A, err error) error {
+	return fmt.Errorf("%w: argument of type %T: %v", ErrEncoding, *p, err)
+}
+
+// checkArgSize checks an encoded argument of n bytes, and the header h of
+// propagated values sent with it, against the message limit.
+func (c *core) checkArgSize(n int, h map[string]string) error {
+	if n > c.maxMsg {
+		return fmt.Errorf("%w: argument is %d bytes encoded; the limit is %d", ErrTooLarge, n, c.maxMsg)
+	}
+	if len(h) > 0 {
+		if hb := wire.HeaderBound(h); n+hb > c.maxMsg {
+			return fmt.Errorf("%w: argument is %d bytes encoded and the header of propagated ctx values %d; the limit is %d", ErrTooLarge, n, hb, c.maxMsg)
+		}
+	}
+	return nil
 }

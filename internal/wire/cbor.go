@@ -1,6 +1,10 @@
 package wire
 
-import "github.com/fxamacker/cbor/v2"
+import (
+	"bytes"
+
+	"github.com/fxamacker/cbor/v2"
+)
 
 // Payload codec. Work arguments and results cross the boundary as CBOR,
 // encoded and decoded with the modes below. They are built once because
@@ -12,11 +16,11 @@ var (
 	decMode = mustDecMode()
 )
 
-func mustEncMode() cbor.EncMode {
+func mustEncMode() cbor.UserBufferEncMode {
 	m, err := cbor.EncOptions{
 		Time:    cbor.TimeRFC3339Nano,
 		TimeTag: cbor.EncTagRequired,
-	}.EncMode()
+	}.UserBufferEncMode()
 	if err != nil {
 		panic("wire: building CBOR encode mode: " + err.Error())
 	}
@@ -66,6 +70,16 @@ func MarshalValue(v any) ([]byte, error) {
 		return nil, err
 	}
 	return encMode.Marshal(v)
+}
+
+// MarshalValueTo encodes v as MarshalValue does, appending the bytes to
+// buf: a Map chunk's arguments share one buffer instead of an allocation
+// each. On error, buf may hold part of v's encoding.
+func MarshalValueTo(buf *bytes.Buffer, v any) error {
+	if err := checkNesting(v); err != nil {
+		return err
+	}
+	return encMode.MarshalToBuffer(v, buf)
 }
 
 // UnmarshalValue decodes CBOR data into v, which must be a non-nil pointer.

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -187,5 +188,30 @@ func TestValueBytesDoNotAlias(t *testing.T) {
 	}
 	if string(out) != "abc" {
 		t.Fatalf("decoded bytes changed with the input: %q", out)
+	}
+}
+
+// TestMarshalValueToAppends checks that values appended to one buffer
+// encode as MarshalValue encodes each alone, and that its checks apply.
+func TestMarshalValueToAppends(t *testing.T) {
+	var buf bytes.Buffer
+	values := []any{1, "two", []int{3}, map[string]int{"four": 4}, nil}
+	var want []byte
+	for _, v := range values {
+		if err := MarshalValueTo(&buf, v); err != nil {
+			t.Fatal(err)
+		}
+		b, err := MarshalValue(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b...)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("appended %x, want %x", buf.Bytes(), want)
+	}
+	type hidden struct{ x int }
+	if err := MarshalValueTo(&buf, hidden{1}); !errors.Is(err, ErrUnexportedField) {
+		t.Fatalf("a value with an unexported field: %v, want ErrUnexportedField", err)
 	}
 }

@@ -53,8 +53,9 @@ const maxHops = 256
 // values present are checked.
 func checkNesting(v any) error {
 	switch v.(type) {
-	case nil, bool, int, int64, uint64, float64, string, []byte, []int, []string:
-		return nil // the common arguments: no lookup
+	case nil, bool, int, int64, uint64, float64, string, []byte, []int, []string,
+		*bool, *int, *int64, *uint64, *float64, *string, *[]byte, *[]int, *[]string:
+		return nil // the common arguments (or pointers to them): no lookup
 	}
 	rv := reflect.ValueOf(v)
 	ti := infoOf(rv.Type())

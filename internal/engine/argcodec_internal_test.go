@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// ptrMarshaler encodes itself only through its pointer: argValue must not
+// hand its pointer to the encoder, or the argument would be encoded
+// differently from the value the caller passed.
+type ptrMarshaler struct{ N int }
+
+func (p *ptrMarshaler) MarshalCBOR() ([]byte, error) { return wire.MarshalValue("by pointer") }
+
+// TestArgValueEncodesAsTheValue checks that an argument read through its
+// pointer (no copy into an interface) encodes exactly as the value does.
+func TestArgValueEncodesAsTheValue(t *testing.T) {
+	check := func(name string, viaPtr, viaValue []byte, err1, err2 error) {
+		t.Helper()
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v, %v", name, err1, err2)
+		}
+		if !bytes.Equal(viaPtr, viaValue) {
+			t.Errorf("%s: encoded through argValue as %x, as a value as %x", name, viaPtr, viaValue)
+		}
+	}
+	i, i64, u64, f, s, b := 70000, int64(-5), uint64(1<<40), 2.5, "text", true
+	bs, is, ss := []byte{1, 2}, []int{3, 4}, []string{"a"}
+	var nilBytes []byte
+	pm := ptrMarshaler{N: 1}
+	type plain struct{ A, B int }
+	st := plain{1, 2}
+	cases := []struct {
+		name string
+		ptr  any
+		val  any
+	}{
+		{"int", argValue(&i), i},
+		{"int64", argValue(&i64), i64},
+		{"uint64", argValue(&u64), u64},
+		{"float64", argValue(&f), f},
+		{"string", argValue(&s), s},
+		{"bool", argValue(&b), b},
+		{"[]byte", argValue(&bs), bs},
+		{"nil []byte", argValue(&nilBytes), nilBytes},
+		{"[]int", argValue(&is), is},
+		{"[]string", argValue(&ss), ss},
+		{"struct", argValue(&st), st},
+		{"pointer-receiver marshaler", argValue(&pm), pm},
+	}
+	for _, c := range cases {
+		got, err1 := wire.MarshalValue(c.ptr)
+		want, err2 := wire.MarshalValue(c.val)
+		check(c.name, got, want, err1, err2)
+	}
+	if _, ok := argValue(&pm).(ptrMarshaler); !ok {
+		t.Errorf("argValue handed the encoder a %T for a type whose pointer marshals itself", argValue(&pm))
+	}
+}
+
+// TestEncodeArgsSharesOneBuffer checks a chunk's arguments: each encodes
+// as it would alone, each slice ends at its own end (appending to one
+// cannot overwrite the next), and 100 ints cost a handful of allocations,
+// not one or two each.
+func TestEncodeArgsSharesOneBuffer(t *testing.T) {
+	c := &core{maxMsg: 1 << 20}
+	args := make([]int, 100)
+	for i := range args {
+		args[i] = i * 1000
+	}
+	enc, err := encodeArgs(c, args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range enc {
+		want, err := wire.MarshalValue(args[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, want) {
+			t.Fatalf("argument %d encoded as %x, alone as %x", i, b, want)
+		}
+		if cap(b) != len(b) {
+			t.Fatalf("argument %d: capacity %d beyond its length %d", i, cap(b), len(b))
+		}
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		if _, err := encodeArgs(c, args, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 6 {
+		t.Errorf("encoding a chunk of 100 ints took %.0f allocations", allocs)
+	}
+}
+
+// TestEncodeArgsChecksEachSize checks that the size rule holds per
+// argument in a shared buffer, with and without the header of propagated
+// values, and that an encoding error names the argument's type.
+func TestEncodeArgsChecksEachSize(t *testing.T) {
+	c := &core{maxMsg: 64}
+	small, big := strings.Repeat("s", 10), strings.Repeat("b", 70)
+	if _, err := encodeArgs(c, []string{small, small, small, small, small, small, small}, nil); err != nil {
+		t.Fatalf("arguments each under the limit, together over it: %v", err)
+	}
+	if _, err := encodeArgs(c, []string{small, big}, nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("an argument over the limit: %v, want ErrTooLarge", err)
+	}
+	h := map[string]string{"k": strings.Repeat("v", 40)}
+	if _, err := encodeArgs(c, []string{small, strings.Repeat("m", 30)}, h); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "header") {
+		t.Fatalf("an argument over the limit with the header: %v", err)
+	}
+	type bad struct{ C chan int }
+	_, err := encodeArgs(c, []bad{{}}, nil)
+	if !errors.Is(err, ErrEncoding) || !strings.Contains(err.Error(), "engine.bad") {
+		t.Fatalf("an argument that cannot be encoded: %v", err)
+	}
+}
+
+// TestDecodeOutcomeIntoAllocatesNothing checks that a result decodes in
+// place: an int result costs no allocation, and a value that does not
+// decode leaves the zero value and an ErrEncoding.
+func TestDecodeOutcomeIntoAllocatesNothing(t *testing.T) {
+	b, err := wire.MarshalValue(123456)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]int, 1)
+	allocs := testing.AllocsPerRun(50, func() {
+		if err := decodeOutcomeInto(wire.Outcome{Value: b}, &vals[0]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if vals[0] != 123456 || allocs != 0 {
+		t.Fatalf("decoded %d with %.0f allocations, want 123456 with none", vals[0], allocs)
+	}
+	s, err := wire.MarshalValue("not an int")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeOutcomeInto(wire.Outcome{Value: s}, &vals[0]); !errors.Is(err, ErrEncoding) || vals[0] != 0 {
+		t.Fatalf("a string into an int: %v, value %d", err, vals[0])
+	}
+}
