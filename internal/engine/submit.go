@@ -29,16 +29,16 @@ import (
 // propagator that panics) and after Shutdown (ErrClosed).
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
-// 2026-11-30, medians of 5 interleaved runs): a no-op work submitted, then
-// collected, on a thread executor at its default capacity takes 0.82 µs
-// (±35 %: the machine changed speed), 1 allocation of 224 bytes, where a
-// goroutine per work behind a semaphore takes 1.07 µs in the same runs
-// (0.44-0.57 µs and 0.41-0.43 µs on the machine's fast spells); one work
-// at a time, Submit then Get, takes about 1 µs, beside busy goroutines too;
-// on a process executor one round trip takes 58 µs (±9 %) and 6
-// allocations (a raw pipe ping-pong with the same child: 40 µs; go-plugin's
-// net/rpc: 199 µs), and works submitted then collected run at 372 k
-// works/s.
+// 2026-12-01, medians of 5 interleaved runs): a no-op work submitted, then
+// collected, on a thread executor at its default capacity takes 0.36 µs
+// (±11 %), 1 allocation of 224 bytes, where a goroutine per work behind a
+// semaphore takes 0.99 µs in the same runs (±43 %: the machine changed
+// speed) and workerpool 0.70 µs; one work at a time, Submit then Get,
+// takes about 1 µs, beside busy goroutines too; on a process executor one
+// round trip takes 40 µs (±40 %) and 6 allocations (a raw pipe ping-pong
+// with the same child and the same system calls: 28.5 µs; go-plugin's
+// net/rpc: 174 µs), and works submitted then collected run at 505 k
+// works/s with 2 allocations each.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return submit(ctx, ex, w, arg, opts, true)
 }
