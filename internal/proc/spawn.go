@@ -64,7 +64,9 @@ func (t *Transport) spawn(ctx context.Context, slot int) (*worker, error) {
 	return w, nil
 }
 
-// env is the children's environment.
+// env is the children's environment: this process's, the worker role's
+// settings, the transport's worker environment, and, for a pool of more
+// processes than cores, GOMAXPROCS (spawn.MaxProcsEnv).
 func (t *Transport) env(slot int) []string {
 	env := append(os.Environ(),
 		EnvRole+"="+roleProcess,
@@ -77,7 +79,22 @@ func (t *Transport) env(slot int) []string {
 	if t.cfg.HeartbeatTimeout > 0 {
 		env = append(env, envHeartbeat+"="+(t.cfg.HeartbeatTimeout/beatsPerTimeout).String())
 	}
-	return append(env, t.cfg.Env...)
+	env = append(env, t.cfg.Env...)
+	if kv := spawn.MaxProcsEnv(env, t.poolSize()); kv != "" {
+		env = append(env, kv)
+	}
+	return env
+}
+
+// poolSize is the number of worker processes the pool keeps: its slots,
+// or the configured size while Start brings up the first ones.
+func (t *Transport) poolSize() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.slots) == 0 {
+		return t.cfg.Size
+	}
+	return len(t.slots)
 }
 
 // handshake reads the child's Hello within StartTimeout. On failure it
