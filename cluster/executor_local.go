@@ -172,6 +172,10 @@ func (l *localWorkers) spawn(i int, wid string, s *localSlot) (*exec.Cmd, *spawn
 	if s.labels != "" {
 		cmd.Env = append(cmd.Env, s.labels) // after WithWorkerEnv's: the last wins
 	}
+	// The local workers share this machine's cores, as process workers do.
+	if kv := spawn.MaxProcsEnv(cmd.Env, l.t.lslots.live()); kv != "" {
+		cmd.Env = append(cmd.Env, kv)
+	}
 	// One writer for both streams: one pipe, one copier, whole lines.
 	cmd.Stdout, cmd.Stderr = label, label
 	cmd.WaitDelay = spawn.WaitDelay

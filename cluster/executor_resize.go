@@ -193,6 +193,19 @@ func (ls *localSlots) init(n int, labels []string) {
 	}
 }
 
+// live returns the number of local slots that Resize has not removed.
+func (ls *localSlots) live() int {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	n := 0
+	for _, s := range ls.m {
+		if !s.removed {
+			n++
+		}
+	}
+	return n
+}
+
 // has reports whether slot is local.
 func (ls *localSlots) has(slot int) bool {
 	ls.mu.Lock()
