@@ -31,12 +31,13 @@ func MaxProcs(n int) int {
 
 // MaxProcsEnv returns the environment entry that gives each of n worker
 // processes MaxProcs(n) Ps, or "" when they keep their runtime's default:
-// for a pool of no more processes than cores, and when env (os.Environ()
-// when nil) sets GOMAXPROCS already, a value the user chose for the
-// children. (Set, GOMAXPROCS also stops a runtime from following changes
+// when that is all the cores anyway (a pool of no more processes than
+// cores, or only a few more), and when env (os.Environ() when nil) sets
+// GOMAXPROCS already, a value the user chose for the children. (Set, GOMAXPROCS also stops a runtime from following changes
 // of its CPU limit, so it is set only where it changes something.)
 func MaxProcsEnv(env []string, n int) string {
-	if n <= runtime.GOMAXPROCS(0) {
+	k := MaxProcs(n)
+	if k >= runtime.GOMAXPROCS(0) {
 		return ""
 	}
 	if env == nil {
@@ -47,5 +48,5 @@ func MaxProcsEnv(env []string, n int) string {
 			return ""
 		}
 	}
-	return "GOMAXPROCS=" + strconv.Itoa(MaxProcs(n))
+	return "GOMAXPROCS=" + strconv.Itoa(k)
 }

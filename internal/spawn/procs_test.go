@@ -37,4 +37,8 @@ func TestMaxProcsEnv(t *testing.T) {
 	if got := MaxProcsEnv([]string{"A=1"}, p); got != "" {
 		t.Errorf("%d workers on %d cores: %q, want none (the runtime's default)", p, p, got)
 	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	if got := MaxProcsEnv([]string{"A=1"}, 3); got != "" {
+		t.Errorf("3 workers on 2 cores: %q, want none (twice the share is both cores)", got)
+	}
 }
