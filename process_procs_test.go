@@ -48,6 +48,7 @@ func TestWorkersOfAnOversubscribedPoolShareTheCores(t *testing.T) {
 	if err := os.Unsetenv("GOMAXPROCS"); err != nil {
 		t.Fatal(err)
 	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // MaxProcs counts this process's Ps
 	p := runtime.GOMAXPROCS(0)
 	for i, got := range childProcs(t, 2*p+1) {
 		if got != 1 {
@@ -65,6 +66,7 @@ func TestWorkersOfAnOversubscribedPoolShareTheCores(t *testing.T) {
 // in this process's environment or with WithWorkerEnv, reaches the
 // workers unchanged, however many they are.
 func TestWorkersKeepTheUsersGOMAXPROCS(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // a pool the rule would change
 	over := 2*runtime.GOMAXPROCS(0) + 1
 	for i, got := range childProcs(t, over, aplex.WithWorkerEnv("GOMAXPROCS=4")) {
 		if got != 4 {

@@ -21,6 +21,7 @@ func TestLocalWorkersOfAnOversubscribedPoolShareTheCores(t *testing.T) {
 	if err := os.Unsetenv("GOMAXPROCS"); err != nil {
 		t.Fatal(err)
 	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2)) // MaxProcs counts this process's Ps
 	n := 2*runtime.GOMAXPROCS(0) + 1
 	ex := newExecutor(t, cluster.SpawnLocalWorkers(n), aplex.WithMaxWorksPerWorker(1))
 	fs := make([]*aplex.Future[int], n)

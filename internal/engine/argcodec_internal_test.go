@@ -9,59 +9,6 @@ import (
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
-// ptrMarshaler encodes itself only through its pointer: argValue must not
-// hand its pointer to the encoder, or the argument would be encoded
-// differently from the value the caller passed.
-type ptrMarshaler struct{ N int }
-
-func (p *ptrMarshaler) MarshalCBOR() ([]byte, error) { return wire.MarshalValue("by pointer") }
-
-// TestArgValueEncodesAsTheValue checks that an argument read through its
-// pointer (no copy into an interface) encodes exactly as the value does.
-func TestArgValueEncodesAsTheValue(t *testing.T) {
-	check := func(name string, viaPtr, viaValue []byte, err1, err2 error) {
-		t.Helper()
-		if err1 != nil || err2 != nil {
-			t.Fatalf("%s: %v, %v", name, err1, err2)
-		}
-		if !bytes.Equal(viaPtr, viaValue) {
-			t.Errorf("%s: encoded through argValue as %x, as a value as %x", name, viaPtr, viaValue)
-		}
-	}
-	i, i64, u64, f, s, b := 70000, int64(-5), uint64(1<<40), 2.5, "text", true
-	bs, is, ss := []byte{1, 2}, []int{3, 4}, []string{"a"}
-	var nilBytes []byte
-	pm := ptrMarshaler{N: 1}
-	type plain struct{ A, B int }
-	st := plain{1, 2}
-	cases := []struct {
-		name string
-		ptr  any
-		val  any
-	}{
-		{"int", argValue(&i), i},
-		{"int64", argValue(&i64), i64},
-		{"uint64", argValue(&u64), u64},
-		{"float64", argValue(&f), f},
-		{"string", argValue(&s), s},
-		{"bool", argValue(&b), b},
-		{"[]byte", argValue(&bs), bs},
-		{"nil []byte", argValue(&nilBytes), nilBytes},
-		{"[]int", argValue(&is), is},
-		{"[]string", argValue(&ss), ss},
-		{"struct", argValue(&st), st},
-		{"pointer-receiver marshaler", argValue(&pm), pm},
-	}
-	for _, c := range cases {
-		got, err1 := wire.MarshalValue(c.ptr)
-		want, err2 := wire.MarshalValue(c.val)
-		check(c.name, got, want, err1, err2)
-	}
-	if _, ok := argValue(&pm).(ptrMarshaler); !ok {
-		t.Errorf("argValue handed the encoder a %T for a type whose pointer marshals itself", argValue(&pm))
-	}
-}
-
 // TestEncodeArgsSharesOneBuffer checks a chunk's arguments: each encodes
 // as it would alone, each slice ends at its own end (appending to one
 // cannot overwrite the next), and 100 ints cost a handful of allocations,

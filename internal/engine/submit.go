@@ -101,9 +101,9 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 // with the header h of propagated values sent along, before anything is
 // sent (rule 10). The argument is read through p, which points into the
 // task, so that a common argument is not copied into an interface of its
-// own (argValue).
+// own (wire.ValueRef).
 func encodeArg[A any](c *core, p *A, h map[string]string) ([]byte, error) {
-	b, err := wire.MarshalValue(argValue(p))
+	b, err := wire.MarshalValue(wire.ValueRef(p))
 	if err != nil {
 		return nil, argError(p, err)
 	}
@@ -123,7 +123,7 @@ func encodeArgs[A any](c *core, args []A, h map[string]string) ([][]byte, error)
 	buf.Grow(len(args) * 8)
 	for i := range args {
 		start := buf.Len()
-		if err := wire.MarshalValueTo(&buf, argValue(&args[i])); err != nil {
+		if err := wire.MarshalValueTo(&buf, wire.ValueRef(&args[i])); err != nil {
 			return nil, argError(&args[i], err)
 		}
 		if err := c.checkArgSize(buf.Len()-start, h); err != nil {
@@ -137,19 +137,6 @@ func encodeArgs[A any](c *core, args []A, h map[string]string) ([][]byte, error)
 		start = end
 	}
 	return enc, nil
-}
-
-// argValue returns what to encode for the argument *p: p itself for the
-// common types, which CBOR encodes exactly as the value it points to, so
-// that the value is not copied into an interface of its own (an
-// allocation for most ints); *p for the others, whose encoding may depend
-// on the method set of the value rather than of its pointer.
-func argValue[A any](p *A) any {
-	switch any(p).(type) {
-	case *bool, *int, *int64, *uint64, *float64, *string, *[]byte, *[]int, *[]string:
-		return p
-	}
-	return *p
 }
 
 // argError wraps an argument's encoding error.

@@ -1,7 +1,6 @@
 package spawn
 
 import (
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -32,16 +31,14 @@ func MaxProcs(n int) int {
 // MaxProcsEnv returns the environment entry that gives each of n worker
 // processes MaxProcs(n) Ps, or "" when they keep their runtime's default:
 // when that is all the cores anyway (a pool of no more processes than
-// cores, or only a few more), and when env (os.Environ() when nil) sets
-// GOMAXPROCS already, a value the user chose for the children. (Set, GOMAXPROCS also stops a runtime from following changes
-// of its CPU limit, so it is set only where it changes something.)
+// cores, or only a few more), and when env, the children's environment,
+// sets GOMAXPROCS already (a value the user chose wins). Set, GOMAXPROCS
+// also stops a runtime from following changes of its CPU limit, so it is
+// set only where it changes something.
 func MaxProcsEnv(env []string, n int) string {
 	k := MaxProcs(n)
 	if k >= runtime.GOMAXPROCS(0) {
 		return ""
-	}
-	if env == nil {
-		env = os.Environ()
 	}
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "GOMAXPROCS=") {

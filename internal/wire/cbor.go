@@ -72,6 +72,20 @@ func MarshalValue(v any) ([]byte, error) {
 	return encMode.Marshal(v)
 }
 
+// ValueRef returns what to hand MarshalValue or MarshalValueTo for the
+// value *p: p itself for the common types (those checkNesting passes
+// without a lookup), which CBOR encodes exactly as the value it points to,
+// so that the value is not copied into an interface of its own (an
+// allocation for most ints); *p for the others, whose encoding may depend
+// on the method set of the value rather than of its pointer.
+func ValueRef[T any](p *T) any {
+	switch any(p).(type) {
+	case *bool, *int, *int64, *uint64, *float64, *string, *[]byte, *[]int, *[]string:
+		return p
+	}
+	return *p
+}
+
 // MarshalValueTo encodes v as MarshalValue does, appending the bytes to
 // buf: a Map chunk's arguments share one buffer instead of an allocation
 // each. On error, buf may hold part of v's encoding.

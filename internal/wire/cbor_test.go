@@ -215,3 +215,56 @@ func TestMarshalValueToAppends(t *testing.T) {
 		t.Fatalf("a value with an unexported field: %v, want ErrUnexportedField", err)
 	}
 }
+
+// ptrMarshaler encodes itself only through its pointer: ValueRef must not
+// hand its pointer to the encoder, or the value would be encoded
+// differently from the one the caller passed.
+type ptrMarshaler struct{ N int }
+
+func (p *ptrMarshaler) MarshalCBOR() ([]byte, error) { return MarshalValue("by pointer") }
+
+// TestValueRefEncodesAsTheValue checks that a value read through its
+// pointer (no copy into an interface) encodes exactly as the value does.
+func TestValueRefEncodesAsTheValue(t *testing.T) {
+	check := func(name string, viaPtr, viaValue []byte, err1, err2 error) {
+		t.Helper()
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v, %v", name, err1, err2)
+		}
+		if !bytes.Equal(viaPtr, viaValue) {
+			t.Errorf("%s: encoded through ValueRef as %x, as a value as %x", name, viaPtr, viaValue)
+		}
+	}
+	i, i64, u64, f, s, b := 70000, int64(-5), uint64(1<<40), 2.5, "text", true
+	bs, is, ss := []byte{1, 2}, []int{3, 4}, []string{"a"}
+	var nilBytes []byte
+	pm := ptrMarshaler{N: 1}
+	type plain struct{ A, B int }
+	st := plain{1, 2}
+	cases := []struct {
+		name string
+		ptr  any
+		val  any
+	}{
+		{"int", ValueRef(&i), i},
+		{"int64", ValueRef(&i64), i64},
+		{"uint64", ValueRef(&u64), u64},
+		{"float64", ValueRef(&f), f},
+		{"string", ValueRef(&s), s},
+		{"bool", ValueRef(&b), b},
+		{"[]byte", ValueRef(&bs), bs},
+		{"nil []byte", ValueRef(&nilBytes), nilBytes},
+		{"[]int", ValueRef(&is), is},
+		{"[]string", ValueRef(&ss), ss},
+		{"struct", ValueRef(&st), st},
+		{"pointer-receiver marshaler", ValueRef(&pm), pm},
+	}
+	for _, c := range cases {
+		got, err1 := MarshalValue(c.ptr)
+		want, err2 := MarshalValue(c.val)
+		check(c.name, got, want, err1, err2)
+	}
+	if _, ok := ValueRef(&pm).(ptrMarshaler); !ok {
+		t.Errorf("ValueRef handed the encoder a %T for a type whose pointer marshals itself", ValueRef(&pm))
+	}
+}
