@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -91,5 +92,46 @@ func TestDecodeOutcomeIntoAllocatesNothing(t *testing.T) {
 	}
 	if err := decodeOutcomeInto(wire.Outcome{Value: s}, &vals[0]); !errors.Is(err, ErrEncoding) || vals[0] != 0 {
 		t.Fatalf("a string into an int: %v, value %d", err, vals[0])
+	}
+}
+
+// TestRemoteHandlerScalarsOnTheStack checks a worker's handler of an int
+// work: it answers what the library would encode, allocating only the
+// result's bytes; a struct work still decodes and encodes through the
+// library, and an argument that does not decode is an ErrEncoding.
+func TestRemoteHandlerScalarsOnTheStack(t *testing.T) {
+	double := remoteHandler(func(_ context.Context, x int) (int, error) { return 2 * x, nil })
+	arg, err := wire.MarshalValue(70000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := wire.MarshalValue(140000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	allocs := testing.AllocsPerRun(50, func() {
+		if got, err = double(context.Background(), arg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !bytes.Equal(got, want) || allocs > 1 {
+		t.Fatalf("answered %x with %.0f allocations, want %x with 1 (its bytes)", got, allocs, want)
+	}
+	if _, err := double(context.Background(), []byte{0x61, 'a'}); !errors.Is(err, ErrEncoding) {
+		t.Fatalf("a string argument for an int work: %v, want ErrEncoding", err)
+	}
+
+	type point struct{ X, Y int }
+	swap := remoteHandler(func(_ context.Context, p point) (point, error) { return point{p.Y, p.X}, nil })
+	arg, err = wire.MarshalValue(point{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err = wire.MarshalValue(point{2, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := swap(context.Background(), arg); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("a struct work answered %x, %v; want %x", got, err, want)
 	}
 }

@@ -171,7 +171,7 @@ func decodeOutcomeInto[R any](o wire.Outcome, v *R) error {
 	if o.Err != nil {
 		return decodeError(o.Err)
 	}
-	if err := wire.UnmarshalValue(o.Value, v); err != nil {
+	if err := wire.DecodeValue(o.Value, v); err != nil {
 		var zero R
 		*v = zero
 		return fmt.Errorf("%w: result: %v", ErrEncoding, err)

@@ -101,9 +101,9 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 // with the header h of propagated values sent along, before anything is
 // sent (rule 10). The argument is read through p, which points into the
 // task, so that a common argument is not copied into an interface of its
-// own (wire.ValueRef).
+// own (wire.EncodeValue).
 func encodeArg[A any](c *core, p *A, h map[string]string) ([]byte, error) {
-	b, err := wire.MarshalValue(wire.ValueRef(p))
+	b, err := wire.EncodeValue(p)
 	if err != nil {
 		return nil, argError(p, err)
 	}
@@ -123,7 +123,7 @@ func encodeArgs[A any](c *core, args []A, h map[string]string) ([][]byte, error)
 	buf.Grow(len(args) * 8)
 	for i := range args {
 		start := buf.Len()
-		if err := wire.MarshalValueTo(&buf, wire.ValueRef(&args[i])); err != nil {
+		if err := wire.EncodeValueTo(&buf, &args[i]); err != nil {
 			return nil, argError(&args[i], err)
 		}
 		if err := c.checkArgSize(buf.Len()-start, h); err != nil {

@@ -109,13 +109,23 @@ func (e *codecError) Unwrap() []error { return []error{ErrEncoding, e.err} }
 
 func remoteHandler[A, R any](fn func(context.Context, A) (R, error)) handler {
 	return func(ctx context.Context, arg []byte) ([]byte, error) {
+		// The common types take the scalar fast paths with a and r on
+		// this goroutine's stack; the others go through the library, and
+		// only they pay for a copy of a on the heap and r in an interface.
 		var a A
-		if err := wire.UnmarshalValue(arg, &a); err != nil {
-			return nil, &codecError{what: "decode argument", err: err}
+		if !wire.DecodeScalar(arg, &a) {
+			p := new(A)
+			if err := wire.UnmarshalValue(arg, p); err != nil {
+				return nil, &codecError{what: "decode argument", err: err}
+			}
+			a = *p
 		}
 		r, err := fn(ctx, a)
 		if err != nil {
 			return nil, err
+		}
+		if b, ok := wire.AppendScalar(nil, &r); ok {
+			return b, nil
 		}
 		b, err := wire.MarshalValue(r)
 		if err != nil {

@@ -72,13 +72,42 @@ func MarshalValue(v any) ([]byte, error) {
 	return encMode.Marshal(v)
 }
 
-// ValueRef returns what to hand MarshalValue or MarshalValueTo for the
-// value *p: p itself for the common types (those checkNesting passes
-// without a lookup), which CBOR encodes exactly as the value it points to,
-// so that the value is not copied into an interface of its own (an
-// allocation for most ints); *p for the others, whose encoding may depend
-// on the method set of the value rather than of its pointer.
-func ValueRef[T any](p *T) any {
+// EncodeValue encodes *p as MarshalValue encodes the value: the common
+// scalar types directly (AppendScalar), the others through the library.
+func EncodeValue[T any](p *T) ([]byte, error) {
+	if b, ok := AppendScalar(nil, p); ok {
+		return b, nil
+	}
+	return MarshalValue(valueRef(p))
+}
+
+// EncodeValueTo is EncodeValue appending to buf: a Map chunk's arguments
+// share one buffer instead of an allocation each. On error, buf may hold
+// part of the encoding.
+func EncodeValueTo[T any](buf *bytes.Buffer, p *T) error {
+	if b, ok := AppendScalar(buf.AvailableBuffer(), p); ok {
+		buf.Write(b) // b is buf's own spare room: Write only advances
+		return nil
+	}
+	return marshalValueTo(buf, valueRef(p))
+}
+
+// DecodeValue decodes data into *p as UnmarshalValue does: the common
+// scalar types directly (DecodeScalar), the others through the library.
+func DecodeValue[T any](data []byte, p *T) error {
+	if DecodeScalar(data, p) {
+		return nil
+	}
+	return UnmarshalValue(data, p)
+}
+
+// valueRef returns what to hand the library to encode *p: p itself for
+// the common types (those checkNesting passes without a lookup), which
+// CBOR encodes exactly as the value it points to, so that the value is not
+// copied into an interface of its own (an allocation for most values);
+// *p for the others, whose encoding may depend on the method set of the
+// value rather than of its pointer.
+func valueRef[T any](p *T) any {
 	switch any(p).(type) {
 	case *bool, *int, *int64, *uint64, *float64, *string, *[]byte, *[]int, *[]string:
 		return p
@@ -86,10 +115,9 @@ func ValueRef[T any](p *T) any {
 	return *p
 }
 
-// MarshalValueTo encodes v as MarshalValue does, appending the bytes to
-// buf: a Map chunk's arguments share one buffer instead of an allocation
-// each. On error, buf may hold part of v's encoding.
-func MarshalValueTo(buf *bytes.Buffer, v any) error {
+// marshalValueTo encodes v as MarshalValue does, appending the bytes to
+// buf. On error, buf may hold part of v's encoding.
+func marshalValueTo(buf *bytes.Buffer, v any) error {
 	if err := checkNesting(v); err != nil {
 		return err
 	}

@@ -198,7 +198,7 @@ func TestMarshalValueToAppends(t *testing.T) {
 	values := []any{1, "two", []int{3}, map[string]int{"four": 4}, nil}
 	var want []byte
 	for _, v := range values {
-		if err := MarshalValueTo(&buf, v); err != nil {
+		if err := marshalValueTo(&buf, v); err != nil {
 			t.Fatal(err)
 		}
 		b, err := MarshalValue(v)
@@ -211,12 +211,12 @@ func TestMarshalValueToAppends(t *testing.T) {
 		t.Fatalf("appended %x, want %x", buf.Bytes(), want)
 	}
 	type hidden struct{ x int }
-	if err := MarshalValueTo(&buf, hidden{1}); !errors.Is(err, ErrUnexportedField) {
+	if err := marshalValueTo(&buf, hidden{1}); !errors.Is(err, ErrUnexportedField) {
 		t.Fatalf("a value with an unexported field: %v, want ErrUnexportedField", err)
 	}
 }
 
-// ptrMarshaler encodes itself only through its pointer: ValueRef must not
+// ptrMarshaler encodes itself only through its pointer: valueRef must not
 // hand its pointer to the encoder, or the value would be encoded
 // differently from the one the caller passed.
 type ptrMarshaler struct{ N int }
@@ -232,7 +232,7 @@ func TestValueRefEncodesAsTheValue(t *testing.T) {
 			t.Fatalf("%s: %v, %v", name, err1, err2)
 		}
 		if !bytes.Equal(viaPtr, viaValue) {
-			t.Errorf("%s: encoded through ValueRef as %x, as a value as %x", name, viaPtr, viaValue)
+			t.Errorf("%s: encoded through valueRef as %x, as a value as %x", name, viaPtr, viaValue)
 		}
 	}
 	i, i64, u64, f, s, b := 70000, int64(-5), uint64(1<<40), 2.5, "text", true
@@ -246,25 +246,25 @@ func TestValueRefEncodesAsTheValue(t *testing.T) {
 		ptr  any
 		val  any
 	}{
-		{"int", ValueRef(&i), i},
-		{"int64", ValueRef(&i64), i64},
-		{"uint64", ValueRef(&u64), u64},
-		{"float64", ValueRef(&f), f},
-		{"string", ValueRef(&s), s},
-		{"bool", ValueRef(&b), b},
-		{"[]byte", ValueRef(&bs), bs},
-		{"nil []byte", ValueRef(&nilBytes), nilBytes},
-		{"[]int", ValueRef(&is), is},
-		{"[]string", ValueRef(&ss), ss},
-		{"struct", ValueRef(&st), st},
-		{"pointer-receiver marshaler", ValueRef(&pm), pm},
+		{"int", valueRef(&i), i},
+		{"int64", valueRef(&i64), i64},
+		{"uint64", valueRef(&u64), u64},
+		{"float64", valueRef(&f), f},
+		{"string", valueRef(&s), s},
+		{"bool", valueRef(&b), b},
+		{"[]byte", valueRef(&bs), bs},
+		{"nil []byte", valueRef(&nilBytes), nilBytes},
+		{"[]int", valueRef(&is), is},
+		{"[]string", valueRef(&ss), ss},
+		{"struct", valueRef(&st), st},
+		{"pointer-receiver marshaler", valueRef(&pm), pm},
 	}
 	for _, c := range cases {
 		got, err1 := MarshalValue(c.ptr)
 		want, err2 := MarshalValue(c.val)
 		check(c.name, got, want, err1, err2)
 	}
-	if _, ok := ValueRef(&pm).(ptrMarshaler); !ok {
-		t.Errorf("ValueRef handed the encoder a %T for a type whose pointer marshals itself", ValueRef(&pm))
+	if _, ok := valueRef(&pm).(ptrMarshaler); !ok {
+		t.Errorf("valueRef handed the encoder a %T for a type whose pointer marshals itself", valueRef(&pm))
 	}
 }

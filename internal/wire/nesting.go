@@ -55,7 +55,7 @@ func checkNesting(v any) error {
 	switch v.(type) {
 	case nil, bool, int, int64, uint64, float64, string, []byte, []int, []string,
 		*bool, *int, *int64, *uint64, *float64, *string, *[]byte, *[]int, *[]string:
-		return nil // the common values (or pointers to them, ValueRef): no lookup
+		return nil // the common values (or pointers to them, valueRef): no lookup
 	}
 	rv := reflect.ValueOf(v)
 	ti := infoOf(rv.Type())

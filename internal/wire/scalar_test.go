@@ -1,0 +1,283 @@
+package wire
+
+import (
+	"bytes"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// scalarCases holds values of every type the scalar fast paths know,
+// around each boundary of the head's length.
+var scalarCases = []any{
+	0, 1, 23, 24, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt64,
+	-1, -24, -25, -256, -257, -65536, -65537, -math.MaxUint32 - 1, -math.MaxUint32 - 2, math.MinInt64,
+	int64(0), int64(-1), int64(1 << 40), int64(math.MinInt64), int64(math.MaxInt64),
+	uint64(0), uint64(23), uint64(24), uint64(1 << 40), uint64(math.MaxUint64),
+	false, true,
+	0.0, math.Copysign(0, -1), 1.5, -2.25, math.MaxFloat64, math.SmallestNonzeroFloat64, 1e300,
+	"", "a", strings.Repeat("x", 23), strings.Repeat("x", 24), strings.Repeat("x", 256), "héllo, 世界",
+	[]byte(nil), []byte{}, []byte{0}, bytes.Repeat([]byte{7}, 24), bytes.Repeat([]byte{9}, 70000),
+}
+
+// TestScalarMatchesLibrary: for each case, AppendScalar writes the bytes
+// MarshalValue writes, DecodeScalar reads them back to the value, and
+// UnmarshalValue agrees.
+func TestScalarMatchesLibrary(t *testing.T) {
+	for _, v := range scalarCases {
+		want, err := MarshalValue(v)
+		if err != nil {
+			t.Fatalf("MarshalValue(%#v): %v", v, err)
+		}
+		var got []byte
+		var ok bool
+		var back, lib any
+		switch v := v.(type) {
+		case int:
+			got, ok = AppendScalar([]byte("prefix"), &v)
+			back, lib = decodeBoth[int](t, want)
+		case int64:
+			got, ok = AppendScalar([]byte("prefix"), &v)
+			back, lib = decodeBoth[int64](t, want)
+		case uint64:
+			got, ok = AppendScalar([]byte("prefix"), &v)
+			back, lib = decodeBoth[uint64](t, want)
+		case bool:
+			got, ok = AppendScalar([]byte("prefix"), &v)
+			back, lib = decodeBoth[bool](t, want)
+		case float64:
+			got, ok = AppendScalar([]byte("prefix"), &v)
+			back, lib = decodeBoth[float64](t, want)
+		case string:
+			got, ok = AppendScalar([]byte("prefix"), &v)
+			back, lib = decodeBoth[string](t, want)
+		case []byte:
+			got, ok = AppendScalar([]byte("prefix"), &v)
+			if v == nil {
+				// CBOR null: the fast path writes it but leaves reading
+				// it to the library (it is not a byte string).
+				back = v
+				lib = decodeLib[[]byte](t, want)
+			} else {
+				back, lib = decodeBoth[[]byte](t, want)
+			}
+		}
+		if !ok || !bytes.Equal(got, append([]byte("prefix"), want...)) {
+			t.Errorf("AppendScalar(%T %.40v) = %x, %v; MarshalValue wrote %x", v, v, got, ok, want)
+		}
+		if !reflect.DeepEqual(back, v) || !reflect.DeepEqual(lib, v) {
+			t.Errorf("%T %.40v: DecodeScalar read %.40v, UnmarshalValue %.40v", v, v, back, lib)
+		}
+		if f, isFloat := v.(float64); isFloat && math.Signbit(f) != math.Signbit(back.(float64)) {
+			t.Errorf("%v: DecodeScalar lost the sign", f)
+		}
+	}
+}
+
+// decodeBoth decodes b with DecodeScalar, which must accept it, and with
+// UnmarshalValue.
+func decodeBoth[T any](t *testing.T, b []byte) (fast, lib T) {
+	t.Helper()
+	if !DecodeScalar(b, &fast) {
+		t.Fatalf("DecodeScalar[%T](%x) refused the library's encoding", fast, b)
+	}
+	return fast, decodeLib[T](t, b)
+}
+
+func decodeLib[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := UnmarshalValue(b, &v); err != nil {
+		t.Fatalf("UnmarshalValue[%T](%x): %v", v, b, err)
+	}
+	return v
+}
+
+// TestScalarLeavesTheRestToTheLibrary: encodings the fast path does not
+// read (another major type, a tag, a non-shortest head, an indefinite
+// length, trailing bytes, NaN, invalid UTF-8, an int too large) are
+// refused, *p untouched, and types it does not know are never encoded.
+func TestScalarLeavesTheRestToTheLibrary(t *testing.T) {
+	refuse := []struct {
+		name string
+		data []byte
+		dst  any
+	}{
+		{"empty", nil, new(int)},
+		{"text into int", []byte{0x61, 'a'}, new(int)},
+		{"non-shortest int", []byte{0x18, 0x05}, new(int)},
+		{"non-shortest 16-bit", []byte{0x19, 0x00, 0x05}, new(int64)},
+		{"trailing byte", []byte{0x01, 0x00}, new(int)},
+		{"tagged int", []byte{0xc1, 0x01}, new(int)},
+		{"int64 overflow", []byte{0x1b, 0x80, 0, 0, 0, 0, 0, 0, 0}, new(int64)},
+		{"negative into uint64", []byte{0x20}, new(uint64)},
+		{"float into int", []byte{0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0}, new(int)},
+		{"half float", []byte{0xf9, 0x3c, 0x00}, new(float64)},
+		{"NaN", []byte{0xfb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1}, new(float64)},
+		{"null into bool", []byte{0xf6}, new(bool)},
+		{"short string", []byte{0x62, 'a'}, new(string)},
+		{"indefinite string", []byte{0x7f, 0x61, 'a', 0xff}, new(string)},
+		{"invalid UTF-8", []byte{0x61, 0xff}, new(string)},
+		{"bytes into string", []byte{0x41, 'a'}, new(string)},
+		{"null into []byte", []byte{0xf6}, new([]byte)},
+		{"unknown type", []byte{0x01}, new(int32)},
+	}
+	for _, c := range refuse {
+		before := reflect.ValueOf(c.dst).Elem().Interface()
+		var ok bool
+		switch p := c.dst.(type) {
+		case *int:
+			ok = DecodeScalar(c.data, p)
+		case *int64:
+			ok = DecodeScalar(c.data, p)
+		case *uint64:
+			ok = DecodeScalar(c.data, p)
+		case *float64:
+			ok = DecodeScalar(c.data, p)
+		case *bool:
+			ok = DecodeScalar(c.data, p)
+		case *string:
+			ok = DecodeScalar(c.data, p)
+		case *[]byte:
+			ok = DecodeScalar(c.data, p)
+		case *int32:
+			ok = DecodeScalar(c.data, p)
+		}
+		after := reflect.ValueOf(c.dst).Elem().Interface()
+		if ok || !reflect.DeepEqual(before, after) {
+			t.Errorf("%s: DecodeScalar(%x) = %v, *p %v → %v", c.name, c.data, ok, before, after)
+		}
+	}
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if b, ok := AppendScalar(nil, &f); ok {
+			t.Errorf("AppendScalar(%v) = %x: the library writes it in half precision", f, b)
+		}
+	}
+	type celsius float64
+	c := celsius(1)
+	if b, ok := AppendScalar(nil, &c); ok {
+		t.Errorf("AppendScalar of a named type = %x: its encoding may have a method", b)
+	}
+}
+
+// TestScalarAllocations: decoding an int into a local and encoding one
+// into a buffer with room allocate nothing.
+func TestScalarAllocations(t *testing.T) {
+	data := []byte{0x19, 0x12, 0x34}
+	buf := make([]byte, 0, 16)
+	allocs := testing.AllocsPerRun(100, func() {
+		var n int
+		if !DecodeScalar(data, &n) || n != 0x1234 {
+			t.Fatal("DecodeScalar failed")
+		}
+		if b, ok := AppendScalar(buf[:0], &n); !ok || !bytes.Equal(b, data) {
+			t.Fatal("AppendScalar failed")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations, want 0", allocs)
+	}
+}
+
+// FuzzDecodeScalar: whatever DecodeScalar accepts, UnmarshalValue decodes
+// to the same value, and AppendScalar writes back the same bytes.
+func FuzzDecodeScalar(f *testing.F) {
+	for _, v := range scalarCases {
+		b, err := MarshalValue(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkScalar[int](t, b)
+		checkScalar[int64](t, b)
+		checkScalar[uint64](t, b)
+		checkScalar[bool](t, b)
+		checkScalar[float64](t, b)
+		checkScalar[string](t, b)
+		checkScalar[[]byte](t, b)
+	})
+}
+
+func checkScalar[T any](t *testing.T, b []byte) {
+	var fast T
+	if !DecodeScalar(b, &fast) {
+		return
+	}
+	var lib T
+	if err := UnmarshalValue(b, &lib); err != nil {
+		t.Fatalf("DecodeScalar[%T](%x) accepted what UnmarshalValue refuses: %v", fast, b, err)
+	}
+	if !reflect.DeepEqual(fast, lib) {
+		t.Fatalf("DecodeScalar[%T](%x) = %v, UnmarshalValue %v", fast, b, fast, lib)
+	}
+	if again, ok := AppendScalar(nil, &fast); !ok || !bytes.Equal(again, b) {
+		t.Fatalf("AppendScalar[%T](%v) = %x, %v; read from %x", fast, fast, again, ok, b)
+	}
+}
+
+// TestEncodeValueMatchesMarshalValue: EncodeValue and EncodeValueTo write
+// what MarshalValue writes for the value, scalar or not (a pointer-receiver
+// marshaler included: the value's encoding, not its pointer's), appending
+// after what the buffer holds; DecodeValue reads it back as UnmarshalValue.
+func TestEncodeValueMatchesMarshalValue(t *testing.T) {
+	type plain struct {
+		A int
+		B string
+	}
+	check := func(name string, enc, to, want []byte, err1, err2 error) {
+		t.Helper()
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v, %v", name, err1, err2)
+		}
+		if !bytes.Equal(enc, want) || !bytes.Equal(to, append([]byte("head"), want...)) {
+			t.Errorf("%s: EncodeValue %x, EncodeValueTo %x; MarshalValue %x", name, enc, to, want)
+		}
+	}
+	n, s, f, nan := -70000, "text", 2.5, math.NaN()
+	st, pm, is := plain{1, "b"}, ptrMarshaler{N: 1}, []int{1, 2}
+	for _, c := range []struct {
+		name string
+		enc  func(*bytes.Buffer) ([]byte, error, error)
+		val  any
+	}{
+		{"int", encodeBoth(&n), n},
+		{"string", encodeBoth(&s), s},
+		{"float64", encodeBoth(&f), f},
+		{"NaN", encodeBoth(&nan), nan},
+		{"struct", encodeBoth(&st), st},
+		{"pointer-receiver marshaler", encodeBoth(&pm), pm},
+		{"[]int", encodeBoth(&is), is},
+	} {
+		var buf bytes.Buffer
+		buf.WriteString("head")
+		enc, err1, err2 := c.enc(&buf)
+		want, err := MarshalValue(c.val)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(c.name, enc, buf.Bytes(), want, err1, err2)
+	}
+	b, err := EncodeValue(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back plain
+	if err := DecodeValue(b, &back); err != nil || back != st {
+		t.Errorf("DecodeValue of a struct: %+v, %v", back, err)
+	}
+	var x int
+	if err := DecodeValue([]byte{0x61, 'a'}, &x); err == nil || x != 0 {
+		t.Errorf("DecodeValue of text into an int: %d, %v; want the library's error", x, err)
+	}
+}
+
+func encodeBoth[T any](p *T) func(*bytes.Buffer) ([]byte, error, error) {
+	return func(buf *bytes.Buffer) ([]byte, error, error) {
+		b, err1 := EncodeValue(p)
+		err2 := EncodeValueTo(buf, p)
+		return b, err1, err2
+	}
+}
