@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
+	"sync/atomic"
 )
 
 // WaitMode says when Wait returns.
@@ -49,19 +51,45 @@ func Wait(ctx context.Context, mode WaitMode, futures ...Awaitable) (done, pendi
 			return nil, nil, fmt.Errorf("aplex: Wait: future %d is nil", i)
 		}
 	}
-	ended := make(chan int, len(futures))
-	for i, f := range futures {
-		f.base().onDone(func() { ended <- i })
+	if len(futures) == 0 {
+		return nil, nil, nil
 	}
-	n := 0
-	for n < len(futures) {
-		select {
-		case i := <-ended:
-			n++
-			if mode == FirstCompleted || (mode == FirstError && futures[i].Err() != nil) {
-				return partition(futures)
+	if mode == AllCompleted {
+		return waitAll(ctx, futures)
+	}
+	w := &waiter{mode: mode, woken: make(chan struct{}, 1)}
+	w.left.Store(int64(len(futures)))
+	ended := func() { w.ended(false) }
+	var nodes []callback
+	for i, f := range futures {
+		t := f.base()
+		if t.finished() {
+			w.ended(f.Err() != nil) // no callback for what has ended
+			if len(w.woken) > 0 {
+				break // the condition holds already
 			}
-		case <-ctx.Done():
+			continue
+		}
+		if mode == FirstError {
+			t.onDone(func() { w.ended(f.Err() != nil) })
+			continue
+		}
+		// FirstCompleted need not know which future ended: one callback
+		// for all, the list nodes in one allocation.
+		if len(nodes) == 0 {
+			nodes = make([]callback, len(futures)-i)
+		}
+		n := &nodes[0]
+		nodes = nodes[1:]
+		n.fn = ended
+		t.onDoneNode(n)
+	}
+	select {
+	case <-w.woken:
+	case <-ctx.Done():
+		select {
+		case <-w.woken: // the futures are there too: no error
+		default:
 			done, pending, _ = partition(futures)
 			return done, pending, ctx.Err()
 		}
@@ -69,6 +97,53 @@ func Wait(ctx context.Context, mode WaitMode, futures ...Awaitable) (done, pendi
 	return partition(futures)
 }
 
+// waitAll is Wait(AllCompleted). It waits on each future still running,
+// from the last to the first: works run roughly in the order they were
+// submitted, so by the time the last has ended the others mostly have too,
+// and a fan-out of thousands is waited for with a wake-up or two rather
+// than one per future found running, and without registering anything on
+// the futures it finds ended.
+func waitAll(ctx context.Context, futures []Awaitable) (done, pending []Awaitable, err error) {
+	for i := len(futures) - 1; i >= 0; i-- {
+		f := futures[i]
+		if f.base().finished() {
+			continue
+		}
+		select {
+		case <-f.Done():
+		case <-ctx.Done():
+			done, pending, _ = partition(futures)
+			if len(pending) == 0 {
+				return done, nil, nil // they ended too: no error
+			}
+			return done, pending, ctx.Err()
+		}
+	}
+	return slices.Clone(futures), nil, nil
+}
+
+// waiter is one Wait for the first future that ends (or fails): the
+// futures' callbacks count down and wake it once its mode's condition
+// holds, not at every future that ends.
+type waiter struct {
+	mode  WaitMode
+	left  atomic.Int64  // futures not ended yet
+	woken chan struct{} // capacity 1: the condition held
+}
+
+// ended counts one future that ended (failed: with an error) and wakes
+// the Wait on the first end (FirstCompleted), the first error
+// (FirstError) or the last end (every mode).
+func (w *waiter) ended(failed bool) {
+	if w.left.Add(-1) == 0 || w.mode == FirstCompleted || (failed && w.mode == FirstError) {
+		select {
+		case w.woken <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// partition splits futures into those that have ended and the others.
 func partition(futures []Awaitable) (done, pending []Awaitable, err error) {
 	for _, f := range futures {
 		select {
