@@ -113,7 +113,7 @@ type Host struct {
 	runners *gopool.Pool[job]
 
 	mu       sync.Mutex
-	jobs     map[jobKey]*job
+	jobs     map[uint64]*job // by id; jobs sharing an id are chained (job.sameKey)
 	running  int
 	draining bool
 	idle     chan struct{}    // closed when running drops to 0; nil until someone waits
@@ -130,7 +130,7 @@ func New(cfg Config) *Host {
 		base:   cfg.BaseContext,
 		limit:  wire.PayloadLimit(cfg.MaxFrame),
 		encode: cfg.EncodeError,
-		jobs:   make(map[jobKey]*job),
+		jobs:   make(map[uint64]*job),
 	}
 	h.runners = gopool.New(runJob, gopool.DefaultIdle)
 	if h.base == nil {
@@ -187,8 +187,10 @@ func (h *Host) Cancel(c *wire.Cancel) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range c.IDs {
-		for j := h.jobs[jobKey{c.ReplyTo, id}]; j != nil; j = j.sameKey {
-			j.cancel()
+		for j := h.jobs[id]; j != nil; j = j.sameKey {
+			if j.key.replyTo == c.ReplyTo {
+				j.cancel()
+			}
 		}
 	}
 }

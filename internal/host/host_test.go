@@ -778,3 +778,40 @@ func TestJobsRunWithTheirCtxPprofLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestSameIDOfTwoExecutors: a cluster worker serves several executors,
+// each numbering its own jobs, so their ids meet. A Cancel reaches only
+// its executor's job, and each job's end unlinks only itself.
+func TestSameIDOfTwoExecutors(t *testing.T) {
+	quit := make(chan struct{})
+	defer close(quit)
+	type ended struct {
+		replyTo string
+		code    wire.ErrCode
+	}
+	results := make(chan ended, 4)
+	h := New(Config{Registry: fuzzRegistry(quit), Emit: func(replyTo string, r wire.Result) {
+		code := wire.CodeNone
+		if e := r.Items[0].Err; e != nil {
+			code = e.Code
+		}
+		results <- ended{replyTo, code}
+	}})
+	defer h.Close()
+	for _, exec := range []string{"a", "b", "c"} {
+		h.Run(&wire.Run{ReplyTo: exec, Jobs: []wire.Job{{ID: 1, Name: "block", Args: [][]byte{nil}}}})
+	}
+	for _, exec := range []string{"b", "a", "c"} {
+		h.Cancel(&wire.Cancel{ReplyTo: exec, IDs: []uint64{1}})
+		if got := <-results; got != (ended{exec, wire.CodeCanceled}) {
+			t.Fatalf("cancelling %s's job 1 ended %+v", exec, got)
+		}
+	}
+	<-h.idleChan()
+	h.mu.Lock()
+	left := len(h.jobs)
+	h.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d ids left in the job table once every job ended", left)
+	}
+}

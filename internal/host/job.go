@@ -27,9 +27,11 @@ type job struct {
 	items   []wire.Outcome
 	pending atomic.Int32
 	one     [1]wire.Outcome // items of a single-item job: saves an allocation
-	// sameKey links jobs that share a key (a duplicate id, which breaks
-	// the protocol but must not make the first job unreachable): Cancel
-	// and CancelAll walk the chain. Guarded by Host.mu.
+	// sameKey links jobs that share an id: those of executors whose ids
+	// meet (a cluster worker serves several, each counting its own), and a
+	// duplicate id of one executor (which breaks the protocol but must not
+	// make the first job unreachable). Cancel walks the chain for its
+	// executor's, CancelAll all of it. Guarded by Host.mu.
 	sameKey *job
 	// How quick the work was last time, for a link's reader that runs
 	// quick jobs itself (inline.go); nil without one.
@@ -125,9 +127,11 @@ func (h *Host) start(replyTo string, wj *wire.Job) *job {
 		})
 		return nil
 	}
-	// A duplicate id (a protocol violation) is chained to the job it
-	// repeats: both run, both stay cancellable, finish unlinks only itself.
-	j.sameKey = h.jobs[j.key]
+	// The map is keyed by id alone (an integer key hashes in a fraction
+	// of the string and id pair's time); a job whose id another has, of
+	// another executor or a duplicate (a protocol violation), is chained
+	// to it: both run, both stay cancellable, finish unlinks only itself.
+	j.sameKey = h.jobs[j.key.id]
 	if h.paces != nil {
 		j.pace = h.paces[wj.Name]
 		if j.pace == nil {
@@ -135,7 +139,7 @@ func (h *Host) start(replyTo string, wj *wire.Job) *job {
 			h.paces[wj.Name] = j.pace
 		}
 	}
-	h.jobs[j.key] = j
+	h.jobs[j.key.id] = j
 	h.running++
 	h.mu.Unlock()
 	return j
@@ -285,14 +289,14 @@ func (h *Host) panicChain(v any) (keys []string, types []wire.TypedValue) {
 	return nil, nil
 }
 
-// unlinkLocked removes j from its key's chain.
+// unlinkLocked removes j from its id's chain.
 func (h *Host) unlinkLocked(j *job) {
-	head := h.jobs[j.key]
+	head := h.jobs[j.key.id]
 	if head == j {
 		if j.sameKey == nil {
-			delete(h.jobs, j.key)
+			delete(h.jobs, j.key.id)
 		} else {
-			h.jobs[j.key] = j.sameKey
+			h.jobs[j.key.id] = j.sameKey
 		}
 		return
 	}
