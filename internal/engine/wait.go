@@ -37,8 +37,11 @@ func (m WaitMode) String() string {
 
 // Wait waits for futures as mode says, or until ctx ends, and returns the
 // futures that have ended and those still pending, each in argument order.
-// err is ctx.Err() if ctx ended first, or an error for bad arguments (an
-// unknown mode, a nil future).
+// err is ctx.Err() if ctx ended first (not when the futures are there as
+// well), or an error for bad arguments (an unknown mode, a nil future).
+// To collect a large fan-out, Wait with AllCompleted before the Gets: it
+// wakes once or twice, where a loop of Gets is woken by every future it
+// finds running.
 func Wait(ctx context.Context, mode WaitMode, futures ...Awaitable) (done, pending []Awaitable, err error) {
 	if ctx == nil {
 		return nil, nil, errors.New("aplex: Wait: nil context")
