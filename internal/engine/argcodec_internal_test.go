@@ -135,3 +135,18 @@ func TestRemoteHandlerScalarsOnTheStack(t *testing.T) {
 		t.Fatalf("a struct work answered %x, %v; want %x", got, err, want)
 	}
 }
+
+// TestRemoteChunkCarriesItsJob: a Map chunk made for remote workers
+// carries its job (and a lone argument's slice) in its own allocation, as
+// Submit's call does; a chunk for goroutine workers carries none.
+func TestRemoteChunkCarriesItsJob(t *testing.T) {
+	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+	var ch *chunk[int, int]
+	allocs := testing.AllocsPerRun(50, func() { ch = newChunk(w, 1, 1, true) })
+	if allocs != 1 || ch.t.rj == nil {
+		t.Fatalf("a remote chunk of one: %.0f allocations, job %p; want 1 with its job", allocs, ch.t.rj)
+	}
+	if local := newChunk(w, 1, 1, false); local.t.rj != nil {
+		t.Fatal("a chunk for goroutine workers carries a remote job")
+	}
+}

@@ -29,12 +29,27 @@ type chunk[A, R any] struct {
 	onDone callback
 }
 
+// remoteChunk is a chunk for remote workers: the job it sends (and, for a
+// chunk of one, its encoded argument's slice) shares its allocation, as
+// remoteCall's does for Submit.
+type remoteChunk[A, R any] struct {
+	chunk[A, R]
+	rj remoteJob
+}
+
 // newChunk returns an empty chunk for up to size inputs, with room for
-// hint of them (inputs at hand, or that the reader's ring can hold). Its
-// room grows with the inputs that really arrive: ChunkSize is a bound, not
-// an amount to allocate.
-func newChunk[A, R any](w *Work[A, R], size, hint int) *chunk[A, R] {
-	ch := &chunk[A, R]{work: w}
+// hint of them (inputs at hand, or that the reader's ring can hold), and
+// with its remoteJob for remote workers. Its room grows with the inputs
+// that really arrive: ChunkSize is a bound, not an amount to allocate.
+func newChunk[A, R any](w *Work[A, R], size, hint int, remote bool) *chunk[A, R] {
+	var ch *chunk[A, R]
+	if remote {
+		rc := &remoteChunk[A, R]{chunk: chunk[A, R]{work: w}}
+		rc.t.rj = &rc.rj
+		ch = &rc.chunk
+	} else {
+		ch = &chunk[A, R]{work: w}
+	}
 	if size == 1 {
 		ch.args = ch.arg1[:0]
 	} else {

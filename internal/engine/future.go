@@ -144,8 +144,7 @@ func (c *call[A, R]) name() string { return c.work.describe() }
 // lives in the same allocation.
 type remoteCall[A, R any] struct {
 	call[A, R]
-	rj   remoteJob
-	args [1][]byte
+	rj remoteJob
 }
 
 func (c *call[A, R]) fail(t *task, err error) {

@@ -436,7 +436,7 @@ func (m *mapRun[A, R]) feed() bool {
 func (m *mapRun[A, R]) fill() {
 	avail := m.seen - m.taken
 	if m.cur == nil {
-		m.cur = newChunk(m.w, m.size, max(int(avail), min(m.maxRing, 256)))
+		m.cur = newChunk(m.w, m.size, max(int(avail), min(m.maxRing, 256)), m.ex.c.be.wire())
 	}
 	n := int(min(avail, int64(m.size-len(m.cur.args))))
 	for n > 0 {
@@ -501,11 +501,19 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 				return m.fail(c.rejected(&ch.t, err))
 			}
 		}
-		enc, err := encodeArgs(c, args, h)
+		rj := ch.t.rj // newChunk's
+		var enc [][]byte
+		var err error
+		if len(args) == 1 {
+			rj.arg1[0], err = encodeArg(c, &args[0], h)
+			enc = rj.arg1[:]
+		} else {
+			enc, err = encodeArgs(c, args, h)
+		}
 		if err != nil {
 			return m.fail(c.rejected(&ch.t, err))
 		}
-		ch.t.rj = &remoteJob{job: wire.Job{Name: m.w.name, Header: h, Args: enc}}
+		rj.job = wire.Job{Name: m.w.name, Header: h, Args: enc}
 	}
 	if err := c.submit(m.ctx, &ch.t, true); err != nil {
 		return m.fail(m.ctxErr(c.rejected(&ch.t, err)))

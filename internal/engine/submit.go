@@ -88,8 +88,8 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 		if err != nil {
 			return nil, ex.c.rejected(&c.t, err)
 		}
-		rc.args[0] = b
-		rc.rj.job = wire.Job{Name: w.name, Header: h, Args: rc.args[:]}
+		rc.rj.arg1[0] = b
+		rc.rj.job = wire.Job{Name: w.name, Header: h, Args: rc.rj.arg1[:]}
 	}
 	if err := ex.c.submit(ctx, &c.t, wait); err != nil {
 		return nil, ex.c.rejected(&c.t, err)

@@ -84,6 +84,7 @@ type remoteJob struct {
 	job       wire.Job
 	killTimer *time.Timer  // kills the worker if the work ignores a cancel or its deadline
 	send      [1]*wire.Job // backs the slice handed to Worker.Send
+	arg1      [1][]byte    // backs job.Args for one argument (Submit, a Map chunk of one)
 	// on is the worker it was last sent to, for a waiter to read its
 	// replies (xport.Reader); set under core.mu, read without it.
 	on atomic.Pointer[worker]
