@@ -127,6 +127,11 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 			m.ctx, m.cancel = context.WithDeadline(ctx, deadline)
 		}
 		m.parent = ctx
+		m.chunkCtx = m.ctx
+		if ex.c.be.wire() {
+			m.chunkCtx = chunkParent{m.ctx}
+			m.watch.start(m.ctx)
+		}
 		m.wake = make(chan struct{}, 1)
 		m.more = make(chan struct{}, 1)
 		m.exited = make(chan struct{})
@@ -188,18 +193,20 @@ type ringSwitch[A any] struct {
 // each input with one atomic store (no lock), the loop takes them in
 // batches.
 type mapRun[A, R any] struct {
-	parent  context.Context
-	ctx     context.Context
-	cancel  context.CancelFunc
-	ex      *Executor
-	w       *Work[A, R]
-	cc      callConfig
-	ordered bool
-	window  int
-	size    int
-	yield   func(R, error) bool
-	header  map[string]string // propagated ctx values for remote chunks; shared, read-only
-	prog    *mapProgress      // OnProgress; nil: none
+	parent   context.Context
+	ctx      context.Context
+	cancel   context.CancelFunc
+	chunkCtx context.Context // the chunks' parent: ctx, or for remote workers ctx without Done (mapwatch.go)
+	watch    chunkWatch      // remote workers: the one watch on ctx for every chunk
+	ex       *Executor
+	w        *Work[A, R]
+	cc       callConfig
+	ordered  bool
+	window   int
+	size     int
+	yield    func(R, error) bool
+	header   map[string]string // propagated ctx values for remote chunks; shared, read-only
+	prog     *mapProgress      // OnProgress; nil: none
 
 	// The loop's own state.
 	rring       []A          // the ring the loop takes inputs from
@@ -491,7 +498,7 @@ func (m *mapRun[A, R]) takeInput() bool {
 func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	c := m.ex.c
 	args := ch.args
-	ch.t.init(m.ex, ch, m.ctx, &m.cc)
+	ch.t.init(m.ex, ch, m.chunkCtx, &m.cc)
 	vctx := c.observeQueued(&ch.t, m.ctx, len(args)) // m.ctx without an observer
 	if c.be.wire() {
 		h := m.header
@@ -518,6 +525,7 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	if err := c.submit(m.ctx, &ch.t, true); err != nil {
 		return m.fail(m.ctxErr(c.rejected(&ch.t, err)))
 	}
+	m.watch.track(m.ctx, &ch.t) // queued or running now: cancel can take it
 	m.flying++
 	if m.prog != nil {
 		m.prog.submitted += len(args)
@@ -545,6 +553,7 @@ func (m *mapRun[A, R]) yieldReady() bool {
 				m.pending = m.pending[:n]
 				m.head = 0
 			}
+			m.watch.untrack(&ch.t)
 			if !m.yieldChunk(ch) {
 				return false
 			}
@@ -560,6 +569,7 @@ func (m *mapRun[A, R]) yieldReady() bool {
 	m.mu.Unlock()
 	for i, ch := range m.ready {
 		m.ready[i] = nil
+		m.watch.untrack(&ch.t)
 		if !m.yieldChunk(ch) {
 			return false
 		}
@@ -699,9 +709,12 @@ func (m *mapRun[A, R]) stopAll() {
 			ch.t.cancel(errCanceled)
 		}
 	}
-	// Unordered chunks are tracked by the executor only: cancelling the
-	// Map's ctx cancels the running ones, and queued ones see it too.
+	// Unordered chunks are tracked by the executor only: ending the Map's
+	// ctx cancels them, through each chunk's own watch on goroutine
+	// workers, through the Map's one watch on remote ones (mapwatch.go),
+	// which has cancelled every chunk not yielded yet once end returns.
 	m.cancel()
+	m.watch.end(m.ctx)
 }
 
 // end runs when the Map's loop returns, however it does (end of input, an
