@@ -101,15 +101,16 @@ func DecodeValue[T any](data []byte, p *T) error {
 	return UnmarshalValue(data, p)
 }
 
-// valueRef returns what to hand the library to encode *p: p itself for
-// the common types (those checkNesting passes without a lookup), which
-// CBOR encodes exactly as the value it points to, so that the value is not
-// copied into an interface of its own (an allocation for most values);
-// *p for the others, whose encoding may depend on the method set of the
-// value rather than of its pointer.
+// valueRef returns what to hand the library to encode *p, for the values
+// AppendScalar does not write: p itself for the common types that still
+// reach it (a NaN or infinite float64, []int, []string: checkNesting
+// passes them without a lookup), which CBOR encodes exactly as the value
+// it points to, so that the value is not copied into an interface of its
+// own (an allocation); *p for the others, whose encoding may depend on the
+// method set of the value rather than of its pointer.
 func valueRef[T any](p *T) any {
 	switch any(p).(type) {
-	case *bool, *int, *int64, *uint64, *float64, *string, *[]byte, *[]int, *[]string:
+	case *float64, *[]int, *[]string:
 		return p
 	}
 	return *p

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -216,55 +217,84 @@ func TestMarshalValueToAppends(t *testing.T) {
 	}
 }
 
-// ptrMarshaler encodes itself only through its pointer: valueRef must not
-// hand its pointer to the encoder, or the value would be encoded
-// differently from the one the caller passed.
+// ptrMarshaler encodes itself only through its pointer: EncodeValue must
+// not hand its pointer to the encoder (valueRef), or the value would be
+// encoded differently from the one the caller passed.
 type ptrMarshaler struct{ N int }
 
 func (p *ptrMarshaler) MarshalCBOR() ([]byte, error) { return MarshalValue("by pointer") }
 
-// TestValueRefEncodesAsTheValue checks that a value read through its
-// pointer (no copy into an interface) encodes exactly as the value does.
-func TestValueRefEncodesAsTheValue(t *testing.T) {
-	check := func(name string, viaPtr, viaValue []byte, err1, err2 error) {
-		t.Helper()
-		if err1 != nil || err2 != nil {
-			t.Fatalf("%s: %v, %v", name, err1, err2)
-		}
-		if !bytes.Equal(viaPtr, viaValue) {
-			t.Errorf("%s: encoded through valueRef as %x, as a value as %x", name, viaPtr, viaValue)
-		}
+// TestEncodeValueMatchesMarshalValue: EncodeValue and EncodeValueTo write
+// what MarshalValue writes for the value, whichever way they take (the
+// scalar fast path, the library through the value's pointer, the library
+// through a copy), appending after what the buffer holds; a pointer-receiver
+// marshaler is encoded as the value, not its pointer (valueRef hands the
+// library a copy); DecodeValue reads back as UnmarshalValue.
+func TestEncodeValueMatchesMarshalValue(t *testing.T) {
+	type plain struct {
+		A int
+		B string
 	}
 	i, i64, u64, f, s, b := 70000, int64(-5), uint64(1<<40), 2.5, "text", true
+	nan, inf := math.NaN(), math.Inf(-1)
 	bs, is, ss := []byte{1, 2}, []int{3, 4}, []string{"a"}
 	var nilBytes []byte
-	pm := ptrMarshaler{N: 1}
-	type plain struct{ A, B int }
-	st := plain{1, 2}
-	cases := []struct {
+	st, pm := plain{1, "b"}, ptrMarshaler{N: 1}
+	for _, c := range []struct {
 		name string
-		ptr  any
+		enc  func(*bytes.Buffer) ([]byte, error, error)
 		val  any
 	}{
-		{"int", valueRef(&i), i},
-		{"int64", valueRef(&i64), i64},
-		{"uint64", valueRef(&u64), u64},
-		{"float64", valueRef(&f), f},
-		{"string", valueRef(&s), s},
-		{"bool", valueRef(&b), b},
-		{"[]byte", valueRef(&bs), bs},
-		{"nil []byte", valueRef(&nilBytes), nilBytes},
-		{"[]int", valueRef(&is), is},
-		{"[]string", valueRef(&ss), ss},
-		{"struct", valueRef(&st), st},
-		{"pointer-receiver marshaler", valueRef(&pm), pm},
-	}
-	for _, c := range cases {
-		got, err1 := MarshalValue(c.ptr)
-		want, err2 := MarshalValue(c.val)
-		check(c.name, got, want, err1, err2)
+		{"int", encodeBoth(&i), i},
+		{"int64", encodeBoth(&i64), i64},
+		{"uint64", encodeBoth(&u64), u64},
+		{"float64", encodeBoth(&f), f},
+		{"NaN", encodeBoth(&nan), nan},
+		{"-Inf", encodeBoth(&inf), inf},
+		{"string", encodeBoth(&s), s},
+		{"bool", encodeBoth(&b), b},
+		{"[]byte", encodeBoth(&bs), bs},
+		{"nil []byte", encodeBoth(&nilBytes), nilBytes},
+		{"[]int", encodeBoth(&is), is},
+		{"[]string", encodeBoth(&ss), ss},
+		{"struct", encodeBoth(&st), st},
+		{"pointer-receiver marshaler", encodeBoth(&pm), pm},
+	} {
+		var buf bytes.Buffer
+		buf.WriteString("head")
+		enc, err1, err2 := c.enc(&buf)
+		want, err := MarshalValue(c.val)
+		if err != nil || err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v, %v, %v", c.name, err, err1, err2)
+		}
+		if !bytes.Equal(enc, want) || !bytes.Equal(buf.Bytes(), append([]byte("head"), want...)) {
+			t.Errorf("%s: EncodeValue %x, EncodeValueTo %x; MarshalValue %x", c.name, enc, buf.Bytes(), want)
+		}
 	}
 	if _, ok := valueRef(&pm).(ptrMarshaler); !ok {
 		t.Errorf("valueRef handed the encoder a %T for a type whose pointer marshals itself", valueRef(&pm))
+	}
+	if _, ok := valueRef(&is).(*[]int); !ok {
+		t.Errorf("valueRef copied a []int (%T) that the library reads through its pointer", valueRef(&is))
+	}
+	enc, err := EncodeValue(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back plain
+	if err := DecodeValue(enc, &back); err != nil || back != st {
+		t.Errorf("DecodeValue of a struct: %+v, %v", back, err)
+	}
+	var x int
+	if err := DecodeValue([]byte{0x61, 'a'}, &x); err == nil || x != 0 {
+		t.Errorf("DecodeValue of text into an int: %d, %v; want the library's error", x, err)
+	}
+}
+
+func encodeBoth[T any](p *T) func(*bytes.Buffer) ([]byte, error, error) {
+	return func(buf *bytes.Buffer) ([]byte, error, error) {
+		b, err1 := EncodeValue(p)
+		err2 := EncodeValueTo(buf, p)
+		return b, err1, err2
 	}
 }

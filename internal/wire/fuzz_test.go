@@ -132,6 +132,17 @@ func binaryLen(n int) []byte {
 	return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
 }
 
+// addEncodedSeeds adds each value's encoding to f's seed corpus.
+func addEncodedSeeds(f *testing.F, values []any) {
+	for _, v := range values {
+		b, err := MarshalValue(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
 // FuzzUnmarshalValue decodes arbitrary bytes into typical payload types:
 // it must not panic, and what decodes must encode again without panicking.
 func FuzzUnmarshalValue(f *testing.F) {
@@ -145,13 +156,7 @@ func FuzzUnmarshalValue(f *testing.F) {
 		(*payload)(nil),
 		map[string]any{"x": []any{1.5, "y", nil, true}},
 	}
-	for _, v := range seeds {
-		b, err := MarshalValue(v)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addEncodedSeeds(f, seeds)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dsts := []any{
 			new(payload), new(*payload), new(map[string]int), new([]int64),

@@ -152,13 +152,7 @@ func TestScalarAllocations(t *testing.T) {
 // FuzzDecodeScalar: whatever DecodeScalar accepts, UnmarshalValue decodes
 // to the same value, and AppendScalar writes back the same bytes.
 func FuzzDecodeScalar(f *testing.F) {
-	for _, v := range scalarCases {
-		b, err := MarshalValue(v)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addEncodedSeeds(f, scalarCases)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkScalar[int](t, b)
 		checkScalar[int64](t, b)
@@ -184,69 +178,5 @@ func checkScalar[T any](t *testing.T, b []byte) {
 	}
 	if again, ok := AppendScalar(nil, &fast); !ok || !bytes.Equal(again, b) {
 		t.Fatalf("AppendScalar[%T](%v) = %x, %v; read from %x", fast, fast, again, ok, b)
-	}
-}
-
-// TestEncodeValueMatchesMarshalValue: EncodeValue and EncodeValueTo write
-// what MarshalValue writes for the value, scalar or not (a pointer-receiver
-// marshaler included: the value's encoding, not its pointer's), appending
-// after what the buffer holds; DecodeValue reads it back as UnmarshalValue.
-func TestEncodeValueMatchesMarshalValue(t *testing.T) {
-	type plain struct {
-		A int
-		B string
-	}
-	check := func(name string, enc, to, want []byte, err1, err2 error) {
-		t.Helper()
-		if err1 != nil || err2 != nil {
-			t.Fatalf("%s: %v, %v", name, err1, err2)
-		}
-		if !bytes.Equal(enc, want) || !bytes.Equal(to, append([]byte("head"), want...)) {
-			t.Errorf("%s: EncodeValue %x, EncodeValueTo %x; MarshalValue %x", name, enc, to, want)
-		}
-	}
-	n, s, f, nan := -70000, "text", 2.5, math.NaN()
-	st, pm, is := plain{1, "b"}, ptrMarshaler{N: 1}, []int{1, 2}
-	for _, c := range []struct {
-		name string
-		enc  func(*bytes.Buffer) ([]byte, error, error)
-		val  any
-	}{
-		{"int", encodeBoth(&n), n},
-		{"string", encodeBoth(&s), s},
-		{"float64", encodeBoth(&f), f},
-		{"NaN", encodeBoth(&nan), nan},
-		{"struct", encodeBoth(&st), st},
-		{"pointer-receiver marshaler", encodeBoth(&pm), pm},
-		{"[]int", encodeBoth(&is), is},
-	} {
-		var buf bytes.Buffer
-		buf.WriteString("head")
-		enc, err1, err2 := c.enc(&buf)
-		want, err := MarshalValue(c.val)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(c.name, enc, buf.Bytes(), want, err1, err2)
-	}
-	b, err := EncodeValue(&st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back plain
-	if err := DecodeValue(b, &back); err != nil || back != st {
-		t.Errorf("DecodeValue of a struct: %+v, %v", back, err)
-	}
-	var x int
-	if err := DecodeValue([]byte{0x61, 'a'}, &x); err == nil || x != 0 {
-		t.Errorf("DecodeValue of text into an int: %d, %v; want the library's error", x, err)
-	}
-}
-
-func encodeBoth[T any](p *T) func(*bytes.Buffer) ([]byte, error, error) {
-	return func(buf *bytes.Buffer) ([]byte, error, error) {
-		b, err1 := EncodeValue(p)
-		err2 := EncodeValueTo(buf, p)
-		return b, err1, err2
 	}
 }
