@@ -27,15 +27,29 @@ func aplexProcessImpl() Impl {
 	}}
 }
 
+// aplexProcessPrefetchImpl is aplex-process with WithPrefetch(PerWorker):
+// each worker process is sent up to as many works again as it runs, and
+// starts the next the moment one ends.
+func aplexProcessPrefetchImpl() Impl {
+	return Impl{Name: "aplex-process-prefetch", Kind: KindAplex, New: func(s Shape) (Runner, error) {
+		ex, err := NewProcessExecutor(s, aplex.WithPrefetch(s.PerWorker))
+		if err != nil {
+			return nil, err
+		}
+		return aplexRunner{ex}, nil
+	}}
+}
+
 // NewThreadExecutor returns an aplex goroutine executor of shape s.
 func NewThreadExecutor(s Shape) (*aplex.Executor, error) {
 	return aplex.NewThreadExecutor(aplex.WithPoolSize(s.Workers), aplex.WithMaxWorksPerWorker(s.PerWorker))
 }
 
 // NewProcessExecutor returns an aplex process executor of shape s: Workers
-// child processes (this binary re-executed), PerWorker works each.
-func NewProcessExecutor(s Shape) (*aplex.Executor, error) {
-	return aplex.NewProcessExecutor(aplex.WithPoolSize(s.Workers), aplex.WithMaxWorksPerWorker(s.PerWorker))
+// child processes (this binary re-executed), PerWorker works each, and
+// the options given.
+func NewProcessExecutor(s Shape, opts ...aplex.Option) (*aplex.Executor, error) {
+	return aplex.NewProcessExecutor(append([]aplex.Option{aplex.WithPoolSize(s.Workers), aplex.WithMaxWorksPerWorker(s.PerWorker)}, opts...)...)
 }
 
 // aplexRunner submits every work, keeping the futures, then gets each.

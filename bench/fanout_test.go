@@ -10,7 +10,8 @@ import (
 
 // BenchmarkFanOut (workload 2) runs 10,000 works sleeping 10 ms at 1,200 in
 // flight: aplex as 4 workers × 300 (the process executor: 4 worker
-// processes × 300), the others with a limit of 1,200. It reports the wall
+// processes × 300, and again with WithPrefetch(300)), the others with a
+// limit of 1,200. It reports the wall
 // time of one batch in steady state (wall-ms), its ratio to the ideal
 // ceil(10000/1200) × 10 ms (x-ideal), the first batch's ratio
 // (first-x-ideal) and the CPU spent per work (cpu-us/work, from
@@ -26,7 +27,7 @@ func BenchmarkFanOut(b *testing.B) {
 	works := scaled(10_000)
 	shape := bench.Shape{Workers: 4, PerWorker: 300}
 	ideal := time.Duration((works+shape.Total()-1)/shape.Total()) * 10 * time.Millisecond
-	for _, im := range bench.Impls(true) {
+	for _, im := range bench.FanOutImpls() {
 		if im.Unbounded {
 			continue // one goroutine per work would sleep all at once
 		}

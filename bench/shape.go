@@ -1,6 +1,9 @@
 package bench
 
-import "runtime"
+import (
+	"runtime"
+	"slices"
+)
 
 // Shape is the concurrency a workload gives every implementation: aplex
 // executors get Workers workers of PerWorker works each; peers and floors get
@@ -62,6 +65,15 @@ func Impls(process bool) []Impl {
 	}
 	out = append(out, floorImpls()...)
 	return append(out, peerImpls()...)
+}
+
+// FanOutImpls is Impls(true) with aplex-process-prefetch beside
+// aplex-process: the I/O fan-out, where a worker's next work waiting a
+// round trip for its slot shows.
+func FanOutImpls() []Impl {
+	out := Impls(true)
+	i := slices.IndexFunc(out, func(im Impl) bool { return im.Name == "aplex-process" })
+	return slices.Insert(out, i+1, aplexProcessPrefetchImpl())
 }
 
 func peerImpls() []Impl {

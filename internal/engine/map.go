@@ -106,7 +106,7 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 		}
 		m.window = cc.window
 		if m.window == 0 {
-			m.window = min(max(ex.c.windowWorkers()*ex.c.cfg.maxWorksPerWorker, 1), maxWindow)
+			m.window = min(max(ex.c.windowWorkers()*(ex.c.cfg.maxWorksPerWorker+ex.c.cfg.prefetch), 1), maxWindow)
 		}
 		// The reader may be ahead of the results by a window of full
 		// chunks; it gets credit back in batches, so that it does not

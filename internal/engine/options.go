@@ -54,6 +54,7 @@ type config struct {
 	env          []string
 	output       io.Writer
 	recycleAfter int
+	prefetch     int // WithPrefetch: works a worker process holds beyond its slots
 	memoryLimit  int64
 	startTimeout time.Duration
 	// heartbeatTimeout: a process or cluster worker silent this long is lost.

@@ -15,7 +15,7 @@ import (
 // Only works made with Register run here, and their arguments and results
 // cross the process boundary as CBOR. Besides every thread-executor option
 // except WithWorkerInit, it takes WithWorkerCommand, WithWorkerEnv,
-// WithWorkerOutput, WithRecycleAfter, WithWorkerMemoryLimit,
+// WithWorkerOutput, WithRecycleAfter, WithPrefetch, WithWorkerMemoryLimit,
 // WithStartTimeout and WithHeartbeatTimeout (a worker that cannot run, e.g.
 // stopped, is killed and replaced once silent that long). It returns once every worker completed its handshake,
 // or an error (a binary that does not call Main is reported, not waited on).
@@ -36,7 +36,14 @@ func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
+	slots := 0
+	if cfg.prefetch > 0 {
+		// The core sends a worker up to its capacity plus the prefetch;
+		// the worker runs its capacity at once and holds the rest.
+		slots = cfg.maxWorksPerWorker
+	}
 	tr, err := proc.New(proc.Config{
+		Slots:        slots,
 		Size:         cfg.poolSize,
 		Path:         cfg.command,
 		Args:         cfg.commandArgs,

@@ -29,6 +29,9 @@ func (c *core) join(conn xport.Worker) (restarted *worker) {
 	if n := conn.Capacity(); n > 0 && n < capacity {
 		capacity = n
 	}
+	// The worker runs capacity works at once and holds the prefetched
+	// ones (WithPrefetch; the transport told it its slots).
+	capacity += c.cfg.prefetch
 	c.mu.Lock()
 	if c.down {
 		// Too late to be useful; the transport's Close stops it. Until the

@@ -86,6 +86,14 @@ type Config struct {
 	// panic in it fails the job's items with a panic error. Nil: headers are
 	// ignored.
 	Extract func(ctx context.Context, header map[string]string) context.Context
+	// Slots bounds the jobs that run at once (0: no bound; the executor
+	// keeps within the worker's capacity). Jobs beyond it are held, in
+	// the order they came, and each starts the moment a running job ends
+	// on that job's goroutine (an executor's WithPrefetch sends a worker
+	// that many more jobs than its slots, so that a freed slot does not
+	// wait a round trip for its next job). See slots.go for what happens
+	// to a held job that is cancelled, times out or is drained.
+	Slots int
 	// BaseContext is the parent of every job's context: jobs see its values
 	// and its cancellation (0 cost when it cannot be cancelled). Nil means
 	// context.Background(). Serve uses its ctx without cancellation and
@@ -114,8 +122,9 @@ type Host struct {
 
 	mu       sync.Mutex
 	jobs     map[uint64]*job // by id; jobs sharing an id are chained (job.sameKey)
-	running  int
+	running  int             // jobs registered: started or held
 	draining bool
+	slots    slots            // jobs started, and those held for a slot (Config.Slots)
 	idle     chan struct{}    // closed when running drops to 0; nil until someone waits
 	paces    map[string]*pace // per work name, once an Inline exists (inline.go)
 }
@@ -165,19 +174,24 @@ func (h *Host) Hello() *wire.Hello {
 	}
 }
 
-// Load returns the number of jobs running now.
+// Load returns the number of jobs running now (held jobs not counted).
 func (h *Host) Load() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.running
+	return h.running - h.slots.held.len()
 }
 
 // Drain makes the Host refuse new jobs: from now on Run answers every job at
-// once with an Error of Code wire.CodeShutdown. Running jobs carry on.
+// once with an Error of Code wire.CodeShutdown, and so are the jobs held for
+// a slot (Config.Slots), which never started. Running jobs carry on.
 func (h *Host) Drain() {
 	h.mu.Lock()
 	h.draining = true
+	held := h.slots.takeAllLocked()
 	h.mu.Unlock()
+	for _, j := range held {
+		h.answerHeld(j, &wire.Error{Code: wire.CodeShutdown, Message: "aplex: worker is shutting down"})
+	}
 }
 
 // Cancel cancels the contexts of the jobs named by c. Unknown ids (jobs that

@@ -36,9 +36,18 @@ type job struct {
 	// How quick the work was last time, for a link's reader that runs
 	// quick jobs itself (inline.go); nil without one.
 	pace *pace
+	// Held for a slot (slots.go): held is true while the job waits in
+	// the queue (guarded by Host.mu); unwatch stops the watch on its ctx.
+	held    bool
+	unwatch func() bool
+	// chain: the job runs on a runner goroutine, which takes the next
+	// held job (next) when this one ends, instead of handing it off.
+	chain bool
+	next  *job
 }
 
-// Run starts every job of run and returns at once. The arguments' byte
+// Run starts every job of run (or holds it for a slot: Config.Slots) and
+// returns at once. The arguments' byte
 // slices must stay valid until each job's result is emitted.
 func (h *Host) Run(run *wire.Run) {
 	for i := range run.Jobs {
@@ -50,8 +59,9 @@ func (h *Host) Run(run *wire.Run) {
 
 // runJob runs a job on a goroutine of Host.runners (see run).
 func runJob(j *job) *job {
+	j.chain = true
 	j.run()
-	return nil
+	return j.next
 }
 
 // run runs the job's items: a single item in the calling goroutine, a
@@ -75,7 +85,7 @@ func (j *job) run() {
 }
 
 // start registers one job and returns it, or answers it at once when it
-// cannot run and returns nil.
+// cannot run, or holds it for a slot (slots.go), and returns nil.
 func (h *Host) start(replyTo string, wj *wire.Job) *job {
 	var handler Handler
 	ok := false
@@ -141,7 +151,11 @@ func (h *Host) start(replyTo string, wj *wire.Job) *job {
 	}
 	h.jobs[j.key.id] = j
 	h.running++
+	run := h.admitLocked(j)
 	h.mu.Unlock()
+	if !run {
+		return nil
+	}
 	return j
 }
 
@@ -172,7 +186,7 @@ func (h *Host) refuse(replyTo string, wj *wire.Job, e *wire.Error) {
 // deferred function also catches panics and runtime.Goexit in the work, so
 // the job always finishes and the host survives.
 func (j *job) runItem(i int) {
-	returned := false
+	returned, goexit := false, false
 	defer func() {
 		// Whatever the work did to its goroutine's labels, the goroutine
 		// goes back to the worker's (the reader's next read, a parked
@@ -190,11 +204,19 @@ func (j *job) runItem(i int) {
 					Types:     types,
 				}
 			} else {
+				goexit = true // this goroutine ends once the defers ran
 				j.items[i].Err = j.h.encode(j.h.cfg.GoexitError)
 			}
 		}
 		if j.pending.Add(-1) == 0 {
-			j.h.finish(j)
+			if next := j.h.finish(j); next != nil {
+				startHeld(next)
+				if j.chain && len(j.args) == 1 && !goexit {
+					j.next = next // runJob runs it on this goroutine
+				} else {
+					j.h.runners.Go(next)
+				}
+			}
 		}
 	}()
 	// The work runs with its ctx's pprof labels, on whichever goroutine
@@ -239,20 +261,19 @@ func (h *Host) outcome(ctx context.Context, v []byte, err error) wire.Outcome {
 
 // finish emits j's result and removes it from the running set. The result
 // is emitted first so that, when Wait sees the host idle, every result has
-// already been handed to Emit (Serve sends Bye after them).
-func (h *Host) finish(j *job) {
+// already been handed to Emit (Serve sends Bye after them). It returns the
+// held job that takes j's slot, if any, which the caller must start.
+func (h *Host) finish(j *job) *job {
 	j.cancel()
 	fitResult(j.items, h.limit)
 	h.cfg.Emit(j.key.replyTo, wire.Result{ID: j.key.id, Items: j.items})
 
 	h.mu.Lock()
 	h.unlinkLocked(j)
-	h.running--
-	if h.running == 0 && h.idle != nil {
-		close(h.idle)
-		h.idle = nil
-	}
+	h.doneLocked()
+	next := h.nextLocked()
 	h.mu.Unlock()
+	return next
 }
 
 // defaultEncodeError keeps an error's message and Go type name.

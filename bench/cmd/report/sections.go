@@ -65,11 +65,11 @@ func (v view) overhead(w io.Writer) {
 }
 
 func (v view) fanout(w io.Writer) {
-	section(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight", "aplex: 4 workers × 300 (aplex-process: 4 worker processes × 300); the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. Wall: a batch in steady state; the first batch of a fresh pool (its goroutines made; for aplex-process, its worker processes' heaps grown) is run untimed and shown on its own. CPU: the process's user+system time (getrusage) per work over every batch, the first included; for aplex-process, plus its workers' whole lives, start-up included (counted once they are reaped). Floor: goroutines bounded by a semaphore.")
+	section(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight", "aplex: 4 workers × 300 (aplex-process: 4 worker processes × 300; aplex-process-prefetch: the same with WithPrefetch(300), each process sent up to 300 works more, which it starts as its works end); the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. Wall: a batch in steady state; the first batch of a fresh pool (its goroutines made; for aplex-process, its worker processes' heaps grown) is run untimed and shown on its own. CPU: the process's user+system time (getrusage) per work over every batch, the first included; for aplex-process, plus its workers' whole lives, start-up included (counted once they are reaped). Floor: goroutines bounded by a semaphore.")
 	t := &table{head: []string{"implementation", "wall ms", "spread", "× ideal", "first batch × ideal", "CPU µs/work", "wall ÷ floor", "wall ÷ aplex-thread", "CPU ÷ aplex-thread"}}
 	fw := v.fig("FanOut/go+wg+sem", "wall-ms")
 	aw, ac := v.fig("FanOut/aplex-thread", "wall-ms"), v.fig("FanOut/aplex-thread", "cpu-us/work")
-	for _, im := range bench.Impls(true) {
+	for _, im := range bench.FanOutImpls() {
 		n := "FanOut/" + im.Name
 		if !v.has(n) {
 			continue

@@ -1,0 +1,207 @@
+package host
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// gated is a Host with a slot bound whose "gate" work announces its start
+// (its argument) and returns when its gate is opened or its ctx ends.
+type gated struct {
+	t       *testing.T
+	h       *Host
+	started chan string
+	gates   map[string]chan struct{}
+	results chan wire.Result
+	runs    atomic.Int32 // works started, all kinds
+}
+
+func newGated(t *testing.T, slots int, names ...string) *gated {
+	g := &gated{t: t, started: make(chan string, 64), gates: map[string]chan struct{}{},
+		results: make(chan wire.Result, 64)}
+	for _, n := range names {
+		g.gates[n] = make(chan struct{})
+	}
+	reg := testRegistry()
+	reg["gate"] = func(ctx context.Context, arg []byte) ([]byte, error) {
+		g.runs.Add(1)
+		g.started <- string(arg)
+		select {
+		case <-g.gates[string(arg)]:
+			return arg, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	reg["count"] = func(_ context.Context, arg []byte) ([]byte, error) {
+		g.runs.Add(1)
+		return arg, nil
+	}
+	reg["goexitcount"] = func(context.Context, []byte) ([]byte, error) {
+		g.runs.Add(1)
+		runtime.Goexit()
+		return nil, nil
+	}
+	g.h = New(Config{Registry: reg, EncodeError: testEncodeError, Slots: slots,
+		Emit: func(_ string, r wire.Result) { g.results <- r }})
+	t.Cleanup(func() {
+		g.h.CancelAll()
+		<-g.h.idleChan()
+		g.h.Close()
+	})
+	return g
+}
+
+func (g *gated) run(jobs ...wire.Job) { g.h.Run(&wire.Run{Jobs: jobs}) }
+
+func gate(id uint64, name string) wire.Job {
+	return wire.Job{ID: id, Name: "gate", Args: [][]byte{[]byte(name)}}
+}
+
+// waitStart returns the next work to start.
+func (g *gated) waitStart() string {
+	g.t.Helper()
+	select {
+	case s := <-g.started:
+		return s
+	case <-time.After(5 * time.Second):
+		g.t.Fatal("no work started")
+	}
+	return ""
+}
+
+// result returns the next result.
+func (g *gated) result() wire.Result {
+	g.t.Helper()
+	select {
+	case r := <-g.results:
+		return r
+	case <-time.After(5 * time.Second):
+		g.t.Fatal("no result")
+	}
+	return wire.Result{}
+}
+
+func TestSlotsHoldJobsBeyondTheBoundAndStartThemInOrder(t *testing.T) {
+	g := newGated(t, 2, "a", "b", "c", "d")
+	g.run(gate(1, "a"), gate(2, "b"), gate(3, "c"), gate(4, "d"))
+	got := map[string]bool{g.waitStart(): true, g.waitStart(): true}
+	if !got["a"] || !got["b"] {
+		t.Fatalf("started %v, want a and b", got)
+	}
+	// Run decides at once, under the host's lock: two started, two held.
+	g.h.mu.Lock()
+	held := g.h.slots.held.len()
+	g.h.mu.Unlock()
+	if held != 2 {
+		t.Fatalf("%d jobs held, want 2", held)
+	}
+	if n := g.h.Load(); n != 2 {
+		t.Errorf("Load = %d with 2 running and 2 held, want 2", n)
+	}
+	close(g.gates["b"])
+	if r := g.result(); r.ID != 2 {
+		t.Fatalf("result %d, want 2", r.ID)
+	}
+	if s := g.waitStart(); s != "c" {
+		t.Fatalf("after b ended, %q started, want c (the oldest held)", s)
+	}
+	close(g.gates["a"])
+	g.result()
+	if s := g.waitStart(); s != "d" {
+		t.Fatalf("after a ended, %q started, want d", s)
+	}
+	close(g.gates["c"])
+	close(g.gates["d"])
+	for range 2 {
+		if r := g.result(); r.Items[0].Err != nil {
+			t.Errorf("job %d: %+v", r.ID, r.Items[0].Err)
+		}
+	}
+	<-g.h.idleChan()
+}
+
+func TestHeldJobOutcomes(t *testing.T) {
+	tests := []struct {
+		name string
+		held wire.Job
+		act  func(g *gated) // what ends the held job
+		code wire.ErrCode
+	}{
+		{"cancelled", wire.Job{ID: 2, Name: "count", Args: [][]byte{nil}},
+			func(g *gated) { g.h.Cancel(&wire.Cancel{IDs: []uint64{2}}) }, wire.CodeCanceled},
+		{"deadline passes while held", wire.Job{ID: 2, Name: "count", Timeout: 10 * time.Millisecond, Args: [][]byte{nil}},
+			func(*gated) {}, wire.CodeDeadline},
+		{"deadline passed on arrival", wire.Job{ID: 2, Name: "count", Timeout: -1, Args: [][]byte{nil}},
+			func(*gated) {}, wire.CodeDeadline},
+		{"drained", wire.Job{ID: 2, Name: "count", Args: [][]byte{nil, nil}},
+			func(g *gated) { g.h.Drain() }, wire.CodeShutdown},
+		{"CancelAll", wire.Job{ID: 2, Name: "count", Args: [][]byte{nil}},
+			func(g *gated) { g.h.CancelAll() }, wire.CodeCanceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGated(t, 1, "a")
+			g.run(gate(1, "a"), tt.held)
+			g.waitStart()
+			tt.act(g)
+			r := g.result()
+			if r.ID == 1 && tt.name == "CancelAll" {
+				r = g.result() // the running job's, cancelled too
+			}
+			if r.ID != 2 || len(r.Items) != len(tt.held.Args) {
+				t.Fatalf("first result %+v, want the held job's", r)
+			}
+			for i, o := range r.Items {
+				if o.Err == nil || o.Err.Code != tt.code {
+					t.Errorf("item %d = %+v, want code %v", i, o.Err, tt.code)
+				}
+			}
+			if tt.code == wire.CodeShutdown && !wire.NeverRan(r.Items) {
+				t.Error("a drained held job must read as never run (requeued)")
+			}
+			if n := g.runs.Load(); n != 1 {
+				t.Errorf("%d works ran, want only the gate: the held job never starts", n)
+			}
+			if tt.name != "CancelAll" {
+				// The running job is untouched and its slot frees as usual.
+				close(g.gates["a"])
+				if r := g.result(); r.ID != 1 || r.Items[0].Err != nil {
+					t.Errorf("running job: %+v", r)
+				}
+			}
+			<-g.h.idleChan()
+			g.h.mu.Lock()
+			active, held, jobs := g.h.slots.active, g.h.slots.held.len(), len(g.h.jobs)
+			g.h.mu.Unlock()
+			if active != 0 || held != 0 || jobs != 0 {
+				t.Errorf("after: %d active, %d held, %d jobs", active, held, jobs)
+			}
+		})
+	}
+}
+
+func TestHeldJobStartsAfterAWorkThatCalledGoexit(t *testing.T) {
+	g := newGated(t, 1)
+	g.run(wire.Job{ID: 1, Name: "goexitcount", Args: [][]byte{nil}},
+		wire.Job{ID: 2, Name: "count", Args: [][]byte{[]byte("x")}},
+		wire.Job{ID: 3, Name: "goexitcount", Args: [][]byte{nil, nil}}, // a chunk
+		wire.Job{ID: 4, Name: "count", Args: [][]byte{[]byte("y")}})
+	got := map[uint64]wire.Result{}
+	for range 4 {
+		r := g.result()
+		got[r.ID] = r
+	}
+	if string(got[2].Items[0].Value) != "x" || string(got[4].Items[0].Value) != "y" {
+		t.Errorf("held jobs behind Goexit: %+v, %+v", got[2], got[4])
+	}
+	<-g.h.idleChan()
+	if n := g.runs.Load(); n != 5 {
+		t.Errorf("%d works ran, want 5", n)
+	}
+}

@@ -1,0 +1,123 @@
+package aplex_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex"
+)
+
+// prefetched starts a process executor of one worker with 2 slots and a
+// prefetch of 2, and sends it four pHold works: two run, two are held.
+func prefetched(t *testing.T, opts ...aplex.Option) (*aplex.Executor, string, []*aplex.Future[int]) {
+	t.Helper()
+	ex := newProcess(t, append([]aplex.Option{aplex.WithPoolSize(1), aplex.WithMaxWorksPerWorker(2), aplex.WithPrefetch(2)}, opts...)...)
+	dir := t.TempDir()
+	fs := submitHolds(t, ex, dir, 4)
+	waitFor(t, "two works started", func() bool { return startedHolds(t, dir) == 2 })
+	return ex, dir, fs
+}
+
+func TestPrefetchHoldsWorksBeyondTheSlots(t *testing.T) {
+	ex, dir, fs := prefetched(t)
+	st := ex.Stats()
+	if st.Running != 4 || st.Queued != 0 || st.Workers[0].Workload != 4 {
+		t.Errorf("Stats: %d running, %d queued, workload %d; want the 4 sent (2 held) counted as running",
+			st.Running, st.Queued, st.Workers[0].Workload)
+	}
+	// A fifth waits in the executor: the worker holds its slots and its
+	// prefetch.
+	fifth := mustSubmit(t, ex, pHold, holdArg{Dir: dir, N: "e"})
+	if q := ex.Stats().Queued; q != 1 {
+		t.Errorf("Queued = %d with the worker's slots and prefetch full, want 1", q)
+	}
+	// A held work cancelled ends at once and never runs.
+	fs[2].Cancel()
+	if _, err := fs[2].Get(ctxT(t)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled held work: %v", err)
+	}
+	release(t, dir)
+	pid := mustGet(t, fs[0])
+	for _, f := range []*aplex.Future[int]{fs[1], fs[3], fifth} {
+		if got := mustGet(t, f); got != pid {
+			t.Errorf("work ran in pid %d, want the one worker's %d", got, pid)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "started-c")); !os.IsNotExist(err) {
+		t.Errorf("the cancelled held work ran (stat: %v)", err)
+	}
+	if n := startedHolds(t, dir); n != 4 {
+		t.Errorf("%d works started, want 4 (a, b, d, e)", n)
+	}
+}
+
+func TestPrefetchHeldWorkDeadlineEndsItWithoutAKill(t *testing.T) {
+	// A kill grace shorter than the hold: were the held work answered only
+	// once a slot frees, its worker would be killed for it first.
+	ex, dir, fs := prefetched(t, aplex.WithKillGrace(50*time.Millisecond))
+	pid := ex.Stats().Workers[0].PID
+	fs[3].Cancel() // leaves one held slot for the work with a deadline
+	late := mustSubmit(t, ex, pHold, holdArg{Dir: dir, N: "z"}, aplex.Deadline(20*time.Millisecond))
+	_, err := late.Get(ctxT(t))
+	var we *aplex.WorkerError
+	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &we) {
+		t.Fatalf("held work past its deadline: %v, want DeadlineExceeded from the worker", err)
+	}
+	release(t, dir)
+	for _, f := range fs[:3] {
+		if got := mustGet(t, f); got != pid {
+			t.Errorf("work ran in pid %d, want %d: the worker was replaced", got, pid)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "started-z")); !os.IsNotExist(err) {
+		t.Errorf("the held work ran after its deadline (stat: %v)", err)
+	}
+}
+
+func TestPrefetchHeldWorksFailWithTheirWorker(t *testing.T) {
+	ex, _, fs := prefetched(t)
+	pid := ex.Stats().Workers[0].PID
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range fs {
+		_, err := f.Get(ctxT(t))
+		var we *aplex.WorkerError
+		if !errors.As(err, &we) || we.PID != pid {
+			t.Errorf("work %d: %v, want a *WorkerError of pid %d (held or not: the executor cannot tell)", i, err, pid)
+		}
+	}
+}
+
+func TestPrefetchShutdownRunsTheHeldWorks(t *testing.T) {
+	ex, dir, fs := prefetched(t)
+	release(t, dir)
+	if err := ex.Shutdown(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		mustGet(t, f)
+	}
+	if n := startedHolds(t, dir); n != 4 {
+		t.Errorf("%d works started, want 4", n)
+	}
+}
+
+func TestPrefetchMapUsesTheHeldSlots(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(3), aplex.WithPrefetch(3))
+	var sum int
+	for v, err := range aplex.Map(ctxT(t), ex, pDouble, seq(200, nil)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	if sum != 2*199*200/2 {
+		t.Errorf("sum %d", sum)
+	}
+}
