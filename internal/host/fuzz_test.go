@@ -46,7 +46,12 @@ func FuzzServeConnFrames(f *testing.F) {
 	f.Add([]byte{7, 0})                                                      // a Hello from the executor
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := newFrameProgram(data)
-		p.check(t, p.serve(t))
+		// Without a slot bound, and with one slot: every job beyond the
+		// first running is held (Config.Slots), so cancels, deadlines,
+		// shutdowns and the end of the stream meet held jobs too.
+		for _, slots := range []int{0, 1} {
+			p.check(t, p.serve(t, slots))
+		}
 	})
 }
 
@@ -236,14 +241,14 @@ type served struct {
 
 // serve runs ServeConn over pipes, writes the program's stream and closes
 // it, and collects everything the host writes until it returns.
-func (p *frameProgram) serve(t *testing.T) served {
+func (p *frameProgram) serve(t *testing.T, slots int) served {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	quit := make(chan struct{})
 	defer close(quit)
-	cfg := Config{Registry: fuzzRegistry(quit), EncodeError: testEncodeError, MaxFrame: fuzzMaxFrame, WorkerID: "fuzz",
+	cfg := Config{Registry: fuzzRegistry(quit), EncodeError: testEncodeError, MaxFrame: fuzzMaxFrame, WorkerID: "fuzz", Slots: slots,
 		Extract: func(ctx context.Context, h map[string]string) context.Context {
 			return context.WithValue(ctx, headerKey{}, h["k"])
 		}}
