@@ -321,3 +321,26 @@ func ExampleExecutor_resize() {
 	// size 1 workers 1
 	// autoscaled pool starts with 1
 }
+
+// A pool of short works: each worker process is sent up to 8 works beyond
+// the 4 it runs, and starts the next the moment one ends, without waiting
+// for the caller's process to hear of it.
+func ExampleWithPrefetch() {
+	ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(4), aplex.WithPrefetch(8))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ex.Shutdown(context.Background())
+
+	total := 0
+	for n, err := range aplex.Map(context.Background(), ex, charge, slices.Values([]int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10})) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		total += n
+	}
+	fmt.Println("charged", total)
+	// Output: charged 55
+}
