@@ -150,7 +150,7 @@ func TestBadInputTable(t *testing.T) {
 		{name: "WithRecycleAfter(0)", do: process(aplex.WithRecycleAfter(0)), text: "WithRecycleAfter(0)"},
 		{name: "WithRecycleAfter(-1)", do: process(aplex.WithRecycleAfter(-1)), text: "WithRecycleAfter(-1)"},
 		{name: "WithPrefetch(-1)", do: process(aplex.WithPrefetch(-1)), text: "WithPrefetch(-1): must not be negative"},
-		{name: "WithPrefetch on a thread executor", do: thread(aplex.WithPrefetch(1)), text: "WithPrefetch applies to process executors only"},
+		{name: "WithPrefetch on a thread executor", do: thread(aplex.WithPrefetch(1)), text: "WithPrefetch applies to process and cluster executors only"},
 		{name: "WithWorkerMemoryLimit(1 KiB)", do: process(aplex.WithWorkerMemoryLimit(1024)), text: "WithWorkerMemoryLimit(1024)"},
 		{name: "WithStartTimeout(0)", do: process(aplex.WithStartTimeout(0)), text: "WithStartTimeout(0s)"},
 		{name: "WithHeartbeatTimeout(0)", do: process(aplex.WithHeartbeatTimeout(0)), text: "WithHeartbeatTimeout(0s)"},

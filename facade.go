@@ -561,32 +561,6 @@ func WithWorkerMemoryLimit(bytes int64) Option {
 	return engine.WithWorkerMemoryLimit(bytes)
 }
 
-// WithPrefetch sends each worker process up to n works beyond its
-// WithMaxWorksPerWorker slots. The process holds them, in the order sent,
-// and starts each the moment one of its works ends, instead of waiting for
-// this process to hear of the result and send the next one: a pipe's round
-// trip and two wake-ups less between a worker's works, which is what
-// keeps a pool of short works (milliseconds) busy. Default 0: a worker is
-// sent only as many works as it runs.
-//
-// What changes for a work sent ahead of a free slot:
-//
-//   - it counts as started when it is sent: WorkStarted fires then,
-//     Stats.Running and WorkerStats.Workload count it, and a Deadline(d)
-//     counts from then (its time held included);
-//   - it runs on that worker, even if another becomes idle first (as with
-//     any prefetch, a worker busy with long works holds its prefetched ones
-//     back; keep n small, or 0, for works of very unequal length);
-//   - cancelled, or past its deadline, before it started, it ends at once
-//     without running; at a graceful Shutdown or a worker's recycling it
-//     goes to another worker, as a work refused by a draining worker does;
-//   - if its worker dies, it fails (or is retried with Retry) as the
-//     worker's running works do: the executor cannot tell whether it
-//     started.
-func WithPrefetch(n int) Option {
-	return engine.WithPrefetch(n)
-}
-
 // From options_remote.go.
 
 // WithWorkerEnv adds "KEY=value" entries to the environment of the worker
@@ -625,6 +599,33 @@ func WithStartTimeout(d time.Duration) Option {
 // lost. Process and cluster executors only.
 func WithHeartbeatTimeout(d time.Duration) Option {
 	return engine.WithHeartbeatTimeout(d)
+}
+
+// WithPrefetch sends each worker (a worker process, a cluster worker) up to
+// n works beyond its WithMaxWorksPerWorker slots. The worker holds them, in
+// the order sent, and starts each the moment one of its works ends,
+// instead of waiting for this process to hear of the result and send the
+// next one: a round trip (a pipe's, or NATS') and its wake-ups less
+// between a worker's works, which is what keeps a pool of short works
+// (milliseconds) busy. Default 0: a worker is sent only as many works as
+// it runs.
+//
+// What changes for a work sent ahead of a free slot:
+//
+//   - it counts as started when it is sent: WorkStarted fires then,
+//     Stats.Running and WorkerStats.Workload count it, and a Deadline(d)
+//     counts from then (its time held included);
+//   - it runs on that worker, even if another becomes idle first (as with
+//     any prefetch, a worker busy with long works holds its prefetched ones
+//     back; keep n small, or 0, for works of very unequal length);
+//   - cancelled, or past its deadline, before it started, it ends at once
+//     without running; at a graceful Shutdown or a worker's recycling it
+//     goes to another worker, as a work refused by a draining worker does;
+//   - if its worker dies, it fails (or is retried with Retry) as the
+//     worker's running works do: the executor cannot tell whether it
+//     started.
+func WithPrefetch(n int) Option {
+	return engine.WithPrefetch(n)
 }
 
 // From process.go.

@@ -18,6 +18,7 @@ import (
 func newSender(t *transport) *link.Writer[*member] {
 	return link.New(natsLink(t.sealed, t.max, t.log), link.Config[*member]{
 		ReplyTo: t.inbox,
+		Slots:   t.xc.Slots, // WithPrefetch: the worker holds what it is sent beyond them
 		Reject:  func(m *member, r wire.Result) { t.deliver(m, []wire.Result{r}) },
 	})
 }

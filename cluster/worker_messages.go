@@ -171,7 +171,7 @@ func (w *workerServer) onMsg(msg *nats.Msg, from string) {
 		}
 		if len(start) > 0 {
 			if len(start) != len(m.Jobs) {
-				m = &wire.Run{ReplyTo: m.ReplyTo, Jobs: start}
+				m = &wire.Run{ReplyTo: m.ReplyTo, Slots: m.Slots, Jobs: start}
 			}
 			w.in.Run(m)
 		}

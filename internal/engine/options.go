@@ -54,7 +54,7 @@ type config struct {
 	env          []string
 	output       io.Writer
 	recycleAfter int
-	prefetch     int // WithPrefetch: works a worker process holds beyond its slots
+	prefetch     int // WithPrefetch: works a remote worker holds beyond its slots
 	memoryLimit  int64
 	startTimeout time.Duration
 	// heartbeatTimeout: a process or cluster worker silent this long is lost.
@@ -211,4 +211,14 @@ func WithLogger(l *slog.Logger) Option {
 		c.logger = l
 		return nil
 	}
+}
+
+// runSlots is the Slots of every Run a remote executor sends (wire.Run):
+// its workers' slots when it prefetches, else 0 (no bound: it sends no
+// more than a worker runs).
+func (c *config) runSlots() int {
+	if c.prefetch > 0 {
+		return c.maxWorksPerWorker
+	}
+	return 0
 }

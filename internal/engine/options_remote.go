@@ -87,3 +87,36 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 		return nil
 	})
 }
+
+// WithPrefetch sends each worker (a worker process, a cluster worker) up to
+// n works beyond its WithMaxWorksPerWorker slots. The worker holds them, in
+// the order sent, and starts each the moment one of its works ends,
+// instead of waiting for this process to hear of the result and send the
+// next one: a round trip (a pipe's, or NATS') and its wake-ups less
+// between a worker's works, which is what keeps a pool of short works
+// (milliseconds) busy. Default 0: a worker is sent only as many works as
+// it runs.
+//
+// What changes for a work sent ahead of a free slot:
+//
+//   - it counts as started when it is sent: WorkStarted fires then,
+//     Stats.Running and WorkerStats.Workload count it, and a Deadline(d)
+//     counts from then (its time held included);
+//   - it runs on that worker, even if another becomes idle first (as with
+//     any prefetch, a worker busy with long works holds its prefetched ones
+//     back; keep n small, or 0, for works of very unequal length);
+//   - cancelled, or past its deadline, before it started, it ends at once
+//     without running; at a graceful Shutdown or a worker's recycling it
+//     goes to another worker, as a work refused by a draining worker does;
+//   - if its worker dies, it fails (or is retried with Retry) as the
+//     worker's running works do: the executor cannot tell whether it
+//     started.
+func WithPrefetch(n int) Option {
+	return remoteOption("WithPrefetch", func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("aplex: WithPrefetch(%d): must not be negative", n)
+		}
+		c.prefetch = n
+		return nil
+	})
+}

@@ -36,14 +36,8 @@ func NewProcessExecutor(opts ...Option) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	slots := 0
-	if cfg.prefetch > 0 {
-		// The core sends a worker up to its capacity plus the prefetch;
-		// the worker runs its capacity at once and holds the rest.
-		slots = cfg.maxWorksPerWorker
-	}
 	tr, err := proc.New(proc.Config{
-		Slots:        slots,
+		Slots:        cfg.runSlots(),
 		Size:         cfg.poolSize,
 		Path:         cfg.command,
 		Args:         cfg.commandArgs,

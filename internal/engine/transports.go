@@ -51,6 +51,7 @@ func NewClusterExecutor[S any](opts []Option, newTransport func(xc xport.Config,
 	}
 	xc := xport.Config{
 		MaxWorksPerWorker: cfg.maxWorksPerWorker,
+		Slots:             cfg.runSlots(),
 		StartTimeout:      cfg.startTimeout,
 		HeartbeatTimeout:  cfg.heartbeatTimeout,
 		Logger:            cfg.logger,

@@ -45,12 +45,13 @@ func FuzzServeConnFrames(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 1, 4, 2, 1, 1, 'a', 6, 7, 3})                      // goexit, then a truncated frame
 	f.Add([]byte{7, 0})                                                      // a Hello from the executor
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := newFrameProgram(data)
-		// Without a slot bound, and with one slot: every job beyond the
-		// first running is held (Config.Slots), so cancels, deadlines,
-		// shutdowns and the end of the stream meet held jobs too.
+		// Runs without a slot bound, and with one slot: every job of an
+		// executor beyond its first running is held (wire.Run.Slots), so
+		// cancels, deadlines, shutdowns and the end of the stream meet
+		// held jobs too.
 		for _, slots := range []int{0, 1} {
-			p.check(t, p.serve(t, slots))
+			p := newFrameProgram(data, slots)
+			p.check(t, p.serve(t))
 		}
 	})
 }
@@ -116,13 +117,13 @@ func (f *fuzzBytes) take(n int) []byte {
 	return out
 }
 
-func newFrameProgram(data []byte) *frameProgram {
+func newFrameProgram(data []byte, slots int) *frameProgram {
 	p := &frameProgram{must: map[uint64]int{}, may: map[uint64]int{}, items: map[uint64]map[int]bool{}}
 	in := &fuzzBytes{b: data}
 	for ops := 0; in.more() && ops < 64 && !p.bad; ops++ {
 		switch in.next() % 8 {
 		case 0, 1:
-			run := &wire.Run{}
+			run := &wire.Run{Slots: slots}
 			if in.next()%4 == 0 {
 				run.ReplyTo = "exec"
 			}
@@ -241,14 +242,14 @@ type served struct {
 
 // serve runs ServeConn over pipes, writes the program's stream and closes
 // it, and collects everything the host writes until it returns.
-func (p *frameProgram) serve(t *testing.T, slots int) served {
+func (p *frameProgram) serve(t *testing.T) served {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	quit := make(chan struct{})
 	defer close(quit)
-	cfg := Config{Registry: fuzzRegistry(quit), EncodeError: testEncodeError, MaxFrame: fuzzMaxFrame, WorkerID: "fuzz", Slots: slots,
+	cfg := Config{Registry: fuzzRegistry(quit), EncodeError: testEncodeError, MaxFrame: fuzzMaxFrame, WorkerID: "fuzz",
 		Extract: func(ctx context.Context, h map[string]string) context.Context {
 			return context.WithValue(ctx, headerKey{}, h["k"])
 		}}

@@ -54,7 +54,8 @@ type Config struct {
 	// A result that would not fit in MaxFrame-4096 bytes is replaced by an
 	// Error with Code wire.CodeTooLarge.
 	MaxFrame int
-	// MaxWorks is the capacity reported in Hello (0: unlimited).
+	// MaxWorks is the capacity reported in Hello (0: unlimited). It also
+	// bounds the slots a Run asks for (wire.Run.Slots; slots.go).
 	MaxWorks int
 	// WorkerID names this worker in Hello, Heartbeat, Results and Bye.
 	WorkerID string
@@ -86,14 +87,6 @@ type Config struct {
 	// panic in it fails the job's items with a panic error. Nil: headers are
 	// ignored.
 	Extract func(ctx context.Context, header map[string]string) context.Context
-	// Slots bounds the jobs that run at once (0: no bound; the executor
-	// keeps within the worker's capacity). Jobs beyond it are held, in
-	// the order they came, and each starts the moment a running job ends
-	// on that job's goroutine (an executor's WithPrefetch sends a worker
-	// that many more jobs than its slots, so that a freed slot does not
-	// wait a round trip for its next job). See slots.go for what happens
-	// to a held job that is cancelled, times out or is drained.
-	Slots int
 	// BaseContext is the parent of every job's context: jobs see its values
 	// and its cancellation (0 cost when it cannot be cancelled). Nil means
 	// context.Background(). Serve uses its ctx without cancellation and
@@ -123,10 +116,11 @@ type Host struct {
 	mu       sync.Mutex
 	jobs     map[uint64]*job // by id; jobs sharing an id are chained (job.sameKey)
 	running  int             // jobs registered: started or held
+	held     int             // jobs held for a slot (slots.go)
 	draining bool
-	slots    slots            // jobs started, and those held for a slot (Config.Slots)
-	idle     chan struct{}    // closed when running drops to 0; nil until someone waits
-	paces    map[string]*pace // per work name, once an Inline exists (inline.go)
+	slots    map[string]*slots // per executor (ReplyTo) whose Runs set Slots; nil until one does
+	idle     chan struct{}     // closed when running drops to 0; nil until someone waits
+	paces    map[string]*pace  // per work name, once an Inline exists (inline.go)
 }
 
 // New returns a Host with cfg. Emit must be set before the first Run.
@@ -178,16 +172,16 @@ func (h *Host) Hello() *wire.Hello {
 func (h *Host) Load() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.running - h.slots.held.len()
+	return h.running - h.held
 }
 
 // Drain makes the Host refuse new jobs: from now on Run answers every job at
 // once with an Error of Code wire.CodeShutdown, and so are the jobs held for
-// a slot (Config.Slots), which never started. Running jobs carry on.
+// a slot (wire.Run.Slots), which never started. Running jobs carry on.
 func (h *Host) Drain() {
 	h.mu.Lock()
 	h.draining = true
-	held := h.slots.takeAllLocked()
+	held := h.takeHeldLocked()
 	h.mu.Unlock()
 	for _, j := range held {
 		h.answerHeld(j, &wire.Error{Code: wire.CodeShutdown, Message: "aplex: worker is shutting down"})

@@ -101,7 +101,7 @@ func (h *Host) NewInline(takeover, hold, release func()) *Inline {
 func (in *Inline) Run(run *wire.Run) bool {
 	var b *batch
 	for i := range run.Jobs {
-		j := in.h.start(run.ReplyTo, &run.Jobs[i])
+		j := in.h.start(run, &run.Jobs[i])
 		switch {
 		case j == nil:
 		case len(j.args) > 1 || !j.pace.quick.Load():

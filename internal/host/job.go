@@ -36,8 +36,10 @@ type job struct {
 	// How quick the work was last time, for a link's reader that runs
 	// quick jobs itself (inline.go); nil without one.
 	pace *pace
-	// Held for a slot (slots.go): held is true while the job waits in
-	// the queue (guarded by Host.mu); unwatch stops the watch on its ctx.
+	// Slots (slots.go): slot is its executor's, nil without a bound; held
+	// is true while the job waits in slot's queue (both guarded by
+	// Host.mu); unwatch stops the watch on its ctx while it is held.
+	slot    *slots
 	held    bool
 	unwatch func() bool
 	// chain: the job runs on a runner goroutine, which takes the next
@@ -46,12 +48,12 @@ type job struct {
 	next  *job
 }
 
-// Run starts every job of run (or holds it for a slot: Config.Slots) and
-// returns at once. The arguments' byte
-// slices must stay valid until each job's result is emitted.
+// Run starts every job of run, or holds it for a slot (run.Slots), and
+// returns at once. The arguments' byte slices must stay valid until each
+// job's result is emitted.
 func (h *Host) Run(run *wire.Run) {
 	for i := range run.Jobs {
-		if j := h.start(run.ReplyTo, &run.Jobs[i]); j != nil {
+		if j := h.start(run, &run.Jobs[i]); j != nil {
 			h.runners.Go(j)
 		}
 	}
@@ -86,7 +88,8 @@ func (j *job) run() {
 
 // start registers one job and returns it, or answers it at once when it
 // cannot run, or holds it for a slot (slots.go), and returns nil.
-func (h *Host) start(replyTo string, wj *wire.Job) *job {
+func (h *Host) start(run *wire.Run, wj *wire.Job) *job {
+	replyTo := run.ReplyTo
 	var handler Handler
 	ok := false
 	if h.cfg.Registry != nil {
@@ -151,9 +154,9 @@ func (h *Host) start(replyTo string, wj *wire.Job) *job {
 	}
 	h.jobs[j.key.id] = j
 	h.running++
-	run := h.admitLocked(j)
+	now := h.admitLocked(j, run.Slots)
 	h.mu.Unlock()
-	if !run {
+	if !now {
 		return nil
 	}
 	return j
@@ -271,7 +274,7 @@ func (h *Host) finish(j *job) *job {
 	h.mu.Lock()
 	h.unlinkLocked(j)
 	h.doneLocked()
-	next := h.nextLocked()
+	next := h.nextLocked(j)
 	h.mu.Unlock()
 	return next
 }

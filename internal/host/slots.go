@@ -7,13 +7,18 @@ import (
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
-// Held jobs (Config.Slots, an executor's WithPrefetch).
+// Held jobs (wire.Run.Slots, an executor's WithPrefetch).
 //
-// With a slot bound, a job that arrives while every slot runs a job is
-// held: registered (so a Cancel finds it) but not started. When a running
-// job ends, the oldest held job takes its slot, on the goroutine that ran
-// the ended one (no hand-off), so a worker with prefetched jobs starts its
-// next work without waiting for the executor to hear of the result.
+// A Run whose Slots is positive bounds the jobs of its executor (ReplyTo)
+// that run at once, to Slots or the host's own MaxWorks, whichever is
+// smaller; every executor has a bound of its own, as a cluster worker
+// serves several. A job that arrives while every slot of its executor
+// runs a job is held: registered (so a Cancel finds it) but not started.
+// When a running job ends, the oldest held job of that executor takes its
+// slot, on the goroutine that ran the ended one (no hand-off), so a worker
+// with prefetched jobs starts its next work without waiting for the
+// executor to hear of the result. A Run with Slots 0 sets no bound: the
+// executor sends no more than the worker runs.
 //
 // A held job never started, and is answered without running when
 //
@@ -25,13 +30,14 @@ import (
 //     another worker (wire.NeverRan), as a job refused on arrival.
 //
 // Whichever of these and a start comes first under Host.mu wins: job.held
-// is true exactly while the job is in the queue and unclaimed.
+// is true exactly while the job is in its queue and unclaimed.
 
-// slots counts the started jobs and holds the jobs waiting for one.
-// Guarded by Host.mu; used only when Config.Slots > 0.
+// slots is one executor's bound: the jobs started, and those waiting for
+// one. Guarded by Host.mu.
 type slots struct {
-	active int      // jobs started and not finished
-	held   jobQueue // jobs waiting for a slot, oldest first
+	replyTo string
+	active  int      // jobs started and not finished
+	held    jobQueue // jobs waiting for a slot, oldest first
 }
 
 // jobQueue is a FIFO of held jobs. A job claimed out of order (cancelled,
@@ -77,33 +83,58 @@ func (q *jobQueue) claim(j *job) bool {
 	return true
 }
 
-// admitLocked starts j if a slot is free, or holds it and returns false.
-func (h *Host) admitLocked(j *job) bool {
-	if h.cfg.Slots <= 0 {
+// admitLocked starts j if its executor has a free slot or sets no bound
+// (bound, the Run's Slots), or holds it and returns false.
+func (h *Host) admitLocked(j *job, bound int) bool {
+	if bound <= 0 {
 		return true
 	}
-	if h.slots.active < h.cfg.Slots {
-		h.slots.active++
+	if h.cfg.MaxWorks > 0 && bound > h.cfg.MaxWorks {
+		bound = h.cfg.MaxWorks // the capacity the executor took from Hello
+	}
+	s := h.slots[j.key.replyTo]
+	if s == nil {
+		if h.slots == nil {
+			h.slots = make(map[string]*slots)
+		}
+		s = &slots{replyTo: j.key.replyTo}
+		h.slots[s.replyTo] = s
+	}
+	j.slot = s
+	if s.active < bound {
+		s.active++
 		return true
 	}
-	h.slots.held.push(j)
+	s.held.push(j)
+	h.held++
 	// A goroutine of its own runs this when the ctx ends, so it may take
 	// Host.mu, which is held here.
 	j.unwatch = context.AfterFunc(j.ctx, func() { h.expireHeld(j) })
 	return false
 }
 
-// nextLocked frees the slot of a job that ended, or hands it to the oldest
-// held job, which the caller must start (startHeld).
-func (h *Host) nextLocked() *job {
-	if h.cfg.Slots <= 0 {
+// nextLocked frees the slot of j, which ended, or hands it to the oldest
+// held job of j's executor, which the caller must start (startHeld).
+func (h *Host) nextLocked(j *job) *job {
+	s := j.slot
+	if s == nil {
 		return nil
 	}
-	if j := h.slots.held.pop(); j != nil {
-		return j // keeps the slot
+	if n := s.held.pop(); n != nil {
+		h.held--
+		return n // keeps the slot
 	}
-	h.slots.active--
+	s.active--
+	h.forgetLocked(s)
 	return nil
+}
+
+// forgetLocked drops an executor's bound once it has no job, so that the
+// host keeps nothing for an executor gone (a cluster worker outlives many).
+func (h *Host) forgetLocked(s *slots) {
+	if s.active == 0 && s.held.len() == 0 && h.slots[s.replyTo] == s {
+		delete(h.slots, s.replyTo)
+	}
 }
 
 // startHeld readies a job nextLocked took out of the queue for its run.
@@ -116,7 +147,11 @@ func startHeld(j *job) {
 // expireHeld answers a held job whose ctx ended.
 func (h *Host) expireHeld(j *job) {
 	h.mu.Lock()
-	ok := h.slots.held.claim(j)
+	ok := j.slot.held.claim(j)
+	if ok {
+		h.held--
+		h.forgetLocked(j.slot)
+	}
 	h.mu.Unlock()
 	if !ok {
 		return // started, or answered by Drain
@@ -127,12 +162,16 @@ func (h *Host) expireHeld(j *job) {
 	h.answerHeld(j, o.Err)
 }
 
-// takeAllLocked claims every held job in the queue, for Drain (those
+// takeHeldLocked claims every held job in the queues, for Drain (those
 // whose ctx ended are left to their watch).
-func (s *slots) takeAllLocked() []*job {
+func (h *Host) takeHeldLocked() []*job {
 	var out []*job
-	for j := s.held.pop(); j != nil; j = s.held.pop() {
-		out = append(out, j)
+	for _, s := range h.slots {
+		for j := s.held.pop(); j != nil; j = s.held.pop() {
+			out = append(out, j)
+			h.held--
+		}
+		h.forgetLocked(s)
 	}
 	return out
 }

@@ -19,10 +19,16 @@ type gated struct {
 	gates   map[string]chan struct{}
 	results chan wire.Result
 	runs    atomic.Int32 // works started, all kinds
+	slots   int          // the Slots of its Runs
 }
 
 func newGated(t *testing.T, slots int, names ...string) *gated {
-	g := &gated{t: t, started: make(chan string, 64), gates: map[string]chan struct{}{},
+	return newGatedMax(t, slots, 0, names...)
+}
+
+// newGatedMax is newGated with a host of MaxWorks maxWorks.
+func newGatedMax(t *testing.T, slots, maxWorks int, names ...string) *gated {
+	g := &gated{t: t, slots: slots, started: make(chan string, 64), gates: map[string]chan struct{}{},
 		results: make(chan wire.Result, 64)}
 	for _, n := range names {
 		g.gates[n] = make(chan struct{})
@@ -47,7 +53,7 @@ func newGated(t *testing.T, slots int, names ...string) *gated {
 		runtime.Goexit()
 		return nil, nil
 	}
-	g.h = New(Config{Registry: reg, EncodeError: testEncodeError, Slots: slots,
+	g.h = New(Config{Registry: reg, EncodeError: testEncodeError, MaxWorks: maxWorks,
 		Emit: func(_ string, r wire.Result) { g.results <- r }})
 	t.Cleanup(func() {
 		g.h.CancelAll()
@@ -57,7 +63,7 @@ func newGated(t *testing.T, slots int, names ...string) *gated {
 	return g
 }
 
-func (g *gated) run(jobs ...wire.Job) { g.h.Run(&wire.Run{Jobs: jobs}) }
+func (g *gated) run(jobs ...wire.Job) { g.h.Run(&wire.Run{Slots: g.slots, Jobs: jobs}) }
 
 func gate(id uint64, name string) wire.Job {
 	return wire.Job{ID: id, Name: "gate", Args: [][]byte{[]byte(name)}}
@@ -96,7 +102,7 @@ func TestSlotsHoldJobsBeyondTheBoundAndStartThemInOrder(t *testing.T) {
 	}
 	// Run decides at once, under the host's lock: two started, two held.
 	g.h.mu.Lock()
-	held := g.h.slots.held.len()
+	held := g.h.held
 	g.h.mu.Unlock()
 	if held != 2 {
 		t.Fatalf("%d jobs held, want 2", held)
@@ -177,10 +183,10 @@ func TestHeldJobOutcomes(t *testing.T) {
 			}
 			<-g.h.idleChan()
 			g.h.mu.Lock()
-			active, held, jobs := g.h.slots.active, g.h.slots.held.len(), len(g.h.jobs)
+			bounds, held, jobs := len(g.h.slots), g.h.held, len(g.h.jobs)
 			g.h.mu.Unlock()
-			if active != 0 || held != 0 || jobs != 0 {
-				t.Errorf("after: %d active, %d held, %d jobs", active, held, jobs)
+			if bounds != 0 || held != 0 || jobs != 0 {
+				t.Errorf("after: %d executors' bounds kept, %d held, %d jobs", bounds, held, jobs)
 			}
 		})
 	}
@@ -203,5 +209,51 @@ func TestHeldJobStartsAfterAWorkThatCalledGoexit(t *testing.T) {
 	<-g.h.idleChan()
 	if n := g.runs.Load(); n != 5 {
 		t.Errorf("%d works ran, want 5", n)
+	}
+}
+
+func TestSlotBounds(t *testing.T) {
+	tests := []struct {
+		name             string
+		maxWorks         int
+		runs             []wire.Run
+		started, holding int
+	}{
+		{"no Slots: nothing held", 0,
+			[]wire.Run{{Jobs: []wire.Job{gate(1, "a"), gate(2, "b"), gate(3, "c")}}}, 3, 0},
+		{"a bound per executor", 0, []wire.Run{
+			{ReplyTo: "x", Slots: 1, Jobs: []wire.Job{gate(1, "a"), gate(2, "b")}},
+			{ReplyTo: "y", Slots: 1, Jobs: []wire.Job{gate(1, "c")}},
+		}, 2, 1},
+		{"the host's MaxWorks bounds Slots", 1,
+			[]wire.Run{{Slots: 5, Jobs: []wire.Job{gate(1, "a"), gate(2, "b"), gate(3, "c")}}}, 1, 2},
+		{"Slots below MaxWorks", 5,
+			[]wire.Run{{Slots: 2, Jobs: []wire.Job{gate(1, "a"), gate(2, "b"), gate(3, "c")}}}, 2, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGatedMax(t, 0, tt.maxWorks, "a", "b", "c")
+			for i := range tt.runs {
+				g.h.Run(&tt.runs[i])
+			}
+			for range tt.started {
+				g.waitStart()
+			}
+			g.h.mu.Lock()
+			held := g.h.held
+			g.h.mu.Unlock()
+			if held != tt.holding {
+				t.Errorf("%d jobs held, want %d", held, tt.holding)
+			}
+			for _, n := range []string{"a", "b", "c"} {
+				close(g.gates[n])
+			}
+			for range tt.started + tt.holding {
+				if r := g.result(); r.Items[0].Err != nil {
+					t.Errorf("job %d: %+v", r.ID, r.Items[0].Err)
+				}
+			}
+			<-g.h.idleChan()
+		})
 	}
 }

@@ -42,6 +42,9 @@ type Config[D Dest] struct {
 	ReplyTo string
 	// WorkerID is the WorkerID of its Results.
 	WorkerID string
+	// Slots is the Slots of its Runs: how many jobs a worker runs at once,
+	// holding those sent beyond (an executor's WithPrefetch); 0: no bound.
+	Slots int
 	// Reject answers a job too large for one message (a Map chunk whose
 	// items are small enough but together too big), with a CodeTooLarge
 	// outcome per item, so it fails instead of vanishing. It is called from
@@ -516,7 +519,7 @@ func (w *Writer[D]) writeRun(g *group[D]) error {
 	for _, j := range g.jobs {
 		w.jobBuf = append(w.jobBuf, *j)
 	}
-	err := w.write(g.to, &wire.Run{ReplyTo: w.cfg.ReplyTo, Resend: g.resend, Jobs: w.jobBuf})
+	err := w.write(g.to, &wire.Run{ReplyTo: w.cfg.ReplyTo, Resend: g.resend, Slots: w.cfg.Slots, Jobs: w.jobBuf})
 	clear(w.jobBuf) // drop references to arguments
 	clear(g.jobs)
 	g.jobs, g.jobSize = g.jobs[:0], 0

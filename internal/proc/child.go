@@ -20,7 +20,6 @@ const (
 	envMaxFrame  = "APLEX_WORKER_MAX_FRAME" // the parent's frame limit
 	envSlot      = "APLEX_WORKER_SLOT"      // the worker's slot
 	envHeartbeat = "APLEX_WORKER_HEARTBEAT" // the interval of Heartbeat frames, a time.Duration
-	envSlots     = "APLEX_WORKER_SLOTS"     // the jobs it runs at once (Config.Slots); absent: no bound
 )
 
 // roleProcess is EnvRole's value in process workers.
@@ -49,7 +48,7 @@ func ChildSlot() (int, bool) {
 // has shut the worker down; the caller then exits the process. It ignores
 // SIGINT, because Ctrl-C at a terminal reaches the whole process group and
 // the parent decides when its workers stop. cfg.MaxFrame defaults to the
-// parent's limit, cfg.Slots to the parent's (Config.Slots).
+// parent's limit.
 func ServeChild(cfg host.Config) error {
 	if !IsChild() {
 		return errors.New("aplex: ServeChild called in a process that is not a worker")
@@ -58,12 +57,6 @@ func ServeChild(cfg host.Config) error {
 	os.Unsetenv(EnvRole)
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame, _ = strconv.Atoi(os.Getenv(envMaxFrame))
-	}
-	if cfg.Slots <= 0 {
-		cfg.Slots, _ = strconv.Atoi(os.Getenv(envSlots))
-		if cfg.MaxWorks > 0 && cfg.Slots > cfg.MaxWorks {
-			cfg.Slots = cfg.MaxWorks // the capacity the parent takes from Hello
-		}
 	}
 	if cfg.Heartbeat <= 0 {
 		// The parent counts a worker silent for three of these as lost.

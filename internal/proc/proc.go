@@ -53,11 +53,12 @@ type Config struct {
 	// so a busy worker still beats; one silent past it (stopped, stuck in
 	// the kernel) is killed, reported lost and replaced.
 	HeartbeatTimeout time.Duration
-	// Slots is how many jobs a child runs at once (0: no bound, the core
-	// keeps within the worker's capacity). The core sends more than that
-	// only with a prefetch (aplex.WithPrefetch); the child holds those and
-	// starts each as a slot frees (host.Config.Slots). A child whose Hello
-	// announces a smaller MaxWorks runs that many.
+	// Slots is how many jobs a child runs at once, sent in every Run
+	// (wire.Run.Slots; 0: no bound, the core keeps within the worker's
+	// capacity). The core sends more than that only with a prefetch
+	// (aplex.WithPrefetch); the child holds those and starts each as a
+	// slot frees. A child whose Hello announces a smaller MaxWorks runs
+	// that many.
 	Slots int
 	// MaxFrame is the frame size limit in both directions (0:
 	// wire.DefaultMaxFrame; at least 8 KiB).

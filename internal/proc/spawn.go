@@ -73,9 +73,6 @@ func (t *Transport) env(slot int) []string {
 		envMaxFrame+"="+strconv.Itoa(t.cfg.MaxFrame),
 		envSlot+"="+strconv.Itoa(slot),
 	)
-	if t.cfg.Slots > 0 {
-		env = append(env, envSlots+"="+strconv.Itoa(t.cfg.Slots))
-	}
 	if t.cfg.MemoryLimit > 0 {
 		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(t.cfg.MemoryLimit, 10))
 	}

@@ -14,6 +14,7 @@ import (
 // errors, and a write error makes w lost (see fail).
 func newLink(w *worker) *link.Writer[link.Subject] {
 	return link.New(link.Pipe(w.toChild, w.t.cfg.MaxFrame), link.Config[link.Subject]{
+		Slots: w.t.cfg.Slots,
 		Reject: func(_ link.Subject, r wire.Result) {
 			w.inflight.Add(-1)
 			w.t.sink.Done(w, []wire.Result{r})

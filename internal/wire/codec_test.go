@@ -94,6 +94,8 @@ func samples() []sample {
 		{"run/no-args", &Run{Jobs: []Job{{ID: 9, Name: "none"}, {ID: 10, Name: "none", Args: [][]byte{}}}}},
 		{"run/resend", &Run{ReplyTo: "_INBOX.r", Resend: true, Jobs: []Job{{ID: 7, Name: "sum", Args: [][]byte{arg16}}, {ID: 9, Name: "sum", Args: [][]byte{arg16}}}}},
 		{"run/resend-empty", &Run{ReplyTo: "_INBOX.r", Resend: true}},
+		{"run/slots", &Run{Slots: 300, Jobs: []Job{{ID: 1, Name: "sum", Args: [][]byte{arg16}}}}},
+		{"run/slots-largest", &Run{ReplyTo: "_INBOX.r", Slots: 1<<31 - 1}},
 		{"run/big-arg", &Run{Jobs: []Job{{ID: 1, Name: "big", Args: [][]byte{bytes.Repeat([]byte("big"), 100_000)}}}}},
 		{"run/many", many},
 
@@ -155,7 +157,7 @@ func normalize(m Msg) Msg {
 		}
 		return &c
 	case *Run:
-		c := &Run{ReplyTo: m.ReplyTo, Resend: m.Resend}
+		c := &Run{ReplyTo: m.ReplyTo, Resend: m.Resend, Slots: m.Slots}
 		for _, j := range m.Jobs {
 			nj := Job{ID: j.ID, Name: j.Name, Timeout: j.Timeout}
 			if len(j.Header) > 0 {
@@ -442,19 +444,21 @@ func TestUnmarshalMalformed(t *testing.T) {
 		{"varint-unterminated", []byte{v, byte(KindCancel), 0, 1, 0x80}, "truncated"},
 		// A count of 2^40 jobs in a few bytes must be rejected before any
 		// allocation is attempted.
-		{"jobs-count", []byte{v, byte(KindRun), 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0}, "count"},
+		{"jobs-count", []byte{v, byte(KindRun), 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0}, "count"},
 		// Two jobs need at least ten bytes; seven are left.
-		{"jobs-count-tight", []byte{v, byte(KindRun), 0, 0, 2, 1, 0, 0, 0, 1, 0, 0}, "count 2"},
+		{"jobs-count-tight", []byte{v, byte(KindRun), 0, 0, 0, 2, 1, 0, 0, 0, 1, 0, 0}, "count 2"},
 		{"ids-count", []byte{v, byte(KindCancel), 0, 3, 1, 2}, "count 3"},
-		{"args-count", []byte{v, byte(KindRun), 0, 0, 1, 1, 0, 0, 0, 5, 0, 0}, "count 5"},
+		// Slots above 2³¹−1 (2³¹ here).
+		{"slots-range", []byte{v, byte(KindRun), 0, 0, 0x80, 0x80, 0x80, 0x80, 0x08, 0}, "slots 2147483648 out of range"},
+		{"args-count", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 0, 5, 0, 0}, "count 5"},
 		{"items-count", []byte{v, byte(KindResult), 0, 1, 1, 9, 0, 0}, "count 9"},
 		{"works-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 4, 0, 0}, "count 4"},
 		{"labels-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 0, 0, 0}, "count 2"},
 		{"sentinels-count", []byte{v, byte(KindResult), 0, 1, 1, 1, 1, 0, 0, 0, 3, 0}, "count 3"},
 		{"duplicate-label", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 1, 'k', 0, 1, 'k', 0}, "duplicate label"},
 		// A job: id, name "", timeout, header of 2 entries, then 0 args.
-		{"duplicate-header-key", []byte{v, byte(KindRun), 0, 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0}, "duplicate header key"},
-		{"header-count", []byte{v, byte(KindRun), 0, 0, 1, 1, 0, 0, 9, 1, 'k', 0, 0}, "count 9"},
+		{"duplicate-header-key", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0}, "duplicate header key"},
+		{"header-count", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 9, 1, 'k', 0, 0}, "count 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"math"
 	"time"
 )
 
@@ -268,6 +269,10 @@ type results1 struct {
 func (d *decoder) run() *Run {
 	replyTo := d.string()
 	resend := d.bool()
+	slots := d.uvarint()
+	if slots > math.MaxInt32 {
+		d.fail(malformed("slots %d out of range at byte %d", slots, d.off))
+	}
 	n := d.count(minJobSize)
 	var m *Run
 	// Jobs almost always carry one argument each, so their Args share one
@@ -275,7 +280,7 @@ func (d *decoder) run() *Run {
 	var slab [][]byte
 	switch n {
 	case 0:
-		return &Run{ReplyTo: replyTo, Resend: resend}
+		return &Run{ReplyTo: replyTo, Resend: resend, Slots: int(slots)}
 	case 1:
 		one := new(run1)
 		m, slab = &one.r, one.args[:]
@@ -284,7 +289,7 @@ func (d *decoder) run() *Run {
 		m = &Run{Jobs: make([]Job, n)}
 		slab = make([][]byte, n)
 	}
-	m.ReplyTo, m.Resend = replyTo, resend
+	m.ReplyTo, m.Resend, m.Slots = replyTo, resend, int(slots)
 	var name string
 	for i := range m.Jobs {
 		j := &m.Jobs[i]

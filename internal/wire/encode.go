@@ -152,7 +152,7 @@ func appendMsg(b []byte, m Msg) []byte {
 }
 
 func sizeRun(m *Run) int {
-	n := sizeString(m.ReplyTo) + 1 + sizeUvarint(uint64(len(m.Jobs)))
+	n := sizeString(m.ReplyTo) + 1 + sizeUvarint(uint64(max(m.Slots, 0))) + sizeUvarint(uint64(len(m.Jobs)))
 	for i := range m.Jobs {
 		j := &m.Jobs[i]
 		n += sizeUvarint(j.ID) + sizeString(j.Name) + sizeVarint(int64(j.Timeout)) +
@@ -167,6 +167,7 @@ func sizeRun(m *Run) int {
 func appendRun(b []byte, m *Run) []byte {
 	b = appendString(b, m.ReplyTo)
 	b = appendBool(b, m.Resend)
+	b = appendUvarint(b, uint64(max(m.Slots, 0)))
 	b = appendUvarint(b, uint64(len(m.Jobs)))
 	for i := range m.Jobs {
 		j := &m.Jobs[i]

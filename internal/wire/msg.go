@@ -24,8 +24,9 @@ import "time"
 // versions. Version 2: a Job carries the time it has left (Timeout) instead
 // of an absolute deadline and a Header of propagated ctx values, an Error
 // carries the typed values of registered error types, and Heartbeat lost
-// its unused RSS field.
-const Version byte = 2
+// its unused RSS field. Version 3: a Run carries Slots, so that a worker
+// holds the jobs an executor sends beyond them (WithPrefetch).
+const Version byte = 3
 
 // Kind identifies a message.
 type Kind byte
@@ -83,7 +84,13 @@ type Run struct {
 	// whether such a job already ran answers it with CodeResultLost rather
 	// than run it, so nothing runs twice. Process workers: always false.
 	Resend bool
-	Jobs   []Job
+	// Slots is how many of this executor's jobs the worker runs at once
+	// (its WithMaxWorksPerWorker, or the worker's own smaller MaxWorks);
+	// it holds the others it is sent and starts each as one of those ends.
+	// 0: no bound, the executor sends no more than the worker runs. Sent
+	// by executors with a prefetch (WithPrefetch).
+	Slots int
+	Jobs  []Job
 }
 
 // Cancel asks the worker to cancel the contexts of these jobs. Unknown ids

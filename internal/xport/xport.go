@@ -307,6 +307,7 @@ const StuckGrace = time.Second
 type Config struct {
 	PoolSize          int           // WithPoolSize, if given (0: not given)
 	MaxWorksPerWorker int           // WithMaxWorksPerWorker
+	Slots             int           // the Slots of every Run (wire.Run): MaxWorksPerWorker with WithPrefetch, else 0
 	StartTimeout      time.Duration // WithStartTimeout
 	HeartbeatTimeout  time.Duration // WithHeartbeatTimeout: a worker silent this long is lost
 	Output            io.Writer     // WithWorkerOutput: output of the worker processes the transport starts (nil: not given)
