@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -82,7 +81,11 @@ func TestPrefetchHeldWorkDeadlineEndsItWithoutAKill(t *testing.T) {
 func TestPrefetchHeldWorksFailWithTheirWorker(t *testing.T) {
 	ex, _, fs := prefetched(t)
 	pid := ex.Stats().Workers[0].PID
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	for i, f := range fs {
