@@ -191,28 +191,34 @@ func (h *Host) Drain() {
 // Cancel cancels the contexts of the jobs named by c. Unknown ids (jobs that
 // already finished) are ignored; the result of a cancelled job is still
 // emitted once its items return.
+// A held job (slots.go) is answered at once, without running.
 func (h *Host) Cancel(c *wire.Cancel) {
+	var held []*job
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for _, id := range c.IDs {
 		for j := h.jobs[id]; j != nil; j = j.sameKey {
 			if j.key.replyTo == c.ReplyTo {
-				j.cancel()
+				held = h.cancelLocked(j, held)
 			}
 		}
 	}
+	h.mu.Unlock()
+	h.answerCancelled(held)
 }
 
-// CancelAll cancels the context of every running job. Jobs started later are
-// not affected (call Drain first to refuse them).
+// CancelAll cancels the context of every running job, and answers every
+// held one. Jobs started later are not affected (call Drain first to refuse
+// them).
 func (h *Host) CancelAll() {
+	var held []*job
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for _, head := range h.jobs {
 		for j := head; j != nil; j = j.sameKey {
-			j.cancel()
+			held = h.cancelLocked(j, held)
 		}
 	}
+	h.mu.Unlock()
+	h.answerCancelled(held)
 }
 
 // closedChan is returned by idleChan when the host is already idle.

@@ -38,7 +38,8 @@ type job struct {
 	pace *pace
 	// Slots (slots.go): slot is its executor's, nil without a bound; held
 	// is true while the job waits in slot's queue (both guarded by
-	// Host.mu); unwatch stops the watch on its ctx while it is held.
+	// Host.mu); unwatch stops the watch on a held job's deadline (nil
+	// without one).
 	slot    *slots
 	held    bool
 	unwatch func() bool

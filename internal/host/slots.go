@@ -22,12 +22,20 @@ import (
 //
 // A held job never started, and is answered without running when
 //
-//   - its ctx ends (a Cancel, CancelAll, its Timeout): CodeCanceled or
-//     CodeDeadline, as if the work had returned ctx.Err() at once; one
-//     context.AfterFunc per held job watches for it, stopped when the job
-//     starts;
+//   - it is cancelled (Cancel, CancelAll): CodeCanceled, as if the work had
+//     returned ctx.Err() at once;
+//   - its deadline passes (its Timeout): CodeDeadline, the same way; a
+//     context.AfterFunc watches the ctx of a held job that has a deadline,
+//     so that it is answered before the executor's kill timer (deadline
+//     plus kill grace) fires for it, and is stopped when the job starts;
 //   - the host drains (Drain): CodeShutdown, so the executor sends it to
 //     another worker (wire.NeverRan), as a job refused on arrival.
+//
+// A held job without a deadline has no watch: Cancel and CancelAll claim
+// it themselves (a watch on every held job was 8 % of a worker process's
+// CPU in the bench suite's fan-out). A ctx that ends otherwise (a
+// cancellable BaseContext, a ctx Extract made cancellable) ends a held job
+// when it starts: its work sees the ended ctx, as any work would.
 //
 // Whichever of these and a start comes first under Host.mu wins: job.held
 // is true exactly while the job is in its queue and unclaimed.
@@ -55,16 +63,13 @@ func (q *jobQueue) push(j *job) {
 	q.n++
 }
 
-// pop claims the oldest held job whose ctx has not ended, nil if none. A
-// job whose ctx has ended leaves the slice but stays held: its watch is
-// about to claim and answer it (a CancelAll ends the running jobs and the
-// held ones at once, and those must not start in the freed slots).
+// pop claims the oldest held job, nil if none.
 func (q *jobQueue) pop() *job {
 	for len(q.jobs) > 0 {
 		j := q.jobs[0]
 		q.jobs[0] = nil
 		q.jobs = q.jobs[1:]
-		if j.held && j.ctx.Err() == nil {
+		if j.held {
 			j.held = false
 			q.n--
 			return j
@@ -107,10 +112,41 @@ func (h *Host) admitLocked(j *job, bound int) bool {
 	}
 	s.held.push(j)
 	h.held++
-	// A goroutine of its own runs this when the ctx ends, so it may take
-	// Host.mu, which is held here.
-	j.unwatch = context.AfterFunc(j.ctx, func() { h.expireHeld(j) })
+	if _, ok := j.ctx.Deadline(); ok {
+		// A goroutine of its own runs this when the ctx ends, so it may
+		// take Host.mu, which is held here.
+		j.unwatch = context.AfterFunc(j.ctx, func() { h.expireHeld(j) })
+	}
 	return false
+}
+
+// claimLocked takes j out of its executor's queue if it is still held
+// there, and returns whether it was.
+func (h *Host) claimLocked(j *job) bool {
+	if j.slot == nil || !j.slot.held.claim(j) {
+		return false
+	}
+	h.held--
+	h.forgetLocked(j.slot)
+	return true
+}
+
+// cancelLocked cancels j's ctx, or claims j if it is held and adds it to
+// held, for answerCancelled.
+func (h *Host) cancelLocked(j *job, held []*job) []*job {
+	if h.claimLocked(j) {
+		return append(held, j)
+	}
+	j.cancel()
+	return held
+}
+
+// answerCancelled answers held jobs claimed by a cancel.
+func (h *Host) answerCancelled(held []*job) {
+	for _, j := range held {
+		j.cancel()
+		h.answerEnded(j)
+	}
 }
 
 // nextLocked frees the slot of j, which ended, or hands it to the oldest
@@ -141,29 +177,30 @@ func (h *Host) forgetLocked(s *slots) {
 func startHeld(j *job) {
 	// If the watch fired meanwhile it finds the job claimed and does
 	// nothing; the work sees its ended ctx as any work would.
-	j.unwatch()
+	if j.unwatch != nil {
+		j.unwatch()
+	}
 }
 
-// expireHeld answers a held job whose ctx ended.
+// expireHeld answers a held job whose deadline passed (its watch).
 func (h *Host) expireHeld(j *job) {
 	h.mu.Lock()
-	ok := j.slot.held.claim(j)
-	if ok {
-		h.held--
-		h.forgetLocked(j.slot)
-	}
+	ok := h.claimLocked(j)
 	h.mu.Unlock()
-	if !ok {
-		return // started, or answered by Drain
+	if ok { // else started, or answered by a cancel or Drain
+		h.answerEnded(j)
 	}
-	// As if the work had returned its ctx's error at once: the same codes
-	// (CodeCanceled, CodeDeadline) and sentinels.
+}
+
+// answerEnded answers a claimed held job whose ctx ended, as if its work
+// had returned the ctx's error at once: the same codes (CodeCanceled,
+// CodeDeadline) and sentinels.
+func (h *Host) answerEnded(j *job) {
 	o := h.outcome(j.ctx, nil, fmt.Errorf("aplex: work never started (held for a slot): %w", j.ctx.Err()))
 	h.answerHeld(j, o.Err)
 }
 
-// takeHeldLocked claims every held job in the queues, for Drain (those
-// whose ctx ended are left to their watch).
+// takeHeldLocked claims every held job in the queues, for Drain.
 func (h *Host) takeHeldLocked() []*job {
 	var out []*job
 	for _, s := range h.slots {
@@ -180,7 +217,9 @@ func (h *Host) takeHeldLocked() []*job {
 // item failing with e, then unregisters it (in that order, as finish does,
 // so that an idle host has emitted every result).
 func (h *Host) answerHeld(j *job, e *wire.Error) {
-	j.unwatch()
+	if j.unwatch != nil {
+		j.unwatch()
+	}
 	j.cancel()
 	h.cfg.Emit(j.key.replyTo, wire.Failed(j.key.id, len(j.args), e))
 	h.mu.Lock()
