@@ -647,13 +647,13 @@ func WithPrefetch(n int) Option {
 // or an error (a binary that does not call Main is reported, not waited on).
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
-// 2026-11-30, medians of 5 interleaved runs): a no-op round trip through
-// Submit and Get takes 50 µs (±9 %) and 6 allocations (a raw pipe
-// ping-pong with the same child: 45 µs; go-plugin's net/rpc: 176 µs): the
-// Get reads its worker's pipe itself and the Submit writes its job
-// itself, with no goroutine hand-off; the default pool of 2 workers runs
-// 410 k no-op works/s submitted then collected, 250 k with Map and 1.8 M
-// with Map and ChunkSize(100). Ship
+// 2026-12-01, medians of 5 interleaved runs): a no-op round trip through
+// Submit and Get takes 39 µs (±4.1 %) and 6 allocations (a raw pipe
+// ping-pong with the same child and the same system calls: 29 µs;
+// go-plugin's net/rpc: 166 µs): the Get reads its worker's pipe itself and
+// the Submit writes its job itself, with no goroutine hand-off; the default
+// pool of 2 workers runs 535 k no-op works/s submitted then collected, 388 k
+// with Map and 2.85 M with Map and ChunkSize(100). Ship
 // works of a millisecond or more, or chunk them. Process workers need
 // Linux or another Unix; see the package doc for what differs outside
 // Linux.
@@ -760,14 +760,14 @@ type WorkerStats = engine.WorkerStats
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op work submitted, then
-// collected, on a thread executor at its default capacity takes 0.40 µs
-// (±11 %), 1 allocation of 224 bytes, where a goroutine per work behind a
-// semaphore takes 1.15 µs in the same runs and workerpool 0.71 µs; one
+// collected, on a thread executor at its default capacity takes 0.30 µs
+// (±7.7 %), 1 allocation of 232 bytes, where a goroutine per work behind a
+// semaphore takes 1.01 µs in the same runs and workerpool 0.56 µs; one
 // work at a time, Submit then Get, takes about 1 µs, beside busy
-// goroutines too; on a process executor one round trip takes 45 µs
-// (±16 %) and 6 allocations (a raw pipe ping-pong with the same child and
-// the same system calls: 33 µs; go-plugin's net/rpc: 194 µs), and works
-// submitted then collected run at 504 k works/s with 2 allocations each.
+// goroutines too; on a process executor one round trip takes 39 µs
+// (±4.1 %) and 6 allocations (a raw pipe ping-pong with the same child and
+// the same system calls: 29 µs; go-plugin's net/rpc: 166 µs), and works
+// submitted then collected run at 535 k works/s with 2 allocations each.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return engine.Submit[A, R](ctx, ex, w, arg, opts...)
 }
