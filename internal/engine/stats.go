@@ -23,7 +23,8 @@ type Stats struct {
 	// goroutine executor, for the runner being woken to hand them out
 	// (microseconds: see Submit).
 	Queued int
-	// Running is the number of works holding a worker slot.
+	// Running is the number of works holding a worker slot, counting
+	// those sent to a worker ahead of a free slot (WithPrefetch).
 	Running int
 	// Completed, Failed and Cancelled total the outcomes of dispatched
 	// works, on removed slots too; Cancelled also counts works cancelled
