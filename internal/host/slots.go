@@ -78,13 +78,26 @@ func (q *jobQueue) pop() *job {
 	return nil
 }
 
-// claim takes j out of the queue if it is still held there.
+// claim takes j out of the queue if it is still held there. Its entry
+// stays until pop passes it, unless claimed entries come to outnumber the
+// held ones: then the slice is compacted, so that held jobs cancelled one
+// after another while every slot stays busy do not pile up.
 func (q *jobQueue) claim(j *job) bool {
 	if !j.held {
 		return false
 	}
 	j.held = false
 	q.n--
+	if len(q.jobs) > 2*q.n+16 {
+		kept := q.jobs[:0]
+		for _, k := range q.jobs {
+			if k.held {
+				kept = append(kept, k)
+			}
+		}
+		clear(q.jobs[len(kept):])
+		q.jobs = kept
+	}
 	return true
 }
 

@@ -257,3 +257,28 @@ func TestSlotBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestHeldJobsCancelledWhileSlotsStayBusyDoNotPileUp: a held job cancelled
+// leaves its queue entry for pop to pass; with every slot busy nothing pops,
+// so the entries of a long run of cancelled held jobs must be compacted.
+func TestHeldJobsCancelledWhileSlotsStayBusyDoNotPileUp(t *testing.T) {
+	g := newGated(t, 1, "a")
+	g.run(gate(1, "a"))
+	g.waitStart()
+	for id := uint64(2); id < 1002; id++ {
+		g.run(wire.Job{ID: id, Name: "count", Args: [][]byte{nil}})
+		g.h.Cancel(&wire.Cancel{IDs: []uint64{id}})
+		if r := g.result(); r.ID != id {
+			t.Fatalf("result %d, want the cancelled held job %d", r.ID, id)
+		}
+	}
+	g.h.mu.Lock()
+	entries := len(g.h.slots[""].held.jobs)
+	g.h.mu.Unlock()
+	if entries > 32 {
+		t.Errorf("%d queue entries kept for 1,000 cancelled held jobs", entries)
+	}
+	close(g.gates["a"])
+	g.result()
+	<-g.h.idleChan()
+}
