@@ -40,6 +40,11 @@ func TestPrefetchHoldsWorksBeyondTheSlots(t *testing.T) {
 	if _, err := fs[2].Get(ctxT(t)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled held work: %v", err)
 	}
+	// Its place is freed when the worker answers it, which it does at once,
+	// without running it, as it reads the Cancel: then the fifth is sent.
+	// (Released before that, a running work could end first and the held
+	// one start, as a running work starts before a Cancel reaches it.)
+	waitFor(t, "the worker to answer the cancelled held work", func() bool { return ex.Stats().Queued == 0 })
 	release(t, dir)
 	pid := mustGet(t, fs[0])
 	for _, f := range []*aplex.Future[int]{fs[1], fs[3], fifth} {
@@ -56,9 +61,12 @@ func TestPrefetchHoldsWorksBeyondTheSlots(t *testing.T) {
 }
 
 func TestPrefetchHeldWorkDeadlineEndsItWithoutAKill(t *testing.T) {
-	// A kill grace shorter than the hold: were the held work answered only
-	// once a slot frees, its worker would be killed for it first.
-	ex, dir, fs := prefetched(t, aplex.WithKillGrace(50*time.Millisecond))
+	// The slots stay busy until the held work has ended: were it answered
+	// only once a slot frees, the executor would kill its worker for it at
+	// its deadline plus the kill grace, and it would end with a
+	// *WorkerError. (A grace of a second leaves the answer time to arrive
+	// on a loaded machine.)
+	ex, dir, fs := prefetched(t, aplex.WithKillGrace(time.Second))
 	pid := ex.Stats().Workers[0].PID
 	fs[3].Cancel() // leaves one held slot for the work with a deadline
 	late := mustSubmit(t, ex, pHold, holdArg{Dir: dir, N: "z"}, aplex.Deadline(20*time.Millisecond))
