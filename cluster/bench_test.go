@@ -202,7 +202,7 @@ func BenchmarkSealed(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-		}, rt)
+		}, rt, "sealed/unsealed")
 	})
 	b.Run("alternating/map-chunk=100", func(b *testing.B) {
 		alternate(b, func(ex *aplex.Executor) {
@@ -211,13 +211,57 @@ func BenchmarkSealed(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-		}, maps)
+		}, maps, "sealed/unsealed")
 	})
 }
 
+// BenchmarkPrefetch runs batches of 2,000 works sleeping 10 ms on 2 local
+// workers × 100, without and with WithPrefetch(100), alternating, and
+// reports each one's wall time against the ideal ceil(2000/200) × 10 ms
+// and the ratio of their times (below 1: prefetch is faster). Each freed
+// slot waits for a NATS round trip to the executor and back without
+// prefetch; with it the worker starts its next held work at once.
+func BenchmarkPrefetch(b *testing.B) {
+	srv := startServer(b, 0, nil)
+	url := srv.ClientURL()
+	const works, slots = 2000, 100
+	var exs [2]*aplex.Executor
+	for i, prefetch := range []int{0, slots} {
+		exs[i] = newExecutor(b, cluster.WithURL(url), cluster.WithPool("bench-prefetch-"+itoa(i)), cluster.SpawnLocalWorkers(2),
+			aplex.WithMaxWorksPerWorker(slots), aplex.WithPrefetch(prefetch), aplex.WithWorkerOutput(newTestLog(b)))
+	}
+	ideal := time.Duration((works+2*slots-1)/(2*slots)) * 10 * time.Millisecond
+	var took [2]time.Duration
+	batch := func(ex *aplex.Executor) {
+		fs := make([]*aplex.Future[string], works)
+		for i := range fs {
+			fs[i] = submit(b, ex, whoami, 10*time.Millisecond)
+		}
+		for _, f := range fs {
+			if _, err := f.Get(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	batch(exs[0]) // warm both pools up, untimed
+	batch(exs[1])
+	n := 0
+	for ; b.Loop(); n++ {
+		for j := range 2 {
+			i := (n + j) % 2
+			start := time.Now()
+			batch(exs[i])
+			took[i] += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(took[0])/float64(n)/float64(ideal), "none-x-ideal")
+	b.ReportMetric(float64(took[1])/float64(n)/float64(ideal), "prefetch-x-ideal")
+	b.ReportMetric(float64(took[1])/float64(took[0]), "prefetch/none")
+}
+
 // alternate runs batch on exs[0] and exs[1] in turn, b.N times each, and
-// reports the ratio of their total times.
-func alternate(b *testing.B, batch func(*aplex.Executor), exs [2]*aplex.Executor) {
+// reports the ratio of their total times as unit (exs[1]'s over exs[0]'s).
+func alternate(b *testing.B, batch func(*aplex.Executor), exs [2]*aplex.Executor, unit string) {
 	var took [2]time.Duration
 	for n := 0; b.Loop(); n++ {
 		for j := range 2 {
@@ -227,5 +271,5 @@ func alternate(b *testing.B, batch func(*aplex.Executor), exs [2]*aplex.Executor
 			took[i] += time.Since(start)
 		}
 	}
-	b.ReportMetric(float64(took[1])/float64(took[0]), "sealed/unsealed")
+	b.ReportMetric(float64(took[1])/float64(took[0]), unit)
 }
