@@ -70,27 +70,21 @@ func gate(id uint64, name string) wire.Job {
 }
 
 // waitStart returns the next work to start.
-func (g *gated) waitStart() string {
-	g.t.Helper()
-	select {
-	case s := <-g.started:
-		return s
-	case <-time.After(5 * time.Second):
-		g.t.Fatal("no work started")
-	}
-	return ""
-}
+func (g *gated) waitStart() string { g.t.Helper(); return next(g.t, g.started, "no work started") }
 
 // result returns the next result.
-func (g *gated) result() wire.Result {
-	g.t.Helper()
+func (g *gated) result() wire.Result { g.t.Helper(); return next(g.t, g.results, "no result") }
+
+// next receives from c, failing the test with msg after 5 s.
+func next[T any](t *testing.T, c <-chan T, msg string) T {
+	t.Helper()
 	select {
-	case r := <-g.results:
-		return r
+	case v := <-c:
+		return v
 	case <-time.After(5 * time.Second):
-		g.t.Fatal("no result")
+		t.Fatal(msg)
 	}
-	return wire.Result{}
+	panic("unreachable")
 }
 
 func TestSlotsHoldJobsBeyondTheBoundAndStartThemInOrder(t *testing.T) {
