@@ -17,22 +17,26 @@ func aplexThreadImpl() Impl {
 	}}
 }
 
-func aplexProcessImpl() Impl {
-	return Impl{Name: "aplex-process", Kind: KindAplex, New: func(s Shape) (Runner, error) {
-		ex, err := NewProcessExecutor(s)
-		if err != nil {
-			return nil, err
-		}
-		return aplexRunner{ex}, nil
-	}}
-}
+func aplexProcessImpl() Impl { return processImpl("aplex-process", nil) }
 
 // aplexProcessPrefetchImpl is aplex-process with WithPrefetch(PerWorker):
 // each worker process is sent up to as many works again as it runs, and
 // starts the next the moment one ends.
 func aplexProcessPrefetchImpl() Impl {
-	return Impl{Name: "aplex-process-prefetch", Kind: KindAplex, New: func(s Shape) (Runner, error) {
-		ex, err := NewProcessExecutor(s, aplex.WithPrefetch(s.PerWorker))
+	return processImpl("aplex-process-prefetch", func(s Shape) []aplex.Option {
+		return []aplex.Option{aplex.WithPrefetch(s.PerWorker)}
+	})
+}
+
+// processImpl is an aplex process executor of the shape, with the options
+// opts gives for it (nil: none).
+func processImpl(name string, opts func(Shape) []aplex.Option) Impl {
+	return Impl{Name: name, Kind: KindAplex, New: func(s Shape) (Runner, error) {
+		var extra []aplex.Option
+		if opts != nil {
+			extra = opts(s)
+		}
+		ex, err := NewProcessExecutor(s, extra...)
 		if err != nil {
 			return nil, err
 		}

@@ -231,7 +231,6 @@ func BenchmarkPrefetch(b *testing.B) {
 			aplex.WithMaxWorksPerWorker(slots), aplex.WithPrefetch(prefetch), aplex.WithWorkerOutput(newTestLog(b)))
 	}
 	ideal := time.Duration((works+2*slots-1)/(2*slots)) * 10 * time.Millisecond
-	var took [2]time.Duration
 	batch := func(ex *aplex.Executor) {
 		fs := make([]*aplex.Future[string], works)
 		for i := range fs {
@@ -245,25 +244,16 @@ func BenchmarkPrefetch(b *testing.B) {
 	}
 	batch(exs[0]) // warm both pools up, untimed
 	batch(exs[1])
-	n := 0
-	for ; b.Loop(); n++ {
-		for j := range 2 {
-			i := (n + j) % 2
-			start := time.Now()
-			batch(exs[i])
-			took[i] += time.Since(start)
-		}
-	}
+	took, n := alternate(b, batch, exs, "prefetch/none")
 	b.ReportMetric(float64(took[0])/float64(n)/float64(ideal), "none-x-ideal")
 	b.ReportMetric(float64(took[1])/float64(n)/float64(ideal), "prefetch-x-ideal")
-	b.ReportMetric(float64(took[1])/float64(took[0]), "prefetch/none")
 }
 
-// alternate runs batch on exs[0] and exs[1] in turn, b.N times each, and
-// reports the ratio of their total times as unit (exs[1]'s over exs[0]'s).
-func alternate(b *testing.B, batch func(*aplex.Executor), exs [2]*aplex.Executor, unit string) {
-	var took [2]time.Duration
-	for n := 0; b.Loop(); n++ {
+// alternate runs batch on exs[0] and exs[1] in turn, b.N times each,
+// reports the ratio of their total times as unit (exs[1]'s over exs[0]'s),
+// and returns those times and the number of rounds.
+func alternate(b *testing.B, batch func(*aplex.Executor), exs [2]*aplex.Executor, unit string) (took [2]time.Duration, n int) {
+	for ; b.Loop(); n++ {
 		for j := range 2 {
 			i := (n + j) % 2 // who goes first alternates too
 			start := time.Now()
@@ -272,4 +262,5 @@ func alternate(b *testing.B, batch func(*aplex.Executor), exs [2]*aplex.Executor
 		}
 	}
 	b.ReportMetric(float64(took[1])/float64(took[0]), unit)
+	return took, n
 }

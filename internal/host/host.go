@@ -116,7 +116,6 @@ type Host struct {
 	mu       sync.Mutex
 	jobs     map[uint64]*job // by id; jobs sharing an id are chained (job.sameKey)
 	running  int             // jobs registered: started or held
-	held     int             // jobs held for a slot (slots.go)
 	draining bool
 	slots    map[string]*slots // per executor (ReplyTo) whose Runs set Slots; nil until one does
 	idle     chan struct{}     // closed when running drops to 0; nil until someone waits
@@ -172,7 +171,7 @@ func (h *Host) Hello() *wire.Hello {
 func (h *Host) Load() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.running - h.held
+	return h.running - h.heldLocked()
 }
 
 // Drain makes the Host refuse new jobs: from now on Run answers every job at
@@ -184,7 +183,7 @@ func (h *Host) Drain() {
 	held := h.takeHeldLocked()
 	h.mu.Unlock()
 	for _, j := range held {
-		h.answerHeld(j, &wire.Error{Code: wire.CodeShutdown, Message: "aplex: worker is shutting down"})
+		h.answerHeld(j, shuttingDown())
 	}
 }
 

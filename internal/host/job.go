@@ -135,10 +135,7 @@ func (h *Host) start(run *wire.Run, wj *wire.Job) *job {
 	if h.draining {
 		h.mu.Unlock()
 		j.cancel()
-		h.refuse(replyTo, wj, &wire.Error{
-			Code:    wire.CodeShutdown,
-			Message: "aplex: worker is shutting down",
-		})
+		h.refuse(replyTo, wj, shuttingDown())
 		return nil
 	}
 	// The map is keyed by id alone (an integer key hashes in a fraction
@@ -179,6 +176,12 @@ func (h *Host) extract(ctx context.Context, header map[string]string) (out conte
 		out = ctx
 	}
 	return out, nil
+}
+
+// shuttingDown is the error of a job a draining host refuses, on arrival
+// or held for a slot: it never ran, so the executor runs it elsewhere.
+func shuttingDown() *wire.Error {
+	return &wire.Error{Code: wire.CodeShutdown, Message: "aplex: worker is shutting down"}
 }
 
 // refuse emits a result whose every item fails with e.

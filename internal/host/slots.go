@@ -124,7 +124,6 @@ func (h *Host) admitLocked(j *job, bound int) bool {
 		return true
 	}
 	s.held.push(j)
-	h.held++
 	if _, ok := j.ctx.Deadline(); ok {
 		// A goroutine of its own runs this when the ctx ends, so it may
 		// take Host.mu, which is held here.
@@ -139,7 +138,6 @@ func (h *Host) claimLocked(j *job) bool {
 	if j.slot == nil || !j.slot.held.claim(j) {
 		return false
 	}
-	h.held--
 	h.forgetLocked(j.slot)
 	return true
 }
@@ -170,12 +168,20 @@ func (h *Host) nextLocked(j *job) *job {
 		return nil
 	}
 	if n := s.held.pop(); n != nil {
-		h.held--
 		return n // keeps the slot
 	}
 	s.active--
 	h.forgetLocked(s)
 	return nil
+}
+
+// heldLocked counts the jobs held for a slot, of every executor.
+func (h *Host) heldLocked() int {
+	n := 0
+	for _, s := range h.slots {
+		n += s.held.len()
+	}
+	return n
 }
 
 // forgetLocked drops an executor's bound once it has no job, so that the
@@ -219,7 +225,6 @@ func (h *Host) takeHeldLocked() []*job {
 	for _, s := range h.slots {
 		for j := s.held.pop(); j != nil; j = s.held.pop() {
 			out = append(out, j)
-			h.held--
 		}
 		h.forgetLocked(s)
 	}

@@ -96,7 +96,7 @@ func TestSlotsHoldJobsBeyondTheBoundAndStartThemInOrder(t *testing.T) {
 	}
 	// Run decides at once, under the host's lock: two started, two held.
 	g.h.mu.Lock()
-	held := g.h.held
+	held := g.h.heldLocked()
 	g.h.mu.Unlock()
 	if held != 2 {
 		t.Fatalf("%d jobs held, want 2", held)
@@ -177,7 +177,7 @@ func TestHeldJobOutcomes(t *testing.T) {
 			}
 			<-g.h.idleChan()
 			g.h.mu.Lock()
-			bounds, held, jobs := len(g.h.slots), g.h.held, len(g.h.jobs)
+			bounds, held, jobs := len(g.h.slots), g.h.heldLocked(), len(g.h.jobs)
 			g.h.mu.Unlock()
 			if bounds != 0 || held != 0 || jobs != 0 {
 				t.Errorf("after: %d executors' bounds kept, %d held, %d jobs", bounds, held, jobs)
@@ -234,7 +234,7 @@ func TestSlotBounds(t *testing.T) {
 				g.waitStart()
 			}
 			g.h.mu.Lock()
-			held := g.h.held
+			held := g.h.heldLocked()
 			g.h.mu.Unlock()
 			if held != tt.holding {
 				t.Errorf("%d jobs held, want %d", held, tt.holding)
