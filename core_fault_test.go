@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,7 +54,10 @@ func TestGoexitInWorkFailsFutureAndFreesSlot(t *testing.T) {
 			t.Fatalf("queued work %d = %d", i, v)
 		}
 	}
-	if s := ex.Stats(); s.Running != 0 || s.Failed != 1 || s.Completed != 3 {
+	// A slot is freed once its work has stopped, just after its future
+	// ended: Running may still count the last work when Get returns.
+	waitFor(t, "the last slot to be freed", func() bool { return ex.Stats().Running == 0 })
+	if s := ex.Stats(); s.Failed != 1 || s.Completed != 3 {
 		t.Fatalf("stats after Goexit: %+v", s)
 	}
 }
@@ -339,4 +343,103 @@ func TestWithLoggerLogsThreadWorksThatIgnoreCtx(t *testing.T) {
 		!strings.Contains(got, "TestWithLoggerLogsThreadWorksThatIgnoreCtx") {
 		t.Fatalf("log %q does not name the work that ignores its ctx", got)
 	}
+}
+
+// TestFinishedTimedWorksDoNotKeepTheirExecutorReachable: a work with a
+// deadline arms a timer (a remote work's kill timer; an in-process work's
+// deadline timer, once it watches its ctx), and the timer's function held
+// the work's task, which points to its executor. Stopping a timer leaves it
+// in the runtime's timer heap until it would have fired, unless it
+// happens to be first or last there, so an executor dropped after such a
+// work stayed reachable for as long as the deadline (an hour here) and its
+// cleanup never closed it: its worker processes lived on (the flaky
+// TestProcessUnreachableExecutorIsReaped, whose ctx had a deadline).
+func TestFinishedTimedWorksDoNotKeepTheirExecutorReachable(t *testing.T) {
+	watching := aplex.Fn(func(ctx context.Context, x int) (int, error) {
+		select {
+		case <-ctx.Done(): // arms the deadline's timer
+			return 0, ctx.Err()
+		default:
+			return x, nil
+		}
+	})
+	cases := []struct {
+		name string
+		run  func(ctx context.Context) (*aplex.Executor, error)
+	}{
+		{"process, ctx deadline", func(ctx context.Context) (*aplex.Executor, error) {
+			ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1))
+			if err == nil {
+				err = submitAndGet(ctx, ex, pDouble)
+			}
+			return ex, err
+		}},
+		{"process, Deadline option", func(ctx context.Context) (*aplex.Executor, error) {
+			ex, err := aplex.NewProcessExecutor(aplex.WithPoolSize(1))
+			if err == nil {
+				err = submitAndGet(context.Background(), ex, pDouble, aplex.Deadline(time.Hour))
+			}
+			return ex, err
+		}},
+		{"thread, Deadline option", func(ctx context.Context) (*aplex.Executor, error) {
+			ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(1))
+			if err == nil {
+				err = submitAndGet(context.Background(), ex, watching, aplex.Deadline(time.Hour))
+			}
+			return ex, err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			// Timers due before and after theirs, so that a stopped one is
+			// neither first nor last in its heap, where the runtime would
+			// drop it at once.
+			for range 64 {
+				defer time.AfterFunc(time.Minute, func() {}).Stop()
+			}
+			const rounds = 16
+			collected := make(chan struct{}, rounds)
+			var pids []int
+			for range rounds {
+				ex, err := tc.run(ctx)
+				if err != nil {
+					if ex != nil {
+						ex.Close()
+					}
+					t.Fatal(err)
+				}
+				for _, w := range ex.Stats().Workers {
+					if w.PID != 0 {
+						pids = append(pids, w.PID)
+					}
+				}
+				runtime.AddCleanup(ex, func(ch chan struct{}) { ch <- struct{}{} }, collected)
+			}
+			n := 0
+			waitFor(t, "the dropped executors to be collected", func() bool {
+				runtime.GC()
+				for ; len(collected) > 0; n++ {
+					<-collected
+				}
+				return n == rounds
+			})
+			// Their own cleanups close them: the processes exit.
+			waitFor(t, "the dropped executors' workers to exit", func() bool { return !slices.ContainsFunc(pids, isChild) })
+		})
+	}
+}
+
+// submitAndGet runs w(1) on ex and checks its result.
+func submitAndGet(ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int], opts ...aplex.CallOption) error {
+	f, err := aplex.Submit(ctx, ex, w, 1, opts...)
+	if err != nil {
+		return err
+	}
+	v, err := f.Get(ctx)
+	if err == nil && v != 1 && v != 2 {
+		err = fmt.Errorf("result %d", v)
+	}
+	return err
 }

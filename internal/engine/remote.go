@@ -84,17 +84,25 @@ func (c *core) cancelRemote(t *task) {
 
 // armKill kills t's worker if t still runs after d: a work that ignores its
 // ctx costs its worker process, never the pool (rule 8).
+//
+// The timer's function finds t by its job id, never holding t itself: a
+// stopped timer can stay in the runtime's timer heap, its function
+// reachable, until it would have fired, and t points to its executor,
+// which would then stay reachable that long after it was dropped, its
+// cleanup never closing it (TestFinishedTimedWorksDoNotKeepTheirExecutorReachable).
+// Job ids are never reused, so the id names t alone.
 func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
 	id := t.rj.job.ID
 	return time.AfterFunc(d, func() {
 		c.mu.Lock()
 		var conn xport.Worker
-		if c.jobs[id] == t {
-			conn = t.w.conn
+		var name string
+		if t := c.jobs[id]; t != nil {
+			conn, name = t.w.conn, t.rj.job.Name
 		}
 		c.unlock()
 		if conn != nil {
-			conn.Kill(fmt.Errorf("work %q %s for %v", t.rj.job.Name, why, d))
+			conn.Kill(fmt.Errorf("work %q %s for %v", name, why, d))
 		}
 	})
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,7 +27,13 @@ func (t *task) workContext() *workCtx { return (*workCtx)(t) }
 type ctxWatch struct {
 	stop  func() bool
 	timer *time.Timer
-	funcs map[*func()]struct{}
+	// target is what the deadline's timer cancels, emptied once the timer
+	// is stopped: a stopped timer can stay in the runtime's timer heap, its
+	// function reachable, until it would have fired, and the task points to
+	// its executor, which must not stay reachable that long after it was
+	// dropped (see core.armKill).
+	target *atomic.Pointer[workCtx]
+	funcs  map[*func()]struct{}
 }
 
 // watchLocked returns the ctx's watch state, making it.
@@ -73,7 +80,15 @@ func (c *workCtx) Done() <-chan struct{} {
 		c.watchLocked().stop = context.AfterFunc(c.parent, func() { c.parentEnded(c.parent.Err()) })
 	}
 	if c.deadline != 0 {
-		c.watchLocked().timer = time.AfterFunc(time.Until(time.Unix(0, c.deadline)), func() { c.cancel(context.DeadlineExceeded) })
+		w := c.watchLocked()
+		w.target = new(atomic.Pointer[workCtx])
+		w.target.Store(c)
+		target := w.target
+		w.timer = time.AfterFunc(time.Until(time.Unix(0, c.deadline)), func() {
+			if c := target.Load(); c != nil {
+				c.cancel(context.DeadlineExceeded)
+			}
+		})
 	}
 	c.mu.Unlock()
 	return done
@@ -203,6 +218,7 @@ func (c *workCtx) release() {
 	}
 	if w.timer != nil {
 		w.timer.Stop()
+		w.target.Store(nil)
 	}
 }
 
