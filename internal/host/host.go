@@ -104,10 +104,11 @@ type jobKey struct {
 
 // Host runs jobs for one worker. Its methods are safe for concurrent use.
 type Host struct {
-	cfg    Config
-	base   context.Context
-	limit  int // largest encoded result (wire.ResultBound) that fits a frame
-	encode func(error) *wire.Error
+	cfg      Config
+	base     context.Context
+	baseEnds bool // base can end (a held job's ctx needs a watch)
+	limit    int  // largest encoded result (wire.ResultBound) that fits a frame
+	encode   func(error) *wire.Error
 	// runners run the jobs: a goroutine that ran one parks for the next,
 	// so a job does not pay for a new goroutine nor grow a new stack
 	// (a work that decodes its argument needs more than a fresh one has).
@@ -138,6 +139,7 @@ func New(cfg Config) *Host {
 	if h.base == nil {
 		h.base = context.Background()
 	}
+	h.baseEnds = h.base.Done() != nil
 	if h.encode == nil {
 		h.encode = defaultEncodeError
 	}

@@ -38,11 +38,14 @@ type job struct {
 	pace *pace
 	// Slots (slots.go): slot is its executor's, nil without a bound; held
 	// is true while the job waits in slot's queue (both guarded by
-	// Host.mu); unwatch stops the watch on a held job's deadline (nil
-	// without one).
-	slot    *slots
-	held    bool
-	unwatch func() bool
+	// Host.mu); unwatch stops the watch on a held job's ctx (nil without
+	// one). endsAlone: the ctx can end without the host cancelling it (a
+	// deadline, a base or an extracted ctx that can end), so a held job
+	// needs that watch.
+	slot      *slots
+	held      bool
+	endsAlone bool
+	unwatch   func() bool
 	// chain: the job runs on a runner goroutine, which takes the next
 	// held job (next) when this one ends, instead of handing it off.
 	chain bool
@@ -115,12 +118,18 @@ func (h *Host) start(run *wire.Run, wj *wire.Job) *job {
 		// The time left, from now: no clock is shared with the executor.
 		j.ctx, j.cancel = context.WithTimeout(h.base, wj.Timeout)
 	}
+	j.endsAlone = wj.Timeout != 0 || h.baseEnds
 	if len(wj.Header) > 0 && h.cfg.Extract != nil {
 		ctx, perr := h.extract(j.ctx, wj.Header)
 		if perr != nil {
 			j.cancel()
 			h.refuse(replyTo, wj, perr)
 			return nil
+		}
+		// A propagator may add a deadline or a cancel of its own: then
+		// its ctx's Done is not the one the host cancels.
+		if !j.endsAlone && ctx != j.ctx && ctx.Done() != j.ctx.Done() {
+			j.endsAlone = true
 		}
 		j.ctx = ctx
 	}
@@ -278,8 +287,11 @@ func (h *Host) finish(j *job) *job {
 	h.mu.Lock()
 	h.unlinkLocked(j)
 	h.doneLocked()
-	next := h.nextLocked(j)
+	next, ended := h.nextLocked(j)
 	h.mu.Unlock()
+	for _, e := range ended {
+		h.answerEnded(e)
+	}
 	return next
 }
 

@@ -24,18 +24,18 @@ import (
 //
 //   - it is cancelled (Cancel, CancelAll): CodeCanceled, as if the work had
 //     returned ctx.Err() at once;
-//   - its deadline passes (its Timeout): CodeDeadline, the same way; a
-//     context.AfterFunc watches the ctx of a held job that has a deadline,
-//     so that it is answered before the executor's kill timer (deadline
-//     plus kill grace) fires for it, and is stopped when the job starts;
+//   - its ctx ends otherwise: its deadline passes (its Timeout), or a base
+//     ctx or one a propagator's Extract made ends: CodeDeadline or
+//     CodeCanceled, the same way. A context.AfterFunc watches the ctx of
+//     a held job that can end so (job.endsAlone), so that it is answered
+//     before the executor's kill timer (deadline plus kill grace) could
+//     fire for it; the watch is stopped when the job starts;
 //   - the host drains (Drain): CodeShutdown, so the executor sends it to
 //     another worker (wire.NeverRan), as a job refused on arrival.
 //
-// A held job without a deadline has no watch: Cancel and CancelAll claim
-// it themselves (a watch on every held job was 8 % of a worker process's
-// CPU in the bench suite's fan-out). A ctx that ends otherwise (a
-// cancellable BaseContext, a ctx Extract made cancellable) ends a held job
-// when it starts: its work sees the ended ctx, as any work would.
+// A held job whose ctx only the host can end has no watch: Cancel and
+// CancelAll claim it themselves (a watch on every held job was 8 % of a
+// worker process's CPU in the bench suite's fan-out).
 //
 // Whichever of these and a start comes first under Host.mu wins: job.held
 // is true exactly while the job is in its queue and unclaimed.
@@ -124,7 +124,7 @@ func (h *Host) admitLocked(j *job, bound int) bool {
 		return true
 	}
 	s.held.push(j)
-	if _, ok := j.ctx.Deadline(); ok {
+	if j.endsAlone {
 		// A goroutine of its own runs this when the ctx ends, so it may
 		// take Host.mu, which is held here.
 		j.unwatch = context.AfterFunc(j.ctx, func() { h.expireHeld(j) })
@@ -161,18 +161,25 @@ func (h *Host) answerCancelled(held []*job) {
 }
 
 // nextLocked frees the slot of j, which ended, or hands it to the oldest
-// held job of j's executor, which the caller must start (startHeld).
-func (h *Host) nextLocked(j *job) *job {
+// held job of j's executor, which the caller must start (startHeld). A held
+// job whose ctx has ended never starts, even if its watch has not run yet:
+// it is claimed and returned in ended, for the caller to answer
+// (answerEnded) once it has let Host.mu go.
+func (h *Host) nextLocked(j *job) (next *job, ended []*job) {
 	s := j.slot
 	if s == nil {
-		return nil
+		return nil, nil
 	}
-	if n := s.held.pop(); n != nil {
-		return n // keeps the slot
+	for n := s.held.pop(); n != nil; n = s.held.pop() {
+		if n.endsAlone && n.ctx.Err() != nil {
+			ended = append(ended, n)
+			continue
+		}
+		return n, ended // keeps the slot
 	}
 	s.active--
 	h.forgetLocked(s)
-	return nil
+	return nil, ended
 }
 
 // heldLocked counts the jobs held for a slot, of every executor.
@@ -201,7 +208,7 @@ func startHeld(j *job) {
 	}
 }
 
-// expireHeld answers a held job whose deadline passed (its watch).
+// expireHeld answers a held job whose ctx ended (its watch).
 func (h *Host) expireHeld(j *job) {
 	h.mu.Lock()
 	ok := h.claimLocked(j)
