@@ -13,7 +13,23 @@ func aplexThreadImpl() Impl {
 		if err != nil {
 			return nil, err
 		}
-		return aplexRunner{ex}, nil
+		return aplexRunner{ex: ex}, nil
+	}}
+}
+
+// aplexThreadWaitImpl is aplex-thread collecting a batch as the peers'
+// runners do, with one wait for the whole of it (Wait(AllCompleted)),
+// then a Get per future, each ended. Beside aplex-thread's loop of Gets,
+// it shows what that loop costs: a Get that finds its future running
+// parks, and is woken as it ends, ahead of the works that would end the
+// next ones. Shown in the fan-out only; the targets judge aplex-thread.
+func aplexThreadWaitImpl() Impl {
+	return Impl{Name: "aplex-thread-wait", Kind: KindAplex, New: func(s Shape) (Runner, error) {
+		ex, err := NewThreadExecutor(s)
+		if err != nil {
+			return nil, err
+		}
+		return aplexRunner{ex: ex, waitAll: true}, nil
 	}}
 }
 
@@ -40,7 +56,7 @@ func processImpl(name string, opts func(Shape) []aplex.Option) Impl {
 		if err != nil {
 			return nil, err
 		}
-		return aplexRunner{ex}, nil
+		return aplexRunner{ex: ex}, nil
 	}}
 }
 
@@ -56,11 +72,15 @@ func NewProcessExecutor(s Shape, opts ...aplex.Option) (*aplex.Executor, error) 
 	return aplex.NewProcessExecutor(append([]aplex.Option{aplex.WithPoolSize(s.Workers), aplex.WithMaxWorksPerWorker(s.PerWorker)}, opts...)...)
 }
 
-// aplexRunner submits every work, keeping the futures, then gets each.
-type aplexRunner struct{ ex *aplex.Executor }
+// aplexRunner submits every work, keeping the futures, then gets each
+// (with waitAll, once all have ended).
+type aplexRunner struct {
+	ex      *aplex.Executor
+	waitAll bool
+}
 
 func (r aplexRunner) Run(t Task, args, out []int) error {
-	return SubmitAll(context.Background(), r.ex, t.Work, args, out)
+	return submitAll(context.Background(), r.ex, t.Work, args, out, r.waitAll)
 }
 
 func (r aplexRunner) Close() { _ = r.ex.Close() }
@@ -68,6 +88,12 @@ func (r aplexRunner) Close() { _ = r.ex.Close() }
 // SubmitAll submits w for every argument, keeping the futures, then gets
 // each result into out.
 func SubmitAll(ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int], args, out []int) error {
+	return submitAll(ctx, ex, w, args, out, false)
+}
+
+// submitAll is SubmitAll, waiting for every future to end before the
+// first Get if waitAll is set.
+func submitAll(ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int], args, out []int, waitAll bool) error {
 	fs := make([]*aplex.Future[int], len(args))
 	for i, a := range args {
 		f, err := aplex.Submit(ctx, ex, w, a)
@@ -75,6 +101,15 @@ func SubmitAll(ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int],
 			return err
 		}
 		fs[i] = f
+	}
+	if waitAll {
+		all := make([]aplex.Awaitable, len(fs))
+		for i, f := range fs {
+			all[i] = f
+		}
+		if _, _, err := aplex.Wait(ctx, aplex.AllCompleted, all...); err != nil {
+			return err
+		}
 	}
 	for i, f := range fs {
 		v, err := f.Get(ctx)

@@ -67,12 +67,15 @@ func Impls(process bool) []Impl {
 	return append(out, peerImpls()...)
 }
 
-// FanOutImpls is Impls(true) with aplex-process-prefetch beside
-// aplex-process: the I/O fan-out, where a worker's next work waiting a
-// round trip for its slot shows.
+// FanOutImpls is Impls(true) with aplex-thread-wait beside aplex-thread
+// and aplex-process-prefetch beside aplex-process: the I/O fan-out, where
+// the collecting loop's wake-ups and a worker's next work waiting a round
+// trip for its slot show.
 func FanOutImpls() []Impl {
 	out := Impls(true)
-	i := slices.IndexFunc(out, func(im Impl) bool { return im.Name == "aplex-process" })
+	i := slices.IndexFunc(out, func(im Impl) bool { return im.Name == "aplex-thread" })
+	out = slices.Insert(out, i+1, aplexThreadWaitImpl())
+	i = slices.IndexFunc(out, func(im Impl) bool { return im.Name == "aplex-process" })
 	return slices.Insert(out, i+1, aplexProcessPrefetchImpl())
 }
 
