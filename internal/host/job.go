@@ -127,9 +127,12 @@ func (h *Host) start(run *wire.Run, wj *wire.Job) *job {
 			return nil
 		}
 		// A propagator may add a deadline or a cancel of its own: then
-		// its ctx's Done is not the one the host cancels.
-		if !j.endsAlone && ctx != j.ctx && ctx.Done() != j.ctx.Done() {
-			j.endsAlone = true
+		// its ctx's Done is not the one the host cancels (nor nil, the
+		// Done of a ctx that never ends).
+		if !j.endsAlone && ctx != j.ctx {
+			if d := ctx.Done(); d != nil && d != j.ctx.Done() {
+				j.endsAlone = true
+			}
 		}
 		j.ctx = ctx
 	}

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ type gated struct {
 	results chan wire.Result
 	runs    atomic.Int32 // works started, all kinds
 	slots   int          // the Slots of its Runs
+
+	mu     sync.Mutex
+	opened map[string]bool // gates opened (open)
 }
 
 func newGated(t *testing.T, slots int, names ...string) *gated {
@@ -35,7 +39,7 @@ func newGatedMax(t *testing.T, slots, maxWorks int, names ...string) *gated {
 // not nil).
 func newGatedWith(t *testing.T, slots, maxWorks int, cfg func(*Config), names ...string) *gated {
 	g := &gated{t: t, slots: slots, started: make(chan string, 64), gates: map[string]chan struct{}{},
-		results: make(chan wire.Result, 64)}
+		results: make(chan wire.Result, 64), opened: map[string]bool{}}
 	for _, n := range names {
 		g.gates[n] = make(chan struct{})
 	}
@@ -49,6 +53,12 @@ func newGatedWith(t *testing.T, slots, maxWorks int, cfg func(*Config), names ..
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	reg["stubborn"] = func(_ context.Context, arg []byte) ([]byte, error) {
+		g.runs.Add(1)
+		g.started <- string(arg)
+		<-g.gates[string(arg)] // its ctx ending does not end it
+		return arg, nil
 	}
 	reg["count"] = func(_ context.Context, arg []byte) ([]byte, error) {
 		g.runs.Add(1)
@@ -67,10 +77,23 @@ func newGatedWith(t *testing.T, slots, maxWorks int, cfg func(*Config), names ..
 	g.h = New(c)
 	t.Cleanup(func() {
 		g.h.CancelAll()
+		for n := range g.gates {
+			g.open(n) // a stubborn work ends only so, even when a test failed first
+		}
 		<-g.h.idleChan()
 		g.h.Close()
 	})
 	return g
+}
+
+// open opens the gate of the work named n; opening it again does nothing.
+func (g *gated) open(n string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.opened[n] {
+		g.opened[n] = true
+		close(g.gates[n])
+	}
 }
 
 func (g *gated) run(jobs ...wire.Job) { g.h.Run(&wire.Run{Slots: g.slots, Jobs: jobs}) }
@@ -114,20 +137,20 @@ func TestSlotsHoldJobsBeyondTheBoundAndStartThemInOrder(t *testing.T) {
 	if n := g.h.Load(); n != 2 {
 		t.Errorf("Load = %d with 2 running and 2 held, want 2", n)
 	}
-	close(g.gates["b"])
+	g.open("b")
 	if r := g.result(); r.ID != 2 {
 		t.Fatalf("result %d, want 2", r.ID)
 	}
 	if s := g.waitStart(); s != "c" {
 		t.Fatalf("after b ended, %q started, want c (the oldest held)", s)
 	}
-	close(g.gates["a"])
+	g.open("a")
 	g.result()
 	if s := g.waitStart(); s != "d" {
 		t.Fatalf("after a ended, %q started, want d", s)
 	}
-	close(g.gates["c"])
-	close(g.gates["d"])
+	g.open("c")
+	g.open("d")
 	for range 2 {
 		if r := g.result(); r.Items[0].Err != nil {
 			t.Errorf("job %d: %+v", r.ID, r.Items[0].Err)
@@ -160,13 +183,16 @@ func TestHeldJobOutcomes(t *testing.T) {
 		{"CancelAll", wire.Job{ID: 2, Name: "count", Args: [][]byte{nil}},
 			func(g *gated) { g.h.CancelAll() }, wire.CodeCanceled, nil, true},
 		// Regression: a held job whose ctx ended other than by a cancel or
-		// its deadline waited for a slot, then ran with its ended ctx.
+		// its deadline waited for a slot, then ran with its ended ctx. (The
+		// running job ignores its ctx: were it to end as the base ctx ends,
+		// the held job could start in its slot before the cancellation
+		// reached the held job's ctx, legitimately.)
 		{"base ctx ends", wire.Job{ID: 2, Name: "count", Args: [][]byte{nil}},
 			nil, wire.CodeCanceled, func(c *Config) func() {
 				ctx, cancel := context.WithCancel(context.Background())
 				c.BaseContext = ctx
 				return cancel
-			}, true},
+			}, false},
 		{"a propagator's ctx ends", wire.Job{ID: 2, Name: "count", Header: header, Args: [][]byte{nil}},
 			nil, wire.CodeCanceled, func(c *Config) func() {
 				var cancel context.CancelFunc
@@ -185,7 +211,11 @@ func TestHeldJobOutcomes(t *testing.T) {
 					end = tt.ends(c)
 				}
 			}, "a")
-			g.run(gate(1, "a"), tt.held)
+			running := gate(1, "a")
+			if tt.ends != nil {
+				running.Name = "stubborn"
+			}
+			g.run(running, tt.held)
 			g.waitStart()
 			if end != nil {
 				end()
@@ -212,7 +242,7 @@ func TestHeldJobOutcomes(t *testing.T) {
 			}
 			if !tt.allEnd {
 				// The running job is untouched and its slot frees as usual.
-				close(g.gates["a"])
+				g.open("a")
 				if r := g.result(); r.ID != 1 || r.Items[0].Err != nil {
 					t.Errorf("running job: %+v", r)
 				}
@@ -282,7 +312,7 @@ func TestSlotBounds(t *testing.T) {
 				t.Errorf("%d jobs held, want %d", held, tt.holding)
 			}
 			for _, n := range []string{"a", "b", "c"} {
-				close(g.gates[n])
+				g.open(n)
 			}
 			for range tt.started + tt.holding {
 				if r := g.result(); r.Items[0].Err != nil {
@@ -314,7 +344,7 @@ func TestHeldJobsCancelledWhileSlotsStayBusyDoNotPileUp(t *testing.T) {
 	if entries > 32 {
 		t.Errorf("%d queue entries kept for 1,000 cancelled held jobs", entries)
 	}
-	close(g.gates["a"])
+	g.open("a")
 	g.result()
 	<-g.h.idleChan()
 }
@@ -358,7 +388,7 @@ func TestHeldJobWatchedOnlyIfItsCtxCanEndAlone(t *testing.T) {
 			if watched != tt.watched {
 				t.Errorf("held job watched: %v, want %v", watched, tt.watched)
 			}
-			close(g.gates["a"])
+			g.open("a")
 			g.result()
 			g.result()
 		})
