@@ -533,7 +533,7 @@ func (c *core) runOne(t *task) (next *task) {
 	w := t.w
 	if t.state.Load() == stRunning {
 		if t.deadlineD > 0 {
-			t.deadline = time.Now().Add(t.deadlineD).UnixNano()
+			t.lc.SetDeadline(time.Now().Add(t.deadlineD).UnixNano())
 		}
 		wc := t.workContext()
 		returned := false

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/lazyctx"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -68,12 +69,10 @@ type task struct {
 	done      chan struct{}
 	callbacks *callback // newest first
 
-	// The in-process work's ctx (workctx.go): a view of the task itself.
-	// Its values come from the caller's ctx, then the worker's (w.ctx).
-	deadline int64 // the call's Deadline, in Unix nanoseconds; 0: none
-	ctxDone  chan struct{}
-	ctxErr   error
-	ctxWatch *ctxWatch // made only when the ctx needs watching (workctx.go)
+	// The in-process work's ctx (workctx.go): a view of the task itself,
+	// with the call's Deadline. Its values come from the caller's ctx, then
+	// the worker's (w.ctx).
+	lc lazyctx.State
 
 	rj *remoteJob // remote executors only
 	ob *taskObs   // with an observer only (observe.go)

@@ -6,22 +6,30 @@ import (
 	"fmt"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aplex-go/aplex/internal/fanout"
+	"github.com/aplex-go/aplex/internal/lazyctx"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
 // job is one running wire.Job. Its items write their own slot of items and
 // the last one to finish emits the result, so a job costs one allocation
-// of its own, one context, one map entry and one goroutine (a single item's,
-// or the chunk's, which fans slow items out to goroutines of their own).
+// of its own (its ctx is a view of it: jobctx.go), one map entry and one
+// goroutine (a single item's, or the chunk's, which fans slow items out to
+// goroutines of their own).
 type job struct {
-	h       *Host
-	key     jobKey
-	ctx     context.Context
-	cancel  context.CancelFunc
+	h   *Host
+	key jobKey
+	// ctx is the ctx its work runs with: the job's own (jobctx.go), or
+	// what a propagator's Extract made of it.
+	ctx context.Context
+	// The job's own ctx: a lazy ctx (internal/lazyctx) whose state is lc,
+	// guarded by mu.
+	mu      sync.Mutex
+	lc      lazyctx.State
 	handler Handler
 	args    [][]byte
 	items   []wire.Outcome
@@ -112,12 +120,11 @@ func (h *Host) start(run *wire.Run, wj *wire.Job) *job {
 	}
 
 	j := &job{h: h, key: jobKey{replyTo, wj.ID}, handler: handler, args: wj.Args}
-	if wj.Timeout == 0 {
-		j.ctx, j.cancel = context.WithCancel(h.base)
-	} else {
+	if wj.Timeout != 0 {
 		// The time left, from now: no clock is shared with the executor.
-		j.ctx, j.cancel = context.WithTimeout(h.base, wj.Timeout)
+		j.lc.SetDeadline(time.Now().Add(wj.Timeout).UnixNano())
 	}
+	j.ctx = (*jobCtx)(j)
 	j.endsAlone = wj.Timeout != 0 || h.baseEnds
 	if len(wj.Header) > 0 && h.cfg.Extract != nil {
 		ctx, perr := h.extract(j.ctx, wj.Header)

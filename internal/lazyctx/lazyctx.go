@@ -1,0 +1,241 @@
+// Package lazyctx is the state of a context that costs nothing until it
+// is watched, embedded in the object whose context it is: the ctx of a
+// work that runs in this process (internal/engine, a view of its task)
+// and of a job a worker runs (internal/host, a view of the job). So a
+// work's ctx is no allocation of its own; its done channel is made by the
+// first Done, the watch on its parent and its deadline's timer only then;
+// and contexts derived from it (context.WithCancel, WithTimeout,
+// AfterFunc) register a callback here, through the AfterFunc method the
+// context package looks for, instead of a goroutine each.
+//
+// The owner implements context.Context with the functions of this
+// package: Deadline, Done, Err and AfterFunc, its own Value. Its lock
+// guards the State; the functions take it themselves, and call nothing
+// of the owner's under it but Parent and Lazy.
+package lazyctx
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Owner is the object that embeds a State. ParentEnded is what its
+// parent's end does: it must end the ctx (Cancel), and may end more (the
+// engine cancels the work's task). It is called without the lock.
+type Owner interface {
+	// Parent is the ctx this one derives from: its values, its deadline
+	// and its cancellation.
+	Parent() context.Context
+	// Lazy returns the owner's State.
+	Lazy() *State
+	Lock()
+	Unlock()
+	ParentEnded(err error)
+}
+
+// State is a lazy context's state, guarded by its owner's lock. Its zero
+// value is a ctx without a deadline of its own, not ended.
+type State struct {
+	deadline int64         // in Unix nanoseconds; 0: none but the parent's
+	done     chan struct{} // made by the first Done
+	err      error         // the first cause, once ended
+	w        *watch        // made only once something watches the ctx
+}
+
+// watch is what a ctx needs only once something watches it. Out of line,
+// so that a ctx nobody watches stays small.
+type watch struct {
+	stop   func() bool // the watch on the parent
+	timer  *time.Timer // the deadline's
+	target *target     // what the timer ends
+	funcs  map[*func()]struct{}
+}
+
+// target is what a deadline's timer ends, emptied once the timer is
+// stopped: a stopped timer can stay in the runtime's timer heap, its
+// function reachable, until it would have fired, and an owner (a task)
+// may point to what must not stay reachable that long (its executor).
+type target struct {
+	mu sync.Mutex
+	o  Owner
+}
+
+// SetDeadline gives the ctx a deadline of its own, in Unix nanoseconds,
+// before anyone uses it.
+func (s *State) SetDeadline(unixNano int64) { s.deadline = unixNano }
+
+// watchLocked returns the watch state, making it.
+func (s *State) watchLocked() *watch {
+	if s.w == nil {
+		s.w = &watch{}
+	}
+	return s.w
+}
+
+// Deadline is context.Context's: the earlier of the parent's and the ctx's
+// own.
+func Deadline(o Owner) (time.Time, bool) {
+	pd, ok := o.Parent().Deadline()
+	d := o.Lazy().deadline // set before use, never changed: no lock
+	if d == 0 || (ok && pd.UnixNano() < d) {
+		return pd, ok
+	}
+	return time.Unix(0, d), true
+}
+
+// Done is context.Context's. The first call makes the channel and arms
+// the watches on the parent and the deadline.
+func Done(o Owner) <-chan struct{} {
+	s := o.Lazy()
+	o.Lock()
+	done := s.done
+	if done != nil {
+		o.Unlock()
+		return done
+	}
+	done = make(chan struct{})
+	s.done = done
+	p := o.Parent()
+	if s.err == nil {
+		if err := p.Err(); err != nil {
+			// The parent ended before anyone looked: that ends the ctx
+			// (outside the lock), and so closes done.
+			o.Unlock()
+			o.ParentEnded(err)
+			return done
+		}
+		s.err = s.expired()
+	}
+	if s.err != nil {
+		close(done)
+		o.Unlock()
+		return done
+	}
+	if p.Done() != nil {
+		s.watchLocked().stop = context.AfterFunc(p, func() { o.ParentEnded(p.Err()) })
+	}
+	if s.deadline != 0 {
+		w := s.watchLocked()
+		w.target = &target{o: o}
+		tg := w.target
+		w.timer = time.AfterFunc(time.Until(time.Unix(0, s.deadline)), func() {
+			tg.mu.Lock()
+			o := tg.o
+			tg.mu.Unlock()
+			if o != nil {
+				Cancel(o, context.DeadlineExceeded)
+			}
+		})
+	}
+	o.Unlock()
+	return done
+}
+
+// expired reports whether the ctx's own deadline has passed. The deadline
+// is set before use and never changed: no lock.
+func (s *State) expired() error {
+	if s.deadline != 0 && time.Now().UnixNano() >= s.deadline {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// Err is context.Context's. A cause seen before its watch fired (the
+// parent ended, the deadline passed) ends the ctx now, callbacks included.
+func Err(o Owner) error {
+	s := o.Lazy()
+	o.Lock()
+	err := s.err
+	o.Unlock()
+	if err != nil {
+		return err
+	}
+	if perr := o.Parent().Err(); perr != nil {
+		o.ParentEnded(perr)
+	} else if err := s.expired(); err != nil {
+		Cancel(o, err)
+	} else {
+		return nil
+	}
+	o.Lock()
+	err = s.err
+	o.Unlock()
+	return err
+}
+
+// AfterFunc is the method the context package looks for: contexts derived
+// from the ctx register f here, to run once it ends; stop unregisters it.
+func AfterFunc(o Owner, f func()) (stop func() bool) {
+	Done(o) // arms the watches on the parent and the deadline
+	s := o.Lazy()
+	o.Lock()
+	if s.err != nil {
+		o.Unlock()
+		// Not in this goroutine: callers may hold their own lock here.
+		go f()
+		return func() bool { return false }
+	}
+	w := s.watchLocked()
+	if w.funcs == nil {
+		w.funcs = map[*func()]struct{}{}
+	}
+	key := &f
+	w.funcs[key] = struct{}{}
+	o.Unlock()
+	return func() bool {
+		o.Lock()
+		defer o.Unlock()
+		_, ok := w.funcs[key]
+		delete(w.funcs, key)
+		return ok
+	}
+}
+
+// Cancel ends the ctx with err, unless it has ended (the first cause
+// wins), and runs the callbacks registered with AfterFunc, outside the
+// lock.
+func Cancel(o Owner, err error) {
+	s := o.Lazy()
+	o.Lock()
+	if s.err != nil {
+		o.Unlock()
+		return
+	}
+	s.err = err
+	if s.done != nil {
+		close(s.done)
+	}
+	var fns map[*func()]struct{}
+	if w := s.w; w != nil {
+		fns, w.funcs = w.funcs, nil
+	}
+	o.Unlock()
+	for f := range fns {
+		(*f)()
+	}
+}
+
+// Release stops the watches on the parent and the deadline, once the ctx's
+// work has returned: nothing ends the ctx after that but Cancel, and
+// contexts derived from it that outlive the work are on their own, as
+// with a standard ctx.
+func Release(o Owner) {
+	s := o.Lazy()
+	o.Lock()
+	w := s.w
+	s.w = nil
+	o.Unlock()
+	if w == nil {
+		return
+	}
+	if w.stop != nil {
+		w.stop()
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+		w.target.mu.Lock()
+		w.target.o = nil
+		w.target.mu.Unlock()
+	}
+}

@@ -1,0 +1,188 @@
+package lazyctx
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// owner is a minimal Owner: a ctx whose parent's end ends it alone, as a
+// worker's job's does.
+type owner struct {
+	mu     sync.Mutex
+	s      State
+	parent context.Context
+}
+
+func (o *owner) Parent() context.Context { return o.parent }
+func (o *owner) Lazy() *State            { return &o.s }
+func (o *owner) Lock()                   { o.mu.Lock() }
+func (o *owner) Unlock()                 { o.mu.Unlock() }
+func (o *owner) ParentEnded(err error)   { Cancel(o, err) }
+
+// ctx is the owner as a context.Context, made with this package.
+type ctx owner
+
+func (c *ctx) o() *owner                             { return (*owner)(c) }
+func (c *ctx) Deadline() (time.Time, bool)           { return Deadline(c.o()) }
+func (c *ctx) Done() <-chan struct{}                 { return Done(c.o()) }
+func (c *ctx) Err() error                            { return Err(c.o()) }
+func (c *ctx) Value(key any) any                     { return c.parent.Value(key) }
+func (c *ctx) AfterFunc(f func()) (stop func() bool) { return AfterFunc(c.o(), f) }
+
+func newCtx(parent context.Context, deadline time.Duration) *ctx {
+	c := &ctx{parent: parent}
+	if deadline != 0 {
+		c.s.SetDeadline(time.Now().Add(deadline).UnixNano())
+	}
+	return c
+}
+
+// ended waits for done, failing the test after 5 s.
+func ended(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the ctx did not end")
+	}
+}
+
+func TestNothingIsMadeUntilWatched(t *testing.T) {
+	c := newCtx(context.Background(), time.Hour)
+	if err := c.Err(); err != nil {
+		t.Fatalf("Err = %v", err)
+	}
+	if d, ok := c.Deadline(); !ok || time.Until(d) < 59*time.Minute {
+		t.Fatalf("Deadline = %v, %v", d, ok)
+	}
+	if c.s.done != nil || c.s.w != nil {
+		t.Fatal("Err and Deadline made a channel or a watch")
+	}
+	done := c.Done()
+	if c.s.w == nil || c.s.w.timer == nil {
+		t.Fatal("Done armed no deadline timer")
+	}
+	if c.Done() != done {
+		t.Fatal("a second Done made another channel")
+	}
+	Release(c.o())
+	if c.s.w != nil {
+		t.Fatal("Release kept the watch")
+	}
+}
+
+// TestEnds: each way the ctx ends, seen through Done, Err and a derived
+// ctx, whether it was watched before or not.
+func TestEnds(t *testing.T) {
+	tests := []struct {
+		name    string
+		make    func(t *testing.T) (*ctx, func()) // the ctx and what ends it
+		want    error
+		watched bool // Done called before the end
+	}{
+		{"Cancel", func(t *testing.T) (*ctx, func()) {
+			c := newCtx(context.Background(), 0)
+			return c, func() { Cancel(c.o(), context.Canceled) }
+		}, context.Canceled, true},
+		{"the parent ends, watched", func(t *testing.T) (*ctx, func()) {
+			p, cancel := context.WithCancel(context.Background())
+			return newCtx(p, 0), cancel
+		}, context.Canceled, true},
+		{"the parent ends, unwatched", func(t *testing.T) (*ctx, func()) {
+			p, cancel := context.WithCancel(context.Background())
+			return newCtx(p, 0), cancel
+		}, context.Canceled, false},
+		{"its deadline passes, watched", func(t *testing.T) (*ctx, func()) {
+			return newCtx(context.Background(), 20*time.Millisecond), func() {}
+		}, context.DeadlineExceeded, true},
+		{"its deadline passed, unwatched", func(t *testing.T) (*ctx, func()) {
+			return newCtx(context.Background(), -time.Millisecond), func() {}
+		}, context.DeadlineExceeded, false},
+		{"the parent's deadline passes", func(t *testing.T) (*ctx, func()) {
+			p, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			t.Cleanup(cancel)
+			return newCtx(p, time.Hour), func() {}
+		}, context.DeadlineExceeded, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, end := tt.make(t)
+			defer Release(c.o())
+			var derived context.Context
+			var stop context.CancelFunc
+			if tt.watched {
+				c.Done()
+				derived, stop = context.WithCancel(c)
+				defer stop()
+			}
+			end()
+			if !tt.watched {
+				// Err sees the end first; Done then is closed already.
+				if err := c.Err(); !errors.Is(err, tt.want) {
+					t.Fatalf("Err = %v, want %v", err, tt.want)
+				}
+			}
+			ended(t, c.Done())
+			if err := c.Err(); !errors.Is(err, tt.want) {
+				t.Fatalf("Err = %v, want %v", err, tt.want)
+			}
+			if derived != nil {
+				ended(t, derived.Done())
+			}
+		})
+	}
+}
+
+func TestTheFirstCauseWins(t *testing.T) {
+	c := newCtx(context.Background(), 0)
+	Cancel(c.o(), context.DeadlineExceeded)
+	Cancel(c.o(), context.Canceled)
+	if err := c.Err(); err != context.DeadlineExceeded {
+		t.Fatalf("Err = %v, want the first cause", err)
+	}
+}
+
+func TestAfterFunc(t *testing.T) {
+	c := newCtx(context.Background(), 0)
+	ran := make(chan struct{})
+	stopped := c.AfterFunc(func() { t.Error("a stopped callback ran") })
+	if !stopped() {
+		t.Fatal("stop of a registered callback returned false")
+	}
+	if stopped() {
+		t.Fatal("a second stop returned true")
+	}
+	c.AfterFunc(func() { close(ran) })
+	Cancel(c.o(), context.Canceled)
+	ended(t, ran)
+	// Registered once the ctx has ended, a callback runs at once, in a
+	// goroutine of its own.
+	late := make(chan struct{})
+	if c.AfterFunc(func() { close(late) })() {
+		t.Fatal("stop after the end returned true")
+	}
+	ended(t, late)
+}
+
+// TestReleaseEmptiesTheTimersTarget: a stopped timer may stay in the
+// runtime's heap until it would have fired; its function must not reach
+// the owner then.
+func TestReleaseEmptiesTheTimersTarget(t *testing.T) {
+	c := newCtx(context.Background(), time.Hour)
+	c.Done()
+	tg := c.s.w.target
+	Release(c.o())
+	tg.mu.Lock()
+	o := tg.o
+	tg.mu.Unlock()
+	if o != nil {
+		t.Fatal("the stopped timer's target still holds its owner")
+	}
+}
