@@ -17,6 +17,7 @@ package lazyctx
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,7 +41,10 @@ type State struct {
 	deadline int64         // in Unix nanoseconds; 0: none but the parent's
 	done     chan struct{} // made by the first Done
 	err      error         // the first cause, once ended
-	w        *watch        // made only once something watches the ctx
+	// w is made only once something watches the ctx. Written under the
+	// owner's lock; atomic so that Release, once per work, can see that
+	// nothing watched it without taking the lock.
+	w atomic.Pointer[watch]
 }
 
 // watch is what a ctx needs only once something watches it. Out of line,
@@ -67,10 +71,12 @@ func (s *State) SetDeadline(unixNano int64) { s.deadline = unixNano }
 
 // watchLocked returns the watch state, making it.
 func (s *State) watchLocked() *watch {
-	if s.w == nil {
-		s.w = &watch{}
+	w := s.w.Load()
+	if w == nil {
+		w = &watch{}
+		s.w.Store(w)
 	}
-	return s.w
+	return w
 }
 
 // Deadline is context.Context's: the earlier of the parent's and the ctx's
@@ -207,7 +213,7 @@ func Cancel(o Owner, err error) {
 		close(s.done)
 	}
 	var fns map[*func()]struct{}
-	if w := s.w; w != nil {
+	if w := s.w.Load(); w != nil {
 		fns, w.funcs = w.funcs, nil
 	}
 	o.Unlock()
@@ -222,9 +228,14 @@ func Cancel(o Owner, err error) {
 // with a standard ctx.
 func Release(o Owner) {
 	s := o.Lazy()
+	if s.w.Load() == nil {
+		// Nothing watched the ctx: the common case, without the lock. A
+		// Done racing this, from a goroutine the work left behind, arms
+		// watches nothing stops, as one after the lock would.
+		return
+	}
 	o.Lock()
-	w := s.w
-	s.w = nil
+	w := s.w.Swap(nil)
 	o.Unlock()
 	if w == nil {
 		return

@@ -62,18 +62,18 @@ func TestNothingIsMadeUntilWatched(t *testing.T) {
 	if d, ok := c.Deadline(); !ok || time.Until(d) < 59*time.Minute {
 		t.Fatalf("Deadline = %v, %v", d, ok)
 	}
-	if c.s.done != nil || c.s.w != nil {
+	if c.s.done != nil || c.s.w.Load() != nil {
 		t.Fatal("Err and Deadline made a channel or a watch")
 	}
 	done := c.Done()
-	if c.s.w == nil || c.s.w.timer == nil {
+	if c.s.w.Load() == nil || c.s.w.Load().timer == nil {
 		t.Fatal("Done armed no deadline timer")
 	}
 	if c.Done() != done {
 		t.Fatal("a second Done made another channel")
 	}
 	Release(c.o())
-	if c.s.w != nil {
+	if c.s.w.Load() != nil {
 		t.Fatal("Release kept the watch")
 	}
 }
@@ -177,7 +177,7 @@ func TestAfterFunc(t *testing.T) {
 func TestReleaseEmptiesTheTimersTarget(t *testing.T) {
 	c := newCtx(context.Background(), time.Hour)
 	c.Done()
-	tg := c.s.w.target
+	tg := c.s.w.Load().target
 	Release(c.o())
 	tg.mu.Lock()
 	o := tg.o
