@@ -38,12 +38,9 @@ func (f *Future[R]) Get(ctx context.Context) (R, error) {
 		return zero, errors.New("aplex: Get: nil context")
 	}
 	if !f.t.finished() {
-		f.t.readFor(ctx)
-		select {
-		case <-f.t.doneCh():
-		case <-ctx.Done():
+		if err := f.t.wait(ctx); err != nil {
 			var zero R
-			return zero, ctx.Err()
+			return zero, err
 		}
 	}
 	if f.t.err != nil {

@@ -41,7 +41,8 @@ type runner interface {
 // task is the untyped core of one dispatch unit (a work or a Map chunk). It
 // lives inside the typed object, so a Submit costs one allocation for the
 // task, future and argument together; the done channel is made only when
-// someone waits before the work has finished.
+// someone asks for it (Done, a remote task's Get) before the work has
+// finished: an in-process task's Get parks on a pooled node (wait).
 type task struct {
 	ex    *Executor // its executor (ex.c the core), kept reachable while busy: see newExecutor
 	r     runner
@@ -143,11 +144,18 @@ func (t *task) finish(err error, cancelled bool) {
 			r.Interrupt(done) // a Get reading for t stops (if it did not end t itself)
 		}
 	}
-	// In the order they were registered.
+	// Parked Gets first, as a closed done channel wakes its waiters before
+	// the callbacks run; then the callbacks in the order they were
+	// registered. A woken Get reuses its node: next is read before the wake.
 	var order *callback
 	for cbs != nil {
 		next := cbs.next
-		cbs.next, order = order, cbs
+		if cbs.wake != nil {
+			cbs.next = nil
+			cbs.wake <- struct{}{}
+		} else {
+			cbs.next, order = order, cbs
+		}
 		cbs = next
 	}
 	for ; order != nil; order = order.next {
@@ -155,10 +163,80 @@ func (t *task) finish(err error, cancelled bool) {
 	}
 }
 
-// callback is one function to run once a task is done, in a list.
+// callback is one function to run once a task is done, in a list, or,
+// with wake set, one Get to wake (parked).
 type callback struct {
 	fn   func()
 	next *callback
+	wake chan struct{} // capacity 1; a parked Get's (parkedGets), fn nil
+}
+
+// parkedGets keeps the nodes of Gets that parked, each with its channel:
+// a Get that must wait for an in-process work (a collecting loop does so
+// for about half the works of a fan-out) would otherwise make a done
+// channel per future, and the collector pays for those allocations.
+var parkedGets = sync.Pool{New: func() any { return &callback{wake: make(chan struct{}, 1)} }}
+
+// testHookGetParks, set by tests before any Get, is called as a Get parks
+// on an in-process task.
+var testHookGetParks func(*task)
+
+// wait waits until t has finished or ctx is done (then returns ctx.Err()),
+// reading t's worker's replies meanwhile if t is remote and nobody else
+// does.
+func (t *task) wait(ctx context.Context) error {
+	if t.rj != nil {
+		t.readFor(ctx)
+		select {
+		case <-t.doneCh():
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n := parkedGets.Get().(*callback)
+	t.mu.Lock()
+	if t.fired {
+		t.mu.Unlock()
+		parkedGets.Put(n)
+		return nil
+	}
+	n.next, t.callbacks = t.callbacks, n
+	t.mu.Unlock()
+	if testHookGetParks != nil {
+		testHookGetParks(t)
+	}
+	done := ctx.Done()
+	if done == nil {
+		<-n.wake
+		parkedGets.Put(n)
+		return nil
+	}
+	select {
+	case <-n.wake:
+		parkedGets.Put(n)
+		return nil
+	case <-done:
+	}
+	t.mu.Lock()
+	unlinked := t.unlinkLocked(n)
+	t.mu.Unlock()
+	if unlinked {
+		parkedGets.Put(n)
+	} // else finish has taken the list and will wake n: n is left to the collector
+	return ctx.Err()
+}
+
+// unlinkLocked removes n from t's callbacks; false if it is not there
+// (finish has taken them). t.mu is held.
+func (t *task) unlinkLocked(n *callback) bool {
+	for p := &t.callbacks; *p != nil; p = &(*p).next {
+		if *p == n {
+			*p, n.next = n.next, nil
+			return true
+		}
+	}
+	return false
 }
 
 // finished reports whether the outcome is published.
