@@ -143,10 +143,10 @@ func TestRemoteChunkCarriesItsJob(t *testing.T) {
 	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
 	var ch *chunk[int, int]
 	allocs := testing.AllocsPerRun(50, func() { ch = newChunk(w, 1, 1, true) })
-	if allocs != 1 || ch.t.rj == nil {
-		t.Fatalf("a remote chunk of one: %.0f allocations, job %p; want 1 with its job", allocs, ch.t.rj)
+	if allocs != 1 || ch.t.rjob() == nil {
+		t.Fatalf("a remote chunk of one: %.0f allocations, job %p; want 1 with its job", allocs, ch.t.rjob())
 	}
-	if local := newChunk(w, 1, 1, false); local.t.rj != nil {
+	if local := newChunk(w, 1, 1, false); local.t.rjob() != nil {
 		t.Fatal("a chunk for goroutine workers carries a remote job")
 	}
 }

@@ -20,6 +20,9 @@ type callConfig struct {
 	progress  func(Progress) // OnProgress
 	mapOnly   string         // name of a Map-only option given
 	remote    string         // name of a process-and-cluster option given
+	// extra holds meta and deadline for the call's tasks (task.x), nil
+	// when neither is set.
+	extra *taskExtra
 }
 
 func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
@@ -34,6 +37,9 @@ func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
 	}
 	if !forMap && cc.mapOnly != "" {
 		return cc, fmt.Errorf("aplex: %s applies to Map and MapUnordered only", cc.mapOnly)
+	}
+	if cc.meta != nil || cc.deadline != 0 {
+		cc.extra = &taskExtra{meta: cc.meta, deadline: cc.deadline}
 	}
 	return cc, nil
 }

@@ -45,7 +45,7 @@ func newChunk[A, R any](w *Work[A, R], size, hint int, remote bool) *chunk[A, R]
 	var ch *chunk[A, R]
 	if remote {
 		rc := &remoteChunk[A, R]{chunk: chunk[A, R]{work: w}}
-		rc.t.rj = &rc.rj
+		rc.t.setRemoteJob(&rc.rj)
 		ch = &rc.chunk
 	} else {
 		ch = &chunk[A, R]{work: w}

@@ -421,7 +421,7 @@ func pickGuarded(lb LoadBalancer, view Workers, meta any) (i int) {
 // keep is set: then dispatchLocked returns true and the caller runs t in
 // its own goroutine.
 func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
-	w := c.pickLocked(t.meta)
+	w := c.pickLocked(t.meta())
 	t.w = w
 	w.load.Add(1)
 	c.running.Add(1)
@@ -432,7 +432,7 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 		t.watch()
 		t.watch = nil
 	}
-	if t.ob != nil { // before the state: a Cancel may end it once running
+	if t.ob() != nil { // before the state: a Cancel may end it once running
 		c.observeStarted(t, w)
 	}
 	t.state.Store(stRunning)
@@ -532,8 +532,8 @@ func (c *core) watchUnwatchedLocked() {
 func (c *core) runOne(t *task) (next *task) {
 	w := t.w
 	if t.state.Load() == stRunning {
-		if t.deadlineD > 0 {
-			t.lc.SetDeadline(time.Now().Add(t.deadlineD).UnixNano())
+		if d := t.deadlineD(); d > 0 {
+			t.lc.SetDeadline(time.Now().Add(d).UnixNano())
 		}
 		wc := t.workContext()
 		returned := false

@@ -134,7 +134,7 @@ func TestOutstandingIsTheJobTable(t *testing.T) {
 	if !slices.Equal(got, ids[1:]) || !slices.Equal(cancelled, ids[1:2]) {
 		t.Errorf("Outstanding = jobs %v, cancelled %v; want jobs %v, cancelled %v", got, cancelled, ids[1:], ids[1:2])
 	}
-	if len(jobs) > 0 && jobs[0] == &fs[1].t.rj.job {
+	if len(jobs) > 0 && jobs[0] == &fs[1].t.rjob().job {
 		t.Error("Outstanding returned the core's own job, not a copy")
 	}
 	if jobs, cancelled := tr.sink.Outstanding(&handWorker{}); jobs != nil || cancelled != nil {

@@ -502,13 +502,13 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	vctx := c.observeQueued(&ch.t, m.ctx, len(args)) // m.ctx without an observer
 	if c.be.wire() {
 		h := m.header
-		if ch.t.ob != nil { // the observer's values (a span) for this chunk
+		if ch.t.ob() != nil { // the observer's values (a span) for this chunk
 			var err error
 			if h, err = header(vctx); err != nil {
 				return m.fail(c.rejected(&ch.t, err))
 			}
 		}
-		rj := ch.t.rj // newChunk's
+		rj := ch.t.rjob() // newChunk's
 		var enc [][]byte
 		var err error
 		if len(args) == 1 {

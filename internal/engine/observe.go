@@ -256,6 +256,13 @@ type taskObs struct {
 	attempt int
 }
 
+// observedExtra is an observed task's taskExtra and taskObs, in one
+// allocation.
+type observedExtra struct {
+	taskExtra
+	obs taskObs
+}
+
 // observeQueued reports t (initialised) queued and returns the ctx for its
 // values: the one the observer returned, or parent without an observer.
 // Small enough to inline: without an observer it is a nil check.
@@ -267,8 +274,13 @@ func (c *core) observeQueued(t *task, parent context.Context, items int) context
 }
 
 func (c *core) queued(t *task, parent context.Context, items int) context.Context {
-	o := &taskObs{items: items, queued: time.Now()}
-	t.ob = o
+	x := &observedExtra{obs: taskObs{items: items, queued: time.Now()}}
+	if t.x != nil {
+		x.meta, x.deadline, x.rj = t.x.meta, t.x.deadline, t.x.rj
+	}
+	o := &x.obs
+	x.ob = o
+	t.x = &x.taskExtra
 	ctx := c.obs.ObserveWork(parent, WorkEvent{Kind: WorkQueued, Executor: c.cfg.kind.String(), Work: t.r.name(), Items: items})
 	if ctx == nil {
 		ctx = parent
@@ -278,9 +290,9 @@ func (c *core) queued(t *task, parent context.Context, items int) context.Contex
 }
 
 // observeStarted reports t dispatched to w. Under core.mu; the call site
-// checks t.ob first.
+// checks t.ob() first.
 func (c *core) observeStarted(t *task, w *worker) {
-	o := t.ob
+	o := t.ob()
 	o.started = time.Now()
 	o.worker, o.slot, o.pid = w.name, w.slot, int(w.stats.pid.Load())
 	o.attempt++
@@ -296,10 +308,10 @@ func (c *core) observeStarted(t *task, w *worker) {
 type itemFailer interface{ itemErr() error }
 
 // observeFinished reports t ended with its outcome; rejected marks a work
-// Submit refused after it was reported queued. The call site checks t.ob
+// Submit refused after it was reported queued. The call site checks t.ob()
 // first.
 func (c *core) observeFinished(t *task, err error, cancelled, rejected bool) {
-	o := t.ob
+	o := t.ob()
 	now := time.Now()
 	e := WorkEvent{Kind: WorkFinished, Executor: c.cfg.kind.String(), Work: t.r.name(), Items: o.items, Err: err}
 	switch {
@@ -329,7 +341,7 @@ func (c *core) observeFinished(t *task, err error, cancelled, rejected bool) {
 // rejected reports a work that was reported queued and then refused, and
 // returns err.
 func (c *core) rejected(t *task, err error) error {
-	if t.ob != nil {
+	if t.ob() != nil {
 		c.observeFinished(t, err, false, true)
 	}
 	return err

@@ -15,30 +15,30 @@ import (
 // sendLocked assigns t a job id and hands it to w's transport.
 func (c *core) sendLocked(w *worker, t *task) {
 	c.nextID++
-	t.rj.job.ID = c.nextID
-	c.jobs[t.rj.job.ID] = t
-	t.rj.job.Timeout = 0
+	t.rjob().job.ID = c.nextID
+	c.jobs[t.rjob().job.ID] = t
+	t.rjob().job.Timeout = 0
 	if left, ok := t.timeLeft(); ok {
 		// Enforced by the worker, which gets the time left (not an instant:
 		// a cluster's clocks may differ); past the kill grace, by killing it.
-		t.rj.job.Timeout = left
+		t.rjob().job.Timeout = left
 		if left <= 0 {
-			t.rj.job.Timeout = -1 // passed already; 0 would mean none
+			t.rjob().job.Timeout = -1 // passed already; 0 would mean none
 		}
-		t.rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
+		t.rjob().killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
 	}
 	if t.parent.Done() != nil {
 		t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
 	}
-	t.rj.send[0] = &t.rj.job
-	t.rj.on.Store(w)
+	t.rjob().send[0] = &t.rjob().job
+	t.rjob().on.Store(w)
 	if c.holdSends && w.holder != nil && c.held == nil && w.holder.Hold() {
 		// A Submit's own dispatch, and the worker agreed (xport.Holder):
 		// the Submit writes the job itself once it has let the lock go,
 		// sparing a round trip a thread wake-up.
 		c.held = w.holder
 	}
-	w.conn.Send(t.rj.send[:])
+	w.conn.Send(t.rjob().send[:])
 	// A job budget (WithRecycleAfter) is a hard bound: the worker leaves the
 	// balancer's view with its last job, here under the lock, rather than
 	// when the transport notices, by which time a burst has overshot it.
@@ -62,8 +62,8 @@ func (t *task) timeLeft() (time.Duration, bool) {
 	if has {
 		left = time.Until(pd)
 	}
-	if t.deadlineD > 0 && (!has || t.deadlineD < left) {
-		return t.deadlineD, true
+	if d := t.deadlineD(); d > 0 && (!has || d < left) {
+		return d, true
 	}
 	return left, has
 }
@@ -72,14 +72,14 @@ func (t *task) timeLeft() (time.Duration, bool) {
 func (c *core) cancelRemote(t *task) {
 	c.mu.Lock()
 	defer c.unlock()
-	if c.jobs[t.rj.job.ID] != t {
+	if c.jobs[t.rjob().job.ID] != t {
 		return // already answered
 	}
-	t.w.conn.Cancel([]uint64{t.rj.job.ID})
-	if t.rj.killTimer != nil {
-		t.rj.killTimer.Stop()
+	t.w.conn.Cancel([]uint64{t.rjob().job.ID})
+	if t.rjob().killTimer != nil {
+		t.rjob().killTimer.Stop()
 	}
-	t.rj.killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
+	t.rjob().killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
 }
 
 // armKill kills t's worker if t still runs after d: a work that ignores its
@@ -92,13 +92,13 @@ func (c *core) cancelRemote(t *task) {
 // cleanup never closing it (TestFinishedTimedWorksDoNotKeepTheirExecutorReachable).
 // Job ids are never reused, so the id names t alone.
 func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
-	id := t.rj.job.ID
+	id := t.rjob().job.ID
 	return time.AfterFunc(d, func() {
 		c.mu.Lock()
 		var conn xport.Worker
 		var name string
 		if t := c.jobs[id]; t != nil {
-			conn, name = t.w.conn, t.rj.job.Name
+			conn, name = t.w.conn, t.rjob().job.Name
 		}
 		c.unlock()
 		if conn != nil {

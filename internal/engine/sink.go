@@ -168,9 +168,9 @@ func (c *core) requeueLocked(t *task) {
 }
 
 func (c *core) stopTimers(t *task) {
-	if t.rj.killTimer != nil {
-		t.rj.killTimer.Stop()
-		t.rj.killTimer = nil
+	if t.rjob().killTimer != nil {
+		t.rjob().killTimer.Stop()
+		t.rjob().killTimer = nil
 	}
 	if t.watch != nil {
 		t.watch()
@@ -209,7 +209,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	held := w.runningTasks()
 	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head
 		t := held[i]
-		delete(c.jobs, t.rj.job.ID)
+		delete(c.jobs, t.rjob().job.ID)
 		c.stopTimers(t)
 		c.releaseLocked(w, t)
 		if t.retries > 0 && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {
@@ -248,15 +248,15 @@ func (c *core) Outstanding(conn xport.Worker) (jobs []*wire.Job, cancelled []uin
 	held := w.runningTasks()
 	copies := make([]wire.Job, 0, len(held))
 	for _, t := range held {
-		if c.jobs[t.rj.job.ID] != t {
+		if c.jobs[t.rjob().job.ID] != t {
 			continue // answered: Done is delivering it
 		}
-		copies = append(copies, t.rj.job)
+		copies = append(copies, t.rjob().job)
 		// A future ends while its job is in the table only by a cancel (a
 		// result or a Lost takes the job out first), and cancelRemote
 		// sends the worker a Cancel.
 		if t.state.Load() != stRunning {
-			cancelled = append(cancelled, t.rj.job.ID)
+			cancelled = append(cancelled, t.rjob().job.ID)
 		}
 	}
 	slices.SortFunc(copies, func(a, b wire.Job) int { return cmp.Compare(a.ID, b.ID) })

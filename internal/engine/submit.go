@@ -73,7 +73,7 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 	if ex.c.be.wire() {
 		rc = &remoteCall[A, R]{call: call[A, R]{work: w, arg: arg}}
 		c = &rc.call
-		c.t.rj = &rc.rj
+		c.t.setRemoteJob(&rc.rj)
 	} else {
 		c = &call[A, R]{work: w, arg: arg}
 	}

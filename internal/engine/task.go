@@ -49,7 +49,8 @@ type task struct {
 	state atomic.Uint32
 	// retries is the number of resends left (Retry), an int16 packed with
 	// the two flags beside state: the task's layout keeps a Submit's
-	// allocation (the task inside the call) in the 224-byte size class.
+	// allocation (the task inside the call) in the 192-byte size class
+	// (TestSubmitAllocationStaysInItsSizeClass).
 	retries   int16
 	cancelled bool // the outcome: written before state becomes stFinished
 	fired     bool // guarded by mu: the callbacks ran or are running
@@ -57,11 +58,10 @@ type task struct {
 	// Set under the executor lock (prev and next: under the lock of the
 	// list they are in, the executor's queue or the worker's running list).
 	prev, next *task
-	w          *worker // the worker it was dispatched to
-	meta       any
+	w          *worker         // the worker it was dispatched to
 	parent     context.Context // the caller's ctx
-	deadlineD  time.Duration   // per-work deadline, from dispatch
 	watch      func() bool     // stops the watch on parent while queued or remote
+	x          *taskExtra      // nil unless Meta, Deadline or an observer
 
 	// The outcome; written before state becomes stFinished.
 	err error
@@ -74,9 +74,52 @@ type task struct {
 	// with the call's Deadline. Its values come from the caller's ctx, then
 	// the worker's (w.ctx).
 	lc lazyctx.State
+}
 
-	rj *remoteJob // remote executors only
-	ob *taskObs   // with an observer only (observe.go)
+// taskExtra is what only some tasks need, out of line: a Submit of a
+// task with an int argument and result is then one allocation in the
+// 192-byte size class rather than 224 (a fan-out's CPU follows the bytes
+// it allocates). Without an observer, the in-process tasks of one call
+// share the call's (callConfig.extra); a remote task has its own, in its
+// remoteJob (init); an observed task too, made with its taskObs
+// (observe.go).
+type taskExtra struct {
+	meta     any           // Meta
+	deadline time.Duration // Deadline(d), from dispatch
+	ob       *taskObs      // with an observer only
+	rj       *remoteJob    // remote executors only
+}
+
+// meta returns the call's Meta value, nil if none.
+func (t *task) meta() any {
+	if t.x == nil {
+		return nil
+	}
+	return t.x.meta
+}
+
+// deadlineD returns the call's per-work Deadline, 0 if none.
+func (t *task) deadlineD() time.Duration {
+	if t.x == nil {
+		return 0
+	}
+	return t.x.deadline
+}
+
+// rjob returns the task's remote job, nil for an in-process task.
+func (t *task) rjob() *remoteJob {
+	if t.x == nil {
+		return nil
+	}
+	return t.x.rj
+}
+
+// ob returns the task's observer state, nil without an observer.
+func (t *task) ob() *taskObs {
+	if t.x == nil {
+		return nil
+	}
+	return t.x.ob
 }
 
 // remoteJob is what a remote executor keeps per task.
@@ -88,6 +131,14 @@ type remoteJob struct {
 	// on is the worker it was last sent to, for a waiter to read its
 	// replies (xport.Reader); set under core.mu, read without it.
 	on atomic.Pointer[worker]
+	x  taskExtra // the task's taskExtra, whose rj points back here
+}
+
+// setRemoteJob makes t a remote task whose job is rj, both in one
+// allocation (remoteCall, remoteChunk), before init.
+func (t *task) setRemoteJob(rj *remoteJob) {
+	rj.x.rj = rj
+	t.x = &rj.x
 }
 
 // closedChan is the Done channel of futures that ended before anyone asked.
@@ -96,8 +147,15 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConfig) {
 	t.ex, t.r = ex, r
 	t.parent = parent
-	t.meta = cc.meta
-	t.deadlineD = cc.deadline
+	if rj := t.rjob(); rj != nil {
+		// A remote task's taskExtra is its own (setRemoteJob).
+		rj.x.meta, rj.x.deadline = nil, 0
+		if cc.extra != nil {
+			rj.x.meta, rj.x.deadline = cc.extra.meta, cc.extra.deadline
+		}
+	} else {
+		t.x = cc.extra
+	}
 	t.retries = int16(cc.retries) // at most maxRetries (Retry)
 }
 
@@ -126,7 +184,7 @@ func (t *task) settleReturned() bool {
 func (t *task) finish(err error, cancelled bool) {
 	t.err, t.cancelled = err, cancelled
 	countOutcome(t, err, cancelled)
-	if t.ob != nil { // before the future ends: its waiters see the event done
+	if t.ob() != nil { // before the future ends: its waiters see the event done
 		t.ex.c.observeFinished(t, err, cancelled, false)
 	}
 	t.mu.Lock()
@@ -185,7 +243,7 @@ var testHookGetParks func(*task)
 // reading t's worker's replies meanwhile if t is remote and nobody else
 // does.
 func (t *task) wait(ctx context.Context) error {
-	if t.rj != nil {
+	if t.rjob() != nil {
 		t.readFor(ctx)
 		select {
 		case <-t.doneCh():
@@ -288,10 +346,10 @@ func (t *task) onDoneNode(n *callback) {
 // reader returns the worker whose replies a waiter for t may read, nil if
 // none (an in-process task, a transport without xport.Reader).
 func (t *task) reader() xport.Reader {
-	if t.rj == nil {
+	if t.rjob() == nil {
 		return nil
 	}
-	if w := t.rj.on.Load(); w != nil {
+	if w := t.rjob().on.Load(); w != nil {
 		return w.reader
 	}
 	return nil

@@ -51,8 +51,8 @@ func (c *workCtx) Err() error { return lazyctx.Err(c.owner()) }
 
 func (c *workCtx) Value(key any) any {
 	p := c.parent
-	if c.ob != nil {
-		p = c.ob.ctx // the observer's ctx, derived from parent (Observer)
+	if ob := (*task)(c).ob(); ob != nil {
+		p = ob.ctx // the observer's ctx, derived from parent (Observer)
 	}
 	if v := p.Value(key); v != nil {
 		return v
