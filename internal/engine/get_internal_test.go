@@ -48,7 +48,7 @@ func parkedOn(t *task) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for n := t.callbacks; n != nil; n = n.next {
-		if n.wake != nil {
+		if n.wake != nil && !n.closes {
 			return true
 		}
 	}

@@ -49,7 +49,7 @@ type task struct {
 	state atomic.Uint32
 	// retries is the number of resends left (Retry), an int16 packed with
 	// the two flags beside state: the task's layout keeps a Submit's
-	// allocation (the task inside the call) in the 192-byte size class
+	// allocation (the task inside the call) in the 176-byte size class
 	// (TestSubmitAllocationStaysInItsSizeClass).
 	retries   int16
 	cancelled bool // the outcome: written before state becomes stFinished
@@ -67,8 +67,7 @@ type task struct {
 	err error
 
 	mu        sync.Mutex // guards fired and the fields below
-	done      chan struct{}
-	callbacks *callback // newest first
+	callbacks *callback  // newest first; the done channel among them (doneCh)
 
 	// The in-process work's ctx (workctx.go): a view of the task itself,
 	// with the call's Deadline. Its values come from the caller's ctx, then
@@ -78,7 +77,7 @@ type task struct {
 
 // taskExtra is what only some tasks need, out of line: a Submit of a
 // task with an int argument and result is then one allocation in the
-// 192-byte size class rather than 224 (a fan-out's CPU follows the bytes
+// 176-byte size class rather than 224 (a fan-out's CPU follows the bytes
 // it allocates). Without an observer, the in-process tasks of one call
 // share the call's (callConfig.extra); a remote task has its own, in its
 // remoteJob (init); an observed task too, made with its taskObs
@@ -190,43 +189,47 @@ func (t *task) finish(err error, cancelled bool) {
 	t.mu.Lock()
 	t.state.Store(stFinished)
 	t.fired = true
-	done := t.done
-	if done != nil {
-		close(done)
-	}
 	cbs := t.callbacks
 	t.callbacks = nil
 	t.mu.Unlock()
+	// The done channel and the parked Gets first, then the callbacks in
+	// the order they were registered. A woken Get reuses its node: next
+	// is read before the wake.
+	var order *callback
+	var done chan struct{}
+	for cbs != nil {
+		next := cbs.next
+		switch {
+		case cbs.closes:
+			done = cbs.wake
+			close(done)
+		case cbs.wake != nil:
+			cbs.next = nil
+			cbs.wake <- struct{}{}
+		default:
+			cbs.next, order = order, cbs
+		}
+		cbs = next
+	}
 	if done != nil {
 		if r := t.reader(); r != nil {
 			r.Interrupt(done) // a Get reading for t stops (if it did not end t itself)
 		}
-	}
-	// Parked Gets first, as a closed done channel wakes its waiters before
-	// the callbacks run; then the callbacks in the order they were
-	// registered. A woken Get reuses its node: next is read before the wake.
-	var order *callback
-	for cbs != nil {
-		next := cbs.next
-		if cbs.wake != nil {
-			cbs.next = nil
-			cbs.wake <- struct{}{}
-		} else {
-			cbs.next, order = order, cbs
-		}
-		cbs = next
 	}
 	for ; order != nil; order = order.next {
 		order.fn()
 	}
 }
 
-// callback is one function to run once a task is done, in a list, or,
-// with wake set, one Get to wake (parked).
+// callback is one function to run once a task is done, in a list; or,
+// with wake set, one Get to wake (parked); or, with closes set too, the
+// task's done channel (doneCh), closed once it has finished, made only
+// when someone asks for it.
 type callback struct {
-	fn   func()
-	next *callback
-	wake chan struct{} // capacity 1; a parked Get's (parkedGets), fn nil
+	fn     func()
+	next   *callback
+	wake   chan struct{} // capacity 1, a parked Get's (parkedGets); or the done channel
+	closes bool          // wake is the done channel
 }
 
 // parkedGets keeps the nodes of Gets that parked, each with its channel:
@@ -320,10 +323,14 @@ func (t *task) doneCh() <-chan struct{} {
 	if t.fired {
 		return closedChan
 	}
-	if t.done == nil {
-		t.done = make(chan struct{})
+	for n := t.callbacks; n != nil; n = n.next {
+		if n.closes {
+			return n.wake
+		}
 	}
-	return t.done
+	n := &callback{wake: make(chan struct{}), closes: true}
+	n.next, t.callbacks = t.callbacks, n
+	return n.wake
 }
 
 // onDone runs cb once the task is done (at once if it is).

@@ -40,12 +40,26 @@ type Owner interface {
 type State struct {
 	deadline int64         // in Unix nanoseconds; 0: none but the parent's
 	done     chan struct{} // made by the first Done
-	err      error         // the first cause, once ended
-	// w is made only once something watches the ctx. Written under the
-	// owner's lock; atomic so that Release, once per work, can see that
-	// nothing watched it without taking the lock.
+	// w is made only once something watches the ctx (or it ends with a
+	// cause of its own). Written under the owner's lock; atomic so that
+	// Release, once per work, can see that nothing watched it without
+	// taking the lock.
 	w atomic.Pointer[watch]
+	// ended is the first cause, once ended: one of the standard errors,
+	// or another kept in w. A code rather than an error, so that the
+	// State fits its owner's size class (a task's: see internal/engine).
+	ended cause
 }
+
+// cause says how a ctx ended.
+type cause uint32
+
+const (
+	notEnded cause = iota
+	endedCanceled
+	endedDeadline
+	endedOther // w.err
+)
 
 // watch is what a ctx needs only once something watches it. Out of line,
 // so that a ctx nobody watches stays small.
@@ -54,6 +68,34 @@ type watch struct {
 	timer  *time.Timer // the deadline's
 	target *target     // what the timer ends
 	funcs  map[*func()]struct{}
+	err    error // the first cause, when it is not a standard error
+}
+
+// errLocked returns the first cause, nil while the ctx has not ended.
+func (s *State) errLocked() error {
+	switch s.ended {
+	case notEnded:
+		return nil
+	case endedCanceled:
+		return context.Canceled
+	case endedDeadline:
+		return context.DeadlineExceeded
+	default:
+		return s.w.Load().err
+	}
+}
+
+// endLocked records err as the cause; err is not nil.
+func (s *State) endLocked(err error) {
+	switch err {
+	case context.Canceled:
+		s.ended = endedCanceled
+	case context.DeadlineExceeded:
+		s.ended = endedDeadline
+	default:
+		s.watchLocked().err = err
+		s.ended = endedOther
+	}
 }
 
 // target is what a deadline's timer ends, emptied once the timer is
@@ -103,7 +145,7 @@ func Done(o Owner) <-chan struct{} {
 	done = make(chan struct{})
 	s.done = done
 	p := o.Parent()
-	if s.err == nil {
+	if s.ended == notEnded {
 		if err := p.Err(); err != nil {
 			// The parent ended before anyone looked: that ends the ctx
 			// (outside the lock), and so closes done.
@@ -111,9 +153,11 @@ func Done(o Owner) <-chan struct{} {
 			o.ParentEnded(err)
 			return done
 		}
-		s.err = s.expired()
+		if err := s.expired(); err != nil {
+			s.endLocked(err)
+		}
 	}
-	if s.err != nil {
+	if s.ended != notEnded {
 		close(done)
 		o.Unlock()
 		return done
@@ -152,7 +196,7 @@ func (s *State) expired() error {
 func Err(o Owner) error {
 	s := o.Lazy()
 	o.Lock()
-	err := s.err
+	err := s.errLocked()
 	o.Unlock()
 	if err != nil {
 		return err
@@ -165,7 +209,7 @@ func Err(o Owner) error {
 		return nil
 	}
 	o.Lock()
-	err = s.err
+	err = s.errLocked()
 	o.Unlock()
 	return err
 }
@@ -176,7 +220,7 @@ func AfterFunc(o Owner, f func()) (stop func() bool) {
 	Done(o) // arms the watches on the parent and the deadline
 	s := o.Lazy()
 	o.Lock()
-	if s.err != nil {
+	if s.ended != notEnded {
 		o.Unlock()
 		// Not in this goroutine: callers may hold their own lock here.
 		go f()
@@ -204,11 +248,11 @@ func AfterFunc(o Owner, f func()) (stop func() bool) {
 func Cancel(o Owner, err error) {
 	s := o.Lazy()
 	o.Lock()
-	if s.err != nil {
+	if s.ended != notEnded {
 		o.Unlock()
 		return
 	}
-	s.err = err
+	s.endLocked(err)
 	if s.done != nil {
 		close(s.done)
 	}
@@ -234,19 +278,23 @@ func Release(o Owner) {
 		// watches nothing stops, as one after the lock would.
 		return
 	}
+	// The watch itself stays: it may hold the cause (endedOther).
 	o.Lock()
-	w := s.w.Swap(nil)
+	var stop func() bool
+	var timer *time.Timer
+	var tg *target
+	if w := s.w.Load(); w != nil {
+		stop, timer, tg = w.stop, w.timer, w.target
+		w.stop, w.timer, w.target, w.funcs = nil, nil, nil, nil
+	}
 	o.Unlock()
-	if w == nil {
-		return
+	if stop != nil {
+		stop()
 	}
-	if w.stop != nil {
-		w.stop()
-	}
-	if w.timer != nil {
-		w.timer.Stop()
-		w.target.mu.Lock()
-		w.target.o = nil
-		w.target.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+		tg.mu.Lock()
+		tg.o = nil
+		tg.mu.Unlock()
 	}
 }

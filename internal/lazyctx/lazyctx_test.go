@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
 )
@@ -73,8 +74,8 @@ func TestNothingIsMadeUntilWatched(t *testing.T) {
 		t.Fatal("a second Done made another channel")
 	}
 	Release(c.o())
-	if c.s.w.Load() != nil {
-		t.Fatal("Release kept the watch")
+	if w := c.s.w.Load(); w.stop != nil || w.timer != nil || w.target != nil || w.funcs != nil {
+		t.Fatal("Release left the watches armed")
 	}
 }
 
@@ -141,11 +142,41 @@ func TestEnds(t *testing.T) {
 }
 
 func TestTheFirstCauseWins(t *testing.T) {
-	c := newCtx(context.Background(), 0)
-	Cancel(c.o(), context.DeadlineExceeded)
-	Cancel(c.o(), context.Canceled)
-	if err := c.Err(); err != context.DeadlineExceeded {
-		t.Fatalf("Err = %v, want the first cause", err)
+	own := errors.New("a cause of its own")
+	for _, tt := range []struct {
+		name   string
+		causes []error
+		watch  bool // Done before the causes
+	}{
+		{"deadline then canceled", []error{context.DeadlineExceeded, context.Canceled}, false},
+		{"canceled then deadline", []error{context.Canceled, context.DeadlineExceeded}, true},
+		{"its own then canceled", []error{own, context.Canceled}, false},
+		{"its own, watched", []error{own, context.DeadlineExceeded}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCtx(context.Background(), 0)
+			if tt.watch {
+				c.Done()
+			}
+			for _, err := range tt.causes {
+				Cancel(c.o(), err)
+			}
+			// The cause outlives Release, which stops the watches (the
+			// state that keeps a cause of its own among them).
+			Release(c.o())
+			if err := c.Err(); err != tt.causes[0] {
+				t.Fatalf("Err = %v, want the first cause %v", err, tt.causes[0])
+			}
+			ended(t, c.Done())
+		})
+	}
+}
+
+// TestStateSize: the State is embedded in every task and every job, whose
+// allocations it must not push into a larger size class.
+func TestStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(State{}); n > 32 {
+		t.Fatalf("State is %d bytes; want at most 32", n)
 	}
 }
 
