@@ -24,9 +24,15 @@ func newOneSlotExecutor(t *testing.T) *Executor {
 
 // newOneWorkerExecutor returns a thread executor of one worker with room
 // for perWorker works, shut down (and its error checked) when the test
-// ends, after the test's own cleanups registered later.
+// ends, after the test's own cleanups registered later. Its parked
+// goroutines are never retired: the tests count them (Parked), and a
+// goroutine retired between its park and the count would leave them
+// waiting for a park that never comes (TestReusedRunnerDoesNotLeakPprofLabels
+// timed out so once in three rounds of the race suite on a loaded machine).
 func newOneWorkerExecutor(t *testing.T, perWorker int) *Executor {
 	t.Helper()
+	defer func(d time.Duration) { runnerIdle = d }(runnerIdle)
+	runnerIdle = time.Hour
 	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(perWorker))
 	if err != nil {
 		t.Fatal(err)
