@@ -93,7 +93,7 @@ func Register[A, R any](name string, fn func(context.Context, A) (R, error)) *Wo
 
 // handler runs one encoded item in a worker process: it decodes the
 // argument into A, runs the work and encodes R.
-type handler func(ctx context.Context, arg, room []byte) ([]byte, error)
+type handler func(ctx context.Context, arg []byte) ([]byte, error)
 
 // codecError marks argument and result encoding failures so that the worker
 // reports them with their own codes.
@@ -108,7 +108,7 @@ func (e *codecError) Error() string {
 func (e *codecError) Unwrap() []error { return []error{ErrEncoding, e.err} }
 
 func remoteHandler[A, R any](fn func(context.Context, A) (R, error)) handler {
-	return func(ctx context.Context, arg, room []byte) ([]byte, error) {
+	return func(ctx context.Context, arg []byte) ([]byte, error) {
 		// The common types take the scalar fast paths with a and r on
 		// this goroutine's stack; the others go through the library, and
 		// only they pay for a copy of a on the heap and r in an interface.
@@ -124,7 +124,7 @@ func remoteHandler[A, R any](fn func(context.Context, A) (R, error)) handler {
 		if err != nil {
 			return nil, err
 		}
-		if b, ok := wire.AppendScalar(room, &r); ok {
+		if b, ok := wire.AppendScalar(nil, &r); ok {
 			return b, nil
 		}
 		b, err := wire.MarshalValue(r)

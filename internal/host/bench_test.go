@@ -13,7 +13,7 @@ import (
 // job until its result is emitted, one at a time (latency) and many in
 // flight (throughput), next to a bare goroutine per job for reference.
 func BenchmarkHostJob(b *testing.B) {
-	noop := registry{"noop": func(context.Context, []byte, []byte) ([]byte, error) { return nil, nil }}
+	noop := registry{"noop": func(context.Context, []byte) ([]byte, error) { return nil, nil }}
 	arg := [][]byte{nil}
 
 	b.Run("sequential", func(b *testing.B) {
@@ -57,7 +57,7 @@ func BenchmarkHostJob(b *testing.B) {
 // BenchmarkServeConnRoundTrip measures one job through ServeConn over OS
 // pipes in this process: encode, read, run, write, decode.
 func BenchmarkServeConnRoundTrip(b *testing.B) {
-	noop := registry{"noop": func(context.Context, []byte, []byte) ([]byte, error) { return nil, nil }}
+	noop := registry{"noop": func(context.Context, []byte) ([]byte, error) { return nil, nil }}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		b.Fatal(err)

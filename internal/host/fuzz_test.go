@@ -65,11 +65,11 @@ var fuzzNames = []string{"echo", "fail", "panic", "block", "goexit", "nosuch", "
 // a job the host forgot to cancel does not outlive its test.
 func fuzzRegistry(quit <-chan struct{}) registry {
 	return registry{
-		"echo":   func(_ context.Context, arg, _ []byte) ([]byte, error) { return arg, nil },
-		"fail":   func(_ context.Context, arg, _ []byte) ([]byte, error) { return nil, &myErr{string(arg)} },
-		"panic":  func(context.Context, []byte, []byte) ([]byte, error) { panic("boom") },
-		"goexit": func(context.Context, []byte, []byte) ([]byte, error) { runtime.Goexit(); return nil, nil },
-		"block": func(ctx context.Context, _, _ []byte) ([]byte, error) {
+		"echo":   func(_ context.Context, arg []byte) ([]byte, error) { return arg, nil },
+		"fail":   func(_ context.Context, arg []byte) ([]byte, error) { return nil, &myErr{string(arg)} },
+		"panic":  func(context.Context, []byte) ([]byte, error) { panic("boom") },
+		"goexit": func(context.Context, []byte) ([]byte, error) { runtime.Goexit(); return nil, nil },
+		"block": func(ctx context.Context, _ []byte) ([]byte, error) {
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -77,9 +77,7 @@ func fuzzRegistry(quit <-chan struct{}) registry {
 				return nil, errors.New("never cancelled")
 			}
 		},
-		"badarg": func(context.Context, []byte, []byte) ([]byte, error) {
-			return nil, fmt.Errorf("decoding: %w", errBadArg)
-		},
+		"badarg": func(context.Context, []byte) ([]byte, error) { return nil, fmt.Errorf("decoding: %w", errBadArg) },
 	}
 }
 
@@ -395,7 +393,7 @@ func TestHelloPrecedesResults(t *testing.T) {
 func TestDuplicateJobIDStaysCancellable(t *testing.T) {
 	release := make(chan struct{})
 	reg := fuzzRegistry(nil)
-	reg["wait"] = func(ctx context.Context, _, _ []byte) ([]byte, error) {
+	reg["wait"] = func(ctx context.Context, _ []byte) ([]byte, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

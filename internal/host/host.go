@@ -27,9 +27,7 @@ import (
 // one per registered work. A Handler that wants to report a failure of the
 // machinery rather than of the work (an argument that does not decode)
 // returns an error that Config.EncodeError maps to a wire.Error with a Code.
-// room (length 0) is memory the result may be appended to, kept until the
-// result is written: a small result then costs no allocation of its own.
-type Handler func(ctx context.Context, arg, room []byte) ([]byte, error)
+type Handler func(ctx context.Context, arg []byte) ([]byte, error)
 
 // Registry finds the Handler of a registered work by name.
 type Registry interface {

@@ -53,25 +53,20 @@ var errSentinel = errors.New("sentinel")
 
 func testRegistry() registry {
 	return registry{
-		"echo": func(_ context.Context, arg, _ []byte) ([]byte, error) { return arg, nil },
-		// room answers the capacity of the room it was given, then its
-		// argument, appended to that room.
-		"room": func(_ context.Context, arg, room []byte) ([]byte, error) {
-			return append(fmt.Appendf(room, "%d:", cap(room)), arg...), nil
-		},
-		"fail": func(_ context.Context, arg, _ []byte) ([]byte, error) { return nil, &myErr{string(arg)} },
-		"badarg": func(context.Context, []byte, []byte) ([]byte, error) {
+		"echo": func(_ context.Context, arg []byte) ([]byte, error) { return arg, nil },
+		"fail": func(_ context.Context, arg []byte) ([]byte, error) { return nil, &myErr{string(arg)} },
+		"badarg": func(context.Context, []byte) ([]byte, error) {
 			return nil, fmt.Errorf("decoding: %w", errBadArg)
 		},
-		"panic": func(context.Context, []byte, []byte) ([]byte, error) { panic("boom") },
-		"panicerr": func(context.Context, []byte, []byte) ([]byte, error) {
+		"panic": func(context.Context, []byte) ([]byte, error) { panic("boom") },
+		"panicerr": func(context.Context, []byte) ([]byte, error) {
 			panic(fmt.Errorf("wrapped: %w", errSentinel))
 		},
-		"goexit": func(context.Context, []byte, []byte) ([]byte, error) { runtime.Goexit(); return nil, nil },
+		"goexit": func(context.Context, []byte) ([]byte, error) { runtime.Goexit(); return nil, nil },
 		// mostly is quick, unless its argument says otherwise: "block"
 		// waits for its ctx, "goexit" calls runtime.Goexit. So it is run by
 		// a link's reader (Inline) once it has been quick.
-		"mostly": func(ctx context.Context, arg, _ []byte) ([]byte, error) {
+		"mostly": func(ctx context.Context, arg []byte) ([]byte, error) {
 			switch string(arg) {
 			case "block":
 				<-ctx.Done()
@@ -81,17 +76,17 @@ func testRegistry() registry {
 			}
 			return arg, nil
 		},
-		"sleep": func(ctx context.Context, _, _ []byte) ([]byte, error) {
+		"sleep": func(ctx context.Context, _ []byte) ([]byte, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		},
-		"big": func(_ context.Context, arg, _ []byte) ([]byte, error) {
+		"big": func(_ context.Context, arg []byte) ([]byte, error) {
 			var n int
 			fmt.Sscan(string(arg), &n)
 			return make([]byte, n), nil
 		},
 		// delay sleeps arg milliseconds, then echoes arg.
-		"delay": func(ctx context.Context, arg, _ []byte) ([]byte, error) {
+		"delay": func(ctx context.Context, arg []byte) ([]byte, error) {
 			var ms int
 			fmt.Sscan(string(arg), &ms)
 			select {
@@ -364,36 +359,6 @@ func TestChunkOrder(t *testing.T) {
 	}
 }
 
-// TestResultRoom: a single-item job's handler gets a room for its result
-// in the job's memory, and a result that outgrows it is whole all the
-// same; a chunk's items, which run concurrently, get none.
-func TestResultRoom(t *testing.T) {
-	c := serve(t, Config{})
-	long := strings.Repeat("x", 2*resultRoom)
-	for _, tt := range []struct {
-		name string
-		args []string
-		want []string
-	}{
-		{"fits", []string{"ab"}, []string{fmt.Sprintf("%d:ab", resultRoom)}},
-		{"outgrows", []string{long}, []string{fmt.Sprintf("%d:%s", resultRoom, long)}},
-		{"chunk", []string{"a", "b"}, []string{"0:a", "0:b"}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			args := make([][]byte, len(tt.args))
-			for i, a := range tt.args {
-				args[i] = []byte(a)
-			}
-			r := c.run(wire.Job{ID: 1, Name: "room", Args: args})
-			for i, o := range r.Items {
-				if o.Err != nil || string(o.Value) != tt.want[i] {
-					t.Errorf("item %d = %q, %v; want %q", i, o.Value, o.Err, tt.want[i])
-				}
-			}
-		})
-	}
-}
-
 func TestChunkTooLargeTogether(t *testing.T) {
 	c := serve(t, Config{MaxFrame: 64 << 10})
 	// Each item fits alone; together they do not. The largest go first.
@@ -473,7 +438,7 @@ func TestEOF(t *testing.T) {
 	started := make(chan struct{})
 	stopped := make(chan error, 1)
 	reg := testRegistry()
-	reg["watch"] = func(ctx context.Context, _, _ []byte) ([]byte, error) {
+	reg["watch"] = func(ctx context.Context, _ []byte) ([]byte, error) {
 		close(started)
 		<-ctx.Done()
 		stopped <- ctx.Err()
@@ -560,7 +525,7 @@ func TestHeartbeat(t *testing.T) {
 func TestContextCancel(t *testing.T) {
 	started := make(chan struct{})
 	reg := testRegistry()
-	reg["watch"] = func(ctx context.Context, _, _ []byte) ([]byte, error) {
+	reg["watch"] = func(ctx context.Context, _ []byte) ([]byte, error) {
 		close(started)
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -645,14 +610,14 @@ type headerKey struct{}
 // ctxRegistry's works report what their ctx holds.
 func ctxRegistry() registry {
 	return registry{
-		"deadline": func(ctx context.Context, _, _ []byte) ([]byte, error) {
+		"deadline": func(ctx context.Context, _ []byte) ([]byte, error) {
 			d, ok := ctx.Deadline()
 			if !ok {
 				return nil, nil
 			}
 			return []byte(d.Format(time.RFC3339Nano)), nil
 		},
-		"header": func(ctx context.Context, _, _ []byte) ([]byte, error) {
+		"header": func(ctx context.Context, _ []byte) ([]byte, error) {
 			v, _ := ctx.Value(headerKey{}).(string)
 			return []byte(v), nil
 		},
@@ -774,7 +739,7 @@ func TestGoexitInReaderKeepsReading(t *testing.T) {
 // runner, a chunk's. A job used to run with the labels its goroutine had
 // (none, or those the last job on it set and left).
 func TestJobsRunWithTheirCtxPprofLabels(t *testing.T) {
-	reg := registry{"labels": func(ctx context.Context, arg, _ []byte) ([]byte, error) {
+	reg := registry{"labels": func(ctx context.Context, arg []byte) ([]byte, error) {
 		got := testutil.GoroutineLabels()
 		if string(arg) == "set" { // labels its goroutine and leaves them
 			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("set", "by-work")))

@@ -35,10 +35,6 @@ type job struct {
 	items   []wire.Outcome
 	pending atomic.Int32
 	one     [1]wire.Outcome // items of a single-item job: saves an allocation
-	// room is where a single-item job's result may be written (Handler's
-	// room), so that a result that fits (a number, a short string) costs
-	// no allocation of its own.
-	room [resultRoom]byte
 	// sameKey links jobs that share an id: those of executors whose ids
 	// meet (a cluster worker serves several, each counting its own), and a
 	// duplicate id of one executor (which breaks the protocol but must not
@@ -62,21 +58,6 @@ type job struct {
 	// held job (next) when this one ends, instead of handing it off.
 	chain bool
 	next  *job
-}
-
-// resultRoom is the room each item of a job has for its result: a CBOR
-// scalar (an integer or a float: at most 9 bytes) and short strings fit.
-const resultRoom = 16
-
-// roomFor returns item i's room for its result (Handler): the job's own,
-// empty, for a single-item job; none for the items of a chunk, which run
-// concurrently (a room each would make the chunk's allocation larger
-// than the results it saves for non-scalar works).
-func (j *job) roomFor(i int) []byte {
-	if len(j.args) == 1 {
-		return j.room[:0]
-	}
-	return nil
 }
 
 // Run starts every job of run, or holds it for a slot (run.Slots), and
@@ -268,7 +249,7 @@ func (j *job) runItem(i int) {
 	// runs it (the link's reader, a reused runner, a chunk's): those of
 	// the worker's base ctx and what Extract added.
 	pprof.SetGoroutineLabels(j.ctx)
-	v, err := j.handler(j.ctx, j.args[i], j.roomFor(i))
+	v, err := j.handler(j.ctx, j.args[i])
 	j.items[i] = j.h.outcome(j.ctx, v, err)
 	returned = true
 }

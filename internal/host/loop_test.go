@@ -13,7 +13,7 @@ import (
 // release is closed, and reports its start on started.
 func stubbornRegistry(started chan<- struct{}, release <-chan struct{}) registry {
 	reg := testRegistry()
-	reg["stubborn"] = func(context.Context, []byte, []byte) ([]byte, error) {
+	reg["stubborn"] = func(context.Context, []byte) ([]byte, error) {
 		started <- struct{}{}
 		<-release
 		return nil, errors.New("released")

@@ -44,7 +44,7 @@ func newGatedWith(t *testing.T, slots, maxWorks int, cfg func(*Config), names ..
 		g.gates[n] = make(chan struct{})
 	}
 	reg := testRegistry()
-	reg["gate"] = func(ctx context.Context, arg, _ []byte) ([]byte, error) {
+	reg["gate"] = func(ctx context.Context, arg []byte) ([]byte, error) {
 		g.runs.Add(1)
 		g.started <- string(arg)
 		select {
@@ -54,17 +54,17 @@ func newGatedWith(t *testing.T, slots, maxWorks int, cfg func(*Config), names ..
 			return nil, ctx.Err()
 		}
 	}
-	reg["stubborn"] = func(_ context.Context, arg, _ []byte) ([]byte, error) {
+	reg["stubborn"] = func(_ context.Context, arg []byte) ([]byte, error) {
 		g.runs.Add(1)
 		g.started <- string(arg)
 		<-g.gates[string(arg)] // its ctx ending does not end it
 		return arg, nil
 	}
-	reg["count"] = func(_ context.Context, arg, _ []byte) ([]byte, error) {
+	reg["count"] = func(_ context.Context, arg []byte) ([]byte, error) {
 		g.runs.Add(1)
 		return arg, nil
 	}
-	reg["goexitcount"] = func(context.Context, []byte, []byte) ([]byte, error) {
+	reg["goexitcount"] = func(context.Context, []byte) ([]byte, error) {
 		g.runs.Add(1)
 		runtime.Goexit()
 		return nil, nil

@@ -76,33 +76,33 @@ func (r registry) Names() []string {
 // are raw bytes: the host does not look inside them.
 func childRegistry() registry {
 	return registry{
-		"noop": func(context.Context, []byte, []byte) ([]byte, error) { return nil, nil },
-		"echo": func(_ context.Context, arg, _ []byte) ([]byte, error) { return arg, nil },
-		"slot": func(context.Context, []byte, []byte) ([]byte, error) {
+		"noop": func(context.Context, []byte) ([]byte, error) { return nil, nil },
+		"echo": func(_ context.Context, arg []byte) ([]byte, error) { return arg, nil },
+		"slot": func(context.Context, []byte) ([]byte, error) {
 			slot, ok := ChildSlot()
 			return []byte(fmt.Sprint(slot, ok, IsChild())), nil
 		},
-		"sleep": func(ctx context.Context, _, _ []byte) ([]byte, error) {
+		"sleep": func(ctx context.Context, _ []byte) ([]byte, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		},
-		"ignore": func(context.Context, []byte, []byte) ([]byte, error) {
+		"ignore": func(context.Context, []byte) ([]byte, error) {
 			time.Sleep(time.Minute) // ignores its ctx: only a kill stops it
 			return nil, nil
 		},
-		"exit": func(_ context.Context, arg, _ []byte) ([]byte, error) {
+		"exit": func(_ context.Context, arg []byte) ([]byte, error) {
 			code, _ := strconv.Atoi(string(arg))
 			os.Exit(code)
 			return nil, nil
 		},
-		"print": func(_ context.Context, arg, _ []byte) ([]byte, error) {
+		"print": func(_ context.Context, arg []byte) ([]byte, error) {
 			fmt.Println(string(arg))
 			fmt.Fprint(os.Stderr, "unterminated")
 			return arg, nil
 		},
 		// alloc allocates and touches up to arg MiB, 4 MiB at a time (so
 		// that the limit is crossed early), and holds it until cancelled.
-		"alloc": func(ctx context.Context, arg, _ []byte) ([]byte, error) {
+		"alloc": func(ctx context.Context, arg []byte) ([]byte, error) {
 			n, _ := strconv.Atoi(string(arg))
 			var held [][]byte
 			for range n / 4 {
@@ -127,7 +127,7 @@ func childRegistry() registry {
 		// host's reader, which may read next in this very goroutine, then
 		// waits forever instead of failing, and only the parent's next
 		// write notices.
-		"closein": func(context.Context, []byte, []byte) ([]byte, error) {
+		"closein": func(context.Context, []byte) ([]byte, error) {
 			var p [2]int
 			if err := syscall.Pipe(p[:]); err != nil {
 				return nil, err
@@ -135,7 +135,7 @@ func childRegistry() registry {
 			return nil, syscall.Dup3(p[0], childInFD, 0)
 		},
 		// garbage writes a frame of an unknown kind straight onto fd 4.
-		"garbage": func(context.Context, []byte, []byte) ([]byte, error) {
+		"garbage": func(context.Context, []byte) ([]byte, error) {
 			syscall.Write(childOutFD, []byte{0, 0, 0, 2, wire.Version, 99})
 			return nil, nil
 		},
