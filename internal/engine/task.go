@@ -61,7 +61,7 @@ type task struct {
 	w          *worker         // the worker it was dispatched to
 	parent     context.Context // the caller's ctx
 	watch      func() bool     // stops the watch on parent while queued or remote
-	x          *taskExtra      // nil unless Meta, Deadline or an observer
+	x          *taskExtra      // nil unless Meta, Deadline, an observer or a remote job
 
 	// The outcome; written before state becomes stFinished.
 	err error

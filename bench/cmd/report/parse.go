@@ -90,6 +90,20 @@ func (rs results) ratio(aName, aUnit, bName, bUnit string) (r, spr float64) {
 	return median(rr), spread(rr)
 }
 
+// ratioRuns returns the run-by-run ratios of figure a to figure b (see
+// ratio), nil when the two have different numbers of runs.
+func (rs results) ratioRuns(aName, aUnit, bName, bUnit string) []float64 {
+	as, bs := rs[aName][aUnit], rs[bName][bUnit]
+	if len(as) == 0 || len(as) != len(bs) {
+		return nil
+	}
+	rr := make([]float64, len(as))
+	for i := range as {
+		rr[i] = as[i] / bs[i]
+	}
+	return rr
+}
+
 // runs returns the most runs any figure has: what the medians were taken of.
 func (rs results) runs() int {
 	n := 0

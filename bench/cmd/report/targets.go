@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/aplex-go/aplex/bench"
@@ -16,17 +17,55 @@ type target struct {
 	met    bool
 	known  bool
 	// margin is how far the median lies from the limit, spread how far
-	// the runs behind it stray (fractions; spread NaN when unknown).
+	// the runs behind it stray toward the limit (check.towardLimit), both
+	// as fractions of the limit; spread NaN when unknown.
 	margin, spread float64
 }
 
 // check is one comparison a target makes: the measured value x (a figure
-// or a ratio of figures), its limit, whether x must stay at or below it
-// (else at or above), and the spread of x.
+// or a ratio of figures, the median of its runs), its limit, whether x
+// must stay at or below it (else at or above), and its runs.
 type check struct {
 	x, limit float64
 	atMost   bool
-	spread   float64
+	runs     runSet
+}
+
+// runSet is what a check knows of the runs behind its value: the runs
+// themselves when known (figures of interleaved runs, or their run-by-run
+// ratios), else only their spread around the median (ratios of figures
+// with different numbers of runs).
+type runSet struct {
+	vs     []float64
+	spread float64
+}
+
+// scaled returns the runs divided by k.
+func (r runSet) scaled(k float64) runSet {
+	out := runSet{spread: r.spread}
+	for _, v := range r.vs {
+		out.vs = append(out.vs, v/k)
+	}
+	return out
+}
+
+// towardLimit is the spread the verdict weighs against the margin: how far
+// the runs stray from the median toward the limit, as a share of the
+// limit, so that it exceeds the margin exactly when some run lies beyond
+// the limit, on the other side from the median. Without the runs, it is
+// the spread around the median (both sides, as a share of the median).
+func (c check) towardLimit() float64 {
+	if len(c.runs.vs) == 0 {
+		return c.runs.spread
+	}
+	lim := math.Abs(c.limit)
+	if lim == 0 {
+		lim = 1
+	}
+	if c.x <= c.limit {
+		return max(0, slices.Max(c.runs.vs)-c.x) / lim
+	}
+	return max(0, c.x-slices.Min(c.runs.vs)) / lim
 }
 
 // judge returns whether the check is met by the medians, and its margin.
@@ -76,12 +115,17 @@ func (v view) targets() []target {
 	var ts []target
 	add := func(what string, known bool, c check, format string, args ...any) {
 		met, marg := c.judge()
-		ts = append(ts, target{what: what, known: known, met: met, margin: marg, spread: c.spread, figure: fmt.Sprintf(format, args...)})
+		ts = append(ts, target{what: what, known: known, met: met, margin: marg, spread: c.towardLimit(), figure: fmt.Sprintf(format, args...)})
 	}
 	// sp is the spread of one figure; rt a ratio of two, run by run, with
 	// its spread.
-	sp := func(name, unit string) float64 { return v.rs.spread(name, unit) }
-	rt := func(a, b, unit string) (float64, float64) { return v.rs.ratio(a, unit, b, unit) }
+	sp := func(name, unit string) runSet {
+		return runSet{vs: v.rs[name][unit], spread: v.rs.spread(name, unit)}
+	}
+	rt := func(a, b, unit string) (float64, runSet) {
+		r, s := v.rs.ratio(a, unit, b, unit)
+		return r, runSet{vs: v.rs.ratioRuns(a, unit, b, unit), spread: s}
+	}
 	ok := func(xs ...float64) bool {
 		for _, x := range xs {
 			if nan(x) || math.IsInf(x, 0) {
@@ -106,12 +150,12 @@ func (v view) targets() []target {
 
 	// Fan-out: 10,000 × 10 ms at 1,200 in flight, CPU per work.
 	fc := v.fig("FanOut/aplex-thread", "cpu-us/work")
-	fcSp := sp("FanOut/aplex-thread", "cpu-us/work")
+	fcRuns := sp("FanOut/aplex-thread", "cpu-us/work")
 	peer, best = v.bestPeer("FanOut", "cpu-us/work")
 	r, rs = rt("FanOut/aplex-thread", "FanOut/"+peer, "cpu-us/work")
 	add("Fan-out CPU per work ≤ the best peer's", ok(fc, best), check{r, 1, true, rs},
 		"%s µs vs %s %s µs: %s run by run", num(fc), orDash(peer), num(best), times(r))
-	add(fmt.Sprintf("Fan-out CPU ≤ %.1f µs per work", fanoutCPULimit), ok(fc), check{fc, fanoutCPULimit, true, fcSp},
+	add(fmt.Sprintf("Fan-out CPU ≤ %.1f µs per work", fanoutCPULimit), ok(fc), check{fc, fanoutCPULimit, true, fcRuns},
 		"%s µs/work (the chan-pool floor: %s µs)", num(fc), num(v.fig("FanOut/chan-pool", "cpu-us/work")))
 
 	// Process workers.
@@ -136,7 +180,7 @@ func (v view) targets() []target {
 	if pyOK {
 		pyWS = py.WorksPerS
 	}
-	add(fmt.Sprintf("W1 process ≥ %.0f× Python's", pythonLimit), ok(atc, pyWS), check{atc / pyWS, pythonLimit, false, sp("Process/all-then-collect/aplex-process", "works/s")},
+	add(fmt.Sprintf("W1 process ≥ %.0f× Python's", pythonLimit), ok(atc, pyWS), check{atc / pyWS, pythonLimit, false, sp("Process/all-then-collect/aplex-process", "works/s").scaled(pyWS)},
 		"%s ÷ %s works/s (Python's ProcessPoolExecutor) = %s", num(atc), num(pyWS), ratio(atc, pyWS))
 	pm := v.fig("Process/map/chunk=100/aplex-process", "works/s")
 	add("Process Map ChunkSize(100) ≥ 1.5 M works/s (default pool)", ok(pm), check{pm, procMapLimit, false, sp("Process/map/chunk=100/aplex-process", "works/s")},
@@ -200,6 +244,6 @@ func (v view) writeTargets(w io.Writer) {
 	}
 	t.head[0] = fmt.Sprintf("target (%d of %d met, %d unclear)", met, total, unclear)
 	t.write(w)
-	fmt.Fprintln(w, "Margin: how far the median lies from the target's limit, as a share of the limit. Spread: how far the runs stray from their median. A ratio is taken run by run, each run's two figures from the same round, and judged by the median and the spread of those ratios: the machine's changes of speed between rounds move both figures, and the run's ratio cancels them. A target whose spread is wider than its margin has runs on both sides of the limit, so it is called unclear rather than met or not met.")
+	fmt.Fprintln(w, "Margin: how far the median lies from the target's limit, as a share of the limit. Spread: how far the runs stray from the median toward the limit, also as a share of the limit (the other tables' spread is around the median, both ways), so that it is wider than the margin exactly when some run lies on the other side of the limit from the median: such a target is called unclear rather than met or not met. A ratio is taken run by run, each run's two figures from the same round, and judged by the median and the runs of those ratios: the machine's changes of speed between rounds move both figures, and the run's ratio cancels them.")
 	fmt.Fprintln(w)
 }

@@ -235,3 +235,43 @@ func TestRoundTripTargetUsesTheRawSyscallFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestUnclearOnlyWhenRunsStraddleTheLimit: a target is unclear when some
+// run lies beyond its limit, on the other side from the median, however
+// the runs stray on the far side. The report at 7f3d9a2 called the
+// Overhead's floor target unclear with every run's ratio between 0.26×
+// and 0.64× (limit 1.2×): one quick run of the floor spread the ratios
+// ±120 % around their median, more than its 76 % margin.
+func TestUnclearOnlyWhenRunsStraddleTheLimit(t *testing.T) {
+	const what = "Overhead: ≤ 1.2× the go+wg+sem floor"
+	for _, tc := range []struct {
+		name  string
+		floor []float64 // go+wg+sem ns/op, run by run; aplex-thread takes 317 ns in each
+		want  string
+	}{
+		{"far below, spread wide on the far side", []float64{1273, 1082, 1047, 1125, 526.7}, verdictMet},
+		{"one run beyond the limit", []float64{1273, 1082, 1047, 1125, 250}, verdictUnclear},
+		{"every run beyond the limit", []float64{250, 260, 240, 255, 230}, verdictNotMet},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := runsOf(metAll, nil)
+			delete(rs, "Overhead/aplex-thread")
+			delete(rs, "Overhead/go+wg+sem")
+			for _, f := range tc.floor {
+				rs.add("Overhead/aplex-thread", "ns/op", 317)
+				rs.add("Overhead/aplex-thread", "allocs/op", 1)
+				rs.add("Overhead/go+wg+sem", "ns/op", f)
+			}
+			for _, tg := range (view{rs: rs, py: pyMet}).targets() {
+				if tg.what != what {
+					continue
+				}
+				if got := verdict(tg.known, tg.met, tg.margin, tg.spread); got != tc.want {
+					t.Errorf("%s (margin %v, spread %v): %q, want %q", tg.figure, tg.margin, tg.spread, got, tc.want)
+				}
+				return
+			}
+			t.Fatalf("no target %q", what)
+		})
+	}
+}
