@@ -131,6 +131,10 @@ type remoteJob struct {
 	// replies (xport.Reader); set under core.mu, read without it.
 	on atomic.Pointer[worker]
 	x  taskExtra // the task's taskExtra, whose rj points back here
+	// done is the task's done channel (doneCh), made by the first that
+	// asks, guarded by the task's mu; an in-process task's is a node in
+	// its callbacks instead, out of its allocation.
+	done chan struct{}
 }
 
 // setRemoteJob makes t a remote task whose job is rj, both in one
@@ -191,12 +195,18 @@ func (t *task) finish(err error, cancelled bool) {
 	t.fired = true
 	cbs := t.callbacks
 	t.callbacks = nil
+	var done chan struct{}
+	if rj := t.rjob(); rj != nil {
+		done = rj.done
+	}
 	t.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
 	// The done channel and the parked Gets first, then the callbacks in
 	// the order they were registered. A woken Get reuses its node: next
 	// is read before the wake.
 	var order *callback
-	var done chan struct{}
 	for cbs != nil {
 		next := cbs.next
 		switch {
@@ -322,6 +332,14 @@ func (t *task) doneCh() <-chan struct{} {
 	defer t.mu.Unlock()
 	if t.fired {
 		return closedChan
+	}
+	if rj := t.rjob(); rj != nil {
+		// A remote task's Get waits on it (reading its worker's replies
+		// meanwhile): it lives in the task's allocation, as the job does.
+		if rj.done == nil {
+			rj.done = make(chan struct{})
+		}
+		return rj.done
 	}
 	for n := t.callbacks; n != nil; n = n.next {
 		if n.closes {
