@@ -30,14 +30,14 @@ import (
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op work submitted, then
-// collected, on a thread executor at its default capacity takes 0.36 µs
-// (±5.6 %), 1 allocation of 232 bytes, where a goroutine per work behind a
-// semaphore takes 1.12 µs in the same runs and workerpool 0.65 µs; one
-// work at a time, Submit then Get, takes about 1 µs, beside busy
-// goroutines too; on a process executor one round trip takes 34 µs
-// (±17 %) and 6 allocations (a raw pipe ping-pong with the same child and
-// the same system calls: 22.5 µs; go-plugin's net/rpc: 150 µs), and works
-// submitted then collected run at 595 k works/s with 2 allocations each.
+// collected, on a thread executor at its default capacity takes 0.32 µs
+// (±6.4 %), 1 allocation (176 bytes for an int work), where a goroutine per
+// work behind a semaphore takes 1.08 µs in the same runs and workerpool
+// 0.62 µs; one work at a time, Submit then Get, takes about 0.75 µs, beside
+// busy goroutines too; on a process executor one round trip takes 36.5 µs
+// (±4.0 %) and 6 allocations (a raw pipe ping-pong with the same child and
+// the same system calls: 28.5 µs; go-plugin's net/rpc: 166 µs), and works
+// submitted then collected run at 618 k works/s with 2 allocations each.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
 	return submit(ctx, ex, w, arg, opts, true)
 }
