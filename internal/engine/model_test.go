@@ -562,8 +562,21 @@ func (m *model) final() {
 		}
 	}
 	if !m.remote {
-		// Released works return; then every slot is free.
-		if !waitUntil(func() bool { return m.ex.Stats().Running == 0 }, 5*time.Second) {
+		// Released works return; then every slot is free. A slot is
+		// freed in the total first, then in its worker's load (release):
+		// wait for both, or a snapshot taken between the two sees a
+		// worker holding a work that the total no longer counts (1 run
+		// in several thousand, under -race at -cpu 1,4).
+		free := func() bool {
+			st := m.ex.Stats()
+			for _, w := range st.Workers {
+				if w.Workload != 0 {
+					return false
+				}
+			}
+			return st.Running == 0
+		}
+		if !waitUntil(free, 5*time.Second) {
 			m.failf("stats: %d still running after every work was released", m.ex.Stats().Running)
 		}
 		waitUntil(func() bool {
