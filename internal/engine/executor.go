@@ -428,7 +428,12 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 	w.mu.Lock()
 	w.running.pushBack(t)
 	w.mu.Unlock()
-	if t.watch != nil {
+	if t.watch != nil && t.rjob() == nil {
+		// An in-process work's ctx watches its caller's only if the work
+		// asks (workCtx). A remote work keeps the watch it had while
+		// queued: it does what sendLocked's would (cancel the task), and
+		// a second context.AfterFunc per work halved the throughput of
+		// remote works submitted with a ctx that can end.
 		t.watch()
 		t.watch = nil
 	}
@@ -498,8 +503,8 @@ func (c *core) runnerStarted() {
 	c.unlock()
 }
 
-// watchLocked makes a queued work end, never started, once its caller's
-// ctx ends.
+// watchLocked makes a work end once its caller's ctx ends: a queued one,
+// never started; a remote one, cancelled in its worker (sendLocked).
 func (c *core) watchLocked(t *task) {
 	t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
 }

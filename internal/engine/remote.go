@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -27,8 +26,8 @@ func (c *core) sendLocked(w *worker, t *task) {
 		}
 		t.rjob().killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
 	}
-	if t.parent.Done() != nil {
-		t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
+	if t.watch == nil && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
+		c.watchLocked(t)
 	}
 	t.rjob().send[0] = &t.rjob().job
 	t.rjob().on.Store(w)
