@@ -104,7 +104,8 @@ type slotStats struct {
 // taken: when the caller's ctx is itself a work's ctx (a workCtx, which is
 // its task), calling its Done or Err and registering or stopping a watch on
 // it (t.parent.Done() and context.AfterFunc in submit and sendLocked,
-// t.parent.Err() in drainLocked, t.watch() in stopTimers and drainLocked)
+// t.parent.Err() in drainLocked, t.watch() in stopTimers, drainLocked and
+// dequeue)
 // take that task's mu. A task.mu is otherwise a leaf: it is never
 // held while core.mu or a worker.mu is taken; a work ctx's Done and Err
 // may take the task.mu of its parent work's ctx under their own, which
@@ -373,6 +374,13 @@ func (c *core) dequeue(t *task) bool {
 	}
 	c.queue.remove(t)
 	c.leftQueueLocked(t)
+	if t.watch != nil {
+		// Registered on the caller's ctx, the watch holds the task (and
+		// its executor) until it is stopped or that ctx ends, which a
+		// long-lived ctx never does.
+		t.watch()
+		t.watch = nil
+	}
 	t.state.Store(stSettled)
 	c.queueCancelled.Add(1)
 	c.queueLeftLocked()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -238,5 +239,91 @@ func TestQueuedRemoteWorkKeepsItsWatch(t *testing.T) {
 	// Their worker answers the cancel, freeing its slots for the Close.
 	for _, id := range running {
 		tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Err: &wire.Error{Code: wire.CodeCanceled, Message: "canceled"}}}}})
+	}
+}
+
+// liveWatchCtx counts the watches registered on it that are still armed:
+// neither stopped nor fired. Its values hide the cancelCtx it wraps, so
+// that context.AfterFunc uses its method.
+type liveWatchCtx struct {
+	context.Context
+	live atomic.Int32
+}
+
+func (c *liveWatchCtx) Value(any) any { return nil }
+
+func (c *liveWatchCtx) AfterFunc(f func()) func() bool {
+	c.live.Add(1)
+	var once sync.Once
+	disarm := func() { once.Do(func() { c.live.Add(-1) }) }
+	stop := context.AfterFunc(c.Context, func() { disarm(); f() })
+	return func() bool {
+		stopped := stop()
+		if stopped {
+			disarm()
+		}
+		return stopped
+	}
+}
+
+// TestCancelledQueuedWorkStopsItsWatch is the regression test for a leak:
+// a queued work cancelled by Future.Cancel (or a shutdown, which cancels
+// the same way) left its watch on its caller's ctx registered, holding
+// the task and so its executor, until that ctx ended: for a long-lived
+// ctx, for ever, one more per cancelled work. In-process and remote.
+func TestCancelledQueuedWorkStopsItsWatch(t *testing.T) {
+	for _, kind := range []string{"thread", "remote"} {
+		t.Run(kind, func(t *testing.T) {
+			var ex *Executor
+			var release func()
+			w := &Work[int, int]{name: "queued"}
+			switch kind {
+			case "thread":
+				ex = newOneSlotExecutor(t)
+				gate := make(chan struct{})
+				release = func() { close(gate) }
+				busy := Fn(func(_ context.Context, x int) (int, error) { <-gate; return x, nil })
+				if _, err := Submit(context.Background(), ex, busy, 0); err != nil {
+					t.Fatal(err)
+				}
+				w = Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+			case "remote":
+				var tr *handTransport
+				ex, tr = startHand(t)
+				var ids []uint64
+				for i := range 4 { // the hand worker's slots
+					if _, err := Submit(context.Background(), ex, w, i); err != nil {
+						t.Fatal(err)
+					}
+					ids = append(ids, <-tr.w.jobs)
+				}
+				release = func() {
+					v, err := wire.MarshalValue(0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, id := range ids {
+						tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Value: v}}}})
+					}
+				}
+			}
+			defer release()
+			parent, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ctx := &liveWatchCtx{Context: parent}
+			const n = 10
+			for i := range n {
+				f, err := Submit(ctx, ex, w, i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !f.Cancel() {
+					t.Fatalf("work %d: Cancel of a queued work returned false", i)
+				}
+			}
+			if got := ctx.live.Load(); got != 0 {
+				t.Fatalf("%d watches still armed on the caller's ctx after %d queued works were cancelled", got, n)
+			}
+		})
 	}
 }
