@@ -106,6 +106,7 @@ func (b *remote) close(ctx context.Context, _ bool) error {
 	var left []*task
 	for _, w := range c.allWorkersLocked() {
 		for _, t := range w.runningTasks() {
+			c.stopTimers(t) // as for a lost worker's (sink.go)
 			c.releaseLocked(w, t)
 			left = append(left, t)
 		}

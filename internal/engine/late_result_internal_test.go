@@ -327,3 +327,42 @@ func TestCancelledQueuedWorkStopsItsWatch(t *testing.T) {
 		})
 	}
 }
+
+// silentTransport is a handTransport whose Close reports nothing lost:
+// the core then fails the jobs left itself (remote.close).
+type silentTransport struct{ handTransport }
+
+func (tr *silentTransport) Close(context.Context) error { return nil }
+
+// TestJobsLeftAtCloseStopTheirWatch: the jobs a transport's Close leaves
+// unanswered are failed by the core, and their watches on their callers'
+// ctx stopped, as when a worker is lost: they held the closed executor
+// until those contexts ended.
+func TestJobsLeftAtCloseStopTheirWatch(t *testing.T) {
+	cfg, err := buildConfig(kindProcess, []Option{WithKillGrace(10 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &silentTransport{}
+	ex, err := startRemote(cfg, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := &liveWatchCtx{Context: parent}
+	f, err := Submit(ctx, ex, &Work[int, int]{name: "left"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-tr.w.jobs
+	if err := ex.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Get(context.Background()); err == nil {
+		t.Fatal("a job left at Close succeeded; want it failed")
+	}
+	if got := ctx.live.Load(); got != 0 {
+		t.Fatalf("%d watches still armed on the caller's ctx after Close failed the job", got)
+	}
+}
