@@ -46,19 +46,26 @@ func (w *handWorker) Cancel([]uint64) {}
 func (w *handWorker) Kill(error)      {}
 func (w *handWorker) Close()          {}
 
-// startHand starts a process-kind executor over a handTransport, closed
-// when the test ends.
-func startHand(t *testing.T) (*Executor, *handTransport) {
+// startOver starts a process-kind executor over tr.
+func startOver(t *testing.T, tr xport.Transport, opts ...Option) *Executor {
 	t.Helper()
-	cfg, err := buildConfig(kindProcess, nil)
+	cfg, err := buildConfig(kindProcess, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &handTransport{}
 	ex, err := startRemote(cfg, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ex
+}
+
+// startHand starts a process-kind executor over a handTransport, closed
+// when the test ends.
+func startHand(t *testing.T) (*Executor, *handTransport) {
+	t.Helper()
+	tr := &handTransport{}
+	ex := startOver(t, tr)
 	t.Cleanup(func() {
 		if err := ex.Close(); err != nil {
 			t.Error(err)
@@ -175,21 +182,6 @@ func TestARequeuedWorkEndsWhenItsCallersCtxEnds(t *testing.T) {
 	}
 }
 
-// countingCtx counts the watches registered on it: context.AfterFunc uses
-// its method, since its values hide the cancelCtx it wraps (else the
-// context package would register with that directly).
-type countingCtx struct {
-	context.Context
-	watches atomic.Int32
-}
-
-func (c *countingCtx) Value(any) any { return nil }
-
-func (c *countingCtx) AfterFunc(f func()) func() bool {
-	c.watches.Add(1)
-	return context.AfterFunc(c.Context, f)
-}
-
 // TestQueuedRemoteWorkKeepsItsWatch: a remote work queued with a ctx that
 // can end is watched once, from its Submit to its end: its dispatch used
 // to stop the queue's watch and its send to register another, two
@@ -200,7 +192,7 @@ func TestQueuedRemoteWorkKeepsItsWatch(t *testing.T) {
 	ex, tr := startHand(t)
 	parent, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ctx := &countingCtx{Context: parent}
+	ctx := &watchCountingCtx{Context: parent}
 	w := &Work[int, int]{name: "watched"}
 	const n = 6 // the hand worker runs 4; 2 queue
 	fs := make([]*Future[int], n)
@@ -223,7 +215,7 @@ func TestQueuedRemoteWorkKeepsItsWatch(t *testing.T) {
 	for range 4 {
 		running = append(running, <-tr.w.jobs)
 	}
-	if got := ctx.watches.Load(); got != n {
+	if got := ctx.registered.Load(); got != n {
 		t.Fatalf("%d watches registered for %d works, want one each", got, n)
 	}
 	cancel()
@@ -242,17 +234,19 @@ func TestQueuedRemoteWorkKeepsItsWatch(t *testing.T) {
 	}
 }
 
-// liveWatchCtx counts the watches registered on it that are still armed:
-// neither stopped nor fired. Its values hide the cancelCtx it wraps, so
-// that context.AfterFunc uses its method.
-type liveWatchCtx struct {
+// watchCountingCtx counts the watches registered on it, and those still
+// armed: neither stopped nor fired. Its values hide the cancelCtx it
+// wraps, so that context.AfterFunc uses its method (else the context
+// package would register with that cancelCtx directly).
+type watchCountingCtx struct {
 	context.Context
-	live atomic.Int32
+	registered, live atomic.Int32
 }
 
-func (c *liveWatchCtx) Value(any) any { return nil }
+func (c *watchCountingCtx) Value(any) any { return nil }
 
-func (c *liveWatchCtx) AfterFunc(f func()) func() bool {
+func (c *watchCountingCtx) AfterFunc(f func()) func() bool {
+	c.registered.Add(1)
 	c.live.Add(1)
 	var once sync.Once
 	disarm := func() { once.Do(func() { c.live.Add(-1) }) }
@@ -310,7 +304,7 @@ func TestCancelledQueuedWorkStopsItsWatch(t *testing.T) {
 			defer release()
 			parent, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			ctx := &liveWatchCtx{Context: parent}
+			ctx := &watchCountingCtx{Context: parent}
 			const n = 10
 			for i := range n {
 				f, err := Submit(ctx, ex, w, i)
@@ -339,18 +333,11 @@ func (tr *silentTransport) Close(context.Context) error { return nil }
 // ctx stopped, as when a worker is lost: they held the closed executor
 // until those contexts ended.
 func TestJobsLeftAtCloseStopTheirWatch(t *testing.T) {
-	cfg, err := buildConfig(kindProcess, []Option{WithKillGrace(10 * time.Millisecond)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tr := &silentTransport{}
-	ex, err := startRemote(cfg, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ex := startOver(t, tr, WithKillGrace(10*time.Millisecond))
 	parent, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ctx := &liveWatchCtx{Context: parent}
+	ctx := &watchCountingCtx{Context: parent}
 	f, err := Submit(ctx, ex, &Work[int, int]{name: "left"}, 1)
 	if err != nil {
 		t.Fatal(err)
