@@ -13,31 +13,32 @@ import (
 
 // sendLocked assigns t a job id and hands it to w's transport.
 func (c *core) sendLocked(w *worker, t *task) {
+	rj := t.rjob()
 	c.nextID++
-	t.rjob().job.ID = c.nextID
-	c.jobs[t.rjob().job.ID] = t
-	t.rjob().job.Timeout = 0
+	rj.job.ID = c.nextID
+	c.jobs[rj.job.ID] = t
+	rj.job.Timeout = 0
 	if left, ok := t.timeLeft(); ok {
 		// Enforced by the worker, which gets the time left (not an instant:
 		// a cluster's clocks may differ); past the kill grace, by killing it.
-		t.rjob().job.Timeout = left
+		rj.job.Timeout = left
 		if left <= 0 {
-			t.rjob().job.Timeout = -1 // passed already; 0 would mean none
+			rj.job.Timeout = -1 // passed already; 0 would mean none
 		}
-		t.rjob().killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
+		rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
 	}
 	if t.watch == nil && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
 		c.watchLocked(t)
 	}
-	t.rjob().send[0] = &t.rjob().job
-	t.rjob().on.Store(w)
+	rj.send[0] = &rj.job
+	rj.on.Store(w)
 	if c.holdSends && w.holder != nil && c.held == nil && w.holder.Hold() {
 		// A Submit's own dispatch, and the worker agreed (xport.Holder):
 		// the Submit writes the job itself once it has let the lock go,
 		// sparing a round trip a thread wake-up.
 		c.held = w.holder
 	}
-	w.conn.Send(t.rjob().send[:])
+	w.conn.Send(rj.send[:])
 	// A job budget (WithRecycleAfter) is a hard bound: the worker leaves the
 	// balancer's view with its last job, here under the lock, rather than
 	// when the transport notices, by which time a burst has overshot it.
@@ -69,16 +70,17 @@ func (t *task) timeLeft() (time.Duration, bool) {
 
 // cancelRemote tells the worker to cancel t's ctx and arms the kill grace.
 func (c *core) cancelRemote(t *task) {
+	rj := t.rjob()
 	c.mu.Lock()
 	defer c.unlock()
-	if c.jobs[t.rjob().job.ID] != t {
+	if c.jobs[rj.job.ID] != t {
 		return // already answered
 	}
-	t.w.conn.Cancel([]uint64{t.rjob().job.ID})
-	if t.rjob().killTimer != nil {
-		t.rjob().killTimer.Stop()
+	t.w.conn.Cancel([]uint64{rj.job.ID})
+	if rj.killTimer != nil {
+		rj.killTimer.Stop()
 	}
-	t.rjob().killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
+	rj.killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
 }
 
 // armKill kills t's worker if t still runs after d: a work that ignores its
