@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/testutil"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -80,9 +81,7 @@ func TestParkedGetWhoseCtxEndsLeavesOnlyTheCallbacks(t *testing.T) {
 		_, err := f.Get(ctx)
 		got <- err
 	}()
-	for !parkedOn(&f.t) {
-		runtime.Gosched()
-	}
+	testutil.WaitFor(t, "the Get parked", func() bool { return parkedOn(&f.t) })
 	f.OnDone(func(int, error) { ran <- 2 })
 	cancel()
 	if err := <-got; !errors.Is(err, context.Canceled) {
@@ -125,6 +124,8 @@ func TestParkedGetsNeverWakeBeforeTheirWorkEnds(t *testing.T) {
 			_, err := racing.Get(ctx)
 			got <- err
 		}()
+		// Spun rather than WaitFor: a millisecond's sleep a round would
+		// cut the rounds that race.
 		for !parkedOn(&racing.t) && !racing.t.finished() {
 			runtime.Gosched()
 		}

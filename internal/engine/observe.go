@@ -276,7 +276,7 @@ func (c *core) observeQueued(t *task, parent context.Context, items int) context
 func (c *core) queued(t *task, parent context.Context, items int) context.Context {
 	x := &observedExtra{obs: taskObs{items: items, queued: time.Now()}}
 	if t.x != nil {
-		x.meta, x.deadline, x.rj = t.x.meta, t.x.deadline, t.x.rj
+		x.taskExtra = *t.x // the call's Meta and Deadline, a remote task's job
 	}
 	o := &x.obs
 	x.ob = o

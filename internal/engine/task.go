@@ -150,14 +150,11 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConfig) {
 	t.ex, t.r = ex, r
 	t.parent = parent
-	if rj := t.rjob(); rj != nil {
-		// A remote task's taskExtra is its own (setRemoteJob).
-		rj.x.meta, rj.x.deadline = nil, 0
-		if cc.extra != nil {
-			rj.x.meta, rj.x.deadline = cc.extra.meta, cc.extra.deadline
-		}
-	} else {
+	switch rj := t.rjob(); {
+	case rj == nil:
 		t.x = cc.extra
+	case cc.extra != nil: // a remote task's taskExtra is its own (setRemoteJob)
+		rj.x.meta, rj.x.deadline = cc.extra.meta, cc.extra.deadline
 	}
 	t.retries = int16(cc.retries) // at most maxRetries (Retry)
 }
