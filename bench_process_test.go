@@ -148,6 +148,18 @@ func BenchmarkProcessAllThenCollect(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "works/s")
 }
 
+// BenchmarkProcessAllThenCollectCancellable is BenchmarkProcessAllThenCollect
+// under a ctx that can end, as a caller's request ctx: the core watches it
+// for every work sent (context.AfterFunc), to cancel the work the moment
+// it ends.
+func BenchmarkProcessAllThenCollectCancellable(b *testing.B) {
+	ex := benchProcess(b, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(256))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	submitAllGetAllCtx(b, ctx, ex, pNoop)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "works/s")
+}
+
 // BenchmarkProcessResizeGrow is the time to grow a process pool by one
 // worker, from Resize to the first work it serves: the pool's one worker
 // is busy, a work waits in the queue, and the new worker takes it. The

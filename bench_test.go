@@ -153,7 +153,11 @@ func BenchmarkSubmitGetDefaultCap(b *testing.B) {
 
 // submitAllGetAll submits b.N works w(i), then collects every result.
 func submitAllGetAll(b *testing.B, ex *aplex.Executor, w *aplex.Work[int, int]) {
-	ctx := context.Background()
+	submitAllGetAllCtx(b, context.Background(), ex, w)
+}
+
+// submitAllGetAllCtx is submitAllGetAll under ctx.
+func submitAllGetAllCtx(b *testing.B, ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int]) {
 	fs := make([]*aplex.Future[int], b.N)
 	b.ReportAllocs()
 	b.ResetTimer()

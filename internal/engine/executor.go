@@ -104,8 +104,8 @@ type slotStats struct {
 // taken: when the caller's ctx is itself a work's ctx (a workCtx, which is
 // its task), calling its Done or Err and registering or stopping a watch on
 // it (t.parent.Done() and context.AfterFunc in submit and sendLocked,
-// t.parent.Err() in drainLocked, t.watch() in stopTimers, drainLocked and
-// dequeue)
+// t.parent.Err() in drainLocked, stopping a watch in stopTimers,
+// drainLocked and dequeue: unwatchLocked)
 // take that task's mu. A task.mu is otherwise a leaf: it is never
 // held while core.mu or a worker.mu is taken; a work ctx's Done and Err
 // may take the task.mu of its parent work's ctx under their own, which
@@ -149,7 +149,10 @@ type core struct {
 	// that have no watch on it: queued with room for them, behind a runner
 	// being woken (submit); watched if a drain finds no room left
 	// (watchUnwatchedLocked).
-	unwatched    int
+	unwatched int
+	// shared is the watch on a caller's ctx that remote works submitted
+	// under it share (ctxwatch.go).
+	shared       sharedWatch
 	down         bool          // teardown began: workers are being stopped; nothing is requeued
 	stopping     atomic.Bool   // mirrors closing for the lock-free release path
 	closed       chan struct{} // closed when closing starts
@@ -374,13 +377,10 @@ func (c *core) dequeue(t *task) bool {
 	}
 	c.queue.remove(t)
 	c.leftQueueLocked(t)
-	if t.watch != nil {
-		// Registered on the caller's ctx, the watch holds the task (and
-		// its executor) until it is stopped or that ctx ends, which a
-		// long-lived ctx never does.
-		t.watch()
-		t.watch = nil
-	}
+	// Registered on the caller's ctx, the watch holds the task (and its
+	// executor) until it is stopped or that ctx ends, which a long-lived
+	// ctx never does.
+	c.unwatchLocked(t)
 	t.state.Store(stSettled)
 	c.queueCancelled.Add(1)
 	c.queueLeftLocked()
@@ -473,10 +473,7 @@ func (c *core) drainLocked(keep bool) (next *task) {
 		if err := t.parent.Err(); err != nil {
 			// Its caller gave up while it waited; the watch that would
 			// cancel it may not have run yet. It never starts.
-			if t.watch != nil {
-				t.watch()
-				t.watch = nil
-			}
+			c.unwatchLocked(t)
 			t.state.Store(stSettled)
 			c.queueCancelled.Add(1)
 			go t.finish(err, true) // callbacks must not run under the lock
@@ -512,14 +509,34 @@ func (c *core) runnerStarted() {
 }
 
 // watchLocked makes a work end once its caller's ctx ends: a queued one,
-// never started; a remote one, cancelled in its worker (sendLocked).
+// never started; a remote one, cancelled in its worker (sendLocked). A
+// remote one shares the core's watch on that ctx if it can (ctxwatch.go).
 func (c *core) watchLocked(t *task) {
+	if rj := t.rjob(); rj != nil && c.joinSharedLocked(t, rj) {
+		return
+	}
 	t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
+}
+
+// unwatchLocked stops the watch on t's caller's ctx, if it has one.
+func (c *core) unwatchLocked(t *task) {
+	if t.watch != nil {
+		t.watch()
+		t.watch = nil
+	} else if rj := t.rjob(); rj != nil && rj.memberOf != 0 {
+		c.leaveSharedLocked(rj)
+	}
+}
+
+// watched reports whether something watches t's caller's ctx for it: a
+// watch of its own or the shared one. Under core.mu.
+func (t *task) watched() bool {
+	return t.watch != nil || (t.rjob() != nil && t.rjob().memberOf != 0)
 }
 
 // unwatched reports whether a queued t is one that core.unwatched counts:
 // its caller's ctx can end and nothing watches it.
-func (t *task) unwatched() bool { return t.watch == nil && t.parent.Done() != nil }
+func (t *task) unwatched() bool { return !t.watched() && t.parent.Done() != nil }
 
 // leftQueueLocked accounts for t leaving the queue unwatched.
 func (c *core) leftQueueLocked(t *task) {

@@ -172,10 +172,7 @@ func (c *core) stopTimers(t *task) {
 		t.rjob().killTimer.Stop()
 		t.rjob().killTimer = nil
 	}
-	if t.watch != nil {
-		t.watch()
-		t.watch = nil
-	}
+	c.unwatchLocked(t)
 }
 
 // neverStarted reports a result by which a worker refused a job before it

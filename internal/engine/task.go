@@ -135,6 +135,9 @@ type remoteJob struct {
 	// asks, guarded by the task's mu; an in-process task's is a node in
 	// its callbacks instead, out of its allocation.
 	done chan struct{}
+	// memberOf is the claim of the core's shared watch on the caller's
+	// ctx that watches this work (ctxwatch.go), 0 if none; under core.mu.
+	memberOf uint64
 }
 
 // setRemoteJob makes t a remote task whose job is rj, both in one

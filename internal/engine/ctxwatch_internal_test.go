@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aplex-go/aplex/internal/wire"
+)
+
+// answerOK answers job id with a result of 0.
+func answerOK(t *testing.T, tr *handTransport, id uint64) {
+	t.Helper()
+	v, err := wire.MarshalValue(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Value: v}}}})
+}
+
+// answerCanceled answers job id as a worker answers a cancelled job.
+func answerCanceled(tr *handTransport, id uint64) {
+	tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Err: &wire.Error{Code: wire.CodeCanceled, Message: "canceled"}}}}})
+}
+
+// submitN submits n works of w under ctx.
+func submitN(t *testing.T, ctx context.Context, ex *Executor, w *Work[int, int], n int) []*Future[int] {
+	t.Helper()
+	fs := make([]*Future[int], n)
+	for i := range fs {
+		f, err := Submit(ctx, ex, w, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs[i] = f
+	}
+	return fs
+}
+
+type valueKey struct{}
+
+// TestRemoteWorksUnderOneCtxShareOneWatch: remote works submitted under
+// one ctx, sent or queued, and under ctxs derived from it that add only
+// values, are watched by one context.AfterFunc, not one each (a third of
+// the throughput of process works under a request's ctx went to those).
+// Its end still cancels every one of them, queued or sent; works under
+// another ctx meanwhile keep watches of their own and are not touched; and
+// once the works have ended, no watch is left armed on either ctx.
+func TestRemoteWorksUnderOneCtxShareOneWatch(t *testing.T) {
+	ex, tr := startHand(t)
+	w := &Work[int, int]{name: "shared"}
+	parentA, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	parentB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	a, b := &watchCountingCtx{Context: parentA}, &watchCountingCtx{Context: parentB}
+
+	fa := submitN(t, a, ex, w, 2)
+	fa = append(fa, submitN(t, context.WithValue(a, valueKey{}, 1), ex, w, 2)...) // the hand worker's 4 slots
+	fb := submitN(t, b, ex, w, 1)                                                   // queued behind them
+	fa = append(fa, submitN(t, a, ex, w, 2)...)                                     // queued too
+	if got := a.registered.Load(); got != 1 {
+		t.Fatalf("%d watches registered on a ctx for 6 works under it, want 1", got)
+	}
+	if got := b.registered.Load(); got != 1 {
+		t.Fatalf("%d watches registered on another ctx for its work, want 1", got)
+	}
+	var sent []uint64
+	for range 4 {
+		sent = append(sent, <-tr.w.jobs)
+	}
+
+	cancelA()
+	for i, f := range fa {
+		if _, err := f.Get(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("work %d under the ended ctx: %v, want context.Canceled", i, err)
+		}
+	}
+	if fb[0].t.finished() {
+		t.Fatalf("the work under the other ctx ended with the first ctx: %v", fb[0].t.err)
+	}
+	for _, id := range sent { // the worker answers the cancels: B's work is sent
+		answerCanceled(tr, id)
+	}
+	answerOK(t, tr, <-tr.w.jobs)
+	if _, err := fb[0].Get(context.Background()); err != nil {
+		t.Fatalf("the work under the other ctx: %v", err)
+	}
+	for name, c := range map[string]*watchCountingCtx{"ended": a, "other": b} {
+		if got := c.live.Load(); got != 0 {
+			t.Errorf("%d watches still armed on the %s ctx once its works ended", got, name)
+		}
+	}
+}
+
+// TestSharedWatchStopsWithItsLastWork: the shared watch is stopped when
+// the last work under it ends, so it holds nothing (the executor among it)
+// from a long-lived ctx; the next works under that ctx claim it again.
+func TestSharedWatchStopsWithItsLastWork(t *testing.T) {
+	ex, tr := startHand(t)
+	w := &Work[int, int]{name: "shared"}
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := &watchCountingCtx{Context: parent}
+	for round := 1; round <= 3; round++ {
+		fs := submitN(t, ctx, ex, w, 3)
+		if got := ctx.live.Load(); got != 1 {
+			t.Fatalf("round %d: %d watches armed for 3 works in flight, want 1", round, got)
+		}
+		for range fs {
+			answerOK(t, tr, <-tr.w.jobs)
+		}
+		for _, f := range fs {
+			if _, err := f.Get(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := ctx.live.Load(); got != 0 {
+			t.Fatalf("round %d: %d watches armed once every work ended, want 0", round, got)
+		}
+		if got := ctx.registered.Load(); got != int32(round) {
+			t.Fatalf("round %d: %d watches registered, want one a round", round, got)
+		}
+	}
+}
+
+// lateErrCtx is a ctx that has ended but whose first Err says it has
+// not: it stands for a ctx ending just after Submit checked it.
+type lateErrCtx struct {
+	context.Context
+	asked atomic.Bool
+}
+
+func (c *lateErrCtx) Err() error {
+	if !c.asked.Swap(true) {
+		return nil
+	}
+	return c.Context.Err()
+}
+
+// TestWorkSubmittedAsItsCtxEndsIsCancelled: a remote work submitted as
+// its ctx ends, past Submit's check, joins the shared watch whose
+// function is about to run, or claims it again on the ended ctx: either
+// way it ends cancelled, with every work under that ctx.
+func TestWorkSubmittedAsItsCtxEndsIsCancelled(t *testing.T) {
+	ex, tr := startHand(t)
+	w := &Work[int, int]{name: "late"}
+	for round := range 20 {
+		parent, cancel := context.WithCancel(context.Background())
+		first := submitN(t, parent, ex, w, 1)[0]
+		firstID := <-tr.w.jobs
+		cancel() // its watch's function now races the next Submit for core.mu
+		late := submitN(t, &lateErrCtx{Context: parent}, ex, w, 1)[0]
+		lateID := <-tr.w.jobs
+		for name, f := range map[string]*Future[int]{"first": first, "late": late} {
+			if _, err := f.Get(context.Background()); !errors.Is(err, context.Canceled) {
+				t.Fatalf("round %d: the %s work: %v, want context.Canceled", round, name, err)
+			}
+		}
+		answerCanceled(tr, firstID)
+		answerCanceled(tr, lateID)
+	}
+}
