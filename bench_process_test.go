@@ -137,7 +137,7 @@ func BenchmarkProcessFanOut(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	benchFanOut(b, ex, pSleep10ms)
+	benchFanOut(b, context.Background(), ex, pSleep10ms)
 }
 
 // BenchmarkProcessAllThenCollect submits b.N no-op works to 2 processes,

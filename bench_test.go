@@ -67,20 +67,34 @@ func BenchmarkFanOut(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ex.Close()
-	benchFanOut(b, ex, sleep)
+	benchFanOut(b, context.Background(), ex, sleep)
+}
+
+// BenchmarkFanOutCancellable is BenchmarkFanOut under a ctx that can end,
+// as a caller's request ctx: the works queued without room are watched on
+// it (context.AfterFunc), so that none starts once it ends.
+func BenchmarkFanOutCancellable(b *testing.B) {
+	sleep := aplex.Fn(func(_ context.Context, x int) (int, error) { time.Sleep(10 * time.Millisecond); return x, nil })
+	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(fanOutPool), aplex.WithMaxWorksPerWorker(fanOutPer))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ex.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	benchFanOut(b, ctx, ex, sleep)
 }
 
 // The fan-out benchmarks' shape: 10,000 works sleeping 10 ms on 4 workers
 // × 300.
 const fanOutWorks, fanOutPool, fanOutPer = 10_000, 4, 300
 
-// benchFanOut submits fanOutWorks works w to ex, then collects them, b.N
-// times, and reports the wall time of a batch against the ideal
+// benchFanOut submits fanOutWorks works w to ex under ctx, then collects
+// them, b.N times, and reports the wall time of a batch against the ideal
 // (ceil(10000/1200) × 10 ms).
-func benchFanOut(b *testing.B, ex *aplex.Executor, w *aplex.Work[int, int]) {
+func benchFanOut(b *testing.B, ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int]) {
 	const slots = fanOutPool * fanOutPer
 	ideal := time.Duration((fanOutWorks+slots-1)/slots) * 10 * time.Millisecond
-	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()

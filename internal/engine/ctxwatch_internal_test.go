@@ -58,8 +58,8 @@ func TestRemoteWorksUnderOneCtxShareOneWatch(t *testing.T) {
 
 	fa := submitN(t, a, ex, w, 2)
 	fa = append(fa, submitN(t, context.WithValue(a, valueKey{}, 1), ex, w, 2)...) // the hand worker's 4 slots
-	fb := submitN(t, b, ex, w, 1)                                                   // queued behind them
-	fa = append(fa, submitN(t, a, ex, w, 2)...)                                     // queued too
+	fb := submitN(t, b, ex, w, 1)                                                 // queued behind them
+	fa = append(fa, submitN(t, a, ex, w, 2)...)                                   // queued too
 	if got := a.registered.Load(); got != 1 {
 		t.Fatalf("%d watches registered on a ctx for 6 works under it, want 1", got)
 	}
@@ -160,5 +160,56 @@ func TestWorkSubmittedAsItsCtxEndsIsCancelled(t *testing.T) {
 		}
 		answerCanceled(tr, firstID)
 		answerCanceled(tr, lateID)
+	}
+}
+
+// TestQueuedThreadWorksUnderOneCtxShareOneWatch: works queued on a full
+// goroutine executor under one ctx share one watch, which is stopped once
+// the last of them starts; that ctx ending while they wait cancels every
+// one, and none of them runs.
+func TestQueuedThreadWorksUnderOneCtxShareOneWatch(t *testing.T) {
+	ex := newOneSlotExecutor(t)
+	gate := make(chan struct{})
+	busy := Fn(func(_ context.Context, x int) (int, error) { <-gate; return x, nil })
+	held, err := Submit(context.Background(), ex, busy, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran atomic.Int32
+	w := Fn(func(_ context.Context, x int) (int, error) { ran.Add(1); return x, nil })
+
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := &watchCountingCtx{Context: parent}
+	fs := submitN(t, ctx, ex, w, 5)
+	if got := ctx.registered.Load(); got != 1 {
+		t.Fatalf("%d watches registered for 5 queued works under one ctx, want 1", got)
+	}
+	cancel()
+	for i, f := range fs {
+		if _, err := f.Get(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("queued work %d: %v, want context.Canceled", i, err)
+		}
+	}
+
+	// Again under a ctx that stays: the watch goes once the works start.
+	parent2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	ctx2 := &watchCountingCtx{Context: parent2}
+	fs = submitN(t, ctx2, ex, w, 5)
+	close(gate)
+	if _, err := held.Get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if _, err := f.Get(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ran.Load(); got != 5 {
+		t.Fatalf("%d works ran, want the 5 of the ctx that stayed (the cancelled ones never start)", got)
+	}
+	if reg, live := ctx2.registered.Load(), ctx2.live.Load(); reg != 1 || live != 0 {
+		t.Fatalf("%d watches registered and %d still armed once the works started, want 1 and 0", reg, live)
 	}
 }

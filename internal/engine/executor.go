@@ -436,14 +436,13 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 	w.mu.Lock()
 	w.running.pushBack(t)
 	w.mu.Unlock()
-	if t.watch != nil && t.rjob() == nil {
+	if t.rjob() == nil {
 		// An in-process work's ctx watches its caller's only if the work
 		// asks (workCtx). A remote work keeps the watch it had while
 		// queued: it does what sendLocked's would (cancel the task), and
 		// a second context.AfterFunc per work halved the throughput of
 		// remote works submitted with a ctx that can end.
-		t.watch()
-		t.watch = nil
+		c.unwatchLocked(t)
 	}
 	if t.ob() != nil { // before the state: a Cancel may end it once running
 		c.observeStarted(t, w)
@@ -509,34 +508,27 @@ func (c *core) runnerStarted() {
 }
 
 // watchLocked makes a work end once its caller's ctx ends: a queued one,
-// never started; a remote one, cancelled in its worker (sendLocked). A
-// remote one shares the core's watch on that ctx if it can (ctxwatch.go).
+// never started; a remote one, cancelled in its worker (sendLocked). It
+// shares the core's watch on that ctx if it can (ctxwatch.go).
 func (c *core) watchLocked(t *task) {
-	if rj := t.rjob(); rj != nil && c.joinSharedLocked(t, rj) {
+	if c.joinSharedLocked(t) {
 		return
 	}
 	t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
 }
 
-// unwatchLocked stops the watch on t's caller's ctx, if it has one.
+// unwatchLocked stops the watch on t's caller's ctx, if it has one: its
+// own, or its share of the core's (ctxwatch.go), which needs core.mu.
 func (c *core) unwatchLocked(t *task) {
 	if t.watch != nil {
 		t.watch()
 		t.watch = nil
-	} else if rj := t.rjob(); rj != nil && rj.memberOf != 0 {
-		c.leaveSharedLocked(rj)
 	}
-}
-
-// watched reports whether something watches t's caller's ctx for it: a
-// watch of its own or the shared one. Under core.mu.
-func (t *task) watched() bool {
-	return t.watch != nil || (t.rjob() != nil && t.rjob().memberOf != 0)
 }
 
 // unwatched reports whether a queued t is one that core.unwatched counts:
 // its caller's ctx can end and nothing watches it.
-func (t *task) unwatched() bool { return !t.watched() && t.parent.Done() != nil }
+func (t *task) unwatched() bool { return t.watch == nil && t.parent.Done() != nil }
 
 // leftQueueLocked accounts for t leaving the queue unwatched.
 func (c *core) leftQueueLocked(t *task) {

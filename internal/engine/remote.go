@@ -27,7 +27,7 @@ func (c *core) sendLocked(w *worker, t *task) {
 		}
 		rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
 	}
-	if !t.watched() && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
+	if t.watch == nil && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
 		c.watchLocked(t)
 	}
 	rj.send[0] = &rj.job

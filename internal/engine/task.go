@@ -60,7 +60,7 @@ type task struct {
 	prev, next *task
 	w          *worker         // the worker it was dispatched to
 	parent     context.Context // the caller's ctx
-	watch      func() bool     // stops the watch on parent while queued or remote
+	watch      func() bool     // stops the watch on parent while queued or remote; under the executor lock (ctxwatch.go)
 	x          *taskExtra      // nil unless Meta, Deadline, an observer or a remote job
 
 	// The outcome; written before state becomes stFinished.
@@ -135,9 +135,6 @@ type remoteJob struct {
 	// asks, guarded by the task's mu; an in-process task's is a node in
 	// its callbacks instead, out of its allocation.
 	done chan struct{}
-	// memberOf is the claim of the core's shared watch on the caller's
-	// ctx that watches this work (ctxwatch.go), 0 if none; under core.mu.
-	memberOf uint64
 }
 
 // setRemoteJob makes t a remote task whose job is rj, both in one
