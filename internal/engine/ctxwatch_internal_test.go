@@ -213,3 +213,77 @@ func TestQueuedThreadWorksUnderOneCtxShareOneWatch(t *testing.T) {
 		t.Fatalf("%d watches registered and %d still armed once the works started, want 1 and 0", reg, live)
 	}
 }
+
+// TestEachOfSeveralCtxsSharesItsOwnWatch: works queued under several
+// ctxs at once share one watch per ctx while the core has one free
+// (sharedWatches); past that, a ctx's works are watched one by one, as
+// before. Each ctx's end cancels its own works only, and once every work
+// has left, no watch is left armed on any of them.
+func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
+	ex := newOneSlotExecutor(t)
+	gate := make(chan struct{})
+	busy := Fn(func(_ context.Context, x int) (int, error) { <-gate; return x, nil })
+	held, err := Submit(context.Background(), ex, busy, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+	const perCtx = 3
+	type caller struct {
+		ctx    *watchCountingCtx
+		cancel context.CancelFunc
+		fs     []*Future[int]
+	}
+	callers := make([]caller, sharedWatches+1)
+	for i := range callers {
+		parent, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		callers[i] = caller{ctx: &watchCountingCtx{Context: parent}, cancel: cancel}
+	}
+	for range perCtx { // interleaved, as concurrent callers would
+		for i := range callers {
+			callers[i].fs = append(callers[i].fs, submitN(t, callers[i].ctx, ex, w, 1)...)
+		}
+	}
+	for i, c := range callers {
+		want := int32(1)
+		if i == sharedWatches {
+			want = perCtx // none left free
+		}
+		if got := c.ctx.registered.Load(); got != want {
+			t.Errorf("ctx %d: %d watches registered for its %d queued works, want %d", i, got, perCtx, want)
+		}
+	}
+	// End every other ctx: their works end cancelled, the others wait on.
+	for i := 0; i < len(callers); i += 2 {
+		callers[i].cancel()
+		for _, f := range callers[i].fs {
+			if _, err := f.Get(context.Background()); !errors.Is(err, context.Canceled) {
+				t.Fatalf("ctx %d ended: its work %v, want context.Canceled", i, err)
+			}
+		}
+	}
+	for i := 1; i < len(callers); i += 2 {
+		for _, f := range callers[i].fs {
+			if f.t.finished() {
+				t.Fatalf("ctx %d still on: its work ended with another ctx (%v)", i, f.t.err)
+			}
+		}
+	}
+	close(gate)
+	if _, err := held.Get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(callers); i += 2 {
+		for _, f := range callers[i].fs {
+			if _, err := f.Get(context.Background()); err != nil {
+				t.Fatalf("ctx %d still on: %v", i, err)
+			}
+		}
+	}
+	for i, c := range callers {
+		if got := c.ctx.live.Load(); got != 0 {
+			t.Errorf("ctx %d: %d watches still armed once its works left", i, got)
+		}
+	}
+}

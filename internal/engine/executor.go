@@ -150,9 +150,9 @@ type core struct {
 	// being woken (submit); watched if a drain finds no room left
 	// (watchUnwatchedLocked).
 	unwatched int
-	// shared is the watch on a caller's ctx that remote works submitted
-	// under it share (ctxwatch.go).
-	shared       sharedWatch
+	// shared are the watches on callers' ctxs that the works submitted
+	// under each share (ctxwatch.go).
+	shared       [sharedWatches]sharedWatch
 	down         bool          // teardown began: workers are being stopped; nothing is requeued
 	stopping     atomic.Bool   // mirrors closing for the lock-free release path
 	closed       chan struct{} // closed when closing starts
