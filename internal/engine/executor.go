@@ -436,7 +436,7 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 	w.mu.Lock()
 	w.running.pushBack(t)
 	w.mu.Unlock()
-	if t.rjob() == nil {
+	if t.watch != nil && t.rjob() == nil {
 		// An in-process work's ctx watches its caller's only if the work
 		// asks (workCtx). A remote work keeps the watch it had while
 		// queued: it does what sendLocked's would (cancel the task), and
