@@ -17,28 +17,37 @@ import "context"
 // when its last member leaves, so it holds nothing once its works have
 // left: it never keeps the executor reachable from a long-lived ctx.
 //
-// A member's task.watch is its claim's leave function, so every place
-// that stops a work's watch stops a shared one the same way, under
-// core.mu. When the ctx ends, the watch finds its members among the works
-// queued and the jobs sent (c.jobs), the only places a watched work can be
-// (a work in this process stops its watch as it starts): every one whose
-// ctx has that Done channel. A work there that watches that channel with a
-// watch of its own (queued while none was free) is cancelled too, which
-// its own watch would have done anyway. Everything here runs under
+// A member's task.watch is its shared watch's leave function, so every
+// place that stops a work's watch stops a shared one the same way, under
+// core.mu. A member is always queued or among the jobs sent (c.jobs): a
+// work in this process stops its watch as it starts, a remote one as its
+// answer is taken from c.jobs (Done), or as it leaves c.jobs otherwise
+// (stopTimers). So when the ctx ends, the watch finds every member there,
+// as every work whose ctx has that Done channel, and makes each forget it
+// (noWatch) before the watch is claimed again: no member of an old claim
+// can count against a new one. A work found there that watches the channel
+// with a watch of its own (queued while none was free) is cancelled too,
+// which its own watch would have done anyway. Everything here runs under
 // core.mu, but the AfterFunc's function, which takes it.
 
 // sharedWatches is how many ctxs the core watches for several works at
 // once; a join looks at each.
 const sharedWatches = 8
 
-// sharedWatch is one of the core's shared watches.
+// sharedWatch is one of the core's shared watches. Its functions are made
+// once, by its first claim: a claim then costs the AfterFunc alone, one
+// allocation less than a watch of a work's own.
 type sharedWatch struct {
-	gen   uint64          // the claim's number, captured by its functions
 	done  <-chan struct{} // the claiming ctx's Done; nil while unarmed
 	stop  func() bool     // the AfterFunc's
-	leave func() bool     // a member's task.watch
 	n     int             // members
+	leave func() bool     // a member's task.watch
+	fired func()          // the AfterFunc's function
 }
+
+// noWatch is the watch of a work whose shared watch has fired: there is
+// nothing left to stop.
+func noWatch() bool { return false }
 
 // joinSharedLocked makes t, a work whose caller's ctx can end, a member
 // of the shared watch on that ctx, claiming a free one for it if none is.
@@ -63,23 +72,21 @@ func (c *core) joinSharedLocked(t *task) bool {
 		if sw = free; sw == nil {
 			return false
 		}
-		sw.gen++
-		gen := sw.gen
+		if sw.leave == nil {
+			sw.leave = func() bool { c.leaveSharedLocked(sw); return true }
+			sw.fired = func() { c.sharedFired(sw) }
+		}
 		sw.done = done
-		sw.leave = func() bool { c.leaveSharedLocked(sw, gen); return true }
-		sw.stop = context.AfterFunc(t.parent, func() { c.sharedFired(sw, gen) })
+		sw.stop = context.AfterFunc(t.parent, sw.fired)
 	}
 	sw.n++
 	t.watch = sw.leave
 	return true
 }
 
-// leaveSharedLocked removes a member of sw's claim gen, stopping the watch
-// with its last member. A member of a claim that has fired leaves nothing.
-func (c *core) leaveSharedLocked(sw *sharedWatch, gen uint64) {
-	if gen != sw.gen || sw.done == nil {
-		return
-	}
+// leaveSharedLocked removes a member of sw, stopping the watch with its
+// last member.
+func (c *core) leaveSharedLocked(sw *sharedWatch) {
 	if sw.n--; sw.n == 0 && sw.stop() {
 		// Stopped before it fired; else its function is about to run,
 		// and disarms the watch itself.
@@ -87,27 +94,29 @@ func (c *core) leaveSharedLocked(sw *sharedWatch, gen uint64) {
 	}
 }
 
-// sharedFired runs when the ctx of sw's claim gen ends: every work queued or
-// sent under a ctx with its Done channel is cancelled with its own ctx's
-// error, as its own watch would have done.
-func (c *core) sharedFired(sw *sharedWatch, gen uint64) {
+// sharedFired runs when the ctx sw watches ends: every work queued or sent
+// under a ctx with its Done channel is cancelled with its own ctx's error,
+// as its own watch would have done.
+func (c *core) sharedFired(sw *sharedWatch) {
 	c.mu.Lock()
-	if sw.gen != gen || sw.done == nil {
-		// Cannot happen: a claim is armed until its function runs or its
+	done := sw.done
+	if done == nil {
+		// Cannot happen: a watch is armed until its function runs or its
 		// stop succeeds, and only an unarmed watch is claimed again.
 		c.unlock()
 		return
 	}
-	done := sw.done
 	sw.disarm()
 	var ended []*task
 	for _, t := range c.jobs {
 		if t.parent.Done() == done {
+			t.watch = noWatch
 			ended = append(ended, t)
 		}
 	}
 	for t := c.queue.head; t != nil; t = t.next {
 		if t.parent.Done() == done {
+			t.watch = noWatch
 			ended = append(ended, t)
 		}
 	}
@@ -117,8 +126,5 @@ func (c *core) sharedFired(sw *sharedWatch, gen uint64) {
 	}
 }
 
-// disarm forgets the claim: the watch is free for the next. Its members
-// keep its leave function, which then does nothing.
-func (sw *sharedWatch) disarm() {
-	sw.done, sw.stop, sw.leave, sw.n = nil, nil, nil, 0
-}
+// disarm frees the watch for the next claim.
+func (sw *sharedWatch) disarm() { sw.done, sw.stop, sw.n = nil, nil, 0 }

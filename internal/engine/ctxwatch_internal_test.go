@@ -287,3 +287,49 @@ func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
 		}
 	}
 }
+
+// TestMembersOfAFiredWatchDoNotCountAgainstTheNext: works whose shared
+// watch fired leave it later (their worker answers the cancel); by then
+// the watch serves the next ctx, and their leaving must not count against
+// that ctx's works, whose watch would stop early and leave them running
+// once it ends.
+func TestMembersOfAFiredWatchDoNotCountAgainstTheNext(t *testing.T) {
+	ex, tr := startHand(t)
+	w := &Work[int, int]{name: "two claims"}
+	parentA, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	a := &watchCountingCtx{Context: parentA}
+	fa := submitN(t, a, ex, w, 2)
+	idsA := []uint64{<-tr.w.jobs, <-tr.w.jobs}
+	cancelA()
+	for _, f := range fa {
+		if _, err := f.Get(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("work under the first ctx: %v, want context.Canceled", err)
+		}
+	}
+	// Only the first ctx's watch was armed, so the next ctx may take the
+	// same one; the first ctx's works still hold their slots.
+	parentB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	b := &watchCountingCtx{Context: parentB}
+	fb := submitN(t, b, ex, w, 2)
+	idsB := []uint64{<-tr.w.jobs, <-tr.w.jobs}
+	for _, id := range idsA {
+		answerCanceled(tr, id)
+	}
+	if got := b.live.Load(); got != 1 {
+		t.Fatalf("%d watches armed on the second ctx with its 2 works running, want 1", got)
+	}
+	cancelB()
+	for _, f := range fb {
+		if _, err := f.Get(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("work under the second ctx: %v, want context.Canceled", err)
+		}
+	}
+	for _, id := range idsB {
+		answerCanceled(tr, id)
+	}
+	if a.live.Load() != 0 || b.live.Load() != 0 {
+		t.Fatalf("watches left armed: %d on the first ctx, %d on the second", a.live.Load(), b.live.Load())
+	}
+}

@@ -135,6 +135,11 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 			c.requeueLocked(t)
 			continue
 		}
+		// Its watch on its caller's ctx goes as it leaves c.jobs, where a
+		// shared watch looks for its members (ctxwatch.go); a ctx that
+		// ends before the result is delivered still ends the future
+		// with its error (deliver).
+		c.unwatchLocked(t)
 		finished = append(finished, done{t, r.Items})
 	}
 	c.unlock()
