@@ -60,28 +60,26 @@ func BenchmarkSubmitGet(b *testing.B) {
 
 // BenchmarkFanOut runs 10,000 works sleeping 10 ms on 4 workers × 300 and
 // reports the wall time against the ideal (ceil(10000/1200) × 10 ms).
-func BenchmarkFanOut(b *testing.B) {
-	sleep := aplex.Fn(func(_ context.Context, x int) (int, error) { time.Sleep(10 * time.Millisecond); return x, nil })
-	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(fanOutPool), aplex.WithMaxWorksPerWorker(fanOutPer))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ex.Close()
-	benchFanOut(b, context.Background(), ex, sleep)
-}
+func BenchmarkFanOut(b *testing.B) { benchThreadFanOut(b, context.Background()) }
 
 // BenchmarkFanOutCancellable is BenchmarkFanOut under a ctx that can end,
 // as a caller's request ctx: the works queued without room are watched on
 // it (context.AfterFunc), so that none starts once it ends.
 func BenchmarkFanOutCancellable(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	benchThreadFanOut(b, ctx)
+}
+
+// benchThreadFanOut is benchFanOut on a goroutine executor of the
+// fan-out's shape, under ctx.
+func benchThreadFanOut(b *testing.B, ctx context.Context) {
 	sleep := aplex.Fn(func(_ context.Context, x int) (int, error) { time.Sleep(10 * time.Millisecond); return x, nil })
 	ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(fanOutPool), aplex.WithMaxWorksPerWorker(fanOutPer))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ex.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	benchFanOut(b, ctx, ex, sleep)
 }
 

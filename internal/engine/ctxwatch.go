@@ -107,19 +107,13 @@ func (c *core) sharedFired(sw *sharedWatch) {
 		return
 	}
 	sw.disarm()
-	var ended []*task
-	for _, t := range c.jobs {
-		if t.parent.Done() == done {
-			t.watch = noWatch
-			ended = append(ended, t)
+	ended := c.inFlightLocked(func(t *task) bool {
+		if t.parent.Done() != done {
+			return false
 		}
-	}
-	for t := c.queue.head; t != nil; t = t.next {
-		if t.parent.Done() == done {
-			t.watch = noWatch
-			ended = append(ended, t)
-		}
-	}
+		t.watch = noWatch
+		return true
+	})
 	c.unlock()
 	for _, t := range ended { // cancel takes core.mu
 		t.cancel(t.parent.Err())
@@ -128,3 +122,23 @@ func (c *core) sharedFired(sw *sharedWatch) {
 
 // disarm frees the watch for the next claim.
 func (sw *sharedWatch) disarm() { sw.done, sw.stop, sw.n = nil, nil, 0 }
+
+// inFlightLocked returns the works queued or sent to remote workers (in
+// c.jobs) that match: where a watch on many works finds them when their
+// ctx ends (a shared watch here, a Map's in mapwatch.go), rather than
+// keeping a set of its own that every work would have to join and leave.
+// A work answered already, or running in this process, is not among them.
+func (c *core) inFlightLocked(match func(*task) bool) []*task {
+	var found []*task
+	for _, t := range c.jobs {
+		if match(t) {
+			found = append(found, t)
+		}
+	}
+	for t := c.queue.head; t != nil; t = t.next {
+		if match(t) {
+			found = append(found, t)
+		}
+	}
+	return found
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -40,6 +41,30 @@ func submitN(t *testing.T, ctx context.Context, ex *Executor, w *Work[int, int],
 
 type valueKey struct{}
 
+// newFullOneSlotExecutor returns a goroutine executor of one slot, held by
+// a work until release, which then waits for that work: works submitted
+// meanwhile queue without room. A test that fails first has it released
+// before the executor's shutdown.
+func newFullOneSlotExecutor(t *testing.T) (ex *Executor, release func()) {
+	t.Helper()
+	ex = newOneSlotExecutor(t)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // runs before the executor's, registered earlier
+	busy := Fn(func(_ context.Context, x int) (int, error) { <-gate; return x, nil })
+	held, err := Submit(context.Background(), ex, busy, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex, func() {
+		t.Helper()
+		open()
+		if _, err := held.Get(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRemoteWorksUnderOneCtxShareOneWatch: remote works submitted under
 // one ctx, sent or queued, and under ctxs derived from it that add only
 // values, are watched by one context.AfterFunc, not one each (a third of
@@ -50,11 +75,8 @@ type valueKey struct{}
 func TestRemoteWorksUnderOneCtxShareOneWatch(t *testing.T) {
 	ex, tr := startHand(t)
 	w := &Work[int, int]{name: "shared"}
-	parentA, cancelA := context.WithCancel(context.Background())
-	defer cancelA()
-	parentB, cancelB := context.WithCancel(context.Background())
-	defer cancelB()
-	a, b := &watchCountingCtx{Context: parentA}, &watchCountingCtx{Context: parentB}
+	a, cancelA := countingCtx(t)
+	b, _ := countingCtx(t)
 
 	fa := submitN(t, a, ex, w, 2)
 	fa = append(fa, submitN(t, context.WithValue(a, valueKey{}, 1), ex, w, 2)...) // the hand worker's 4 slots
@@ -100,9 +122,7 @@ func TestRemoteWorksUnderOneCtxShareOneWatch(t *testing.T) {
 func TestSharedWatchStopsWithItsLastWork(t *testing.T) {
 	ex, tr := startHand(t)
 	w := &Work[int, int]{name: "shared"}
-	parent, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ctx := &watchCountingCtx{Context: parent}
+	ctx, _ := countingCtx(t)
 	for round := 1; round <= 3; round++ {
 		fs := submitN(t, ctx, ex, w, 3)
 		if got := ctx.live.Load(); got != 1 {
@@ -168,19 +188,11 @@ func TestWorkSubmittedAsItsCtxEndsIsCancelled(t *testing.T) {
 // the last of them starts; that ctx ending while they wait cancels every
 // one, and none of them runs.
 func TestQueuedThreadWorksUnderOneCtxShareOneWatch(t *testing.T) {
-	ex := newOneSlotExecutor(t)
-	gate := make(chan struct{})
-	busy := Fn(func(_ context.Context, x int) (int, error) { <-gate; return x, nil })
-	held, err := Submit(context.Background(), ex, busy, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ex, release := newFullOneSlotExecutor(t)
 	var ran atomic.Int32
 	w := Fn(func(_ context.Context, x int) (int, error) { ran.Add(1); return x, nil })
 
-	parent, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ctx := &watchCountingCtx{Context: parent}
+	ctx, cancel := countingCtx(t)
 	fs := submitN(t, ctx, ex, w, 5)
 	if got := ctx.registered.Load(); got != 1 {
 		t.Fatalf("%d watches registered for 5 queued works under one ctx, want 1", got)
@@ -193,14 +205,9 @@ func TestQueuedThreadWorksUnderOneCtxShareOneWatch(t *testing.T) {
 	}
 
 	// Again under a ctx that stays: the watch goes once the works start.
-	parent2, cancel2 := context.WithCancel(context.Background())
-	defer cancel2()
-	ctx2 := &watchCountingCtx{Context: parent2}
+	ctx2, _ := countingCtx(t)
 	fs = submitN(t, ctx2, ex, w, 5)
-	close(gate)
-	if _, err := held.Get(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	for _, f := range fs {
 		if _, err := f.Get(context.Background()); err != nil {
 			t.Fatal(err)
@@ -220,13 +227,7 @@ func TestQueuedThreadWorksUnderOneCtxShareOneWatch(t *testing.T) {
 // before. Each ctx's end cancels its own works only, and once every work
 // has left, no watch is left armed on any of them.
 func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
-	ex := newOneSlotExecutor(t)
-	gate := make(chan struct{})
-	busy := Fn(func(_ context.Context, x int) (int, error) { <-gate; return x, nil })
-	held, err := Submit(context.Background(), ex, busy, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ex, release := newFullOneSlotExecutor(t)
 	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
 	const perCtx = 3
 	type caller struct {
@@ -236,9 +237,8 @@ func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
 	}
 	callers := make([]caller, sharedWatches+1)
 	for i := range callers {
-		parent, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		callers[i] = caller{ctx: &watchCountingCtx{Context: parent}, cancel: cancel}
+		ctx, cancel := countingCtx(t)
+		callers[i] = caller{ctx: ctx, cancel: cancel}
 	}
 	for range perCtx { // interleaved, as concurrent callers would
 		for i := range callers {
@@ -270,10 +270,7 @@ func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
 			}
 		}
 	}
-	close(gate)
-	if _, err := held.Get(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	for i := 1; i < len(callers); i += 2 {
 		for _, f := range callers[i].fs {
 			if _, err := f.Get(context.Background()); err != nil {
@@ -296,9 +293,7 @@ func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
 func TestMembersOfAFiredWatchDoNotCountAgainstTheNext(t *testing.T) {
 	ex, tr := startHand(t)
 	w := &Work[int, int]{name: "two claims"}
-	parentA, cancelA := context.WithCancel(context.Background())
-	defer cancelA()
-	a := &watchCountingCtx{Context: parentA}
+	a, cancelA := countingCtx(t)
 	fa := submitN(t, a, ex, w, 2)
 	idsA := []uint64{<-tr.w.jobs, <-tr.w.jobs}
 	cancelA()
@@ -309,9 +304,7 @@ func TestMembersOfAFiredWatchDoNotCountAgainstTheNext(t *testing.T) {
 	}
 	// Only the first ctx's watch was armed, so the next ctx may take the
 	// same one; the first ctx's works still hold their slots.
-	parentB, cancelB := context.WithCancel(context.Background())
-	defer cancelB()
-	b := &watchCountingCtx{Context: parentB}
+	b, cancelB := countingCtx(t)
 	fb := submitN(t, b, ex, w, 2)
 	idsB := []uint64{<-tr.w.jobs, <-tr.w.jobs}
 	for _, id := range idsA {

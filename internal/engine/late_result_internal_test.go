@@ -191,26 +191,12 @@ func TestARequeuedWorkEndsWhenItsCallersCtxEnds(t *testing.T) {
 // (Works under one ctx now share one watch: TestRemoteWorksUnderOneCtxShareOneWatch.)
 func TestQueuedRemoteWorkKeepsItsWatch(t *testing.T) {
 	ex, tr := startHand(t)
-	parent, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ctx := &watchCountingCtx{Context: parent}
+	ctx, cancel := countingCtx(t)
 	w := &Work[int, int]{name: "watched"}
 	const n = 6 // the hand worker runs 4; 2 queue
-	fs := make([]*Future[int], n)
-	for i := range fs {
-		f, err := Submit(ctx, ex, w, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fs[i] = f
-	}
-	v, err := wire.MarshalValue(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := submitN(t, ctx, ex, w, n)
 	for range 2 { // answer two: the queued ones are sent
-		id := <-tr.w.jobs
-		tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Value: v}}}})
+		answerOK(t, tr, <-tr.w.jobs)
 	}
 	var running []uint64
 	for range 4 {
@@ -231,7 +217,7 @@ func TestQueuedRemoteWorkKeepsItsWatch(t *testing.T) {
 	}
 	// Their worker answers the cancel, freeing its slots for the Close.
 	for _, id := range running {
-		tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Err: &wire.Error{Code: wire.CodeCanceled, Message: "canceled"}}}}})
+		answerCanceled(tr, id)
 	}
 }
 
@@ -259,6 +245,14 @@ func (c *watchCountingCtx) AfterFunc(f func()) func() bool {
 		}
 		return stopped
 	}
+}
+
+// countingCtx returns a watchCountingCtx over a ctx that can end, and its
+// cancel, also called when the test ends.
+func countingCtx(t *testing.T) (*watchCountingCtx, context.CancelFunc) {
+	parent, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return &watchCountingCtx{Context: parent}, cancel
 }
 
 // TestCancelledQueuedWorkStopsItsWatch is the regression test for a leak:
@@ -303,9 +297,7 @@ func TestCancelledQueuedWorkStopsItsWatch(t *testing.T) {
 				}
 			}
 			defer release()
-			parent, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			ctx := &watchCountingCtx{Context: parent}
+			ctx, _ := countingCtx(t)
 			const n = 10
 			for i := range n {
 				f, err := Submit(ctx, ex, w, i)
@@ -336,9 +328,7 @@ func (tr *silentTransport) Close(context.Context) error { return nil }
 func TestJobsLeftAtCloseStopTheirWatch(t *testing.T) {
 	tr := &silentTransport{}
 	ex := startOver(t, tr, WithKillGrace(10*time.Millisecond))
-	parent, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ctx := &watchCountingCtx{Context: parent}
+	ctx, _ := countingCtx(t)
 	f, err := Submit(ctx, ex, &Work[int, int]{name: "left"}, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -130,7 +130,7 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 		m.chunkCtx = m.ctx
 		if ex.c.be.wire() {
 			m.chunkCtx = chunkParent{m.ctx}
-			m.watch.start(m.ctx)
+			m.watch.start(ex.c, m.ctx)
 		}
 		m.wake = make(chan struct{}, 1)
 		m.more = make(chan struct{}, 1)
@@ -525,7 +525,7 @@ func (m *mapRun[A, R]) submit(ch *chunk[A, R]) bool {
 	if err := c.submit(m.ctx, &ch.t, true); err != nil {
 		return m.fail(m.ctxErr(c.rejected(&ch.t, err)))
 	}
-	m.watch.track(m.ctx, &ch.t) // queued or running now: cancel can take it
+	m.watch.submitted(&ch.t)
 	m.flying++
 	if m.prog != nil {
 		m.prog.submitted += len(args)
@@ -553,7 +553,6 @@ func (m *mapRun[A, R]) yieldReady() bool {
 				m.pending = m.pending[:n]
 				m.head = 0
 			}
-			m.watch.untrack(&ch.t)
 			if !m.yieldChunk(ch) {
 				return false
 			}
@@ -569,7 +568,6 @@ func (m *mapRun[A, R]) yieldReady() bool {
 	m.mu.Unlock()
 	for i, ch := range m.ready {
 		m.ready[i] = nil
-		m.watch.untrack(&ch.t)
 		if !m.yieldChunk(ch) {
 			return false
 		}
@@ -714,7 +712,7 @@ func (m *mapRun[A, R]) stopAll() {
 	// workers, through the Map's one watch on remote ones (mapwatch.go),
 	// which has cancelled every chunk not yielded yet once end returns.
 	m.cancel()
-	m.watch.end(m.ctx)
+	m.watch.end(m.flying > 0)
 }
 
 // end runs when the Map's loop returns, however it does (end of input, an
