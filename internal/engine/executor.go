@@ -149,10 +149,7 @@ type core struct {
 	// that have no watch on it: queued with room for them, behind a runner
 	// being woken (submit); watched if a drain finds no room left
 	// (watchUnwatchedLocked).
-	unwatched int
-	// shared are the watches on callers' ctxs that the works submitted
-	// under each share (ctxwatch.go).
-	shared       [sharedWatches]sharedWatch
+	unwatched    int
 	down         bool          // teardown began: workers are being stopped; nothing is requeued
 	stopping     atomic.Bool   // mirrors closing for the lock-free release path
 	closed       chan struct{} // closed when closing starts
@@ -200,6 +197,11 @@ type core struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	// shared are the watches on callers' ctxs that the works submitted
+	// under each share (ctxwatch.go), under mu; last, out of the way of
+	// the fields every work reads.
+	shared [sharedWatches]sharedWatch
 }
 
 func newCore(cfg config) *core {
