@@ -142,20 +142,29 @@ func BenchmarkProcessFanOut(b *testing.B) {
 
 // BenchmarkProcessAllThenCollect submits b.N no-op works to 2 processes,
 // then collects every result.
-func BenchmarkProcessAllThenCollect(b *testing.B) {
-	ex := benchProcess(b, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(256))
-	submitAllGetAll(b, ex, pNoop)
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "works/s")
-}
+func BenchmarkProcessAllThenCollect(b *testing.B) { benchProcessAllThenCollect(b, context.Background()) }
 
 // BenchmarkProcessAllThenCollectCancellable is BenchmarkProcessAllThenCollect
 // under a ctx that can end, as a caller's request ctx: the core watches it
-// for every work sent (context.AfterFunc), to cancel the work the moment
-// it ends.
+// for every work sent, to cancel the work the moment it ends.
 func BenchmarkProcessAllThenCollectCancellable(b *testing.B) {
-	ex := benchProcess(b, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(256))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	benchProcessAllThenCollect(b, ctx)
+}
+
+// BenchmarkProcessAllThenCollectTimeout is BenchmarkProcessAllThenCollect
+// under a ctx with a deadline, as a request's timeout: each work is sent
+// the time left, and killed with its worker if it runs past it.
+func BenchmarkProcessAllThenCollectTimeout(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	benchProcessAllThenCollect(b, ctx)
+}
+
+// benchProcessAllThenCollect is BenchmarkProcessAllThenCollect under ctx.
+func benchProcessAllThenCollect(b *testing.B, ctx context.Context) {
+	ex := benchProcess(b, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(256))
 	submitAllGetAllCtx(b, ctx, ex, pNoop)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "works/s")
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/obstest"
 	"github.com/aplex-go/aplex/internal/testutil"
 	"go.uber.org/goleak"
 )
@@ -580,5 +581,58 @@ func TestRegisteredWorkerInitErrorFailsThreadExecutor(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "worker init failed for worker 0: no database") {
 		t.Fatalf("error %q does not say which init failed and why", err)
+	}
+}
+
+// TestProcessWorkPastItsDeadlineCostsItsWorker: a work that ignores its
+// deadline costs its worker once the kill grace has passed too, killed
+// for running past its deadline, whether that deadline is the caller's
+// ctx's (the watch on that ctx cancels the work as it passes: its future
+// ends then, with context.DeadlineExceeded) or the call's Deadline(d) (a
+// timer of the work's own: the work's ctx ends then, and its future with
+// the kill, with the *WorkerError saying why).
+func TestProcessWorkPastItsDeadlineCostsItsWorker(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		submit func(t *testing.T, ex *aplex.Executor, marker string) *aplex.Future[int]
+		want   func(error) bool
+	}{
+		{"caller's ctx", func(t *testing.T, ex *aplex.Executor, marker string) *aplex.Future[int] {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			t.Cleanup(cancel)
+			f, err := aplex.Submit(ctx, ex, pStubborn, marker)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+		{"Deadline(d)", func(t *testing.T, ex *aplex.Executor, marker string) *aplex.Future[int] {
+			return mustSubmit(t, ex, pStubborn, marker, aplex.Deadline(300*time.Millisecond))
+		}, func(err error) bool {
+			var we *aplex.WorkerError
+			return errors.As(err, &we) && strings.Contains(err.Error(), "ran past its deadline")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &obstest.Recorder{}
+			ex := newProcess(t, aplex.WithPoolSize(1), aplex.WithKillGrace(100*time.Millisecond), aplex.WithObserver(rec))
+			pid := ex.Stats().Workers[0].PID
+			started := filepath.Join(t.TempDir(), "started")
+			f := tc.submit(t, ex, started)
+			waitForFile(t, started)
+			if _, err := f.Get(ctxT(t)); !tc.want(err) {
+				t.Fatalf("Get: %v", err)
+			}
+			if !rec.Await(ctxT(t), func(r *obstest.Recorder) bool { return len(r.Workers(aplex.WorkerLost)) > 0 }) {
+				t.Fatal("the worker running past its deadline was never lost")
+			}
+			lost := rec.Workers(aplex.WorkerLost)
+			if lost[0].PID != pid || !strings.Contains(lost[0].Reason, "ran past its deadline") {
+				t.Fatalf("lost: %+v, want worker %d killed for running past its deadline", lost, pid)
+			}
+			if v := mustGet(t, mustSubmit(t, ex, pDouble, 4)); v != 8 {
+				t.Fatal("the pool did not recover")
+			}
+		})
 	}
 }

@@ -89,7 +89,7 @@ func (b *remote) startLocked(w *worker, t *task, _ bool) bool {
 	return false
 }
 
-func (b *remote) stop(t *task, _ error) { b.c.cancelRemote(t) }
+func (b *remote) stop(t *task, err error) { b.c.cancelRemote(t, err) }
 
 // abandonedLocked is false: a cancelled remote work that ignores its ctx
 // costs its worker process after the kill grace (armKill), so the drain

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
 )
@@ -324,5 +325,39 @@ func TestMembersOfAFiredWatchDoNotCountAgainstTheNext(t *testing.T) {
 	}
 	if a.live.Load() != 0 || b.live.Load() != 0 {
 		t.Fatalf("watches left armed: %d on the first ctx, %d on the second", a.live.Load(), b.live.Load())
+	}
+}
+
+// TestWatchedCtxDeadlineArmsNoTimerPerWork: a remote work under a ctx
+// with a deadline, which a watch cancels as it passes, arms no kill timer
+// of its own (two allocations and a third of the throughput of works
+// under a request's timeout); a work whose deadline is its call's
+// Deadline(d), which nothing else watches, does.
+func TestWatchedCtxDeadlineArmsNoTimerPerWork(t *testing.T) {
+	ex, tr := startHand(t)
+	w := &Work[int, int]{name: "timed"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	fs := submitN(t, ctx, ex, w, 2)
+	f, err := Submit(context.Background(), ex, w, 0, Deadline(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for range 3 {
+		ids = append(ids, <-tr.w.jobs)
+	}
+	ex.c.mu.Lock()
+	for i, f := range fs {
+		if f.t.rjob().killTimer != nil {
+			t.Errorf("work %d under a watched ctx with a deadline armed a kill timer", i)
+		}
+	}
+	if f.t.rjob().killTimer == nil {
+		t.Error("the work with Deadline(d) armed no kill timer")
+	}
+	ex.c.mu.Unlock()
+	for _, id := range ids {
+		answerOK(t, tr, id)
 	}
 }

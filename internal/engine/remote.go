@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,18 +19,27 @@ func (c *core) sendLocked(w *worker, t *task) {
 	c.nextID++
 	rj.job.ID = c.nextID
 	c.jobs[rj.job.ID] = t
+	if t.watch == nil && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
+		c.watchLocked(t)
+	}
 	rj.job.Timeout = 0
-	if left, ok := t.timeLeft(); ok {
+	if left, ok, parents := t.timeLeft(); ok {
 		// Enforced by the worker, which gets the time left (not an instant:
 		// a cluster's clocks may differ); past the kill grace, by killing it.
 		rj.job.Timeout = left
 		if left <= 0 {
 			rj.job.Timeout = -1 // passed already; 0 would mean none
 		}
-		rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
-	}
-	if t.watch == nil && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
-		c.watchLocked(t)
+		// The caller's ctx's deadline needs no timer of the work's own
+		// when that ctx is watched (its own watch, a shared one, its
+		// Map's): the watch cancels the work as the deadline passes, and
+		// the cancel kills it past the kill grace (cancelRemote), the
+		// same instant. A timer per work cost works submitted under a
+		// request's timeout two allocations and a third of their
+		// throughput.
+		if !parents || !t.parentWatched() {
+			rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
+		}
 	}
 	rj.send[0] = &rj.job
 	rj.on.Store(w)
@@ -54,22 +65,34 @@ func (c *core) sendLocked(w *worker, t *task) {
 
 // timeLeft returns the time left until t's effective deadline, the earlier
 // of the caller's ctx deadline and the call's Deadline(d) counted from now;
-// false if it has neither. A work in this process gets the same deadline
-// from its ctx (workCtx.Deadline).
-func (t *task) timeLeft() (time.Duration, bool) {
+// false if it has neither. parents says the deadline is the caller's ctx's.
+// A work in this process gets the same deadline from its ctx
+// (workCtx.Deadline).
+func (t *task) timeLeft() (left time.Duration, ok, parents bool) {
 	pd, has := t.parent.Deadline()
-	var left time.Duration
 	if has {
 		left = time.Until(pd)
 	}
 	if d := t.deadlineD(); d > 0 && (!has || d < left) {
-		return d, true
+		return d, true, false
 	}
-	return left, has
+	return left, has, has
 }
 
-// cancelRemote tells the worker to cancel t's ctx and arms the kill grace.
-func (c *core) cancelRemote(t *task) {
+// parentWatched reports whether a watch cancels t as its caller's ctx
+// ends: its own or a shared one (t.watch), or, for a Map's chunk, the
+// Map's (mapwatch.go). Under core.mu.
+func (t *task) parentWatched() bool {
+	if t.watch != nil {
+		return true
+	}
+	_, chunk := t.parent.(chunkParent)
+	return chunk
+}
+
+// cancelRemote tells the worker to cancel t's ctx, which ended with err,
+// and arms the kill grace.
+func (c *core) cancelRemote(t *task, err error) {
 	rj := t.rjob()
 	c.mu.Lock()
 	defer c.unlock()
@@ -80,7 +103,11 @@ func (c *core) cancelRemote(t *task) {
 	if rj.killTimer != nil {
 		rj.killTimer.Stop()
 	}
-	rj.killTimer = c.armKill(t, c.cfg.killGrace, "ignored cancellation")
+	why := "ignored cancellation"
+	if errors.Is(err, context.DeadlineExceeded) {
+		why = "ran past its deadline" // its caller's ctx's, which a watch saw pass
+	}
+	rj.killTimer = c.armKill(t, c.cfg.killGrace, why)
 }
 
 // armKill kills t's worker if t still runs after d: a work that ignores its
