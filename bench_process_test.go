@@ -142,7 +142,9 @@ func BenchmarkProcessFanOut(b *testing.B) {
 
 // BenchmarkProcessAllThenCollect submits b.N no-op works to 2 processes,
 // then collects every result.
-func BenchmarkProcessAllThenCollect(b *testing.B) { benchProcessAllThenCollect(b, context.Background()) }
+func BenchmarkProcessAllThenCollect(b *testing.B) {
+	benchProcessAllThenCollect(b, context.Background())
+}
 
 // BenchmarkProcessAllThenCollectCancellable is BenchmarkProcessAllThenCollect
 // under a ctx that can end, as a caller's request ctx: the core watches it
