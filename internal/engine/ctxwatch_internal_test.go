@@ -40,6 +40,7 @@ func submitN(t *testing.T, ctx context.Context, ex *Executor, w *Work[int, int],
 	return fs
 }
 
+// valueKey keys the value of a ctx derived to add only a value.
 type valueKey struct{}
 
 // newFullOneSlotExecutor returns a goroutine executor of one slot, held by
