@@ -11,13 +11,12 @@ import (
 )
 
 // TestEachCallersCtxEndsOnlyItsOwnWorks: callers submitting at once, each
-// under a ctx of its own, more of them than the executor has shared
-// watches (their works share one watch per ctx while one is free, and are
-// watched one by one past that), with most works queued: a caller's ctx
-// ending ends its works, queued or running, and no other caller's. On
-// goroutine and process workers.
+// under a ctx of its own (each ctx's works share one watch on it), more
+// of them than the executor keeps stopped watches for, with most works
+// queued: a caller's ctx ending ends its works, queued or running, and no
+// other caller's. On goroutine and process workers.
 func TestEachCallersCtxEndsOnlyItsOwnWorks(t *testing.T) {
-	const callers, perCaller = 12, 6
+	const callers, perCaller = 20, 6
 	kinds := []ctxKind{
 		{"thread", func(t *testing.T) *aplex.Executor {
 			return newThread(t, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(4))

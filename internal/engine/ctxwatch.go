@@ -7,15 +7,16 @@ import "context"
 // moment that ctx ends (watchLocked). One context.AfterFunc per work costs
 // three allocations and an entry in the ctx's set of children, taken under
 // the ctx's lock: a third of the throughput of process works submitted,
-// then collected, under a request's ctx. So the core keeps a few shared
-// watches (sharedWatches of them, for as many callers submitting at once):
-// the first work that needs a watch for a ctx's Done channel claims a free
-// one for it, and the works that need one for the same channel (that ctx,
-// and any ctx derived from it that adds only values: they share its Done)
-// join it. A work whose ctx finds none free gets a watch of its own, as
-// before, so no caller pays more than it did. A shared watch is stopped
-// when its last member leaves, so it holds nothing once its works have
-// left: it never keeps the executor reachable from a long-lived ctx.
+// then collected, under a request's ctx. So the core keeps one watch per
+// ctx's Done channel that works are watched for: the first work that needs
+// a watch for that channel makes it, and the works that need one for the
+// same channel (that ctx, and any ctx derived from it that adds only
+// values: they share its Done) join it, however many ctxs are watched at
+// once. A shared watch is stopped when its last member leaves, so it holds
+// nothing once its works have left: it never keeps the executor reachable
+// from a long-lived ctx. Stopped, it goes to a short free list with its
+// functions, for the next ctx: a watch then costs the AfterFunc alone, one
+// allocation less than the watch of a work's own it replaces.
 //
 // A member's task.watch is its shared watch's leave function, so every
 // place that stops a work's watch stops a shared one the same way, under
@@ -24,19 +25,20 @@ import "context"
 // answer is taken from c.jobs (Done), or as it leaves c.jobs otherwise
 // (stopTimers). So when the ctx ends, the watch finds every member there,
 // as every work whose ctx has that Done channel, and makes each forget it
-// (noWatch) before the watch is claimed again: no member of an old claim
-// can count against a new one. A work found there that watches the channel
-// with a watch of its own (queued while none was free) is cancelled too,
-// which its own watch would have done anyway. Everything here runs under
-// core.mu, but the AfterFunc's function, which takes it.
+// (noWatch) before the watch is reused: no member of an old claim can
+// count against a new one. Everything here runs under core.mu, but the
+// AfterFunc's function, which takes it.
 
-// sharedWatches is how many ctxs the core watches for several works at
-// once; a join looks at each.
-const sharedWatches = 8
+// maxIdleWatches bounds the free list of stopped shared watches.
+const maxIdleWatches = 16
 
-// sharedWatch is one of the core's shared watches. Its functions are made
-// once, by its first claim: a claim then costs the AfterFunc alone, one
-// allocation less than a watch of a work's own.
+// sharedWatches are the core's shared watches.
+type sharedWatches struct {
+	byDone map[<-chan struct{}]*sharedWatch // the armed ones, by their ctx's Done
+	idle   []*sharedWatch                   // stopped, for the next ctxs
+}
+
+// sharedWatch is one shared watch. Its functions are made once, with it.
 type sharedWatch struct {
 	done  <-chan struct{} // the claiming ctx's Done; nil while unarmed
 	stop  func() bool     // the AfterFunc's
@@ -50,38 +52,31 @@ type sharedWatch struct {
 func noWatch() bool { return false }
 
 // joinSharedLocked makes t, a work whose caller's ctx can end, a member
-// of the shared watch on that ctx, claiming a free one for it if none is.
-// False if none is free: t needs a watch of its own.
-func (c *core) joinSharedLocked(t *task) bool {
+// of the shared watch on that ctx, arming one for it if there is none.
+func (c *core) joinSharedLocked(t *task) {
 	done := t.parent.Done()
 	if done == nil { // never ends: nothing to watch (the callers check first)
-		return true
+		return
 	}
-	var sw, free *sharedWatch
-	for i := range c.shared {
-		w := &c.shared[i]
-		if w.done == done {
-			sw = w
-			break
-		}
-		if w.done == nil && free == nil {
-			free = w
-		}
-	}
+	ws := &c.shared
+	sw := ws.byDone[done]
 	if sw == nil {
-		if sw = free; sw == nil {
-			return false
-		}
-		if sw.leave == nil {
+		if n := len(ws.idle); n > 0 {
+			sw, ws.idle = ws.idle[n-1], ws.idle[:n-1]
+		} else {
+			sw = &sharedWatch{}
 			sw.leave = func() bool { c.leaveSharedLocked(sw); return true }
 			sw.fired = func() { c.sharedFired(sw) }
 		}
+		if ws.byDone == nil {
+			ws.byDone = make(map[<-chan struct{}]*sharedWatch)
+		}
 		sw.done = done
 		sw.stop = context.AfterFunc(t.parent, sw.fired)
+		ws.byDone[done] = sw
 	}
 	sw.n++
 	t.watch = sw.leave
-	return true
 }
 
 // leaveSharedLocked removes a member of sw, stopping the watch with its
@@ -89,8 +84,8 @@ func (c *core) joinSharedLocked(t *task) bool {
 func (c *core) leaveSharedLocked(sw *sharedWatch) {
 	if sw.n--; sw.n == 0 && sw.stop() {
 		// Stopped before it fired; else its function is about to run,
-		// and disarms the watch itself.
-		sw.disarm()
+		// and retires the watch itself.
+		c.retireSharedLocked(sw)
 	}
 }
 
@@ -102,11 +97,10 @@ func (c *core) sharedFired(sw *sharedWatch) {
 	done := sw.done
 	if done == nil {
 		// Cannot happen: a watch is armed until its function runs or its
-		// stop succeeds, and only an unarmed watch is claimed again.
+		// stop succeeds, and only an unarmed watch is armed again.
 		c.unlock()
 		return
 	}
-	sw.disarm()
 	ended := c.inFlightLocked(func(t *task) bool {
 		if t.parent.Done() != done {
 			return false
@@ -114,14 +108,23 @@ func (c *core) sharedFired(sw *sharedWatch) {
 		t.watch = noWatch
 		return true
 	})
+	c.retireSharedLocked(sw)
 	c.unlock()
 	for _, t := range ended { // cancel takes core.mu
 		t.cancel(t.parent.Err())
 	}
 }
 
-// disarm frees the watch for the next claim.
-func (sw *sharedWatch) disarm() { sw.done, sw.stop, sw.n = nil, nil, 0 }
+// retireSharedLocked unarms sw, whose AfterFunc is stopped or has run and
+// which has no member left, and keeps it for the next ctx.
+func (c *core) retireSharedLocked(sw *sharedWatch) {
+	ws := &c.shared
+	delete(ws.byDone, sw.done)
+	sw.done, sw.stop, sw.n = nil, nil, 0
+	if len(ws.idle) < maxIdleWatches {
+		ws.idle = append(ws.idle, sw)
+	}
+}
 
 // inFlightLocked returns the works queued or sent to remote workers (in
 // c.jobs) that match: where a watch on many works finds them when their

@@ -72,8 +72,8 @@ func newFullOneSlotExecutor(t *testing.T) (ex *Executor, release func()) {
 // values, are watched by one context.AfterFunc, not one each (a third of
 // the throughput of process works under a request's ctx went to those).
 // Its end still cancels every one of them, queued or sent; works under
-// another ctx meanwhile keep watches of their own and are not touched; and
-// once the works have ended, no watch is left armed on either ctx.
+// another ctx meanwhile are watched on theirs and not touched; and once
+// the works have ended, no watch is left armed on either ctx.
 func TestRemoteWorksUnderOneCtxShareOneWatch(t *testing.T) {
 	ex, tr := startHand(t)
 	w := &Work[int, int]{name: "shared"}
@@ -224,10 +224,11 @@ func TestQueuedThreadWorksUnderOneCtxShareOneWatch(t *testing.T) {
 }
 
 // TestEachOfSeveralCtxsSharesItsOwnWatch: works queued under several
-// ctxs at once share one watch per ctx while the core has one free
-// (sharedWatches); past that, a ctx's works are watched one by one, as
-// before. Each ctx's end cancels its own works only, and once every work
-// has left, no watch is left armed on any of them.
+// ctxs at once, more of them than the core keeps stopped watches for
+// (maxIdleWatches), share one watch per ctx. Each ctx's end cancels its
+// own works only, and once every work has left, no watch is left armed on
+// any of them. (A first version had 8 shared watches, and a ninth ctx's
+// works were watched one by one.)
 func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
 	ex, release := newFullOneSlotExecutor(t)
 	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
@@ -237,7 +238,7 @@ func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
 		cancel context.CancelFunc
 		fs     []*Future[int]
 	}
-	callers := make([]caller, sharedWatches+1)
+	callers := make([]caller, maxIdleWatches+4)
 	for i := range callers {
 		ctx, cancel := countingCtx(t)
 		callers[i] = caller{ctx: ctx, cancel: cancel}
@@ -248,12 +249,8 @@ func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
 		}
 	}
 	for i, c := range callers {
-		want := int32(1)
-		if i == sharedWatches {
-			want = perCtx // none left free
-		}
-		if got := c.ctx.registered.Load(); got != want {
-			t.Errorf("ctx %d: %d watches registered for its %d queued works, want %d", i, got, perCtx, want)
+		if got := c.ctx.registered.Load(); got != 1 {
+			t.Errorf("ctx %d: %d watches registered for its %d queued works, want 1", i, got, perCtx)
 		}
 	}
 	// End every other ctx: their works end cancelled, the others wait on.

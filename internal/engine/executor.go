@@ -201,7 +201,7 @@ type core struct {
 	// shared are the watches on callers' ctxs that the works submitted
 	// under each share (ctxwatch.go), under mu; last, out of the way of
 	// the fields every work reads.
-	shared [sharedWatches]sharedWatch
+	shared sharedWatches
 }
 
 func newCore(cfg config) *core {
@@ -510,17 +510,12 @@ func (c *core) runnerStarted() {
 }
 
 // watchLocked makes a work end once its caller's ctx ends: a queued one,
-// never started; a remote one, cancelled in its worker (sendLocked). It
-// shares the core's watch on that ctx if it can (ctxwatch.go).
-func (c *core) watchLocked(t *task) {
-	if c.joinSharedLocked(t) {
-		return
-	}
-	t.watch = context.AfterFunc(t.parent, func() { t.cancel(t.parent.Err()) })
-}
+// never started; a remote one, cancelled in its worker (sendLocked). The
+// works under one ctx share one watch on it (ctxwatch.go).
+func (c *core) watchLocked(t *task) { c.joinSharedLocked(t) }
 
 // unwatchLocked stops the watch on t's caller's ctx, if it has one: its
-// own, or its share of the core's (ctxwatch.go), which needs core.mu.
+// share of the core's watch on that ctx (ctxwatch.go), which needs core.mu.
 func (c *core) unwatchLocked(t *task) {
 	if t.watch != nil {
 		t.watch()

@@ -9,7 +9,7 @@ import (
 // A Map for remote workers watches its ctx once for all its chunks. Every
 // work sent to a remote worker watches its caller's ctx while it runs
 // (sendLocked), so that it ends at once when that ctx ends; works under
-// one ctx share a watch of the core's when one is free (ctxwatch.go). A
+// one ctx share one watch of the core's (ctxwatch.go). A
 // Map's chunks all share the Map's ctx, so the Map registers one watch of
 // its own, whatever the core's are doing; its chunks get a parent that
 // reports the Map's ctx's deadline, values and error but has no Done
