@@ -583,17 +583,18 @@ func (m *mapRun[A, R]) yieldChunk(ch *chunk[A, R]) bool {
 		m.countProgress(0, len(ch.args))
 		return m.fail(m.ctxErr(ch.t.err))
 	}
-	for i := range ch.vals {
-		if ch.errs[i] != nil {
+	vals, errs := ch.outcomes()
+	for i := range vals {
+		if errs[i] != nil {
 			m.countProgress(i, 1)
-			return m.fail(ch.errs[i])
+			return m.fail(errs[i])
 		}
-		if !m.yield(ch.vals[i], nil) {
+		if !m.yield(vals[i], nil) {
 			m.countProgress(i+1, 0)
 			return false
 		}
 	}
-	m.countProgress(len(ch.vals), 0)
+	m.countProgress(len(vals), 0)
 	return true
 }
 

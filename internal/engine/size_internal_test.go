@@ -17,3 +17,13 @@ func TestSubmitAllocationStaysInItsSizeClass(t *testing.T) {
 		t.Fatalf("call[int, int] is %d bytes; it must stay within 176 (see taskExtra)", n)
 	}
 }
+
+// TestMapChunkOfOneStaysInItsSizeClass pins the size of a Map chunk for an
+// int work on goroutine workers (one allocation per chunk, a chunk of one
+// by default): 256 bytes, where it was 320 with the outcome slices of a
+// chunk of more than one in every chunk (chunkOutcomes holds those now).
+func TestMapChunkOfOneStaysInItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(chunk[int, int]{}); n > 256 {
+		t.Fatalf("chunk[int, int] is %d bytes; it must stay within 256 (see chunkOutcomes)", n)
+	}
+}
