@@ -268,13 +268,7 @@ func TestCancelledQueuedWorkStopsItsWatch(t *testing.T) {
 			w := &Work[int, int]{name: "queued"}
 			switch kind {
 			case "thread":
-				ex = newOneSlotExecutor(t)
-				gate := make(chan struct{})
-				release = func() { close(gate) }
-				busy := Fn(func(_ context.Context, x int) (int, error) { <-gate; return x, nil })
-				if _, err := Submit(context.Background(), ex, busy, 0); err != nil {
-					t.Fatal(err)
-				}
+				ex, release = newFullOneSlotExecutor(t)
 				w = Fn(func(_ context.Context, x int) (int, error) { return x, nil })
 			case "remote":
 				var tr *handTransport
@@ -287,12 +281,8 @@ func TestCancelledQueuedWorkStopsItsWatch(t *testing.T) {
 					ids = append(ids, <-tr.w.jobs)
 				}
 				release = func() {
-					v, err := wire.MarshalValue(0)
-					if err != nil {
-						t.Fatal(err)
-					}
 					for _, id := range ids {
-						tr.sink.Done(tr.w, []wire.Result{{ID: id, Items: []wire.Outcome{{Value: v}}}})
+						answerOK(t, tr, id)
 					}
 				}
 			}

@@ -173,9 +173,9 @@ func (c *core) requeueLocked(t *task) {
 }
 
 func (c *core) stopTimers(t *task) {
-	if t.rjob().killTimer != nil {
-		t.rjob().killTimer.Stop()
-		t.rjob().killTimer = nil
+	if rj := t.rjob(); rj.killTimer != nil {
+		rj.killTimer.Stop()
+		rj.killTimer = nil
 	}
 	c.unwatchLocked(t)
 }
