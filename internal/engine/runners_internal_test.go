@@ -474,3 +474,24 @@ func TestAWorkQueuedBehindAWokenRunnerIsWatchedOnceNoRoomIsLeft(t *testing.T) {
 		t.Fatalf("Get of the queued work whose caller's ctx ended: %v (wait: %v)", err, wait.Err())
 	}
 }
+
+// TestPanicAfterTheWorkReturnedIsNotSwallowed: runLocal's recovery turns a
+// work's panic into its outcome, and only that: a panic raised once the
+// work has returned (a completion callback's, run as the future ends)
+// goes on up, and ends the program as OnDone says, rather than vanish
+// into a future that has already ended.
+func TestPanicAfterTheWorkReturnedIsNotSwallowed(t *testing.T) {
+	var tk task
+	got := func() (v any) {
+		defer func() { v = recover() }()
+		returned := true
+		defer recoverWork(&tk, &returned)
+		panic("callback")
+	}()
+	if got != "callback" {
+		t.Fatalf("the panic after the work returned was %v at the caller, want it to go on up", got)
+	}
+	if tk.state.Load() != stQueued {
+		t.Fatalf("the task's state moved to %d; a panic after the work returned must not settle it", tk.state.Load())
+	}
+}
