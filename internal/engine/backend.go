@@ -52,7 +52,7 @@ func (b goroutines) startLocked(_ *worker, t *task, keep bool) bool {
 	if keep {
 		return true
 	}
-	b.c.runners.Go(t)
+	b.c.runners.Go(t.r)
 	return false
 }
 

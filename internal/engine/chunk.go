@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aplex-go/aplex/internal/fanout"
+	"github.com/aplex-go/aplex/internal/gopool"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -90,6 +91,21 @@ func (ch *chunk[A, R]) results(n int) ([]R, []error) {
 		return ch.val1[:], ch.err1[:]
 	}
 	return make([]R, n), make([]error, n)
+}
+
+// Run runs the chunk in the calling goroutine (see beginLocal); its items
+// recover their own panics (runItem).
+func (ch *chunk[A, R]) Run() gopool.Task {
+	t := &ch.t
+	wc, run := beginLocal(t)
+	if !run {
+		return endLocal(t, nil)
+	}
+	returned := false
+	defer exitedLocal(t, &returned)
+	ch.runLocal(wc, t)
+	returned = true
+	return endLocal(t, wc)
 }
 
 func (ch *chunk[A, R]) runLocal(ctx context.Context, t *task) {

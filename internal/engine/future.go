@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/aplex-go/aplex/internal/gopool"
 	"github.com/aplex-go/aplex/internal/wire"
 )
 
@@ -111,18 +112,24 @@ type call[A, R any] struct {
 	arg  A
 }
 
-// runLocal runs the work and completes t; a panic completes it with a
-// *PanicError. The recovery is runLocal's own defer rather than a call to
-// runProtected, one frame less under every work (see runOne).
-func (c *call[A, R]) runLocal(ctx context.Context, t *task) {
+// Run runs the work in the calling goroutine (see beginLocal): the work's
+// code runs right under this frame, which recovers its panic (a
+// *PanicError outcome) and sees a runtime.Goexit.
+func (c *call[A, R]) Run() (next gopool.Task) {
+	t := &c.t
+	wc, run := beginLocal(t)
+	if !run {
+		return endLocal(t, nil)
+	}
 	returned := false
-	defer recoverWork(t, &returned)
-	v, err := c.work.fn(ctx, c.arg)
+	defer recoverWork(t, wc, &returned, &next)
+	v, err := c.work.fn(wc, c.arg)
 	returned = true
 	if t.settleReturned() {
 		c.val = v
 		t.finish(err, false)
 	}
+	return endLocal(t, wc)
 }
 
 func (c *call[A, R]) deliver(t *task, items []wire.Outcome) {
@@ -156,20 +163,25 @@ func (c *call[A, R]) fail(t *task, err error) {
 	}
 }
 
-// recoverWork, deferred by a work's caller, completes t with a *PanicError
-// if the work panicked. It leaves alone a panic raised once the work has
-// returned (*returned set: a completion callback's, which ends the program
-// as OnDone says) and a runtime.Goexit (recover returns nil), which runOne
-// handles.
-func recoverWork(t *task, returned *bool) {
+// recoverWork, deferred by call.Run around its work, completes t with a
+// *PanicError if the work panicked, and frees its slot (next: the work
+// Run returns). After a runtime.Goexit (recover returns nil) it cleans up
+// as exitedLocal does. It leaves alone a panic raised once the work has
+// returned (*returned set: a completion callback's, which ends the
+// program as OnDone says).
+func recoverWork(t *task, wc *workCtx, returned *bool, next *gopool.Task) {
 	if *returned {
 		return
 	}
-	if v := recover(); v != nil {
-		if t.settleReturned() {
-			t.finish(&PanicError{Value: v, Stack: string(debug.Stack())}, false)
-		}
+	v := recover()
+	if v == nil {
+		t.ex.c.goexited(t)
+		return
 	}
+	if t.settleReturned() {
+		t.finish(&PanicError{Value: v, Stack: string(debug.Stack())}, false)
+	}
+	*next = endLocal(t, wc)
 }
 
 // runProtected runs fn, turning a panic into a *PanicError.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/gopool"
 	"github.com/aplex-go/aplex/internal/testutil"
 
 	"go.uber.org/goleak"
@@ -475,7 +476,7 @@ func TestAWorkQueuedBehindAWokenRunnerIsWatchedOnceNoRoomIsLeft(t *testing.T) {
 	}
 }
 
-// TestPanicAfterTheWorkReturnedIsNotSwallowed: runLocal's recovery turns a
+// TestPanicAfterTheWorkReturnedIsNotSwallowed: call.Run's recovery turns a
 // work's panic into its outcome, and only that: a panic raised once the
 // work has returned (a completion callback's, run as the future ends)
 // goes on up, and ends the program as OnDone says, rather than vanish
@@ -485,7 +486,8 @@ func TestPanicAfterTheWorkReturnedIsNotSwallowed(t *testing.T) {
 	got := func() (v any) {
 		defer func() { v = recover() }()
 		returned := true
-		defer recoverWork(&tk, &returned)
+		var next gopool.Task
+		defer recoverWork(&tk, nil, &returned, &next)
 		panic("callback")
 	}()
 	if got != "callback" {

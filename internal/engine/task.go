@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/gopool"
 	"github.com/aplex-go/aplex/internal/lazyctx"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
@@ -28,8 +29,10 @@ const (
 
 // runner is the typed half of a task: it knows A and R.
 type runner interface {
-	// runLocal runs the work in the calling goroutine and completes the task.
-	runLocal(ctx context.Context, t *task)
+	// Run runs the dispatched work in the calling goroutine, one of the
+	// core's runners, completes the task and frees its slot; it returns
+	// the next work for that goroutine (see beginLocal).
+	gopool.Task
 	// deliver completes the task from a remote worker's outcomes.
 	deliver(t *task, items []wire.Outcome)
 	// fail completes the task with err (worker lost, shutdown, …).

@@ -25,14 +25,27 @@ import (
 // for a whole second end.
 const DefaultIdle = time.Second
 
-// Pool runs tasks of type *T on goroutines it keeps. Its methods are safe
-// for concurrent use; run is never called under the pool's lock.
-type Pool[T any] struct {
-	run  func(*T) *T
+// Task is what a Pool runs. Run runs it and returns the next task for the
+// same goroutine to run at once, or nil to park the goroutine (so a
+// goroutine that finishes a task can take a queued one without a
+// hand-off).
+//
+// The pool calls Run itself, so that nothing of the pool's sits between
+// its loop and the task's code but that one frame: a task that blocks
+// (a work sleeping, waiting on I/O) wakes to its goroutine's stack gone
+// cold, and each frame under it is a cache line or two more to fetch,
+// and stack for the GC to unwind at every cycle.
+type Task interface {
+	Run() Task
+}
+
+// Pool runs Tasks on goroutines it keeps. Its methods are safe for
+// concurrent use; Run is never called under the pool's lock.
+type Pool struct {
 	idle time.Duration
 	// handoff is never closed: a nil task retires the goroutine that
 	// receives it, so a Go racing Close never sends on a closed channel.
-	handoff chan *T
+	handoff chan Task
 	closed  atomic.Bool
 	// parked is written by the pool's goroutines at every task; on a cache
 	// line of its own, away from handoff, which Go reads.
@@ -53,13 +66,11 @@ type Pool[T any] struct {
 	timer *time.Timer
 }
 
-// New returns a pool whose goroutines call run(t) for each task t handed
-// to them. run returns the next task for the same goroutine to run at
-// once, or nil to park it (so a goroutine that finishes a task can take
-// a queued one without a hand-off). Goroutines parked for idle or longer
-// are retired.
-func New[T any](run func(*T) *T, idle time.Duration) *Pool[T] {
-	p := &Pool[T]{run: run, idle: idle, handoff: make(chan *T)}
+// New returns a pool whose goroutines run the tasks handed to them, and
+// the tasks those return. Goroutines parked for idle or longer are
+// retired.
+func New(idle time.Duration) *Pool {
+	p := &Pool{idle: idle, handoff: make(chan Task)}
 	p.timer = time.AfterFunc(time.Hour, p.tick)
 	p.timer.Stop()
 	return p
@@ -67,17 +78,17 @@ func New[T any](run func(*T) *T, idle time.Duration) *Pool[T] {
 
 // OnStart makes the pool count the tasks handed over by Go that no
 // goroutine has started yet (Waking), and call started on the goroutine
-// that takes one, once that count is lowered and before run(t). Call it
+// that takes one, once that count is lowered and before its Run. Call it
 // before the first Go.
-func (p *Pool[T]) OnStart(started func()) { p.started = started }
+func (p *Pool) OnStart(started func()) { p.started = started }
 
 // Waking returns the number of tasks handed over by Go whose goroutine has
 // not started them yet (0 without OnStart).
-func (p *Pool[T]) Waking() int { return int(p.waking.Load()) }
+func (p *Pool) Waking() int { return int(p.waking.Load()) }
 
 // Go runs t on a parked goroutine, or on a new one if none is parked. After
 // Close, t runs on a goroutine of its own, which then ends.
-func (p *Pool[T]) Go(t *T) {
+func (p *Pool) Go(t Task) {
 	if p.started != nil {
 		p.waking.Add(1)
 	}
@@ -90,21 +101,21 @@ func (p *Pool[T]) Go(t *T) {
 
 // loop is a pool goroutine: it runs t and the tasks run returns, then parks
 // for the next until it is retired.
-func (p *Pool[T]) loop(t *T) {
+func (p *Pool) loop(t Task) {
 	for t != nil {
 		if p.started != nil {
 			p.waking.Add(-1)
 			p.started()
 		}
 		for t != nil {
-			t = p.run(t)
+			t = t.Run()
 		}
 		t = p.park()
 	}
 }
 
 // park waits for the next task; nil means the goroutine is retired.
-func (p *Pool[T]) park() *T {
+func (p *Pool) park() Task {
 	p.parked.Add(1)
 	// Counted first, then the flag: Close sets the flag, then waits for
 	// every counted goroutine, so none parks unseen after Close.
@@ -121,12 +132,12 @@ func (p *Pool[T]) park() *T {
 }
 
 // Parked returns the number of goroutines parked now.
-func (p *Pool[T]) Parked() int { return int(p.parked.Load()) }
+func (p *Pool) Parked() int { return int(p.parked.Load()) }
 
 // tick retires the goroutines that were parked at both this tick and the
 // one before: the pool did not need them for a whole idle period.
 // Retiring one too many costs a goroutine start later, never a task.
-func (p *Pool[T]) tick() {
+func (p *Pool) tick() {
 	p.mu.Lock()
 	if p.closed.Load() {
 		p.mu.Unlock()
@@ -147,7 +158,7 @@ func (p *Pool[T]) tick() {
 
 // retireLocked retires up to n parked goroutines, those blocked in the
 // hand-off now.
-func (p *Pool[T]) retireLocked(n int32) {
+func (p *Pool) retireLocked(n int32) {
 	for range n {
 		select {
 		case p.handoff <- nil:
@@ -160,7 +171,7 @@ func (p *Pool[T]) retireLocked(n int32) {
 // Close retires every goroutine: the parked ones before it returns, the
 // others once their task returns. It does not wait for tasks that still
 // run.
-func (p *Pool[T]) Close() {
+func (p *Pool) Close() {
 	p.closed.Store(true)
 	p.timer.Stop()
 	// Every goroutine counted in parked either blocks in the hand-off now

@@ -22,23 +22,26 @@ type task struct {
 
 func newTask() *task { return &task{done: make(chan struct{})} }
 
-func run(t *task) *task {
+func (t *task) Run() Task {
 	if t.hold != nil {
 		<-t.hold
 	}
 	t.gid = testutil.GoroutineID()
 	close(t.done)
+	if t.next == nil {
+		return nil // not a nil *task in a non-nil Task
+	}
 	return t.next
 }
 
 // pool wraps a Pool for the tests: s.p is the pool, s.Go and s.Close its
 // methods.
-type pool struct{ p *Pool[task] }
+type pool struct{ p *Pool }
 
 func (s pool) Go(t *task) { s.p.Go(t) }
 func (s pool) Close()     { s.p.Close() }
 
-func newPool(idle time.Duration) pool { return pool{New(run, idle)} }
+func newPool(idle time.Duration) pool { return pool{New(idle)} }
 
 func TestGoReusesAParkedGoroutine(t *testing.T) {
 	s := newPool(time.Hour)
@@ -134,7 +137,7 @@ func TestGoAfterCloseRunsTheTask(t *testing.T) {
 func TestGoRacingCloseRunsEveryTask(t *testing.T) {
 	before := goleak.IgnoreCurrent()
 	for range 50 {
-		p := New(run, time.Hour)
+		p := New(time.Hour)
 		var wg sync.WaitGroup
 		tasks := make([]*task, 8)
 		for i := range tasks {
@@ -158,7 +161,7 @@ func TestOnStartCountsTheTasksNotStartedYet(t *testing.T) {
 	var s pool
 	var mu sync.Mutex
 	var seen []int
-	s.p = New(run, time.Hour)
+	s.p = New(time.Hour)
 	s.p.OnStart(func() {
 		mu.Lock()
 		defer mu.Unlock()

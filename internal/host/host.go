@@ -112,7 +112,7 @@ type Host struct {
 	// runners run the jobs: a goroutine that ran one parks for the next,
 	// so a job does not pay for a new goroutine nor grow a new stack
 	// (a work that decodes its argument needs more than a fresh one has).
-	runners *gopool.Pool[job]
+	runners *gopool.Pool
 
 	mu       sync.Mutex
 	jobs     map[uint64]*job // by id; jobs sharing an id are chained (job.sameKey)
@@ -135,7 +135,7 @@ func New(cfg Config) *Host {
 		encode: cfg.EncodeError,
 		jobs:   make(map[uint64]*job),
 	}
-	h.runners = gopool.New(runJob, gopool.DefaultIdle)
+	h.runners = gopool.New(gopool.DefaultIdle)
 	if h.base == nil {
 		h.base = context.Background()
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aplex-go/aplex/internal/fanout"
+	"github.com/aplex-go/aplex/internal/gopool"
 	"github.com/aplex-go/aplex/internal/lazyctx"
 	"github.com/aplex-go/aplex/internal/wire"
 )
@@ -71,10 +72,14 @@ func (h *Host) Run(run *wire.Run) {
 	}
 }
 
-// runJob runs a job on a goroutine of Host.runners (see run).
-func runJob(j *job) *job {
+// Run runs the job on a goroutine of Host.runners (see run), and returns
+// the job chained after it, if any, for that goroutine to run next.
+func (j *job) Run() gopool.Task {
 	j.chain = true
 	j.run()
+	if j.next == nil {
+		return nil // not a nil *job in a non-nil Task
+	}
 	return j.next
 }
 
@@ -238,7 +243,7 @@ func (j *job) runItem(i int) {
 			if next := j.h.finish(j); next != nil {
 				startHeld(next)
 				if j.chain && len(j.args) == 1 && !goexit {
-					j.next = next // runJob runs it on this goroutine
+					j.next = next // Run runs it on this goroutine
 				} else {
 					j.h.runners.Go(next)
 				}
