@@ -9,7 +9,7 @@ import (
 )
 
 // TestRunnerFindingTheLockTakenLeavesTheDrainToItsHolder checks the
-// convoy's cure (runOne): a runner that finishes while works are queued
+// convoy's cure (freeLocal): a runner that finishes while works are queued
 // and the executor's lock is taken frees its slot and parks instead of
 // waiting for the lock, and the queued work starts once the holder
 // unlocks, not before and not never.

@@ -91,7 +91,7 @@ type slotStats struct {
 // kind of worker; transports (xport) reach it through the Sink methods.
 //
 // core.mu is released with unlock, never with c.mu.Unlock: unlock drains
-// the queue for runners that found it taken (runOne), so no code may hold
+// the queue for runners that found it taken (freeLocal), so no code may hold
 // a worker.mu or a task.mu when it releases core.mu (none does).
 //
 // Lock order: core.mu, then worker.mu (the worker's running list: dispatch,
@@ -188,7 +188,7 @@ type core struct {
 	runners *gopool.Pool
 
 	// needDrain is set by a runner that freed its slot while works were
-	// queued but found mu taken (runOne): the goroutine holding mu drains
+	// queued but found mu taken (freeLocal): the goroutine holding mu drains
 	// for it as it unlocks (unlock). On a cache line of its own: every
 	// unlock reads it.
 	_         [128]byte

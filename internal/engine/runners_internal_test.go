@@ -247,7 +247,7 @@ func (b *countingBalancer) Pick(ws Workers, _ any) int {
 
 // TestQueuedWorksKeepOrderAndAskTheBalancer checks the path where a work
 // that returns takes the next queued one on its own goroutine
-// (runOne, drainLocked): queued works still start in submission order, on
+// (freeLocal, drainLocked): queued works still start in submission order, on
 // the goroutine that freed the slot, and the balancer is asked for each.
 func TestQueuedWorksKeepOrderAndAskTheBalancer(t *testing.T) {
 	lb := &countingBalancer{}
