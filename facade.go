@@ -648,12 +648,12 @@ func WithPrefetch(n int) Option {
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op round trip through
-// Submit and Get takes 40.3 µs (±34 %) and 6 allocations (a raw pipe
-// ping-pong with the same child and the same system calls: 30.6 µs;
-// go-plugin's net/rpc: 201 µs): the Get reads its worker's pipe itself and
+// Submit and Get takes 43.0 µs (±12 %) and 6 allocations (a raw pipe
+// ping-pong with the same child and the same system calls: 30.7 µs;
+// go-plugin's net/rpc: 202 µs): the Get reads its worker's pipe itself and
 // the Submit writes its job itself, with no goroutine hand-off; the default
-// pool of 2 workers runs 552 k no-op works/s submitted then collected, 373 k
-// with Map and 2.58 M with Map and ChunkSize(100). Ship
+// pool of 2 workers runs 543 k no-op works/s submitted then collected, 383 k
+// with Map and 2.56 M with Map and ChunkSize(100). Ship
 // works of a millisecond or more, or chunk them. Process workers need
 // Linux or another Unix; see the package doc for what differs outside
 // Linux.
@@ -760,14 +760,15 @@ type WorkerStats = engine.WorkerStats
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op work submitted, then
-// collected, on a thread executor at its default capacity takes 0.28 µs
-// (±3.8 %), 1 allocation (176 bytes for an int work), where a goroutine per
-// work behind a semaphore takes 1.00 µs in the same runs and workerpool
-// 0.58 µs; one work at a time, Submit then Get, takes about 0.75 µs, beside
-// busy goroutines too; on a process executor one round trip takes 40.3 µs
-// (±34 %) and 6 allocations (a raw pipe ping-pong with the same child and
-// the same system calls: 30.6 µs; go-plugin's net/rpc: 201 µs), and works
-// submitted then collected run at 552 k works/s with 2 allocations each, as
+// collected, on a thread executor at its default capacity takes 0.27 µs
+// (±12 %), 1 allocation (176 bytes for an int work), where a goroutine per
+// work behind a semaphore takes 0.39 µs in the same runs (a fast spell of
+// the machine; 1.00 µs in a slow one) and workerpool 0.58 µs; one work at
+// a time, Submit then Get, takes about 0.75 µs, beside busy goroutines
+// too; on a process executor one round trip takes 43.0 µs (±12 %) and 6
+// allocations (a raw pipe ping-pong with the same child and the same
+// system calls: 30.7 µs; go-plugin's net/rpc: 202 µs), and works
+// submitted then collected run at 543 k works/s with 2 allocations each, as
 // many under a ctx that can end or has a deadline: the works submitted
 // under one ctx share one watch on it.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {
