@@ -173,8 +173,13 @@ func submitAllGetAllCtx(b *testing.B, ctx context.Context, ex *aplex.Executor, w
 	fs := make([]*aplex.Future[int], b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
+	submitThenGet(b, ctx, ex, w, fs)
+}
+
+// submitThenGet submits len(fs) works w into fs, then gets each.
+func submitThenGet(b *testing.B, ctx context.Context, ex *aplex.Executor, w *aplex.Work[int, int], fs []*aplex.Future[int]) {
 	var err error
-	for i := range b.N {
+	for i := range fs {
 		if fs[i], err = aplex.Submit(ctx, ex, w, i); err != nil {
 			b.Fatal(err)
 		}
