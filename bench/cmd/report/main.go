@@ -6,7 +6,7 @@
 //
 // Run it from the bench module:
 //
-//	cd bench && go run ./cmd/report                  # the whole suite, about 9 minutes
+//	cd bench && go run ./cmd/report                  # the whole suite, about 15 minutes
 //	go run ./cmd/report -only fanout,memory          # some workloads
 //	go run ./cmd/report -only overhead -count 2 -benchtime 100ms -python ''  # a smoke run
 //	go run ./cmd/report -raw new.txt                 # keep the raw output for benchstat
@@ -14,10 +14,13 @@
 //
 // Method: each workload runs -count times (5 by default), interleaved: each
 // run executes every implementation once, in turn, before the next run
-// starts. Tables show the median of the runs and their spread (the widest
-// run's distance from the median, ±%); the header gives the load average at
-// the start and the end. A target whose spread is wider than the margin
-// between its median and its limit is called unclear rather than met or not met.
+// starts; the fan-out runs three times as many rounds, and it and the
+// memory workload run each implementation in a process of its own. Tables
+// show the median of the runs and their spread (the widest run's distance
+// from the median, ±%); the header gives the load average at the start and
+// the end. A target whose median's 95 % confidence interval (from the
+// order statistics of the runs; with up to 8 runs their whole range)
+// reaches past its limit is called unclear rather than met or not met.
 //
 // Progress goes to stderr, one line as each workload starts and ends; the
 // report goes to stdout. Python's concurrent.futures rows come from
@@ -71,7 +74,7 @@ func run() error {
 		rawOut = f
 	}
 
-	m := method{runs: *count, short: *short, benchtime: *benchtime, loadStart: "not measured", loadEnd: "not measured"}
+	m := method{runs: *count, short: *short, benchtime: *benchtime, loadStart: "not measured", loadEnd: "not measured", workloads: workloads()}
 	if *in != "" {
 		if err := readInput(*in, rs, rawOut); err != nil {
 			return err
@@ -202,6 +205,8 @@ type method struct {
 	// loadStart and loadEnd are the load averages (1, 5, 15 min) before
 	// the first workload and after the last one (Python's included).
 	loadStart, loadEnd string
+	// workloads are the suite's, for the ones run differently.
+	workloads []workload
 }
 
 // text states the method in a paragraph.
@@ -212,6 +217,14 @@ func (m method) text() string {
 	} else {
 		fmt.Fprintf(&b, "Each workload ran %d times, interleaved: each run executed every implementation once, in turn, before the next run started. Figures are the medians of the %d runs; spread is the widest run's distance from the median (±%%). Load average (1, 5, 15 min) at the start: %s; at the end: %s.",
 			m.runs, m.runs, m.loadStart, m.loadEnd)
+		for _, w := range m.workloads {
+			switch {
+			case w.perProcess != nil && w.rounds > 1:
+				fmt.Fprintf(&b, " The %s workload ran %d rounds, each implementation in a process of its own, starting one implementation further each round.", w.key, w.runs(m.runs))
+			case w.perProcess != nil:
+				fmt.Fprintf(&b, " The %s workload ran each implementation in a process of its own, starting one implementation further each round.", w.key)
+			}
+		}
 	}
 	if m.runs < minRuns {
 		fmt.Fprintf(&b, " **Fewer than %d runs: a quick look, not the real figures.**", minRuns)

@@ -22,22 +22,39 @@ type workload struct {
 	// benchmarks, a count of whole batches for the fixed-size ones.
 	benchtime string
 	// perProcess lists sub-benchmarks to run each in a process of its own,
-	// one run per process, so that the runtime's memory figures start clean.
+	// one run per process, so that the runtime's figures start clean: no
+	// heap, goroutines or GC pacing left by the implementation before.
 	perProcess []string
+	// rounds multiplies -count for this workload (0 or 1: -count rounds).
+	rounds int
 }
 
+// runs returns how many rounds w runs for a -count of count.
+func (w workload) runs(count int) int { return count * max(1, w.rounds) }
+
 func workloads() []workload {
-	var memRows []string
+	var memRows, fanRows []string
 	for _, im := range bench.Impls(false) {
 		memRows = append(memRows, im.Name)
+	}
+	for _, im := range bench.FanOutImpls() {
+		if !im.Unbounded { // BenchmarkFanOut leaves those out
+			fanRows = append(fanRows, im.Name)
+		}
 	}
 	return []workload{
 		{key: "overhead", bench: "BenchmarkOverhead", benchtime: "1s"},
 		// 20 batches a run (2 s), not 5: the CPU per work of a run of 5
 		// strayed ±28 % on this shared machine, more than the margins of
 		// the targets it decides; runs of 20 interleaved in pairs kept
-		// within about ±10 %.
-		{key: "fanout", bench: "BenchmarkFanOut", benchtime: "20x"},
+		// within about ±10 %. Each implementation in a process of its own,
+		// and three times the rounds: the fan-out's CPU per work decides
+		// two targets by a few per cent, and the median of 15 rounds has a
+		// confidence interval a few per cent wide (medianCI) where that
+		// of 5 is their whole range. Run in one process, each
+		// implementation inherited the heap and GC pacing of the one
+		// before it.
+		{key: "fanout", bench: "BenchmarkFanOut", benchtime: "20x", perProcess: fanRows, rounds: 3},
 		{key: "cpu", bench: "BenchmarkCPU", benchtime: "1x"},
 		{key: "memory", bench: "BenchmarkMemory", benchtime: "1x", perProcess: memRows},
 		{key: "map", bench: "BenchmarkMap", benchtime: "1s"},
@@ -82,7 +99,9 @@ type step struct {
 // next. A burst of load from a neighbour then lands on one run of several
 // implementations, which the medians absorb, instead of on every run of one
 // implementation, which would skew its ratios. A workload with perProcess
-// rows runs each row in a process of its own within each round.
+// rows runs each row in a process of its own within each round, starting
+// one row further each round, so that no implementation always runs
+// first, or always right after the same one.
 func plan(w workload, runs int) []step {
 	var steps []step
 	for r := 1; r <= runs; r++ {
@@ -90,7 +109,9 @@ func plan(w workload, runs int) []step {
 			steps = append(steps, step{r, "^" + w.bench + "$"})
 			continue
 		}
-		for _, row := range w.perProcess {
+		n := len(w.perProcess)
+		for i := range n {
+			row := w.perProcess[(r-1+i)%n]
 			steps = append(steps, step{r, "^" + w.bench + "$/^" + regexp.QuoteMeta(row) + "$"})
 		}
 	}
@@ -105,8 +126,8 @@ func (s *suite) run(i, n int, w workload, rs results) error {
 	if s.benchtime != "" {
 		bt = s.benchtime
 	}
-	fmt.Fprintf(os.Stderr, "report: [%d/%d] %s (%s, benchtime %s, %d interleaved runs)...\n", i, n, w.key, w.bench, bt, s.count)
-	for _, st := range plan(w, s.count) {
+	fmt.Fprintf(os.Stderr, "report: [%d/%d] %s (%s, benchtime %s, %d interleaved runs)...\n", i, n, w.key, w.bench, bt, w.runs(s.count))
+	for _, st := range plan(w, w.runs(s.count)) {
 		if err := s.exec(st.pattern, bt, 1, rs); err != nil {
 			return fmt.Errorf("%s, run %d: %w", w.key, st.round, err)
 		}

@@ -123,6 +123,11 @@ func TestTargetFlagsSpreadWiderThanMargin(t *testing.T) {
 		{"the floor's spread counts too", []float64{110, 111, 110, 109, 110}, []float64{100, 70, 101, 130, 100}, verdictUnclear},
 		{"a change of speed moving both figures of each run", []float64{110, 220, 110, 55, 112}, []float64{100, 200, 101, 50, 100}, verdictMet},
 		{"a change of speed inside one run", []float64{110, 220, 110, 110, 112}, []float64{100, 100, 101, 100, 100}, verdictUnclear},
+		// 15 rounds: the median's interval runs from the 4th smallest
+		// ratio to the 4th largest, so three stray rounds past the limit
+		// leave it decided, and a fourth does not.
+		{"15 rounds, three past the limit", fifteen(110, 130, 3), fifteen(100, 100, 0), verdictMet},
+		{"15 rounds, four past the limit", fifteen(110, 130, 4), fifteen(100, 100, 0), verdictUnclear},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := results{}
@@ -153,6 +158,46 @@ func TestTargetFlagsSpreadWiderThanMargin(t *testing.T) {
 	}
 }
 
+// fifteen returns 15 runs of x, the first n of them y instead.
+func fifteen(x, y float64, n int) []float64 {
+	vs := make([]float64, 15)
+	for i := range vs {
+		vs[i] = x
+		if i < n {
+			vs[i] = y
+		}
+	}
+	return vs
+}
+
+// TestMedianCIRanks checks the ranks of the median's distribution-free
+// interval against the binomial table: none is safe below 6 runs (the
+// whole range), and the 95 % ranks of the usual tables above.
+func TestMedianCIRanks(t *testing.T) {
+	for _, tc := range []struct{ n, k int }{
+		{1, 1}, {2, 1}, {5, 1}, {6, 1}, {7, 1}, {8, 1}, {9, 2}, {10, 2}, {11, 2}, {12, 3},
+		{15, 4}, {20, 6}, {25, 8}, {30, 10},
+	} {
+		if got := ciRank(tc.n); got != tc.k {
+			t.Errorf("ciRank(%d) = %d, want %d", tc.n, got, tc.k)
+		}
+	}
+	lo, hi := medianCI([]float64{5, 1, 4, 2, 3})
+	if lo != 1 || hi != 5 {
+		t.Errorf("medianCI of 5 runs = %v, %v; want the range 1, 5", lo, hi)
+	}
+	var vs []float64
+	for i := 15; i >= 1; i-- {
+		vs = append(vs, float64(i))
+	}
+	if lo, hi := medianCI(vs); lo != 4 || hi != 12 {
+		t.Errorf("medianCI of 1..15 = %v, %v; want 4, 12", lo, hi)
+	}
+	if lo, hi := medianCI(nil); !math.IsNaN(lo) || !math.IsNaN(hi) {
+		t.Errorf("medianCI(nil) = %v, %v; want NaN, NaN", lo, hi)
+	}
+}
+
 // TestPlanInterleaves checks that every round runs every implementation
 // before the next round starts.
 func TestPlanInterleaves(t *testing.T) {
@@ -161,10 +206,12 @@ func TestPlanInterleaves(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("plan = %v, want %v", got, want)
 	}
-	got = plan(workload{bench: "BenchmarkMemory", perProcess: []string{"a", "b+c"}}, 2)
-	want = []step{
-		{1, `^BenchmarkMemory$/^a$`}, {1, `^BenchmarkMemory$/^b\+c$`},
-		{2, `^BenchmarkMemory$/^a$`}, {2, `^BenchmarkMemory$/^b\+c$`},
+	got = plan(workload{bench: "BenchmarkMemory", perProcess: []string{"a", "b+c", "d"}}, 4)
+	want = []step{ // one process per row, starting one row further each round
+		{1, `^BenchmarkMemory$/^a$`}, {1, `^BenchmarkMemory$/^b\+c$`}, {1, `^BenchmarkMemory$/^d$`},
+		{2, `^BenchmarkMemory$/^b\+c$`}, {2, `^BenchmarkMemory$/^d$`}, {2, `^BenchmarkMemory$/^a$`},
+		{3, `^BenchmarkMemory$/^d$`}, {3, `^BenchmarkMemory$/^a$`}, {3, `^BenchmarkMemory$/^b\+c$`},
+		{4, `^BenchmarkMemory$/^a$`}, {4, `^BenchmarkMemory$/^b\+c$`}, {4, `^BenchmarkMemory$/^d$`},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("plan = %v, want %v", got, want)
@@ -177,8 +224,9 @@ func TestMethodText(t *testing.T) {
 		m         method
 		want, not []string
 	}{
-		{"a full run", method{runs: 5, loadStart: "0.10 0.20 0.30", loadEnd: "1.00 0.50 0.40"},
-			[]string{"ran 5 times, interleaved", "medians of the 5 runs", "at the start: 0.10 0.20 0.30", "at the end: 1.00 0.50 0.40", "spread"},
+		{"a full run", method{runs: 5, loadStart: "0.10 0.20 0.30", loadEnd: "1.00 0.50 0.40", workloads: workloads()},
+			[]string{"ran 5 times, interleaved", "medians of the 5 runs", "at the start: 0.10 0.20 0.30", "at the end: 1.00 0.50 0.40", "spread",
+				"The fanout workload ran 15 rounds, each implementation in a process of its own", "The memory workload ran each implementation in a process of its own"},
 			[]string{"quick look", "smoke"}},
 		{"a quick look", method{runs: 2, benchtime: "100ms", loadStart: "unknown", loadEnd: "unknown"},
 			[]string{"ran 2 times", "Fewer than 5 runs", "-benchtime 100ms", "at the start: unknown"}, nil},

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/aplex-go/aplex/bench"
@@ -50,10 +49,12 @@ func (r runSet) scaled(k float64) runSet {
 }
 
 // towardLimit is the spread the verdict weighs against the margin: how far
-// the runs stray from the median toward the limit, as a share of the
-// limit, so that it exceeds the margin exactly when some run lies beyond
-// the limit, on the other side from the median. Without the runs, it is
-// the spread around the median (both sides, as a share of the median).
+// the median's confidence interval (medianCI: with up to 8 runs, their
+// whole range) reaches from the median toward the limit, as a share of the
+// limit, so that it exceeds the margin exactly when the interval reaches
+// past the limit: the runs cannot tell on which side of it the median
+// lies. Without the runs, it is the spread around the median (both sides,
+// as a share of the median).
 func (c check) towardLimit() float64 {
 	if len(c.runs.vs) == 0 {
 		return c.runs.spread
@@ -62,10 +63,11 @@ func (c check) towardLimit() float64 {
 	if lim == 0 {
 		lim = 1
 	}
+	lo, hi := medianCI(c.runs.vs)
 	if c.x <= c.limit {
-		return max(0, slices.Max(c.runs.vs)-c.x) / lim
+		return max(0, hi-c.x) / lim
 	}
-	return max(0, c.x-slices.Min(c.runs.vs)) / lim
+	return max(0, c.x-lo) / lim
 }
 
 // judge returns whether the check is met by the medians, and its margin.
@@ -244,6 +246,6 @@ func (v view) writeTargets(w io.Writer) {
 	}
 	t.head[0] = fmt.Sprintf("target (%d of %d met, %d unclear)", met, total, unclear)
 	t.write(w)
-	fmt.Fprintln(w, "Margin: how far the median lies from the target's limit, as a share of the limit. Spread: how far the runs stray from the median toward the limit, also as a share of the limit (the other tables' spread is around the median, both ways), so that it is wider than the margin exactly when some run lies on the other side of the limit from the median: such a target is called unclear rather than met or not met. A ratio is taken run by run, each run's two figures from the same round, and judged by the median and the runs of those ratios: the machine's changes of speed between rounds move both figures, and the run's ratio cancels them.")
+	fmt.Fprintln(w, "Margin: how far the median lies from the target's limit, as a share of the limit. Spread: how far the median's 95 % confidence interval reaches toward the limit, also as a share of the limit (the interval is distribution-free, from the order statistics of the runs: with up to 8 runs, their whole range; with 15, the 4th smallest to the 4th largest; the other tables' spread is the widest run's distance from the median, both ways), so that it is wider than the margin exactly when the interval reaches past the limit: such a target is called unclear rather than met or not met. A ratio is taken run by run, each run's two figures from the same round, and judged by the median and the runs of those ratios: the machine's changes of speed between rounds move both figures, and the run's ratio cancels them.")
 	fmt.Fprintln(w)
 }
