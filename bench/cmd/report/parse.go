@@ -69,10 +69,11 @@ func (rs results) spread(name, unit string) float64 { return spread(rs[name][uni
 
 // ratio returns the ratio of figure a (name, unit) to figure b, taken run
 // by run, and the spread of those ratios. The report's runs are
-// interleaved, so run i of every implementation ran in the same round,
-// seconds apart: a change of the machine's speed between rounds moves both
-// figures of a pair, and the run-by-run ratio cancels it where the ratio
-// of medians would not. When the two figures have different numbers of
+// interleaved, so run i of every implementation ran in the same round
+// (seconds apart; in the fan-out's rounds of a process per implementation,
+// up to half a minute): a change of the machine's speed between rounds
+// moves both figures of a pair, and the run-by-run ratio cancels it where
+// the ratio of medians would not. When the two figures have different numbers of
 // runs (input that was not interleaved), it falls back to the ratio of the
 // medians and the sum of the two spreads.
 func (rs results) ratio(aName, aUnit, bName, bUnit string) (r, spr float64) {
