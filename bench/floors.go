@@ -8,6 +8,7 @@ func floorImpls() []Impl {
 		{Name: "go+wg", Kind: KindFloor, Unbounded: true, New: func(Shape) (Runner, error) { return goWG{}, nil }},
 		{Name: "go+wg+sem", Kind: KindFloor, New: func(s Shape) (Runner, error) { return goSem{n: s.Total()}, nil }},
 		{Name: "chan-pool", Kind: KindFloor, New: func(s Shape) (Runner, error) { return newChanPool(s.Total()), nil }},
+		{Name: "futures-pool", Kind: KindFloor, New: func(s Shape) (Runner, error) { return newFuturePool(s.Total()), nil }},
 	}
 }
 

@@ -45,7 +45,7 @@ func label(im bench.Impl) string {
 }
 
 func (v view) overhead(w io.Writer) {
-	section(w, "## 1. Overhead: N no-op works, all submitted, then all collected", "Capacity NumCPU × 300 for everyone. Floor: one goroutine per work (`go` + `sync.WaitGroup`) bounded by a semaphore at the same capacity (go+wg+sem, the floor DESIGN.md §5 quotes); go+wg starts them all at once.")
+	section(w, "## 1. Overhead: N no-op works, all submitted, then all collected", "Capacity NumCPU × 300 for everyone. Floor: one goroutine per work (`go` + `sync.WaitGroup`) bounded by a semaphore at the same capacity (go+wg+sem, the floor DESIGN.md §5 quotes); go+wg starts them all at once; chan-pool is a fixed set of goroutines reading one channel (no results to wait for); futures-pool is the least a futures executor costs (Submit returns a future, Get waits on it; bench/futures.go).")
 	t := &table{head: []string{"implementation", "ns/work", "spread", "allocs/work", "B/work", "÷ floor", "÷ aplex-thread"}}
 	floor, ap := v.fig("Overhead/go+wg+sem", "ns/op"), v.fig("Overhead/aplex-thread", "ns/op")
 	for _, im := range bench.Impls(false) {
@@ -65,7 +65,7 @@ func (v view) overhead(w io.Writer) {
 }
 
 func (v view) fanout(w io.Writer) {
-	section(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight", "aplex: 4 workers × 300, collecting with a Get per work in order (aplex-thread-wait: the same, with one Wait(AllCompleted) for the whole batch before the Gets, as the peers' runners wait once; aplex-process: 4 worker processes × 300; aplex-process-prefetch: the same with WithPrefetch(300), each process sent up to 300 works more, which it starts as its works end); the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. Wall: a batch in steady state; the first batch of a fresh pool (its goroutines made; for aplex-process, its worker processes' heaps grown) is run untimed and shown on its own. CPU: the process's user+system time (getrusage) per work over every batch, the first included; for aplex-process, plus its workers' whole lives, start-up included (counted once they are reaped). Floor: goroutines bounded by a semaphore.")
+	section(w, "## 2. I/O fan-out: 10,000 works sleeping 10 ms, 1,200 in flight", "aplex: 4 workers × 300, collecting with a Get per work in order (aplex-thread-wait: the same, with one Wait(AllCompleted) for the whole batch before the Gets, as the peers' runners wait once; aplex-process: 4 worker processes × 300; aplex-process-prefetch: the same with WithPrefetch(300), each process sent up to 300 works more, which it starts as its works end); the others: a limit of 1,200. Ideal: ceil(10000/1200) × 10 ms = 90 ms. Wall: a batch in steady state; the first batch of a fresh pool (its goroutines made; for aplex-process, its worker processes' heaps grown) is run untimed and shown on its own. CPU: the process's user+system time (getrusage) per work over every batch, the first included; for aplex-process, plus its workers' whole lives, start-up included (counted once they are reaped). Floor: goroutines bounded by a semaphore; chan-pool and futures-pool as in the overhead workload.")
 	t := &table{head: []string{"implementation", "wall ms", "spread", "× ideal", "first batch × ideal", "CPU µs/work", "wall ÷ floor", "wall ÷ aplex-thread", "CPU ÷ aplex-thread"}}
 	fw := v.fig("FanOut/go+wg+sem", "wall-ms")
 	aw, ac := v.fig("FanOut/aplex-thread", "wall-ms"), v.fig("FanOut/aplex-thread", "cpu-us/work")

@@ -158,7 +158,7 @@ func (v view) targets() []target {
 	add("Fan-out CPU per work ≤ the best peer's", ok(fc, best), check{r, 1, true, rs},
 		"%s µs vs %s %s µs: %s run by run", num(fc), orDash(peer), num(best), times(r))
 	add(fmt.Sprintf("Fan-out CPU ≤ %.1f µs per work", fanoutCPULimit), ok(fc), check{fc, fanoutCPULimit, true, fcRuns},
-		"%s µs/work (the chan-pool floor: %s µs)", num(fc), num(v.fig("FanOut/chan-pool", "cpu-us/work")))
+		"%s µs/work (floors: chan-pool %s µs, futures-pool %s µs)", num(fc), num(v.fig("FanOut/chan-pool", "cpu-us/work")), num(v.fig("FanOut/futures-pool", "cpu-us/work")))
 
 	// Process workers.
 	pipeFloor := v.pipeFloor("rtt")
