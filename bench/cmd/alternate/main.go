@@ -4,10 +4,11 @@
 // the fan-out driver (driver/main.go: 10,000 works sleeping 10 ms on 4
 // workers × 300, submitted then collected with a Get each) against two
 // revisions of aplex, runs the two builds in turn, round after round, the
-// order flipped every round, and prints the median and the quartiles of
-// the rounds' ratios B ÷ A of the CPU time per work. Two runs seconds
-// apart see the same machine, so their ratio cancels its changes of
-// speed. Run a revision against itself to see the noise.
+// order flipped every round, and prints the median of the rounds' ratios
+// B ÷ A of the CPU time per work, its 95 % confidence interval (as the
+// report judges its targets: internal/stats) and the quartiles. Two runs
+// seconds apart see the same machine, so their ratio cancels its changes
+// of speed. Run a revision against itself to see the noise.
 //
 // Run it from the bench module, on a quiet machine:
 //
@@ -32,6 +33,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/aplex-go/aplex/bench/internal/stats"
 )
 
 // driverSource is the workload, built against each revision.
@@ -98,8 +101,9 @@ func run() error {
 	}
 	fmt.Printf("fan-out CPU per work, %d rounds of %d batches: A (%s) median %.3f µs, B (%s) median %.3f µs\n",
 		*rounds, *batches, *a, quantile(cpuA, 0.5), *b, quantile(cpuB, 0.5))
-	fmt.Printf("B/A, round by round: median %.3f, quartiles %.3f–%.3f\n",
-		quantile(ratios, 0.5), quantile(ratios, 0.25), quantile(ratios, 0.75))
+	lo, hi := stats.MedianCI(ratios)
+	fmt.Printf("B/A, round by round: median %.3f, its 95 %% interval %.3f–%.3f, quartiles %.3f–%.3f\n",
+		quantile(ratios, 0.5), lo, hi, quantile(ratios, 0.25), quantile(ratios, 0.75))
 	return nil
 }
 

@@ -50,7 +50,7 @@ func workloads() []workload {
 		// within about ±10 %. Each implementation in a process of its own,
 		// and three times the rounds: the fan-out's CPU per work decides
 		// two targets by a few per cent, and the median of 15 rounds has a
-		// confidence interval a few per cent wide (medianCI) where that
+		// confidence interval a few per cent wide (stats.MedianCI) where that
 		// of 5 is their whole range. Run in one process, each
 		// implementation inherited the heap and GC pacing of the one
 		// before it.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/aplex-go/aplex/bench"
+	"github.com/aplex-go/aplex/bench/internal/stats"
 )
 
 // target is one performance target of issue 12.
@@ -49,7 +50,7 @@ func (r runSet) scaled(k float64) runSet {
 }
 
 // towardLimit is the spread the verdict weighs against the margin: how far
-// the median's confidence interval (medianCI: with up to 8 runs, their
+// the median's confidence interval (stats.MedianCI: with up to 8 runs, their
 // whole range) reaches from the median toward the limit, as a share of the
 // limit, so that it exceeds the margin exactly when the interval reaches
 // past the limit: the runs cannot tell on which side of it the median
@@ -63,7 +64,7 @@ func (c check) towardLimit() float64 {
 	if lim == 0 {
 		lim = 1
 	}
-	lo, hi := medianCI(c.runs.vs)
+	lo, hi := stats.MedianCI(c.runs.vs)
 	if c.x <= c.limit {
 		return max(0, hi-c.x) / lim
 	}
