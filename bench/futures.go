@@ -5,16 +5,19 @@ import (
 	"sync/atomic"
 )
 
-// futurePool is the floor of a futures executor: the least a pool costs
-// whose Submit returns a future to Get later, as aplex's does. A Submit is
-// one allocation (the future); works beyond the limit wait in a FIFO under
-// one mutex; a goroutine that finishes a work takes the next queued one
-// itself and, when there is none, parks on an unbuffered hand-off channel
-// for the next Submit; a Get that finds its future running parks on a
-// pooled channel that the work's end signals. Nothing else: no ctx, no
-// cancellation, no errors or panics caught, no balancing between workers,
-// no counters. What aplex's goroutine executor costs above it is what its
-// engine adds.
+// futurePool is a bare futures executor, the floor of aplex's goroutine
+// executor in the fan-out: a pool whose Submit returns a future to Get
+// later, as aplex's does, with nothing else. A Submit is one allocation
+// (the future); works beyond the limit wait in a FIFO under one mutex; a
+// goroutine that finishes a work takes the next queued one itself and,
+// when there is none, parks on an unbuffered hand-off channel for the next
+// Submit; a Get that finds its future running parks on a pooled channel
+// that the work's end signals. No ctx, no cancellation, no errors or
+// panics caught, no balancing between workers, no counters: what aplex's
+// goroutine executor costs above it in the fan-out is what its engine
+// adds. (With no-op works it costs more than aplex: every Submit with
+// room hands its work to a goroutine, where aplex's runners pass a burst
+// on among themselves.)
 type futurePool struct {
 	limit   int
 	handoff chan *future // to a parked goroutine; nil retires it

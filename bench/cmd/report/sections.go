@@ -45,7 +45,7 @@ func label(im bench.Impl) string {
 }
 
 func (v view) overhead(w io.Writer) {
-	section(w, "## 1. Overhead: N no-op works, all submitted, then all collected", "Capacity NumCPU × 300 for everyone. Floor: one goroutine per work (`go` + `sync.WaitGroup`) bounded by a semaphore at the same capacity (go+wg+sem, the floor DESIGN.md §5 quotes); go+wg starts them all at once; chan-pool is a fixed set of goroutines reading one channel (no results to wait for); futures-pool is the least a futures executor costs (Submit returns a future, Get waits on it; bench/futures.go).")
+	section(w, "## 1. Overhead: N no-op works, all submitted, then all collected", "Capacity NumCPU × 300 for everyone. Floor: one goroutine per work (`go` + `sync.WaitGroup`) bounded by a semaphore at the same capacity (go+wg+sem, the floor DESIGN.md §5 quotes); go+wg starts them all at once; chan-pool is a fixed set of goroutines reading one channel (no results to wait for); futures-pool is a bare futures executor, aplex's design with nothing but the futures (Submit returns a future, Get waits on it; bench/futures.go).")
 	t := &table{head: []string{"implementation", "ns/work", "spread", "allocs/work", "B/work", "÷ floor", "÷ aplex-thread"}}
 	floor, ap := v.fig("Overhead/go+wg+sem", "ns/op"), v.fig("Overhead/aplex-thread", "ns/op")
 	for _, im := range bench.Impls(false) {
