@@ -6,7 +6,7 @@
 //
 // Run it from the bench module:
 //
-//	cd bench && go run ./cmd/report                  # the whole suite, about 15 minutes
+//	cd bench && go run ./cmd/report                  # the whole suite, about 17 minutes
 //	go run ./cmd/report -only fanout,memory          # some workloads
 //	go run ./cmd/report -only overhead -count 2 -benchtime 100ms -python ''  # a smoke run
 //	go run ./cmd/report -raw new.txt                 # keep the raw output for benchstat
