@@ -1,9 +1,10 @@
 package bench_test
 
 import (
-	"os"
 	"runtime"
 	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/bench"
@@ -27,7 +28,11 @@ func TestMain(m *testing.M) {
 	bench.ServeClusterEcho() // before Main, which never returns in a worker
 	aplex.Main()
 	bench.ServeChild()
-	os.Exit(m.Run())
+	// Every runner's Close must leave no goroutine behind, the peers'
+	// included: a leak would run on into the next benchmark's figures.
+	// The goroutines already running are not the runners' (ants starts
+	// its default pool's in its package init).
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
 // scaled returns n, or n/10 (at least 1) under -short.
