@@ -46,6 +46,22 @@ func newOneWorkerExecutor(t *testing.T, perWorker int) *Executor {
 	return ex
 }
 
+// waitRunnerParked waits until goroutine id, ex's one runner, is parked:
+// blocked in the pool's hand-off, where the next work dispatched finds it.
+// The pool's Parked count is raised just before a goroutine blocks, so a
+// work dispatched as soon as it reads 1 could miss the runner and get a
+// goroutine of its own (TestGoReusesAParkedGoroutine failed so under
+// -race -cpu 1).
+func waitRunnerParked(t *testing.T, ex *Executor, id int) {
+	t.Helper()
+	testutil.WaitFor(t, "the runner parked", func() bool {
+		return ex.c.runners.Parked() == 1 && testutil.IsBlockedIn(id, gopoolPark)
+	})
+}
+
+// gopoolPark is the function a parked runner waits in.
+const gopoolPark = "internal/gopool.(*Pool).park"
+
 type ctxKey struct{}
 
 // ctxSeen is what a work saw of its ctx.
@@ -63,7 +79,7 @@ func TestParkedRunnerRunsTheNextWork(t *testing.T) {
 	ex := newOneSlotExecutor(t)
 	w := Fn(func(context.Context, int) (int, error) { return testutil.GoroutineID(), nil })
 	first := mustGet(t, ex, w)
-	testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+	waitRunnerParked(t, ex, first)
 	if second := mustGet(t, ex, w); second != first {
 		t.Fatalf("the second work ran on goroutine %d, not on the parked runner %d", second, first)
 	}
@@ -88,8 +104,10 @@ func mustGet(t *testing.T, ex *Executor, w *Work[int, int]) int {
 func TestReusedRunnerGivesEachWorkItsOwnCtx(t *testing.T) {
 	ex := newOneSlotExecutor(t)
 	started := make(chan struct{})
+	var firstRunner int // written before started is closed
 	w := Fn(func(ctx context.Context, block int) (ctxSeen, error) {
 		if block == 1 {
+			firstRunner = testutil.GoroutineID()
 			close(started)
 			<-ctx.Done()
 		}
@@ -108,7 +126,7 @@ func TestReusedRunnerGivesEachWorkItsOwnCtx(t *testing.T) {
 	if _, err := f1.Get(context.Background()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("first work: %v, want context.Canceled", err)
 	}
-	testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+	waitRunnerParked(t, ex, firstRunner)
 
 	// The second, on the same goroutine: none of that.
 	ctx2 := context.WithValue(context.Background(), ctxKey{}, "second")
@@ -119,6 +137,9 @@ func TestReusedRunnerGivesEachWorkItsOwnCtx(t *testing.T) {
 	got, err := f2.Get(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got.goroutine != firstRunner {
+		t.Fatalf("the second work ran on goroutine %d, not on the parked runner %d", got.goroutine, firstRunner)
 	}
 	if got.value != "second" || got.err != nil || got.deadline {
 		t.Fatalf("the second work saw value %v, err %v, deadline %v; want its own ctx: second, nil, no deadline", got.value, got.err, got.deadline)
@@ -192,8 +213,8 @@ func TestShutdownRetiresParkedRunners(t *testing.T) {
 // next work runs.
 func TestGoexitOnReusedRunner(t *testing.T) {
 	ex := newOneSlotExecutor(t)
-	mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return 1, nil }))
-	testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+	runner := mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return testutil.GoroutineID(), nil }))
+	waitRunnerParked(t, ex, runner)
 	f, err := Submit(context.Background(), ex, Fn(func(context.Context, int) (int, error) { runtime.Goexit(); return 0, nil }), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -308,13 +329,18 @@ func TestQueuedWorksKeepOrderAndAskTheBalancer(t *testing.T) {
 // (its first submitter's), or those a work set on it, for every later work.
 func TestReusedRunnerDoesNotLeakPprofLabels(t *testing.T) {
 	ex := newOneSlotExecutor(t)
-	w := Fn(func(ctx context.Context, set int) (map[string]string, error) {
-		got := testutil.GoroutineLabels()
+	type seen struct {
+		labels    map[string]string
+		goroutine int
+	}
+	w := Fn(func(ctx context.Context, set int) (seen, error) {
+		got := seen{testutil.GoroutineLabels(), testutil.GoroutineID()}
 		if set == 1 { // sets labels on its goroutine and leaves them there
 			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("set", "by-work")))
 		}
 		return got, nil
 	})
+	runner := 0 // the goroutine every work runs on, once the first has
 	run := func(ctx context.Context, set int) map[string]string {
 		t.Helper()
 		f, err := Submit(ctx, ex, w, set)
@@ -325,8 +351,13 @@ func TestReusedRunnerDoesNotLeakPprofLabels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
-		return got
+		if runner == 0 {
+			runner = got.goroutine
+		} else if got.goroutine != runner {
+			t.Fatalf("a work ran on goroutine %d, not on the parked runner %d", got.goroutine, runner)
+		}
+		waitRunnerParked(t, ex, runner)
+		return got.labels
 	}
 	plain := context.Background()
 	labelled := func(v string) context.Context { return pprof.WithLabels(plain, pprof.Labels("caller", v)) }
@@ -370,8 +401,7 @@ func TestGetDoesNotQueueBehindRunnableGoroutines(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	ex := newOneSlotExecutor(t)
 	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
-	mustGet(t, ex, w)
-	testutil.WaitFor(t, "the runner parked", func() bool { return ex.c.runners.Parked() == 1 })
+	waitRunnerParked(t, ex, mustGet(t, ex, Fn(func(context.Context, int) (int, error) { return testutil.GoroutineID(), nil })))
 	const rounds = 100
 	parked := 0
 	testHookGetParks = func(*task) { parked++ } // Gets run in this goroutine

@@ -43,13 +43,28 @@ func (s pool) Close()     { s.p.Close() }
 
 func newPool(idle time.Duration) pool { return pool{New(idle)} }
 
+// waitParked waits until goroutine id, p's one goroutine, is parked:
+// blocked in the hand-off, where the next Go finds it. Parked counts a
+// goroutine from just before it blocks, so a Go as soon as it reads 1
+// could miss the goroutine and start another (TestGoReusesAParkedGoroutine
+// failed so under -race -cpu 1).
+func waitParked(t *testing.T, p *Pool, id int) {
+	t.Helper()
+	testutil.WaitFor(t, "the goroutine parked", func() bool {
+		return p.Parked() == 1 && testutil.IsBlockedIn(id, parkFn)
+	})
+}
+
+// parkFn is the function a parked goroutine waits in.
+const parkFn = "internal/gopool.(*Pool).park"
+
 func TestGoReusesAParkedGoroutine(t *testing.T) {
 	s := newPool(time.Hour)
 	defer s.Close()
 	first := newTask()
 	s.Go(first)
 	<-first.done
-	testutil.WaitFor(t, "the goroutine parked", func() bool { return s.p.Parked() == 1 })
+	waitParked(t, s.p, first.gid)
 	second := newTask()
 	s.Go(second)
 	<-second.done
@@ -116,7 +131,7 @@ func TestCloseRetiresParkedGoroutines(t *testing.T) {
 	tk := newTask()
 	s.Go(tk)
 	<-tk.done
-	testutil.WaitFor(t, "the goroutine parked", func() bool { return s.p.Parked() == 1 })
+	waitParked(t, s.p, tk.gid)
 	s.Close()
 	if err := goleak.Find(before); err != nil {
 		t.Fatal(err)
@@ -178,10 +193,15 @@ func TestOnStartCountsTheTasksNotStartedYet(t *testing.T) {
 	<-second.done
 	close(hold)
 	<-first.done
-	testutil.WaitFor(t, "the first goroutine to park", func() bool { return s.p.Parked() == 2 })
+	testutil.WaitFor(t, "both goroutines to park", func() bool {
+		return s.p.Parked() == 2 && testutil.IsBlockedIn(first.gid, parkFn) && testutil.IsBlockedIn(second.gid, parkFn)
+	})
 	third := newTask()
 	s.Go(third) // a parked goroutine
 	<-third.done
+	if third.gid != first.gid && third.gid != second.gid {
+		t.Errorf("the third task ran on goroutine %d, not on a parked one (%d, %d)", third.gid, first.gid, second.gid)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) != 3 {
