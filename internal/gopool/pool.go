@@ -131,7 +131,10 @@ func (p *Pool) park() Task {
 	return t
 }
 
-// Parked returns the number of goroutines parked now.
+// Parked returns the number of goroutines parked now, or about to park: a
+// goroutine is counted just before it blocks in the hand-off, so a Go right
+// after may still start a new goroutine. (Tests that need a goroutine
+// blocked there wait for it with testutil.IsBlockedIn.)
 func (p *Pool) Parked() int { return int(p.parked.Load()) }
 
 // tick retires the goroutines that were parked at both this tick and the
