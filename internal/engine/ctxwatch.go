@@ -91,7 +91,8 @@ func (c *core) leaveSharedLocked(sw *sharedWatch) {
 
 // sharedFired runs when the ctx sw watches ends: every work queued or sent
 // under a ctx with its Done channel is cancelled with its own ctx's error,
-// as its own watch would have done.
+// as its own watch would have done, the works queued unwatched behind a
+// runner being woken with them.
 func (c *core) sharedFired(sw *sharedWatch) {
 	c.mu.Lock()
 	done := sw.done
@@ -104,6 +105,13 @@ func (c *core) sharedFired(sw *sharedWatch) {
 	ended := c.inFlightLocked(func(t *task) bool {
 		if t.parent.Done() != done {
 			return false
+		}
+		if t.unwatched() {
+			// Queued behind a runner being woken, with no watch of its
+			// own (submit), and counted so: it leaves the count as it
+			// becomes this watch's, or the count would stay up for good
+			// (TestSharedWatchFiringKeepsTheUnwatchedCount).
+			c.unwatched--
 		}
 		t.watch = noWatch
 		return true

@@ -359,3 +359,41 @@ func TestWatchedCtxDeadlineArmsNoTimerPerWork(t *testing.T) {
 		answerOK(t, tr, id)
 	}
 }
+
+// TestSharedWatchFiringKeepsTheUnwatchedCount: a work queued behind a
+// runner being woken has no watch (submit: the runner hands it out at
+// once) and is counted in core.unwatched until it leaves the queue. When a
+// shared watch on the same ctx fired, it claimed that work as one of its
+// members (marked it noWatch) and cancelled it; leaving the queue so, the
+// work no longer looked unwatched and the count stayed up for good, so
+// every drain with works queued walked the whole queue for unwatched works
+// that were not there.
+func TestSharedWatchFiringKeepsTheUnwatchedCount(t *testing.T) {
+	ex, release := newFullOneSlotExecutor(t)
+	defer release()
+	w := Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fs := submitN(t, ctx, ex, w, 2) // both queued and watched: one shared watch
+	// Leave the second as submit leaves a work queued behind a runner
+	// being woken: no watch of its own, counted as unwatched.
+	c := ex.c
+	c.mu.Lock()
+	second := &fs[1].t
+	c.unwatchLocked(second)
+	c.unwatched++
+	c.unlock()
+
+	cancel() // the shared watch, still armed by the first, fires
+	for i, f := range fs {
+		if _, err := f.Get(context.Background()); !errors.Is(err, context.Canceled) {
+			t.Fatalf("queued work %d: %v, want context.Canceled", i, err)
+		}
+	}
+	c.mu.Lock()
+	n, queued := c.unwatched, c.queue.len()
+	c.unlock()
+	if queued != 0 || n != 0 {
+		t.Fatalf("%d works queued and %d counted as queued unwatched once the ctx's works ended, want 0 and 0", queued, n)
+	}
+}
