@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,13 @@ import (
 //   - every future ends exactly once (OnDone runs once), with the right
 //     value, and all have ended once Shutdown or Close has returned;
 //   - Cancel() returned true exactly when the future ended cancelled by it;
-//   - the Stats counters stay consistent with the futures that ended.
+//   - the Stats counters stay consistent with the futures that ended;
+//   - the core's count of works queued unwatched (core.unwatched) is the
+//     number of such works in its queue.
+//
+// A caller's ctx is the work's own, or one that several works share (as a
+// request's ctx is), some of them through a child that adds only a value:
+// those share one watch of the core's (ctxwatch.go).
 //
 // The driver's choices come from a seed, logged, so a failure can be
 // replayed with -seed (interleavings of the executor's own goroutines are
@@ -75,8 +82,8 @@ type mFuture struct {
 	stubborn  bool         // the work ignores its ctx (thread)
 	release   chan struct{}
 	released  bool
-	cancelCtx context.CancelFunc
-	callerOff bool // the caller's ctx was cancelled
+	caller    *mCaller // the caller's ctx, if it can be cancelled
+	callerOff bool     // the caller's ctx was cancelled
 	cancelled int  // Cancel() calls that returned true
 	sent      bool // dispatched at least once
 	sends     int  // remote: times sent to a worker
@@ -86,6 +93,15 @@ type mFuture struct {
 	returned  bool // thread: the work has returned
 	onDone    atomic.Int32
 	endedAt   time.Time
+}
+
+// mCaller is a caller's ctx that the driver may cancel: a work's own, or
+// one that several works share.
+type mCaller struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	futs   []*mFuture // the works submitted under it (guarded by model.mu)
+	shared bool
 }
 
 type model struct {
@@ -102,6 +118,7 @@ type model struct {
 
 	mu       sync.Mutex // guards the fields below; never held while calling the executor
 	futs     []*mFuture // by id
+	callers  []*mCaller // shared callers' ctxs not cancelled yet
 	errs     []string
 	inWork   map[int]int // thread: works running per worker slot
 	inTotal  int
@@ -111,6 +128,9 @@ type model struct {
 }
 
 type slotKey struct{}
+
+// childKey keys the value of a caller's ctx derived from a shared one.
+type childKey struct{}
 
 func newModel(t *testing.T, seed uint64, remote bool) *model {
 	m := &model{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), remote: remote, inWork: map[int]int{}}
@@ -351,8 +371,22 @@ func (m *model) submit() {
 	m.mu.Unlock()
 
 	ctx := context.Background()
-	if m.rng.IntN(3) == 0 {
-		ctx, mf.cancelCtx = context.WithCancel(ctx)
+	switch r := m.rng.IntN(6); {
+	case r < 2: // a ctx of its own
+		cc := &mCaller{}
+		cc.ctx, cc.cancel = context.WithCancel(ctx)
+		mf.caller, ctx = cc, cc.ctx
+	case r < 4: // a ctx shared with other works
+		mf.caller = m.sharedCaller()
+		ctx = mf.caller.ctx
+		if m.rng.IntN(2) == 0 {
+			ctx = context.WithValue(ctx, childKey{}, true) // shares its Done
+		}
+	}
+	if mf.caller != nil {
+		m.mu.Lock()
+		mf.caller.futs = append(mf.caller.futs, mf)
+		m.mu.Unlock()
 	}
 	var opts []CallOption
 	if m.remote && m.rng.IntN(3) == 0 {
@@ -388,8 +422,8 @@ func (m *model) submit() {
 		m.mu.Lock()
 		mf.rejected = true
 		m.mu.Unlock()
-		if mf.cancelCtx != nil {
-			mf.cancelCtx()
+		if mf.caller != nil && !mf.caller.shared {
+			mf.caller.cancel()
 		}
 		return
 	}
@@ -459,14 +493,33 @@ func (m *model) cancelOne() {
 }
 
 func (m *model) cancelCaller() {
-	mf := m.pick(func(mf *mFuture) bool { return mf.cancelCtx != nil && !mf.callerOff })
+	mf := m.pick(func(mf *mFuture) bool { return mf.caller != nil && !mf.callerOff })
 	if mf == nil {
 		return
 	}
+	cc := mf.caller
 	m.mu.Lock()
-	mf.callerOff = true
+	for _, f := range cc.futs {
+		f.callerOff = true
+	}
+	if i := slices.Index(m.callers, cc); i >= 0 {
+		m.callers = slices.Delete(m.callers, i, i+1)
+	}
 	m.mu.Unlock()
-	mf.cancelCtx()
+	cc.cancel()
+}
+
+// sharedCaller returns one of the shared callers' ctxs, or a new one.
+func (m *model) sharedCaller() *mCaller {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := len(m.callers); n > 0 && m.rng.IntN(4) != 0 {
+		return m.callers[m.rng.IntN(n)]
+	}
+	cc := &mCaller{shared: true}
+	cc.ctx, cc.cancel = context.WithCancel(context.Background())
+	m.callers = append(m.callers, cc)
+	return cc
 }
 
 // checkStep checks what must hold at any instant.
@@ -487,6 +540,19 @@ func (m *model) checkStep() {
 	}
 	if st.Running < 0 || st.Queued < 0 {
 		m.failf("stats: running %d, queued %d: %+v", st.Running, st.Queued, st)
+	}
+	c := m.ex.c
+	c.mu.Lock()
+	unwatched := 0
+	for t := c.queue.head; t != nil; t = t.next {
+		if t.unwatched() {
+			unwatched++
+		}
+	}
+	counted := c.unwatched
+	c.unlock()
+	if counted != unwatched {
+		m.failf("core: %d works counted as queued unwatched, %d in the queue", counted, unwatched)
 	}
 	if m.remote {
 		// A retired worker keeps its jobs while its replacement takes new
