@@ -84,13 +84,13 @@ type mFuture struct {
 	released  bool
 	caller    *mCaller // the caller's ctx, if it can be cancelled
 	callerOff bool     // the caller's ctx was cancelled
-	cancelled int  // Cancel() calls that returned true
-	sent      bool // dispatched at least once
-	sends     int  // remote: times sent to a worker
-	retries   int  // remote: Retry(n)
-	refusals  int  // remote: times a worker refused it
-	started   bool // thread: the work is running
-	returned  bool // thread: the work has returned
+	cancelled int      // Cancel() calls that returned true
+	sent      bool     // dispatched at least once
+	sends     int      // remote: times sent to a worker
+	retries   int      // remote: Retry(n)
+	refusals  int      // remote: times a worker refused it
+	started   bool     // thread: the work is running
+	returned  bool     // thread: the work has returned
 	onDone    atomic.Int32
 	endedAt   time.Time
 }
