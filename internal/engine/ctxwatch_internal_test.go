@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -397,87 +395,5 @@ func TestSharedWatchFiringKeepsTheUnwatchedCount(t *testing.T) {
 	c.unlock()
 	if queued != 0 || n != 0 {
 		t.Fatalf("%d works queued and %d counted as queued unwatched once the ctx's works ended, want 0 and 0", queued, n)
-	}
-}
-
-// TestWorksUnderSharedCtxsLeaveTheCoreClean submits bursts from several
-// goroutines, each under a ctx it cancels now and then and replaces
-// (some works under a child that adds only a value), on executors of a
-// few shapes; once every future has ended, the core must hold nothing for
-// them: no work queued or running, no shared watch armed, and no work
-// counted as queued unwatched. (The count stayed up after a shared watch
-// fired on works queued behind a runner being woken: see
-// TestSharedWatchFiringKeepsTheUnwatchedCount; this found it in a few
-// dozen rounds.)
-func TestWorksUnderSharedCtxsLeaveTheCoreClean(t *testing.T) {
-	const rounds, submitters, each = 120, 3, 60
-	for round := range rounds {
-		ex, err := NewThreadExecutor(WithPoolSize(1+round%3), WithMaxWorksPerWorker(1+round%4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := Fn(func(_ context.Context, x int) (int, error) {
-			for range x % 5 { // works of a few lengths
-				runtime.Gosched()
-			}
-			return x, nil
-		})
-		var wg sync.WaitGroup
-		futures := make(chan *Future[int], submitters*each)
-		for g := range submitters {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
-				var cancels []context.CancelFunc
-				defer func() {
-					for _, cancel := range cancels {
-						cancel()
-					}
-				}()
-				newCtx := func() context.Context {
-					ctx, cancel := context.WithCancel(context.Background())
-					cancels = append(cancels, cancel)
-					return ctx
-				}
-				ctx := newCtx()
-				for i := range each {
-					wctx := ctx
-					if rng.IntN(2) == 0 {
-						wctx = context.WithValue(ctx, valueKey{}, i)
-					}
-					f, err := Submit(wctx, ex, w, i)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					futures <- f
-					if rng.IntN(15) == 0 {
-						cancels[len(cancels)-1]()
-						ctx = newCtx()
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(futures)
-		for f := range futures {
-			if v, err := f.Get(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
-				t.Fatalf("round %d: work %d: %v", round, v, err)
-			}
-		}
-		c := ex.c
-		state := func() (unwatched, queued, watches int, running int64) {
-			c.mu.Lock()
-			defer c.unlock()
-			return c.unwatched, c.queue.len(), len(c.shared.byDone), c.running.Load()
-		}
-		if !waitUntil(func() bool { u, q, s, r := state(); return u == 0 && q == 0 && s == 0 && r == 0 }, 5*time.Second) {
-			u, q, s, r := state()
-			t.Fatalf("round %d: once every future ended the core still counts %d works queued unwatched, %d queued, %d shared watches armed, %d running; want none", round, u, q, s, r)
-		}
-		if err := ex.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
-		}
 	}
 }

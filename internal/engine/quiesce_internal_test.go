@@ -1,0 +1,279 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The quiescence stress tests: several goroutines submit, try-submit,
+// cancel futures, map, and cancel and replace the ctxs they submit under
+// (shared by their works, some through a child that adds only a value),
+// on executors of a few shapes; once every future has ended, the core must
+// hold nothing for them (waitCoreIdle). They look for bookkeeping that
+// drifts under concurrency, which single-threaded tests and the model
+// test's one driver rarely reach: TestWorksUnderSharedCtxsLeaveTheCoreClean
+// found the unwatched count's drift in a few dozen rounds.
+
+// waitCoreIdle waits until ex's core holds nothing: no work queued,
+// running or sent, no shared watch armed, no work counted as queued
+// unwatched; it fails the test naming what is left.
+func waitCoreIdle(t *testing.T, ex *Executor, round int) {
+	t.Helper()
+	c := ex.c
+	state := func() (unwatched, queued, watches, jobs int, running int64) {
+		c.mu.Lock()
+		defer c.unlock()
+		return c.unwatched, c.queue.len(), len(c.shared.byDone), len(c.jobs), c.running.Load()
+	}
+	idle := func() bool { u, q, s, j, r := state(); return u == 0 && q == 0 && s == 0 && j == 0 && r == 0 }
+	if !waitUntil(idle, 5*time.Second) {
+		u, q, s, j, r := state()
+		t.Fatalf("round %d: once every future ended the core still counts %d works queued unwatched, %d queued, %d shared watches armed, %d jobs sent, %d running; want none", round, u, q, s, j, r)
+	}
+}
+
+// callerCtxs gives a submitting goroutine the ctx its works share, which
+// it may end and replace (next); stop ends them all.
+type callerCtxs struct{ cancels []context.CancelFunc }
+
+func (cs *callerCtxs) next() context.Context {
+	if n := len(cs.cancels); n > 0 {
+		cs.cancels[n-1]()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cs.cancels = append(cs.cancels, cancel)
+	return ctx
+}
+
+func (cs *callerCtxs) stop() {
+	for _, cancel := range cs.cancels {
+		cancel()
+	}
+}
+
+// maybeChild returns ctx, or half the time a child of it that adds a value
+// (same Done: the core watches both with one watch).
+func maybeChild(rng *rand.Rand, ctx context.Context, i int) context.Context {
+	if rng.IntN(2) == 0 {
+		return context.WithValue(ctx, valueKey{}, i)
+	}
+	return ctx
+}
+
+// mapSome maps w over a few inputs and stops after a random number of
+// results (or at the first error).
+func mapSome(rng *rand.Rand, ctx context.Context, ex *Executor, w *Work[int, int], chunk int) {
+	n, stop := 0, rng.IntN(8)
+	for _, err := range Map(ctx, ex, w, slices.Values([]int{1, 2, 3, 4, 5, 6, 7}), ChunkSize(chunk)) {
+		n++
+		if err != nil || n == stop {
+			break
+		}
+	}
+}
+
+// TestWorksUnderSharedCtxsLeaveTheCoreClean: bursts of Submits under
+// shared ctxs that end now and then, on goroutine executors.
+func TestWorksUnderSharedCtxsLeaveTheCoreClean(t *testing.T) {
+	const rounds, submitters, each = 120, 3, 60
+	for round := range rounds {
+		ex, err := NewThreadExecutor(WithPoolSize(1+round%3), WithMaxWorksPerWorker(1+round%4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := Fn(func(_ context.Context, x int) (int, error) {
+			for range x % 5 { // works of a few lengths
+				runtime.Gosched()
+			}
+			return x, nil
+		})
+		var wg sync.WaitGroup
+		futures := make(chan *Future[int], submitters*each)
+		for g := range submitters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+				var cs callerCtxs
+				defer cs.stop()
+				ctx := cs.next()
+				for i := range each {
+					f, err := Submit(maybeChild(rng, ctx, i), ex, w, i)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					futures <- f
+					if rng.IntN(15) == 0 {
+						ctx = cs.next()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(futures)
+		for f := range futures {
+			if v, err := f.Get(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+				t.Fatalf("round %d: work %d: %v", round, v, err)
+			}
+		}
+		waitCoreIdle(t, ex, round)
+		if err := ex.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMixedCallsLeaveTheCoreClean: Submits, TrySubmits (into a bounded
+// queue on some executors), Deadlines, Cancels and Maps that stop early,
+// under shared ctxs that end now and then, on goroutine executors.
+func TestMixedCallsLeaveTheCoreClean(t *testing.T) {
+	const rounds, submitters, steps = 80, 4, 50
+	for round := range rounds {
+		opts := []Option{WithPoolSize(1 + round%3), WithMaxWorksPerWorker(1 + round%4)}
+		if round%5 == 0 {
+			opts = append(opts, WithQueueSize(3))
+		}
+		ex, err := NewThreadExecutor(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := Fn(func(ctx context.Context, x int) (int, error) {
+			for range x % 5 {
+				runtime.Gosched()
+			}
+			if x%11 == 0 { // some watch their ctx
+				select {
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				default:
+				}
+			}
+			return x, nil
+		})
+		var wg sync.WaitGroup
+		for g := range submitters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+				var cs callerCtxs
+				defer cs.stop()
+				ctx := cs.next()
+				var fs []*Future[int]
+				for i := range steps {
+					switch r := rng.IntN(20); {
+					case r < 12:
+						var co []CallOption
+						if rng.IntN(6) == 0 {
+							co = append(co, Deadline(time.Duration(1+rng.IntN(200))*time.Microsecond))
+						}
+						f, err := TrySubmit(maybeChild(rng, ctx, i), ex, w, i, co...)
+						if errors.Is(err, ErrFull) {
+							continue
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						fs = append(fs, f)
+					case r < 14:
+						if len(fs) > 0 {
+							fs[rng.IntN(len(fs))].Cancel()
+						}
+					case r < 16:
+						ctx = cs.next()
+					default:
+						mapSome(rng, ctx, ex, w, 1+rng.IntN(3))
+					}
+				}
+				for _, f := range fs {
+					<-f.Done()
+				}
+			}()
+		}
+		wg.Wait()
+		waitCoreIdle(t, ex, round)
+		if st := ex.Stats(); st.Running != 0 || st.Queued != 0 {
+			t.Fatalf("round %d: Stats %+v once every work ended", round, st)
+		}
+		if err := ex.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRemoteCallsLeaveTheCoreClean: the same on a remote executor (a
+// transport of the test's, whose one worker answers every job, some as
+// cancelled): Submits, Cancels and Maps of one-input chunks under shared
+// ctxs that end now and then. Works sent stay in c.jobs, watched, until
+// their answer; then nothing may be left.
+func TestRemoteCallsLeaveTheCoreClean(t *testing.T) {
+	const rounds, submitters, each = 60, 3, 40
+	for round := range rounds {
+		tr := &handTransport{}
+		ex := startOver(t, tr)
+		w := &Work[int, int]{name: "quiesce"}
+		stopAnswering, answererDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(answererDone)
+			rng := rand.New(rand.NewPCG(uint64(round), submitters))
+			for {
+				select {
+				case id := <-tr.w.jobs:
+					if rng.IntN(3) == 0 {
+						answerCanceled(tr, id)
+					} else {
+						answerOK(t, tr, id)
+					}
+				case <-stopAnswering:
+					return
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for g := range submitters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+				var cs callerCtxs
+				defer cs.stop()
+				ctx := cs.next()
+				var fs []*Future[int]
+				for i := range each {
+					f, err := Submit(maybeChild(rng, ctx, i), ex, w, i)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					fs = append(fs, f)
+					switch rng.IntN(15) {
+					case 0:
+						ctx = cs.next()
+					case 1:
+						fs[rng.IntN(len(fs))].Cancel()
+					case 2, 3:
+						mapSome(rng, ctx, ex, w, 1)
+					}
+				}
+				for _, f := range fs {
+					<-f.Done()
+				}
+			}()
+		}
+		wg.Wait()
+		waitCoreIdle(t, ex, round)
+		close(stopAnswering)
+		<-answererDone
+		if err := ex.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
