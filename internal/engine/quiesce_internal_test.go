@@ -277,3 +277,86 @@ func TestRemoteCallsLeaveTheCoreClean(t *testing.T) {
 		}
 	}
 }
+
+// TestResizesAmidCallsLeaveTheCoreClean: Resizes from the submitting
+// goroutines themselves, between their Submits, Cancels and ctx ends;
+// once every future has ended, the core holds nothing, a last Resize
+// leaves exactly its workers (none retiring), and the totals in Stats
+// still cover what every live worker counted.
+func TestResizesAmidCallsLeaveTheCoreClean(t *testing.T) {
+	const rounds, submitters, steps = 60, 3, 60
+	for round := range rounds {
+		ex, err := NewThreadExecutor(WithPoolSize(1+round%3), WithMaxWorksPerWorker(1+round%4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := Fn(func(_ context.Context, x int) (int, error) {
+			for range x % 7 {
+				runtime.Gosched()
+			}
+			return x, nil
+		})
+		var wg sync.WaitGroup
+		for g := range submitters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+				var cs callerCtxs
+				defer cs.stop()
+				ctx := cs.next()
+				var fs []*Future[int]
+				for i := range steps {
+					switch r := rng.IntN(20); {
+					case r < 14:
+						f, err := Submit(maybeChild(rng, ctx, i), ex, w, i)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						fs = append(fs, f)
+					case r < 16:
+						ctx = cs.next()
+					case r < 18:
+						if len(fs) > 0 {
+							fs[rng.IntN(len(fs))].Cancel()
+						}
+					default:
+						if err := ex.Resize(context.Background(), 1+rng.IntN(4)); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}
+				for _, f := range fs {
+					if _, err := f.Get(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		waitCoreIdle(t, ex, round)
+		if err := ex.Resize(context.Background(), 2); err != nil {
+			t.Fatal(err)
+		}
+		st := ex.Stats()
+		c := ex.c
+		c.mu.Lock()
+		retiring, live, workers := len(c.retiring), len(c.liveSlotsLocked()), len(c.workers)
+		c.unlock()
+		if st.Size != 2 || len(st.Workers) != 2 || retiring != 0 || live != 2 || workers != 2 {
+			t.Fatalf("round %d: after Resize(2): Size %d, %d workers in Stats, %d retiring, %d live slots, %d workers in the balancer's view", round, st.Size, len(st.Workers), retiring, live, workers)
+		}
+		var counted uint64
+		for _, ws := range st.Workers {
+			counted += ws.Completed + ws.Failed + ws.Cancelled
+		}
+		if total := st.Completed + st.Failed + st.Cancelled; total < counted {
+			t.Fatalf("round %d: Stats totals %d below the live workers' %d", round, total, counted)
+		}
+		if err := ex.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
