@@ -360,3 +360,164 @@ func TestResizesAmidCallsLeaveTheCoreClean(t *testing.T) {
 		}
 	}
 }
+
+// obsID keys a work's id in its caller's ctx, for seqObserver.
+type obsID struct{}
+
+// seqObserver records the events of each work whose ctx carries an obsID.
+type seqObserver struct {
+	mu   sync.Mutex
+	seqs map[int][]WorkEvent
+}
+
+func (o *seqObserver) ObserveWork(ctx context.Context, e WorkEvent) context.Context {
+	id, ok := ctx.Value(obsID{}).(int)
+	if ok {
+		o.mu.Lock()
+		o.seqs[id] = append(o.seqs[id], e)
+		o.mu.Unlock()
+	}
+	return ctx
+}
+func (o *seqObserver) ObserveWorker(WorkerEvent) {}
+
+// TestObserverSeesEachWorkInOrderUnderConcurrency: TrySubmits (some
+// refused by a bounded queue, some with a Deadline), Cancels and ctx ends
+// from several goroutines, on an observed goroutine executor; every work
+// gets WorkQueued, at most one WorkStarted, then one WorkFinished, whose
+// Outcome says how its future ended (rejected, cancelled, OK, failed).
+func TestObserverSeesEachWorkInOrderUnderConcurrency(t *testing.T) {
+	for round := range 80 {
+		ob := &seqObserver{seqs: map[int][]WorkEvent{}}
+		opts := []Option{WithPoolSize(1 + round%3), WithMaxWorksPerWorker(1 + round%4), WithObserver(ob)}
+		if round%5 == 0 {
+			opts = append(opts, WithQueueSize(3))
+		}
+		ex, err := NewThreadExecutor(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := Fn(func(ctx context.Context, x int) (int, error) {
+			for range x % 5 {
+				runtime.Gosched()
+			}
+			if x%4 == 0 {
+				return 0, errors.New("plain")
+			}
+			return x, nil
+		})
+		var wg sync.WaitGroup
+		type rec struct {
+			id int
+			f  *Future[int]
+		}
+		var mu sync.Mutex
+		var recs []rec
+		for g := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
+				var cs callerCtxs
+				defer cs.stop()
+				ctx := cs.next()
+				for i := range 50 {
+					id := g*1000 + i
+					switch r := rng.IntN(20); {
+					case r < 14:
+						var co []CallOption
+						if rng.IntN(6) == 0 {
+							co = append(co, Deadline(time.Duration(1+rng.IntN(200))*time.Microsecond))
+						}
+						f, err := TrySubmit(context.WithValue(ctx, obsID{}, id), ex, w, i, co...)
+						if err != nil {
+							if !errors.Is(err, ErrFull) {
+								t.Error(err)
+								return
+							}
+							mu.Lock()
+							recs = append(recs, rec{id, nil})
+							mu.Unlock()
+							continue
+						}
+						mu.Lock()
+						recs = append(recs, rec{id, f})
+						mu.Unlock()
+					case r < 16:
+						ctx = cs.next()
+					default:
+						mu.Lock()
+						if len(recs) > 0 {
+							if f := recs[rng.IntN(len(recs))].f; f != nil {
+								f.Cancel()
+							}
+						}
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, r := range recs {
+			if r.f != nil {
+				<-r.f.Done()
+			}
+		}
+		waitCoreIdle(t, ex, round)
+		// WorkFinished comes before the future ends, but the last
+		// callbacks may still run: wait until every work has its end.
+		waitUntil(func() bool {
+			ob.mu.Lock()
+			defer ob.mu.Unlock()
+			for _, r := range recs {
+				s := ob.seqs[r.id]
+				if len(s) == 0 || s[len(s)-1].Kind != WorkFinished {
+					return false
+				}
+			}
+			return true
+		}, 2*time.Second)
+		ob.mu.Lock()
+		for _, r := range recs {
+			s := ob.seqs[r.id]
+			kinds := []WorkEventKind{}
+			for _, e := range s {
+				kinds = append(kinds, e.Kind)
+			}
+			ok := len(s) >= 2 && s[0].Kind == WorkQueued && s[len(s)-1].Kind == WorkFinished && (len(s) == 2 || len(s) == 3 && s[1].Kind == WorkStarted)
+			if !ok {
+				t.Errorf("round %d work %d (future %v): events %v", round, r.id, r.f != nil, kinds)
+				continue
+			}
+			fin := s[len(s)-1]
+			if r.f == nil {
+				if fin.Outcome != OutcomeRejected {
+					t.Errorf("round %d work %d rejected but outcome %v", round, r.id, fin.Outcome)
+				}
+				continue
+			}
+			_, err := r.f.Get(context.Background())
+			switch {
+			case r.f.Cancelled():
+				if fin.Outcome != OutcomeCancelled {
+					t.Errorf("round %d work %d cancelled (%v) but outcome %v (%v)", round, r.id, err, fin.Outcome, fin.Err)
+				}
+			case err == nil:
+				if fin.Outcome != OutcomeOK {
+					t.Errorf("round %d work %d ok but outcome %v", round, r.id, fin.Outcome)
+				}
+			default:
+				if fin.Outcome != OutcomeFailed {
+					t.Errorf("round %d work %d failed (%v) but outcome %v", round, r.id, err, fin.Outcome)
+				}
+			}
+		}
+		ob.mu.Unlock()
+		if t.Failed() {
+			return
+		}
+		if err := ex.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
