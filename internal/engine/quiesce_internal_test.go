@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -78,135 +79,171 @@ func mapSome(rng *rand.Rand, ctx context.Context, ex *Executor, w *Work[int, int
 	}
 }
 
-// TestWorksUnderSharedCtxsLeaveTheCoreClean: bursts of Submits under
-// shared ctxs that end now and then, on goroutine executors.
-func TestWorksUnderSharedCtxsLeaveTheCoreClean(t *testing.T) {
-	const rounds, submitters, each = 120, 3, 60
+// submitter is one of a test's submitting goroutines: its number, its
+// random source (seeded by the round and the number) and the ctxs its works
+// share (callerCtxs, ended when it returns).
+type submitter struct {
+	g   int
+	rng *rand.Rand
+	cs  *callerCtxs
+}
+
+// submit submits w(i) under ctx, or half the time under a child of it
+// that adds a value (maybeChild), and keeps the future in fs; false if
+// Submit failed, which fails the test.
+func (s submitter) submit(t *testing.T, ex *Executor, w *Work[int, int], ctx context.Context, i int, fs *[]*Future[int]) bool {
+	f, err := Submit(maybeChild(s.rng, ctx, i), ex, w, i)
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	*fs = append(*fs, f)
+	return true
+}
+
+// runSubmitters runs n submitting goroutines of a round and waits for all.
+func runSubmitters(round, n int, body func(s submitter)) {
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs := &callerCtxs{}
+			defer cs.stop()
+			body(submitter{g: g, rng: rand.New(rand.NewPCG(uint64(round), uint64(g))), cs: cs})
+		}()
+	}
+	wg.Wait()
+}
+
+// spinWork returns a work that yields x%n times (works of a few lengths)
+// and, for every x%11 == 0, returns its ctx's error if the ctx has ended.
+func spinWork(n int) *Work[int, int] {
+	return Fn(func(ctx context.Context, x int) (int, error) {
+		for range x % n {
+			runtime.Gosched()
+		}
+		if x%11 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		return x, nil
+	})
+}
+
+// endAll waits for every future to end, failing the test for an error
+// other than a cancellation (of the future or of its caller's ctx).
+func endAll(t *testing.T, fs []*Future[int]) {
+	for _, f := range fs {
+		if _, err := f.Get(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+			t.Error(err)
+		}
+	}
+}
+
+// newShapedExecutor returns a goroutine executor of a round's shape: 1–3
+// workers of 1–4 works, and with bounded set every fifth round, a queue
+// of 3.
+func newShapedExecutor(t *testing.T, round int, bounded bool, opts ...Option) *Executor {
+	opts = append(opts, WithPoolSize(1+round%3), WithMaxWorksPerWorker(1+round%4))
+	if bounded && round%5 == 0 {
+		opts = append(opts, WithQueueSize(3))
+	}
+	ex, err := NewThreadExecutor(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex
+}
+
+// threadRounds runs the rounds of a quiescence test on goroutine
+// executors: each round makes one (newEx), runs n submitters on it (body),
+// waits until its core holds nothing, runs check if not nil, and shuts it
+// down.
+func threadRounds(t *testing.T, rounds, n int, newEx func(round int) *Executor, body func(ex *Executor, s submitter), check func(ex *Executor, round int)) {
+	t.Helper()
 	for round := range rounds {
-		ex, err := NewThreadExecutor(WithPoolSize(1+round%3), WithMaxWorksPerWorker(1+round%4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := Fn(func(_ context.Context, x int) (int, error) {
-			for range x % 5 { // works of a few lengths
-				runtime.Gosched()
-			}
-			return x, nil
-		})
-		var wg sync.WaitGroup
-		futures := make(chan *Future[int], submitters*each)
-		for g := range submitters {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
-				var cs callerCtxs
-				defer cs.stop()
-				ctx := cs.next()
-				for i := range each {
-					f, err := Submit(maybeChild(rng, ctx, i), ex, w, i)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					futures <- f
-					if rng.IntN(15) == 0 {
-						ctx = cs.next()
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		close(futures)
-		for f := range futures {
-			if v, err := f.Get(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
-				t.Fatalf("round %d: work %d: %v", round, v, err)
-			}
-		}
+		ex := newEx(round)
+		runSubmitters(round, n, func(s submitter) { body(ex, s) })
 		waitCoreIdle(t, ex, round)
+		if check != nil {
+			check(ex, round)
+		}
+		if t.Failed() {
+			return
+		}
 		if err := ex.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
+// TestWorksUnderSharedCtxsLeaveTheCoreClean: bursts of Submits under
+// shared ctxs that end now and then, on goroutine executors.
+func TestWorksUnderSharedCtxsLeaveTheCoreClean(t *testing.T) {
+	const each = 60
+	w := spinWork(5)
+	shaped := func(round int) *Executor { return newShapedExecutor(t, round, false) }
+	threadRounds(t, 120, 3, shaped, func(ex *Executor, s submitter) {
+		ctx := s.cs.next()
+		var fs []*Future[int]
+		for i := range each {
+			if !s.submit(t, ex, w, ctx, i, &fs) {
+				return
+			}
+			if s.rng.IntN(15) == 0 {
+				ctx = s.cs.next()
+			}
+		}
+		endAll(t, fs)
+	}, nil)
+}
+
 // TestMixedCallsLeaveTheCoreClean: Submits, TrySubmits (into a bounded
 // queue on some executors), Deadlines, Cancels and Maps that stop early,
 // under shared ctxs that end now and then, on goroutine executors.
 func TestMixedCallsLeaveTheCoreClean(t *testing.T) {
-	const rounds, submitters, steps = 80, 4, 50
-	for round := range rounds {
-		opts := []Option{WithPoolSize(1 + round%3), WithMaxWorksPerWorker(1 + round%4)}
-		if round%5 == 0 {
-			opts = append(opts, WithQueueSize(3))
-		}
-		ex, err := NewThreadExecutor(opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := Fn(func(ctx context.Context, x int) (int, error) {
-			for range x % 5 {
-				runtime.Gosched()
+	const steps = 50
+	w := spinWork(5)
+	shaped := func(round int) *Executor { return newShapedExecutor(t, round, true) }
+	threadRounds(t, 80, 4, shaped, func(ex *Executor, s submitter) {
+		ctx := s.cs.next()
+		var fs []*Future[int]
+		for i := range steps {
+			switch r := s.rng.IntN(20); {
+			case r < 12:
+				var co []CallOption
+				if s.rng.IntN(6) == 0 {
+					co = append(co, Deadline(time.Duration(1+s.rng.IntN(200))*time.Microsecond))
+				}
+				f, err := TrySubmit(maybeChild(s.rng, ctx, i), ex, w, i, co...)
+				if errors.Is(err, ErrFull) {
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				fs = append(fs, f)
+			case r < 14:
+				if len(fs) > 0 {
+					fs[s.rng.IntN(len(fs))].Cancel()
+				}
+			case r < 16:
+				ctx = s.cs.next()
+			default:
+				mapSome(s.rng, ctx, ex, w, 1+s.rng.IntN(3))
 			}
-			if x%11 == 0 { // some watch their ctx
-				select {
-				case <-ctx.Done():
-					return 0, ctx.Err()
-				default:
-				}
-			}
-			return x, nil
-		})
-		var wg sync.WaitGroup
-		for g := range submitters {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
-				var cs callerCtxs
-				defer cs.stop()
-				ctx := cs.next()
-				var fs []*Future[int]
-				for i := range steps {
-					switch r := rng.IntN(20); {
-					case r < 12:
-						var co []CallOption
-						if rng.IntN(6) == 0 {
-							co = append(co, Deadline(time.Duration(1+rng.IntN(200))*time.Microsecond))
-						}
-						f, err := TrySubmit(maybeChild(rng, ctx, i), ex, w, i, co...)
-						if errors.Is(err, ErrFull) {
-							continue
-						}
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						fs = append(fs, f)
-					case r < 14:
-						if len(fs) > 0 {
-							fs[rng.IntN(len(fs))].Cancel()
-						}
-					case r < 16:
-						ctx = cs.next()
-					default:
-						mapSome(rng, ctx, ex, w, 1+rng.IntN(3))
-					}
-				}
-				for _, f := range fs {
-					<-f.Done()
-				}
-			}()
 		}
-		wg.Wait()
-		waitCoreIdle(t, ex, round)
+		for _, f := range fs {
+			<-f.Done() // a Deadline's end is an outcome too
+		}
+	}, func(ex *Executor, round int) {
 		if st := ex.Stats(); st.Running != 0 || st.Queued != 0 {
-			t.Fatalf("round %d: Stats %+v once every work ended", round, st)
+			t.Errorf("round %d: Stats %+v once every work ended", round, st)
 		}
-		if err := ex.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 }
 
 // TestRemoteCallsLeaveTheCoreClean: the same on a remote executor (a
@@ -237,38 +274,26 @@ func TestRemoteCallsLeaveTheCoreClean(t *testing.T) {
 				}
 			}
 		}()
-		var wg sync.WaitGroup
-		for g := range submitters {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
-				var cs callerCtxs
-				defer cs.stop()
-				ctx := cs.next()
-				var fs []*Future[int]
-				for i := range each {
-					f, err := Submit(maybeChild(rng, ctx, i), ex, w, i)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					fs = append(fs, f)
-					switch rng.IntN(15) {
-					case 0:
-						ctx = cs.next()
-					case 1:
-						fs[rng.IntN(len(fs))].Cancel()
-					case 2, 3:
-						mapSome(rng, ctx, ex, w, 1)
-					}
+		runSubmitters(round, submitters, func(s submitter) {
+			ctx := s.cs.next()
+			var fs []*Future[int]
+			for i := range each {
+				if !s.submit(t, ex, w, ctx, i, &fs) {
+					return
 				}
-				for _, f := range fs {
-					<-f.Done()
+				switch s.rng.IntN(15) {
+				case 0:
+					ctx = s.cs.next()
+				case 1:
+					fs[s.rng.IntN(len(fs))].Cancel()
+				case 2, 3:
+					mapSome(s.rng, ctx, ex, w, 1)
 				}
-			}()
-		}
-		wg.Wait()
+			}
+			for _, f := range fs {
+				<-f.Done() // answered as cancelled: an outcome too
+			}
+		})
 		waitCoreIdle(t, ex, round)
 		close(stopAnswering)
 		<-answererDone
@@ -284,59 +309,33 @@ func TestRemoteCallsLeaveTheCoreClean(t *testing.T) {
 // leaves exactly its workers (none retiring), and the totals in Stats
 // still cover what every live worker counted.
 func TestResizesAmidCallsLeaveTheCoreClean(t *testing.T) {
-	const rounds, submitters, steps = 60, 3, 60
-	for round := range rounds {
-		ex, err := NewThreadExecutor(WithPoolSize(1+round%3), WithMaxWorksPerWorker(1+round%4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := Fn(func(_ context.Context, x int) (int, error) {
-			for range x % 7 {
-				runtime.Gosched()
+	const steps = 60
+	w := spinWork(7)
+	shaped := func(round int) *Executor { return newShapedExecutor(t, round, false) }
+	threadRounds(t, 60, 3, shaped, func(ex *Executor, s submitter) {
+		ctx := s.cs.next()
+		var fs []*Future[int]
+		for i := range steps {
+			switch r := s.rng.IntN(20); {
+			case r < 14:
+				if !s.submit(t, ex, w, ctx, i, &fs) {
+					return
+				}
+			case r < 16:
+				ctx = s.cs.next()
+			case r < 18:
+				if len(fs) > 0 {
+					fs[s.rng.IntN(len(fs))].Cancel()
+				}
+			default:
+				if err := ex.Resize(context.Background(), 1+s.rng.IntN(4)); err != nil {
+					t.Error(err)
+					return
+				}
 			}
-			return x, nil
-		})
-		var wg sync.WaitGroup
-		for g := range submitters {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
-				var cs callerCtxs
-				defer cs.stop()
-				ctx := cs.next()
-				var fs []*Future[int]
-				for i := range steps {
-					switch r := rng.IntN(20); {
-					case r < 14:
-						f, err := Submit(maybeChild(rng, ctx, i), ex, w, i)
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						fs = append(fs, f)
-					case r < 16:
-						ctx = cs.next()
-					case r < 18:
-						if len(fs) > 0 {
-							fs[rng.IntN(len(fs))].Cancel()
-						}
-					default:
-						if err := ex.Resize(context.Background(), 1+rng.IntN(4)); err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				}
-				for _, f := range fs {
-					if _, err := f.Get(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
-						t.Error(err)
-					}
-				}
-			}()
 		}
-		wg.Wait()
-		waitCoreIdle(t, ex, round)
+		endAll(t, fs)
+	}, func(ex *Executor, round int) {
 		if err := ex.Resize(context.Background(), 2); err != nil {
 			t.Fatal(err)
 		}
@@ -346,19 +345,16 @@ func TestResizesAmidCallsLeaveTheCoreClean(t *testing.T) {
 		retiring, live, workers := len(c.retiring), len(c.liveSlotsLocked()), len(c.workers)
 		c.unlock()
 		if st.Size != 2 || len(st.Workers) != 2 || retiring != 0 || live != 2 || workers != 2 {
-			t.Fatalf("round %d: after Resize(2): Size %d, %d workers in Stats, %d retiring, %d live slots, %d workers in the balancer's view", round, st.Size, len(st.Workers), retiring, live, workers)
+			t.Errorf("round %d: after Resize(2): Size %d, %d workers in Stats, %d retiring, %d live slots, %d workers in the balancer's view", round, st.Size, len(st.Workers), retiring, live, workers)
 		}
 		var counted uint64
 		for _, ws := range st.Workers {
 			counted += ws.Completed + ws.Failed + ws.Cancelled
 		}
 		if total := st.Completed + st.Failed + st.Cancelled; total < counted {
-			t.Fatalf("round %d: Stats totals %d below the live workers' %d", round, total, counted)
+			t.Errorf("round %d: Stats totals %d below the live workers' %d", round, total, counted)
 		}
-		if err := ex.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 }
 
 // obsID keys a work's id in its caller's ctx, for seqObserver.
@@ -371,15 +367,28 @@ type seqObserver struct {
 }
 
 func (o *seqObserver) ObserveWork(ctx context.Context, e WorkEvent) context.Context {
-	id, ok := ctx.Value(obsID{}).(int)
-	if ok {
+	if id, ok := ctx.Value(obsID{}).(int); ok {
 		o.mu.Lock()
 		o.seqs[id] = append(o.seqs[id], e)
 		o.mu.Unlock()
 	}
 	return ctx
 }
+
 func (o *seqObserver) ObserveWorker(WorkerEvent) {}
+
+// ended reports whether every work of ids has had its WorkFinished.
+func (o *seqObserver) ended(ids []int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, id := range ids {
+		s := o.seqs[id]
+		if len(s) == 0 || s[len(s)-1].Kind != WorkFinished {
+			return false
+		}
+	}
+	return true
+}
 
 // TestObserverSeesEachWorkInOrderUnderConcurrency: TrySubmits (some
 // refused by a bounded queue, some with a Deadline), Cancels and ctx ends
@@ -387,137 +396,96 @@ func (o *seqObserver) ObserveWorker(WorkerEvent) {}
 // gets WorkQueued, at most one WorkStarted, then one WorkFinished, whose
 // Outcome says how its future ended (rejected, cancelled, OK, failed).
 func TestObserverSeesEachWorkInOrderUnderConcurrency(t *testing.T) {
-	for round := range 80 {
-		ob := &seqObserver{seqs: map[int][]WorkEvent{}}
-		opts := []Option{WithPoolSize(1 + round%3), WithMaxWorksPerWorker(1 + round%4), WithObserver(ob)}
-		if round%5 == 0 {
-			opts = append(opts, WithQueueSize(3))
+	const steps = 50
+	w := Fn(func(_ context.Context, x int) (int, error) {
+		for range x % 5 {
+			runtime.Gosched()
 		}
-		ex, err := NewThreadExecutor(opts...)
-		if err != nil {
-			t.Fatal(err)
+		if x%4 == 0 {
+			return 0, errors.New("plain")
 		}
-		w := Fn(func(ctx context.Context, x int) (int, error) {
-			for range x % 5 {
-				runtime.Gosched()
-			}
-			if x%4 == 0 {
-				return 0, errors.New("plain")
-			}
-			return x, nil
-		})
-		var wg sync.WaitGroup
-		type rec struct {
-			id int
-			f  *Future[int]
-		}
-		var mu sync.Mutex
-		var recs []rec
-		for g := range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
-				var cs callerCtxs
-				defer cs.stop()
-				ctx := cs.next()
-				for i := range 50 {
-					id := g*1000 + i
-					switch r := rng.IntN(20); {
-					case r < 14:
-						var co []CallOption
-						if rng.IntN(6) == 0 {
-							co = append(co, Deadline(time.Duration(1+rng.IntN(200))*time.Microsecond))
-						}
-						f, err := TrySubmit(context.WithValue(ctx, obsID{}, id), ex, w, i, co...)
-						if err != nil {
-							if !errors.Is(err, ErrFull) {
-								t.Error(err)
-								return
-							}
-							mu.Lock()
-							recs = append(recs, rec{id, nil})
-							mu.Unlock()
-							continue
-						}
-						mu.Lock()
-						recs = append(recs, rec{id, f})
-						mu.Unlock()
-					case r < 16:
-						ctx = cs.next()
-					default:
-						mu.Lock()
-						if len(recs) > 0 {
-							if f := recs[rng.IntN(len(recs))].f; f != nil {
-								f.Cancel()
-							}
-						}
-						mu.Unlock()
-					}
+		return x, nil
+	})
+	var ob *seqObserver
+	var mu sync.Mutex
+	var futures map[int]*Future[int] // by id; nil: refused (ErrFull)
+	observed := func(round int) *Executor {
+		ob, futures = &seqObserver{seqs: map[int][]WorkEvent{}}, map[int]*Future[int]{}
+		return newShapedExecutor(t, round, true, WithObserver(ob))
+	}
+	threadRounds(t, 80, 3, observed, func(ex *Executor, s submitter) {
+		ctx := s.cs.next()
+		var fs []*Future[int]
+		for i := range steps {
+			switch r := s.rng.IntN(20); {
+			case r < 14:
+				var co []CallOption
+				if s.rng.IntN(6) == 0 {
+					co = append(co, Deadline(time.Duration(1+s.rng.IntN(200))*time.Microsecond))
 				}
-			}()
-		}
-		wg.Wait()
-		for _, r := range recs {
-			if r.f != nil {
-				<-r.f.Done()
-			}
-		}
-		waitCoreIdle(t, ex, round)
-		// WorkFinished comes before the future ends, but the last
-		// callbacks may still run: wait until every work has its end.
-		waitUntil(func() bool {
-			ob.mu.Lock()
-			defer ob.mu.Unlock()
-			for _, r := range recs {
-				s := ob.seqs[r.id]
-				if len(s) == 0 || s[len(s)-1].Kind != WorkFinished {
-					return false
+				id := s.g*1000 + i
+				f, err := TrySubmit(context.WithValue(ctx, obsID{}, id), ex, w, i, co...)
+				if err != nil && !errors.Is(err, ErrFull) {
+					t.Error(err)
+					return
 				}
-			}
-			return true
-		}, 2*time.Second)
-		ob.mu.Lock()
-		for _, r := range recs {
-			s := ob.seqs[r.id]
-			kinds := []WorkEventKind{}
-			for _, e := range s {
-				kinds = append(kinds, e.Kind)
-			}
-			ok := len(s) >= 2 && s[0].Kind == WorkQueued && s[len(s)-1].Kind == WorkFinished && (len(s) == 2 || len(s) == 3 && s[1].Kind == WorkStarted)
-			if !ok {
-				t.Errorf("round %d work %d (future %v): events %v", round, r.id, r.f != nil, kinds)
-				continue
-			}
-			fin := s[len(s)-1]
-			if r.f == nil {
-				if fin.Outcome != OutcomeRejected {
-					t.Errorf("round %d work %d rejected but outcome %v", round, r.id, fin.Outcome)
+				mu.Lock()
+				futures[id] = f
+				mu.Unlock()
+				if f != nil {
+					fs = append(fs, f)
 				}
-				continue
-			}
-			_, err := r.f.Get(context.Background())
-			switch {
-			case r.f.Cancelled():
-				if fin.Outcome != OutcomeCancelled {
-					t.Errorf("round %d work %d cancelled (%v) but outcome %v (%v)", round, r.id, err, fin.Outcome, fin.Err)
-				}
-			case err == nil:
-				if fin.Outcome != OutcomeOK {
-					t.Errorf("round %d work %d ok but outcome %v", round, r.id, fin.Outcome)
-				}
+			case r < 16:
+				ctx = s.cs.next()
 			default:
-				if fin.Outcome != OutcomeFailed {
-					t.Errorf("round %d work %d failed (%v) but outcome %v", round, r.id, err, fin.Outcome)
+				if len(fs) > 0 {
+					fs[s.rng.IntN(len(fs))].Cancel()
 				}
 			}
 		}
-		ob.mu.Unlock()
-		if t.Failed() {
-			return
+		for _, f := range fs {
+			<-f.Done()
 		}
-		if err := ex.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
+	}, func(_ *Executor, round int) {
+		// WorkFinished comes before its future ends, but the last events
+		// may still be on their way: wait until every work has its end.
+		ids := slices.Collect(maps.Keys(futures))
+		waitUntil(func() bool { return ob.ended(ids) }, 2*time.Second)
+		ob.mu.Lock()
+		defer ob.mu.Unlock()
+		for id, f := range futures {
+			checkWorkEvents(t, round, id, f, ob.seqs[id])
 		}
+	})
+}
+
+// checkWorkEvents checks one work's events against its future (nil: the
+// work was refused).
+func checkWorkEvents(t *testing.T, round, id int, f *Future[int], s []WorkEvent) {
+	t.Helper()
+	var kinds []WorkEventKind
+	for _, e := range s {
+		kinds = append(kinds, e.Kind)
+	}
+	inOrder := len(s) >= 2 && s[0].Kind == WorkQueued && s[len(s)-1].Kind == WorkFinished &&
+		(len(s) == 2 || len(s) == 3 && s[1].Kind == WorkStarted)
+	if !inOrder {
+		t.Errorf("round %d, work %d: events %v; want Queued, at most one Started, Finished", round, id, kinds)
+		return
+	}
+	want := OutcomeRejected
+	if f != nil {
+		_, err := f.Get(context.Background())
+		switch {
+		case f.Cancelled():
+			want = OutcomeCancelled
+		case err == nil:
+			want = OutcomeOK
+		default:
+			want = OutcomeFailed
+		}
+	}
+	if got := s[len(s)-1].Outcome; got != want {
+		t.Errorf("round %d, work %d: finished with outcome %v (%v); its future says %v", round, id, got, s[len(s)-1].Err, want)
 	}
 }
