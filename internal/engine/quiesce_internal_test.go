@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"iter"
 	"maps"
 	"math/rand/v2"
 	"runtime"
@@ -488,4 +489,79 @@ func checkWorkEvents(t *testing.T, round, id int, f *Future[int], s []WorkEvent)
 	if got := s[len(s)-1].Outcome; got != want {
 		t.Errorf("round %d, work %d: finished with outcome %v (%v); its future says %v", round, id, got, s[len(s)-1].Err, want)
 	}
+}
+
+// TestMapsLeaveTheCoreClean: ordered and unordered Maps of up to 600
+// inputs (the reader's ring grows past its first 64), of chunks of 1–5,
+// some with a window of 1–4 chunks, run from several goroutines at once;
+// some stop early, some have their ctx ended midway. Each yields its
+// inputs' results in order (ordered) or each once (unordered), all of
+// them unless stopped, and the core holds nothing once they are done.
+func TestMapsLeaveTheCoreClean(t *testing.T) {
+	w := spinWork(5)
+	shaped := func(round int) *Executor { return newShapedExecutor(t, round, false) }
+	threadRounds(t, 30, 3, shaped, func(ex *Executor, s submitter) {
+		for range 6 {
+			ctx := s.cs.next()
+			n := s.rng.IntN(600)
+			in := func(yield func(int) bool) {
+				for i := range n {
+					if i%97 == 0 {
+						runtime.Gosched()
+					}
+					if !yield(i) {
+						return
+					}
+				}
+			}
+			opts := []CallOption{ChunkSize(1 + s.rng.IntN(5))}
+			if s.rng.IntN(2) == 0 {
+				opts = append(opts, Window(1+s.rng.IntN(4)))
+			}
+			stop := -1
+			if s.rng.IntN(3) == 0 {
+				stop = s.rng.IntN(n + 1)
+			}
+			cancelAt := -1
+			if s.rng.IntN(4) == 0 {
+				cancelAt = s.rng.IntN(n + 1)
+			}
+			var seq iter.Seq2[int, error]
+			ordered := s.rng.IntN(2) == 0
+			if ordered {
+				seq = Map(ctx, ex, w, iter.Seq[int](in), opts...)
+			} else {
+				seq = MapUnordered(ctx, ex, w, iter.Seq[int](in), opts...)
+			}
+			got := 0
+			seen := make([]bool, n)
+			for v, err := range seq {
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("map error: %v", err)
+					}
+					break
+				}
+				if ordered && v != got {
+					t.Errorf("ordered map yielded %d at %d", v, got)
+					return
+				}
+				if v < 0 || v >= n || seen[v] {
+					t.Errorf("map yielded %d (n %d) twice or out of range", v, n)
+					return
+				}
+				seen[v] = true
+				got++
+				if got == stop {
+					break
+				}
+				if got == cancelAt {
+					s.cs.next() // ends the Map's ctx
+				}
+			}
+			if stop < 0 && cancelAt < 0 && got != n {
+				t.Errorf("map yielded %d of %d", got, n)
+			}
+		}
+	}, nil)
 }
