@@ -565,3 +565,60 @@ func TestMapsLeaveTheCoreClean(t *testing.T) {
 		}
 	}, nil)
 }
+
+// TestGetsThatTimeOutLeaveTheCoreClean: Gets whose ctx ends in
+// microseconds, again and again while their works run (a parked Get gives
+// its node up, or leaves it to the work's end), some Cancels between them,
+// then AsCompleted and Wait(FirstCompleted) over the same futures, stopped
+// early, from several goroutines; every Get returns its work's result or
+// a cancellation, and the core holds nothing afterwards.
+func TestGetsThatTimeOutLeaveTheCoreClean(t *testing.T) {
+	w := spinWork(9)
+	shaped := func(round int) *Executor { return newShapedExecutor(t, round, false) }
+	threadRounds(t, 40, 4, shaped, func(ex *Executor, s submitter) {
+		ctx := s.cs.next()
+		var fs []*Future[int]
+		for i := range 40 {
+			if !s.submit(t, ex, w, ctx, i, &fs) {
+				return
+			}
+		}
+		for i, f := range fs {
+			for {
+				gctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.rng.IntN(30))*time.Microsecond)
+				v, err := f.Get(gctx)
+				cancel()
+				if errors.Is(err, context.DeadlineExceeded) && !f.t.finished() {
+					if s.rng.IntN(20) == 0 {
+						f.Cancel()
+					}
+					continue
+				}
+				if err == nil && v != i {
+					t.Errorf("work %d returned %d", i, v)
+				}
+				if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("work %d: %v", i, err)
+				}
+				break
+			}
+		}
+		// AsCompleted and Wait over the same futures, stopped early.
+		aw := make([]Awaitable, len(fs))
+		for i, f := range fs {
+			aw[i] = f
+		}
+		n := 0
+		for _, err := range AsCompleted(context.Background(), aw...) {
+			if err != nil {
+				t.Error(err)
+			}
+			if n++; n == 5 {
+				break
+			}
+		}
+		if _, _, err := Wait(context.Background(), FirstCompleted, aw...); err != nil {
+			t.Error(err)
+		}
+	}, nil)
+}
