@@ -26,7 +26,9 @@ import "context"
 // (stopTimers). So when the ctx ends, the watch finds every member there,
 // as every work whose ctx has that Done channel, and makes each forget it
 // (noWatch) before the watch is reused: no member of an old claim can
-// count against a new one. Everything here runs under core.mu, but the
+// count against a new one. It finds the works of that ctx queued without a
+// watch too (behind a runner being woken: core.unwatched counts them),
+// and takes them off that count as it claims them. Everything here runs under core.mu, but the
 // AfterFunc's function, which takes it.
 
 // maxIdleWatches bounds the free list of stopped shared watches.
