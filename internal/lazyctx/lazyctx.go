@@ -38,7 +38,11 @@ type Owner interface {
 // State is a lazy context's state, guarded by its owner's lock. Its zero
 // value is a ctx without a deadline of its own, not ended.
 type State struct {
-	deadline int64         // in Unix nanoseconds; 0: none but the parent's
+	// deadline is in Unix nanoseconds; 0: none but the parent's. Set
+	// before use (SetDeadline), or moved earlier under the owner's lock
+	// (Tighten); atomic so that Deadline and expired read it without the
+	// lock.
+	deadline atomic.Int64
 	done     chan struct{} // made by the first Done
 	// w is made only once something watches the ctx (or it ends with a
 	// cause of its own). Written under the owner's lock; atomic so that
@@ -109,7 +113,58 @@ type target struct {
 
 // SetDeadline gives the ctx a deadline of its own, in Unix nanoseconds,
 // before anyone uses it.
-func (s *State) SetDeadline(unixNano int64) { s.deadline = unixNano }
+func (s *State) SetDeadline(unixNano int64) { s.deadline.Store(unixNano) }
+
+// Tighten moves the ctx's own deadline to unixNano if that is earlier than
+// the one it has (or it has none), at any time: a worker's job held for a
+// slot gets its Deadline(d) when it starts, after its ctx may have been
+// watched (a held job's expiry watch, a propagator's derived ctx). A
+// watched ctx's timer is moved; a deadline already past ends the ctx now.
+// Not after Release (which stops the timer for good), unless the ctx has
+// ended, when Tighten does nothing.
+func Tighten(o Owner, unixNano int64) {
+	s := o.Lazy()
+	o.Lock()
+	if s.ended != notEnded {
+		o.Unlock()
+		return
+	}
+	if d := s.deadline.Load(); d != 0 && d <= unixNano {
+		o.Unlock()
+		return
+	}
+	s.deadline.Store(unixNano)
+	if s.done == nil {
+		o.Unlock() // not watched yet: Done arms the timer from the new deadline
+		return
+	}
+	if time.Now().UnixNano() >= unixNano {
+		o.Unlock()
+		Cancel(o, context.DeadlineExceeded)
+		return
+	}
+	w := s.watchLocked()
+	if w.timer != nil {
+		w.timer.Reset(time.Until(time.Unix(0, unixNano)))
+	} else {
+		armDeadlineLocked(o, w, unixNano)
+	}
+	o.Unlock()
+}
+
+// armDeadlineLocked starts the timer that ends the ctx at its deadline.
+func armDeadlineLocked(o Owner, w *watch, unixNano int64) {
+	w.target = &target{o: o}
+	tg := w.target
+	w.timer = time.AfterFunc(time.Until(time.Unix(0, unixNano)), func() {
+		tg.mu.Lock()
+		o := tg.o
+		tg.mu.Unlock()
+		if o != nil {
+			Cancel(o, context.DeadlineExceeded)
+		}
+	})
+}
 
 // watchLocked returns the watch state, making it.
 func (s *State) watchLocked() *watch {
@@ -125,7 +180,7 @@ func (s *State) watchLocked() *watch {
 // own.
 func Deadline(o Owner) (time.Time, bool) {
 	pd, ok := o.Parent().Deadline()
-	d := o.Lazy().deadline // set before use, never changed: no lock
+	d := o.Lazy().deadline.Load()
 	if d == 0 || (ok && pd.UnixNano() < d) {
 		return pd, ok
 	}
@@ -165,27 +220,18 @@ func Done(o Owner) <-chan struct{} {
 	if p.Done() != nil {
 		s.watchLocked().stop = context.AfterFunc(p, func() { o.ParentEnded(p.Err()) })
 	}
-	if s.deadline != 0 {
-		w := s.watchLocked()
-		w.target = &target{o: o}
-		tg := w.target
-		w.timer = time.AfterFunc(time.Until(time.Unix(0, s.deadline)), func() {
-			tg.mu.Lock()
-			o := tg.o
-			tg.mu.Unlock()
-			if o != nil {
-				Cancel(o, context.DeadlineExceeded)
-			}
-		})
+	if d := s.deadline.Load(); d != 0 {
+		armDeadlineLocked(o, s.watchLocked(), d)
 	}
 	o.Unlock()
 	return done
 }
 
-// expired reports whether the ctx's own deadline has passed. The deadline
-// is set before use and never changed: no lock.
+// expired reports whether the ctx's own deadline has passed. No lock: the
+// deadline is atomic, and one moved earlier meanwhile is seen by the next
+// call or ends the ctx itself (Tighten).
 func (s *State) expired() error {
-	if s.deadline != 0 && time.Now().UnixNano() >= s.deadline {
+	if d := s.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
 		return context.DeadlineExceeded
 	}
 	return nil

@@ -217,3 +217,76 @@ func TestReleaseEmptiesTheTimersTarget(t *testing.T) {
 		t.Fatal("the stopped timer's target still holds its owner")
 	}
 }
+
+func TestTightenMovesTheDeadlineEarlier(t *testing.T) {
+	const soon = 20 * time.Millisecond
+	cases := []struct {
+		name     string
+		deadline time.Duration // the ctx's own before Tighten; 0: none
+		watched  bool          // Done called before Tighten
+		tighten  time.Duration // from now; negative: past
+		ends     bool          // the ctx ends at the tightened deadline
+	}{
+		{"unwatched, no deadline", 0, false, soon, true},
+		{"unwatched, later deadline", time.Hour, false, soon, true},
+		{"watched, no deadline", 0, true, soon, true},
+		{"watched, later deadline", time.Hour, true, soon, true},
+		{"watched, already past", time.Hour, true, -time.Second, true},
+		{"unwatched, already past", time.Hour, false, -time.Second, true},
+		{"earlier deadline kept", time.Minute, true, time.Hour, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCtx(context.Background(), tc.deadline)
+			defer Release(c.o())
+			before, _ := c.Deadline()
+			if tc.watched {
+				c.Done()
+			}
+			at := time.Now().Add(tc.tighten)
+			Tighten(c.o(), at.UnixNano())
+			got, ok := c.Deadline()
+			if !ok {
+				t.Fatal("no deadline after Tighten")
+			}
+			if !tc.ends {
+				if !got.Equal(before) {
+					t.Fatalf("deadline moved from %v to %v; want it kept", before, got)
+				}
+				if err := c.Err(); err != nil {
+					t.Fatalf("Err = %v, want nil", err)
+				}
+				return
+			}
+			if !got.Equal(time.Unix(0, at.UnixNano())) {
+				t.Fatalf("deadline = %v, want %v", got, at)
+			}
+			ended(t, c.Done())
+			if err := c.Err(); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Err = %v, want DeadlineExceeded", err)
+			}
+		})
+	}
+}
+
+func TestTightenLeavesAnEndedCtxAlone(t *testing.T) {
+	c := newCtx(context.Background(), 0)
+	Cancel(c.o(), context.Canceled)
+	Tighten(c.o(), time.Now().Add(-time.Second).UnixNano())
+	if err := c.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Err = %v, want Canceled (the first cause)", err)
+	}
+	Release(c.o())
+}
+
+func TestTightenRunsCallbacksOfDerivedCtxs(t *testing.T) {
+	c := newCtx(context.Background(), time.Hour)
+	child, cancel := context.WithCancel(c) // registers through AfterFunc
+	defer cancel()
+	Tighten(c.o(), time.Now().Add(10*time.Millisecond).UnixNano())
+	ended(t, child.Done())
+	if err := child.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("child Err = %v, want its parent's DeadlineExceeded", err)
+	}
+	Release(c.o())
+}
