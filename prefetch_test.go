@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/obstest"
 )
 
 // prefetched starts a process executor of one worker with 2 slots and a
@@ -60,20 +61,69 @@ func TestPrefetchHoldsWorksBeyondTheSlots(t *testing.T) {
 	}
 }
 
-func TestPrefetchHeldWorkDeadlineEndsItWithoutAKill(t *testing.T) {
-	// The slots stay busy until the held work has ended: were it answered
-	// only once a slot frees, the executor would kill its worker for it at
-	// its deadline plus the kill grace, and it would end with a
-	// *WorkerError. (A grace of a second leaves the answer time to arrive
-	// on a loaded machine.)
+// pDeadlineLeft returns the milliseconds its ctx's deadline leaves it as
+// it starts, -1 without one.
+var pDeadlineLeft = aplex.Register("test.deadline-left", func(ctx context.Context, _ int) (int, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return -1, nil
+	}
+	return int(time.Until(d).Milliseconds()), nil
+})
+
+// TestPrefetchHeldWorkDeadlineCountsFromItsStart: a Deadline(d) counts
+// from the work's start, as it does in this process, not from its sending:
+// a work held by its worker for longer than d still gets d once a slot
+// frees, and WorkStarted fires then, not when it was sent.
+func TestPrefetchHeldWorkDeadlineCountsFromItsStart(t *testing.T) {
+	const d = 300 * time.Millisecond
+	rec := &obstest.Recorder{}
+	ex, dir, fs := prefetched(t, aplex.WithObserver(rec))
+	fs[3].Cancel() // leaves one held place for the work with a deadline
+	waitFor(t, "the worker to answer the cancelled held work", func() bool { return ex.Stats().Running == 3 })
+	sent := time.Now()
+	late := mustSubmit(t, ex, pDeadlineLeft, 0, aplex.Deadline(d))
+	waitFor(t, "the held work to wait longer than its deadline", func() bool { return time.Since(sent) > 2*d })
+	if n := len(startedOf(rec, "test.deadline-left")); n != 0 {
+		t.Errorf("%d WorkStarted events for the held work before any slot freed, want 0", n)
+	}
+	release(t, dir)
+	left, err := late.Get(ctxT(t))
+	if err != nil {
+		t.Fatalf("held work with Deadline(%v): %v, want its deadline counted from its start", d, err)
+	}
+	if left <= 0 || left > int(d/time.Millisecond) {
+		t.Errorf("the held work started with %d ms left, want (0, %d]", left, d/time.Millisecond)
+	}
+	starts := startedOf(rec, "test.deadline-left")
+	if len(starts) != 1 || starts[0].QueueWait < 2*d {
+		t.Errorf("WorkStarted events of the held work: %+v, want one, after a QueueWait of at least %v", starts, 2*d)
+	}
+	for _, f := range fs[:3] {
+		mustGet(t, f)
+	}
+}
+
+// TestPrefetchHeldWorkCallerDeadlineEndsItWithoutAKill: the caller's own
+// deadline holds a held work, which ends without running as it passes.
+// The slots stay busy until the held work has ended: were it answered
+// only once a slot frees, the executor would kill its worker for it at its
+// deadline plus the kill grace, and it would end with a *WorkerError. (A
+// grace of a second leaves the answer time to arrive on a loaded machine.)
+func TestPrefetchHeldWorkCallerDeadlineEndsItWithoutAKill(t *testing.T) {
 	ex, dir, fs := prefetched(t, aplex.WithKillGrace(time.Second))
 	pid := ex.Stats().Workers[0].PID
 	fs[3].Cancel() // leaves one held slot for the work with a deadline
-	late := mustSubmit(t, ex, pHold, holdArg{Dir: dir, N: "z"}, aplex.Deadline(20*time.Millisecond))
-	_, err := late.Get(ctxT(t))
+	ctx, cancel := context.WithTimeout(ctxT(t), 20*time.Millisecond)
+	defer cancel()
+	late, err := aplex.Submit(ctx, ex, pHold, holdArg{Dir: dir, N: "z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = late.Get(ctxT(t))
 	var we *aplex.WorkerError
 	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &we) {
-		t.Fatalf("held work past its deadline: %v, want DeadlineExceeded from the worker", err)
+		t.Fatalf("held work past its caller's deadline: %v, want DeadlineExceeded", err)
 	}
 	release(t, dir)
 	for _, f := range fs[:3] {
@@ -84,6 +134,17 @@ func TestPrefetchHeldWorkDeadlineEndsItWithoutAKill(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "started-z")); !os.IsNotExist(err) {
 		t.Errorf("the held work ran after its deadline (stat: %v)", err)
 	}
+}
+
+// startedOf returns rec's WorkStarted events of the work named name.
+func startedOf(rec *obstest.Recorder, name string) []aplex.WorkEvent {
+	var out []aplex.WorkEvent
+	for _, e := range rec.Works(aplex.WorkStarted) {
+		if e.Work == name {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func TestPrefetchHeldWorksFailWithTheirWorker(t *testing.T) {

@@ -45,6 +45,11 @@ func (t *transport) onInbox(msg *nats.Msg, from string) {
 			w.touch()
 			t.deliver(w, m.Results)
 		}
+	case *wire.Started:
+		if w := t.member(m.WorkerID); w != nil && !t.done.Load() {
+			w.touch()
+			t.sink.Started(w, m.IDs)
+		}
 	case *wire.Hello:
 		t.onHello(m)
 	default:

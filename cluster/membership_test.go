@@ -77,6 +77,7 @@ func (s *recordSink) Join(w xport.Worker) {
 
 func (s *recordSink) Retire(xport.Worker)              { s.add("retire") }
 func (s *recordSink) Done(xport.Worker, []wire.Result) { s.add("done") }
+func (s *recordSink) Started(xport.Worker, []uint64)   { s.add("started") }
 func (s *recordSink) Lost(_ xport.Worker, cause error) { s.add("lost") }
 func (s *recordSink) Broken(error)                     { s.add("broken") }
 

@@ -156,6 +156,8 @@ func claimed(m wire.Msg) (string, bool) {
 	switch m := m.(type) {
 	case *wire.Results:
 		return m.WorkerID, true
+	case *wire.Started:
+		return m.WorkerID, true
 	case *wire.Hello:
 		return m.WorkerID, true
 	case *wire.Heartbeat:

@@ -226,6 +226,12 @@ func (w *workerServer) Result(replyTo string, r wire.Result) {
 	w.out.Result(link.Subject(replyTo), r)
 }
 
+// Started is the Link's (the host's Config.Started): it tells the
+// job's executor that the job, sent ahead of a free slot, has started.
+func (w *workerServer) Started(replyTo string, id uint64) {
+	w.out.Started(link.Subject(replyTo), id)
+}
+
 // notify sends a token on a capacity-1 channel without blocking.
 func notify(c chan struct{}) {
 	select {

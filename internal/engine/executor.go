@@ -446,7 +446,13 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 		// remote works submitted with a ctx that can end.
 		c.unwatchLocked(t)
 	}
-	if t.ob() != nil { // before the state: a Cancel may end it once running
+	if rj := t.rjob(); rj != nil {
+		// Sent while the worker's running works fill its slots, a work is
+		// held there until one ends (WithPrefetch): it starts when the
+		// worker says so (Started).
+		rj.ahead = c.cfg.prefetch > 0 && int(w.load.Load()) > w.cap-c.cfg.prefetch
+	}
+	if t.ob() != nil && !t.rjob().isAhead() { // before the state: a Cancel may end it once running
 		c.observeStarted(t, w)
 	}
 	t.state.Store(stRunning)

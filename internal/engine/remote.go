@@ -22,22 +22,33 @@ func (c *core) sendLocked(w *worker, t *task) {
 	if t.watch == nil && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
 		c.watchLocked(t)
 	}
-	rj.job.Timeout = 0
-	if left, ok, parents := t.timeLeft(); ok {
-		// Enforced by the worker, which gets the time left (not an instant:
-		// a cluster's clocks may differ); past the kill grace, by killing it.
-		rj.job.Timeout = left
-		if left <= 0 {
+	// The worker enforces the caller's ctx's deadline as the time left
+	// (not an instant: a cluster's clocks may differ) and the call's
+	// Deadline(d) from the work's start, which for a work held there
+	// (ahead) is later than its arrival; past the kill grace, this side
+	// enforces them by killing the worker.
+	rj.job.Timeout, rj.job.Limit, rj.job.Ahead = 0, t.deadlineD(), rj.ahead
+	pd, has := t.parent.Deadline()
+	if has {
+		rj.job.Timeout = time.Until(pd)
+		if rj.job.Timeout <= 0 {
 			rj.job.Timeout = -1 // passed already; 0 would mean none
 		}
-		// The caller's ctx's deadline needs no timer of the work's own
-		// when that ctx is watched (its own watch, a shared one, its
-		// Map's): the watch cancels the work as the deadline passes, and
-		// the cancel kills it past the kill grace (cancelRemote), the
-		// same instant. A timer per work cost works submitted under a
-		// request's timeout two allocations and a third of their
-		// throughput.
-		if !parents || !t.parentWatched() {
+	}
+	// The caller's ctx's deadline needs no timer of the work's own when
+	// that ctx is watched (its own watch, a shared one, its Map's): the
+	// watch cancels the work as the deadline passes, and the cancel kills
+	// it past the kill grace (cancelRemote), the same instant. A timer per
+	// work cost works submitted under a request's timeout two allocations
+	// and a third of their throughput. A Deadline(d) that comes first
+	// needs one; a work held ahead gets it once it starts (started).
+	if left, ok, parents := t.timeLeft(); ok && (!parents || !t.parentWatched()) {
+		if rj.ahead && !parents {
+			// Until it starts, only the caller's deadline holds it.
+			if has && !t.parentWatched() {
+				rj.killTimer = c.armKill(t, max(time.Until(pd), 0)+c.cfg.killGrace, "ran past its deadline")
+			}
+		} else {
 			rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
 		}
 	}
@@ -62,6 +73,38 @@ func (c *core) sendLocked(w *worker, t *task) {
 		}
 	}
 }
+
+// started handles a worker's word that t, sent ahead of a free slot, has
+// started: WorkStarted fires now, and its Deadline(d), counted by the
+// worker from now, gets its kill timer, unless the caller's deadline,
+// which has one already, comes first. Under core.mu.
+func (c *core) startedLocked(t *task) {
+	rj := t.rjob()
+	rj.ahead = false
+	if t.state.Load() != stRunning {
+		// Cancelled meanwhile: its future ended (WorkFinished has been
+		// reported), and the cancel's kill grace stands.
+		return
+	}
+	if t.ob() != nil {
+		c.observeStarted(t, t.w)
+	}
+	d := t.deadlineD()
+	if d <= 0 {
+		return
+	}
+	if pd, has := t.parent.Deadline(); has && time.Until(pd) <= d {
+		return
+	}
+	if rj.killTimer != nil {
+		rj.killTimer.Stop()
+	}
+	rj.killTimer = c.armKill(t, d+c.cfg.killGrace, "ran past its deadline")
+}
+
+// isAhead reports whether rj, nil for an in-process task, waits to start
+// on its worker. Under core.mu.
+func (rj *remoteJob) isAhead() bool { return rj != nil && rj.ahead }
 
 // timeLeft returns the time left until t's effective deadline, the earlier
 // of the caller's ctx deadline and the call's Deadline(d) counted from now;

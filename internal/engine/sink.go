@@ -109,6 +109,20 @@ func (c *core) Retire(conn xport.Worker) {
 	}
 }
 
+// Started hears that jobs sent ahead of a free slot have started on their
+// worker (xport.Sink).
+func (c *core) Started(conn xport.Worker, ids []uint64) {
+	c.mu.Lock()
+	for _, id := range ids {
+		t := c.jobs[id]
+		if t == nil || t.w == nil || t.w.conn != conn || !t.rjob().ahead {
+			continue // answered already, sent elsewhere since, or not sent ahead
+		}
+		c.startedLocked(t)
+	}
+	c.unlock()
+}
+
 // Done delivers finished jobs (xport.Sink).
 func (c *core) Done(conn xport.Worker, results []wire.Result) {
 	type done struct {

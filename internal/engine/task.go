@@ -133,7 +133,11 @@ type remoteJob struct {
 	// on is the worker it was last sent to, for a waiter to read its
 	// replies (xport.Reader); set under core.mu, read without it.
 	on atomic.Pointer[worker]
-	x  taskExtra // the task's taskExtra, whose rj points back here
+	// ahead: sent ahead of a free slot (WithPrefetch) and not yet heard
+	// to start (wire.Started): its WorkStarted and the kill timer of its
+	// Deadline(d) wait for that. Under core.mu.
+	ahead bool
+	x     taskExtra // the task's taskExtra, whose rj points back here
 	// done is the task's done channel (doneCh), made by the first that
 	// asks, guarded by the task's mu; an in-process task's is a node in
 	// its callbacks instead, out of its allocation.

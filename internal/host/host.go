@@ -80,6 +80,12 @@ type Config struct {
 	// the job's last item (or from Run for a job that cannot start), so it
 	// must not block for long. Serve sets it to its Link's Result.
 	Emit func(replyTo string, r wire.Result)
+	// Started receives the id of every job sent ahead of a free slot
+	// (wire.Job.Ahead) as it starts, on arrival or after being held for
+	// a slot, before its result is handed to Emit; never for a job
+	// answered without running. Called as Emit is. Serve sets it to its
+	// Link's Started; nil: not reported.
+	Started func(replyTo string, id uint64)
 	// Extract puts the values a job's header carries (wire.Job.Header: the
 	// executor's propagated ctx values) into the job's ctx before its work
 	// runs; it returns the ctx to use. It is called only for jobs whose

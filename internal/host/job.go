@@ -55,6 +55,12 @@ type job struct {
 	held      bool
 	endsAlone bool
 	unwatch   func() bool
+	// ahead: the executor sent the job ahead of a free slot (wire.Job.Ahead),
+	// so its start is reported (Config.Started); limit is its Deadline(d)
+	// counted from that start (wire.Job.Limit), 0 if none or already in
+	// its deadline (a job that was not sent ahead).
+	ahead bool
+	limit time.Duration
 	// chain: the job runs on a runner goroutine, which takes the next
 	// held job (next) when this one ends, instead of handing it off.
 	chain bool
@@ -124,13 +130,23 @@ func (h *Host) start(run *wire.Run, wj *wire.Job) *job {
 		return nil
 	}
 
-	j := &job{h: h, key: jobKey{replyTo, wj.ID}, handler: handler, args: wj.Args}
-	if wj.Timeout != 0 {
-		// The time left, from now: no clock is shared with the executor.
-		j.lc.SetDeadline(time.Now().Add(wj.Timeout).UnixNano())
+	j := &job{h: h, key: jobKey{replyTo, wj.ID}, handler: handler, args: wj.Args, ahead: wj.Ahead}
+	// The time left, from now: no clock is shared with the executor. A
+	// Deadline(d) counts from the job's start: that is now, unless the
+	// job was sent ahead of a free slot and may be held (began).
+	timeout := wj.Timeout
+	if wj.Limit > 0 {
+		if wj.Ahead {
+			j.limit = wj.Limit
+		} else if timeout == 0 || wj.Limit < timeout {
+			timeout = wj.Limit
+		}
+	}
+	if timeout != 0 {
+		j.lc.SetDeadline(time.Now().Add(timeout).UnixNano())
 	}
 	j.ctx = (*jobCtx)(j)
-	j.endsAlone = wj.Timeout != 0 || h.baseEnds
+	j.endsAlone = wj.Timeout != 0 || h.baseEnds // a held job's Limit has not begun
 	if len(wj.Header) > 0 && h.cfg.Extract != nil {
 		ctx, perr := h.extract(j.ctx, wj.Header)
 		if perr != nil {
@@ -181,7 +197,24 @@ func (h *Host) start(run *wire.Run, wj *wire.Job) *job {
 	if !now {
 		return nil
 	}
+	j.began()
 	return j
+}
+
+// began starts the clock of a job sent ahead of a free slot, as it takes
+// one: its Deadline(d) counts from now, and its executor is told it has
+// started (before its result: both go out through the same link, in the
+// order emitted).
+func (j *job) began() {
+	if !j.ahead {
+		return
+	}
+	if j.limit > 0 {
+		lazyctx.Tighten((*jobOwner)(j), time.Now().Add(j.limit).UnixNano())
+	}
+	if j.h.cfg.Started != nil {
+		j.h.cfg.Started(j.key.replyTo, j.key.id)
+	}
 }
 
 // extract runs Config.Extract, turning a panic into the error of the job.

@@ -42,6 +42,11 @@ type Link interface {
 	// long, and it may be called after Close (a work that ignored its
 	// cancelled ctx), when it drops r.
 	Result(replyTo string, r wire.Result)
+	// Started tells the executor replyTo names that its job id, sent
+	// ahead of a free slot, has started (wire.Started). It is the host's
+	// Config.Started, called as Result is; a Started queued before a
+	// Result goes out before it.
+	Started(replyTo string, id uint64)
 	// Heartbeat tells every executor the worker is alive, how loaded, and
 	// whether it still takes work. The first one with Draining set is the
 	// worker's announcement that it leaves. Called by the loop goroutine.
@@ -172,6 +177,7 @@ func Serve(ctx context.Context, cfg Config, link Link) error {
 		cfg.BaseContext = context.WithoutCancel(ctx)
 	}
 	cfg.Emit = link.Result
+	cfg.Started = link.Started
 	h := New(cfg)
 	defer h.Close()
 	in := &Inbox{h: h, link: link, drainNow: cfg.AcceptWindow <= 0,

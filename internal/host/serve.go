@@ -87,6 +87,9 @@ func (l *streamLink) Open(hello *wire.Hello, in *Inbox) error {
 // Result queues a finished job for the writer.
 func (l *streamLink) Result(_ string, r wire.Result) { l.out.Result(link.Peer, r) }
 
+// Started queues the start of a job sent ahead for the writer.
+func (l *streamLink) Started(_ string, id uint64) { l.out.Started(link.Peer, id) }
+
 // Heartbeat queues hb for the writer.
 func (l *streamLink) Heartbeat(hb *wire.Heartbeat) { l.out.Send(link.Peer, hb) }
 

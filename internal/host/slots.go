@@ -206,6 +206,7 @@ func startHeld(j *job) {
 	if j.unwatch != nil {
 		j.unwatch()
 	}
+	j.began()
 }
 
 // expireHeld answers a held job whose ctx ended (its watch).

@@ -82,6 +82,7 @@ type Writer[D Dest] struct {
 	runBudget int // wire.BatchBudget of a Run or Cancel
 	resBudget int // wire.BatchBudget of a Results
 	cancelIDs int // ids per Cancel
+	startIDs  int // ids per Started
 	started   bool
 	dropped   atomic.Bool   // Drop or a write error: nothing more is written
 	wake      chan struct{} // capacity 1: "the queue went non-empty"
@@ -111,6 +112,7 @@ const (
 	opJobs opKind = iota
 	opCancel
 	opResult
+	opStarted
 	opMsg
 )
 
@@ -134,6 +136,7 @@ type group[D Dest] struct {
 	ids     []uint64
 	results []wire.Result
 	resSize int
+	started []uint64 // ids of jobs sent ahead that have started (wire.Started)
 }
 
 // errDropped ends a round cut short by Drop; it is not reported.
@@ -151,6 +154,7 @@ func New[D Dest](c Conn, cfg Config[D]) *Writer[D] {
 		done:      make(chan struct{}),
 	}
 	w.cancelIDs = max(w.runBudget/wire.MaxVarint, 1)
+	w.startIDs = max(w.resBudget/wire.MaxVarint, 1)
 	return w
 }
 
@@ -181,6 +185,13 @@ func (w *Writer[D]) Cancel(to D, ids []uint64) {
 // CodeTooLarge outcome per item.
 func (w *Writer[D]) Result(to D, r wire.Result) {
 	w.push(op[D]{to: to, kind: opResult, result: r})
+}
+
+// Started queues the id of a job sent ahead of a free slot that has
+// started, to go out in a Started message, before any Results queued
+// after it for to.
+func (w *Writer[D]) Started(to D, id uint64) {
+	w.push(op[D]{to: to, kind: opStarted, result: wire.Result{ID: id}}) // the id alone: no allocation
 }
 
 // Send queues a message that is not merged (Hello, Heartbeat, Bye,
@@ -408,6 +419,9 @@ func (w *Writer[D]) round(ops []op[D]) (int, error) {
 		case opResult:
 			n++
 			err = w.addResult(g, o.result)
+		case opStarted:
+			n++
+			g.started = append(g.started, o.result.ID)
 		case opMsg:
 			n++
 			if err = w.flush(g); err == nil {
@@ -447,6 +461,7 @@ func (w *Writer[D]) group(to D) *group[D] {
 	g.jobs, g.jobSize = g.jobs[:0], 0
 	g.ids = g.ids[:0]
 	g.results, g.resSize = g.results[:0], 0
+	g.started = g.started[:0]
 	return g
 }
 
@@ -489,13 +504,20 @@ func (w *Writer[D]) addResult(g *group[D], r wire.Result) error {
 			return err
 		}
 	}
+	if len(g.started) > 0 {
+		// The starts queued before r go out before it, as they were queued.
+		if err := w.writeStarted(g); err != nil {
+			return err
+		}
+	}
 	g.results = append(g.results, r)
 	g.resSize += size
 	return nil
 }
 
 // flush writes what g holds: its Run, then its Cancels (after the Runs of
-// the jobs they cancel), then its Results.
+// the jobs they cancel), then its Started and its Results (the starts of
+// the jobs whose results follow first).
 func (w *Writer[D]) flush(g *group[D]) error {
 	if err := w.writeRun(g); err != nil {
 		return err
@@ -507,7 +529,23 @@ func (w *Writer[D]) flush(g *group[D]) error {
 		}
 		g.ids = g.ids[k:]
 	}
+	if err := w.writeStarted(g); err != nil {
+		return err
+	}
 	return w.writeResults(g)
+}
+
+// writeStarted writes g's started ids, in as many Started messages as the
+// budget needs.
+func (w *Writer[D]) writeStarted(g *group[D]) error {
+	for len(g.started) > 0 {
+		k := min(len(g.started), w.startIDs)
+		if err := w.write(g.to, &wire.Started{WorkerID: w.cfg.WorkerID, IDs: g.started[:k]}); err != nil {
+			return err
+		}
+		g.started = g.started[k:]
+	}
+	return nil
 }
 
 // writeRun writes g's open Run, if any.

@@ -28,6 +28,8 @@ type doneSink struct {
 	by   chan int                 // the goroutine of each Done
 }
 
+func (s *doneSink) Started(xport.Worker, []uint64) {}
+
 func (s *doneSink) Done(w xport.Worker, rs []wire.Result) {
 	s.by <- testutil.GoroutineID()
 	for _, r := range rs {

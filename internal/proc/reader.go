@@ -89,6 +89,9 @@ func (w *worker) handle(m wire.Msg) bool {
 		w.t.sink.Done(w, m.Results)
 		w.t.delivering.Add(-1)
 		w.heardNow()
+	case *wire.Started:
+		w.t.sink.Started(w, m.IDs)
+		w.heardNow()
 	case *wire.Heartbeat:
 		w.heardNow()
 	case *wire.Bye:

@@ -65,7 +65,8 @@ func (s *fakeSink) Lost(w xport.Worker, cause error) {
 	s.check("Lost")
 	s.lost <- lostEvent{w, cause}
 }
-func (s *fakeSink) Broken(err error) { s.check("Broken"); s.broken <- err }
+func (s *fakeSink) Broken(err error)               { s.check("Broken"); s.broken <- err }
+func (s *fakeSink) Started(xport.Worker, []uint64) { s.check("Started") }
 func (s *fakeSink) Outstanding(xport.Worker) ([]*wire.Job, []uint64) {
 	s.check("Outstanding")
 	return nil, nil

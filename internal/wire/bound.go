@@ -22,16 +22,17 @@ const EnvelopeBound = 64
 //     result into CodeTooLarge outcomes, so one job always fits a message
 //     beside its envelope.
 //   - BatchBudget bounds what one batch message carries: the link merges
-//     queued jobs (JobBound), results (ResultBound) or cancelled ids
-//     (MaxVarint each) into one Run, Results or Cancel while their sum fits.
+//     queued jobs (JobBound), results (ResultBound), or cancelled or started
+//     ids (MaxVarint each) into one Run, Results, Cancel or Started while
+//     their sum fits.
 //
 // The bounds over-count, so a batch that fits its budget always encodes
 // under the limit: nothing is encoded twice to find out.
 
 // Headroom is what PayloadLimit keeps free beside a job's payload for its
-// envelope: the work's name, ids, timeout and counts of the job, and the
-// batch envelope with its ReplyTo or WorkerID. 4 KiB leaves room for
-// names and ids of any reasonable length.
+// envelope: the work's name, ids, timeout, limit, flag and counts of the
+// job, and the batch envelope with its ReplyTo or WorkerID. 4 KiB leaves
+// room for names and ids of any reasonable length.
 const Headroom = 4096
 
 // PayloadLimit is the largest payload (encoded argument and header, or
@@ -45,8 +46,8 @@ func PayloadLimit(limit int) int {
 }
 
 // BatchBudget is the room for items (the sum of their JobBound or
-// ResultBound, or MaxVarint per cancelled id) in one Run, Cancel or Results
-// message of at most limit bytes (limit ≤ 0: DefaultMaxFrame) whose envelope
+// ResultBound, or MaxVarint per cancelled or started id) in one Run, Cancel,
+// Results or Started message of at most limit bytes (limit ≤ 0: DefaultMaxFrame) whose envelope
 // carries name (its ReplyTo or WorkerID, "" if none).
 func BatchBudget(limit int, name string) int {
 	if limit <= 0 {
@@ -60,9 +61,11 @@ func BatchBudget(limit int, name string) int {
 // a message, which every job of a Map carries again.
 const MaxHeader = 64 << 10
 
-// JobBound bounds the encoded size of j inside a Run.
+// JobBound bounds the encoded size of j inside a Run: six varints (id, name
+// length, timeout, limit, header count, args count), the ahead byte, and
+// its name, header and arguments.
 func JobBound(j *Job) int {
-	n := 5*MaxVarint + len(j.Name) + HeaderBound(j.Header)
+	n := 6*MaxVarint + 1 + len(j.Name) + HeaderBound(j.Header)
 	for _, a := range j.Args {
 		n += MaxVarint + len(a)
 	}

@@ -48,6 +48,10 @@ func samples() []sample {
 		if i%11 == 0 {
 			j.Header = map[string]string{"k": fmt.Sprint(i)}
 		}
+		if i%5 == 0 {
+			j.Limit = time.Duration(i) * time.Second
+		}
+		j.Ahead = i%3 == 0
 		// 0 to 3 arguments, so both the shared and the per-job Args
 		// allocation paths are taken.
 		for k := range i % 4 {
@@ -66,6 +70,11 @@ func samples() []sample {
 			r.Items = append(r.Items, o)
 		}
 		manyRes.Results = append(manyRes.Results, r)
+	}
+
+	manyStarted := &Started{WorkerID: "w-many"}
+	for i := range 500 {
+		manyStarted.IDs = append(manyStarted.IDs, uint64(i)*uint64(i)*1_000_003)
 	}
 
 	return []sample{
@@ -96,6 +105,14 @@ func samples() []sample {
 		{"run/resend-empty", &Run{ReplyTo: "_INBOX.r", Resend: true}},
 		{"run/slots", &Run{Slots: 300, Jobs: []Job{{ID: 1, Name: "sum", Args: [][]byte{arg16}}}}},
 		{"run/slots-largest", &Run{ReplyTo: "_INBOX.r", Slots: 1<<31 - 1}},
+		{"run/limit", &Run{Jobs: []Job{{ID: 11, Name: "sum", Limit: 250 * time.Millisecond, Args: [][]byte{arg16}}}}},
+		{"run/ahead", &Run{Slots: 2, Jobs: []Job{{ID: 12, Name: "sum", Ahead: true, Args: [][]byte{arg16}}}}},
+		{"run/limit-ahead", &Run{ReplyTo: "_INBOX.r", Slots: 4, Jobs: []Job{
+			{ID: 13, Name: "sum", Timeout: time.Second, Limit: 2 * time.Second, Ahead: true, Header: header, Args: [][]byte{arg16}},
+			{ID: 14, Name: "sum", Timeout: -1, Limit: time.Millisecond, Args: [][]byte{arg16}},
+			{ID: 15, Name: "sum", Ahead: true},
+		}}},
+		{"run/limit-extremes", &Run{Jobs: []Job{{Limit: math.MaxInt64}, {Limit: 1, Ahead: true}, {Limit: 0}}}},
 		{"run/big-arg", &Run{Jobs: []Job{{ID: 1, Name: "big", Args: [][]byte{bytes.Repeat([]byte("big"), 100_000)}}}}},
 		{"run/many", many},
 
@@ -125,6 +142,12 @@ func samples() []sample {
 
 		{"bye/zero", &Bye{}},
 		{"bye/id", &Bye{WorkerID: "worker-7f3a"}},
+
+		{"started/zero", &Started{}},
+		{"started/empty", &Started{WorkerID: "w", IDs: []uint64{}}},
+		{"started/one", &Started{IDs: []uint64{42}}},
+		{"started/ids", &Started{WorkerID: "worker-7f3a", IDs: []uint64{3, 1, 127, 128, 1 << 35, math.MaxUint64, 0}}},
+		{"started/many", manyStarted},
 	}
 }
 
@@ -159,7 +182,7 @@ func normalize(m Msg) Msg {
 	case *Run:
 		c := &Run{ReplyTo: m.ReplyTo, Resend: m.Resend, Slots: m.Slots}
 		for _, j := range m.Jobs {
-			nj := Job{ID: j.ID, Name: j.Name, Timeout: j.Timeout}
+			nj := Job{ID: j.ID, Name: j.Name, Timeout: j.Timeout, Limit: j.Limit, Ahead: j.Ahead}
 			if len(j.Header) > 0 {
 				nj.Header = maps.Clone(j.Header)
 			}
@@ -170,6 +193,12 @@ func normalize(m Msg) Msg {
 		}
 		return c
 	case *Cancel:
+		c := *m
+		if len(m.IDs) == 0 {
+			c.IDs = nil
+		}
+		return &c
+	case *Started:
 		c := *m
 		if len(m.IDs) == 0 {
 			c.IDs = nil
@@ -304,7 +333,7 @@ func TestJobHeaderRoundTrip(t *testing.T) {
 		if len(h) == 0 && got != nil || len(h) > 0 && !maps.Equal(got, h) {
 			t.Fatalf("header %v came back as %v", h, got)
 		}
-		if n := len(b) - 2 - 1 - 1; n > JobBound(&j) { // version, kind, replyTo, jobs count
+		if n := len(b) - 2 - 4; n > JobBound(&j) { // version, kind; replyTo, resend, slots, jobs count
 			t.Fatalf("job of %d bytes above its bound %d", n, JobBound(&j))
 		}
 	}
@@ -331,7 +360,11 @@ func TestMarshalErrors(t *testing.T) {
 		{"typed-nil-heartbeat", (*Heartbeat)(nil), "nil message"},
 		{"typed-nil-shutdown", (*Shutdown)(nil), "nil message"},
 		{"typed-nil-bye", (*Bye)(nil), "nil message"},
+		{"typed-nil-started", (*Started)(nil), "nil message"},
 		{"foreign", fakeMsg{}, "wire.fakeMsg"},
+		// Values Unmarshal rejects fail at the sender.
+		{"negative-limit", &Run{Jobs: []Job{{ID: 1}, {ID: 7, Limit: -time.Nanosecond}}}, "job 7 with a negative Limit -1ns"},
+		{"slots-range", &Run{Slots: 1 << 31}, "Slots 2147483648"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -432,7 +465,7 @@ func TestUnmarshalMalformed(t *testing.T) {
 		{"empty", nil, "empty"},
 		{"no-kind", []byte{v}, "missing kind"},
 		{"kind-0", []byte{v, 0}, "unknown kind 0"},
-		{"kind-8", []byte{v, 8, 0}, "unknown kind 8"},
+		{"kind-9", []byte{v, 9, 0}, "unknown kind 9"},
 		{"kind-255", []byte{v, 255}, "unknown kind 255"},
 		{"bool-2", []byte{v, byte(KindShutdown), 2}, "invalid bool"},
 		{"run-resend-bool", []byte{v, byte(KindRun), 0, 2, 0}, "invalid bool"},
@@ -445,20 +478,32 @@ func TestUnmarshalMalformed(t *testing.T) {
 		// A count of 2^40 jobs in a few bytes must be rejected before any
 		// allocation is attempted.
 		{"jobs-count", []byte{v, byte(KindRun), 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0}, "count"},
-		// Two jobs need at least ten bytes; seven are left.
-		{"jobs-count-tight", []byte{v, byte(KindRun), 0, 0, 0, 2, 1, 0, 0, 0, 1, 0, 0}, "count 2"},
+		// Two jobs need at least fourteen bytes; thirteen are left.
+		{"jobs-count-tight", []byte{v, byte(KindRun), 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, "count 2"},
 		{"ids-count", []byte{v, byte(KindCancel), 0, 3, 1, 2}, "count 3"},
 		// Slots above 2³¹−1 (2³¹ here).
 		{"slots-range", []byte{v, byte(KindRun), 0, 0, 0x80, 0x80, 0x80, 0x80, 0x08, 0}, "slots 2147483648 out of range"},
-		{"args-count", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 0, 5, 0, 0}, "count 5"},
+		{"args-count", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 5, 0, 0}, "count 5"},
+		// A job: id 1, name "", timeout 0, limit −1 (zig-zag 1), ...
+		{"negative-limit", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0}, "negative limit -1"},
+		{"negative-limit-min", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0}, "negative limit"},
+		// ... limit 0, ahead 2.
+		{"ahead-bool", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 0, 2, 0, 0}, "invalid bool"},
+		{"started-no-ids", []byte{v, byte(KindStarted), 0}, "truncated"},
+		{"started-worker-id", []byte{v, byte(KindStarted), 3, 'w'}, "length 3 exceeds"},
+		{"started-id-truncated", []byte{v, byte(KindStarted), 1, 'w', 1, 0x80}, "truncated"},
+		{"started-ids-count", []byte{v, byte(KindStarted), 0, 3, 1, 2}, "count 3"},
+		{"started-ids-count-huge", []byte{v, byte(KindStarted), 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 2}, "count"},
+		{"started-id-overflow", []byte{v, byte(KindStarted), 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "overflows"},
 		{"items-count", []byte{v, byte(KindResult), 0, 1, 1, 9, 0, 0}, "count 9"},
 		{"works-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 4, 0, 0}, "count 4"},
 		{"labels-count", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 0, 0, 0}, "count 2"},
 		{"sentinels-count", []byte{v, byte(KindResult), 0, 1, 1, 1, 1, 0, 0, 0, 3, 0}, "count 3"},
 		{"duplicate-label", []byte{v, byte(KindHello), 1, 0, 0, 0, 0, 2, 1, 'k', 0, 1, 'k', 0}, "duplicate label"},
-		// A job: id, name "", timeout, header of 2 entries, then 0 args.
-		{"duplicate-header-key", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0}, "duplicate header key"},
-		{"header-count", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 9, 1, 'k', 0, 0}, "count 9"},
+		// A job: id, name "", timeout, limit, ahead, header of 2 entries,
+		// then 0 args.
+		{"duplicate-header-key", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0}, "duplicate header key"},
+		{"header-count", []byte{v, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 0, 0, 9, 1, 'k', 0, 0}, "count 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -477,16 +522,21 @@ func TestUnmarshalMalformed(t *testing.T) {
 // decoder allocate far more than its input: the largest possible job list
 // for the input is allocated and the rest rejected.
 func TestUnmarshalAllocBound(t *testing.T) {
-	in := []byte{Version, byte(KindRun), 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20}
-	in = append(in, make([]byte, 4096)...)
-	allocs := testing.AllocsPerRun(10, func() {
-		if _, err := Unmarshal(in); !errors.Is(err, ErrMalformed) {
-			t.Fatalf("err = %v", err)
+	for _, in := range [][]byte{
+		{Version, byte(KindRun), 0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20},
+		{Version, byte(KindCancel), 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20},
+		{Version, byte(KindStarted), 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20},
+	} {
+		in = append(in, make([]byte, 4096)...)
+		allocs := testing.AllocsPerRun(10, func() {
+			if _, err := Unmarshal(in); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "count") {
+				t.Fatalf("%v: err = %v", Kind(in[1]), err)
+			}
+		})
+		// Only the error itself is allocated.
+		if allocs > 10 {
+			t.Fatalf("%v: %v allocations for a rejected count", Kind(in[1]), allocs)
 		}
-	})
-	// Only the error itself is allocated.
-	if allocs > 10 {
-		t.Fatalf("%v allocations for a rejected count", allocs)
 	}
 }
 
@@ -547,7 +597,8 @@ func TestKindString(t *testing.T) {
 	}{
 		{KindHello, "Hello"}, {KindRun, "Run"}, {KindCancel, "Cancel"}, {KindResult, "Results"},
 		{KindHeartbeat, "Heartbeat"}, {KindShutdown, "Shutdown"}, {KindBye, "Bye"},
-		{0, "Kind(0)"}, {200, "Kind(200)"},
+		{KindStarted, "Started"},
+		{0, "Kind(0)"}, {9, "Kind(9)"}, {200, "Kind(200)"},
 	}
 	for _, tt := range tests {
 		if got := tt.k.String(); got != tt.want {
@@ -564,5 +615,114 @@ func TestMarshalAllocs(t *testing.T) {
 	buf := make([]byte, 0, 256)
 	if n := testing.AllocsPerRun(100, func() { _, _ = AppendMsg(buf[:0], m) }); n != 0 {
 		t.Errorf("AppendMsg into a large enough buffer: %v allocations, want 0", n)
+	}
+}
+
+// TestEncodingGolden pins the byte layout of the version-4 additions, as
+// PROTOCOL.md states it: a job's limit and ahead flag between its timeout
+// and its header, and the Started body.
+func TestEncodingGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  Msg
+		want []byte
+	}{
+		{"job", &Run{Slots: 3, Jobs: []Job{{ID: 1, Name: "w", Timeout: 1, Limit: 2, Ahead: true, Args: [][]byte{{0xf6}}}}},
+			// replyTo "", resend, slots 3, 1 job: id 1, name "w", timeout 1
+			// and limit 2 (zig-zag), ahead, no header, 1 arg.
+			[]byte{Version, byte(KindRun), 0, 0, 3, 1, 1, 1, 'w', 2, 4, 1, 0, 1, 1, 0xf6}},
+		{"job-no-limit", &Run{Jobs: []Job{{ID: 300, Timeout: -1}}},
+			[]byte{Version, byte(KindRun), 0, 0, 0, 1, 0xac, 0x02, 0, 1, 0, 0, 0, 0}},
+		{"started", &Started{WorkerID: "w", IDs: []uint64{1, 300}},
+			[]byte{Version, byte(KindStarted), 1, 'w', 2, 1, 0xac, 0x02}},
+		{"started-empty", &Started{}, []byte{Version, byte(KindStarted), 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := Marshal(tt.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, tt.want) {
+				t.Fatalf("Marshal = % x, want % x", b, tt.want)
+			}
+		})
+	}
+}
+
+// TestJobLimitIsADuration checks that a job's Limit crosses unchanged
+// whatever its value, and Ahead with it.
+func TestJobLimitIsADuration(t *testing.T) {
+	for _, d := range []time.Duration{0, 1, time.Millisecond, 90 * time.Minute, math.MaxInt64} {
+		for _, ahead := range []bool{false, true} {
+			b, err := Marshal(&Run{Jobs: []Job{{Timeout: -d, Limit: d, Ahead: ahead}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j := m.(*Run).Jobs[0]; j.Limit != d || j.Ahead != ahead || j.Timeout != -d {
+				t.Fatalf("limit %v, ahead %v, timeout %v came back as %v, %v, %v", d, ahead, -d, j.Limit, j.Ahead, j.Timeout)
+			}
+		}
+	}
+}
+
+// TestEveryKind checks that the samples, and so the round-trip, truncation
+// and fuzz seeds built from them, cover every kind, and that the kind past
+// the last is unknown.
+func TestEveryKind(t *testing.T) {
+	seen := map[Kind]bool{}
+	for _, s := range samples() {
+		seen[s.msg.Kind()] = true
+	}
+	for k := KindHello; k <= KindStarted; k++ {
+		if !seen[k] {
+			t.Errorf("no sample of %v", k)
+		}
+		if strings.HasPrefix(k.String(), "Kind(") {
+			t.Errorf("kind %d has no name", byte(k))
+		}
+	}
+	if _, err := Unmarshal([]byte{Version, byte(KindStarted + 1), 0, 0}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("kind %d: err = %v, want ErrMalformed", byte(KindStarted+1), err)
+	}
+}
+
+// TestBatchBounds checks the size rules of bound.go against the encoder:
+// a batch's envelope (frame header included) and the bounds of its items
+// together are never below its encoded size, so a batch whose items fit
+// BatchBudget(limit, name) always fits limit.
+func TestBatchBounds(t *testing.T) {
+	for _, s := range samples() {
+		var name string
+		items := 0
+		switch m := s.msg.(type) {
+		case *Run:
+			name = m.ReplyTo
+			for i := range m.Jobs {
+				items += JobBound(&m.Jobs[i])
+			}
+		case *Results:
+			name = m.WorkerID
+			for i := range m.Results {
+				items += ResultBound(&m.Results[i])
+			}
+		case *Cancel:
+			name, items = m.ReplyTo, MaxVarint*len(m.IDs)
+		case *Started:
+			name, items = m.WorkerID, MaxVarint*len(m.IDs)
+		default:
+			continue
+		}
+		b, err := Marshal(s.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bound := EnvelopeBound + MaxVarint + len(name) + items; HeaderSize+len(b) > bound {
+			t.Errorf("%s: %d bytes framed, above the bound %d", s.name, HeaderSize+len(b), bound)
+		}
 	}
 }

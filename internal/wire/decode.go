@@ -10,7 +10,7 @@ import (
 // elements the decoder checks that the remaining input could hold n of them,
 // which bounds every allocation by a constant multiple of len(b).
 const (
-	minJobSize        = 5 // id, name length, timeout, header count, args count
+	minJobSize        = 7 // id, name length, timeout, limit, ahead, header count, args count
 	minResultSize     = 2 // id, items count
 	minOutcomeSize    = 2 // flags, value length
 	minStringSize     = 1 // length
@@ -21,13 +21,13 @@ const (
 )
 
 // Unmarshal decodes a message produced by Marshal and returns one of *Hello,
-// *Run, *Cancel, *Results, *Heartbeat, *Shutdown or *Bye.
+// *Run, *Cancel, *Results, *Heartbeat, *Shutdown, *Bye or *Started.
 //
 // A version byte other than Version yields an error wrapping ErrVersion;
 // anything else that is not exactly one valid message (unknown kind,
-// truncation, trailing bytes, impossible counts, bools other than 0 or 1)
-// yields an error wrapping ErrMalformed. Allocation is bounded by a small
-// multiple of len(b) whatever the input.
+// truncation, trailing bytes, impossible counts, bools other than 0 or 1,
+// values out of range) yields an error wrapping ErrMalformed. Allocation is
+// bounded by a small multiple of len(b) whatever the input.
 //
 // Decoded byte payloads (Job.Args items and Outcome.Value) alias b, with
 // their capacity clipped so that appending to one cannot overwrite the rest
@@ -51,7 +51,9 @@ func Unmarshal(b []byte) (Msg, error) {
 	case KindResult:
 		m = d.results()
 	case KindCancel:
-		m = d.cancel()
+		m = &Cancel{ReplyTo: d.string(), IDs: d.ids()}
+	case KindStarted:
+		m = &Started{WorkerID: d.string(), IDs: d.ids()}
 	case KindHeartbeat:
 		m = d.heartbeat()
 	case KindHello:
@@ -297,6 +299,12 @@ func (d *decoder) run() *Run {
 		j.Name = d.stringReuse(name)
 		name = j.Name
 		j.Timeout = time.Duration(d.varint())
+		// A negative Limit cannot come from Marshal, and unlike a negative
+		// Timeout it has no meaning: Deadline(d) is positive.
+		if j.Limit = time.Duration(d.varint()); j.Limit < 0 {
+			d.fail(malformed("negative limit %d at byte %d", j.Limit, d.off))
+		}
+		j.Ahead = d.bool()
 		j.Header = d.stringMap("header key")
 		na := d.count(1)
 		if na > 0 {
@@ -415,20 +423,21 @@ func (d *decoder) strings() []string {
 	return s
 }
 
-func (d *decoder) cancel() *Cancel {
-	m := &Cancel{ReplyTo: d.string()}
+// ids reads a list of job ids (Cancel, Started). An empty list decodes as
+// nil.
+func (d *decoder) ids() []uint64 {
 	n := d.count(1)
 	if n == 0 {
-		return m
+		return nil
 	}
-	m.IDs = make([]uint64, n)
-	for i := range m.IDs {
-		m.IDs[i] = d.uvarint()
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = d.uvarint()
 		if d.err != nil {
 			break
 		}
 	}
-	return m
+	return ids
 }
 
 func (d *decoder) heartbeat() *Heartbeat {

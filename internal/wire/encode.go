@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 )
@@ -29,15 +30,18 @@ import (
 // Bodies by kind:
 //
 //	Hello      version:byte workerID:str pid:int maxWorks:int works:list(str) labels:map
-//	Run        replyTo:str resend:bool jobs:list(id:uint name:str timeout:dur header:map args:list(bytes))
+//	Run        replyTo:str resend:bool slots:uint jobs:list(job)
 //	Cancel     replyTo:str ids:list(uint)
 //	Results    workerID:str results:list(id:uint items:list(outcome))
-//	Heartbeat  workerID:str load:int maxWorks:int rss:uint draining:bool
+//	Heartbeat  workerID:str load:int maxWorks:int draining:bool
 //	Shutdown   graceful:bool
 //	Bye        workerID:str
+//	Started    workerID:str ids:list(uint)
 //
+//	job        id:uint name:str timeout:dur limit:dur ahead:bool header:map args:list(bytes)
 //	outcome    flags:byte value:bytes [error if flags&1]   (other flag bits: malformed)
-//	error      type:str message:str sentinels:list(str) panic:bool stack:str code:byte
+//	error      type:str message:str sentinels:list(str) types:list(name:str value:bytes)
+//	           panic:bool stack:str code:byte
 //
 // The encoder computes the exact size first and grows the destination once,
 // so encoding costs one allocation at most (none with a large enough dst).
@@ -45,8 +49,10 @@ import (
 // Marshal encodes m as version | kind | body, without a length prefix. This
 // is the form carried as a NATS message body; streams use Writer instead.
 //
-// Marshal fails only for a nil message or a type this package does not
-// define.
+// Marshal fails for a nil message, a type this package does not define, and
+// a value Unmarshal would reject (a Run's Slots above 2³¹−1, a Job's
+// negative Limit), so that a bad value fails at its sender rather than as a
+// malformed message at its peer.
 func Marshal(m Msg) ([]byte, error) {
 	n, err := msgSize(m)
 	if err != nil {
@@ -78,7 +84,11 @@ func msgSize(m Msg) (int, error) {
 		if m == nil {
 			return 0, errNilMsg
 		}
-		n += sizeRun(m)
+		s, err := sizeRun(m)
+		if err != nil {
+			return 0, err
+		}
+		n += s
 	case *Results:
 		if m == nil {
 			return 0, errNilMsg
@@ -88,10 +98,12 @@ func msgSize(m Msg) (int, error) {
 		if m == nil {
 			return 0, errNilMsg
 		}
-		n += sizeString(m.ReplyTo) + sizeUvarint(uint64(len(m.IDs)))
-		for _, id := range m.IDs {
-			n += sizeUvarint(id)
+		n += sizeString(m.ReplyTo) + sizeIDs(m.IDs)
+	case *Started:
+		if m == nil {
+			return 0, errNilMsg
 		}
+		n += sizeString(m.WorkerID) + sizeIDs(m.IDs)
 	case *Heartbeat:
 		if m == nil {
 			return 0, errNilMsg
@@ -130,12 +142,9 @@ func appendMsg(b []byte, m Msg) []byte {
 	case *Results:
 		return appendResults(b, m)
 	case *Cancel:
-		b = appendString(b, m.ReplyTo)
-		b = appendUvarint(b, uint64(len(m.IDs)))
-		for _, id := range m.IDs {
-			b = appendUvarint(b, id)
-		}
-		return b
+		return appendIDs(appendString(b, m.ReplyTo), m.IDs)
+	case *Started:
+		return appendIDs(appendString(b, m.WorkerID), m.IDs)
 	case *Heartbeat:
 		b = appendString(b, m.WorkerID)
 		b = binary.AppendVarint(b, int64(m.Load))
@@ -151,17 +160,25 @@ func appendMsg(b []byte, m Msg) []byte {
 	panic("wire: appendMsg called with a message msgSize rejects")
 }
 
-func sizeRun(m *Run) int {
+// sizeRun returns the size of m's body, or an error for a value the decoder
+// rejects (see Marshal).
+func sizeRun(m *Run) (int, error) {
+	if m.Slots > math.MaxInt32 {
+		return 0, fmt.Errorf("wire: cannot encode a Run with Slots %d, above 2³¹−1", m.Slots)
+	}
 	n := sizeString(m.ReplyTo) + 1 + sizeUvarint(uint64(max(m.Slots, 0))) + sizeUvarint(uint64(len(m.Jobs)))
 	for i := range m.Jobs {
 		j := &m.Jobs[i]
+		if j.Limit < 0 {
+			return 0, fmt.Errorf("wire: cannot encode job %d with a negative Limit %v", j.ID, j.Limit)
+		}
 		n += sizeUvarint(j.ID) + sizeString(j.Name) + sizeVarint(int64(j.Timeout)) +
-			sizeStringMap(j.Header) + sizeUvarint(uint64(len(j.Args)))
+			sizeVarint(int64(j.Limit)) + 1 + sizeStringMap(j.Header) + sizeUvarint(uint64(len(j.Args)))
 		for _, a := range j.Args {
 			n += sizeBytes(a)
 		}
 	}
-	return n
+	return n, nil
 }
 
 func appendRun(b []byte, m *Run) []byte {
@@ -174,6 +191,8 @@ func appendRun(b []byte, m *Run) []byte {
 		b = appendUvarint(b, j.ID)
 		b = appendString(b, j.Name)
 		b = binary.AppendVarint(b, int64(j.Timeout))
+		b = binary.AppendVarint(b, int64(j.Limit))
+		b = appendBool(b, j.Ahead)
 		b = appendStringMap(b, j.Header)
 		b = appendUvarint(b, uint64(len(j.Args)))
 		for _, a := range j.Args {
@@ -275,6 +294,23 @@ func appendHello(b []byte, m *Hello) []byte {
 		b = appendString(b, w)
 	}
 	return appendStringMap(b, m.Labels)
+}
+
+// sizeIDs and appendIDs encode a list of job ids (Cancel, Started).
+func sizeIDs(ids []uint64) int {
+	n := sizeUvarint(uint64(len(ids)))
+	for _, id := range ids {
+		n += sizeUvarint(id)
+	}
+	return n
+}
+
+func appendIDs(b []byte, ids []uint64) []byte {
+	b = appendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = appendUvarint(b, id)
+	}
+	return b
 }
 
 func sizeStringMap(m map[string]string) int {

@@ -39,12 +39,22 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{Version})
 	f.Add([]byte{Version, byte(KindCancel), 0, 0x80, 0x80, 0x80, 0x80, 0x10})
-	// A job whose header repeats a key, and one with a header and an
-	// expired timeout (-1): the fields of protocol version 2.
-	f.Add([]byte{Version, byte(KindRun), 0, 0, 1, 1, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0})
-	f.Add([]byte{Version, byte(KindRun), 0, 0, 1, 7, 1, 'w', 1, 1, 2, 'i', 'd', 1, '7', 1, 1, 0xf6})
+	// Runs of one job each, as replyTo resend slots count | id name
+	// timeout limit ahead header args. A job whose header repeats a key,
+	// and one with a header and an expired timeout (-1): the fields of
+	// protocol version 2.
+	f.Add([]byte{Version, byte(KindRun), 0, 0, 0, 1, 1, 0, 0, 0, 0, 2, 1, 'k', 0, 1, 'k', 1, 'x', 0})
+	f.Add([]byte{Version, byte(KindRun), 0, 0, 0, 1, 7, 1, 'w', 1, 0, 0, 1, 2, 'i', 'd', 1, '7', 1, 1, 0xf6})
 	// A resent job (Run.Resend).
-	f.Add([]byte{Version, byte(KindRun), 1, 'r', 1, 1, 3, 1, 'w', 0, 0, 1, 1, 0xf6})
+	f.Add([]byte{Version, byte(KindRun), 1, 'r', 1, 0, 1, 3, 1, 'w', 0, 0, 0, 0, 1, 1, 0xf6})
+	// Version 4: a job held for a slot with a limit (Slots 2, Limit 1s,
+	// Ahead), one with a negative limit, one with ahead 2; Started with a
+	// worker id and two ids, and with a count its input cannot hold.
+	f.Add([]byte{Version, byte(KindRun), 0, 0, 2, 1, 8, 1, 'w', 0, 0x80, 0xa8, 0xd6, 0xb9, 0x07, 1, 0, 1, 1, 0xf6})
+	f.Add([]byte{Version, byte(KindRun), 0, 0, 0, 1, 9, 0, 0, 1, 0, 0, 0})
+	f.Add([]byte{Version, byte(KindRun), 0, 0, 0, 1, 9, 0, 0, 0, 2, 0, 0})
+	f.Add([]byte{Version, byte(KindStarted), 1, 'w', 2, 5, 0x80, 0x01})
+	f.Add([]byte{Version, byte(KindStarted), 0, 0x80, 0x80, 0x10, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Unmarshal(b)
 		if err != nil {

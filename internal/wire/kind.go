@@ -20,6 +20,8 @@ func (k Kind) String() string {
 		return "Shutdown"
 	case KindBye:
 		return "Bye"
+	case KindStarted:
+		return "Started"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }

@@ -25,8 +25,11 @@ import "time"
 // of an absolute deadline and a Header of propagated ctx values, an Error
 // carries the typed values of registered error types, and Heartbeat lost
 // its unused RSS field. Version 3: a Run carries Slots, so that a worker
-// holds the jobs an executor sends beyond them (WithPrefetch).
-const Version byte = 3
+// holds the jobs an executor sends beyond them (WithPrefetch). Version 4:
+// a Job carries Limit (a call's Deadline(d), counted from the job's start on
+// the worker) apart from Timeout, and Ahead; a worker reports the start of
+// Ahead jobs in Started messages.
+const Version byte = 4
 
 // Kind identifies a message.
 type Kind byte
@@ -40,6 +43,7 @@ const (
 	KindHeartbeat Kind = 5 // worker → executor: liveness and load
 	KindShutdown  Kind = 6 // executor → worker: finish (or abort) and exit
 	KindBye       Kind = 7 // worker → executor: leaving; drained
+	KindStarted   Kind = 8 // worker → executor: jobs sent ahead of a free slot have started
 )
 
 // Msg is any protocol message. Exactly the types below implement it.
@@ -64,10 +68,18 @@ type Hello struct {
 type Job struct {
 	ID   uint64 // unique per executor
 	Name string // registered work name
-	// Timeout is the time the job had left when the executor sent it: the
-	// host runs it under context.WithTimeout(Timeout). 0: no deadline;
-	// negative: the deadline has already passed.
+	// Timeout is the time the job had left when the executor sent it (the
+	// caller's ctx): the host ends the job's ctx Timeout after its arrival.
+	// 0: no deadline; negative: the deadline has already passed.
 	Timeout time.Duration
+	// Limit is the call's Deadline(d): the host ends the job's ctx Limit
+	// after the job starts, which for a job held for a slot (Ahead) is
+	// later than its arrival. 0: none. The job's deadline is the earlier
+	// of Timeout from its arrival and Limit from its start. Never negative.
+	Limit time.Duration
+	// Ahead marks a job sent ahead of a free slot (WithPrefetch): the host
+	// names it in a Started message when it starts, held or not.
+	Ahead bool
 	// Header carries ctx values across the boundary (aplex.Propagator):
 	// the executor injects them, the host extracts them into the job's
 	// ctx. Nil: none. Its encoded size counts in the message (HeaderBound).
@@ -170,6 +182,15 @@ const (
 	CodeResultLost  ErrCode = 8 // the job ran (or, resent, may have run), but its result was lost and is no longer held
 )
 
+// Started tells the executor that jobs it sent ahead of a free slot
+// (Job.Ahead: WithPrefetch) have started on the worker: their works now
+// run, their Deadline(d) counts from now. A job answered without running
+// (cancelled or expired while held, refused at a drain) is never named.
+type Started struct {
+	WorkerID string   // as in Results: empty for a process worker
+	IDs      []uint64 // the jobs, in the order they started
+}
+
 // Heartbeat tells the executor a worker is alive and how loaded it is.
 type Heartbeat struct {
 	WorkerID string
@@ -200,6 +221,9 @@ func (*Cancel) Kind() Kind { return KindCancel }
 
 // Kind returns KindResult.
 func (*Results) Kind() Kind { return KindResult }
+
+// Kind returns KindStarted.
+func (*Started) Kind() Kind { return KindStarted }
 
 // Kind returns KindHeartbeat.
 func (*Heartbeat) Kind() Kind { return KindHeartbeat }

@@ -241,6 +241,11 @@ type Sink interface {
 	// queued works (Worker.Send, for any worker), close w (Worker.Close)
 	// and run future callbacks, on the calling goroutine.
 	Done(w Worker, results []wire.Result)
+	// Started reports that jobs sent to w ahead of a free slot
+	// (wire.Job.Ahead) have started there (wire.Started). Called as Done
+	// is, before the Done of those jobs; ids the core no longer awaits
+	// are ignored.
+	Started(w Worker, ids []uint64)
 	// Lost removes w. Every job it still held fails with a *WorkerError
 	// wrapping cause, or goes back to the queue using one retry when
 	// submitted with aplex.Retry. cause is nil only when w ended cleanly
