@@ -34,7 +34,7 @@ func (s *benchSink) Retire(xport.Worker)                              {}
 func (s *benchSink) Lost(xport.Worker, error)                         {}
 func (s *benchSink) Broken(error)                                     {}
 func (s *benchSink) Outstanding(xport.Worker) ([]*wire.Job, []uint64) { return nil, nil }
-func (s *benchSink) Started(xport.Worker, []uint64) {}
+func (s *benchSink) Started(xport.Worker, []uint64)                   {}
 
 func (s *benchSink) Done(_ xport.Worker, rs []wire.Result) {
 	if next := s.next.Swap(nil); next != nil {
