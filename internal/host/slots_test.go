@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -392,5 +393,129 @@ func TestHeldJobWatchedOnlyIfItsCtxCanEndAlone(t *testing.T) {
 			g.result()
 			g.result()
 		})
+	}
+}
+
+// deadlineLeft is a work that returns how long its ctx's deadline left it
+// as it started, in milliseconds ("none" without one).
+func deadlineLeft(ctx context.Context, _ []byte) ([]byte, error) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return []byte("none"), nil
+	}
+	return []byte(time.Until(d).Round(time.Millisecond).String()), nil
+}
+
+// newAhead is a gated host whose Started ids go to the returned channel,
+// with the work "left" (deadlineLeft) registered.
+func newAhead(t *testing.T, slots int, names ...string) (*gated, chan uint64) {
+	started := make(chan uint64, 64)
+	g := newGatedWith(t, slots, 0, func(c *Config) {
+		c.Registry.(registry)["left"] = deadlineLeft
+		c.Started = func(_ string, id uint64) { started <- id }
+	}, names...)
+	return g, started
+}
+
+func TestAheadJobsReportTheirStart(t *testing.T) {
+	g, started := newAhead(t, 1, "a", "b", "c")
+	ahead := func(j wire.Job) wire.Job { j.Ahead = true; return j }
+	// a is not ahead (no report); b is ahead and starts at once on a host
+	// whose slot freed before it arrived; c is ahead and held.
+	g.run(gate(1, "a"))
+	g.waitStart()
+	g.open("a")
+	if r := g.result(); r.ID != 1 {
+		t.Fatalf("result %d, want 1", r.ID)
+	}
+	g.run(ahead(gate(2, "b")), ahead(gate(3, "c")), ahead(gate(4, "never")))
+	if id := next(t, started, "b's start not reported"); id != 2 {
+		t.Fatalf("Started %d first, want 2 (b, started on arrival)", id)
+	}
+	g.waitStart()
+	g.h.Cancel(&wire.Cancel{IDs: []uint64{4}}) // held, answered without running
+	if r := g.result(); r.ID != 4 {
+		t.Fatalf("result %d, want 4 (cancelled while held)", r.ID)
+	}
+	select {
+	case id := <-started:
+		t.Fatalf("Started %d while c is held and the cancelled job never ran", id)
+	default:
+	}
+	g.open("b")
+	if r := g.result(); r.ID != 2 {
+		t.Fatalf("result %d, want 2", r.ID)
+	}
+	if id := next(t, started, "c's start not reported"); id != 3 {
+		t.Fatalf("Started %d, want 3 (c, once b's slot freed)", id)
+	}
+	g.waitStart()
+	g.open("c")
+	g.result()
+	select {
+	case id := <-started:
+		t.Fatalf("Started %d more than once per ahead job", id)
+	default:
+	}
+}
+
+func TestAheadJobLimitCountsFromItsStart(t *testing.T) {
+	const limit = 400 * time.Millisecond
+	g, _ := newAhead(t, 1, "a")
+	g.run(gate(1, "a"))
+	g.waitStart()
+	arrived := time.Now()
+	g.run(wire.Job{ID: 2, Name: "left", Limit: limit, Ahead: true, Args: [][]byte{nil}})
+	// Held past its Limit, it must not have ended: the Limit has not begun.
+	for time.Since(arrived) < limit+100*time.Millisecond {
+		select {
+		case r := <-g.results:
+			t.Fatalf("held job answered before it started: %+v", r)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	g.open("a")
+	g.result()
+	r := g.result()
+	if r.ID != 2 || r.Items[0].Err != nil {
+		t.Fatalf("result %+v, want job 2's", r)
+	}
+	left, err := time.ParseDuration(string(r.Items[0].Value))
+	if err != nil || left <= 0 || left > limit {
+		t.Fatalf("the held job started with %q left, want (0, %v]", r.Items[0].Value, limit)
+	}
+}
+
+func TestJobLimitAndTimeout(t *testing.T) {
+	cases := []struct {
+		name           string
+		timeout, limit time.Duration
+		want           time.Duration // the deadline left at the start; 0: none
+	}{
+		{"neither", 0, 0, 0},
+		{"timeout only", time.Minute, 0, time.Minute},
+		{"limit only", 0, time.Minute, time.Minute},
+		{"limit first", time.Hour, time.Minute, time.Minute},
+		{"timeout first", time.Minute, time.Hour, time.Minute},
+	}
+	for _, tc := range cases {
+		for _, ahead := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/ahead=%v", tc.name, ahead), func(t *testing.T) {
+				g, _ := newAhead(t, 1)
+				g.run(wire.Job{ID: 1, Name: "left", Timeout: tc.timeout, Limit: tc.limit, Ahead: ahead, Args: [][]byte{nil}})
+				r := g.result()
+				got := string(r.Items[0].Value)
+				if tc.want == 0 {
+					if got != "none" {
+						t.Fatalf("deadline left %s, want none", got)
+					}
+					return
+				}
+				left, err := time.ParseDuration(got)
+				if err != nil || left > tc.want || left < tc.want-time.Second {
+					t.Fatalf("deadline left %q, want about %v", got, tc.want)
+				}
+			})
+		}
 	}
 }

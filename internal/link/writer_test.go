@@ -2,6 +2,7 @@ package link
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -505,5 +506,46 @@ func TestResultsOfWorksEndingTogetherShareAWrite(t *testing.T) {
 	// yielding writer waits, once in 61 turns.
 	if writes := cw.n.Load() - before; writes > 2 {
 		t.Fatalf("%d results of goroutines run together took %d writes, want one or two", n, writes)
+	}
+}
+
+// TestStartedPrecedesTheResultsQueuedAfterIt: a job's Started goes out
+// before its Result, the starts of one round merge into one Started, and
+// a start queued after a result may follow it.
+func TestStartedPrecedesTheResultsQueuedAfterIt(t *testing.T) {
+	w, _, finish := pipeWriter(t, 0, Config[Subject]{WorkerID: "w0"})
+	res := func(id uint64) wire.Result { return wire.Result{ID: id, Items: []wire.Outcome{{Value: []byte("v")}}} }
+	w.Started(Peer, 1)
+	w.Started(Peer, 2)
+	w.Result(Peer, res(1))
+	w.Started(Peer, 3)
+	w.Result(Peer, res(3))
+	w.Result(Peer, res(2))
+	w.Start()
+	started := map[uint64]int{} // id → index of the message that named it
+	var order []string
+	for i, m := range finish() {
+		switch m := m.(type) {
+		case *wire.Started:
+			if m.WorkerID != "w0" {
+				t.Errorf("Started's WorkerID = %q, want w0", m.WorkerID)
+			}
+			for _, id := range m.IDs {
+				started[id] = i
+			}
+			order = append(order, fmt.Sprint("started", m.IDs))
+		case *wire.Results:
+			for _, r := range m.Results {
+				if at, ok := started[r.ID]; !ok || at > i {
+					t.Errorf("result %d went out before its Started", r.ID)
+				}
+			}
+			order = append(order, fmt.Sprint("results", len(m.Results)))
+		default:
+			t.Fatalf("unexpected %T", m)
+		}
+	}
+	if len(started) != 3 || len(order) > 4 {
+		t.Errorf("messages %v: want the 3 starts, in at most 4 messages", order)
 	}
 }
