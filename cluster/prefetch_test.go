@@ -8,6 +8,7 @@ import (
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
+	"github.com/aplex-go/aplex/internal/obstest"
 )
 
 // A cluster worker holds the works sent beyond its slots (WithPrefetch):
@@ -42,4 +43,40 @@ func TestPrefetchHoldsWorksOnAClusterWorker(t *testing.T) {
 	if _, err := get(t, b); !errors.Is(err, context.Canceled) {
 		t.Errorf("b: %v", err)
 	}
+}
+
+// A work a cluster worker holds (WithPrefetch) starts its Deadline(d) and
+// its WorkStarted when it starts, as on every executor.
+func TestPrefetchHeldWorkDeadlineCountsFromItsStartOnAClusterWorker(t *testing.T) {
+	const d = 300 * time.Millisecond
+	rec := &obstest.Recorder{}
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithMaxWorksPerWorker(1), aplex.WithPrefetch(1),
+		aplex.WithObserver(rec), aplex.WithWorkerOutput(newTestLog(t)))
+	a := submit(t, ex, block, "pfd-a")
+	waitFor(t, 5*time.Second, "a sent", dispatched(ex, 1))
+	sent := time.Now()
+	w := submit(t, ex, whoami, time.Duration(0), aplex.Deadline(d)) // held behind a
+	waitFor(t, 5*time.Second, "the held work to wait longer than its deadline", func() bool { return time.Since(sent) > 2*d })
+	if n := len(workStarted(rec, "cluster.whoami")); n != 0 {
+		t.Errorf("%d WorkStarted events for the held work before its slot freed, want 0", n)
+	}
+	a.Cancel()
+	if _, err := get(t, w); err != nil {
+		t.Fatalf("held work with Deadline(%v): %v, want its deadline counted from its start", d, err)
+	}
+	starts := workStarted(rec, "cluster.whoami")
+	if len(starts) != 1 || starts[0].QueueWait < 2*d {
+		t.Errorf("WorkStarted events of the held work: %+v, want one, after a QueueWait of at least %v", starts, 2*d)
+	}
+}
+
+// workStarted returns rec's WorkStarted events of the work named name.
+func workStarted(rec *obstest.Recorder, name string) []aplex.WorkEvent {
+	var out []aplex.WorkEvent
+	for _, e := range rec.Works(aplex.WorkStarted) {
+		if e.Work == name {
+			out = append(out, e)
+		}
+	}
+	return out
 }
