@@ -612,15 +612,17 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 //
 // What changes for a work sent ahead of a free slot:
 //
-//   - it counts as started when it is sent: WorkStarted fires then,
-//     Stats.Running and WorkerStats.Workload count it, and a Deadline(d)
-//     counts from then (its time held included);
+//   - it starts as any work does: its Deadline(d) counts from its start
+//     on the worker, not from its sending, and WorkStarted fires then
+//     (the worker reports it); Stats.Running and WorkerStats.Workload
+//     count it from its sending;
 //   - it runs on that worker, even if another becomes idle first (as with
 //     any prefetch, a worker busy with long works holds its prefetched ones
 //     back; keep n small, or 0, for works of very unequal length);
-//   - cancelled, or past its deadline, before it started, it ends at once
-//     without running; at a graceful Shutdown or a worker's recycling it
-//     goes to another worker, as a work refused by a draining worker does;
+//   - cancelled, or past its caller's deadline, before it started, it
+//     ends at once without running; at a graceful Shutdown or a worker's
+//     recycling it goes to another worker, as a work refused by a
+//     draining worker does;
 //   - if its worker dies, it fails (or is retried with Retry) as the
 //     worker's running works do: the executor cannot tell whether it
 //     started.

@@ -60,8 +60,8 @@ type WorkEventKind int
 
 // The events of a work, in their order: WorkQueued once, WorkStarted once
 // per dispatch to a worker (again after its worker was lost, with Retry;
-// with WithPrefetch a work sent ahead of a free slot counts as started
-// when it is sent), and WorkFinished once, also for a work that never
+// with WithPrefetch a work its worker holds for a slot counts as started
+// when the worker starts it), and WorkFinished once, also for a work that never
 // started (cancelled while queued, or refused by Submit after WorkQueued:
 // ErrClosed, ErrFull).
 const (

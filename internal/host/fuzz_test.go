@@ -90,6 +90,7 @@ type frameProgram struct {
 	// that may be), and the item counts they had.
 	must, may map[uint64]int
 	items     map[uint64]map[int]bool
+	ahead     map[uint64]int // jobs sent Ahead with items: the most Started ids each may get
 	bad       bool // the stream holds a frame the host must reject
 	shutdown  bool // a Shutdown was sent before any bad frame
 }
@@ -118,7 +119,7 @@ func (f *fuzzBytes) take(n int) []byte {
 }
 
 func newFrameProgram(data []byte, slots int) *frameProgram {
-	p := &frameProgram{must: map[uint64]int{}, may: map[uint64]int{}, items: map[uint64]map[int]bool{}}
+	p := &frameProgram{must: map[uint64]int{}, may: map[uint64]int{}, items: map[uint64]map[int]bool{}, ahead: map[uint64]int{}}
 	in := &fuzzBytes{b: data}
 	for ops := 0; in.more() && ops < 64 && !p.bad; ops++ {
 		switch in.next() % 8 {
@@ -137,6 +138,10 @@ func newFrameProgram(data []byte, slots int) *frameProgram {
 				case 2:
 					// No byte of its own, so the corpus keeps its meaning.
 					j.Header = map[string]string{"k": j.Name}
+				case 3:
+					// Sent ahead, its Deadline(d) counted from its start:
+					// no byte of its own either.
+					j.Ahead, j.Limit = true, time.Duration(j.ID+1)*time.Millisecond
 				}
 				for range in.next() % 4 {
 					j.Args = append(j.Args, in.take(int(in.next()%8)))
@@ -172,7 +177,9 @@ func newFrameProgram(data []byte, slots int) *frameProgram {
 			p.stream = append(p.stream, in.take(int(in.next())%n)...)
 			p.bad = true
 		case 7: // what only a worker sends
-			switch in.next() % 4 {
+			switch in.next() % 5 {
+			case 4:
+				p.frame(&wire.Started{IDs: []uint64{1}})
 			case 0:
 				p.frame(&wire.Hello{Version: wire.Version})
 			case 1:
@@ -223,6 +230,9 @@ func (p *frameProgram) account(m wire.Msg) {
 				p.items[j.ID] = map[int]bool{}
 			}
 			p.items[j.ID][len(j.Args)] = true
+			if j.Ahead && len(j.Args) > 0 {
+				p.ahead[j.ID]++
+			}
 		}
 	case *wire.Cancel:
 	case *wire.Shutdown:
@@ -305,6 +315,7 @@ func (p *frameProgram) check(t *testing.T, s served) {
 		t.Fatalf("first message %T, want Hello", s.msgs[0])
 	}
 	bye := false
+	started := map[uint64]int{}
 	for _, m := range s.msgs[1:] {
 		if bye {
 			t.Fatalf("%T after Bye", m)
@@ -315,6 +326,13 @@ func (p *frameProgram) check(t *testing.T, s served) {
 				s.results[r.ID]++
 				if !p.items[r.ID][len(r.Items)] {
 					t.Fatalf("result for id %d with %d items: no such job was sent (sent: %v)", r.ID, len(r.Items), p.items[r.ID])
+				}
+			}
+		case *wire.Started:
+			for _, id := range m.IDs {
+				started[id]++
+				if started[id] > p.ahead[id] {
+					t.Fatalf("Started names id %d %d times, for %d jobs sent ahead", id, started[id], p.ahead[id])
 				}
 			}
 		case *wire.Bye:
