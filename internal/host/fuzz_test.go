@@ -91,8 +91,8 @@ type frameProgram struct {
 	must, may map[uint64]int
 	items     map[uint64]map[int]bool
 	ahead     map[uint64]int // jobs sent Ahead with items: the most Started ids each may get
-	bad       bool // the stream holds a frame the host must reject
-	shutdown  bool // a Shutdown was sent before any bad frame
+	bad       bool           // the stream holds a frame the host must reject
+	shutdown  bool           // a Shutdown was sent before any bad frame
 }
 
 type fuzzBytes struct {
