@@ -189,7 +189,8 @@ func (w *Writer[D]) Result(to D, r wire.Result) {
 
 // Started queues the id of a job sent ahead of a free slot that has
 // started, to go out in a Started message, before any Results queued
-// after it for to.
+// after it for to. A round's starts share one message, written before
+// the round's results (flush).
 func (w *Writer[D]) Started(to D, id uint64) {
 	w.push(op[D]{to: to, kind: opStarted, result: wire.Result{ID: id}}) // the id alone: no allocation
 }
@@ -500,13 +501,12 @@ func (w *Writer[D]) addResult(g *group[D], r wire.Result) error {
 		size = wire.ResultBound(&r)
 	}
 	if g.resSize+size > w.resBudget {
-		if err := w.writeResults(g); err != nil {
+		// The starts queued so far go first: the results written now may
+		// be of those jobs.
+		if err := w.writeStarted(g); err != nil {
 			return err
 		}
-	}
-	if len(g.started) > 0 {
-		// The starts queued before r go out before it, as they were queued.
-		if err := w.writeStarted(g); err != nil {
+		if err := w.writeResults(g); err != nil {
 			return err
 		}
 	}

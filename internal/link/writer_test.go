@@ -510,8 +510,10 @@ func TestResultsOfWorksEndingTogetherShareAWrite(t *testing.T) {
 }
 
 // TestStartedPrecedesTheResultsQueuedAfterIt: a job's Started goes out
-// before its Result, the starts of one round merge into one Started, and
-// a start queued after a result may follow it.
+// before its Result, and the starts of one round merge into one Started
+// however they interleave with results (a child's works end and start the
+// held ones in turn: one message per start cost the process fan-out 13 %
+// of its CPU).
 func TestStartedPrecedesTheResultsQueuedAfterIt(t *testing.T) {
 	w, _, finish := pipeWriter(t, 0, Config[Subject]{WorkerID: "w0"})
 	res := func(id uint64) wire.Result { return wire.Result{ID: id, Items: []wire.Outcome{{Value: []byte("v")}}} }
@@ -545,7 +547,7 @@ func TestStartedPrecedesTheResultsQueuedAfterIt(t *testing.T) {
 			t.Fatalf("unexpected %T", m)
 		}
 	}
-	if len(started) != 3 || len(order) > 4 {
-		t.Errorf("messages %v: want the 3 starts, in at most 4 messages", order)
+	if len(started) != 3 || len(order) != 2 {
+		t.Errorf("messages %v: want one Started of the 3 starts, then one Results (a round's starts share a message)", order)
 	}
 }
