@@ -551,3 +551,35 @@ func TestStartedPrecedesTheResultsQueuedAfterIt(t *testing.T) {
 		t.Errorf("messages %v: want one Started of the 3 starts, then one Results (a round's starts share a message)", order)
 	}
 }
+
+// TestStartedPrecedesResultsThatOutgrowAMessage: when a round's results
+// fill a Results mid-round, the starts queued so far go out before it.
+func TestStartedPrecedesResultsThatOutgrowAMessage(t *testing.T) {
+	w, _, finish := pipeWriter(t, 64<<10, Config[Subject]{WorkerID: "w0"})
+	const n = 20
+	for i := range uint64(n) {
+		w.Started(Peer, i)
+		w.Result(Peer, wire.Result{ID: i, Items: []wire.Outcome{{Value: make([]byte, 10000)}}})
+	}
+	w.Start()
+	started := map[uint64]bool{}
+	results := 0
+	for _, m := range finish() {
+		switch m := m.(type) {
+		case *wire.Started:
+			for _, id := range m.IDs {
+				started[id] = true
+			}
+		case *wire.Results:
+			for _, r := range m.Results {
+				if !started[r.ID] {
+					t.Fatalf("result %d went out before its Started", r.ID)
+				}
+				results++
+			}
+		}
+	}
+	if results != n || len(started) != n {
+		t.Errorf("%d results and %d starts, want %d of each", results, len(started), n)
+	}
+}
