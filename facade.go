@@ -615,7 +615,7 @@ func WithHeartbeatTimeout(d time.Duration) Option {
 //   - it starts as any work does: its Deadline(d) counts from its start
 //     on the worker, not from its sending, and WorkStarted fires then
 //     (the worker reports it); Stats.Running and WorkerStats.Workload
-//     count it from its sending;
+//     count it from its sending, Stats.Prefetched until it starts;
 //   - it runs on that worker, even if another becomes idle first (as with
 //     any prefetch, a worker busy with long works holds its prefetched ones
 //     back; keep n small, or 0, for works of very unequal length);

@@ -26,9 +26,9 @@ func prefetched(t *testing.T, opts ...aplex.Option) (*aplex.Executor, string, []
 func TestPrefetchHoldsWorksBeyondTheSlots(t *testing.T) {
 	ex, dir, fs := prefetched(t)
 	st := ex.Stats()
-	if st.Running != 4 || st.Queued != 0 || st.Workers[0].Workload != 4 {
-		t.Errorf("Stats: %d running, %d queued, workload %d; want the 4 sent (2 held) counted as running",
-			st.Running, st.Queued, st.Workers[0].Workload)
+	if st.Running != 4 || st.Queued != 0 || st.Workers[0].Workload != 4 || st.Prefetched != 2 {
+		t.Errorf("Stats: %d running, %d prefetched, %d queued, workload %d; want the 4 sent counted as running, the 2 held as prefetched",
+			st.Running, st.Prefetched, st.Queued, st.Workers[0].Workload)
 	}
 	// A fifth waits in the executor: the worker holds its slots and its
 	// prefetch.
@@ -58,6 +58,9 @@ func TestPrefetchHoldsWorksBeyondTheSlots(t *testing.T) {
 	}
 	if n := startedHolds(t, dir); n != 4 {
 		t.Errorf("%d works started, want 4 (a, b, d, e)", n)
+	}
+	if st := ex.Stats(); st.Prefetched != 0 || st.Running != 0 {
+		t.Errorf("Stats once every work ended: %d running, %d prefetched; want none", st.Running, st.Prefetched)
 	}
 }
 

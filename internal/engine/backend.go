@@ -107,6 +107,7 @@ func (b *remote) close(ctx context.Context, _ bool) error {
 	for _, w := range c.allWorkersLocked() {
 		for _, t := range w.runningTasks() {
 			c.stopTimers(t) // as for a lost worker's (sink.go)
+			c.notAheadLocked(t.rjob())
 			c.releaseLocked(w, t)
 			left = append(left, t)
 		}

@@ -144,7 +144,10 @@ type core struct {
 	_       [128]byte
 	running atomic.Int64
 	_       [128]byte
-	closing bool
+	// prefetched counts the remote tasks sent ahead of a free slot and
+	// not yet heard to start (remoteJob.ahead; Stats.Prefetched).
+	prefetched int
+	closing    bool
 	// unwatched counts the queued works whose caller's ctx can end but
 	// that have no watch on it: queued with room for them, behind a runner
 	// being woken (submit); watched if a drain finds no room left
@@ -451,6 +454,9 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 		// held there until one ends (WithPrefetch): it starts when the
 		// worker says so (Started).
 		rj.ahead = c.cfg.prefetch > 0 && int(w.load.Load()) > w.cap-c.cfg.prefetch
+		if rj.ahead {
+			c.prefetched++
+		}
 	}
 	if t.ob() != nil && !t.rjob().isAhead() { // before the state: a Cancel may end it once running
 		c.observeStarted(t, w)

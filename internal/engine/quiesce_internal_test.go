@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,20 +24,23 @@ import (
 // found the unwatched count's drift in a few dozen rounds.
 
 // waitCoreIdle waits until ex's core holds nothing: no work queued,
-// running or sent, no shared watch armed, no work counted as queued
-// unwatched; it fails the test naming what is left.
+// running, sent or sent ahead, no shared watch armed, no work counted as
+// queued unwatched; it fails the test naming what is left.
 func waitCoreIdle(t *testing.T, ex *Executor, round int) {
 	t.Helper()
 	c := ex.c
-	state := func() (unwatched, queued, watches, jobs int, running int64) {
+	state := func() (unwatched, queued, watches, jobs, ahead int, running int64) {
 		c.mu.Lock()
 		defer c.unlock()
-		return c.unwatched, c.queue.len(), len(c.shared.byDone), len(c.jobs), c.running.Load()
+		return c.unwatched, c.queue.len(), len(c.shared.byDone), len(c.jobs), c.prefetched, c.running.Load()
 	}
-	idle := func() bool { u, q, s, j, r := state(); return u == 0 && q == 0 && s == 0 && j == 0 && r == 0 }
+	idle := func() bool {
+		u, q, s, j, a, r := state()
+		return u == 0 && q == 0 && s == 0 && j == 0 && a == 0 && r == 0
+	}
 	if !waitUntil(idle, 5*time.Second) {
-		u, q, s, j, r := state()
-		t.Fatalf("round %d: once every future ended the core still counts %d works queued unwatched, %d queued, %d shared watches armed, %d jobs sent, %d running; want none", round, u, q, s, j, r)
+		u, q, s, j, a, r := state()
+		t.Fatalf("round %d: once every future ended the core still counts %d works queued unwatched, %d queued, %d shared watches armed, %d jobs sent, %d sent ahead, %d running; want none", round, u, q, s, j, a, r)
 	}
 }
 
@@ -254,9 +258,21 @@ func TestMixedCallsLeaveTheCoreClean(t *testing.T) {
 // their answer; then nothing may be left.
 func TestRemoteCallsLeaveTheCoreClean(t *testing.T) {
 	const rounds, submitters, each = 60, 3, 40
+	var sawAhead atomic.Bool
+	defer func() {
+		if !t.Failed() && !sawAhead.Load() {
+			t.Error("no work was ever sent ahead: the prefetch rounds test nothing")
+		}
+	}()
 	for round := range rounds {
 		tr := &handTransport{}
-		ex := startOver(t, tr)
+		var opts []Option
+		if round%2 == 1 {
+			// Half the works are sent ahead of a free slot, and the
+			// worker says most of them started before it answers.
+			opts = []Option{WithMaxWorksPerWorker(4), WithPrefetch(4)}
+		}
+		ex := startOver(t, tr, opts...)
 		w := &Work[int, int]{name: "quiesce"}
 		stopAnswering, answererDone := make(chan struct{}), make(chan struct{})
 		go func() {
@@ -265,6 +281,16 @@ func TestRemoteCallsLeaveTheCoreClean(t *testing.T) {
 			for {
 				select {
 				case id := <-tr.w.jobs:
+					st := ex.Stats()
+					if st.Prefetched > st.Running || st.Prefetched < 0 {
+						t.Errorf("round %d: Stats.Prefetched %d with %d running", round, st.Prefetched, st.Running)
+					}
+					if st.Prefetched > 0 {
+						sawAhead.Store(true)
+					}
+					if rng.IntN(4) != 0 {
+						tr.sink.Started(tr.w, []uint64{id})
+					}
 					if rng.IntN(3) == 0 {
 						answerCanceled(tr, id)
 					} else {

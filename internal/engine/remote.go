@@ -80,7 +80,7 @@ func (c *core) sendLocked(w *worker, t *task) {
 // which has one already, comes first. Under core.mu.
 func (c *core) startedLocked(t *task) {
 	rj := t.rjob()
-	rj.ahead = false
+	c.notAheadLocked(rj)
 	if t.state.Load() != stRunning {
 		// Cancelled meanwhile: its future ended (WorkFinished has been
 		// reported), and the cancel's kill grace stands.
@@ -100,6 +100,15 @@ func (c *core) startedLocked(t *task) {
 		rj.killTimer.Stop()
 	}
 	rj.killTimer = c.armKill(t, d+c.cfg.killGrace, "ran past its deadline")
+}
+
+// notAheadLocked clears rj's ahead mark as its job starts or leaves the
+// job table, counting it out of c.prefetched. Under core.mu.
+func (c *core) notAheadLocked(rj *remoteJob) {
+	if rj.ahead {
+		rj.ahead = false
+		c.prefetched--
+	}
 }
 
 // isAhead reports whether rj, nil for an in-process task, waits to start

@@ -138,6 +138,7 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 			continue // a late answer for a job already failed or retried
 		}
 		delete(c.jobs, r.ID)
+		c.notAheadLocked(t.rjob())
 		if neverStarted(r.Items) && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {
 			// The worker was shutting down and did not run it: it goes back
 			// to the head of the queue, without using up a retry.
@@ -226,6 +227,7 @@ func (c *core) Lost(conn xport.Worker, cause error) {
 	for i := len(held) - 1; i >= 0; i-- { // backwards, so retried works keep their order at the head
 		t := held[i]
 		delete(c.jobs, t.rjob().job.ID)
+		c.notAheadLocked(t.rjob())
 		c.stopTimers(t)
 		c.releaseLocked(w, t)
 		if t.retries > 0 && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {

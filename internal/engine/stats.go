@@ -26,6 +26,10 @@ type Stats struct {
 	// Running is the number of works holding a worker slot, counting
 	// those sent to a worker ahead of a free slot (WithPrefetch).
 	Running int
+	// Prefetched is how many of those Running works were sent ahead of a
+	// free slot (WithPrefetch) and have not started on their worker yet,
+	// as far as the executor has heard: held there, or just sent.
+	Prefetched int
 	// Completed, Failed and Cancelled total the outcomes of dispatched
 	// works, on removed slots too; Cancelled also counts works cancelled
 	// while queued.
@@ -66,7 +70,8 @@ func (ex *Executor) Stats() Stats {
 	c.mu.Lock()
 	defer c.unlock()
 	s := Stats{
-		Size: c.sizeLocked(), Queued: c.queue.len(), Running: int(c.running.Load()), Restarts: c.restarts.Load(),
+		Size: c.sizeLocked(), Queued: c.queue.len(), Running: int(c.running.Load()), Prefetched: c.prefetched,
+		Restarts: c.restarts.Load(),
 		ScaleUps: c.scaleUps.Load(), ScaleDowns: c.scaleDowns.Load(),
 		Completed: c.goneCompleted, Failed: c.goneFailed, Cancelled: c.goneCancelled,
 	}
