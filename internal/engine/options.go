@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"time"
 )
@@ -104,6 +105,10 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 			return cfg, fmt.Errorf("aplex: WithPoolSize and WithAutoscale do not combine: the autoscaler sizes the pool")
 		}
 		cfg.poolSize = cfg.autoscale.min
+	}
+	if cfg.prefetch > 0 && cfg.maxWorksPerWorker > math.MaxInt32 {
+		// The slots travel in a Run (wire.Run.Slots), as 32 bits.
+		return cfg, fmt.Errorf("aplex: WithPrefetch needs WithMaxWorksPerWorker at most %d, not %d", math.MaxInt32, cfg.maxWorksPerWorker)
 	}
 	if kind != kindThread && cfg.workerInit != nil {
 		return cfg, fmt.Errorf("aplex: WithWorkerInit applies to in-process (thread) executors only; a %s worker runs in another process: use aplex.RegisterWorkerInit", kind)

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"io"
+	"math"
 	"time"
 )
 
@@ -117,6 +118,9 @@ func WithPrefetch(n int) Option {
 	return remoteOption("WithPrefetch", func(c *config) error {
 		if n < 0 {
 			return fmt.Errorf("aplex: WithPrefetch(%d): must not be negative", n)
+		}
+		if n > math.MaxInt32 {
+			return fmt.Errorf("aplex: WithPrefetch(%d): at most %d", n, math.MaxInt32)
 		}
 		c.prefetch = n
 		return nil
