@@ -87,7 +87,7 @@ func TestPrefetchHeldWorkDeadlineCountsFromItsStart(t *testing.T) {
 	sent := time.Now()
 	late := mustSubmit(t, ex, pDeadlineLeft, 0, aplex.Deadline(d))
 	waitFor(t, "the held work to wait longer than its deadline", func() bool { return time.Since(sent) > 2*d })
-	if n := len(startedOf(rec, "test.deadline-left")); n != 0 {
+	if n := len(rec.WorksOf(aplex.WorkStarted, "test.deadline-left")); n != 0 {
 		t.Errorf("%d WorkStarted events for the held work before any slot freed, want 0", n)
 	}
 	release(t, dir)
@@ -98,7 +98,7 @@ func TestPrefetchHeldWorkDeadlineCountsFromItsStart(t *testing.T) {
 	if left <= 0 || left > int(d/time.Millisecond) {
 		t.Errorf("the held work started with %d ms left, want (0, %d]", left, d/time.Millisecond)
 	}
-	starts := startedOf(rec, "test.deadline-left")
+	starts := rec.WorksOf(aplex.WorkStarted, "test.deadline-left")
 	if len(starts) != 1 || starts[0].QueueWait < 2*d {
 		t.Errorf("WorkStarted events of the held work: %+v, want one, after a QueueWait of at least %v", starts, 2*d)
 	}
@@ -137,17 +137,6 @@ func TestPrefetchHeldWorkCallerDeadlineEndsItWithoutAKill(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "started-z")); !os.IsNotExist(err) {
 		t.Errorf("the held work ran after its deadline (stat: %v)", err)
 	}
-}
-
-// startedOf returns rec's WorkStarted events of the work named name.
-func startedOf(rec *obstest.Recorder, name string) []aplex.WorkEvent {
-	var out []aplex.WorkEvent
-	for _, e := range rec.Works(aplex.WorkStarted) {
-		if e.Work == name {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 func TestPrefetchHeldWorksFailWithTheirWorker(t *testing.T) {

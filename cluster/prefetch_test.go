@@ -57,26 +57,15 @@ func TestPrefetchHeldWorkDeadlineCountsFromItsStartOnAClusterWorker(t *testing.T
 	sent := time.Now()
 	w := submit(t, ex, whoami, time.Duration(0), aplex.Deadline(d)) // held behind a
 	waitFor(t, 5*time.Second, "the held work to wait longer than its deadline", func() bool { return time.Since(sent) > 2*d })
-	if n := len(workStarted(rec, "cluster.whoami")); n != 0 {
+	if n := len(rec.WorksOf(aplex.WorkStarted, "cluster.whoami")); n != 0 {
 		t.Errorf("%d WorkStarted events for the held work before its slot freed, want 0", n)
 	}
 	a.Cancel()
 	if _, err := get(t, w); err != nil {
 		t.Fatalf("held work with Deadline(%v): %v, want its deadline counted from its start", d, err)
 	}
-	starts := workStarted(rec, "cluster.whoami")
+	starts := rec.WorksOf(aplex.WorkStarted, "cluster.whoami")
 	if len(starts) != 1 || starts[0].QueueWait < 2*d {
 		t.Errorf("WorkStarted events of the held work: %+v, want one, after a QueueWait of at least %v", starts, 2*d)
 	}
-}
-
-// workStarted returns rec's WorkStarted events of the work named name.
-func workStarted(rec *obstest.Recorder, name string) []aplex.WorkEvent {
-	var out []aplex.WorkEvent
-	for _, e := range rec.Works(aplex.WorkStarted) {
-		if e.Work == name {
-			out = append(out, e)
-		}
-	}
-	return out
 }

@@ -68,6 +68,17 @@ func (r *Recorder) Works(kind aplex.WorkEventKind) []aplex.WorkEvent {
 	return out
 }
 
+// WorksOf returns the work events so far of one kind and one work name.
+func (r *Recorder) WorksOf(kind aplex.WorkEventKind, work string) []aplex.WorkEvent {
+	var out []aplex.WorkEvent
+	for _, e := range r.Works(kind) {
+		if e.Work == work {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // Workers returns the worker events so far, optionally of one kind only.
 func (r *Recorder) Workers(kind aplex.WorkerEventKind) []aplex.WorkerEvent {
 	r.mu.Lock()
