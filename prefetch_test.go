@@ -107,6 +107,42 @@ func TestPrefetchHeldWorkDeadlineCountsFromItsStart(t *testing.T) {
 	}
 }
 
+// TestPrefetchHeldWorkIgnoringItsDeadlineIsKilledFromItsStart: the kill
+// that enforces a Deadline(d) on a work that ignores it counts from the
+// work's start too: held for longer than d plus the kill grace, the work
+// costs its worker nothing; started, it does, d plus the grace later.
+func TestPrefetchHeldWorkIgnoringItsDeadlineIsKilledFromItsStart(t *testing.T) {
+	const d, grace = 50 * time.Millisecond, 100 * time.Millisecond
+	ex, dir, fs := prefetched(t, aplex.WithKillGrace(grace))
+	pid := ex.Stats().Workers[0].PID
+	fs[3].Cancel() // leaves one held place for the stubborn work
+	waitFor(t, "the worker to answer the cancelled held work", func() bool { return ex.Stats().Running == 3 })
+	marker := filepath.Join(dir, "stubborn")
+	sent := time.Now()
+	late := mustSubmit(t, ex, pStubborn, marker, aplex.Deadline(d)) // held behind two, beside one
+	if st := ex.Stats(); st.Prefetched != 2 {
+		t.Fatalf("Stats.Prefetched = %d, want 2 (c, and the stubborn work)", st.Prefetched)
+	}
+	waitFor(t, "the held work to wait past its deadline and the kill grace", func() bool { return time.Since(sent) > 3*(d+grace) })
+	if p := ex.Stats().Workers[0].PID; p != pid || late.Cancelled() {
+		t.Fatalf("worker pid %d (was %d): the held work's Deadline(d) killed it before the work started", p, pid)
+	}
+	select {
+	case <-late.Done():
+		t.Fatalf("the held work ended before it started: %v", late.Err())
+	default:
+	}
+	release(t, dir)
+	_, err := late.Get(ctxT(t))
+	var we *aplex.WorkerError
+	if !errors.As(err, &we) || we.PID != pid {
+		t.Fatalf("a started work ignoring its Deadline(%v): %v, want its worker (pid %d) killed", d, err, pid)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the work was killed before it started: %v", err)
+	}
+}
+
 // TestPrefetchHeldWorkCallerDeadlineEndsItWithoutAKill: the caller's own
 // deadline holds a held work, which ends without running as it passes.
 // The slots stay busy until the held work has ended: were it answered

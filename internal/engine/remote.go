@@ -27,11 +27,14 @@ func (c *core) sendLocked(w *worker, t *task) {
 	// Deadline(d) from the work's start, which for a work held there
 	// (ahead) is later than its arrival; past the kill grace, this side
 	// enforces them by killing the worker.
-	rj.job.Timeout, rj.job.Limit, rj.job.Ahead = 0, t.deadlineD(), rj.ahead
+	d := t.deadlineD()
+	rj.job.Timeout, rj.job.Limit, rj.job.Ahead = 0, d, rj.ahead
 	pd, has := t.parent.Deadline()
+	var left time.Duration
 	if has {
-		rj.job.Timeout = time.Until(pd)
-		if rj.job.Timeout <= 0 {
+		left = time.Until(pd)
+		rj.job.Timeout = left
+		if left <= 0 {
 			rj.job.Timeout = -1 // passed already; 0 would mean none
 		}
 	}
@@ -41,16 +44,14 @@ func (c *core) sendLocked(w *worker, t *task) {
 	// it past the kill grace (cancelRemote), the same instant. A timer per
 	// work cost works submitted under a request's timeout two allocations
 	// and a third of their throughput. A Deadline(d) that comes first
-	// needs one; a work held ahead gets it once it starts (started).
-	if left, ok, parents := t.timeLeft(); ok && (!parents || !t.parentWatched()) {
-		if rj.ahead && !parents {
-			// Until it starts, only the caller's deadline holds it.
-			if has && !t.parentWatched() {
-				rj.killTimer = c.armKill(t, max(time.Until(pd), 0)+c.cfg.killGrace, "ran past its deadline")
-			}
-		} else {
-			rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
-		}
+	// needs one, from now, unless the work is sent ahead: then from its
+	// start (startedLocked), and until then only the caller's deadline
+	// holds it.
+	switch {
+	case d > 0 && (!has || d < left) && !rj.ahead:
+		rj.killTimer = c.armKill(t, d+c.cfg.killGrace, "ran past its deadline")
+	case has && !t.parentWatched():
+		rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
 	}
 	rj.send[0] = &rj.job
 	rj.on.Store(w)
@@ -114,22 +115,6 @@ func (c *core) notAheadLocked(rj *remoteJob) {
 // isAhead reports whether rj, nil for an in-process task, waits to start
 // on its worker. Under core.mu.
 func (rj *remoteJob) isAhead() bool { return rj != nil && rj.ahead }
-
-// timeLeft returns the time left until t's effective deadline, the earlier
-// of the caller's ctx deadline and the call's Deadline(d) counted from now;
-// false if it has neither. parents says the deadline is the caller's ctx's.
-// A work in this process gets the same deadline from its ctx
-// (workCtx.Deadline).
-func (t *task) timeLeft() (left time.Duration, ok, parents bool) {
-	pd, has := t.parent.Deadline()
-	if has {
-		left = time.Until(pd)
-	}
-	if d := t.deadlineD(); d > 0 && (!has || d < left) {
-		return d, true, false
-	}
-	return left, has, has
-}
 
 // parentWatched reports whether a watch cancels t as its caller's ctx
 // ends: its own or a shared one (t.watch), or, for a Map's chunk, the
