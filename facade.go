@@ -650,12 +650,12 @@ func WithPrefetch(n int) Option {
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op round trip through
-// Submit and Get takes 41.0 µs (±18 %) and 6 allocations (a raw pipe
-// ping-pong with the same child and the same system calls: 32.1 µs;
-// go-plugin's net/rpc: 193 µs): the Get reads its worker's pipe itself and
+// Submit and Get takes 36.8 µs (±42 %) and 6 allocations (a raw pipe
+// ping-pong with the same child and the same system calls: 28.5 µs;
+// go-plugin's net/rpc: 169 µs): the Get reads its worker's pipe itself and
 // the Submit writes its job itself, with no goroutine hand-off; the default
-// pool of 2 workers runs 559 k no-op works/s submitted then collected, 440 k
-// with Map and 2.69 M with Map and ChunkSize(100). Ship
+// pool of 2 workers runs 588 k no-op works/s submitted then collected, 390 k
+// with Map and 2.77 M with Map and ChunkSize(100). Ship
 // works of a millisecond or more, or chunk them. Process workers need
 // Linux or another Unix; see the package doc for what differs outside
 // Linux.
@@ -762,15 +762,15 @@ type WorkerStats = engine.WorkerStats
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op work submitted, then
-// collected, on a thread executor at its default capacity takes 0.31 µs
-// (±17 %), 1 allocation (176 bytes for an int work), where a goroutine per
+// collected, on a thread executor at its default capacity takes 0.30 µs
+// (±3 %), 1 allocation (176 bytes for an int work), where a goroutine per
 // work behind a semaphore takes 0.94 µs in the same runs (a slow spell of
-// the machine; 0.39 µs in a fast one) and workerpool 0.59 µs; one work at
+// the machine; 0.39 µs in a fast one) and workerpool 0.60 µs; one work at
 // a time, Submit then Get, takes about 0.75 µs, beside busy goroutines
-// too; on a process executor one round trip takes 41.0 µs (±18 %) and 6
+// too; on a process executor one round trip takes 36.8 µs (±42 %) and 6
 // allocations (a raw pipe ping-pong with the same child and the same
-// system calls: 32.1 µs; go-plugin's net/rpc: 193 µs), and works
-// submitted then collected run at 559 k works/s with 2 allocations each, as
+// system calls: 28.5 µs; go-plugin's net/rpc: 169 µs), and works
+// submitted then collected run at 588 k works/s with 2 allocations each, as
 // many under a ctx that can end or has a deadline: the works submitted
 // under one ctx share one watch on it.
 func Submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, opts ...CallOption) (*Future[R], error) {

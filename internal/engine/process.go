@@ -22,12 +22,12 @@ import (
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op round trip through
-// Submit and Get takes 41.0 µs (±18 %) and 6 allocations (a raw pipe
-// ping-pong with the same child and the same system calls: 32.1 µs;
-// go-plugin's net/rpc: 193 µs): the Get reads its worker's pipe itself and
+// Submit and Get takes 36.8 µs (±42 %) and 6 allocations (a raw pipe
+// ping-pong with the same child and the same system calls: 28.5 µs;
+// go-plugin's net/rpc: 169 µs): the Get reads its worker's pipe itself and
 // the Submit writes its job itself, with no goroutine hand-off; the default
-// pool of 2 workers runs 559 k no-op works/s submitted then collected, 440 k
-// with Map and 2.69 M with Map and ChunkSize(100). Ship
+// pool of 2 workers runs 588 k no-op works/s submitted then collected, 390 k
+// with Map and 2.77 M with Map and ChunkSize(100). Ship
 // works of a millisecond or more, or chunk them. Process workers need
 // Linux or another Unix; see the package doc for what differs outside
 // Linux.
