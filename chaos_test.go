@@ -145,18 +145,22 @@ const (
 
 func TestChaosKillStorm(t *testing.T) {
 	cases := []struct {
-		name    string
-		useMap  bool
-		retries int
+		name     string
+		useMap   bool
+		retries  int
+		prefetch int // WithPrefetch: works held by a worker die with it too
 	}{
-		{"Submit", false, 0},
-		{"Submit with Retry", false, chaosKills},
-		{"Map", true, 0},
-		{"Map with Retry", true, chaosKills},
+		{"Submit", false, 0, 0},
+		{"Submit with Retry", false, chaosKills, 0},
+		{"Map", true, 0, 0},
+		{"Map with Retry", true, chaosKills, 0},
+		{"Submit with Retry and prefetch", false, chaosKills, chaosCap},
+		{"Map with prefetch", true, 0, chaosCap},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ex := newProcess(t, aplex.WithPoolSize(chaosPool), aplex.WithMaxWorksPerWorker(chaosCap), aplex.WithWorkerOutput(io.Discard))
+			ex := newProcess(t, aplex.WithPoolSize(chaosPool), aplex.WithMaxWorksPerWorker(chaosCap), aplex.WithPrefetch(tc.prefetch),
+				aplex.WithWorkerOutput(io.Discard))
 			log := t.TempDir() + "/attempts"
 			// Generous: a hung future fails the test, it does not hang it.
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -265,7 +269,7 @@ func poolRecovers(t *testing.T, ex *aplex.Executor) {
 				pids = append(pids, w.PID)
 			}
 		}
-		return len(pids) == chaosPool && st.Running == 0 && st.Queued == 0
+		return len(pids) == chaosPool && st.Running == 0 && st.Queued == 0 && st.Prefetched == 0
 	})
 	// Round robin over an idle pool: 4 works per worker reach every one.
 	seen := map[int]bool{}
