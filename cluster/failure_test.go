@@ -140,15 +140,19 @@ func TestServerRestart(t *testing.T) {
 		name    string
 		timeout time.Duration
 		outage  time.Duration
+		opts    []aplex.Option
 	}{
-		{"short outage", 2 * time.Second, 300 * time.Millisecond},
-		{"long outage", testTimeout, 2 * testTimeout},
+		{"short outage", 2 * time.Second, 300 * time.Millisecond, []aplex.Option{aplex.WithMaxWorksPerWorker(8)}},
+		{"long outage", testTimeout, 2 * testTimeout, []aplex.Option{aplex.WithMaxWorksPerWorker(8)}},
+		// Fewer slots than the works in flight: works are held by the
+		// workers through the outage (resent, answered or lost with them).
+		{"short outage, prefetch", 2 * time.Second, 300 * time.Millisecond, []aplex.Option{aplex.WithMaxWorksPerWorker(2), aplex.WithPrefetch(4)}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testServerRestart(t, tc.timeout, tc.outage) })
+		t.Run(tc.name, func(t *testing.T) { testServerRestart(t, tc.timeout, tc.outage, tc.opts...) })
 	}
 }
 
-func testServerRestart(t *testing.T, timeout, outage time.Duration) {
+func testServerRestart(t *testing.T, timeout, outage time.Duration, opts ...aplex.Option) {
 	port := freePort(t)
 	var restarted *server.Server
 	t.Cleanup(func() { // last: the workers and the executor leave through it
@@ -161,8 +165,8 @@ func testServerRestart(t *testing.T, timeout, outage time.Duration) {
 	url := srv.ClientURL()
 	spawnWorker(t, url, "restart", "r0")
 	spawnWorker(t, url, "restart", "r1")
-	ex := newExecutor(t, cluster.WithURL(url), cluster.WithPool("restart"), aplex.WithPoolSize(2),
-		aplex.WithHeartbeatTimeout(timeout), aplex.WithMaxWorksPerWorker(8))
+	ex := newExecutor(t, append([]aplex.Option{cluster.WithURL(url), cluster.WithPool("restart"), aplex.WithPoolSize(2),
+		aplex.WithHeartbeatTimeout(timeout)}, opts...)...)
 	ctx := context.Background()
 
 	journal := filepath.Join(t.TempDir(), "journal")
@@ -248,6 +252,12 @@ func testServerRestart(t *testing.T, timeout, outage time.Duration) {
 	if _, err := get(t, f); err != nil {
 		t.Errorf("after the restart: %v", err)
 	}
+	// Every future ended: nothing stays counted (a slot is freed as its
+	// result is handled, which may follow the future's end by a moment).
+	waitFor(t, 5*time.Second, "Stats to count nothing running, queued or prefetched", func() bool {
+		st := ex.Stats()
+		return st.Running == 0 && st.Queued == 0 && st.Prefetched == 0
+	})
 }
 
 // recordArg asks record to note ID in the file at Path.
