@@ -648,3 +648,112 @@ func TestGetsThatTimeOutLeaveTheCoreClean(t *testing.T) {
 		}
 	}, nil)
 }
+
+// TestObserverSeesEachPrefetchedWorkInOrder: on a remote executor with a
+// prefetch, whose worker reports most starts (Started) before it answers,
+// some after a Cancel or the end of the caller's ctx, every work gets
+// WorkQueued, at most one WorkStarted, then one WorkFinished whose Outcome
+// says how its future ended: a start heard after the future ended is not
+// reported.
+func TestObserverSeesEachPrefetchedWorkInOrder(t *testing.T) {
+	const rounds, submitters, steps = 40, 3, 40
+	for round := range rounds {
+		ob := &seqObserver{seqs: map[int][]WorkEvent{}}
+		tr := &handTransport{}
+		ex := startOver(t, tr, WithMaxWorksPerWorker(3), WithPrefetch(3), WithObserver(ob))
+		w := &Work[int, int]{name: "observed"}
+		stopAnswering, answererDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(answererDone)
+			rng := rand.New(rand.NewPCG(uint64(round), 7))
+			var started []uint64 // received, not answered yet
+			lateStart := map[uint64]bool{}
+			answer := func(id uint64) {
+				if lateStart[id] {
+					// Its start heard only now: its future may have
+					// ended meanwhile (a Cancel, its caller's ctx).
+					delete(lateStart, id)
+					tr.sink.Started(tr.w, []uint64{id})
+				}
+				if rng.IntN(3) == 0 {
+					answerCanceled(tr, id)
+				} else {
+					answerOK(t, tr, id)
+				}
+			}
+			for {
+				select {
+				case id := <-tr.w.jobs:
+					switch rng.IntN(4) {
+					case 0, 1:
+						tr.sink.Started(tr.w, []uint64{id})
+					case 2:
+						lateStart[id] = true
+					}
+					// Answer some later, so that Cancels and ctx ends
+					// come between a start and its answer.
+					if started = append(started, id); len(started) > 2 || rng.IntN(2) == 0 {
+						answer(started[0])
+						started = started[1:]
+					}
+				case <-time.After(time.Millisecond):
+					for _, id := range started {
+						answer(id)
+					}
+					started = started[:0]
+				case <-stopAnswering:
+					for _, id := range started {
+						answer(id)
+					}
+					return
+				}
+			}
+		}()
+		var mu sync.Mutex
+		futures := map[int]*Future[int]{}
+		runSubmitters(round, submitters, func(s submitter) {
+			ctx := s.cs.next()
+			var fs []*Future[int]
+			for i := range steps {
+				switch r := s.rng.IntN(20); {
+				case r < 15:
+					id := s.g*1000 + i
+					f, err := Submit(context.WithValue(ctx, obsID{}, id), ex, w, i)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					futures[id] = f
+					mu.Unlock()
+					fs = append(fs, f)
+				case r < 17:
+					ctx = s.cs.next()
+				default:
+					if len(fs) > 0 {
+						fs[s.rng.IntN(len(fs))].Cancel()
+					}
+				}
+			}
+			for _, f := range fs {
+				<-f.Done()
+			}
+		})
+		waitCoreIdle(t, ex, round)
+		close(stopAnswering)
+		<-answererDone
+		ids := slices.Collect(maps.Keys(futures))
+		waitUntil(func() bool { return ob.ended(ids) }, 2*time.Second)
+		ob.mu.Lock()
+		for id, f := range futures {
+			checkWorkEvents(t, round, id, f, ob.seqs[id])
+		}
+		ob.mu.Unlock()
+		if err := ex.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
