@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -333,4 +334,50 @@ func TestJobsLeftAtCloseStopTheirWatch(t *testing.T) {
 	if got := ctx.live.Load(); got != 0 {
 		t.Fatalf("%d watches still armed on the caller's ctx after Close failed the job", got)
 	}
+}
+
+// TestStartHeardAsTheFutureIsCancelledIsNotReported: a worker's Started
+// handled while a Cancel ends the same future must not report WorkStarted
+// after WorkFinished, nor write the observer's state of the work while
+// the Cancel's WorkFinished reads it (a data race found by
+// TestObserverSeesEachPrefetchedWorkInOrder under -race: the Started
+// handler checked that the future had not ended, then a shared watch's
+// cancel ended it before the handler reported the start).
+func TestStartHeardAsTheFutureIsCancelledIsNotReported(t *testing.T) {
+	ob := &seqObserver{seqs: map[int][]WorkEvent{}}
+	tr := &handTransport{}
+	ex := startOver(t, tr, WithMaxWorksPerWorker(1), WithPrefetch(1), WithObserver(ob))
+	defer ex.Close()
+	w := &Work[int, int]{name: "raced"}
+	ctx := context.Background()
+	first, err := Submit(ctx, ex, w, 0) // takes the worker's one slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead, err := Submit(context.WithValue(ctx, obsID{}, 1), ex, w, 1) // sent ahead of a free slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstID, aheadID := <-tr.w.jobs, <-tr.w.jobs
+	testHookStartHeard = func(tk *task) {
+		// The future ends now, between the handler's check and its report.
+		go ahead.Cancel()
+		for !tk.finished() {
+			runtime.Gosched()
+		}
+	}
+	defer func() { testHookStartHeard = nil }()
+	tr.sink.Started(tr.w, []uint64{aheadID})
+	testHookStartHeard = nil
+	if !ahead.Cancelled() {
+		t.Fatal("the work sent ahead was not cancelled")
+	}
+	answerCanceled(tr, aheadID)
+	answerOK(t, tr, firstID)
+	if _, err := first.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	checkWorkEvents(t, 0, 1, ahead, ob.seqs[1])
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/aplex-go/aplex/internal/xport"
@@ -246,9 +247,14 @@ func (os observers) ObserveWorker(e WorkerEvent) {
 // taskObs is what a task keeps for its observer, allocated only when the
 // executor has one.
 type taskObs struct {
-	ctx     context.Context // what WorkQueued returned
-	items   int
-	queued  time.Time
+	ctx    context.Context // what WorkQueued returned
+	items  int
+	queued time.Time
+	// mu orders a work's WorkStarted before its WorkFinished and guards
+	// the fields below: a remote work's start may be heard (Started) as
+	// a Cancel ends its future, on another goroutine, without core.mu.
+	mu      sync.Mutex
+	ended   bool // WorkFinished reported: no WorkStarted after it
 	started time.Time
 	worker  string
 	slot    int
@@ -289,10 +295,18 @@ func (c *core) queued(t *task, parent context.Context, items int) context.Contex
 	return ctx
 }
 
-// observeStarted reports t dispatched to w. Under core.mu; the call site
-// checks t.ob() first.
+// observeStarted reports t dispatched to w, or heard to start there (a
+// work sent ahead: startedLocked), unless its WorkFinished has been
+// reported. Under core.mu; the call site checks t.ob() first. The event
+// is reported under o.mu, which observeFinished takes before its own:
+// observers do not call the executor, so they cannot take it again.
 func (c *core) observeStarted(t *task, w *worker) {
 	o := t.ob()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ended {
+		return
+	}
 	o.started = time.Now()
 	o.worker, o.slot, o.pid = w.name, w.slot, int(w.stats.pid.Load())
 	o.attempt++
@@ -329,12 +343,15 @@ func (c *core) observeFinished(t *task, err error, cancelled, rejected bool) {
 			}
 		}
 	}
+	o.mu.Lock()
+	o.ended = true
 	if o.attempt > 0 {
 		e.Worker, e.Slot, e.PID, e.Attempt = o.worker, o.slot, o.pid, o.attempt
 		e.QueueWait, e.RunTime = o.started.Sub(o.queued), now.Sub(o.started)
 	} else {
 		e.QueueWait = now.Sub(o.queued)
 	}
+	o.mu.Unlock()
 	c.obs.ObserveWork(o.ctx, e)
 }
 

@@ -87,6 +87,9 @@ func (c *core) startedLocked(t *task) {
 		// reported), and the cancel's kill grace stands.
 		return
 	}
+	if testHookStartHeard != nil {
+		testHookStartHeard(t)
+	}
 	if t.ob() != nil {
 		c.observeStarted(t, t.w)
 	}
@@ -102,6 +105,11 @@ func (c *core) startedLocked(t *task) {
 	}
 	rj.killTimer = c.armKill(t, d+c.cfg.killGrace, "ran past its deadline")
 }
+
+// testHookStartHeard, set by tests before the executor starts, is called
+// by startedLocked once it has found t still running, under core.mu: a
+// Cancel may still end t before its WorkStarted is reported.
+var testHookStartHeard func(t *task)
 
 // notAheadLocked clears rj's ahead mark as its job starts or leaves the
 // job table, counting it out of c.prefetched. Under core.mu.
