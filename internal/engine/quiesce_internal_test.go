@@ -417,6 +417,40 @@ func (o *seqObserver) ended(ids []int) bool {
 	return true
 }
 
+// observedCalls is the body of a submitting goroutine of the observer
+// tests: it submits works (submit: Submit or TrySubmit, ErrFull allowed)
+// tagged with their id (obsID) under its caller's ctx, ends that ctx now
+// and then, cancels some, and waits for its futures; record keeps each
+// work's future by id (nil: refused).
+func (s submitter) observedCalls(t *testing.T, steps int, submit func(ctx context.Context, i int) (*Future[int], error), record func(id int, f *Future[int])) {
+	ctx := s.cs.next()
+	var fs []*Future[int]
+	for i := range steps {
+		switch r := s.rng.IntN(20); {
+		case r < 14:
+			id := s.g*1000 + i
+			f, err := submit(context.WithValue(ctx, obsID{}, id), i)
+			if err != nil && !errors.Is(err, ErrFull) {
+				t.Error(err)
+				return
+			}
+			record(id, f)
+			if f != nil {
+				fs = append(fs, f)
+			}
+		case r < 16:
+			ctx = s.cs.next()
+		default:
+			if len(fs) > 0 {
+				fs[s.rng.IntN(len(fs))].Cancel()
+			}
+		}
+	}
+	for _, f := range fs {
+		<-f.Done()
+	}
+}
+
 // TestObserverSeesEachWorkInOrderUnderConcurrency: TrySubmits (some
 // refused by a bounded queue, some with a Deadline), Cancels and ctx ends
 // from several goroutines, on an observed goroutine executor; every work
@@ -441,38 +475,17 @@ func TestObserverSeesEachWorkInOrderUnderConcurrency(t *testing.T) {
 		return newShapedExecutor(t, round, true, WithObserver(ob))
 	}
 	threadRounds(t, 80, 3, observed, func(ex *Executor, s submitter) {
-		ctx := s.cs.next()
-		var fs []*Future[int]
-		for i := range steps {
-			switch r := s.rng.IntN(20); {
-			case r < 14:
-				var co []CallOption
-				if s.rng.IntN(6) == 0 {
-					co = append(co, Deadline(time.Duration(1+s.rng.IntN(200))*time.Microsecond))
-				}
-				id := s.g*1000 + i
-				f, err := TrySubmit(context.WithValue(ctx, obsID{}, id), ex, w, i, co...)
-				if err != nil && !errors.Is(err, ErrFull) {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				futures[id] = f
-				mu.Unlock()
-				if f != nil {
-					fs = append(fs, f)
-				}
-			case r < 16:
-				ctx = s.cs.next()
-			default:
-				if len(fs) > 0 {
-					fs[s.rng.IntN(len(fs))].Cancel()
-				}
+		s.observedCalls(t, steps, func(ctx context.Context, i int) (*Future[int], error) {
+			var co []CallOption
+			if s.rng.IntN(6) == 0 {
+				co = append(co, Deadline(time.Duration(1+s.rng.IntN(200))*time.Microsecond))
 			}
-		}
-		for _, f := range fs {
-			<-f.Done()
-		}
+			return TrySubmit(ctx, ex, w, i, co...)
+		}, func(id int, f *Future[int]) {
+			mu.Lock()
+			futures[id] = f
+			mu.Unlock()
+		})
 	}, func(_ *Executor, round int) {
 		// WorkFinished comes before its future ends, but the last events
 		// may still be on their way: wait until every work has its end.
@@ -712,32 +725,13 @@ func TestObserverSeesEachPrefetchedWorkInOrder(t *testing.T) {
 		var mu sync.Mutex
 		futures := map[int]*Future[int]{}
 		runSubmitters(round, submitters, func(s submitter) {
-			ctx := s.cs.next()
-			var fs []*Future[int]
-			for i := range steps {
-				switch r := s.rng.IntN(20); {
-				case r < 15:
-					id := s.g*1000 + i
-					f, err := Submit(context.WithValue(ctx, obsID{}, id), ex, w, i)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					mu.Lock()
-					futures[id] = f
-					mu.Unlock()
-					fs = append(fs, f)
-				case r < 17:
-					ctx = s.cs.next()
-				default:
-					if len(fs) > 0 {
-						fs[s.rng.IntN(len(fs))].Cancel()
-					}
-				}
-			}
-			for _, f := range fs {
-				<-f.Done()
-			}
+			s.observedCalls(t, steps, func(ctx context.Context, i int) (*Future[int], error) {
+				return Submit(ctx, ex, w, i)
+			}, func(id int, f *Future[int]) {
+				mu.Lock()
+				futures[id] = f
+				mu.Unlock()
+			})
 		})
 		waitCoreIdle(t, ex, round)
 		close(stopAnswering)
