@@ -75,10 +75,11 @@ func (c *core) sendLocked(w *worker, t *task) {
 	}
 }
 
-// started handles a worker's word that t, sent ahead of a free slot, has
-// started: WorkStarted fires now, and its Deadline(d), counted by the
-// worker from now, gets its kill timer, unless the caller's deadline,
-// which has one already, comes first. Under core.mu.
+// startedLocked handles a worker's word that t, sent ahead of a free
+// slot, has started: WorkStarted fires now, and its Deadline(d), counted
+// by the worker from now, gets its kill timer, unless the caller's
+// deadline, enforced already (its watch, or the timer sendLocked armed),
+// comes first. Under core.mu.
 func (c *core) startedLocked(t *task) {
 	rj := t.rjob()
 	c.notAheadLocked(rj)

@@ -13,8 +13,8 @@ import (
 // header: tests use it to see which goroutine ran a work.
 func GoroutineID() int {
 	var buf [64]byte
-	s := strings.TrimPrefix(string(buf[:runtime.Stack(buf[:], false)]), "goroutine ")
-	id, _ := strconv.Atoi(s[:strings.IndexByte(s, ' ')])
+	header, _, _ := strings.Cut(string(buf[:runtime.Stack(buf[:], false)]), "\n")
+	id, _ := blockedHeader(header) // the header alone: its state is "running"
 	return id
 }
 
