@@ -175,7 +175,9 @@
 // again every job it still waits for, marked as a resend. The worker skips
 // the jobs it is running, answers the ones it finished from memory (the
 // last results per executor, up to 4 MiB), and runs only the ones it can
-// tell it never received. A resent job whose result the worker no longer
+// tell it never received; a job sent ahead of a free slot
+// (aplex.WithPrefetch) that it has started is named started again, since
+// that word may have been lost too. A resent job whose result the worker no longer
 // holds, or which it no longer remembers at all (more jobs finished since
 // than it remembers, or it forgot the executor after two idle minutes),
 // fails with a *aplex.WorkerError saying its result was lost: it ran, or

@@ -3,12 +3,17 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
 	"github.com/aplex-go/aplex/internal/obstest"
+	"github.com/aplex-go/aplex/internal/wire"
 )
 
 // A cluster worker holds the works sent beyond its slots (WithPrefetch):
@@ -68,4 +73,117 @@ func TestPrefetchHeldWorkDeadlineCountsFromItsStartOnAClusterWorker(t *testing.T
 	if len(starts) != 1 || starts[0].QueueWait < 2*d {
 		t.Errorf("WorkStarted events of the held work: %+v, want one, after a QueueWait of at least %v", starts, 2*d)
 	}
+}
+
+// TestResentAheadJobIsNamedStartedAgain: a worker's Started lost in a NATS
+// outage was never sent again (the resend after it answers results from
+// memory, not starts), so its work stayed without WorkStarted and without
+// the kill timer of its Deadline(d). The test plays the executor, on raw
+// NATS, against a real worker: after a Resend Run of two jobs sent ahead
+// and started, one running and one finished, the worker names both
+// started again, each before its result.
+func TestResentAheadJobIsNamedStartedAgain(t *testing.T) {
+	const pool, wid = "resend-started", "w1"
+	srv := startServer(t, 0, nil)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	prefix := "aplex." + pool
+	hellos, err := nc.SubscribeSync(prefix + ".hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := prefix + ".x.fake"
+	replies, err := nc.SubscribeSync(inbox + "." + wid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	spawnWorker(t, srv.ClientURL(), pool, wid)
+	if _, err := hellos.NextMsg(10 * time.Second); err != nil {
+		t.Fatalf("no Hello from the worker: %v", err)
+	}
+	send := func(m wire.Msg) {
+		t.Helper()
+		b, err := wire.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(prefix+".w."+wid, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arg := func(v any) [][]byte {
+		t.Helper()
+		b, err := wire.MarshalValue(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [][]byte{b}
+	}
+	// events reads the worker's messages until the result of job last,
+	// as "S<id>" for a start named and "R<id>" for a result.
+	events := func(last uint64) []string {
+		t.Helper()
+		var out []string
+		for {
+			msg, err := replies.NextMsg(10 * time.Second)
+			if err != nil {
+				t.Fatalf("after %v: %v", out, err)
+			}
+			m, err := wire.Unmarshal(msg.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := m.(type) {
+			case *wire.Started:
+				for _, id := range m.IDs {
+					out = append(out, fmt.Sprintf("S%d", id))
+				}
+			case *wire.Results:
+				for _, r := range m.Results {
+					out = append(out, fmt.Sprintf("R%d", r.ID))
+					if r.ID == last {
+						return out
+					}
+				}
+			default:
+				t.Fatalf("unexpected %v from the worker", m.Kind())
+			}
+		}
+	}
+	jobs := []wire.Job{
+		{ID: 1, Name: block.Name(), Args: arg("resend-started-1"), Ahead: true},
+		{ID: 2, Name: square.Name(), Args: arg(3), Ahead: true},
+	}
+	send(&wire.Run{ReplyTo: inbox, Slots: 2, Jobs: jobs})
+	got := events(2)
+	if !startsBeforeResults(got, 1, 2) {
+		t.Fatalf("first delivery: %v; want S1, S2 and R2, S2 before R2", got)
+	}
+	// The executor heard nothing of that (lost in an outage) and sends
+	// both again; then it cancels job 1.
+	send(&wire.Run{ReplyTo: inbox, Slots: 2, Resend: true, Jobs: jobs})
+	send(&wire.Cancel{ReplyTo: inbox, IDs: []uint64{1}})
+	got = events(1)
+	if !startsBeforeResults(got, 1, 2) {
+		t.Fatalf("after the resend: %v; want S1, S2, R2 and R1, each start before its result", got)
+	}
+}
+
+// startsBeforeResults reports whether events (as TestResentAheadJobIsNamedStartedAgain
+// reads them) name each of ids started, and before its result if any.
+func startsBeforeResults(events []string, ids ...uint64) bool {
+	for _, id := range ids {
+		s := slices.Index(events, fmt.Sprintf("S%d", id))
+		r := slices.Index(events, fmt.Sprintf("R%d", id))
+		if s < 0 || (r >= 0 && r < s) {
+			return false
+		}
+	}
+	return true
 }

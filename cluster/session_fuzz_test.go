@@ -30,6 +30,10 @@ import (
 //     forgotten (its value, its ring entry or the whole session), with
 //     wire.CodeResultLost for every item (whose fate is FateLost: never run
 //     again);
+//   - a Resend Run names as started again exactly the jobs it holds that
+//     were reported started and run still or are answered with their
+//     result (a job answered lost may be named if it was reported
+//     started); a normal Run names none;
 //   - a resent job the worker never saw starts, or, only when the worker
 //     cannot tell it from one it forgot (its session began after the job
 //     was sent, was forgotten, or the ring was overwritten), is answered
@@ -109,6 +113,12 @@ type modelJob struct {
 	items int
 }
 
+// modelBegins reports whether the model reports job id started as it
+// is admitted (as a worker does for a job sent ahead of a free slot that
+// finds one, or takes one later); the others stay unreported, as held
+// jobs and jobs not sent ahead do.
+func modelBegins(id uint64) bool { return id%3 != 0 }
+
 type admissionModel struct {
 	ss       *sessions
 	capacity int
@@ -118,6 +128,7 @@ type admissionModel struct {
 	runs     map[modelKey]int
 	results  map[modelKey]wire.Result // as the worker recorded them
 	newest   map[int]int              // size of each executor's newest result
+	began    map[modelKey]bool        // reported started (modelBegins)
 }
 
 // newAdmissionModel models a worker of capacity whose ring of finished
@@ -130,6 +141,7 @@ func newAdmissionModel(capacity, ring int) *admissionModel {
 		runs:     map[modelKey]int{},
 		results:  map[modelKey]wire.Result{},
 		newest:   map[int]int{},
+		began:    map[modelKey]bool{},
 	}
 	if ring > 0 {
 		m.ss.ringSize = ring + 1 // before any session allocates its ring
@@ -279,7 +291,23 @@ func (m *admissionModel) admit(t *testing.T, e int, run *wire.Run) []wire.Result
 	case fresh && len(jobs) > 0:
 		x.firstID = slices.MinFunc(jobs, func(a, b wire.Job) int { return cmp.Compare(a.ID, b.ID) }).ID
 	}
-	start, again := m.ss.admit(run, m.now)
+	start, again, named := m.ss.admit(run, m.now)
+	isNamed := map[uint64]bool{}
+	for _, id := range named {
+		if isNamed[id] {
+			t.Fatalf("executor %d: job %d named started twice in one admission", e, id)
+		}
+		isNamed[id] = true
+		if !run.Resend {
+			t.Fatalf("executor %d: a normal Run named job %d started", e, id)
+		}
+		if !m.began[modelKey{e, id}] {
+			t.Fatalf("executor %d: job %d named started, never reported so", e, id)
+		}
+		if !slices.ContainsFunc(jobs, func(j wire.Job) bool { return j.ID == id }) {
+			t.Fatalf("executor %d: job %d named started, not in the Run", e, id)
+		}
+	}
 	started := map[uint64]int{}
 	for _, j := range start {
 		started[j.ID]++
@@ -304,13 +332,18 @@ func (m *admissionModel) admit(t *testing.T, e int, run *wire.Run) []wire.Result
 				if _, ok := answered[j.ID]; ok {
 					t.Fatalf("executor %d: running job %d answered", e, j.ID)
 				}
+				if run.Resend && m.began[k] && !isNamed[j.ID] {
+					t.Fatalf("executor %d: resent running job %d, reported started, not named again", e, j.ID)
+				}
 				continue
 			}
 			r, ok := answered[j.ID]
 			if !ok {
 				t.Fatalf("executor %d: finished job %d neither run nor answered", e, j.ID)
 			}
-			m.checkAnswer(t, e, r, m.results[k])
+			if m.checkAnswer(t, e, r, m.results[k]) && run.Resend && m.began[k] && !isNamed[j.ID] {
+				t.Fatalf("executor %d: resent finished job %d, reported started, answered without being named again", e, j.ID)
+			}
 		case run.Resend && started[j.ID] == 0:
 			// Never seen, but the worker may not be able to tell.
 			r, ok := answered[j.ID]
@@ -340,6 +373,10 @@ func (m *admissionModel) admit(t *testing.T, e int, run *wire.Run) []wire.Result
 				t.Fatalf("executor %d: job %d ran %d times", e, j.ID, m.runs[k])
 			}
 			m.running = append(m.running, modelJob{k, len(j.Args)})
+			if modelBegins(j.ID) {
+				m.began[k] = true
+				m.ss.started(x.replyTo, j.ID)
+			}
 		}
 	}
 	if len(start)+len(again) > len(jobs) {
@@ -348,9 +385,9 @@ func (m *admissionModel) admit(t *testing.T, e int, run *wire.Run) []wire.Result
 	return again
 }
 
-// checkAnswer: a resent finished job gets its result, or every item says
-// the result was lost, which never runs it again.
-func (m *admissionModel) checkAnswer(t *testing.T, e int, got, want wire.Result) {
+// checkAnswer: a resent finished job gets its result (true), or every item
+// says the result was lost, which never runs it again (false).
+func (m *admissionModel) checkAnswer(t *testing.T, e int, got, want wire.Result) (kept bool) {
 	t.Helper()
 	if len(got.Items) != len(want.Items) {
 		t.Fatalf("executor %d: job %d answered with %d items, want %d", e, got.ID, len(got.Items), len(want.Items))
@@ -361,7 +398,7 @@ func (m *admissionModel) checkAnswer(t *testing.T, e int, got, want wire.Result)
 				t.Fatalf("executor %d: job %d: a lost result mixed with others: %+v", e, got.ID, got.Items)
 			}
 		}
-		return
+		return false
 	}
 	for i := range got.Items {
 		g, w := got.Items[i], want.Items[i]
@@ -369,6 +406,7 @@ func (m *admissionModel) checkAnswer(t *testing.T, e int, got, want wire.Result)
 			t.Fatalf("executor %d: job %d item %d answered %+v, want %+v", e, got.ID, i, g, w)
 		}
 	}
+	return true
 }
 
 // check verifies the memory bounds after every step.

@@ -165,9 +165,13 @@ func (w *workerServer) onMsg(msg *nats.Msg, from string) {
 	}
 	switch m := m.(type) {
 	case *wire.Run:
-		start, again := w.sess.admit(m, time.Now())
+		start, again, named := w.sess.admit(m, time.Now())
+		to := link.Subject(m.ReplyTo)
+		for _, id := range named { // before the results: a start precedes its job's end
+			w.out.Started(to, id)
+		}
 		for _, r := range again {
-			w.out.Result(link.Subject(m.ReplyTo), r)
+			w.out.Result(to, r)
 		}
 		if len(start) > 0 {
 			if len(start) != len(m.Jobs) {
@@ -226,9 +230,11 @@ func (w *workerServer) Result(replyTo string, r wire.Result) {
 	w.out.Result(link.Subject(replyTo), r)
 }
 
-// Started is the Link's (the host's Config.Started): it tells the
-// job's executor that the job, sent ahead of a free slot, has started.
+// Started is the Link's (the host's Config.Started): it remembers the
+// start for resends and tells the job's executor that the job, sent
+// ahead of a free slot, has started.
 func (w *workerServer) Started(replyTo string, id uint64) {
+	w.sess.started(replyTo, id)
 	w.out.Started(link.Subject(replyTo), id)
 }
 

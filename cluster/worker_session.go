@@ -18,7 +18,9 @@ import (
 // it finished recently from memory, runs a job it can tell it never saw,
 // and answers any other resent job with wire.CodeResultLost: it may have
 // run, and running it again could run it twice. Delivery stays
-// at-most-once.
+// at-most-once. A Started (of a job sent ahead of a free slot) may have
+// been lost too: a resend names again every such job that started, so
+// its executor hears the start before the result.
 //
 // An executor's job ids only grow, so a job above the highest id seen is
 // new and costs one map insert; only resent jobs search the memory. What a
@@ -81,7 +83,10 @@ type sessions struct {
 }
 
 type session struct {
-	running map[uint64]struct{}
+	// running: the jobs running here (held for a slot or started), each
+	// true once it has been reported started (a job sent ahead of a free
+	// slot: wire.Started; the others are never reported).
+	running map[uint64]bool
 	maxID   uint64
 	// floor: a job at or below it that is neither running nor in the ring
 	// may have run (it was pushed out of the ring, or the session began
@@ -96,11 +101,12 @@ type session struct {
 }
 
 type recent struct {
-	id    uint64
-	items []wire.Outcome
-	count int  // len(items), kept when the value is forgotten
-	size  int  // wire.ResultBound, counted in session.bytes unless lost
-	lost  bool // the value was forgotten to stay under recentBytes
+	id      uint64
+	items   []wire.Outcome
+	count   int  // len(items), kept when the value is forgotten
+	size    int  // wire.ResultBound, counted in session.bytes unless lost
+	lost    bool // the value was forgotten to stay under recentBytes
+	started bool // reported started before it finished (session.running)
 }
 
 func newSessions(maxWorks int, workerID string) *sessions {
@@ -120,23 +126,26 @@ func (ss *sessions) known(replyTo string) bool {
 func (ss *sessions) get(replyTo string, floor uint64) *session {
 	s := ss.m[replyTo]
 	if s == nil {
-		s = &session{running: map[uint64]struct{}{}, ring: make([]recent, ss.ringSize), maxID: floor, floor: floor}
+		s = &session{running: map[uint64]bool{}, ring: make([]recent, ss.ringSize), maxID: floor, floor: floor}
 		ss.m[replyTo] = s
 	}
 	return s
 }
 
 // admit returns the jobs of run that must start (run.Jobs itself when all
-// are new) and the results to send again for jobs already finished.
+// are new), the results to send again for jobs already finished and, for
+// a Resend Run, the jobs it names that have been reported started (still
+// running, or finished and answered from memory): their Started may have
+// been lost with the results, and goes out again before those.
 //
 // A job of a normal Run starts unless it is running or finished: an id at
 // or below the highest seen that is neither can only be a first delivery
 // out of order. A job of a Resend Run starts only if the session can tell
 // it never saw it (above the floor); one it cannot place is answered with
 // ss.unknown.
-func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again []wire.Result) {
+func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again []wire.Result, named []uint64) {
 	if len(run.Jobs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -149,17 +158,23 @@ func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again
 		keep := true
 		if j.ID > s.maxID {
 			s.maxID = j.ID
-		} else if _, ok := s.running[j.ID]; ok {
+		} else if began, ok := s.running[j.ID]; ok {
 			keep = false
-		} else if r, ok := s.find(j.ID, ss.lost); ok {
+			if began && run.Resend {
+				named = append(named, j.ID)
+			}
+		} else if r, began, ok := s.find(j.ID, ss.lost); ok {
 			keep = false
+			if began && run.Resend {
+				named = append(named, j.ID)
+			}
 			again = append(again, r)
 		} else if run.Resend && j.ID <= s.floor {
 			keep = false
 			again = append(again, s.unplaced(j, ss.unknown))
 		}
 		if keep {
-			s.running[j.ID] = struct{}{}
+			s.running[j.ID] = false
 			if copied {
 				start = append(start, *j)
 			}
@@ -170,7 +185,20 @@ func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again
 			copied = true
 		}
 	}
-	return start, again
+	return start, again, named
+}
+
+// started records that job id of the executor of inbox replyTo, sent
+// ahead of a free slot, has been reported started; a job no longer
+// running (or never sent) is ignored.
+func (ss *sessions) started(replyTo string, id uint64) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if s := ss.m[replyTo]; s != nil {
+		if _, ok := s.running[id]; ok {
+			s.running[id] = true
+		}
+	}
 }
 
 // newFloor is the floor of a session that run begins. Anything the
@@ -192,8 +220,9 @@ func (s *session) unplaced(j *wire.Job, e *wire.Error) wire.Result {
 }
 
 // find looks a finished job up in the ring, newest first; a forgotten
-// result is answered with lost for each item.
-func (s *session) find(id uint64, lost *wire.Error) (wire.Result, bool) {
+// result is answered with lost for each item. began reports whether the
+// job was reported started.
+func (s *session) find(id uint64, lost *wire.Error) (r wire.Result, began, ok bool) {
 	n := uint64(len(s.ring))
 	for k := uint64(1); k <= n && k <= s.seq; k++ {
 		e := &s.ring[(s.seq-k)%n]
@@ -201,11 +230,11 @@ func (s *session) find(id uint64, lost *wire.Error) (wire.Result, bool) {
 			continue
 		}
 		if e.lost {
-			return wire.Failed(id, e.count, lost), true
+			return wire.Failed(id, e.count, lost), e.started, true
 		}
-		return wire.Result{ID: id, Items: e.items}, true
+		return wire.Result{ID: id, Items: e.items}, e.started, true
 	}
-	return wire.Result{}, false
+	return wire.Result{}, false, false
 }
 
 // finished records a job's result, given its size bound, at now: the
@@ -216,6 +245,7 @@ func (ss *sessions) finished(replyTo string, r wire.Result, size int, now time.T
 	defer ss.mu.Unlock()
 	s := ss.get(replyTo, r.ID) // a running job keeps its session: never new here
 	s.used = now
+	began := s.running[r.ID]
 	delete(s.running, r.ID)
 	n := uint64(len(s.ring))
 	e := &s.ring[s.seq%n]
@@ -225,7 +255,7 @@ func (ss *sessions) finished(replyTo string, r wire.Result, size int, now time.T
 	if !e.lost {
 		s.bytes -= e.size
 	}
-	*e = recent{id: r.ID, items: r.Items, count: len(r.Items), size: size}
+	*e = recent{id: r.ID, items: r.Items, count: len(r.Items), size: size, started: began}
 	s.bytes += size
 	s.seq++
 	if s.seq > n {
