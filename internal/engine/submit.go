@@ -26,7 +26,9 @@ import (
 // Submit returns an error, and no future, for bad input (nil executor, work
 // or ctx; an Fn work on a process executor; an argument that cannot be
 // encoded or is too large, alone or with the header of propagated values; a
-// propagator that panics) and after Shutdown (ErrClosed).
+// propagator that panics), after Shutdown (ErrClosed), when ctx has ended
+// already (ctx.Err(): nothing is queued or run), and while no worker can
+// be started and none is alive (a *WorkerError saying why).
 //
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op work submitted, then
