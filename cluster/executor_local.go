@@ -15,11 +15,6 @@ import (
 	"github.com/aplex-go/aplex/internal/spawn"
 )
 
-// steadyRun resets the restart back-off of a local worker: one that ran
-// this long did not crash at start-up. (The supervisor cannot see a local
-// worker start, which is its Hello to the executor, so time tells.)
-const steadyRun = 10 * time.Second
-
 // localWorkers runs SpawnLocalWorkers' processes: this binary re-executed
 // as a cluster worker of the executor's pool, kept running by the shared
 // supervisor (spawn.Supervisor), one slot per worker. Local worker i has
@@ -110,19 +105,21 @@ func (l *localWorkers) wid(i int) string { return l.t.exid + "-" + strconv.Itoa(
 // start launches the supervisor; Start waits for the joins.
 func (l *localWorkers) start() {
 	l.sup = spawn.NewSupervisor(spawn.SupervisorConfig{
-		Slots:     l.n,
-		Run:       l.run,
-		SteadyRun: steadyRun,
-		Failed:    l.startFailed,
-		What:      "local cluster worker",
-		Logger:    l.t.log,
+		Slots:  l.n,
+		Run:    l.run,
+		Failed: l.startFailed,
+		What:   "local cluster worker",
+		Logger: l.t.log,
 	})
 	l.sup.Start()
 }
 
 // run is one incarnation of local worker i (spawn.SupervisorConfig.Run):
 // it starts the process and returns once it has exited and been dropped.
-// A worker that never joined fails Start instead of restarting.
+// A process that exited before it joined did not start (an error: the
+// slot is restarted with back-off, and a worker that never joined fails
+// Start instead); one that joined is replaced at once, however soon it
+// ended, as a process worker that completed its handshake is.
 func (l *localWorkers) run(ctx context.Context, i int) error {
 	s := l.t.lslots.begin(i)
 	if s == nil {
@@ -137,13 +134,16 @@ func (l *localWorkers) run(ctx context.Context, i int) error {
 	cmd.Wait()
 	label.Flush()
 	l.sup.Reaped(cmd)
-	removed := l.t.lslots.reaped(s)
+	removed, joined := l.t.lslots.reaped(s)
 	status := cmd.ProcessState.String()
 	l.t.localExited(wid, cmd.Process.Pid, status, removed)
-	if ctx.Err() == nil && !l.t.everJoined(wid) {
+	switch {
+	case joined || ctx.Err() != nil:
+		return nil
+	case !l.t.everJoined(wid):
 		return fmt.Errorf("aplex: cluster: local worker %d (%s, pid %d) exited before joining (%s); does its main call aplex.Main() first thing?", i, l.path, cmd.Process.Pid, status)
 	}
-	return nil
+	return fmt.Errorf("aplex: cluster: local worker %d (pid %d) exited before joining (%s)", i, cmd.Process.Pid, status)
 }
 
 // startFailed gives local worker i up, failing Start with err, if it never

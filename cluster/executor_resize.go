@@ -333,12 +333,13 @@ func (ls *localSlots) forked(s *localSlot, cmd *exec.Cmd) (removed bool) {
 }
 
 // reaped records that s's process has exited and reports whether the slot
-// was removed.
-func (ls *localSlots) reaped(s *localSlot) (removed bool) {
+// was removed, and whether that process had joined.
+func (ls *localSlots) reaped(s *localSlot) (removed, joined bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	joined = s.cmd != nil && s.joinPID == s.cmd.Process.Pid
 	s.cmd = nil
-	return s.removed
+	return s.removed, joined
 }
 
 // end ends an incarnation; a removed slot is forgotten.

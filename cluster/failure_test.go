@@ -7,8 +7,10 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -552,4 +554,75 @@ func TestShutdownInOnDoneOfALostWorkDoesNotHang(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait()
+}
+
+// TestLocalWorkerKilledByItsExecutorIsReplacedAtOnce: a local worker that
+// joined and was then killed (here by its executor, for a work past its
+// Deadline(d)) was restarted with the back-off of a worker that failed to
+// start whenever it had run less than 10 s: killed every few hundred
+// milliseconds, the pool's only worker came back every 2 s, and its queue
+// stalled in between. A process worker is replaced at once; so is a
+// local cluster worker now.
+func TestLocalWorkerKilledByItsExecutorIsReplacedAtOnce(t *testing.T) {
+	logs := &restartLog{}
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)),
+		aplex.WithKillGrace(50*time.Millisecond), aplex.WithLogger(slog.New(logs)))
+	pid := ex.Stats().Workers[0].PID
+	const kills = 3
+	for i := range kills {
+		f := submit(t, ex, paritySleep, 60_000, aplex.Deadline(time.Millisecond))
+		_, err := get(t, f)
+		var we *aplex.WorkerError
+		if !errors.As(err, &we) || !strings.Contains(we.Reason, "killed") {
+			t.Fatalf("kill %d: err = %v, want a WorkerError saying the worker was killed", i, err)
+		}
+		waitFor(t, 10*time.Second, "the local worker to come back", func() bool {
+			s := ex.Stats().Workers
+			if len(s) == 1 && s[0].PID != pid && s[0].PID != 0 {
+				pid = s[0].PID
+				return true
+			}
+			return false
+		})
+	}
+	waits := logs.waits()
+	if len(waits) != kills {
+		t.Fatalf("%d restarts logged, want %d", len(waits), kills)
+	}
+	for i, d := range waits {
+		if d != 0 {
+			t.Errorf("restart %d after a kill waited %v, want 0: %v", i+1, d, waits)
+		}
+	}
+}
+
+// restartLog is a slog.Handler that keeps the waits of the supervisor's
+// "restarting" records.
+type restartLog struct {
+	mu sync.Mutex
+	in []time.Duration
+}
+
+func (h *restartLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *restartLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *restartLog) WithGroup(string) slog.Handler            { return h }
+func (h *restartLog) Handle(_ context.Context, r slog.Record) error {
+	if !strings.HasPrefix(r.Message, "aplex: restarting ") {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "in" {
+			h.mu.Lock()
+			h.in = append(h.in, a.Value.Duration())
+			h.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (h *restartLog) waits() []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.in)
 }

@@ -29,7 +29,7 @@ func newSlot(i int) *slot {
 // recycled worker is retired first, so the core stops dispatching to it;
 // it calls w.Close once w's last job ended, and w exits with Lost(w, nil)
 // while its successor already serves. The supervisor restarts the slot at
-// once (SteadyRun 0: a worker that completed its handshake started), and
+// once (a worker that completed its handshake started), and
 // backs off while starts fail.
 func (t *Transport) runSlot(ctx context.Context, i int) error {
 	t.mu.Lock()

@@ -26,15 +26,14 @@ type SupervisorConfig struct {
 	// Run starts slot's next incarnation (a worker process) and returns once
 	// the slot needs another: the process exited, or it is retired and
 	// drains beside its successor (process workers' RecycleAfter). It
-	// returns an error when the incarnation could not start; nil otherwise.
-	// It must return promptly once ctx ends (Stop), unless it waits for a
-	// process that Stop's caller is about to stop.
+	// returns an error when the incarnation did not start: it could not be
+	// forked, or it exited before it could serve (a process worker's
+	// handshake, a cluster worker's join); nil once it had started, however
+	// soon it ended (killed by its executor for a work past its deadline,
+	// say), and the slot is then restarted at once. It must return
+	// promptly once ctx ends (Stop), unless it waits for a process that
+	// Stop's caller is about to stop.
 	Run func(ctx context.Context, slot int) error
-	// SteadyRun is how long an incarnation must have run for its end to
-	// count as a death rather than a failed start: the back-off is reset
-	// and the slot is restarted at once. 0: every incarnation that started
-	// (Run returned nil) is steady.
-	SteadyRun time.Duration
 	// Failed is told of every failed start (Run returned an error while the
 	// supervisor runs), with the wait before the next try; it returns
 	// false to give the slot up (its goroutine ends). Nil: always retry.
@@ -56,11 +55,11 @@ type SupervisorConfig struct {
 //     a transport can start its first workers itself (all at once, with a
 //     handshake) before Start.
 //   - Start runs one goroutine per slot. Each loops: wait out the back-off,
-//     Run, and decide the next back-off. A failed start (Run's error) and an
-//     incarnation that ended before SteadyRun double the back-off, from
-//     10ms up to 2s; a steady one resets it to 0, so a worker that dies
-//     after a good run is replaced at once, and one that cannot start costs
-//     little. Failed may give a slot up (a worker that never started).
+//     Run, and decide the next back-off. A failed start (Run's error)
+//     doubles the back-off, from 10ms up to 2s; an incarnation that started
+//     resets it to 0, so a worker that dies after it started is replaced at
+//     once, and one that cannot start costs little. Failed may give a slot
+//     up (a worker that never started).
 //   - Stop ends the restarts: Run's ctx ends, back-off waits return, and
 //     Fork fails with ErrStopped, so no process starts after the caller has
 //     told the running ones to stop (Signal, or its own protocol). It does
@@ -183,18 +182,18 @@ func (s *Supervisor) Release() {
 // supervise keeps slot staffed until Stop or RemoveSlot (ctx), or until
 // Failed gives it up.
 func (s *Supervisor) supervise(ctx context.Context, slot int) {
-	var delay time.Duration // 0 until a start fails or a worker dies young
+	var delay time.Duration // 0 until a start fails
 	for {
 		if delay > 0 && !sleep(ctx, delay) {
 			return
 		}
-		began := time.Now()
 		err := s.cfg.Run(ctx, slot)
 		if ctx.Err() != nil {
 			return
 		}
-		delay = s.nextDelay(delay, time.Since(began), err != nil)
+		delay = nextDelay(delay, err != nil)
 		if err == nil {
+			s.log.Debug("aplex: restarting "+s.cfg.What, "slot", slot, "in", delay)
 			continue
 		}
 		if s.cfg.Failed != nil && !s.cfg.Failed(slot, err, delay) {
@@ -205,10 +204,10 @@ func (s *Supervisor) supervise(ctx context.Context, slot int) {
 }
 
 // nextDelay returns the wait before the next start of a slot whose last
-// wait was delay and whose last incarnation ran for ran, or failed to
-// start: 0 after a steady run, else the next back-off.
-func (s *Supervisor) nextDelay(delay, ran time.Duration, failed bool) time.Duration {
-	if !failed && ran >= s.cfg.SteadyRun {
+// wait was delay and whose last incarnation failed to start, or started:
+// the next back-off, or 0.
+func nextDelay(delay time.Duration, failed bool) time.Duration {
+	if !failed {
 		return 0
 	}
 	return NextBackoff(delay)

@@ -11,36 +11,27 @@ import (
 	"time"
 )
 
-// TestSupervisorBackOff: failed starts and young deaths double the wait
-// before the next start; a steady run restarts at once.
+// TestSupervisorBackOff: failed starts double the wait before the next
+// start; an incarnation that started, however briefly, restarts at once.
 func TestSupervisorBackOff(t *testing.T) {
-	s := &Supervisor{cfg: SupervisorConfig{SteadyRun: time.Second}}
 	for _, tc := range []struct {
 		name   string
 		delay  time.Duration
-		ran    time.Duration
 		failed bool
 		want   time.Duration
 	}{
-		{"first failed start", 0, 0, true, 10 * time.Millisecond},
-		{"failed start doubles", 40 * time.Millisecond, 0, true, 80 * time.Millisecond},
-		{"failed start after a long wait", time.Hour, 2 * time.Second, true, 2 * time.Second},
-		{"young death", 10 * time.Millisecond, time.Millisecond, false, 20 * time.Millisecond},
-		{"capped", 1500 * time.Millisecond, 0, false, 2 * time.Second},
-		{"steady run resets", 2 * time.Second, time.Second, false, 0},
+		{"first failed start", 0, true, 10 * time.Millisecond},
+		{"failed start doubles", 40 * time.Millisecond, true, 80 * time.Millisecond},
+		{"capped", 1500 * time.Millisecond, true, 2 * time.Second},
+		{"a start resets", 2 * time.Second, false, 0},
+		{"a start after none failed", 0, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := s.nextDelay(tc.delay, tc.ran, tc.failed); got != tc.want {
-				t.Fatalf("nextDelay(%v, %v, %v) = %v, want %v", tc.delay, tc.ran, tc.failed, got, tc.want)
+			if got := nextDelay(tc.delay, tc.failed); got != tc.want {
+				t.Fatalf("nextDelay(%v, %v) = %v, want %v", tc.delay, tc.failed, got, tc.want)
 			}
 		})
 	}
-	t.Run("SteadyRun 0: every start is steady", func(t *testing.T) {
-		s := &Supervisor{}
-		if got := s.nextDelay(time.Second, 0, false); got != 0 {
-			t.Fatalf("nextDelay = %v, want 0", got)
-		}
-	})
 }
 
 // TestSupervisorRestartsEndedIncarnations: each slot runs incarnation
