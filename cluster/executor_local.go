@@ -190,14 +190,23 @@ func (l *localWorkers) spawn(i int, wid string, s *localSlot) (*exec.Cmd, *spawn
 	return cmd, label, nil
 }
 
-// stop asks every worker to leave (SIGTERM: it finishes its works, says
-// Bye and exits), kills those still running when ctx ends, and returns
-// once every process is reaped. It returns ctx.Err() if it had to kill.
+// stop asks every worker that joined to leave (SIGTERM: it finishes its
+// works, says Bye and exits), kills at once those that have not joined
+// (still starting, a killed worker's replacement say: they hold nothing,
+// and never will, since the closing transport ignores their Hello; a
+// clean leave would take their whole start-up), kills those still running
+// when ctx ends, and returns once every process is reaped. It returns
+// ctx.Err() if it had to kill a worker that had joined and not said Bye.
 func (l *localWorkers) stop(ctx context.Context) error {
 	if l.sup == nil {
 		return nil // never started
 	}
-	l.sup.Stop() // before the signal: nothing starts after it
+	l.sup.Stop() // before the signals: nothing starts after it
+	for _, p := range l.t.lslots.procs() {
+		if !p.joined {
+			p.cmd.Process.Kill()
+		}
+	}
 	l.sup.Signal(syscall.SIGTERM)
 
 	done := make(chan struct{})
@@ -209,7 +218,13 @@ func (l *localWorkers) stop(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("aplex: cluster: local workers killed: %w", ctx.Err())
+		// A worker that said Bye (dropped from the members) has finished
+		// every work; killing it, or one that never joined, loses nothing.
+		for _, p := range l.t.lslots.procs() {
+			if m := l.t.member(l.wid(p.slot)); p.joined && m != nil && m.pid == p.cmd.Process.Pid {
+				err = fmt.Errorf("aplex: cluster: local workers killed: %w", ctx.Err())
+			}
+		}
 		l.sup.Signal(syscall.SIGKILL)
 		<-done
 	}

@@ -323,6 +323,26 @@ func (ls *localSlots) begin(slot int) *localSlot {
 	return s
 }
 
+// localProc is a local worker process, for stop.
+type localProc struct {
+	slot   int
+	cmd    *exec.Cmd
+	joined bool // its Hello was taken (joinPID)
+}
+
+// procs returns the local slots' processes not yet reaped.
+func (ls *localSlots) procs() []localProc {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var out []localProc
+	for slot, s := range ls.m {
+		if s.cmd != nil {
+			out = append(out, localProc{slot: slot, cmd: s.cmd, joined: s.joinPID == s.cmd.Process.Pid})
+		}
+	}
+	return out
+}
+
 // forked records s's new process and reports whether the slot was removed
 // meanwhile: the caller then tells it to leave.
 func (ls *localSlots) forked(s *localSlot, cmd *exec.Cmd) (removed bool) {

@@ -626,3 +626,32 @@ func (h *restartLog) waits() []time.Duration {
 	defer h.mu.Unlock()
 	return slices.Clone(h.in)
 }
+
+// TestShutdownAsALocalWorkerIsReplacedReturnsNil: a graceful Shutdown
+// that began as a killed local worker was being replaced (here killed for
+// a cancelled work that ignored its ctx) returned "local workers killed:
+// context deadline exceeded", a deadline not the caller's: the teardown
+// gives the workers' exit one kill grace, and the replacement, still
+// starting, was asked to leave cleanly, which took longer. Nothing was
+// lost, and a process executor returns nil there. A local worker that has
+// not joined holds nothing and is now stopped at once.
+func TestShutdownAsALocalWorkerIsReplacedReturnsNil(t *testing.T) {
+	for round := range 3 {
+		ex := newExecutor(t, cluster.SpawnLocalWorkers(2), aplex.WithWorkerOutput(newTestLog(t)),
+			aplex.WithKillGrace(300*time.Millisecond))
+		fs := []*aplex.Future[int]{submit(t, ex, paritySleep, 60_000), submit(t, ex, paritySleep, 60_000)}
+		waitFor(t, 5*time.Second, "the works to be sent", dispatched(ex, 2))
+		for _, f := range fs {
+			f.Cancel()
+		}
+		// The drain waits for the cancelled works' answers; the kill grace
+		// kills both workers, and their replacements start as the
+		// teardown begins.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := ex.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: Shutdown: %v, want nil", round, err)
+		}
+	}
+}
