@@ -1,0 +1,264 @@
+// Package stresstest drives an executor with a bounded random mix of
+// everything that can end a work at once (callers' deadlines and cancels,
+// Deadline(d), Future.Cancel, works that ignore their ctx and cost their
+// worker, Retry) while the pool is resized, then checks that every future
+// ended, that each work's observer events came in order, and that the
+// executor counts nothing left. The fault suites of the root and cluster
+// packages run it on each kind of executor.
+package stresstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aplex-go/aplex"
+)
+
+// The works: registered at package level, so worker processes (the test
+// binary re-executed) register them too.
+var (
+	// Sleep sleeps ms milliseconds whatever its ctx says.
+	Sleep = aplex.Register("stresstest.sleep", func(_ context.Context, ms int) (int, error) {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return ms, nil
+	})
+	// CtxSleep sleeps ms milliseconds, or until its ctx ends.
+	CtxSleep = aplex.Register("stresstest.ctx-sleep", func(ctx context.Context, ms int) (int, error) {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+			return ms, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+)
+
+// Config is one stress run.
+type Config struct {
+	// Submitters is the number of goroutines submitting; For how long
+	// they submit.
+	Submitters int
+	For        time.Duration
+	// Sizes are the pool sizes a resizer goroutine picks from, every
+	// 50–150ms; none: no resizing.
+	Sizes []int
+	// Retry: some works are submitted with Retry(2) (process and cluster).
+	Retry bool
+	// Stubborn: one work in Stubborn ignores its Deadline(5ms) for
+	// StubbornFor, which costs its worker past the kill grace (process and
+	// cluster); 0: none.
+	Stubborn    int
+	StubbornFor time.Duration
+	// Settle bounds the wait for every future once the submitters stop.
+	Settle time.Duration
+	// Seed makes the run's choices repeatable (not its timing).
+	Seed uint64
+}
+
+// Run stresses ex, whose observer must be tr, as cfg says, and checks it.
+// It returns how the futures ended, by kind, for the test's log.
+func Run(t testing.TB, ex *aplex.Executor, tr *Tracker, cfg Config) map[string]int {
+	t.Helper()
+	var (
+		mu sync.Mutex
+		fs []*aplex.Future[int]
+		wg sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	for g := range cfg.Submitters {
+		r := rand.New(rand.NewPCG(cfg.Seed, uint64(g)))
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f, ok := submitOne(t, ex, r, cfg)
+				if f != nil {
+					mu.Lock()
+					fs = append(fs, f)
+					mu.Unlock()
+				}
+				if !ok {
+					return
+				}
+				time.Sleep(time.Duration(r.IntN(3)) * time.Millisecond)
+			}
+		})
+	}
+	if len(cfg.Sizes) > 0 {
+		r := rand.New(rand.NewPCG(cfg.Seed, 1<<32))
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Duration(50+r.IntN(100)) * time.Millisecond):
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), cfg.Settle)
+				if err := ex.Resize(ctx, cfg.Sizes[r.IntN(len(cfg.Sizes))]); err != nil {
+					t.Errorf("Resize: %v", err)
+				}
+				cancel()
+			}
+		})
+	}
+	time.Sleep(cfg.For)
+	close(stop)
+	wg.Wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Settle)
+	defer cancel()
+	counts := map[string]int{}
+	for _, f := range fs {
+		_, err := f.Get(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("a future did not end within %v of the last Submit; %+v", cfg.Settle, ex.Stats())
+		}
+		var we *aplex.WorkerError
+		switch {
+		case err == nil:
+			counts["ok"]++
+		case errors.Is(err, context.Canceled):
+			counts["cancelled"]++
+		case errors.Is(err, context.DeadlineExceeded):
+			counts["deadline"]++
+		case errors.As(err, &we):
+			counts["worker error"]++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	counts["futures"] = len(fs)
+	// A future ends before its worker hears of its cancel; the executor
+	// counts the work until then.
+	for s := ex.Stats(); s.Running != 0 || s.Queued != 0 || s.Prefetched != 0; s = ex.Stats() {
+		if ctx.Err() != nil {
+			t.Fatalf("the executor still counts works after every future ended: %+v", s)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := tr.Check(); err != nil {
+		t.Error(err)
+	}
+	return counts
+}
+
+// submitOne submits one work as the run's mix says; ok false stops its
+// submitter (a failure already reported).
+func submitOne(t testing.TB, ex *aplex.Executor, r *rand.Rand, cfg Config) (f *aplex.Future[int], ok bool) {
+	ctx := context.Background()
+	var cancel context.CancelFunc
+	var opts []aplex.CallOption
+	switch r.IntN(6) {
+	case 0:
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(r.IntN(30))*time.Millisecond)
+	case 1:
+		opts = append(opts, aplex.Deadline(time.Duration(1+r.IntN(20))*time.Millisecond))
+	case 2:
+		ctx, cancel = context.WithCancel(ctx)
+	case 3:
+		if cfg.Retry {
+			opts = append(opts, aplex.Retry(2))
+		}
+	}
+	var err error
+	switch {
+	case cfg.Stubborn > 0 && r.IntN(cfg.Stubborn) == 0:
+		f, err = aplex.Submit(ctx, ex, Sleep, int(cfg.StubbornFor/time.Millisecond), aplex.Deadline(5*time.Millisecond))
+	case r.IntN(4) == 0:
+		f, err = aplex.Submit(ctx, ex, Sleep, r.IntN(15), opts...) // short: ignoring its ctx costs nothing
+	default:
+		f, err = aplex.Submit(ctx, ex, CtxSleep, r.IntN(25), opts...)
+	}
+	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return nil, true // Submit refuses an ended ctx
+		}
+		t.Errorf("Submit: %v", err)
+		return nil, false
+	}
+	if cancel != nil {
+		d := time.Duration(r.IntN(20)) * time.Millisecond
+		time.AfterFunc(d, cancel)
+	}
+	if r.IntN(10) == 0 {
+		f.Cancel()
+	}
+	return f, true
+}
+
+// Tracker is an aplex.Observer that gives each work an id (through the
+// ctx its WorkQueued returns) and keeps its events, so that Check can
+// tell each work's sequence apart.
+type Tracker struct {
+	mu   sync.Mutex
+	next int
+	ev   map[int][]aplex.WorkEvent
+}
+
+type trackKey struct{}
+
+// ObserveWork records e (aplex.Observer).
+func (tr *Tracker) ObserveWork(ctx context.Context, e aplex.WorkEvent) context.Context {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.ev == nil {
+		tr.ev = map[int][]aplex.WorkEvent{}
+	}
+	if e.Kind == aplex.WorkQueued {
+		tr.next++
+		tr.ev[tr.next] = append(tr.ev[tr.next], e)
+		return context.WithValue(ctx, trackKey{}, tr.next)
+	}
+	id, _ := ctx.Value(trackKey{}).(int) // 0: Check reports it
+	tr.ev[id] = append(tr.ev[id], e)
+	return ctx
+}
+
+// ObserveWorker ignores worker events (aplex.Observer).
+func (tr *Tracker) ObserveWorker(aplex.WorkerEvent) {}
+
+// Check reports works whose events are not WorkQueued, any number of
+// WorkStarted (one per attempt), then one WorkFinished, with a work that
+// succeeded having started; and events that named no queued work.
+func (tr *Tracker) Check() error {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var errs []error
+	if evs := tr.ev[0]; len(evs) > 0 {
+		errs = append(errs, fmt.Errorf("%d events with no WorkQueued before them, the first %+v", len(evs), evs[0]))
+	}
+	for id, evs := range tr.ev {
+		if id == 0 || len(errs) > 5 {
+			continue
+		}
+		if !inOrder(evs) {
+			errs = append(errs, fmt.Errorf("work %d: events %+v", id, evs))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// inOrder reports whether one work's events came as Check requires.
+func inOrder(evs []aplex.WorkEvent) bool {
+	n := len(evs)
+	if n < 2 || evs[0].Kind != aplex.WorkQueued || evs[n-1].Kind != aplex.WorkFinished {
+		return false
+	}
+	for _, e := range evs[1 : n-1] {
+		if e.Kind != aplex.WorkStarted {
+			return false
+		}
+	}
+	return evs[n-1].Outcome != aplex.OutcomeOK || evs[n-2].Kind == aplex.WorkStarted
+}
