@@ -1,6 +1,7 @@
 package aplex_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -12,16 +13,19 @@ import (
 // callers' deadlines and cancels, Deadline(d), Cancel, Retry, works that
 // ignore their deadline and cost their worker process, a pool resized
 // every 50–150ms) on a thread and a process executor, the process one
-// with WithPrefetch: every future ends, each work's observer events come
-// in order, and the executor counts nothing left. It found a local
-// cluster worker restarted with back-off after its executor killed it
+// with WithPrefetch, each once to the end and once cut short by a
+// graceful Shutdown under load: every future ends, each work's observer
+// events come in order, the executor counts nothing left, and Shutdown
+// returns nil or its ctx's error. The same mix on a cluster executor found
+// a local worker restarted with back-off after its executor killed it
 // (cluster.TestLocalWorkerKilledByItsExecutorIsReplacedAtOnce).
 func TestStressEveryWorkEnds(t *testing.T) {
-	for _, tc := range []struct {
+	type stressCase struct {
 		name string
 		cfg  stresstest.Config
 		make func(*testing.T, *stresstest.Tracker) *aplex.Executor
-	}{
+	}
+	cases := []stressCase{
 		{"thread", stresstest.Config{Sizes: []int{1, 2, 3}}, func(t *testing.T, tr *stresstest.Tracker) *aplex.Executor {
 			ex, err := aplex.NewThreadExecutor(aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(3), aplex.WithObserver(tr))
 			if err != nil {
@@ -35,7 +39,13 @@ func TestStressEveryWorkEnds(t *testing.T) {
 				return newProcess(t, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(3), aplex.WithPrefetch(3),
 					aplex.WithKillGrace(500*time.Millisecond), aplex.WithObserver(tr))
 			}},
-	} {
+	}
+	for _, tc := range slices.Clone(cases) {
+		tc.name += ", Shutdown under load"
+		tc.cfg.ShutdownWithin = 500 * time.Millisecond
+		cases = append(cases, tc)
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &stresstest.Tracker{}
 			ex := tc.make(t, tr)
@@ -43,7 +53,8 @@ func TestStressEveryWorkEnds(t *testing.T) {
 			cfg.Submitters, cfg.For, cfg.Settle, cfg.Seed = 3, time.Second, time.Minute, 1
 			counts := stresstest.Run(t, ex, tr, cfg)
 			t.Logf("%v", counts)
-			if err := ex.Shutdown(ctxT(t)); err != nil {
+			// After a Shutdown under load, this one returns what that did.
+			if err := ex.Shutdown(ctxT(t)); err != nil && cfg.ShutdownWithin == 0 {
 				t.Errorf("Shutdown: %v", err)
 			}
 		})

@@ -56,6 +56,12 @@ type Config struct {
 	StubbornFor time.Duration
 	// Settle bounds the wait for every future once the submitters stop.
 	Settle time.Duration
+	// ShutdownWithin, if set, ends the run with a graceful Shutdown under
+	// load instead: after For, with a ctx of this timeout, while the
+	// submitters and the resizer go on until they see ErrClosed. It must
+	// return nil or the ctx's error (works left were cancelled), and every
+	// future still end.
+	ShutdownWithin time.Duration
 	// Seed makes the run's choices repeatable (not its timing).
 	Seed uint64
 }
@@ -102,14 +108,26 @@ func Run(t testing.TB, ex *aplex.Executor, tr *Tracker, cfg Config) map[string]i
 				case <-time.After(time.Duration(50+r.IntN(100)) * time.Millisecond):
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), cfg.Settle)
-				if err := ex.Resize(ctx, cfg.Sizes[r.IntN(len(cfg.Sizes))]); err != nil {
+				err := ex.Resize(ctx, cfg.Sizes[r.IntN(len(cfg.Sizes))])
+				cancel()
+				if errors.Is(err, aplex.ErrClosed) {
+					return
+				}
+				if err != nil {
 					t.Errorf("Resize: %v", err)
 				}
-				cancel()
 			}
 		})
 	}
 	time.Sleep(cfg.For)
+	if cfg.ShutdownWithin > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWithin)
+		err := ex.Shutdown(ctx)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown under load: %v", err)
+		}
+	}
 	close(stop)
 	wg.Wait()
 
@@ -125,6 +143,8 @@ func Run(t testing.TB, ex *aplex.Executor, tr *Tracker, cfg Config) map[string]i
 		switch {
 		case err == nil:
 			counts["ok"]++
+		case errors.Is(err, aplex.ErrClosed):
+			counts["closed"]++ // cancelled by a Shutdown under load
 		case errors.Is(err, context.Canceled):
 			counts["cancelled"]++
 		case errors.Is(err, context.DeadlineExceeded):
@@ -181,8 +201,11 @@ func submitOne(t testing.TB, ex *aplex.Executor, r *rand.Rand, cfg Config) (f *a
 		if cancel != nil {
 			cancel()
 		}
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil, true // Submit refuses an ended ctx
+		case errors.Is(err, aplex.ErrClosed) && cfg.ShutdownWithin > 0:
+			return nil, false
 		}
 		t.Errorf("Submit: %v", err)
 		return nil, false
