@@ -50,7 +50,7 @@ func TestStressEveryWorkEnds(t *testing.T) {
 			tr := &stresstest.Tracker{}
 			ex := tc.make(t, tr)
 			cfg := tc.cfg
-			cfg.Submitters, cfg.For, cfg.Settle, cfg.Seed = 3, time.Second, time.Minute, 1
+			cfg.Submitters, cfg.Mappers, cfg.For, cfg.Settle, cfg.Seed = 3, 2, time.Second, time.Minute, 1
 			counts := stresstest.Run(t, ex, tr, cfg)
 			t.Logf("%v", counts)
 			// After a Shutdown under load, this one returns what that did.

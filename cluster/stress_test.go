@@ -32,7 +32,7 @@ func TestStressEveryWorkEnds(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts := stresstest.Run(t, ex, tr, stresstest.Config{
-				Submitters: 3, For: time.Second, Settle: time.Minute, Seed: 1, ShutdownWithin: within,
+				Submitters: 3, Mappers: 2, For: time.Second, Settle: time.Minute, Seed: 1, ShutdownWithin: within,
 				Sizes: []int{1, 2, 3}, Retry: true, Stubborn: 300, StubbornFor: 2 * time.Second,
 			})
 			t.Logf("%v", counts)

@@ -1,9 +1,10 @@
 // Package stresstest drives an executor with a bounded random mix of
 // everything that can end a work at once (callers' deadlines and cancels,
 // Deadline(d), Future.Cancel, works that ignore their ctx and cost their
-// worker, Retry) while the pool is resized, then checks that every future
-// ended, that each work's observer events came in order, and that the
-// executor counts nothing left. The fault suites of the root and cluster
+// worker, Retry), Maps cut short every way, while the pool is resized and
+// maybe shut down, then checks that every future and Map ended, that each
+// work's observer events came in order, and that the executor counts
+// nothing left. The fault suites of the root and cluster
 // packages run it on each kind of executor.
 package stresstest
 
@@ -54,6 +55,9 @@ type Config struct {
 	// cluster); 0: none.
 	Stubborn    int
 	StubbornFor time.Duration
+	// Mappers is the number of goroutines running Maps and MapUnordereds
+	// meanwhile (chunked, windowed, some timed out, some abandoned early).
+	Mappers int
 	// Settle bounds the wait for every future once the submitters stop.
 	Settle time.Duration
 	// ShutdownWithin, if set, ends the run with a graceful Shutdown under
@@ -95,6 +99,26 @@ func Run(t testing.TB, ex *aplex.Executor, tr *Tracker, cfg Config) map[string]i
 					return
 				}
 				time.Sleep(time.Duration(r.IntN(3)) * time.Millisecond)
+			}
+		})
+	}
+	mapped := map[string]int{} // how the Maps ended; under mu
+	for g := range cfg.Mappers {
+		r := rand.New(rand.NewPCG(cfg.Seed, 1<<33+uint64(g)))
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				outcome, ok := mapOne(t, ex, r, cfg)
+				mu.Lock()
+				mapped[outcome]++
+				mu.Unlock()
+				if !ok {
+					return
+				}
 			}
 		})
 	}
@@ -156,6 +180,9 @@ func Run(t testing.TB, ex *aplex.Executor, tr *Tracker, cfg Config) map[string]i
 		}
 	}
 	counts["futures"] = len(fs)
+	for outcome, n := range mapped {
+		counts["Map "+outcome] = n
+	}
 	// A future ends before its worker hears of its cancel; the executor
 	// counts the work until then.
 	for s := ex.Stats(); s.Running != 0 || s.Queued != 0 || s.Prefetched != 0; s = ex.Stats() {
@@ -218,6 +245,85 @@ func submitOne(t testing.TB, ex *aplex.Executor, r *rand.Rand, cfg Config) (f *a
 		f.Cancel()
 	}
 	return f, true
+}
+
+// errMapHung is the cause of the bound Run puts on every Map.
+var errMapHung = errors.New("stresstest: a Map did not end")
+
+// mapOne runs one Map or MapUnordered of CtxSleep over up to 60 inputs,
+// with a random ChunkSize, Window, Timeout, Retry, caller's deadline and
+// early break, checks what it yields, and reports how it ended; ok false
+// stops its mapper (a Shutdown under load, or a failure reported).
+func mapOne(t testing.TB, ex *aplex.Executor, r *rand.Rand, cfg Config) (outcome string, ok bool) {
+	inputs := make([]int, 1+r.IntN(60))
+	for i := range inputs {
+		inputs[i] = r.IntN(10)
+	}
+	opts := []aplex.CallOption{aplex.ChunkSize(1 + r.IntN(8)), aplex.Window(1 + r.IntN(6))}
+	if r.IntN(4) == 0 {
+		opts = append(opts, aplex.Timeout(time.Duration(1+r.IntN(50))*time.Millisecond))
+	}
+	if cfg.Retry && r.IntN(3) == 0 {
+		opts = append(opts, aplex.Retry(2))
+	}
+	ctx, cancel := context.WithTimeoutCause(context.Background(), cfg.Settle, errMapHung)
+	defer cancel()
+	if r.IntN(4) == 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, time.Duration(r.IntN(50))*time.Millisecond)
+		defer stop()
+	}
+	ordered := r.IntN(2) == 0
+	mapper := aplex.MapUnordered[int, int]
+	if ordered {
+		mapper = aplex.Map[int, int]
+	}
+	breakAt := -1
+	if r.IntN(4) == 0 {
+		breakAt = r.IntN(len(inputs))
+	}
+	got := 0
+	for v, err := range mapper(ctx, ex, CtxSleep, func(yield func(int) bool) {
+		for _, in := range inputs {
+			if !yield(in) {
+				return
+			}
+		}
+	}, opts...) {
+		var we *aplex.WorkerError
+		switch {
+		case err == nil:
+		case errors.Is(context.Cause(ctx), errMapHung):
+			t.Errorf("a Map did not end within %v", cfg.Settle)
+			return "hung", false
+		case errors.Is(err, aplex.ErrClosed):
+			if cfg.ShutdownWithin == 0 {
+				t.Errorf("Map: %v", err)
+			}
+			return "closed", false
+		case errors.Is(err, context.DeadlineExceeded):
+			return "deadline", true
+		case errors.Is(err, context.Canceled):
+			return "cancelled", true
+		case errors.As(err, &we):
+			return "worker error", true
+		default:
+			t.Errorf("Map: %v", err)
+			return "failed", false
+		}
+		if ordered && v != inputs[got] {
+			t.Errorf("Map yielded %d as result %d, want %d", v, got, inputs[got])
+			return "wrong", false
+		}
+		if got++; got == breakAt {
+			return "abandoned", true
+		}
+	}
+	if got != len(inputs) {
+		t.Errorf("a Map ended after %d of %d results, with no error", got, len(inputs))
+		return "short", false
+	}
+	return "ok", true
 }
 
 // Tracker is an aplex.Observer that gives each work an id (through the
