@@ -43,7 +43,12 @@ func (t *transport) onHello(h *wire.Hello) {
 	tb, hasTomb := t.tombs[h.WorkerID]
 	if hasTomb && tb.killed && tb.pid == h.PID {
 		t.mu.Unlock()
-		return // killed: its Shutdown has not arrived yet
+		// Killed, and still there: its Shutdown has not arrived yet, or
+		// was lost in an outage the Hello follows. Say it again: a worker
+		// that lives on would never be taken back, and a local one's slot
+		// never restarted.
+		t.publishTo(h.WorkerID, &wire.Shutdown{Graceful: false})
+		return
 	}
 	old := t.members[h.WorkerID]
 	if old != nil && old.pid == h.PID {
@@ -275,7 +280,7 @@ func (t *transport) drop(m *member, cause error, killed bool) {
 	}
 	t.mu.Unlock()
 	if len(orphans) > 0 && !killed {
-		t.publishTo(m, &wire.Cancel{ReplyTo: t.inbox, IDs: orphans})
+		t.publishTo(m.wid, &wire.Cancel{ReplyTo: t.inbox, IDs: orphans})
 	}
 	t.lost(m, cause)
 }
@@ -309,12 +314,13 @@ func (t *transport) lost(m *member, cause error) {
 
 // kill shuts the worker process down at once and drops it. A member
 // already dropped is left alone: its worker may have joined again since,
-// as another member.
+// as another member. Its tomb remembers the kill: should the process
+// announce itself again, the kill is sent again (onHello).
 func (t *transport) kill(m *member, reason error) {
 	if m.gone.Load() {
 		return
 	}
-	t.publishTo(m, &wire.Shutdown{Graceful: false})
+	t.publishTo(m.wid, &wire.Shutdown{Graceful: false})
 	t.drop(m, fmt.Errorf("killed by the executor: %w", reason), true)
 }
 

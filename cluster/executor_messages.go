@@ -135,12 +135,12 @@ func (t *transport) discover(wid string) {
 
 // publishTo sends a control message to a worker, outside the sender (for
 // workers being dropped, which the sender skips).
-func (t *transport) publishTo(m *member, msg wire.Msg) {
+func (t *transport) publishTo(wid string, msg wire.Msg) {
 	b, err := wire.Marshal(msg)
 	if err == nil {
-		err = t.sealed.Publish(m.subject, b)
+		err = t.sealed.Publish(t.subj.worker(wid), b)
 	}
 	if err != nil {
-		t.log.Debug("aplex cluster: publish", "worker", m.wid, "kind", msg.Kind(), "err", err)
+		t.log.Debug("aplex cluster: publish", "worker", wid, "kind", msg.Kind(), "err", err)
 	}
 }

@@ -163,71 +163,11 @@ func TestLostBeforeJoinWaitsForJoin(t *testing.T) {
 // them), and new jobs never share such a Run.
 func TestResyncMarksResends(t *testing.T) {
 	sink := newRecordSink(false)
-	tr, err := newTransport(xport.Config{}, &execConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := tr.Start(ctx, sink); err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close(ctx)
-
-	nc, err := nats.Connect(tr.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	// The test plays worker w1, with the pool key the executor made.
-	box, err := seal.New(seal.Config{Keys: [][]byte{tr.cfg.key}, Pool: tr.cfg.pool, ID: "w1", Role: seal.Worker})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w1 := newSealConn(nc, box, tr.subj, slog.New(slog.DiscardHandler), "test worker", "w1")
-	sub, err := nc.SubscribeSync(tr.subj.worker("w1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	hello, err := wire.Marshal(&wire.Hello{Version: wire.Version, WorkerID: "w1", PID: 42, MaxWorks: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Like a worker, w1 answers discover requests with its Hello: a
-	// sealed executor joins on that answer.
-	dsub, err := nc.Subscribe(tr.subj.discover(), w1.handler(false, func(msg *nats.Msg, _ string) {
-		w1.Publish(msg.Reply, hello)
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dsub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	announce := func() {
-		t.Helper()
-		if err := w1.Publish(tr.subj.hello(), hello); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tr := startTestTransport(t, sink)
+	w1 := newFakeWorker(t, tr, "w1", 42)
 	next := func() *wire.Run {
 		t.Helper()
-		msg, err := sub.NextMsg(5 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plain, _, err := box.Open(msg.Subject, msg.Data, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := wire.Unmarshal(plain)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := w1.next()
 		run, ok := m.(*wire.Run)
 		if !ok {
 			t.Fatalf("got a %v, want a Run", m.Kind())
@@ -241,6 +181,7 @@ func TestResyncMarksResends(t *testing.T) {
 		}
 		return out
 	}
+	announce := w1.announce
 
 	announce()
 	m := (<-sink.inJoin).(*member)
@@ -257,6 +198,134 @@ func TestResyncMarksResends(t *testing.T) {
 	send(job(3))
 	if run := next(); run.Resend || !slices.Equal(ids(run), []uint64{3}) {
 		t.Fatalf("a new job: resend %v, jobs %v; want a normal Run of 3", run.Resend, ids(run))
+	}
+}
+
+// startTestTransport starts an executor transport on its own embedded
+// server (sealed, with the key it made), closed when the test ends.
+func startTestTransport(t *testing.T, sink xport.Sink) *transport {
+	t.Helper()
+	tr, err := newTransport(xport.Config{}, &execConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Start(ctx, sink); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tr.Close(ctx)
+	})
+	return tr
+}
+
+// fakeWorker is a test playing a worker of tr's pool on raw NATS, with the
+// pool key tr made: it announces itself and reads what executors send it.
+type fakeWorker struct {
+	t     *testing.T
+	tr    *transport
+	box   *seal.Box
+	conn  *sealConn
+	sub   *nats.Subscription
+	hello []byte
+}
+
+// newFakeWorker connects worker wid of process pid; like a worker, it
+// answers discover requests with its Hello (a sealed executor joins on
+// that answer). It announces nothing yet.
+func newFakeWorker(t *testing.T, tr *transport, wid string, pid int) *fakeWorker {
+	t.Helper()
+	nc, err := nats.Connect(tr.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	box, err := seal.New(seal.Config{Keys: [][]byte{tr.cfg.key}, Pool: tr.cfg.pool, ID: wid, Role: seal.Worker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &fakeWorker{t: t, tr: tr, box: box, conn: newSealConn(nc, box, tr.subj, slog.New(slog.DiscardHandler), "test worker", wid)}
+	if w.sub, err = nc.SubscribeSync(tr.subj.worker(wid)); err != nil {
+		t.Fatal(err)
+	}
+	if w.hello, err = wire.Marshal(&wire.Hello{Version: wire.Version, WorkerID: wid, PID: pid, MaxWorks: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe(tr.subj.discover(), w.conn.handler(false, func(msg *nats.Msg, _ string) {
+		w.conn.Publish(msg.Reply, w.hello)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// announce publishes the worker's Hello, as at its start and after each
+// reconnect.
+func (w *fakeWorker) announce() {
+	w.t.Helper()
+	if err := w.conn.Publish(w.tr.subj.hello(), w.hello); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// next returns the next message an executor sent the worker.
+func (w *fakeWorker) next() wire.Msg {
+	w.t.Helper()
+	msg, err := w.sub.NextMsg(5 * time.Second)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	plain, _, err := w.box.Open(msg.Subject, msg.Data, true)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	m, err := wire.Unmarshal(plain)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return m
+}
+
+// TestKillLostInAnOutageIsSentAgain: an executor that killed a worker
+// (a work past its deadline and the kill grace) ignored the worker's
+// later Hellos until its kill arrived; a kill lost in a NATS outage never
+// did, so the worker lived on, ignored, and a local worker's slot was
+// never restarted: the stress mix with a NATS restart stalled with works
+// queued and no worker. The executor now sends the kill again to a killed
+// worker that announces itself, and does not take it back.
+func TestKillLostInAnOutageIsSentAgain(t *testing.T) {
+	sink := newRecordSink(false)
+	tr := startTestTransport(t, sink)
+	w1 := newFakeWorker(t, tr, "w1", 42)
+	wantKill := func(when string) {
+		t.Helper()
+		m, ok := w1.next().(*wire.Shutdown)
+		if !ok || m.Graceful {
+			t.Fatalf("%s: got %+v, want Shutdown{Graceful: false}", when, m)
+		}
+	}
+	w1.announce()
+	m := (<-sink.inJoin).(*member)
+	m.Kill(errors.New("test: a work ran past its deadline"))
+	wantKill("the kill") // lost on the way, say
+	w1.announce()        // the same process, after its reconnect
+	wantKill("after the worker announced itself again")
+	w1.announce()
+	wantKill("after another announcement")
+	joins := 0
+	for _, e := range sink.log() {
+		if e == "join" {
+			joins++
+		}
+	}
+	if joins != 1 {
+		t.Fatalf("the worker joined %d times, want once: a killed worker is not taken back", joins)
 	}
 }
 
