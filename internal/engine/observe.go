@@ -62,7 +62,9 @@ type WorkEventKind int
 // The events of a work, in their order: WorkQueued once, WorkStarted once
 // per dispatch to a worker (again after its worker was lost, with Retry;
 // with WithPrefetch a work its worker holds for a slot counts as started
-// when the worker starts it), and WorkFinished once, also for a work that never
+// when the worker says it started it; should that word be lost in a
+// cluster's NATS outage, a success reports it as the result arrives, a
+// failure does not), and WorkFinished once, also for a work that never
 // started (cancelled while queued, or refused by Submit after WorkQueued:
 // ErrClosed, ErrFull).
 const (

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aplex-go/aplex/internal/wire"
 )
 
 // The quiescence stress tests: several goroutines submit, try-submit,
@@ -748,6 +750,53 @@ func TestObserverSeesEachPrefetchedWorkInOrder(t *testing.T) {
 		}
 		if t.Failed() {
 			return
+		}
+	}
+}
+
+// TestSuccessOfAWorkWhoseStartWasLostReportsItsStart: a work sent ahead
+// of a free slot whose Started was lost (in a cluster, a NATS outage can
+// lose it and deliver the result, sent after the executor's connection
+// came back, before any resend) finished with WorkFinished OK and no
+// WorkStarted, as if it never ran. A success says it ran: its WorkStarted
+// now comes as its result arrives. A failure that a held work can get
+// without running (its caller's deadline passed while held) says nothing:
+// no WorkStarted.
+func TestSuccessOfAWorkWhoseStartWasLostReportsItsStart(t *testing.T) {
+	ob := &seqObserver{seqs: map[int][]WorkEvent{}}
+	tr := &handTransport{}
+	ex := startOver(t, tr, WithMaxWorksPerWorker(1), WithPrefetch(2), WithObserver(ob))
+	defer ex.Close()
+	w := &Work[int, int]{name: "observed"}
+	var fs []*Future[int]
+	var ids []uint64
+	for i := range 3 { // the first runs; the other two are sent ahead
+		f, err := Submit(context.WithValue(context.Background(), obsID{}, i), ex, w, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+		ids = append(ids, <-tr.w.jobs)
+	}
+	answerOK(t, tr, ids[0])
+	answerOK(t, tr, ids[1]) // its Started lost
+	tr.sink.Done(tr.w, []wire.Result{{ID: ids[2], Items: []wire.Outcome{{Err: &wire.Error{Code: wire.CodeDeadline, Message: "context deadline exceeded"}}}}})
+	for _, f := range fs {
+		<-f.Done()
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	for i, want := range [][]WorkEventKind{
+		{WorkQueued, WorkStarted, WorkFinished},
+		{WorkQueued, WorkStarted, WorkFinished},
+		{WorkQueued, WorkFinished},
+	} {
+		var got []WorkEventKind
+		for _, e := range ob.seqs[i] {
+			got = append(got, e.Kind)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("work %d: events %v, want %v", i, got, want)
 		}
 	}
 }

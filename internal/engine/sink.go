@@ -138,6 +138,12 @@ func (c *core) Done(conn xport.Worker, results []wire.Result) {
 			continue // a late answer for a job already failed or retried
 		}
 		delete(c.jobs, r.ID)
+		if t.rjob().ahead && t.ob() != nil && succeeded(r.Items) && t.state.Load() == stRunning {
+			// Sent ahead, and its Started never came (a cluster outage
+			// can lose it): a success says it ran. (A failure does not:
+			// a held job whose caller's deadline passed fails unstarted.)
+			c.observeStarted(t, t.w)
+		}
 		c.notAheadLocked(t.rjob())
 		if neverStarted(r.Items) && !c.down && t.state.CompareAndSwap(stRunning, stQueued) {
 			// The worker was shutting down and did not run it: it goes back
@@ -193,6 +199,11 @@ func (c *core) stopTimers(t *task) {
 		rj.killTimer = nil
 	}
 	c.unwatchLocked(t)
+}
+
+// succeeded reports a result with an item that succeeded: its job ran.
+func succeeded(items []wire.Outcome) bool {
+	return slices.ContainsFunc(items, func(o wire.Outcome) bool { return o.Err == nil })
 }
 
 // neverStarted reports a result by which a worker refused a job before it
