@@ -2,9 +2,10 @@ package cluster_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
@@ -13,32 +14,77 @@ import (
 
 // TestStressEveryWorkEnds runs the shared stress mix (internal/stresstest)
 // on a cluster executor of local workers with WithPrefetch, resized as it
-// runs, once to the end and once cut short by a graceful Shutdown under
-// load: every future ends, each work's observer events come in order, the
-// executor counts nothing left, and Shutdown returns nil (or, under load,
-// its ctx's error). It found a killed local worker restarted with
-// back-off (TestLocalWorkerKilledByItsExecutorIsReplacedAtOnce) and a
+// runs: once to the end, once cut short by a graceful Shutdown under load,
+// and once through a NATS server restart (its own server, down 300ms):
+// every future and Map ends, each work's observer events come in order,
+// the executor counts nothing left, and Shutdown returns nil (or, under
+// load, its ctx's error). It found a killed local worker restarted with
+// back-off (TestLocalWorkerKilledByItsExecutorIsReplacedAtOnce), a
 // Shutdown that reported a replacement still starting as killed
-// (TestShutdownAsALocalWorkerIsReplacedReturnsNil).
+// (TestShutdownAsALocalWorkerIsReplacedReturnsNil), a kill lost in the
+// outage that left the pool without workers for good
+// (TestKillLostInAnOutageIsSentAgain), and successes without their
+// WorkStarted (engine: TestSuccessOfAWorkWhoseStartWasLostReportsItsStart).
 func TestStressEveryWorkEnds(t *testing.T) {
-	for _, within := range []time.Duration{0, 500 * time.Millisecond} {
-		t.Run(fmt.Sprintf("ShutdownWithin=%v", within), func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		within  time.Duration // Config.ShutdownWithin
+		restart bool          // restart the NATS server midway
+	}{
+		{"to the end", 0, false},
+		{"Shutdown under load", 500 * time.Millisecond, false},
+		{"NATS restart", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := []aplex.Option{cluster.SpawnLocalWorkers(2), aplex.WithMaxWorksPerWorker(3), aplex.WithPrefetch(3),
+				aplex.WithKillGrace(500 * time.Millisecond), aplex.WithWorkerOutput(newTestLog(t))}
+			restarted := make(chan *server.Server, 1) // the server after the restart, nil if none
+			if tc.restart {
+				port := freePort(t)
+				srv := newServer(t, port, nil)
+				opts = append(opts, cluster.WithURL(srv.ClientURL()), aplex.WithHeartbeatTimeout(2*time.Second))
+				go func() {
+					time.Sleep(500 * time.Millisecond)
+					srv.Shutdown()
+					srv.WaitForShutdown()
+					time.Sleep(300 * time.Millisecond) // the outage
+					again, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+					if err != nil {
+						t.Error(err)
+						restarted <- nil
+						return
+					}
+					again.Start()
+					if !again.ReadyForConnections(10 * time.Second) {
+						t.Error("NATS server not ready after its restart")
+					}
+					restarted <- again
+				}()
+			} else {
+				restarted <- nil
+			}
+			t.Cleanup(func() { // last: the executor and its workers leave through it
+				if again := <-restarted; again != nil {
+					again.Shutdown()
+					again.WaitForShutdown()
+				}
+			})
 			tr := &stresstest.Tracker{}
 			// Not newExecutor: its clean-up's Shutdown returns what the one
 			// under load returned, which may be its ctx's error.
-			ex, err := cluster.NewExecutor(cluster.SpawnLocalWorkers(2), aplex.WithMaxWorksPerWorker(3), aplex.WithPrefetch(3),
-				aplex.WithKillGrace(500*time.Millisecond), aplex.WithObserver(tr), aplex.WithWorkerOutput(newTestLog(t)))
+			ex, err := cluster.NewExecutor(append(opts, aplex.WithObserver(tr))...)
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { ex.Close() }) // should the test end early; before the server goes
 			counts := stresstest.Run(t, ex, tr, stresstest.Config{
-				Submitters: 3, Mappers: 2, For: time.Second, Settle: time.Minute, Seed: 1, ShutdownWithin: within,
+				Submitters: 3, Mappers: 2, For: 1500 * time.Millisecond, Settle: time.Minute, Seed: 1, ShutdownWithin: tc.within,
 				Sizes: []int{1, 2, 3}, Retry: true, Stubborn: 300, StubbornFor: 2 * time.Second,
 			})
 			t.Logf("%v", counts)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if err := ex.Shutdown(ctx); err != nil && within == 0 {
+			if err := ex.Shutdown(ctx); err != nil && tc.within == 0 {
 				t.Errorf("Shutdown: %v", err)
 			}
 		})
