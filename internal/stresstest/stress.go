@@ -82,44 +82,26 @@ func Run(t testing.TB, ex *aplex.Executor, tr *Tracker, cfg Config) map[string]i
 	stop := make(chan struct{})
 	for g := range cfg.Submitters {
 		r := rand.New(rand.NewPCG(cfg.Seed, uint64(g)))
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				f, ok := submitOne(t, ex, r, cfg)
-				if f != nil {
-					mu.Lock()
-					fs = append(fs, f)
-					mu.Unlock()
-				}
-				if !ok {
-					return
-				}
-				time.Sleep(time.Duration(r.IntN(3)) * time.Millisecond)
+		untilStopped(&wg, stop, func() bool {
+			f, ok := submitOne(t, ex, r, cfg)
+			if f != nil {
+				mu.Lock()
+				fs = append(fs, f)
+				mu.Unlock()
 			}
+			time.Sleep(time.Duration(r.IntN(3)) * time.Millisecond)
+			return ok
 		})
 	}
 	mapped := map[string]int{} // how the Maps ended; under mu
 	for g := range cfg.Mappers {
 		r := rand.New(rand.NewPCG(cfg.Seed, 1<<33+uint64(g)))
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				outcome, ok := mapOne(t, ex, r, cfg)
-				mu.Lock()
-				mapped[outcome]++
-				mu.Unlock()
-				if !ok {
-					return
-				}
-			}
+		untilStopped(&wg, stop, func() bool {
+			outcome, ok := mapOne(t, ex, r, cfg)
+			mu.Lock()
+			mapped[outcome]++
+			mu.Unlock()
+			return ok
 		})
 	}
 	if len(cfg.Sizes) > 0 {
@@ -195,6 +177,23 @@ func Run(t testing.TB, ex *aplex.Executor, tr *Tracker, cfg Config) map[string]i
 		t.Error(err)
 	}
 	return counts
+}
+
+// untilStopped calls step over and over on a goroutine of wg, until stop
+// is closed or step returns false.
+func untilStopped(wg *sync.WaitGroup, stop <-chan struct{}, step func() bool) {
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if !step() {
+				return
+			}
+		}
+	})
 }
 
 // submitOne submits one work as the run's mix says; ok false stops its
