@@ -3,6 +3,7 @@ package cluster
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
@@ -68,6 +69,26 @@ func (m *member) Cancel(ids []uint64) { m.t.send.Cancel(m, ids) }
 // worker) comes back as a fresh process.
 func (m *member) Kill(reason error) {
 	m.t.kill(m, reason)
+}
+
+// Unreachable tells the core's kill timers (xport.Unreachable) to wait
+// while the executor's connection is down or the worker has been silent
+// for half the heartbeat timeout (it beats three times as often): in an
+// outage its answer may only be held up, and a kill would cost a healthy
+// worker and, once the outage ends, the works it runs for other
+// executors. The core asks again a quarter of the timeout later; the
+// timeout drops a worker that does not come back. Called under the
+// core's lock: it reads only atomics and the connection's status.
+func (m *member) Unreachable() time.Duration {
+	t := m.t
+	timeout := t.xc.HeartbeatTimeout
+	if t.closing.Load() || timeout <= 0 {
+		return 0
+	}
+	if !t.nc.IsConnected() || t.now()-time.Duration(m.seen.Load()) > timeout/2 {
+		return max(timeout/4, 10*time.Millisecond)
+	}
+	return 0
 }
 
 // Close means this executor stops using the worker: the core calls it

@@ -655,3 +655,40 @@ func TestShutdownAsALocalWorkerIsReplacedReturnsNil(t *testing.T) {
 		}
 	}
 }
+
+// TestShortOutageKillsNoWorker: a kill timer that fired during a NATS
+// outage killed the worker, though the work had honoured its deadline and
+// only its answer was held up by the outage: the future failed with a
+// *aplex.WorkerError, and a remote worker not run under a supervisor left
+// the pool for good (the stress mix with two executors sharing workers
+// through a NATS restart stalled so). An outage shorter than the
+// heartbeat timeout must cost only delay. The kill now waits while the
+// executor's connection is down or the worker is silent; the heartbeat
+// timeout drops a worker that does not come back.
+func TestShortOutageKillsNoWorker(t *testing.T) {
+	port := freePort(t)
+	var restarted *server.Server
+	t.Cleanup(func() { // last: the executor and its worker leave through it
+		if restarted != nil {
+			restarted.Shutdown()
+			restarted.WaitForShutdown()
+		}
+	})
+	srv := newServer(t, port, nil)
+	ex := newExecutor(t, cluster.WithURL(srv.ClientURL()), cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)),
+		aplex.WithKillGrace(200*time.Millisecond), aplex.WithHeartbeatTimeout(3*time.Second))
+	pid := ex.Stats().Workers[0].PID
+	f := submit(t, ex, block, "outage-1", aplex.Deadline(300*time.Millisecond))
+	waitFor(t, 5*time.Second, "the work to start", startedIn(t, ex, "outage-1"))
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	// The outage: the work's deadline and the kill grace pass meanwhile.
+	time.Sleep(800 * time.Millisecond)
+	restarted = newServer(t, port, nil)
+	if _, err := get(t, f); !errors.Is(err, errObserved) {
+		t.Fatalf("err = %v, want the work's own answer to its deadline (errObserved), not a killed worker's", err)
+	}
+	if got := ex.Stats().Workers[0].PID; got != pid {
+		t.Errorf("worker pid %d, was %d: killed by an outage", got, pid)
+	}
+}

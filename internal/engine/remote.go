@@ -165,14 +165,31 @@ func (c *core) cancelRemote(t *task, err error) {
 // which would then stay reachable that long after it was dropped, its
 // cleanup never closing it (TestFinishedTimedWorksDoNotKeepTheirExecutorReachable).
 // Job ids are never reused, so the id names t alone.
+//
+// A worker that cannot be reached when the timer fires (xport.Unreachable:
+// a cluster outage, where the answer may only be held up) is asked again
+// later rather than killed; its heartbeat timeout drops it meanwhile if it
+// does not come back (TestShortOutageKillsNoWorker).
 func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
+	return c.armKillIn(t, d, d, why)
+}
+
+// armKillIn is armKill firing after wait, its reason naming d.
+func (c *core) armKillIn(t *task, wait, d time.Duration, why string) *time.Timer {
 	id := t.rjob().job.ID
-	return time.AfterFunc(d, func() {
+	return time.AfterFunc(wait, func() {
 		c.mu.Lock()
 		var conn xport.Worker
 		var name string
 		if t := c.jobs[id]; t != nil {
 			conn, name = t.w.conn, t.rjob().job.Name
+			if u, ok := conn.(xport.Unreachable); ok {
+				if retry := u.Unreachable(); retry > 0 {
+					t.rjob().killTimer = c.armKillIn(t, retry, d, why)
+					c.unlock()
+					return
+				}
+			}
 		}
 		c.unlock()
 		if conn != nil {

@@ -184,6 +184,18 @@ type Budgeted interface {
 	Budget() int
 }
 
+// Unreachable is implemented by workers that a network stands between
+// (cluster members). Before a kill-grace timer kills a worker, the core
+// asks it, under the core's lock (so it must take no transport lock):
+// while the worker cannot be reached (the connection is down, or the
+// worker has been silent for a while), its answer may be held up rather
+// than missing, and a kill would cost a healthy worker; the core then
+// asks again after the returned wait, and a worker that does not come
+// back is dropped by its heartbeat timeout meanwhile. 0: reachable.
+type Unreachable interface {
+	Unreachable() (retryIn time.Duration)
+}
+
 // Holder is implemented by workers whose Send can leave the writing to the
 // caller (process workers). When a Submit dispatches its work, the core
 // calls Hold under its lock, before Send; if Hold agrees, the core calls
