@@ -33,6 +33,9 @@
 //     also runs under core.mu (a work queued for a slot: every worker's
 //     replies are needed). Reader.ReadUntil calls Sink.Done on the Get's
 //     goroutine, so it runs completion callbacks there.
+//   - Unreachable.Unreachable runs under core.mu (the kill-grace timer,
+//     before Kill) and must take no lock (cluster: atomics and the NATS
+//     connection's status).
 //
 // Hence the rules for a transport:
 //
