@@ -155,16 +155,8 @@ func TestServerRestart(t *testing.T) {
 }
 
 func testServerRestart(t *testing.T, timeout, outage time.Duration, opts ...aplex.Option) {
-	port := freePort(t)
-	var restarted *server.Server
-	t.Cleanup(func() { // last: the workers and the executor leave through it
-		if restarted != nil {
-			restarted.Shutdown()
-			restarted.WaitForShutdown()
-		}
-	})
-	srv := startServer(t, port, nil)
-	url := srv.ClientURL()
+	srv := newRestartableServer(t)
+	url := srv.url
 	spawnWorker(t, url, "restart", "r0")
 	spawnWorker(t, url, "restart", "r1")
 	ex := newExecutor(t, append([]aplex.Option{cluster.WithURL(url), cluster.WithPool("restart"), aplex.WithPoolSize(2),
@@ -214,10 +206,9 @@ func testServerRestart(t *testing.T, timeout, outage time.Duration, opts ...aple
 		}
 	}
 	waitFor(t, 10*time.Second, "works to run before the outage", ranAfter(0))
-	srv.Shutdown()
-	srv.WaitForShutdown()
+	srv.stop()
 	time.Sleep(outage) // the outage itself
-	restarted = newServer(t, port, nil)
+	srv.start()
 	waitFor(t, 10*time.Second, "works submitted after the restart to run", ranAfter(lastID.Load()))
 	close(stop)
 	<-submitted
@@ -666,25 +657,16 @@ func TestShutdownAsALocalWorkerIsReplacedReturnsNil(t *testing.T) {
 // executor's connection is down or the worker is silent; the heartbeat
 // timeout drops a worker that does not come back.
 func TestShortOutageKillsNoWorker(t *testing.T) {
-	port := freePort(t)
-	var restarted *server.Server
-	t.Cleanup(func() { // last: the executor and its worker leave through it
-		if restarted != nil {
-			restarted.Shutdown()
-			restarted.WaitForShutdown()
-		}
-	})
-	srv := newServer(t, port, nil)
-	ex := newExecutor(t, cluster.WithURL(srv.ClientURL()), cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)),
+	srv := newRestartableServer(t)
+	ex := newExecutor(t, cluster.WithURL(srv.url), cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)),
 		aplex.WithKillGrace(200*time.Millisecond), aplex.WithHeartbeatTimeout(3*time.Second))
 	pid := ex.Stats().Workers[0].PID
 	f := submit(t, ex, block, "outage-1", aplex.Deadline(300*time.Millisecond))
 	waitFor(t, 5*time.Second, "the work to start", startedIn(t, ex, "outage-1"))
-	srv.Shutdown()
-	srv.WaitForShutdown()
+	srv.stop()
 	// The outage: the work's deadline and the kill grace pass meanwhile.
 	time.Sleep(800 * time.Millisecond)
-	restarted = newServer(t, port, nil)
+	srv.start()
 	if _, err := get(t, f); !errors.Is(err, errObserved) {
 		t.Fatalf("err = %v, want the work's own answer to its deadline (errObserved), not a killed worker's", err)
 	}

@@ -60,6 +60,56 @@ func newServer(t testing.TB, port int, edit func(*server.Options)) *server.Serve
 	return s
 }
 
+// restartableServer is a NATS server for one test on a port of its own,
+// which the test can stop (an outage begins) and start again on the same
+// port. Its latest incarnation is shut down when the test ends, after the
+// clean-ups registered later: executors and workers leave through it.
+type restartableServer struct {
+	t    testing.TB
+	port int
+	url  string // the same across restarts
+	mu   sync.Mutex
+	srv  *server.Server // nil while stopped
+}
+
+func newRestartableServer(t testing.TB) *restartableServer {
+	t.Helper()
+	r := &restartableServer{t: t, port: freePort(t)}
+	r.srv = newServer(t, r.port, nil)
+	r.url = r.srv.ClientURL()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// stop shuts the server down: its clients lose their connections.
+func (r *restartableServer) stop() {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
+}
+
+// start starts the server again on its port. It may be called from any
+// goroutine: a failure is reported with t.Error.
+func (r *restartableServer) start() {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: r.port, NoLog: true, NoSigs: true})
+	if err != nil {
+		r.t.Error(err)
+		return
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		r.t.Error("NATS server not ready after its restart")
+	}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+}
+
 // freePort returns a TCP port that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex"
@@ -104,16 +103,8 @@ func TestResultLostNeverRunsTwice(t *testing.T) {
 	heldState.Store(g)
 	t.Cleanup(func() { heldState.Store(nil) })
 
-	port := freePort(t)
-	var restarted *server.Server
-	t.Cleanup(func() { // last: the worker and the executor leave through it
-		if restarted != nil {
-			restarted.Shutdown()
-			restarted.WaitForShutdown()
-		}
-	})
-	srv := newServer(t, port, nil)
-	url := srv.ClientURL()
+	srv := newRestartableServer(t)
+	url := srv.url
 
 	// The worker, in this process. It keeps no reconnect buffer, so a
 	// result finished during the outage is lost for sure, and it logs
@@ -163,14 +154,13 @@ func TestResultLostNeverRunsTwice(t *testing.T) {
 	}
 
 	// The outage: the works finish, and their results cannot be sent.
-	srv.Shutdown()
-	srv.WaitForShutdown()
+	srv.stop()
 	wait(disconnected, "the worker to see the outage")
 	close(g.release)
 	for failures.n.Load() < works {
 		wait(failures.wake, "the worker to fail to publish every result")
 	}
-	restarted = newServer(t, port, nil)
+	srv.start()
 
 	// Every future ends: with its result, answered from the worker's
 	// memory, or with a WorkerError saying the result was lost.

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
 	"github.com/aplex-go/aplex/internal/stresstest"
@@ -38,37 +36,21 @@ func TestStressEveryWorkEnds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := []aplex.Option{cluster.SpawnLocalWorkers(2), aplex.WithMaxWorksPerWorker(3), aplex.WithPrefetch(3),
 				aplex.WithKillGrace(500 * time.Millisecond), aplex.WithWorkerOutput(newTestLog(t))}
-			restarted := make(chan *server.Server, 1) // the server after the restart, nil if none
+			restarted := make(chan struct{})
 			if tc.restart {
-				port := freePort(t)
-				srv := newServer(t, port, nil)
-				opts = append(opts, cluster.WithURL(srv.ClientURL()), aplex.WithHeartbeatTimeout(2*time.Second))
+				srv := newRestartableServer(t)
+				opts = append(opts, cluster.WithURL(srv.url), aplex.WithHeartbeatTimeout(2*time.Second))
 				go func() {
+					defer close(restarted)
 					time.Sleep(500 * time.Millisecond)
-					srv.Shutdown()
-					srv.WaitForShutdown()
+					srv.stop()
 					time.Sleep(300 * time.Millisecond) // the outage
-					again, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-					if err != nil {
-						t.Error(err)
-						restarted <- nil
-						return
-					}
-					again.Start()
-					if !again.ReadyForConnections(10 * time.Second) {
-						t.Error("NATS server not ready after its restart")
-					}
-					restarted <- again
+					srv.start()
 				}()
 			} else {
-				restarted <- nil
+				close(restarted)
 			}
-			t.Cleanup(func() { // last: the executor and its workers leave through it
-				if again := <-restarted; again != nil {
-					again.Shutdown()
-					again.WaitForShutdown()
-				}
-			})
+			t.Cleanup(func() { <-restarted }) // before the server's own clean-up
 			tr := &stresstest.Tracker{}
 			// Not newExecutor: its clean-up's Shutdown returns what the one
 			// under load returned, which may be its ctx's error.
