@@ -664,7 +664,8 @@ func TestShortOutageKillsNoWorker(t *testing.T) {
 	f := submit(t, ex, block, "outage-1", aplex.Deadline(300*time.Millisecond))
 	waitFor(t, 5*time.Second, "the work to start", startedIn(t, ex, "outage-1"))
 	srv.stop()
-	// The outage: the work's deadline and the kill grace pass meanwhile.
+	// The outage itself: it must outlast the work's deadline and the kill
+	// grace, 500ms from its start, which are timers, not events to await.
 	time.Sleep(800 * time.Millisecond)
 	srv.start()
 	if _, err := get(t, f); !errors.Is(err, errObserved) {

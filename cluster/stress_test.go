@@ -36,27 +36,34 @@ func TestStressEveryWorkEnds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := []aplex.Option{cluster.SpawnLocalWorkers(2), aplex.WithMaxWorksPerWorker(3), aplex.WithPrefetch(3),
 				aplex.WithKillGrace(500 * time.Millisecond), aplex.WithWorkerOutput(newTestLog(t))}
-			restarted := make(chan struct{})
+			var srv *restartableServer
 			if tc.restart {
-				srv := newRestartableServer(t)
+				srv = newRestartableServer(t)
 				opts = append(opts, cluster.WithURL(srv.url), aplex.WithHeartbeatTimeout(2*time.Second))
-				go func() {
-					defer close(restarted)
-					time.Sleep(500 * time.Millisecond)
-					srv.stop()
-					time.Sleep(300 * time.Millisecond) // the outage
-					srv.start()
-				}()
-			} else {
-				close(restarted)
 			}
-			t.Cleanup(func() { <-restarted }) // before the server's own clean-up
 			tr := &stresstest.Tracker{}
 			// Not newExecutor: its clean-up's Shutdown returns what the one
 			// under load returned, which may be its ctx's error.
 			ex, err := cluster.NewExecutor(append(opts, aplex.WithObserver(tr))...)
 			if err != nil {
 				t.Fatal(err)
+			}
+			restarted := make(chan struct{})
+			t.Cleanup(func() { <-restarted }) // before the server's own clean-up
+			if srv != nil {
+				go func() {
+					defer close(restarted)
+					// Midway: once the pool has run works (bounded, should
+					// it never), the outage.
+					for deadline := time.Now().Add(30 * time.Second); ex.Stats().Completed < 200 && time.Now().Before(deadline); {
+						time.Sleep(time.Millisecond)
+					}
+					srv.stop()
+					time.Sleep(300 * time.Millisecond) // the outage itself
+					srv.start()
+				}()
+			} else {
+				close(restarted)
 			}
 			t.Cleanup(func() { ex.Close() }) // should the test end early; before the server goes
 			counts := stresstest.Run(t, ex, tr, stresstest.Config{
