@@ -183,8 +183,8 @@
 // fails with a *aplex.WorkerError saying its result was lost: it ran, or
 // may have, and it does not run again, even with aplex.Retry. A kill due
 // during an outage (a work past its deadline and the kill grace) waits
-// until the worker can be reached again, since its answer may only be
-// held up. Nothing runs
+// until the worker can be reached again and has resynchronised, since its
+// answer may only be held up, or come back with the resend. Nothing runs
 // twice, and no future waits forever: an outage shorter than the
 // heartbeat timeout costs nothing but delay, and a longer one drops the
 // workers, failing their works with a *aplex.WorkerError, until they join

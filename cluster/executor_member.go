@@ -25,6 +25,15 @@ type member struct {
 	seen atomic.Int64 // last message from the worker, t.clock nanoseconds
 	gone atomic.Bool  // dropped: sends are pointless
 
+	// Resynchronisation. After a silence of the worker's (half the
+	// heartbeat timeout), or this executor's reconnect, messages may have
+	// been lost either way; they come back with the resend that follows
+	// the worker's Hello (resync). Until then, and for a settling time
+	// after, the member is unreachable to the kill timers (Unreachable).
+	unsyncedAt atomic.Int64 // when a silence or a reconnect was noticed, t.now() nanoseconds; 0: synced since
+	syncedAt   atomic.Int64 // the last resync, t.now() nanoseconds; 0: none
+	wantHello  atomic.Bool  // Unreachable asked the monitor to ask for its Hello
+
 	mu      sync.Mutex
 	retired bool // draining: the core was told to stop using it
 
@@ -72,21 +81,42 @@ func (m *member) Kill(reason error) {
 }
 
 // Unreachable tells the core's kill timers (xport.Unreachable) to wait
-// while the executor's connection is down or the worker has been silent
-// for half the heartbeat timeout (it beats three times as often): in an
-// outage its answer may only be held up, and a kill would cost a healthy
-// worker and, once the outage ends, the works it runs for other
-// executors. The core asks again a quarter of the timeout later; the
-// timeout drops a worker that does not come back. Called under the
-// core's lock: it reads only atomics and the connection's status.
+// while an answer may be held up or lost rather than missing: the
+// executor's connection is down, or the worker has been silent for half
+// the heartbeat timeout (it beats three times as often), or it has been
+// heard again after such a silence, or after this executor's reconnect,
+// but has not resynchronised yet (its Hello, then the resend of what the
+// executor awaits), or did so less than the retry wait ago (the resend's
+// answers are on their way). A kill then would cost a healthy worker
+// and, once the outage ends, the works it runs for other executors. The
+// core asks again a quarter of the timeout later. The heartbeat timeout
+// drops a worker that does not come back, and bounds the wait for a
+// resync too: a member heard again is asked for its Hello (by the
+// monitor: askHello takes t.mu), and one heard for a whole timeout
+// without resynchronising (a draining worker answers no discover) is
+// reachable again. Called under the core's lock: it reads only atomics
+// and the connection's status.
 func (m *member) Unreachable() time.Duration {
 	t := m.t
 	timeout := t.xc.HeartbeatTimeout
 	if t.closing.Load() || timeout <= 0 {
 		return 0
 	}
-	if !t.nc.IsConnected() || t.now()-time.Duration(m.seen.Load()) > timeout/2 {
-		return max(timeout/4, 10*time.Millisecond)
+	retry := max(timeout/4, 10*time.Millisecond)
+	now := t.now()
+	unsynced, synced := time.Duration(m.unsyncedAt.Load()), time.Duration(m.syncedAt.Load())
+	switch {
+	case !t.nc.IsConnected() || now-time.Duration(m.seen.Load()) > timeout/2:
+		return retry
+	case t.reconnects() != t.reconnectsSeen.Load():
+		return retry // the monitor will mark every member unsynced
+	case unsynced != 0 && now-unsynced < timeout:
+		if m.wantHello.CompareAndSwap(false, true) {
+			notify(t.helloWake)
+		}
+		return retry
+	case synced != 0 && now-synced < retry:
+		return retry
 	}
 	return 0
 }
@@ -106,5 +136,22 @@ func (m *member) Close() {
 	m.t.drop(m, nil, false)
 }
 
-// touch records a sign of life.
-func (m *member) touch() { m.seen.Store(int64(m.t.now())) }
+// touch records a sign of life, and a silence of half the heartbeat
+// timeout before it: messages may have been lost, so the member is
+// unsynced until its next resync.
+func (m *member) touch() {
+	now := int64(m.t.now())
+	if prev := m.seen.Swap(now); prev != 0 && time.Duration(now-prev) > m.t.xc.HeartbeatTimeout/2 {
+		m.unsyncedAt.Store(now)
+	}
+}
+
+// unsynced marks the member as having maybe lost messages, until its next
+// resync.
+func (m *member) unsynced() { m.unsyncedAt.Store(int64(m.t.now())) }
+
+// resynced records a resync: what was lost before is being sent again.
+func (m *member) resynced() {
+	m.syncedAt.Store(int64(m.t.now()))
+	m.unsyncedAt.Store(0)
+}

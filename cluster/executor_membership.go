@@ -173,6 +173,11 @@ func (t *transport) onHeartbeat(hb *wire.Heartbeat) {
 		return
 	}
 	m.touch()
+	if m.unsyncedAt.Load() != 0 && !t.closing.Load() {
+		// Heard again after a silence: its Hello makes it resend what
+		// was lost, which its kill timers wait for (Unreachable).
+		t.askHello(m.wid)
+	}
 	if hb.Draining {
 		m.mu.Lock()
 		first := !m.retired
@@ -181,6 +186,22 @@ func (t *transport) onHeartbeat(hb *wire.Heartbeat) {
 		if first && !t.closing.Load() && !m.beforeJoin(func() { m.heldRetire = true }) {
 			t.sink.Retire(m) // the core closes it once it holds no job
 		}
+	}
+}
+
+// askWanted asks for the Hello of the members whose kill timers wait for
+// their resync (member.Unreachable).
+func (t *transport) askWanted() {
+	t.mu.Lock()
+	var wids []string
+	for _, m := range t.members {
+		if m.wantHello.Swap(false) {
+			wids = append(wids, m.wid)
+		}
+	}
+	t.mu.Unlock()
+	for _, wid := range wids {
+		t.askHello(wid)
 	}
 }
 
@@ -247,6 +268,7 @@ func (t *transport) resync(m *member) {
 	if t.done.Load() {
 		return
 	}
+	m.resynced()
 	jobs, cancelled := t.sink.Outstanding(m)
 	if len(jobs) > 0 {
 		t.send.Jobs(m, jobs, true)

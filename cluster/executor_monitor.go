@@ -12,7 +12,8 @@ func (t *transport) monitor() {
 	defer close(t.monDone)
 	tick := time.NewTicker(max(t.xc.HeartbeatTimeout/5, 10*time.Millisecond))
 	defer tick.Stop()
-	seen := t.nc.Stats().Reconnects
+	seen := t.reconnects()
+	t.reconnectsSeen.Store(seen)
 	for {
 		select {
 		case <-t.stopMon:
@@ -21,6 +22,8 @@ func (t *transport) monitor() {
 			t.checkReconnect(&seen)
 		case <-t.connClosed:
 			t.checkClosed()
+		case <-t.helloWake:
+			t.askWanted()
 		case <-tick.C:
 			t.checkReconnect(&seen)
 			t.checkClosed()
@@ -31,18 +34,21 @@ func (t *transport) monitor() {
 
 // checkReconnect resynchronises after this executor's connection came
 // back: every member gets a full timeout to re-announce itself (the
-// silence was ours), and a discover request makes them do so now.
+// silence was ours), and a discover request makes them do so now; until
+// each has, its kill timers wait (member.Unreachable).
 func (t *transport) checkReconnect(seen *uint64) {
-	n := t.nc.Stats().Reconnects
+	n := t.reconnects()
 	if n == *seen {
 		return
 	}
 	*seen = n
 	t.mu.Lock()
 	for _, m := range t.members {
+		m.unsynced() // until its Hello answers the discover below
 		m.touch()
 	}
 	t.mu.Unlock()
+	t.reconnectsSeen.Store(n) // the members are marked
 	t.discover("")
 }
 

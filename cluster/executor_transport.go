@@ -54,12 +54,17 @@ type transport struct {
 	closing  atomic.Bool // membership no longer changes; no Join
 	done     atomic.Bool // Close returned: no Sink call any more
 	connDead atomic.Bool // the NATS connection closed for good
+	// reconnectsSeen is the connection's reconnect count the monitor has
+	// handled (checkReconnect): one above it is a reconnect whose members
+	// are not marked unsynced yet (member.Unreachable).
+	reconnectsSeen atomic.Uint64
 
 	reconnected chan struct{} // the NATS client reconnected
 	connClosed  chan struct{} // the NATS client closed for good
 	stopMon     chan struct{}
 	monDone     chan struct{}
 	joinWake    chan struct{}
+	helloWake   chan struct{} // a member wants its Hello asked for (member.wantHello)
 
 	mu      sync.Mutex
 	members map[string]*member
@@ -121,6 +126,7 @@ func newTransport(xc xport.Config, cfg *execConfig) (*transport, error) {
 		stopMon:     make(chan struct{}),
 		monDone:     make(chan struct{}),
 		joinWake:    make(chan struct{}, 1),
+		helloWake:   make(chan struct{}, 1),
 		members:     map[string]*member{},
 		ever:        map[string]bool{},
 		slots:       newSlotTable(cfg.local),
@@ -202,6 +208,10 @@ func newTransport(xc xport.Config, cfg *execConfig) (*transport, error) {
 	t.slots.isLocal = t.lslots.has
 	return t, nil
 }
+
+// reconnects counts the connection's reconnections: a member resynced at
+// a lower count may have lost messages since (member.Unreachable).
+func (t *transport) reconnects() uint64 { return t.nc.Stats().Reconnects }
 
 // now is the transport's monotonic clock.
 func (t *transport) now() time.Duration { return time.Since(t.epoch) }

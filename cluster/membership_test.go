@@ -358,3 +358,73 @@ func TestStartWaitsForTheJoinToReturn(t *testing.T) {
 		t.Fatalf("waitJoined once the Join returned: %v", err)
 	}
 }
+
+// TestWorkerHeardAgainIsReachableOnlyOnceResynchronised: a kill-grace
+// timer asks the member whether it can be reached before it kills the
+// worker (Unreachable). A worker heard again after a silence, or after
+// this executor's own reconnect, was reachable at once, although what was
+// lost meanwhile (a work's answer, above all) comes back only with the
+// resend that follows its Hello: a work that had honoured its deadline in
+// an outage was killed in that window, with its worker (the stress mix's
+// two executors sharing two workers through a NATS restart). The member
+// now stays unreachable until it has resynchronised (a heartbeat after a
+// silence asks for its Hello) and the resend's answers have had time to
+// come.
+func TestWorkerHeardAgainIsReachableOnlyOnceResynchronised(t *testing.T) {
+	tests := []struct {
+		name    string
+		silence func(tr *transport, m *member) // then the worker is heard again
+	}{
+		{"a silence of the worker's", func(tr *transport, m *member) {
+			m.seen.Store(int64(tr.now() - tr.xc.HeartbeatTimeout*6/10))
+			tr.onHeartbeat(&wire.Heartbeat{WorkerID: m.wid, Load: 1, MaxWorks: 4})
+		}},
+		{"this executor's reconnect", func(tr *transport, m *member) {
+			seen := ^uint64(0) // not the connection's count: as after a reconnect
+			tr.checkReconnect(&seen)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := newRecordSink(false)
+			tr := startTestTransport(t, sink)
+			w1 := newFakeWorker(t, tr, "w1", 42)
+			w1.announce()
+			m := (<-sink.inJoin).(*member)
+			job := &wire.Job{ID: 1, Name: "w", Args: [][]byte{{0xf6}}}
+			sink.sent(m, []*wire.Job{job})
+			m.Send([]*wire.Job{job})
+			if run, ok := w1.next().(*wire.Run); !ok || run.Resend {
+				t.Fatalf("first message: %+v, want the job's Run", run)
+			}
+			// Reachable (once the answers to a resync its repeated Hellos
+			// may have caused have had time to come).
+			waitReachable := func(when string) {
+				t.Helper()
+				for deadline := time.Now().Add(5 * time.Second); m.Unreachable() != 0; time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: still unreachable after 5s", when)
+					}
+				}
+			}
+			waitReachable("joined")
+			tt.silence(tr, m)
+			if d := m.Unreachable(); d == 0 {
+				t.Fatal("heard again, not resynchronised: Unreachable = 0, so a kill timer would kill a worker whose answers the resend would bring")
+			}
+			// Asked for its Hello, the worker answers (the fake answers
+			// discover requests), and the executor resends what it awaits.
+			if run, ok := w1.next().(*wire.Run); !ok || !run.Resend {
+				t.Fatalf("after the silence: %+v, want a Resend Run", run)
+			}
+			waitReachable("resynchronised") // once the resend's answers have had time
+			// A member heard for a whole heartbeat timeout without
+			// resynchronising (a draining worker answers no discover) is
+			// reachable: its stubborn works are killed as they would be.
+			m.unsyncedAt.Store(int64(tr.now() - tr.xc.HeartbeatTimeout - time.Millisecond))
+			if d := m.Unreachable(); d != 0 {
+				t.Fatalf("unsynced for a whole heartbeat timeout while heard: Unreachable = %v, want 0", d)
+			}
+		})
+	}
+}
