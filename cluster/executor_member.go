@@ -104,12 +104,16 @@ func (m *member) Unreachable() time.Duration {
 	}
 	retry := max(timeout/4, 10*time.Millisecond)
 	now := t.now()
+	if !t.nc.IsConnected() || now-time.Duration(m.seen.Load()) > timeout/2 {
+		return retry
+	}
+	if t.reconnects() != t.reconnectsSeen.Load() {
+		return retry // the monitor will mark every member unsynced
+	}
+	// Read after reconnectsSeen, which the monitor stores once it has
+	// marked the members: a reconnect it has handled is seen here.
 	unsynced, synced := time.Duration(m.unsyncedAt.Load()), time.Duration(m.syncedAt.Load())
 	switch {
-	case !t.nc.IsConnected() || now-time.Duration(m.seen.Load()) > timeout/2:
-		return retry
-	case t.reconnects() != t.reconnectsSeen.Load():
-		return retry // the monitor will mark every member unsynced
 	case unsynced != 0 && now-unsynced < timeout:
 		if m.wantHello.CompareAndSwap(false, true) {
 			notify(t.helloWake)

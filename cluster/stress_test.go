@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,5 +79,64 @@ func TestStressEveryWorkEnds(t *testing.T) {
 				t.Errorf("Shutdown: %v", err)
 			}
 		})
+	}
+}
+
+// TestStressSharedWorkersThroughAnOutage runs the stress mix on two
+// executors at once, sharing two remote workers that no supervisor
+// restarts, through a NATS server restart (down 300ms, shorter than the
+// heartbeat timeout), with no work ignoring its deadline: the outage must
+// cost nothing but delay, so no future may fail with a *WorkerError and
+// both workers must still be there. Before, a kill timer that fired as a
+// worker was heard again but had not yet resynchronised (its answers lost
+// in the outage come back only with the resend) killed a healthy worker;
+// with both gone the executors' works waited for good
+// (TestWorkerHeardAgainIsReachableOnlyOnceResynchronised).
+func TestStressSharedWorkersThroughAnOutage(t *testing.T) {
+	srv := newRestartableServer(t)
+	workers := []*proc{spawnWorker(t, srv.url, "shared", "w0"), spawnWorker(t, srv.url, "shared", "w1")}
+	exs := make([]*aplex.Executor, 2)
+	trs := make([]*stresstest.Tracker, 2)
+	for i := range exs {
+		trs[i] = &stresstest.Tracker{}
+		// The heartbeat timeout outlasts the outage as the executors see
+		// it: the NATS client retries a lost server after 2s.
+		exs[i] = newExecutor(t, cluster.WithURL(srv.url), cluster.WithPool("shared"), aplex.WithPoolSize(2),
+			aplex.WithPrefetch(3), aplex.WithKillGrace(500*time.Millisecond), aplex.WithHeartbeatTimeout(4*time.Second),
+			aplex.WithObserver(trs[i]))
+	}
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		// Once the executors have run works (bounded, should they never).
+		for deadline := time.Now().Add(30 * time.Second); exs[0].Stats().Completed < 200 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		srv.stop()
+		time.Sleep(300 * time.Millisecond) // the outage itself
+		srv.start()
+	}()
+	t.Cleanup(func() { <-restarted }) // before the server's own clean-up
+	var wg sync.WaitGroup
+	for i, ex := range exs {
+		wg.Go(func() {
+			counts := stresstest.Run(t, ex, trs[i], stresstest.Config{
+				Submitters: 3, Mappers: 2, For: 1500 * time.Millisecond, Settle: time.Minute, Seed: uint64(i + 1),
+			})
+			t.Logf("executor %d: %v", i, counts)
+			for outcome, n := range counts {
+				if strings.Contains(outcome, "worker error") {
+					t.Errorf("executor %d: %d futures or Maps ended %q: an outage shorter than the heartbeat timeout must cost only delay", i, n, outcome)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, w := range workers {
+		select {
+		case <-w.done:
+			t.Errorf("worker w%d exited: killed by an outage", i)
+		default:
+		}
 	}
 }

@@ -157,6 +157,9 @@ func Run(t testing.TB, ex *aplex.Executor, tr *Tracker, cfg Config) map[string]i
 			counts["deadline"]++
 		case errors.As(err, &we):
 			counts["worker error"]++
+			if counts["worker error"] <= 3 { // what cost a worker, for the log
+				t.Logf("worker error: %v", err)
+			}
 		default:
 			t.Errorf("unexpected error: %v", err)
 		}
