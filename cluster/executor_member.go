@@ -32,7 +32,6 @@ type member struct {
 	// after, the member is unreachable to the kill timers (Unreachable).
 	unsyncedAt atomic.Int64 // when a silence or a reconnect was noticed, t.now() nanoseconds; 0: synced since
 	syncedAt   atomic.Int64 // the last resync, t.now() nanoseconds; 0: none
-	wantHello  atomic.Bool  // Unreachable asked the monitor to ask for its Hello
 
 	mu      sync.Mutex
 	retired bool // draining: the core was told to stop using it
@@ -91,11 +90,11 @@ func (m *member) Kill(reason error) {
 // and, once the outage ends, the works it runs for other executors. The
 // core asks again a quarter of the timeout later. The heartbeat timeout
 // drops a worker that does not come back, and bounds the wait for a
-// resync too: a member heard again is asked for its Hello (by the
-// monitor: askHello takes t.mu), and one heard for a whole timeout
-// without resynchronising (a draining worker answers no discover) is
-// reachable again. Called under the core's lock: it reads only atomics
-// and the connection's status.
+// resync too: a member heard again is asked for its Hello, and one heard
+// for a whole timeout without resynchronising (a draining worker answers
+// no discover) is reachable again. Called on the kill timer's goroutine,
+// without the core's lock: the connection's status waits for the NATS
+// client's lock, which it holds while it dials in a reconnect.
 func (m *member) Unreachable() time.Duration {
 	t := m.t
 	timeout := t.xc.HeartbeatTimeout
@@ -115,9 +114,7 @@ func (m *member) Unreachable() time.Duration {
 	unsynced, synced := time.Duration(m.unsyncedAt.Load()), time.Duration(m.syncedAt.Load())
 	switch {
 	case unsynced != 0 && now-unsynced < timeout:
-		if m.wantHello.CompareAndSwap(false, true) {
-			notify(t.helloWake)
-		}
+		t.askHello(m.wid) // at most once per heartbeat timeout
 		return retry
 	case synced != 0 && now-synced < retry:
 		return retry

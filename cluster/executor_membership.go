@@ -189,22 +189,6 @@ func (t *transport) onHeartbeat(hb *wire.Heartbeat) {
 	}
 }
 
-// askWanted asks for the Hello of the members whose kill timers wait for
-// their resync (member.Unreachable).
-func (t *transport) askWanted() {
-	t.mu.Lock()
-	var wids []string
-	for _, m := range t.members {
-		if m.wantHello.Swap(false) {
-			wids = append(wids, m.wid)
-		}
-	}
-	t.mu.Unlock()
-	for _, wid := range wids {
-		t.askHello(wid)
-	}
-}
-
 // askHello sends a discover request naming wid, at most once per
 // heartbeat timeout: a worker this executor has not met (its Hello was
 // missed, or it was dropped and came back) joins on its next beat.

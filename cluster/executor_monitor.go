@@ -22,8 +22,6 @@ func (t *transport) monitor() {
 			t.checkReconnect(&seen)
 		case <-t.connClosed:
 			t.checkClosed()
-		case <-t.helloWake:
-			t.askWanted()
 		case <-tick.C:
 			t.checkReconnect(&seen)
 			t.checkClosed()

@@ -64,7 +64,6 @@ type transport struct {
 	stopMon     chan struct{}
 	monDone     chan struct{}
 	joinWake    chan struct{}
-	helloWake   chan struct{} // a member wants its Hello asked for (member.wantHello)
 
 	mu      sync.Mutex
 	members map[string]*member
@@ -126,7 +125,6 @@ func newTransport(xc xport.Config, cfg *execConfig) (*transport, error) {
 		stopMon:     make(chan struct{}),
 		monDone:     make(chan struct{}),
 		joinWake:    make(chan struct{}, 1),
-		helloWake:   make(chan struct{}, 1),
 		members:     map[string]*member{},
 		ever:        map[string]bool{},
 		slots:       newSlotTable(cfg.local),

@@ -169,31 +169,49 @@ func (c *core) cancelRemote(t *task, err error) {
 // A worker that cannot be reached when the timer fires (xport.Unreachable:
 // a cluster outage, where the answer may only be held up) is asked again
 // later rather than killed; its heartbeat timeout drops it meanwhile if it
-// does not come back (TestShortOutageKillsNoWorker).
+// does not come back (TestShortOutageKillsNoWorker). The question is asked
+// without c.mu: the transport may wait for its connection's lock to
+// answer, and a Submit must not wait with it.
 func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
 	return c.armKillIn(t, d, d, why)
 }
 
-// armKillIn is armKill firing after wait, its reason naming d.
+// armKillIn is armKill firing after wait, its reason naming d. c.mu is
+// held. A timer that a later one replaced (rearmed, or stopped too late)
+// does nothing: only the last one armed for the job may kill.
 func (c *core) armKillIn(t *task, wait, d time.Duration, why string) *time.Timer {
-	id := t.rjob().job.ID
+	rj := t.rjob()
+	id := rj.job.ID
+	rj.killArm++
+	arm := rj.killArm
+	// armed returns the job's task if it still awaits an answer from conn
+	// (any, if nil) and this timer is its last one; c.mu is held.
+	armed := func(conn xport.Worker) *task {
+		t := c.jobs[id]
+		if t == nil || t.rjob().killArm != arm || (conn != nil && t.w.conn != conn) {
+			return nil
+		}
+		return t
+	}
 	return time.AfterFunc(wait, func() {
 		c.mu.Lock()
-		var conn xport.Worker
-		var name string
-		if t := c.jobs[id]; t != nil {
-			conn, name = t.w.conn, t.rjob().job.Name
-			if u, ok := conn.(xport.Unreachable); ok {
-				if retry := u.Unreachable(); retry > 0 {
+		t := armed(nil)
+		if t == nil {
+			c.unlock()
+			return
+		}
+		conn, name := t.w.conn, t.rjob().job.Name
+		c.unlock()
+		if u, ok := conn.(xport.Unreachable); ok {
+			if retry := u.Unreachable(); retry > 0 {
+				c.mu.Lock()
+				if t := armed(conn); t != nil {
 					t.rjob().killTimer = c.armKillIn(t, retry, d, why)
-					c.unlock()
-					return
 				}
+				c.unlock()
+				return
 			}
 		}
-		c.unlock()
-		if conn != nil {
-			conn.Kill(fmt.Errorf("work %q %s for %v", name, why, d))
-		}
+		conn.Kill(fmt.Errorf("work %q %s for %v", name, why, d))
 	})
 }

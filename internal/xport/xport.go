@@ -33,9 +33,11 @@
 //     also runs under core.mu (a work queued for a slot: every worker's
 //     replies are needed). Reader.ReadUntil calls Sink.Done on the Get's
 //     goroutine, so it runs completion callbacks there.
-//   - Unreachable.Unreachable runs under core.mu (the kill-grace timer,
-//     before Kill) and must take no lock (cluster: atomics and the NATS
-//     connection's status).
+//   - Unreachable.Unreachable runs without core.mu, on the kill-grace
+//     timer's goroutine before Kill; it may take the transport's locks
+//     and wait a little (cluster: the NATS connection's status, whose
+//     lock the client holds while it dials in a reconnect; a discover
+//     request).
 //
 // Hence the rules for a transport:
 //
@@ -189,7 +191,7 @@ type Budgeted interface {
 
 // Unreachable is implemented by workers that a network stands between
 // (cluster members). Before a kill-grace timer kills a worker, the core
-// asks it, under the core's lock (so it must take no transport lock):
+// asks it, without the core's lock:
 // while the worker cannot be reached (the connection is down, or the
 // worker has been silent for a while), its answer may be held up rather
 // than missing, and a kill would cost a healthy worker; the core then
