@@ -184,7 +184,10 @@
 // may have, and it does not run again, even with aplex.Retry. A kill due
 // during an outage (a work past its deadline and the kill grace) waits
 // until the worker can be reached again and has resynchronised, since its
-// answer may only be held up, or come back with the resend. Nothing runs
+// answer may only be held up, or come back with the resend; should the
+// heartbeat timeout drop the worker meanwhile, it is asked about the work
+// again when it comes back, and a work still running past the kill grace
+// costs it. Nothing runs
 // twice, and no future waits forever: an outage shorter than the
 // heartbeat timeout costs nothing but delay, and a longer one drops the
 // workers, failing their works with a *aplex.WorkerError, until they join

@@ -33,8 +33,18 @@ type member struct {
 	unsyncedAt atomic.Int64 // when a silence or a reconnect was noticed, t.now() nanoseconds; 0: synced since
 	syncedAt   atomic.Int64 // the last resync, t.now() nanoseconds; 0: none
 
-	mu      sync.Mutex
-	retired bool // draining: the core was told to stop using it
+	mu      sync.Mutex // taken under t.mu (drop), never the other way
+	retired bool       // draining: the core was told to stop using it
+	// Kills that came due while the worker could not be reached
+	// (Unreachable), by job id: should the heartbeat timeout drop the
+	// worker, each is asked about again when it comes back (probe), since
+	// its work may ignore its cancel still. probes are those asked, not
+	// answered yet, by job id (the work's name). settling counts both,
+	// so that a delivery takes no lock while there are none.
+	owed       map[uint64]wire.Job
+	probes     map[uint64]string
+	probeTimer *time.Timer
+	settling   atomic.Int32
 
 	// The join gate: the core must hear of the member (Sink.Join) before
 	// anything else about it, yet the member is among t.members, where a
@@ -95,7 +105,16 @@ func (m *member) Kill(reason error) {
 // no discover) is reachable again. Called on the kill timer's goroutine,
 // without the core's lock: the connection's status waits for the NATS
 // client's lock, which it holds while it dials in a reconnect.
-func (m *member) Unreachable() time.Duration {
+func (m *member) Unreachable(job *wire.Job) time.Duration {
+	retry := m.unreachable()
+	if retry > 0 && job != nil {
+		m.owe(job)
+	}
+	return retry
+}
+
+// unreachable is Unreachable's verdict.
+func (m *member) unreachable() time.Duration {
 	t := m.t
 	timeout := t.xc.HeartbeatTimeout
 	if t.closing.Load() || timeout <= 0 {
@@ -156,3 +175,50 @@ func (m *member) resynced() {
 	m.syncedAt.Store(int64(m.t.now()))
 	m.unsyncedAt.Store(0)
 }
+
+// owe records that job's kill is due while the worker cannot be reached.
+func (m *member) owe(job *wire.Job) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owed == nil {
+		m.owed = map[uint64]wire.Job{}
+	}
+	m.owed[job.ID] = *job
+	m.settlingLocked()
+}
+
+// settled forgets the kills owed and the probes for the jobs answered.
+func (m *member) settled(rs []wire.Result) {
+	if m.settling.Load() == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range rs {
+		delete(m.owed, r.ID)
+		delete(m.probes, r.ID)
+	}
+	m.settlingLocked()
+}
+
+// owedAmong returns the kills owed for the jobs ids (the member's last
+// outstanding ones, as it is dropped); it stops the member's probe.
+func (m *member) owedAmong(ids []uint64) []wire.Job {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []wire.Job
+	for _, id := range ids {
+		if j, ok := m.owed[id]; ok {
+			out = append(out, j)
+		}
+	}
+	m.owed, m.probes = nil, nil
+	if m.probeTimer != nil {
+		m.probeTimer.Stop()
+		m.probeTimer = nil
+	}
+	m.settlingLocked()
+	return out
+}
+
+func (m *member) settlingLocked() { m.settling.Store(int32(len(m.owed) + len(m.probes))) }

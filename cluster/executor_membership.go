@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aplex-go/aplex/internal/wire"
 )
@@ -63,9 +64,10 @@ func (t *transport) onHello(h *wire.Hello) {
 		return // Resize told it to leave before it joined
 	}
 	var orphans []uint64
+	var owed []wire.Job
 	if hasTomb {
 		if tb.pid == h.PID {
-			orphans = tb.orphans
+			orphans, owed = tb.orphans, tb.owed
 		}
 		delete(t.tombs, h.WorkerID)
 	}
@@ -96,6 +98,9 @@ func (t *transport) onHello(h *wire.Hello) {
 		// It was dropped for silence but lives: stop what it still runs
 		// for this executor (those works were failed or re-queued).
 		t.send.Cancel(m, orphans)
+	}
+	if len(owed) > 0 {
+		t.probe(m, owed)
 	}
 	t.sink.Join(m)
 	t.joinedMember(m)
@@ -282,7 +287,11 @@ func (t *transport) drop(m *member, cause error, killed bool) {
 	var orphans []uint64
 	if cause != nil {
 		orphans = t.outstanding(m)
-		t.tombs[m.wid] = tomb{pid: m.pid, orphans: orphans, killed: killed, at: now}
+		tb := tomb{pid: m.pid, orphans: orphans, killed: killed, at: now}
+		if !killed {
+			tb.owed = m.owedAmong(orphans)
+		}
+		t.tombs[m.wid] = tb
 	}
 	t.mu.Unlock()
 	if len(orphans) > 0 && !killed {
@@ -315,6 +324,46 @@ func (t *transport) lost(m *member, cause error) {
 	}
 	if !t.done.Load() {
 		t.sink.Lost(m, cause)
+	}
+}
+
+// probe asks a worker that came back after its heartbeat timeout about
+// the jobs whose kill had come due while it could not be reached (owed):
+// their cancels went first (onHello), then a resend of them, which the
+// worker answers from memory for a job that has ended and leaves
+// unanswered for one that still runs. A job still unanswered once the
+// kill grace has passed (and a quarter of the heartbeat timeout, for the
+// round trip) is a work that ignores its cancel: it costs its worker, as
+// it would have had the outage not held its kill up.
+func (t *transport) probe(m *member, owed []wire.Job) {
+	wait := t.xc.KillGrace + max(t.xc.HeartbeatTimeout/4, 10*time.Millisecond)
+	jobs := make([]*wire.Job, len(owed))
+	m.mu.Lock()
+	m.probes = make(map[uint64]string, len(owed))
+	for i := range owed {
+		jobs[i] = &owed[i]
+		m.probes[owed[i].ID] = owed[i].Name
+	}
+	m.settlingLocked()
+	m.probeTimer = time.AfterFunc(wait, func() { t.probeEnded(m, wait) })
+	m.mu.Unlock()
+	t.send.Jobs(m, jobs, true)
+}
+
+// probeEnded kills m if a job its probe asked about is still unanswered.
+func (t *transport) probeEnded(m *member, wait time.Duration) {
+	m.mu.Lock()
+	var name string
+	for _, n := range m.probes {
+		name = n
+		break
+	}
+	left := len(m.probes)
+	m.probes, m.probeTimer = nil, nil
+	m.settlingLocked()
+	m.mu.Unlock()
+	if left > 0 && !t.closing.Load() {
+		m.Kill(fmt.Errorf("work %q ignored its cancel through an outage: still running %v after its worker came back", name, wait))
 	}
 }
 

@@ -121,6 +121,7 @@ func (t *transport) onControl(msg *nats.Msg, from string) {
 // resend).
 func (t *transport) deliver(m *member, rs []wire.Result) {
 	if len(rs) > 0 && !t.done.Load() {
+		m.settled(rs)
 		t.sink.Done(m, rs)
 	}
 }

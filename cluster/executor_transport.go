@@ -18,6 +18,7 @@ import (
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/internal/link"
 	"github.com/aplex-go/aplex/internal/seal"
+	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -84,6 +85,7 @@ type transport struct {
 type tomb struct {
 	pid     int
 	orphans []uint64
+	owed    []wire.Job // orphans whose kill was due (member.owed)
 	killed  bool
 	at      time.Duration
 }

@@ -203,9 +203,13 @@ func TestResyncMarksResends(t *testing.T) {
 
 // startTestTransport starts an executor transport on its own embedded
 // server (sealed, with the key it made), closed when the test ends.
-func startTestTransport(t *testing.T, sink xport.Sink) *transport {
+func startTestTransport(t *testing.T, sink xport.Sink, configure ...func(*xport.Config)) *transport {
 	t.Helper()
-	tr, err := newTransport(xport.Config{}, &execConfig{})
+	var xc xport.Config
+	for _, f := range configure {
+		f(&xc)
+	}
+	tr, err := newTransport(xc, &execConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +405,7 @@ func TestWorkerHeardAgainIsReachableOnlyOnceResynchronised(t *testing.T) {
 			// may have caused have had time to come).
 			waitReachable := func(when string) {
 				t.Helper()
-				for deadline := time.Now().Add(5 * time.Second); m.Unreachable() != 0; time.Sleep(10 * time.Millisecond) {
+				for deadline := time.Now().Add(5 * time.Second); m.Unreachable(nil) != 0; time.Sleep(10 * time.Millisecond) {
 					if time.Now().After(deadline) {
 						t.Fatalf("%s: still unreachable after 5s", when)
 					}
@@ -409,7 +413,7 @@ func TestWorkerHeardAgainIsReachableOnlyOnceResynchronised(t *testing.T) {
 			}
 			waitReachable("joined")
 			tt.silence(tr, m)
-			if d := m.Unreachable(); d == 0 {
+			if d := m.Unreachable(nil); d == 0 {
 				t.Fatal("heard again, not resynchronised: Unreachable = 0, so a kill timer would kill a worker whose answers the resend would bring")
 			}
 			// Asked for its Hello, the worker answers (the fake answers
@@ -422,8 +426,88 @@ func TestWorkerHeardAgainIsReachableOnlyOnceResynchronised(t *testing.T) {
 			// resynchronising (a draining worker answers no discover) is
 			// reachable: its stubborn works are killed as they would be.
 			m.unsyncedAt.Store(int64(tr.now() - tr.xc.HeartbeatTimeout - time.Millisecond))
-			if d := m.Unreachable(); d != 0 {
+			if d := m.Unreachable(nil); d != 0 {
 				t.Fatalf("unsynced for a whole heartbeat timeout while heard: Unreachable = %v, want 0", d)
+			}
+		})
+	}
+}
+
+// TestStubbornWorkOfAWorkerDroppedForSilenceIsSettledOnItsReturn: a work
+// whose kill came due while its worker could not be reached waited
+// (Unreachable); when the heartbeat timeout then dropped the worker, the
+// kill was forgotten, so a work that ignored its cancel ran on, holding a
+// slot, once the worker came back. The executor now asks the returned
+// worker again for each such work (a resend, after the cancel): one it
+// answers had ended, and costs nothing; one it does not answer within the
+// kill grace still runs, and costs its worker, as rule 8 says.
+func TestStubbornWorkOfAWorkerDroppedForSilenceIsSettledOnItsReturn(t *testing.T) {
+	for _, ended := range []bool{false, true} {
+		name := "the work still runs"
+		if ended {
+			name = "the work had ended"
+		}
+		t.Run(name, func(t *testing.T) {
+			sink := newRecordSink(false)
+			tr := startTestTransport(t, sink, func(xc *xport.Config) { xc.KillGrace = 200 * time.Millisecond })
+			w1 := newFakeWorker(t, tr, "w1", 42)
+			w1.announce()
+			m := (<-sink.inJoin).(*member)
+			job := &wire.Job{ID: 1, Name: "stubborn", Args: [][]byte{{0xf6}}}
+			sink.sent(m, []*wire.Job{job})
+			m.Send([]*wire.Job{job})
+			run, ok := w1.next().(*wire.Run)
+			if !ok {
+				t.Fatal("the job's Run did not come")
+			}
+			// Its deadline and the kill grace pass while the worker is
+			// silent: the kill waits.
+			m.seen.Store(int64(tr.now() - tr.xc.HeartbeatTimeout*6/10))
+			if m.Unreachable(job) == 0 {
+				t.Fatal("a silent worker: Unreachable = 0")
+			}
+			// The heartbeat timeout drops it (the core fails the work).
+			tr.drop(m, errors.New("lost heartbeat"), false)
+			if c, ok := w1.next().(*wire.Cancel); !ok || !slices.Equal(c.IDs, []uint64{1}) {
+				t.Fatalf("at the drop: %+v, want the Cancel of job 1", c)
+			}
+			w1.announce() // back, the same process
+			m2 := (<-sink.inJoin).(*member)
+			// Its cancel again, and job 1 resent, to ask whether it still
+			// runs (in either order: the worker skips a resent job it runs).
+			var cancelled, resent bool
+			for range 2 {
+				switch m := w1.next().(type) {
+				case *wire.Cancel:
+					cancelled = slices.Equal(m.IDs, []uint64{1})
+				case *wire.Run:
+					resent = m.Resend && len(m.Jobs) == 1 && m.Jobs[0].ID == 1
+				default:
+					t.Fatalf("at the return: a %v", m.Kind())
+				}
+			}
+			if !cancelled || !resent {
+				t.Fatalf("at the return: cancelled %v, resent %v; want job 1's Cancel and its resend", cancelled, resent)
+			}
+			if !ended {
+				if s, ok := w1.next().(*wire.Shutdown); !ok || s.Graceful {
+					t.Fatalf("the work still runs past the kill grace: %+v, want Shutdown{Graceful: false}", s)
+				}
+				return
+			}
+			b, err := wire.Marshal(&wire.Results{WorkerID: "w1", Results: []wire.Result{wire.Failed(1, 1, &wire.Error{Code: wire.CodeCanceled, Message: "context canceled"})}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w1.conn.Publish(run.ReplyTo, b); err != nil {
+				t.Fatal(err)
+			}
+			// The kill grace passes, and more: nothing comes.
+			if msg, err := w1.sub.NextMsg(4 * tr.xc.KillGrace); err == nil {
+				t.Fatalf("the work had ended, yet the worker got a message: %s", msg.Data)
+			}
+			if tr.member("w1") != m2 {
+				t.Fatal("the worker is no longer a member")
 			}
 		})
 	}

@@ -104,7 +104,7 @@ func (w *askWorker) Send(jobs []*wire.Job) {}
 func (w *askWorker) Cancel(ids []uint64)   {}
 func (w *askWorker) Close()                { w.lose(nil) }
 func (w *askWorker) Kill(reason error)     { w.killed <- reason; w.lose(reason) }
-func (w *askWorker) Unreachable() time.Duration {
+func (w *askWorker) Unreachable(*wire.Job) time.Duration {
 	w.once.Do(func() { close(w.asked) })
 	<-w.release
 	return 0

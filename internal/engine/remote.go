@@ -200,10 +200,10 @@ func (c *core) armKillIn(t *task, wait, d time.Duration, why string) *time.Timer
 			c.unlock()
 			return
 		}
-		conn, name := t.w.conn, t.rjob().job.Name
+		conn, job := t.w.conn, t.rjob().job // a copy: the task is not held past the lock
 		c.unlock()
 		if u, ok := conn.(xport.Unreachable); ok {
-			if retry := u.Unreachable(); retry > 0 {
+			if retry := u.Unreachable(&job); retry > 0 {
 				c.mu.Lock()
 				if t := armed(conn); t != nil {
 					t.rjob().killTimer = c.armKillIn(t, retry, d, why)
@@ -212,6 +212,6 @@ func (c *core) armKillIn(t *task, wait, d time.Duration, why string) *time.Timer
 				return
 			}
 		}
-		conn.Kill(fmt.Errorf("work %q %s for %v", name, why, d))
+		conn.Kill(fmt.Errorf("work %q %s for %v", job.Name, why, d))
 	})
 }

@@ -198,7 +198,10 @@ type Budgeted interface {
 // asks again after the returned wait, and a worker that does not come
 // back is dropped by its heartbeat timeout meanwhile. 0: reachable.
 type Unreachable interface {
-	Unreachable() (retryIn time.Duration)
+	// Unreachable is asked for job, whose kill is due; a transport may
+	// keep a copy of it, to settle it with the worker should it come back
+	// after it was lost (cluster: TestStubbornWorkOfAWorkerDroppedForSilenceIsSettledOnItsReturn).
+	Unreachable(job *wire.Job) (retryIn time.Duration)
 }
 
 // Holder is implemented by workers whose Send can leave the writing to the
@@ -332,6 +335,7 @@ type Config struct {
 	Slots             int           // the Slots of every Run (wire.Run): MaxWorksPerWorker with WithPrefetch, else 0
 	StartTimeout      time.Duration // WithStartTimeout
 	HeartbeatTimeout  time.Duration // WithHeartbeatTimeout: a worker silent this long is lost
+	KillGrace         time.Duration // WithKillGrace: how long a cancelled work may take to end before it costs its worker
 	Output            io.Writer     // WithWorkerOutput: output of the worker processes the transport starts (nil: not given)
 	Env               []string      // WithWorkerEnv: "KEY=value" entries for the worker processes it starts
 	Logger            *slog.Logger
