@@ -392,15 +392,7 @@ func TestWorkerHeardAgainIsReachableOnlyOnceResynchronised(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := newRecordSink(false)
 			tr := startTestTransport(t, sink)
-			w1 := newFakeWorker(t, tr, "w1", 42)
-			w1.announce()
-			m := (<-sink.inJoin).(*member)
-			job := &wire.Job{ID: 1, Name: "w", Args: [][]byte{{0xf6}}}
-			sink.sent(m, []*wire.Job{job})
-			m.Send([]*wire.Job{job})
-			if run, ok := w1.next().(*wire.Run); !ok || run.Resend {
-				t.Fatalf("first message: %+v, want the job's Run", run)
-			}
+			w1, m, _, _ := joinedWithAJob(t, tr, sink, "w")
 			// Reachable (once the answers to a resync its repeated Hellos
 			// may have caused have had time to come).
 			waitReachable := func(when string) {
@@ -450,16 +442,7 @@ func TestStubbornWorkOfAWorkerDroppedForSilenceIsSettledOnItsReturn(t *testing.T
 		t.Run(name, func(t *testing.T) {
 			sink := newRecordSink(false)
 			tr := startTestTransport(t, sink, func(xc *xport.Config) { xc.KillGrace = 200 * time.Millisecond })
-			w1 := newFakeWorker(t, tr, "w1", 42)
-			w1.announce()
-			m := (<-sink.inJoin).(*member)
-			job := &wire.Job{ID: 1, Name: "stubborn", Args: [][]byte{{0xf6}}}
-			sink.sent(m, []*wire.Job{job})
-			m.Send([]*wire.Job{job})
-			run, ok := w1.next().(*wire.Run)
-			if !ok {
-				t.Fatal("the job's Run did not come")
-			}
+			w1, m, job, run := joinedWithAJob(t, tr, sink, "stubborn")
 			// Its deadline and the kill grace pass while the worker is
 			// silent: the kill waits.
 			m.seen.Store(int64(tr.now() - tr.xc.HeartbeatTimeout*6/10))
@@ -511,4 +494,22 @@ func TestStubbornWorkOfAWorkerDroppedForSilenceIsSettledOnItsReturn(t *testing.T
 			}
 		})
 	}
+}
+
+// joinedWithAJob has fake worker w1 (pid 42) join tr, and sends it job 1,
+// of work name, as the core would; it returns the worker, its member, the
+// job and the Run that brought it.
+func joinedWithAJob(t *testing.T, tr *transport, sink *recordSink, name string) (*fakeWorker, *member, *wire.Job, *wire.Run) {
+	t.Helper()
+	w1 := newFakeWorker(t, tr, "w1", 42)
+	w1.announce()
+	m := (<-sink.inJoin).(*member)
+	job := &wire.Job{ID: 1, Name: name, Args: [][]byte{{0xf6}}}
+	sink.sent(m, []*wire.Job{job})
+	m.Send([]*wire.Job{job})
+	run, ok := w1.next().(*wire.Run)
+	if !ok || run.Resend {
+		t.Fatalf("first message: %+v, want the job's Run", run)
+	}
+	return w1, m, job, run
 }
