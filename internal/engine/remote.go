@@ -177,8 +177,8 @@ func (c *core) armKill(t *task, d time.Duration, why string) *time.Timer {
 }
 
 // armKillIn is armKill firing after wait, its reason naming d. c.mu is
-// held. A timer that a later one replaced (rearmed, or stopped too late)
-// does nothing: only the last one armed for the job may kill.
+// held. A timer that a later one replaced, or that stopTimers stopped too
+// late, does nothing: only the last one armed for the job may kill.
 func (c *core) armKillIn(t *task, wait, d time.Duration, why string) *time.Timer {
 	rj := t.rjob()
 	id := rj.job.ID

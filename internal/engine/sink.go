@@ -197,6 +197,7 @@ func (c *core) stopTimers(t *task) {
 	if rj := t.rjob(); rj.killTimer != nil {
 		rj.killTimer.Stop()
 		rj.killTimer = nil
+		rj.killArm++ // a timer that fired already and waits for c.mu kills nothing
 	}
 	c.unwatchLocked(t)
 }

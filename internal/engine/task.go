@@ -128,7 +128,7 @@ func (t *task) ob() *taskObs {
 type remoteJob struct {
 	job       wire.Job
 	killTimer *time.Timer  // kills the worker if the work ignores a cancel or its deadline
-	killArm   uint32       // counts armKill's timers, under core.mu: only the last one armed may kill
+	killArm   uint32       // counts armKill's timers and stopTimers' stops, under core.mu: only the last timer armed, not stopped, may kill
 	send      [1]*wire.Job // backs the slice handed to Worker.Send
 	arg1      [1][]byte    // backs job.Args for one argument (Submit, a Map chunk of one)
 	// on is the worker it was last sent to, for a waiter to read its
