@@ -165,28 +165,12 @@ func TestPropagatorCarriesValuesToClusterWork(t *testing.T) {
 	}
 }
 
-// versionLog signals a warning about another protocol version.
-type versionLog struct{ seen chan string }
-
-func (h *versionLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *versionLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *versionLog) WithGroup(string) slog.Handler            { return h }
-func (h *versionLog) Handle(_ context.Context, r slog.Record) error {
-	if r.Level == slog.LevelWarn && strings.Contains(r.Message, "another protocol version") {
-		select {
-		case h.seen <- r.Message:
-		default:
-		}
-	}
-	return nil
-}
-
 // TestOtherProtocolVersionIsRefusedClearly: a worker built with another
 // protocol version (its Hello's first byte) never joins, and the executor
 // says why in a warning instead of a debug line about a bad message.
 func TestOtherProtocolVersionIsRefusedClearly(t *testing.T) {
 	srv := startServer(t, 0, nil)
-	log := &versionLog{seen: make(chan string, 1)}
+	log := newRecordLog(slog.LevelWarn, "another protocol version")
 	ex := newExecutor(t, cluster.WithURL(srv.ClientURL()), cluster.WithPool("versions"), aplex.WithLogger(slog.New(log)))
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -202,7 +186,7 @@ func TestOtherProtocolVersionIsRefusedClearly(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-log.seen:
+	case <-log.arrived:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no warning about a worker of another protocol version")
 	}

@@ -362,6 +362,7 @@ func (t *transport) probeEnded(m *member, wait time.Duration) {
 	m.probes, m.probeTimer = nil, nil
 	m.settlingLocked()
 	m.mu.Unlock()
+	t.log.Debug("aplex cluster: asked a returning worker about works whose kill waited", "worker", m.wid, "still running", left)
 	if left > 0 && !t.closing.Load() {
 		m.Kill(fmt.Errorf("work %q ignored its cancel through an outage: still running %v after its worker came back", name, wait))
 	}

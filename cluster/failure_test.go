@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -555,7 +554,7 @@ func TestShutdownInOnDoneOfALostWorkDoesNotHang(t *testing.T) {
 // stalled in between. A process worker is replaced at once; so is a
 // local cluster worker now.
 func TestLocalWorkerKilledByItsExecutorIsReplacedAtOnce(t *testing.T) {
-	logs := &restartLog{}
+	logs := newRecordLog(slog.LevelDebug, "aplex: restarting ")
 	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithWorkerOutput(newTestLog(t)),
 		aplex.WithKillGrace(50*time.Millisecond), aplex.WithLogger(slog.New(logs)))
 	pid := ex.Stats().Workers[0].PID
@@ -576,7 +575,12 @@ func TestLocalWorkerKilledByItsExecutorIsReplacedAtOnce(t *testing.T) {
 			return false
 		})
 	}
-	waits := logs.waits()
+	var waits []time.Duration
+	for _, r := range logs.records() {
+		if in := attrOf(r, "in"); in.Kind() == slog.KindDuration {
+			waits = append(waits, in.Duration())
+		}
+	}
 	if len(waits) != kills {
 		t.Fatalf("%d restarts logged, want %d", len(waits), kills)
 	}
@@ -585,37 +589,6 @@ func TestLocalWorkerKilledByItsExecutorIsReplacedAtOnce(t *testing.T) {
 			t.Errorf("restart %d after a kill waited %v, want 0: %v", i+1, d, waits)
 		}
 	}
-}
-
-// restartLog is a slog.Handler that keeps the waits of the supervisor's
-// "restarting" records.
-type restartLog struct {
-	mu sync.Mutex
-	in []time.Duration
-}
-
-func (h *restartLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *restartLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *restartLog) WithGroup(string) slog.Handler            { return h }
-func (h *restartLog) Handle(_ context.Context, r slog.Record) error {
-	if !strings.HasPrefix(r.Message, "aplex: restarting ") {
-		return nil
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "in" {
-			h.mu.Lock()
-			h.in = append(h.in, a.Value.Duration())
-			h.mu.Unlock()
-		}
-		return true
-	})
-	return nil
-}
-
-func (h *restartLog) waits() []time.Duration {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.in)
 }
 
 // TestShutdownAsALocalWorkerIsReplacedReturnsNil: a graceful Shutdown

@@ -5,6 +5,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,8 +44,9 @@ func TestWorkFrozenPastItsKillIsSettledWhenItsWorkerComesBack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newRestartableServer(t)
 			w := spawnWorker(t, srv.url, "frozen", "w1")
+			probed := newRecordLog(slog.LevelDebug, "aplex cluster: asked a returning worker")
 			ex := newExecutor(t, cluster.WithURL(srv.url), cluster.WithPool("frozen"), aplex.WithPoolSize(1),
-				aplex.WithHeartbeatTimeout(time.Second), aplex.WithKillGrace(200*time.Millisecond))
+				aplex.WithHeartbeatTimeout(time.Second), aplex.WithKillGrace(200*time.Millisecond), aplex.WithLogger(slog.New(probed)))
 			pid := ex.Stats().Workers[0].PID
 			key := "frozen-" + tc.name
 			// The kill comes due at 900ms, once the worker has been silent
@@ -81,10 +83,16 @@ func TestWorkFrozenPastItsKillIsSettledWhenItsWorkerComesBack(t *testing.T) {
 				}
 				return
 			}
-			// The probe's wait (the kill grace and a quarter of the heartbeat
-			// timeout) is a timer, not an event: let it pass, then the worker
-			// must still serve.
-			time.Sleep(2 * (200*time.Millisecond + time.Second/4))
+			// Once the executor has asked about the work (its log says so),
+			// nothing is left running and the worker still serves.
+			select {
+			case <-probed.arrived:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the executor never asked the returning worker about its work")
+			}
+			if left := attrOf(probed.records()[0], "still running").Int64(); left != 0 {
+				t.Fatalf("the work that honoured its deadline counts as still running (%d)", left)
+			}
 			if v, err := get(t, submit(t, ex, square, 7)); v != 49 || err != nil {
 				t.Fatalf("after the probe: %v, %v", v, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -314,4 +315,55 @@ func shutDownOnDone[R any](t *testing.T, ex *aplex.Executor, f *aplex.Future[R])
 			return ""
 		}
 	}
+}
+
+// recordLog is a slog.Handler that keeps the records at level or above
+// whose message contains match, and signals each on arrived: the tests'
+// handshake on what the executor or a worker logs.
+type recordLog struct {
+	match   string
+	level   slog.Level
+	arrived chan struct{} // capacity 1
+	mu      sync.Mutex
+	recs    []slog.Record
+}
+
+func newRecordLog(level slog.Level, match string) *recordLog {
+	return &recordLog{match: match, level: level, arrived: make(chan struct{}, 1)}
+}
+
+func (h *recordLog) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+func (h *recordLog) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h *recordLog) WithGroup(string) slog.Handler                { return h }
+func (h *recordLog) Handle(_ context.Context, r slog.Record) error {
+	if !strings.Contains(r.Message, h.match) {
+		return nil
+	}
+	h.mu.Lock()
+	h.recs = append(h.recs, r.Clone())
+	h.mu.Unlock()
+	select {
+	case h.arrived <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// records returns the records kept so far.
+func (h *recordLog) records() []slog.Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]slog.Record(nil), h.recs...)
+}
+
+// attrOf returns the value of r's attribute key (the zero Value if none).
+func attrOf(r slog.Record, key string) (v slog.Value) {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v = a.Value
+			return false
+		}
+		return true
+	})
+	return v
 }

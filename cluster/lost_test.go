@@ -52,39 +52,15 @@ var held = aplex.Register("cluster.held", func(ctx context.Context, a heldArg) (
 	return make([]byte, a.Size), nil
 })
 
-// publishFailures is a slog handler counting the results a worker failed
-// to publish (its link's Debug line "publish" of a Results, with an error).
-type publishFailures struct {
-	n    atomic.Int64
-	wake chan struct{}
-}
-
-func (h *publishFailures) Enabled(context.Context, slog.Level) bool { return true }
-func (h *publishFailures) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *publishFailures) WithGroup(string) slog.Handler            { return h }
-func (h *publishFailures) Handle(_ context.Context, r slog.Record) error {
-	if !strings.Contains(r.Message, "publish") {
-		return nil
-	}
-	var results bool
-	var n int64
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "kind":
-			results = a.Value.String() == "Results"
-		case "items":
-			n = a.Value.Int64()
-		}
-		return true
-	})
-	if results {
-		h.n.Add(n)
-		select {
-		case h.wake <- struct{}{}:
-		default:
+// failedPublishes counts the results a worker failed to publish, from
+// its link's Debug lines "publish" of a Results, with an error.
+func failedPublishes(log *recordLog) (n int64) {
+	for _, r := range log.records() {
+		if items := attrOf(r, "items"); attrOf(r, "kind").String() == "Results" && items.Kind() == slog.KindInt64 {
+			n += items.Int64()
 		}
 	}
-	return nil
+	return n
 }
 
 // TestResultLostNeverRunsTwice is the chaos test "NATS restart with more
@@ -109,7 +85,7 @@ func TestResultLostNeverRunsTwice(t *testing.T) {
 	// The worker, in this process. It keeps no reconnect buffer, so a
 	// result finished during the outage is lost for sure, and it logs
 	// every failed publish: the test's handshake.
-	failures := &publishFailures{wake: make(chan struct{}, 1)}
+	failures := newRecordLog(slog.LevelDebug, "publish")
 	disconnected := make(chan struct{}, 1)
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -157,8 +133,8 @@ func TestResultLostNeverRunsTwice(t *testing.T) {
 	srv.stop()
 	wait(disconnected, "the worker to see the outage")
 	close(g.release)
-	for failures.n.Load() < works {
-		wait(failures.wake, "the worker to fail to publish every result")
+	for failedPublishes(failures) < works {
+		wait(failures.arrived, "the worker to fail to publish every result")
 	}
 	srv.start()
 
