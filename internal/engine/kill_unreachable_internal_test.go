@@ -3,10 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aplex-go/aplex/internal/testutil"
 	"github.com/aplex-go/aplex/internal/wire"
 	"github.com/aplex-go/aplex/internal/xport"
 )
@@ -119,4 +122,54 @@ func (w *askWorker) lose(cause error) {
 	if !gone {
 		w.tr.sink.Lost(w, cause)
 	}
+}
+
+// TestKillTimerReplacedAsItFiresKillsNothing: a kill timer that fired as
+// the core replaced it (a held work's Started re-arms its Deadline(d)'s
+// timer from its start; a cancel re-arms it for the kill grace) waited
+// for the core's lock, then found the job still outstanding and killed
+// its worker on the old timer's reckoning. Only the last timer armed for
+// a job may kill now.
+func TestKillTimerReplacedAsItFiresKillsNothing(t *testing.T) {
+	w := &askWorker{asked: make(chan struct{}), release: make(chan struct{}), killed: make(chan error, 1)}
+	close(w.release) // reachable: only armKillIn's own check can spare the worker
+	cfg, err := buildConfig(kindProcess, []Option{WithPoolSize(1), WithMaxWorksPerWorker(4), WithKillGrace(time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := startRemote(cfg, &askTransport{w: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	f, err := Submit(context.Background(), ex, &Work[int, int]{name: "test.work"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, task := ex.c, &f.t
+	const firing = "internal/engine.(*core).armKillIn.func2"
+	c.mu.Lock()
+	task.rjob().killTimer = c.armKill(task, 0, "test: the timer replaced")
+	testutil.WaitFor(t, "the timer to fire and wait for the lock", func() bool { return testutil.BlockedIn(firing) == 1 })
+	task.rjob().killTimer.Stop() // too late: it fired
+	task.rjob().killTimer = c.armKill(task, time.Hour, "test: the timer that replaced it")
+	c.unlock()
+	testutil.WaitFor(t, "the replaced timer's function to return", func() bool { return !onAnyStack(firing) })
+	select {
+	case reason := <-w.killed:
+		t.Fatalf("a replaced kill timer killed the worker: %v", reason)
+	default:
+	}
+	select {
+	case <-w.asked:
+		t.Fatal("a replaced kill timer asked whether the worker can be reached")
+	default:
+	}
+}
+
+// onAnyStack reports whether some goroutine, in any state, has fn on its
+// stack.
+func onAnyStack(fn string) bool {
+	buf := make([]byte, 1<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn+"(")
 }
