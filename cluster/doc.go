@@ -70,8 +70,9 @@
 // Cancellation, per-work deadlines and the kill grace work as with process
 // workers: a work that ignores its cancelled ctx past aplex.WithKillGrace
 // gets its worker killed. A killed worker cancels all its works, for every
-// executor it serves, and exits; other executors see their works there fail
-// with a *aplex.WorkerError. Run workers under a supervisor (systemd,
+// executor it serves, and exits; its heartbeat says so, and other
+// executors fail their works there at once with a *aplex.WorkerError
+// ("killed by another executor of the pool"). Run workers under a supervisor (systemd,
 // Kubernetes) so a killed worker comes back; local workers are restarted
 // by their executor. A work's deadline (the caller's ctx deadline, or
 // aplex.Deadline if earlier) travels as the time left, so the clocks of
@@ -133,7 +134,7 @@
 //
 //	aplex.<pool>.hello          worker → executors: Hello, at start and after each reconnect
 //	aplex.<pool>.discover       executor → workers: "announce yourselves" (reply: its inbox)
-//	aplex.<pool>.hb.<wid>       worker → executors: Heartbeat (load, capacity, draining), then Bye
+//	aplex.<pool>.hb.<wid>       worker → executors: Heartbeat (load, capacity, draining, killed), then Bye
 //	aplex.<pool>.w.<wid>        executor → worker: Run batches, Cancel, Shutdown
 //	aplex.<pool>.x.<exid>.<wid> worker → executor: Results batches, Hello answering discover
 //

@@ -192,6 +192,13 @@ func (t *transport) onHeartbeat(hb *wire.Heartbeat) {
 			t.sink.Retire(m) // the core closes it once it holds no job
 		}
 	}
+	if hb.Killed {
+		// Another executor killed it (this one drops a worker as it
+		// kills it): it answers nothing more, and its Bye waits for the
+		// works that ignore their cancel, up to a second. Its jobs fail
+		// now, once the results it sent before are handed over.
+		t.afterDelivered(func() { t.left(m, true) })
+	}
 }
 
 // askHello sends a discover request naming wid, at most once per
@@ -221,24 +228,38 @@ func (t *transport) onBye(b *wire.Bye) {
 	if m == nil {
 		return
 	}
+	t.afterDelivered(func() { t.left(m, false) })
+}
+
+// afterDelivered runs fn once every subscription has handed over what
+// arrived before the message being handled (a worker's results travel on
+// another subscription than its heartbeats and Bye), or at once if the
+// connection is closed: nothing more will arrive.
+func (t *transport) afterDelivered(fn func()) {
 	err := t.nc.Barrier(func() {
 		if !t.enter() {
 			return
 		}
 		defer t.leave()
-		t.left(m)
+		fn()
 	})
-	if err != nil { // the connection is closed: nothing more will arrive
-		t.left(m)
+	if err != nil {
+		fn()
 	}
 }
 
-// left drops a member that said Bye. A local worker that Resize retired
-// is dropped once its process has exited (localExited), so that the slot
-// leaves Stats, and Resize returns, with the process gone.
-func (t *transport) left(m *member) {
+// left drops a member that said Bye, or that another executor killed
+// (killed): it answers none of the jobs it still holds. A local worker
+// that Resize retired is dropped once its process has exited
+// (localExited), so that the slot leaves Stats, and Resize returns, with
+// the process gone.
+func (t *transport) left(m *member, killed bool) {
 	if n := len(t.outstanding(m)); n > 0 {
-		t.drop(m, fmt.Errorf("worker left without answering %d works", n), false)
+		cause := fmt.Errorf("worker left without answering %d works", n)
+		if killed {
+			cause = fmt.Errorf("killed by another executor of the pool: %d works of this executor left unanswered", n)
+		}
+		t.drop(m, cause, false)
 		return
 	}
 	if t.retiredLocal(m) {

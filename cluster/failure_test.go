@@ -468,7 +468,11 @@ func TestLocalWorkerRestart(t *testing.T) {
 // TestSharedWorkerKill: when one executor kills a worker (a work ignored
 // its cancellation), another executor using the same worker sees its
 // works there fail with a *aplex.WorkerError (retryable), not with a
-// cancellation it never asked for.
+// cancellation it never asked for, saying that another executor killed
+// the worker (TestSharedWorkerKilledElsewhereSaysSo: it said the worker
+// "left without answering", or, for a work cancelled meanwhile, that this
+// executor had killed it), and at once: not after the worker's grace for
+// the works that ignore their cancel, whose end its Bye waits for.
 func TestSharedWorkerKill(t *testing.T) {
 	srv := startServer(t, 0, nil)
 	url := srv.ClientURL()
@@ -486,6 +490,16 @@ func TestSharedWorkerKill(t *testing.T) {
 	var we *aplex.WorkerError
 	if !errors.As(err, &we) || we.Worker != "shared-worker" {
 		t.Fatalf("b's work: err = %v, want a WorkerError for the killed worker", err)
+	}
+	if !strings.Contains(we.Reason, "killed by another executor") {
+		t.Errorf("b's work: reason %q, want it to say another executor killed the worker", we.Reason)
+	}
+	select {
+	case <-w.done:
+		// The worker waits a second for a's work, which ignores its
+		// cancel, before its Bye and its exit: b hears of the kill first.
+		t.Errorf("b's work ended only once the killed worker had exited")
+	default:
 	}
 	if !w.exited(5 * time.Second) {
 		t.Fatal("the killed worker did not exit")

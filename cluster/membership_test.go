@@ -115,7 +115,8 @@ func TestLostBeforeJoinWaitsForJoin(t *testing.T) {
 		{"drop", nil, []string{"lost"}, func(tr *transport, m *member) {
 			tr.drop(m, errors.New("local worker process exited: exit status 1"), false)
 		}},
-		{"bye", nil, []string{"lost"}, func(tr *transport, m *member) { tr.left(m) }},
+		{"bye", nil, []string{"lost"}, func(tr *transport, m *member) { tr.left(m, false) }},
+		{"killed elsewhere", nil, []string{"lost"}, func(tr *transport, m *member) { tr.left(m, true) }},
 		{"draining", nil, []string{"retire"}, func(tr *transport, m *member) {
 			tr.onHeartbeat(&wire.Heartbeat{WorkerID: m.wid, Draining: true})
 		}},

@@ -130,10 +130,15 @@ func (w *workerServer) Heartbeat(hb *wire.Heartbeat) {
 }
 
 // Killed is the Link's: a killed worker answers nothing. Executors then
-// see their works unanswered at its Bye and fail them with a
-// *aplex.WorkerError, which aplex.Retry may resend elsewhere, rather than
-// with a cancellation nobody asked for.
-func (w *workerServer) Killed() { w.out.Drop() }
+// fail their works there with a *aplex.WorkerError as its next heartbeat
+// says Killed (host.Link), which aplex.Retry may resend elsewhere, rather
+// than with a cancellation nobody asked for. It waits for a write under
+// way, so that no result follows that heartbeat (a publish does not
+// block: NATS buffers it, or refuses it once its buffer is full).
+func (w *workerServer) Killed() {
+	w.out.Drop()
+	w.out.Wait()
+}
 
 func (w *workerServer) publish(subject string, m wire.Msg) {
 	b, err := wire.Marshal(m)

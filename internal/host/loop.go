@@ -52,10 +52,11 @@ type Link interface {
 	// worker's announcement that it leaves. Called by the loop goroutine.
 	Heartbeat(hb *wire.Heartbeat)
 	// Killed is called when the worker is killed, before its jobs
-	// are cancelled. A link shared by several executors drops every result
-	// from then on: the others then see their jobs unanswered at the Bye
-	// and fail them with a worker error (which a retry may resend), rather
-	// than with a cancellation nobody asked for.
+	// are cancelled and before a heartbeat says Killed. A link shared by
+	// several executors drops every result from then on: the others learn
+	// from that heartbeat that their jobs will not be answered and fail
+	// them with a worker error (which a retry may resend), rather than
+	// with a cancellation nobody asked for.
 	Killed()
 	// Close ends the link. With a non-nil bye it first writes every result
 	// handed to Result so far, then bye, and makes sure they left the
@@ -249,6 +250,7 @@ type loop struct {
 
 	result   error
 	timedOut error // result, when set by the drain timeout (a kill overrides it)
+	killed   bool  // an executor killed the worker: heartbeats say so
 	bye      bool  // the link still carries messages: send Bye at the end
 	done     bool
 }
@@ -300,11 +302,19 @@ func (l *loop) kill(reason error) {
 	if l.result == nil || l.result == l.timedOut {
 		l.result = reason
 	}
-	if l.st == serving {
-		l.announce()
-	}
-	if reason != ErrKilled { // a ctx: the Inbox has not told the link
+	if reason == ErrKilled {
+		l.killed = true
+	} else { // a ctx: the Inbox has not told the link
 		l.link.Killed()
+	}
+	// Told first: once a heartbeat says Killed, no result follows it.
+	switch l.st {
+	case serving:
+		l.announce()
+	default:
+		if l.killed && l.cfg.Heartbeat > 0 && l.bye {
+			l.beat() // the others stop waiting for its answers now
+		}
 	}
 	l.cancel()
 }
@@ -330,5 +340,6 @@ func (l *loop) beat() {
 		Load:     l.h.Load(),
 		MaxWorks: l.cfg.MaxWorks,
 		Draining: l.st != serving,
+		Killed:   l.killed,
 	})
 }

@@ -3,6 +3,8 @@ package host
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,5 +86,58 @@ func TestLeaveAnnouncesDraining(t *testing.T) {
 	}
 	if err := c.wait(); err != nil {
 		t.Errorf("ServeConn = %v", err)
+	}
+}
+
+// TestKillIsToldInTheHeartbeat: a worker killed by an executor says so in
+// the heartbeat that announces it leaves, or in one sent at once if it was
+// leaving already, so that the other executors of a cluster pool fail
+// their jobs there then, not at its Bye (TestSharedWorkerKill in the
+// cluster package); a worker stopped by its ctx was not killed by an
+// executor and does not say it was.
+func TestKillIsToldInTheHeartbeat(t *testing.T) {
+	tests := []struct {
+		name string
+		stop func(c *conn)
+		want []wire.Heartbeat // Draining, Killed of the heartbeats before the Bye
+	}{
+		{"Shutdown now", func(c *conn) { c.send(&wire.Shutdown{Graceful: false}) },
+			[]wire.Heartbeat{{Draining: true, Killed: true}}},
+		{"Shutdown now while leaving", func(c *conn) {
+			c.send(&wire.Shutdown{Graceful: true})
+			c.send(&wire.Shutdown{Graceful: false})
+		}, []wire.Heartbeat{{Draining: true}, {Draining: true, Killed: true}}},
+		{"ctx end", func(c *conn) { c.cancel() }, []wire.Heartbeat{{Draining: true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			started := make(chan struct{}, 1)
+			release := make(chan struct{})
+			c := serve(t, Config{Heartbeat: time.Hour, Registry: stubbornRegistry(started, release)})
+			releaseOnce := sync.OnceFunc(func() { close(release) })
+			t.Cleanup(releaseOnce) // runs before serve's cleanup
+			c.send(&wire.Run{Jobs: []wire.Job{{ID: 1, Name: "stubborn", Args: [][]byte{nil}}}})
+			<-started
+			tt.stop(c)
+			var got []wire.Heartbeat
+			for {
+				m := c.next()
+				if _, ok := m.(*wire.Bye); ok {
+					break
+				}
+				if hb, ok := m.(*wire.Heartbeat); ok {
+					got = append(got, wire.Heartbeat{Draining: hb.Draining, Killed: hb.Killed})
+				}
+				if len(got) == len(tt.want) {
+					releaseOnce() // no need to wait out the kill's grace
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("heartbeats = %+v, want %+v", got, tt.want)
+			}
+			if err := c.wait(); err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("ServeConn = %v", err)
+			}
+		})
 	}
 }

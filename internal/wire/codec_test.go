@@ -135,6 +135,7 @@ func samples() []sample {
 
 		{"heartbeat/zero", &Heartbeat{}},
 		{"heartbeat/full", &Heartbeat{WorkerID: "w-2", Load: 12, MaxWorks: 64, Draining: true}},
+		{"heartbeat/killed", &Heartbeat{WorkerID: "w-2", Load: 3, MaxWorks: 64, Draining: true, Killed: true}},
 		{"heartbeat/negative", &Heartbeat{Load: -1, MaxWorks: math.MinInt32}},
 
 		{"shutdown/abort", &Shutdown{}},
@@ -469,7 +470,9 @@ func TestUnmarshalMalformed(t *testing.T) {
 		{"kind-255", []byte{v, 255}, "unknown kind 255"},
 		{"bool-2", []byte{v, byte(KindShutdown), 2}, "invalid bool"},
 		{"run-resend-bool", []byte{v, byte(KindRun), 0, 2, 0}, "invalid bool"},
-		{"heartbeat-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 7}, "invalid bool"},
+		{"heartbeat-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 7, 0}, "invalid bool"},
+		{"heartbeat-killed-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 1, 9}, "invalid bool"},
+		{"heartbeat-without-killed", []byte{v, byte(KindHeartbeat), 0, 0, 0, 1}, "truncated"},
 		{"outcome-flags", []byte{v, byte(KindResult), 0, 1, 1, 1, 2, 0}, "invalid outcome flags"},
 		{"string-length", []byte{v, byte(KindBye), 5, 'a', 'b'}, "length 5 exceeds"},
 		{"string-length-huge", []byte{v, byte(KindBye), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "length"},

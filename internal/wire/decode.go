@@ -446,6 +446,7 @@ func (d *decoder) heartbeat() *Heartbeat {
 		Load:     d.int(),
 		MaxWorks: d.int(),
 		Draining: d.bool(),
+		Killed:   d.bool(),
 	}
 }
 

@@ -33,7 +33,7 @@ import (
 //	Run        replyTo:str resend:bool slots:uint jobs:list(job)
 //	Cancel     replyTo:str ids:list(uint)
 //	Results    workerID:str results:list(id:uint items:list(outcome))
-//	Heartbeat  workerID:str load:int maxWorks:int draining:bool
+//	Heartbeat  workerID:str load:int maxWorks:int draining:bool killed:bool
 //	Shutdown   graceful:bool
 //	Bye        workerID:str
 //	Started    workerID:str ids:list(uint)
@@ -109,7 +109,7 @@ func msgSize(m Msg) (int, error) {
 			return 0, errNilMsg
 		}
 		n += sizeString(m.WorkerID) + sizeVarint(int64(m.Load)) +
-			sizeVarint(int64(m.MaxWorks)) + 1
+			sizeVarint(int64(m.MaxWorks)) + 2
 	case *Hello:
 		if m == nil {
 			return 0, errNilMsg
@@ -149,7 +149,8 @@ func appendMsg(b []byte, m Msg) []byte {
 		b = appendString(b, m.WorkerID)
 		b = binary.AppendVarint(b, int64(m.Load))
 		b = binary.AppendVarint(b, int64(m.MaxWorks))
-		return appendBool(b, m.Draining)
+		b = appendBool(b, m.Draining)
+		return appendBool(b, m.Killed)
 	case *Hello:
 		return appendHello(b, m)
 	case *Shutdown:

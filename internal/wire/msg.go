@@ -28,8 +28,9 @@ import "time"
 // holds the jobs an executor sends beyond them (WithPrefetch). Version 4:
 // a Job carries Limit (a call's Deadline(d), counted from the job's start on
 // the worker) apart from Timeout, and Ahead; a worker reports the start of
-// Ahead jobs in Started messages.
-const Version byte = 4
+// Ahead jobs in Started messages. Version 5: a Heartbeat says whether an
+// executor killed the worker (Killed).
+const Version byte = 5
 
 // Kind identifies a message.
 type Kind byte
@@ -197,6 +198,10 @@ type Heartbeat struct {
 	Load     int  // jobs running now
 	MaxWorks int  // capacity
 	Draining bool // no longer accepts jobs
+	// Killed: an executor killed the worker (Shutdown{Graceful: false}),
+	// so it answers none of the jobs it still holds, whoever sent them.
+	// Set with Draining.
+	Killed bool
 }
 
 // Shutdown asks the worker to stop. Graceful: finish running jobs, then exit;
