@@ -21,7 +21,10 @@ import (
 // goroutine submits, try-submits, cancels futures and callers' contexts,
 // finishes works and (for remote executors) plays the transport: it answers
 // jobs, refuses them, answers late or twice, loses, retires and replaces
-// workers. Then it shuts the executor down (Shutdown with a random deadline,
+// workers, makes workers unreachable for a while (xport.Unreachable) and
+// lets time pass, so that the kill timers of cancelled jobs left
+// unanswered fire, killing their worker or waiting for it to be
+// reachable (the remote model's kill grace is short for that). Then it shuts the executor down (Shutdown with a random deadline,
 // or Close) while it keeps doing all of that. On every step it checks:
 //
 //   - capacity is never exceeded, per worker and in total;
@@ -64,12 +67,20 @@ func runModel(t *testing.T, remote bool) {
 	if *modelSeed != 0 {
 		runs = 1
 	}
+	var kills, postponed int64
 	for run := range runs {
 		s := seed + uint64(run)
 		m := newModel(t, s, remote)
 		if !m.play() {
 			t.Fatalf("run %d failed; replay it with -seed=%d\n%s", run, s, strings.Join(m.failures(), "\n"))
 		}
+		if remote {
+			kills += m.tr.kills.Load()
+			postponed += m.tr.postponed.Load()
+		}
+	}
+	if remote {
+		t.Logf("kill timers: %d workers killed, %d kills postponed", kills, postponed)
 	}
 }
 
@@ -140,6 +151,11 @@ func newModel(t *testing.T, seed uint64, remote bool) *model {
 		m.queue = 1 + m.rng.IntN(4)
 	}
 	m.killGrace = time.Duration(20+m.rng.IntN(60)) * time.Millisecond
+	if remote {
+		// Short enough for kill timers to fire between the driver's
+		// steps, and in its waits (tr.wait).
+		m.killGrace = time.Duration(5+m.rng.IntN(15)) * time.Millisecond
+	}
 	opts := []Option{WithPoolSize(m.pool), WithMaxWorksPerWorker(m.capacity), WithQueueSize(m.queue), WithKillGrace(m.killGrace)}
 	var err error
 	if remote {
@@ -341,6 +357,10 @@ func (m *model) step(finish bool) {
 		m.tr.lose()
 	case m.remote && r < 86:
 		m.tr.retire()
+	case m.remote && r < 89:
+		m.tr.unreach()
+	case m.remote && r < 90:
+		m.tr.wait()
 	case m.remote:
 		m.tr.join()
 	default:
@@ -726,6 +746,8 @@ type fakeTransport struct {
 	live map[int]*fakeWorker
 	all  []*fakeWorker
 	gen  int
+
+	kills, postponed atomic.Int64 // Kills asked, kills postponed (Unreachable)
 }
 
 type fakeJob struct {
@@ -745,6 +767,7 @@ type fakeWorker struct {
 	closeReq bool  // Close asked
 	gone     bool
 	retired  bool
+	unreach  bool // Unreachable says to ask again later (an outage)
 }
 
 func (tr *fakeTransport) Start(_ context.Context, sink xport.Sink) error {
@@ -876,11 +899,24 @@ func (w *fakeWorker) Cancel(ids []uint64) {
 	}
 }
 
+// Unreachable postpones a kill while the driver says the worker cannot
+// be reached; it is called without the core's lock.
+func (w *fakeWorker) Unreachable(*wire.Job) time.Duration {
+	w.tr.mu.Lock()
+	defer w.tr.mu.Unlock()
+	if !w.unreach || w.gone {
+		return 0
+	}
+	w.tr.postponed.Add(1)
+	return time.Millisecond
+}
+
 func (w *fakeWorker) Kill(reason error) {
 	w.tr.mu.Lock()
 	defer w.tr.mu.Unlock()
 	if w.kill == nil {
 		w.kill = fmt.Errorf("killed: %w", reason)
+		w.tr.kills.Add(1)
 	}
 }
 
@@ -1012,6 +1048,30 @@ func (tr *fakeTransport) retire() {
 	delete(tr.live, w.slot)
 	tr.mu.Unlock()
 	tr.call(func(s xport.Sink) { s.Retire(w) })
+}
+
+// unreach makes a random worker that can be reached unreachable, or one
+// that cannot be reached reachable again: its kills wait meanwhile.
+func (tr *fakeTransport) unreach() {
+	m := tr.m
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var ws []*fakeWorker
+	for _, w := range tr.all {
+		if !w.gone {
+			ws = append(ws, w)
+		}
+	}
+	if len(ws) > 0 {
+		w := ws[m.rng.IntN(len(ws))]
+		w.unreach = !w.unreach
+	}
+}
+
+// wait lets the kill grace pass, so that the kill timers of the jobs
+// cancelled and not answered yet fire: the core kills or postpones.
+func (tr *fakeTransport) wait() {
+	time.Sleep(tr.m.killGrace + time.Millisecond)
 }
 
 // join starts a replacement in a random empty slot.
