@@ -55,6 +55,10 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{Version, byte(KindRun), 0, 0, 0, 1, 9, 0, 0, 0, 2, 0, 0})
 	f.Add([]byte{Version, byte(KindStarted), 1, 'w', 2, 5, 0x80, 0x01})
 	f.Add([]byte{Version, byte(KindStarted), 0, 0x80, 0x80, 0x10, 1})
+	// Version 5: a Heartbeat of a killed worker, and one whose killed
+	// byte is not a bool.
+	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 1})
+	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Unmarshal(b)
 		if err != nil {

@@ -198,8 +198,10 @@ type Heartbeat struct {
 	Load     int  // jobs running now
 	MaxWorks int  // capacity
 	Draining bool // no longer accepts jobs
-	// Killed: an executor killed the worker (Shutdown{Graceful: false}),
-	// so it answers none of the jobs it still holds, whoever sent them.
+	// Killed: an executor killed the worker (Shutdown{Graceful: false}).
+	// A cluster worker then answers none of the jobs it still holds,
+	// whoever sent them, and sends no result after this heartbeat; a
+	// process child still answers its one executor, which killed it.
 	// Set with Draining.
 	Killed bool
 }
