@@ -537,13 +537,6 @@ func WithLogger(l *slog.Logger) Option {
 
 // From options_process.go.
 
-// WithWorkerCommand sets the worker binary and its arguments (default: the
-// running binary, re-executed with no arguments). The binary must call
-// aplex.Main first thing in main and register the same works.
-func WithWorkerCommand(path string, args ...string) Option {
-	return engine.WithWorkerCommand(path, args...)
-}
-
 // WithRecycleAfter replaces a worker process after it has been given n works
 // (like Python's max_tasks_per_child): it gets no new work, finishes what it
 // holds, and exits, while a fresh process takes its slot. The bound is hard,
@@ -551,14 +544,6 @@ func WithWorkerCommand(path string, args ...string) Option {
 // one).
 func WithRecycleAfter(n int) Option {
 	return engine.WithRecycleAfter(n)
-}
-
-// WithWorkerMemoryLimit limits each worker process's memory: the child runs
-// with GOMEMLIMIT set to bytes (a soft limit its garbage collector aims
-// for), and a worker whose resident memory exceeds bytes is killed and
-// replaced; the works it held fail with a *WorkerError saying so.
-func WithWorkerMemoryLimit(bytes int64) Option {
-	return engine.WithWorkerMemoryLimit(bytes)
 }
 
 // From options_remote.go.
@@ -572,6 +557,29 @@ func WithWorkerMemoryLimit(bytes int64) Option {
 // executor refuses it without local workers, which it would not reach.
 func WithWorkerEnv(env ...string) Option {
 	return engine.WithWorkerEnv(env...)
+}
+
+// WithWorkerCommand sets the worker binary and its arguments (default: the
+// running binary, re-executed with no arguments) of the worker processes
+// this executor starts: process workers, and a cluster executor's local
+// workers (cluster.SpawnLocalWorkers). The binary must call aplex.Main
+// first thing in main and register the same works. Process and cluster
+// executors only; a cluster executor needs SpawnLocalWorkers for it.
+func WithWorkerCommand(path string, args ...string) Option {
+	return engine.WithWorkerCommand(path, args...)
+}
+
+// WithWorkerMemoryLimit limits the memory of each worker process this
+// executor starts (process workers, and a cluster executor's local
+// workers): the child runs with GOMEMLIMIT set to bytes (a soft limit its
+// garbage collector aims for), and a worker whose resident memory exceeds
+// bytes (read every 100ms) is killed and replaced; the works it held fail
+// with a *WorkerError saying so (or are retried, with Retry). Linux only:
+// elsewhere the executor's constructor refuses it. Process and cluster
+// executors only; a cluster executor needs cluster.SpawnLocalWorkers for
+// it.
+func WithWorkerMemoryLimit(bytes int64) Option {
+	return engine.WithWorkerMemoryLimit(bytes)
 }
 
 // WithWorkerOutput sets where the stdout and stderr of the worker processes

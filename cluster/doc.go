@@ -22,7 +22,9 @@
 // runs (n may be 0): it starts new ones, or retires local ones, which
 // finish their works and exit; remote workers are never counted, started
 // or stopped by it. The core options for worker processes apply to them as
-// to process workers: aplex.WithWorkerOutput and aplex.WithWorkerEnv
+// to process workers: aplex.WithWorkerOutput, aplex.WithWorkerEnv,
+// aplex.WithWorkerCommand (another binary, or arguments) and
+// aplex.WithWorkerMemoryLimit (a worker over it is killed and replaced)
 // (refused without SpawnLocalWorkers, whose workers are the only ones they
 // could reach; SpawnLocalWorkers(0) starts none, for Resize to add),
 // aplex.WithStartTimeout and aplex.WithHeartbeatTimeout.

@@ -23,7 +23,8 @@ import (
 type localWorkers struct {
 	t    *transport
 	n    int
-	path string
+	path string   // WithWorkerCommand's, or this binary
+	args []string // WithWorkerCommand's
 	env  []string
 	// labels[i] is SpawnLocalWorkers' worker i's APLEX_CLUSTER_LABELS
 	// setting (LocalWorkerLabels), nil for none of its own; a slot keeps
@@ -32,6 +33,10 @@ type localWorkers struct {
 	out    io.Writer
 	outM   sync.Mutex        // keeps output lines whole
 	sup    *spawn.Supervisor // nil until start
+
+	// The memory watch (WithWorkerMemoryLimit), run from start to stop.
+	watchStop context.CancelFunc
+	watchDone chan struct{}
 
 	failed chan error // a worker could not start or exited before joining
 }
@@ -43,14 +48,18 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 		// fork without end.
 		return nil, fmt.Errorf("aplex: this process is a cluster worker (%s=%s) but its main did not call aplex.Main() first thing; refusing to spawn local workers", proc.EnvRole, roleCluster)
 	}
-	path, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("aplex: cluster: cannot find this executable for local workers: %w", err)
+	path, args := t.xc.Command, t.xc.CommandArgs
+	if path == "" {
+		var err error
+		if path, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("aplex: cluster: cannot find this executable for local workers: %w", err)
+		}
 	}
 	l := &localWorkers{
 		t:      t,
 		n:      n,
 		path:   path,
+		args:   args,
 		out:    t.xc.Output,
 		failed: make(chan error, n),
 	}
@@ -74,6 +83,9 @@ func newLocalWorkers(t *transport, n int, url string) (*localWorkers, error) {
 	}
 	if t.cfg.key != nil {
 		l.env = append(l.env, envKey+"="+formatKeys(t.cfg.key, t.cfg.accepted))
+	}
+	if t.xc.MemoryLimit > 0 {
+		l.env = append(l.env, spawn.MemoryEnv(t.xc.MemoryLimit))
 	}
 	l.env = append(l.env, t.xc.Env...)
 	if f := t.cfg.localLabels; f != nil {
@@ -112,6 +124,14 @@ func (l *localWorkers) start() {
 		Logger: l.t.log,
 	})
 	l.sup.Start()
+	if limit := l.t.xc.MemoryLimit; limit > 0 {
+		ctx, stop := context.WithCancel(context.Background())
+		l.watchStop, l.watchDone = stop, make(chan struct{})
+		go func() {
+			defer close(l.watchDone)
+			spawn.WatchMemory(ctx, limit, l.t.lslots.watched)
+		}()
+	}
 }
 
 // run is one incarnation of local worker i (spawn.SupervisorConfig.Run):
@@ -134,9 +154,9 @@ func (l *localWorkers) run(ctx context.Context, i int) error {
 	cmd.Wait()
 	label.Flush()
 	l.sup.Reaped(cmd)
-	removed, joined := l.t.lslots.reaped(s)
+	removed, joined, killed := l.t.lslots.reaped(s)
 	status := cmd.ProcessState.String()
-	l.t.localExited(wid, cmd.Process.Pid, status, removed)
+	l.t.localExited(wid, cmd.Process.Pid, status, killed, removed)
 	switch {
 	case joined || ctx.Err() != nil:
 		return nil
@@ -166,7 +186,7 @@ func (l *localWorkers) startFailed(i int, err error, _ time.Duration) bool {
 func (l *localWorkers) spawn(i int, wid string, s *localSlot) (*exec.Cmd, *spawn.LineWriter, error) {
 	// Labelled with i, which is also its slot in Stats (slotTable).
 	label := spawn.NewLineWriter(l.out, &l.outM, "aplex cluster worker", i)
-	cmd := exec.Command(l.path)
+	cmd := exec.Command(l.path, l.args...)
 	cmd.Env = append(l.env[:len(l.env):len(l.env)], // a copy per process
 		envWorkerID+"="+wid, envIndex+"="+strconv.Itoa(i))
 	if s.labels != "" {
@@ -200,6 +220,10 @@ func (l *localWorkers) spawn(i int, wid string, s *localSlot) (*exec.Cmd, *spawn
 func (l *localWorkers) stop(ctx context.Context) error {
 	if l.sup == nil {
 		return nil // never started
+	}
+	if l.watchStop != nil {
+		l.watchStop()
+		<-l.watchDone
 	}
 	l.sup.Stop() // before the signals: nothing starts after it
 	for _, p := range l.t.lslots.procs() {

@@ -402,15 +402,19 @@ func (t *transport) kill(m *member, reason error) {
 }
 
 // localExited drops local worker wid when its process pid has ended: no
-// need to wait for a heartbeat timeout, and the exit status says why. One
+// need to wait for a heartbeat timeout, and the exit status says why, or
+// killed, what killed it where it runs (its memory limit). One
 // whose slot Resize removed left as asked: without a cause if it holds
 // nothing.
-func (t *transport) localExited(wid string, pid int, status string, removed bool) {
+func (t *transport) localExited(wid string, pid int, status string, killed error, removed bool) {
 	m := t.member(wid)
 	if m == nil || m.pid != pid || (t.closing.Load() && !removed) {
 		return // while closing, only a Resize waits for one
 	}
 	cause := fmt.Errorf("local worker process exited: %s", status)
+	if killed != nil {
+		cause = fmt.Errorf("local worker process killed: %w (%s)", killed, status)
+	}
 	if removed && len(t.outstanding(m)) == 0 {
 		cause = nil
 	}

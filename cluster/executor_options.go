@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/internal/engine"
+	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -103,14 +105,17 @@ func WithPool(name string) aplex.Option {
 	})
 }
 
-// SpawnLocalWorkers starts n worker processes of this binary on this
-// machine against the executor's NATS server, so one machine runs the whole
-// distributed path. The binary must call aplex.Main first thing in main.
+// SpawnLocalWorkers starts n worker processes of this binary (or of
+// aplex.WithWorkerCommand's) on this machine against the executor's NATS
+// server, so one machine runs the whole distributed path. The binary must
+// call aplex.Main first thing in main.
 // NewExecutor returns once they have joined; a local worker that dies is
 // restarted (its works fail with a *aplex.WorkerError, or are retried);
 // Shutdown stops and reaps them. Their output goes to stderr (or
 // aplex.WithWorkerOutput), each line prefixed "[aplex cluster worker N pid
-// P] ", and aplex.WithWorkerEnv adds to their environment.
+// P] ", aplex.WithWorkerEnv adds to their environment, and
+// aplex.WithWorkerMemoryLimit kills and replaces one whose resident memory
+// goes over it.
 // Worker N, 0 … n-1, sees N as aplex.WorkerInfo.ID in its worker init
 // (aplex.RegisterWorkerInit), across restarts; workers started otherwise
 // see -1. N is also its slot, in aplex.WorkerStats.ID and the balancer's
@@ -125,8 +130,8 @@ func WithPool(name string) aplex.Option {
 // Bye and exit (see aplex.Executor.Resize). A local worker added in slot
 // N is worker N as above: its WorkerInfo.ID, output prefix, id and
 // labels(N) say N. n may be 0; SpawnLocalWorkers(0) starts none, but lets
-// WithWorkerOutput, WithWorkerEnv and LocalWorkerLabels apply to the
-// local workers Resize adds.
+// WithWorkerOutput, WithWorkerEnv, WithWorkerCommand, WithWorkerMemoryLimit
+// and LocalWorkerLabels apply to the local workers Resize adds.
 func SpawnLocalWorkers(n int) aplex.Option {
 	return option("SpawnLocalWorkers", func(c *execConfig) error {
 		if n < 0 {
@@ -182,6 +187,15 @@ func (c *execConfig) check(xc xport.Config) error {
 	}
 	if !c.localSet && len(xc.Env) > 0 {
 		return fmt.Errorf("aplex: WithWorkerEnv applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (other cluster workers have their own environment)")
+	}
+	if !c.localSet && xc.Command != "" {
+		return fmt.Errorf("aplex: WithWorkerCommand applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (other cluster workers are started where they run)")
+	}
+	if !c.localSet && xc.MemoryLimit > 0 {
+		return fmt.Errorf("aplex: WithWorkerMemoryLimit applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (limit other cluster workers where they run, with GOMEMLIMIT and the system's own limits)")
+	}
+	if xc.MemoryLimit > 0 && !spawn.MemorySupported {
+		return errors.New("aplex: WithWorkerMemoryLimit is not supported on this system (it reads the workers' resident memory on Linux only)")
 	}
 	if !c.localSet && c.localLabels != nil {
 		return fmt.Errorf("aplex: cluster.LocalWorkerLabels applies to local workers only: add cluster.SpawnLocalWorkers (other cluster workers set their own with cluster.ServeLabels or APLEX_CLUSTER_LABELS)")

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/aplex-go/aplex"
+	"github.com/aplex-go/aplex/internal/spawn"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -171,6 +172,9 @@ type localSlot struct {
 	termed  bool
 	running bool // an incarnation runs (localWorkers.run)
 	removed bool // RemoveSlot: not restarted; its process leaves
+	// killed says why cmd was killed where it runs (WithWorkerMemoryLimit);
+	// nil if it was not. Taken when it is reaped.
+	killed error
 	// gone is closed once a removed slot has no process any more, and is
 	// forgotten: it may then be added again.
 	gone chan struct{}
@@ -354,12 +358,34 @@ func (ls *localSlots) forked(s *localSlot, cmd *exec.Cmd) (removed bool) {
 
 // reaped records that s's process has exited and reports whether the slot
 // was removed, and whether that process had joined.
-func (ls *localSlots) reaped(s *localSlot) (removed, joined bool) {
+func (ls *localSlots) reaped(s *localSlot) (removed, joined bool, killed error) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	joined = s.cmd != nil && s.joinPID == s.cmd.Process.Pid
-	s.cmd = nil
-	return s.removed, joined
+	s.cmd, killed, s.killed = nil, s.killed, nil
+	return s.removed, joined, killed
+}
+
+// watched returns the slots' processes for the memory watch
+// (spawn.WatchMemory): one over the limit is killed at once, as a process
+// worker is, and its slot remembers why, for the cause of its loss.
+func (ls *localSlots) watched() []spawn.Watched {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var out []spawn.Watched
+	for _, s := range ls.m {
+		if cmd := s.cmd; cmd != nil {
+			out = append(out, spawn.Watched{PID: cmd.Process.Pid, Kill: func(err *spawn.MemoryLimitError) {
+				ls.mu.Lock()
+				if s.cmd == cmd && s.killed == nil {
+					s.killed = err
+				}
+				ls.mu.Unlock()
+				cmd.Process.Kill()
+			}})
+		}
+	}
+	return out
 }
 
 // end ends an incarnation; a removed slot is forgotten.

@@ -44,6 +44,41 @@ func containsByte(s string, b byte) bool {
 	return false
 }
 
+// WithWorkerCommand sets the worker binary and its arguments (default: the
+// running binary, re-executed with no arguments) of the worker processes
+// this executor starts: process workers, and a cluster executor's local
+// workers (cluster.SpawnLocalWorkers). The binary must call aplex.Main
+// first thing in main and register the same works. Process and cluster
+// executors only; a cluster executor needs SpawnLocalWorkers for it.
+func WithWorkerCommand(path string, args ...string) Option {
+	return remoteOption("WithWorkerCommand", func(c *config) error {
+		if path == "" {
+			return fmt.Errorf("aplex: WithWorkerCommand: empty path")
+		}
+		c.command, c.commandArgs = path, args
+		return nil
+	})
+}
+
+// WithWorkerMemoryLimit limits the memory of each worker process this
+// executor starts (process workers, and a cluster executor's local
+// workers): the child runs with GOMEMLIMIT set to bytes (a soft limit its
+// garbage collector aims for), and a worker whose resident memory exceeds
+// bytes (read every 100ms) is killed and replaced; the works it held fail
+// with a *WorkerError saying so (or are retried, with Retry). Linux only:
+// elsewhere the executor's constructor refuses it. Process and cluster
+// executors only; a cluster executor needs cluster.SpawnLocalWorkers for
+// it.
+func WithWorkerMemoryLimit(bytes int64) Option {
+	return remoteOption("WithWorkerMemoryLimit", func(c *config) error {
+		if bytes < 1<<20 {
+			return fmt.Errorf("aplex: WithWorkerMemoryLimit(%d): want at least 1 MiB", bytes)
+		}
+		c.memoryLimit = bytes
+		return nil
+	})
+}
+
 // WithWorkerOutput sets where the stdout and stderr of the worker processes
 // this executor starts go (process workers, and a cluster executor's local
 // workers), each line labelled with its worker (default: this process's

@@ -58,6 +58,9 @@ func NewClusterExecutor[S any](opts []Option, newTransport func(xc xport.Config,
 		Logger:            cfg.logger,
 		Output:            cfg.output,
 		Env:               cfg.env,
+		Command:           cfg.command,
+		CommandArgs:       cfg.commandArgs,
+		MemoryLimit:       cfg.memoryLimit,
 	}
 	if cfg.poolSizeSet {
 		xc.PoolSize = cfg.poolSize

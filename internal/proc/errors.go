@@ -3,6 +3,8 @@ package proc
 import (
 	"errors"
 	"fmt"
+
+	"github.com/aplex-go/aplex/internal/spawn"
 )
 
 // ErrHandshake is wrapped by every error of a worker process that did not
@@ -37,21 +39,5 @@ func (e *ExitError) Error() string {
 func (e *ExitError) Unwrap() error { return e.Err }
 
 // MemoryLimitError is the Kill reason of a worker whose resident memory
-// went over Config.MemoryLimit.
-type MemoryLimitError struct {
-	Limit int64 // bytes
-	RSS   int64 // bytes, as last measured
-}
-
-// Error reads "memory limit 64 MiB exceeded (RSS 80 MiB)".
-func (e *MemoryLimitError) Error() string {
-	return fmt.Sprintf("memory limit %s exceeded (RSS %s)", mib(e.Limit), mib(e.RSS))
-}
-
-// mib formats a byte count in MiB, keeping a fraction for small limits.
-func mib(n int64) string {
-	if n%(1<<20) == 0 || n >= 10<<20 {
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-}
+// went over Config.MemoryLimit (spawn.WatchMemory).
+type MemoryLimitError = spawn.MemoryLimitError

@@ -71,7 +71,6 @@ type Config struct {
 const (
 	defaultStartTimeout = 10 * time.Second
 	minFrame            = 8 << 10
-	memoryPoll          = 100 * time.Millisecond
 	minHeartbeatTimeout = 10 * time.Millisecond
 	beatsPerTimeout     = 3               // a child beats at HeartbeatTimeout/3
 	exitGrace           = 2 * time.Second // from EOF on fd 4 to a kill
@@ -130,7 +129,7 @@ func New(cfg Config) (*Transport, error) {
 	case cfg.MaxFrame < 0 || cfg.MaxFrame > 0 && cfg.MaxFrame < minFrame:
 		return nil, fmt.Errorf("aplex: process workers: MaxFrame %d, need 0 (default) or at least %d", cfg.MaxFrame, minFrame)
 	}
-	if cfg.MemoryLimit > 0 && !memorySupported {
+	if cfg.MemoryLimit > 0 && !spawn.MemorySupported {
 		return nil, errors.New("aplex: process workers: MemoryLimit is not supported on this system")
 	}
 	if cfg.Path == "" {
@@ -227,7 +226,7 @@ func (t *Transport) Start(ctx context.Context, sink xport.Sink) error {
 	}
 	t.sup.Start()
 	if t.cfg.MemoryLimit > 0 {
-		t.wg.Go(t.pollMemory)
+		t.wg.Go(func() { spawn.WatchMemory(t.ctx, t.cfg.MemoryLimit, t.watched) })
 	}
 	if t.cfg.HeartbeatTimeout > 0 {
 		t.wg.Go(t.watchHeartbeats)
@@ -269,6 +268,16 @@ func (t *Transport) unregister(w *worker) {
 	t.mu.Lock()
 	delete(t.workers, w)
 	t.mu.Unlock()
+}
+
+// watched returns the live workers for spawn.WatchMemory.
+func (t *Transport) watched() []spawn.Watched {
+	ws := t.live()
+	out := make([]spawn.Watched, len(ws))
+	for i, w := range ws {
+		out[i] = spawn.Watched{PID: w.pid, Kill: func(err *spawn.MemoryLimitError) { w.Kill(err) }}
+	}
+	return out
 }
 
 // live returns the registered workers.

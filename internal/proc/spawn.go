@@ -74,7 +74,7 @@ func (t *Transport) env(slot int) []string {
 		envSlot+"="+strconv.Itoa(slot),
 	)
 	if t.cfg.MemoryLimit > 0 {
-		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(t.cfg.MemoryLimit, 10))
+		env = append(env, spawn.MemoryEnv(t.cfg.MemoryLimit))
 	}
 	if t.cfg.HeartbeatTimeout > 0 {
 		env = append(env, envHeartbeat+"="+(t.cfg.HeartbeatTimeout/beatsPerTimeout).String())

@@ -338,6 +338,9 @@ type Config struct {
 	KillGrace         time.Duration // WithKillGrace: how long a cancelled work may take to end before it costs its worker
 	Output            io.Writer     // WithWorkerOutput: output of the worker processes the transport starts (nil: not given)
 	Env               []string      // WithWorkerEnv: "KEY=value" entries for the worker processes it starts
+	Command           string        // WithWorkerCommand: the binary of the worker processes it starts ("": this one)
+	CommandArgs       []string      // WithWorkerCommand: their arguments
+	MemoryLimit       int64         // WithWorkerMemoryLimit: each one's resident memory limit in bytes (0: none)
 	Logger            *slog.Logger
 }
 

@@ -1,4 +1,4 @@
-package proc
+package spawn
 
 import (
 	"bytes"
@@ -6,12 +6,12 @@ import (
 	"strconv"
 )
 
-// memorySupported reports whether readRSS works here.
-const memorySupported = true
+// MemorySupported reports whether ReadRSS works here.
+const MemorySupported = true
 
-// readRSS returns the resident set size of pid in bytes, from the VmRSS
+// ReadRSS returns the resident set size of pid in bytes, from the VmRSS
 // line of /proc/<pid>/status.
-func readRSS(pid int) (int64, bool) {
+func ReadRSS(pid int) (int64, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, false
