@@ -17,8 +17,14 @@ import (
 // WithAutoscale makes a process executor follow its load between min and
 // max workers: it starts with min; while works wait in the queue it adds a
 // worker, up to max; and it retires a worker that has been idle for idle,
-// down to min. Stats shows the current Size and counts ScaleUps and
-// ScaleDowns.
+// down to min. On a cluster executor it sizes the local workers the same
+// way (cluster.SpawnLocalWorkers, which it replaces: it starts min), and
+// min may be 0: local workers then only join the remote ones while works
+// wait, as burst capacity on the executor's machine. Remote workers are
+// never counted, started or stopped by it. Stats shows the current Size
+// (for a cluster executor, the local workers plus the remote ones serving
+// it) and counts ScaleUps and ScaleDowns. Process and cluster executors
+// only.
 //
 // Scaling does not thrash; the hysteresis is in time and in steps:
 //   - a worker is added only once works have waited in the queue for 20ms,

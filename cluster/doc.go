@@ -27,7 +27,10 @@
 // aplex.WithWorkerMemoryLimit (a worker over it is killed and replaced)
 // (refused without SpawnLocalWorkers, whose workers are the only ones they
 // could reach; SpawnLocalWorkers(0) starts none, for Resize to add),
-// aplex.WithStartTimeout and aplex.WithHeartbeatTimeout.
+// aplex.WithStartTimeout and aplex.WithHeartbeatTimeout. aplex.WithAutoscale
+// replaces SpawnLocalWorkers: it starts min local workers (min may be 0)
+// and adds local ones, up to max, while works wait, whatever the remote
+// workers, and retires those idle for its idle time.
 //
 // # Workers
 //

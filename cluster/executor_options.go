@@ -182,6 +182,12 @@ func labelsEnv(labels map[string]string) (string, error) {
 // check reports conflicting settings and fills in defaults. xc carries the
 // core options the transport applies itself.
 func (c *execConfig) check(xc xport.Config) error {
+	if xc.Autoscale {
+		if c.localSet {
+			return fmt.Errorf("aplex: cluster.SpawnLocalWorkers and WithAutoscale do not combine: the autoscaler starts min local workers and sizes them")
+		}
+		c.local, c.localSet = xc.AutoscaleMin, true
+	}
 	if !c.localSet && xc.Output != nil {
 		return fmt.Errorf("aplex: WithWorkerOutput applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (the output of other cluster workers stays on their machines)")
 	}

@@ -21,8 +21,14 @@ const backlogWait = 20 * time.Millisecond
 // WithAutoscale makes a process executor follow its load between min and
 // max workers: it starts with min; while works wait in the queue it adds a
 // worker, up to max; and it retires a worker that has been idle for idle,
-// down to min. Stats shows the current Size and counts ScaleUps and
-// ScaleDowns.
+// down to min. On a cluster executor it sizes the local workers the same
+// way (cluster.SpawnLocalWorkers, which it replaces: it starts min), and
+// min may be 0: local workers then only join the remote ones while works
+// wait, as burst capacity on the executor's machine. Remote workers are
+// never counted, started or stopped by it. Stats shows the current Size
+// (for a cluster executor, the local workers plus the remote ones serving
+// it) and counts ScaleUps and ScaleDowns. Process and cluster executors
+// only.
 //
 // Scaling does not thrash; the hysteresis is in time and in steps:
 //   - a worker is added only once works have waited in the queue for 20ms,
@@ -35,12 +41,12 @@ const backlogWait = 20 * time.Millisecond
 // free one, so Affinity moves as few keys as its consistent hashing
 // allows. WithPoolSize and Resize do not combine with it.
 func WithAutoscale(min, max int, idle time.Duration) Option {
-	return processOption("WithAutoscale", func(c *config) error {
+	return remoteOption("WithAutoscale", func(c *config) error {
 		switch {
-		case min < 1:
-			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): min must be at least 1", min, max, idle)
-		case max < min:
-			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): max must be at least min", min, max, idle)
+		case min < 0:
+			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): min must be at least 0 (1 for a process executor)", min, max, idle)
+		case max < min || max < 1:
+			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): max must be at least min, and at least 1", min, max, idle)
 		case idle <= 0:
 			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): idle must be positive", min, max, idle)
 		}

@@ -100,11 +100,15 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 	if cfg.extKind != "" && cfg.extKind != kind.String() {
 		return cfg, fmt.Errorf("aplex: %s applies to %s executors only, not to a %s executor", cfg.extNames[0], cfg.extKind, kind)
 	}
-	if cfg.autoscale.max > 0 {
-		if cfg.poolSizeSet {
+	if a := cfg.autoscale; a.max > 0 {
+		switch {
+		case cfg.poolSizeSet:
 			return cfg, fmt.Errorf("aplex: WithPoolSize and WithAutoscale do not combine: the autoscaler sizes the pool")
+		case kind == kindProcess && a.min < 1:
+			return cfg, fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): min must be at least 1 for a process executor", a.min, a.max, a.idle)
+		case kind == kindProcess:
+			cfg.poolSize = a.min
 		}
-		cfg.poolSize = cfg.autoscale.min
 	}
 	if cfg.prefetch > 0 && cfg.maxWorksPerWorker > math.MaxInt32 {
 		// The slots travel in a Run (wire.Run.Slots), as 32 bits.

@@ -61,6 +61,8 @@ func NewClusterExecutor[S any](opts []Option, newTransport func(xc xport.Config,
 		Command:           cfg.command,
 		CommandArgs:       cfg.commandArgs,
 		MemoryLimit:       cfg.memoryLimit,
+		Autoscale:         cfg.autoscale.max > 0,
+		AutoscaleMin:      cfg.autoscale.min,
 	}
 	if cfg.poolSizeSet {
 		xc.PoolSize = cfg.poolSize

@@ -341,6 +341,8 @@ type Config struct {
 	Command           string        // WithWorkerCommand: the binary of the worker processes it starts ("": this one)
 	CommandArgs       []string      // WithWorkerCommand: their arguments
 	MemoryLimit       int64         // WithWorkerMemoryLimit: each one's resident memory limit in bytes (0: none)
+	Autoscale         bool          // WithAutoscale: the engine sizes the pool it keeps (Resizable), from AutoscaleMin workers
+	AutoscaleMin      int
 	Logger            *slog.Logger
 }
 
