@@ -15,7 +15,8 @@ import (
 // TestStressEveryWorkEnds runs the shared stress mix (internal/stresstest)
 // on a cluster executor of local workers with WithPrefetch, resized as it
 // runs: once to the end, once cut short by a graceful Shutdown under load,
-// and once through a NATS server restart (its own server, down 300ms):
+// and once through a NATS server restart (its own server, down 300ms); and
+// once with its local workers sized by WithAutoscale(0, 3) instead:
 // every future and Map ends, each work's observer events come in order,
 // the executor counts nothing left, and Shutdown returns nil (or, under
 // load, its ctx's error). It found a killed local worker restarted with
@@ -27,17 +28,25 @@ import (
 // WorkStarted (engine: TestSuccessOfAWorkWhoseStartWasLostReportsItsStart).
 func TestStressEveryWorkEnds(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		within  time.Duration // Config.ShutdownWithin
-		restart bool          // restart the NATS server midway
+		name      string
+		within    time.Duration // Config.ShutdownWithin
+		restart   bool          // restart the NATS server midway
+		autoscale bool          // WithAutoscale(0, 3) sizes the local workers, rather than Resize
 	}{
-		{"to the end", 0, false},
-		{"Shutdown under load", 500 * time.Millisecond, false},
-		{"NATS restart", 0, true},
+		{"to the end", 0, false, false},
+		{"Shutdown under load", 500 * time.Millisecond, false, false},
+		{"NATS restart", 0, true, false},
+		{"autoscaled from no local worker", 0, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := []aplex.Option{cluster.SpawnLocalWorkers(2), aplex.WithMaxWorksPerWorker(3), aplex.WithPrefetch(3),
+			opts := []aplex.Option{aplex.WithMaxWorksPerWorker(3), aplex.WithPrefetch(3),
 				aplex.WithKillGrace(500 * time.Millisecond), aplex.WithWorkerOutput(newTestLog(t))}
+			sizes := []int{1, 2, 3}
+			if tc.autoscale {
+				opts, sizes = append(opts, aplex.WithAutoscale(0, 3, 60*time.Millisecond)), nil
+			} else {
+				opts = append(opts, cluster.SpawnLocalWorkers(2))
+			}
 			var srv *restartableServer
 			if tc.restart {
 				srv = newRestartableServer(t)
@@ -70,9 +79,13 @@ func TestStressEveryWorkEnds(t *testing.T) {
 			t.Cleanup(func() { ex.Close() }) // should the test end early; before the server goes
 			counts := stresstest.Run(t, ex, tr, stresstest.Config{
 				Submitters: 3, Mappers: 2, For: 1500 * time.Millisecond, Settle: time.Minute, Seed: 1, ShutdownWithin: tc.within,
-				Sizes: []int{1, 2, 3}, Retry: true, Stubborn: 300, StubbornFor: 2 * time.Second,
+				Sizes: sizes, Retry: true, Stubborn: 300, StubbornFor: 2 * time.Second,
 			})
-			t.Logf("%v", counts)
+			s := ex.Stats()
+			t.Logf("%v; scale-ups %d, scale-downs %d", counts, s.ScaleUps, s.ScaleDowns)
+			if tc.autoscale && s.ScaleUps == 0 {
+				t.Errorf("the autoscaler started no local worker under the mix")
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if err := ex.Shutdown(ctx); err != nil && tc.within == 0 {
