@@ -138,7 +138,7 @@ func TestBadInputTable(t *testing.T) {
 		{name: "WithLogger(nil)", do: thread(aplex.WithLogger(nil)), text: "WithLogger(nil)"},
 		{name: "nil option", do: thread(nil), text: "option 0 is nil"},
 		{name: "nil option after a good one", do: thread(aplex.WithPoolSize(1), nil), text: "option 1 is nil"},
-		{name: "process-only option on a thread executor", do: thread(aplex.WithRecycleAfter(3)), text: "WithRecycleAfter applies to process executors only"},
+		{name: "worker-process option on a thread executor", do: thread(aplex.WithRecycleAfter(3)), text: "WithRecycleAfter applies to process and cluster executors only"},
 		{name: "WithHeartbeatTimeout on a thread executor", do: thread(aplex.WithHeartbeatTimeout(time.Second)), text: "WithHeartbeatTimeout applies to process and cluster executors only"},
 		{name: "WithStartTimeout on a thread executor", do: thread(aplex.WithStartTimeout(time.Second)), text: "WithStartTimeout applies to process and cluster executors only"},
 		// Options of process executors (options_process.go).

@@ -34,7 +34,7 @@ func TestOptionsValidation(t *testing.T) {
 		{"nil init", aplex.WithWorkerInit(nil), "WithWorkerInit(nil)"},
 		{"kill grace 0", aplex.WithKillGrace(0), "WithKillGrace(0s)"},
 		{"nil option", nil, "option 0 is nil"},
-		{"process-only option", aplex.WithRecycleAfter(3), "WithRecycleAfter applies to process executors only"},
+		{"worker-process option", aplex.WithRecycleAfter(3), "WithRecycleAfter applies to process and cluster executors only"},
 		{"remote-only option", aplex.WithStartTimeout(time.Second), "WithStartTimeout applies to process and cluster executors only"},
 		{"nil logger", aplex.WithLogger(nil), "WithLogger(nil)"},
 	}

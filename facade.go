@@ -541,17 +541,6 @@ func WithLogger(l *slog.Logger) Option {
 	return engine.WithLogger(l)
 }
 
-// From options_process.go.
-
-// WithRecycleAfter replaces a worker process after it has been given n works
-// (like Python's max_tasks_per_child): it gets no new work, finishes what it
-// holds, and exits, while a fresh process takes its slot. The bound is hard,
-// bursts included: no process runs more than n works (a Map chunk counts as
-// one).
-func WithRecycleAfter(n int) Option {
-	return engine.WithRecycleAfter(n)
-}
-
 // From options_remote.go.
 
 // WithWorkerEnv adds "KEY=value" entries to the environment of the worker
@@ -586,6 +575,18 @@ func WithWorkerCommand(path string, args ...string) Option {
 // it.
 func WithWorkerMemoryLimit(bytes int64) Option {
 	return engine.WithWorkerMemoryLimit(bytes)
+}
+
+// WithRecycleAfter replaces a worker process after it has been given n works
+// (like Python's max_tasks_per_child): it gets no new work, finishes what it
+// holds, and exits, while a fresh process takes its slot. The bound is hard,
+// bursts included: no process runs more than n works (a Map chunk counts as
+// one). On a cluster executor it applies to the local workers
+// (cluster.SpawnLocalWorkers), counting this executor's works: the fresh
+// process starts once the old one has left (it takes the same worker id).
+// Process and cluster executors only.
+func WithRecycleAfter(n int) Option {
+	return engine.WithRecycleAfter(n)
 }
 
 // WithWorkerOutput sets where the stdout and stderr of the worker processes

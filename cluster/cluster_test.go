@@ -320,7 +320,7 @@ func TestOptions(t *testing.T) {
 		{"nil output", []aplex.Option{aplex.WithWorkerOutput(nil)}, "WithWorkerOutput"},
 		{"output without local workers", []aplex.Option{aplex.WithWorkerOutput(io.Discard)}, "WithWorkerOutput applies to a cluster executor's local workers only"},
 		{"env without local workers", []aplex.Option{aplex.WithWorkerEnv("A=b")}, "WithWorkerEnv applies to a cluster executor's local workers only"},
-		{"process option", []aplex.Option{aplex.WithRecycleAfter(10)}, "process executors only"},
+		{"recycling without local workers", []aplex.Option{aplex.WithRecycleAfter(10)}, "WithRecycleAfter applies to a cluster executor's local workers only"},
 		{"command without local workers", []aplex.Option{aplex.WithWorkerCommand("/bin/true")}, "WithWorkerCommand applies to a cluster executor's local workers only"},
 		{"memory limit without local workers", []aplex.Option{aplex.WithWorkerMemoryLimit(1 << 30)}, "WithWorkerMemoryLimit applies to a cluster executor's local workers only"},
 		{"worker init", []aplex.Option{aplex.WithWorkerInit(func(ctx context.Context, _ aplex.WorkerInfo) (context.Context, error) { return ctx, nil })}, "WithWorkerInit"},

@@ -23,7 +23,9 @@
 // finish their works and exit; remote workers are never counted, started
 // or stopped by it. The core options for worker processes apply to them as
 // to process workers: aplex.WithWorkerOutput, aplex.WithWorkerEnv,
-// aplex.WithWorkerCommand (another binary, or arguments) and
+// aplex.WithWorkerCommand (another binary, or arguments),
+// aplex.WithRecycleAfter (a worker that was sent n works of this executor
+// leaves once they ended, and a fresh process takes its slot) and
 // aplex.WithWorkerMemoryLimit (a worker over it is killed and replaced)
 // (refused without SpawnLocalWorkers, whose workers are the only ones they
 // could reach; SpawnLocalWorkers(0) starts none, for Resize to add),

@@ -25,6 +25,13 @@ type member struct {
 	seen atomic.Int64 // last message from the worker, t.clock nanoseconds
 	gone atomic.Bool  // dropped: sends are pointless
 
+	// budget is how many jobs the member may be sent (WithRecycleAfter,
+	// for a local worker; 0: no limit), sent how many it was: the core
+	// stops dispatching to it as it reaches its budget, and closes it once
+	// idle; it then leaves, and its slot gets a fresh process (Close).
+	budget int
+	sent   atomic.Int64
+
 	// Resynchronisation. After a silence of the worker's (half the
 	// heartbeat timeout), or this executor's reconnect, messages may have
 	// been lost either way; they come back with the resend that follows
@@ -73,7 +80,18 @@ func (m *member) Capacity() int { return m.capacity }
 // Send queues the jobs for the sender, which batches them into Run
 // messages. The member keeps no record of them: the core's job table is
 // the only one (Sink.Outstanding).
-func (m *member) Send(jobs []*wire.Job) { m.t.send.Jobs(m, jobs, false) }
+func (m *member) Send(jobs []*wire.Job) {
+	m.sent.Add(int64(len(jobs)))
+	m.t.send.Jobs(m, jobs, false)
+}
+
+// Budget is WithRecycleAfter for a local worker, 0 otherwise
+// (xport.Budgeted): the core retires the worker from dispatch as it sends
+// it its last job.
+func (m *member) Budget() int { return m.budget }
+
+// recycled reports whether the member has been sent its whole budget.
+func (m *member) recycled() bool { return m.budget > 0 && m.sent.Load() >= int64(m.budget) }
 
 // Cancel queues a Cancel behind the jobs' Runs (one sender, one subject:
 // NATS keeps the order).
@@ -147,9 +165,11 @@ func (m *member) unreachable() time.Duration {
 // and leaves on its own terms. The member is reported lost with a nil
 // cause at once, since it holds nothing of this executor. A local worker
 // whose slot Resize removed is the exception: it is told to leave now
-// (SIGTERM), and reported lost once its process has exited (localExited).
+// (SIGTERM), and reported lost once its process has exited (localExited);
+// and so is one recycled (WithRecycleAfter), whose slot its supervisor
+// then restarts.
 func (m *member) Close() {
-	if m.t.retiredLocal(m) {
+	if m.t.retiredLocal(m) || m.recycled() {
 		m.t.leaveLocal(m)
 		return
 	}

@@ -80,6 +80,9 @@ func (t *transport) onHello(h *wire.Hello) {
 		subject:  t.subj.worker(h.WorkerID),
 	}
 	m.slot = t.slots.assign(h.WorkerID, li, t.now(), t.isMember)
+	if li >= 0 {
+		m.budget = t.xc.RecycleAfter // a local worker, which its slot replaces
+	}
 	m.touch()
 	if old != nil {
 		delete(t.members, old.wid)
@@ -415,8 +418,8 @@ func (t *transport) localExited(wid string, pid int, status string, killed error
 	if killed != nil {
 		cause = fmt.Errorf("local worker process killed: %w (%s)", killed, status)
 	}
-	if removed && len(t.outstanding(m)) == 0 {
-		cause = nil
+	if (removed || m.recycled()) && len(t.outstanding(m)) == 0 {
+		cause = nil // it left as asked
 	}
 	t.drop(m, cause, false)
 }

@@ -130,8 +130,9 @@ func WithPool(name string) aplex.Option {
 // Bye and exit (see aplex.Executor.Resize). A local worker added in slot
 // N is worker N as above: its WorkerInfo.ID, output prefix, id and
 // labels(N) say N. n may be 0; SpawnLocalWorkers(0) starts none, but lets
-// WithWorkerOutput, WithWorkerEnv, WithWorkerCommand, WithWorkerMemoryLimit
-// and LocalWorkerLabels apply to the local workers Resize adds.
+// WithWorkerOutput, WithWorkerEnv, WithWorkerCommand, WithRecycleAfter,
+// WithWorkerMemoryLimit and LocalWorkerLabels apply to the local workers
+// Resize adds.
 func SpawnLocalWorkers(n int) aplex.Option {
 	return option("SpawnLocalWorkers", func(c *execConfig) error {
 		if n < 0 {
@@ -196,6 +197,9 @@ func (c *execConfig) check(xc xport.Config) error {
 	}
 	if !c.localSet && xc.Command != "" {
 		return fmt.Errorf("aplex: WithWorkerCommand applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (other cluster workers are started where they run)")
+	}
+	if !c.localSet && xc.RecycleAfter > 0 {
+		return fmt.Errorf("aplex: WithRecycleAfter applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (other cluster workers are replaced where they run)")
 	}
 	if !c.localSet && xc.MemoryLimit > 0 {
 		return fmt.Errorf("aplex: WithWorkerMemoryLimit applies to a cluster executor's local workers only: add cluster.SpawnLocalWorkers (limit other cluster workers where they run, with GOMEMLIMIT and the system's own limits)")

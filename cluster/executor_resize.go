@@ -114,9 +114,9 @@ func (t *transport) removeSlot(slot int, unlessJoining bool) (joining bool) {
 }
 
 // leaveLocal tells a retired local worker's process to leave, once the
-// core closed it.
+// core closed it: its slot was removed, or it was recycled (m.recycled).
 func (t *transport) leaveLocal(m *member) {
-	if cmd := t.lslots.terminate(m.slot, m.pid); cmd != nil {
+	if cmd := t.lslots.terminate(m.slot, m.pid, m.recycled()); cmd != nil {
 		cmd.Process.Signal(syscall.SIGTERM)
 	}
 }
@@ -287,13 +287,14 @@ func (ls *localSlots) remove(slot int, unlessJoining bool) (cmd *exec.Cmd, ok, j
 	return s.cmd, true, false
 }
 
-// terminate returns removed slot's process pid to tell to leave, unless
-// it was told already or is not the slot's current process.
-func (ls *localSlots) terminate(slot, pid int) *exec.Cmd {
+// terminate returns the process pid of slot to tell to leave, unless it
+// was told already or is not the slot's current process: a removed slot's,
+// or, with recycle, one whose slot stays and gets a fresh process.
+func (ls *localSlots) terminate(slot, pid int, recycle bool) *exec.Cmd {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	s := ls.m[slot]
-	if s == nil || !s.removed || s.cmd == nil || s.termed || s.cmd.Process.Pid != pid {
+	if s == nil || !(s.removed || recycle) || s.cmd == nil || s.termed || s.cmd.Process.Pid != pid {
 		return nil
 	}
 	s.termed = true

@@ -79,3 +79,38 @@ func TestLocalWorkerOverItsMemoryLimitIsKilledAndReplaced(t *testing.T) {
 		t.Fatalf("after the kill: %v, %v", v, err)
 	}
 }
+
+// TestLocalWorkersAreRecycled: WithRecycleAfter applied to process
+// executors only. A local cluster worker is now retired from dispatch as
+// it is sent its n-th work of this executor, leaves once those ended, and
+// a fresh process takes its slot: no process runs more than n works, a
+// burst included, and every work succeeds.
+func TestLocalWorkersAreRecycled(t *testing.T) {
+	const n = 3
+	ex := newExecutor(t, cluster.SpawnLocalWorkers(1), aplex.WithRecycleAfter(n), aplex.WithMaxWorksPerWorker(2),
+		aplex.WithWorkerOutput(newTestLog(t)))
+	var fs []*aplex.Future[string]
+	for range 10 { // a burst: the queue holds most of it while slots recycle
+		fs = append(fs, submit(t, ex, whoami, time.Millisecond))
+	}
+	ran := map[string]int{}
+	for _, f := range fs {
+		who, err := get(t, f)
+		if err != nil {
+			t.Fatalf("a work failed: %v", err)
+		}
+		ran[who]++
+	}
+	if len(ran) < 4 {
+		t.Errorf("10 works ran on %d processes (%v); want at least 4, %d works each at most", len(ran), ran, n)
+	}
+	for who, k := range ran {
+		if k > n {
+			t.Errorf("process %s ran %d works; want at most %d", who, k, n)
+		}
+	}
+	// Stats.Restarts counts the processes replaced, recycled ones included.
+	if s := ex.Stats(); s.Restarts != uint64(len(ran)-1) || s.Completed != 10 {
+		t.Errorf("Stats: %d restarts, %d completed; want %d and 10", s.Restarts, s.Completed, len(ran)-1)
+	}
+}

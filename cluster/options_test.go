@@ -59,7 +59,7 @@ func TestOptionKinds(t *testing.T) {
 		{aplex.WithStartTimeout(10 * time.Second), "WithStartTimeout", []string{"process", "cluster"}, "applies to process and cluster executors only"},
 		{aplex.WithHeartbeatTimeout(3 * time.Second), "WithHeartbeatTimeout", []string{"process", "cluster"}, "applies to process and cluster executors only"},
 		{aplex.WithWorkerCommand(self), "WithWorkerCommand", []string{"process", "cluster"}, "applies to process and cluster executors only"},
-		{aplex.WithRecycleAfter(100), "WithRecycleAfter", []string{"process"}, "applies to process executors only"},
+		{aplex.WithRecycleAfter(100), "WithRecycleAfter", []string{"process", "cluster"}, "applies to process and cluster executors only"},
 		{aplex.WithWorkerMemoryLimit(1 << 30), "WithWorkerMemoryLimit", []string{"process", "cluster"}, "applies to process and cluster executors only"},
 		{cluster.WithPool("default"), "WithPool", []string{"cluster"}, "applies to cluster executors only"},
 		{cluster.SpawnLocalWorkers(1), "SpawnLocalWorkers", []string{"cluster"}, "applies to cluster executors only"},

@@ -15,7 +15,7 @@ import (
 type Option func(*config) error
 
 // executorKind says which constructor is in use; some options apply to
-// process executors only.
+// some kinds only.
 type executorKind int
 
 // DefaultHeartbeatTimeout is how long a process or cluster worker may stay
@@ -47,7 +47,6 @@ type config struct {
 	observer          Observer // WithObserver; nil: none
 
 	// process executors
-	processOnly  []string // names of process-only options given
 	remoteOnly   []string // names of process-or-cluster options given
 	logger       *slog.Logger
 	command      string
@@ -93,9 +92,6 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 	}
 	if kind == kindThread && len(cfg.remoteOnly) > 0 {
 		return cfg, fmt.Errorf("aplex: %s applies to process and cluster executors only, not to a %s executor", cfg.remoteOnly[0], kind)
-	}
-	if kind != kindProcess && len(cfg.processOnly) > 0 {
-		return cfg, fmt.Errorf("aplex: %s applies to process executors only, not to a %s executor", cfg.processOnly[0], kind)
 	}
 	if cfg.extKind != "" && cfg.extKind != kind.String() {
 		return cfg, fmt.Errorf("aplex: %s applies to %s executors only, not to a %s executor", cfg.extNames[0], cfg.extKind, kind)

@@ -79,6 +79,24 @@ func WithWorkerMemoryLimit(bytes int64) Option {
 	})
 }
 
+// WithRecycleAfter replaces a worker process after it has been given n works
+// (like Python's max_tasks_per_child): it gets no new work, finishes what it
+// holds, and exits, while a fresh process takes its slot. The bound is hard,
+// bursts included: no process runs more than n works (a Map chunk counts as
+// one). On a cluster executor it applies to the local workers
+// (cluster.SpawnLocalWorkers), counting this executor's works: the fresh
+// process starts once the old one has left (it takes the same worker id).
+// Process and cluster executors only.
+func WithRecycleAfter(n int) Option {
+	return remoteOption("WithRecycleAfter", func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("aplex: WithRecycleAfter(%d): must be at least 1", n)
+		}
+		c.recycleAfter = n
+		return nil
+	})
+}
+
 // WithWorkerOutput sets where the stdout and stderr of the worker processes
 // this executor starts go (process workers, and a cluster executor's local
 // workers), each line labelled with its worker (default: this process's

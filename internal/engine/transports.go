@@ -61,6 +61,7 @@ func NewClusterExecutor[S any](opts []Option, newTransport func(xc xport.Config,
 		Command:           cfg.command,
 		CommandArgs:       cfg.commandArgs,
 		MemoryLimit:       cfg.memoryLimit,
+		RecycleAfter:      cfg.recycleAfter,
 		Autoscale:         cfg.autoscale.max > 0,
 		AutoscaleMin:      cfg.autoscale.min,
 	}

@@ -341,6 +341,7 @@ type Config struct {
 	Command           string        // WithWorkerCommand: the binary of the worker processes it starts ("": this one)
 	CommandArgs       []string      // WithWorkerCommand: their arguments
 	MemoryLimit       int64         // WithWorkerMemoryLimit: each one's resident memory limit in bytes (0: none)
+	RecycleAfter      int           // WithRecycleAfter: jobs each one may be sent before it is replaced (0: no limit; Budgeted)
 	Autoscale         bool          // WithAutoscale: the engine sizes the pool it keeps (Resizable), from AutoscaleMin workers
 	AutoscaleMin      int
 	Logger            *slog.Logger
