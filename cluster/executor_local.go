@@ -231,7 +231,12 @@ func (l *localWorkers) stop(ctx context.Context) error {
 			p.cmd.Process.Kill()
 		}
 	}
-	l.sup.Signal(syscall.SIGTERM)
+	// Once each: a worker told to leave already (Resize, recycling) is
+	// finishing what it holds, maybe for other executors, and a second
+	// signal would make it exit at once.
+	for _, cmd := range l.t.lslots.terminateAll() {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
 
 	done := make(chan struct{})
 	go func() {

@@ -301,6 +301,21 @@ func (ls *localSlots) terminate(slot, pid int, recycle bool) *exec.Cmd {
 	return s.cmd
 }
 
+// terminateAll returns the slots' processes not told to leave yet, and
+// marks them told: the executor's shutdown asks each to leave once.
+func (ls *localSlots) terminateAll() []*exec.Cmd {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var out []*exec.Cmd
+	for _, s := range ls.m {
+		if s.cmd != nil && !s.termed {
+			s.termed = true
+			out = append(out, s.cmd)
+		}
+	}
+	return out
+}
+
 // close refuses further adds and fails the AddSlot calls waiting.
 func (ls *localSlots) close() {
 	ls.mu.Lock()

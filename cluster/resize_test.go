@@ -13,6 +13,7 @@ import (
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
+	"github.com/aplex-go/aplex/internal/obstest"
 )
 
 // holdArg names a rzHold work: Dir holds its marker files, Key is its own.
@@ -458,5 +459,62 @@ func TestClusterResizeBadInput(t *testing.T) {
 	}
 	if v, err := get(t, submit(t, ex, square, 5)); err != nil || v != 25 {
 		t.Fatalf("square(5) after a refused grow = %d, %v", v, err)
+	}
+}
+
+// TestShutdownLetsALeavingLocalWorkerFinishItsWorks: a local worker that
+// Resize told to leave (SIGTERM) was signalled again by its executor's
+// Shutdown, and a second signal makes a worker exit at once: the works it
+// was finishing for another executor of the pool failed with a
+// *WorkerError ("worker left without answering 1 works"). Shutdown now
+// signals only the workers not told yet, and the leaving one finishes
+// them.
+func TestShutdownLetsALeavingLocalWorkerFinishItsWorks(t *testing.T) {
+	ctx := resizeCtx(t)
+	srv := startServer(t, 0, nil)
+	url := srv.ClientURL()
+	a, err := cluster.NewExecutor(cluster.WithURL(url), cluster.WithPool("twice"), cluster.SpawnLocalWorkers(2),
+		aplex.WithWorkerOutput(newTestLog(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &obstest.Recorder{}
+	b := newExecutor(t, cluster.WithURL(url), cluster.WithPool("twice"), aplex.WithPoolSize(2), aplex.WithObserver(rec))
+	// Round robin: one of b's works runs on each of a's local workers.
+	dir := t.TempDir()
+	fs := submitHolds(t, b, dir, 2)
+	waitFor(t, 10*time.Second, "b's works to run on a's workers", holdsStarted(t, dir, 2))
+	resized := make(chan error, 1)
+	go func() { resized <- a.Resize(ctx, 1) }() // worker 1 is idle for a: told to leave at once
+	// b hears of a leaving worker from its draining heartbeat.
+	leaving := func(suffix string) func(*obstest.Recorder) bool {
+		return func(r *obstest.Recorder) bool {
+			for _, e := range r.Workers(aplex.WorkerRecycled) {
+				if strings.HasSuffix(e.Worker, suffix) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	if !rec.Await(ctx, leaving("-1")) {
+		t.Fatal("b never heard that a's worker 1 leaves")
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- a.Shutdown(ctx) }() // signals its workers: worker 1 again, before the fix
+	if !rec.Await(ctx, leaving("-0")) {
+		t.Fatal("b never heard that a's worker 0 leaves")
+	}
+	releaseHolds(t, dir)
+	for i, f := range fs {
+		if _, err := get(t, f); err != nil {
+			t.Errorf("b's work %d, on a leaving worker of a: %v", i, err)
+		}
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("a's Shutdown: %v", err)
+	}
+	if err := <-resized; err != nil && !errors.Is(err, aplex.ErrClosed) {
+		t.Errorf("a's Resize: %v", err)
 	}
 }
