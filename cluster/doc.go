@@ -161,7 +161,10 @@
 // timeout) is dropped. A worker that leaves cleanly (Serve's ctx ends, SIGTERM)
 // announces that it drains, so executors stop sending it work; it still
 // accepts works for a moment (those sent before the announcement arrived),
-// finishes all it holds, sends Bye and exits. Each worker id keeps a stable
+// finishes all it holds, sends Bye and exits. The Bye names the last work
+// it received from each executor: one sent later never reached it and
+// runs on another worker, whether or not it was sent with aplex.Retry.
+// Each worker id keeps a stable
 // balancer slot, so aplex.Affinity keeps keys on a worker that restarts
 // under the same id. Local worker N (SpawnLocalWorkers) holds slot N, the N
 // of its output prefix; other workers take the slots after the local ones.

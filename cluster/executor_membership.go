@@ -226,12 +226,44 @@ func (t *transport) askHello(wid string) {
 // processed what arrived before it. Jobs still unanswered then never will
 // be (the worker was killed, or gave up on works that ignored their ctx):
 // they fail with a *WorkerError, or run again with aplex.Retry.
+//
+// Jobs this executor sent after the last one the worker received (its
+// Bye's Seen) never reached it, and were never run: they go back to the
+// queue, without using up a retry, as those a leaving worker refuses do.
 func (t *transport) onBye(b *wire.Bye) {
 	m := t.member(b.WorkerID)
 	if m == nil {
 		return
 	}
-	t.afterDelivered(func() { t.left(m, false) })
+	seen, named := b.Seen[t.inbox]
+	t.afterDelivered(func() {
+		if named {
+			t.requeueUnreceived(m, seen)
+		}
+		t.left(m, false)
+	})
+}
+
+// errUnreceived answers a job sent to a worker that left before it arrived.
+var errUnreceived = &wire.Error{Code: wire.CodeShutdown, Message: "aplex: the worker left before the work reached it"}
+
+// requeueUnreceived answers the jobs m still holds above seen, the last job
+// it received from this executor, as refused before they ran: jobs are
+// sent to a worker in increasing id order, so those never reached it.
+func (t *transport) requeueUnreceived(m *member, seen uint64) {
+	if t.done.Load() {
+		return
+	}
+	jobs, _ := t.sink.Outstanding(m)
+	var res []wire.Result
+	for _, j := range jobs {
+		if j.ID > seen {
+			res = append(res, wire.Failed(j.ID, len(j.Args), errUnreceived))
+		}
+	}
+	if len(res) > 0 {
+		t.sink.Done(m, res)
+	}
 }
 
 // afterDelivered runs fn once every subscription has handed over what

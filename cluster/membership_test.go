@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ type recordSink struct {
 	inJoin chan xport.Worker
 	hold   chan struct{}
 	out    map[xport.Worker][]*wire.Job
+	done   []wire.Result // what Done delivered
+	causes []error       // what Lost reported
 }
 
 // sent records jobs as sent to w and not answered, as the core's table
@@ -75,11 +78,26 @@ func (s *recordSink) Join(w xport.Worker) {
 	s.add("joined")
 }
 
-func (s *recordSink) Retire(xport.Worker)              { s.add("retire") }
-func (s *recordSink) Done(xport.Worker, []wire.Result) { s.add("done") }
-func (s *recordSink) Started(xport.Worker, []uint64)   { s.add("started") }
-func (s *recordSink) Lost(_ xport.Worker, cause error) { s.add("lost") }
-func (s *recordSink) Broken(error)                     { s.add("broken") }
+func (s *recordSink) Retire(xport.Worker) { s.add("retire") }
+func (s *recordSink) Done(w xport.Worker, rs []wire.Result) {
+	s.mu.Lock()
+	s.done = append(s.done, rs...)
+	if s.out != nil { // answered: no longer outstanding
+		s.out[w] = slices.DeleteFunc(s.out[w], func(j *wire.Job) bool {
+			return slices.ContainsFunc(rs, func(r wire.Result) bool { return r.ID == j.ID })
+		})
+	}
+	s.mu.Unlock()
+	s.add("done")
+}
+func (s *recordSink) Started(xport.Worker, []uint64) { s.add("started") }
+func (s *recordSink) Lost(_ xport.Worker, cause error) {
+	s.mu.Lock()
+	s.causes = append(s.causes, cause)
+	s.mu.Unlock()
+	s.add("lost")
+}
+func (s *recordSink) Broken(error) { s.add("broken") }
 
 // newTestTransport is an executor transport on its own embedded server,
 // not started: a test drives its handlers by hand.
@@ -513,4 +531,66 @@ func joinedWithAJob(t *testing.T, tr *transport, sink *recordSink, name string) 
 		t.Fatalf("first message: %+v, want the job's Run", run)
 	}
 	return w1, m, job, run
+}
+
+// TestJobsSentAsAWorkerLeftRunElsewhere: a job sent to a worker just as it
+// left (a local worker told to leave has no accept window) never reached
+// it; its executor failed it at the Bye with a *WorkerError ("worker left
+// without answering"). The Bye now names the last job the worker received
+// from each executor: the jobs above it go back to the queue (answered as
+// refused before they ran, which uses up no retry), and only those it may
+// have received fail.
+func TestJobsSentAsAWorkerLeftRunElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		seen     map[string]uint64 // the Bye's, with "" standing for this executor's inbox
+		requeued []uint64
+		cause    string // of the Lost, "" for none
+	}{
+		{"job 2 never arrived", map[string]uint64{"": 1}, []uint64{2}, "left without answering 1 works"},
+		{"neither arrived", map[string]uint64{"": 0}, []uint64{1, 2}, ""},
+		{"both arrived", map[string]uint64{"": 2}, nil, "left without answering 2 works"},
+		{"no word of this executor", map[string]uint64{"aplex.other.x.inbox": 9}, nil, "left without answering 2 works"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := newRecordSink(false)
+			tr := startTestTransport(t, sink)
+			_, m, _, _ := joinedWithAJob(t, tr, sink, "work")
+			job2 := &wire.Job{ID: 2, Name: "work", Args: [][]byte{{0xf6}}}
+			sink.sent(m, []*wire.Job{job2})
+			seen := map[string]uint64{}
+			for k, v := range tc.seen {
+				if k == "" {
+					k = tr.inbox
+				}
+				seen[k] = v
+			}
+			tr.onBye(&wire.Bye{WorkerID: "w1", Seen: seen})
+			// The drop runs once the subscriptions have handed over what
+			// came before the Bye (a NATS barrier): bounded, it is quick.
+			for end := time.Now().Add(5 * time.Second); !slices.Contains(sink.log(), "lost"); time.Sleep(time.Millisecond) {
+				if time.Now().After(end) {
+					t.Fatalf("the member was not dropped: %v", sink.log())
+				}
+			}
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			var requeued []uint64
+			for _, r := range sink.done {
+				if !wire.NeverRan(r.Items) {
+					t.Errorf("job %d answered %+v, want it refused before it ran", r.ID, r.Items)
+				}
+				requeued = append(requeued, r.ID)
+			}
+			if !slices.Equal(requeued, tc.requeued) {
+				t.Errorf("requeued %v, want %v", requeued, tc.requeued)
+			}
+			switch cause := sink.causes[0]; {
+			case tc.cause == "" && cause != nil:
+				t.Errorf("Lost(%v), want a clean leave: nothing left unanswered", cause)
+			case tc.cause != "" && (cause == nil || !strings.Contains(cause.Error(), tc.cause)):
+				t.Errorf("Lost(%v), want %q", cause, tc.cause)
+			}
+		})
+	}
 }

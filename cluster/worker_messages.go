@@ -39,11 +39,18 @@ func (w *workerServer) Open(hello *wire.Hello, in *host.Inbox) error {
 // all. A message being handled as it unsubscribes may still reach the
 // Inbox; the host refuses its jobs.
 func (w *workerServer) Close(bye *wire.Bye) {
-	if bye != nil {
-		w.out.Close()
-		w.publish(w.subj.heartbeat(w.cfg.workerID), bye)
+	if bye == nil {
+		w.unsubscribe()
+		w.nc.FlushTimeout(flushWait)
+		return
 	}
+	w.out.Close()
+	// Unsubscribed before the Bye says which jobs arrived: one arriving
+	// after the snapshot finds the host closed, which never runs it, and
+	// its executor may run it elsewhere (wire.Bye.Seen).
 	w.unsubscribe()
+	bye.Seen = w.sess.seen()
+	w.publish(w.subj.heartbeat(w.cfg.workerID), bye)
 	w.nc.FlushTimeout(flushWait)
 }
 

@@ -122,6 +122,22 @@ func (ss *sessions) known(replyTo string) bool {
 	return ss.m[replyTo] != nil
 }
 
+// seen returns, per executor with a session, the highest job id received
+// from it (wire.Bye.Seen): every job it received is at or below, since a
+// session begins below its first Run's jobs.
+func (ss *sessions) seen() map[string]uint64 {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if len(ss.m) == 0 {
+		return nil
+	}
+	m := make(map[string]uint64, len(ss.m))
+	for replyTo, s := range ss.m {
+		m[replyTo] = s.maxID
+	}
+	return m
+}
+
 // get returns replyTo's session, creating it with floor when it is new.
 func (ss *sessions) get(replyTo string, floor uint64) *session {
 	s := ss.m[replyTo]

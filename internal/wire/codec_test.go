@@ -143,6 +143,7 @@ func samples() []sample {
 
 		{"bye/zero", &Bye{}},
 		{"bye/id", &Bye{WorkerID: "worker-7f3a"}},
+		{"bye/seen", &Bye{WorkerID: "worker-7f3a", Seen: map[string]uint64{"aplex.p.x.b": 1 << 40, "aplex.p.x.a": 7, "": 0}}},
 
 		{"started/zero", &Started{}},
 		{"started/empty", &Started{WorkerID: "w", IDs: []uint64{}}},
@@ -473,6 +474,9 @@ func TestUnmarshalMalformed(t *testing.T) {
 		{"heartbeat-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 7, 0}, "invalid bool"},
 		{"heartbeat-killed-bool", []byte{v, byte(KindHeartbeat), 0, 0, 0, 1, 9}, "invalid bool"},
 		{"heartbeat-without-killed", []byte{v, byte(KindHeartbeat), 0, 0, 0, 1}, "truncated"},
+		{"bye-seen-twice", []byte{v, byte(KindBye), 1, 'w', 2, 1, 'x', 1, 1, 'x', 2}, "duplicate executor"},
+		{"bye-seen-count", []byte{v, byte(KindBye), 1, 'w', 9, 1, 'x', 1}, "count"},
+		{"bye-without-seen", []byte{v, byte(KindBye), 1, 'w'}, "truncated"},
 		{"outcome-flags", []byte{v, byte(KindResult), 0, 1, 1, 1, 2, 0}, "invalid outcome flags"},
 		{"string-length", []byte{v, byte(KindBye), 5, 'a', 'b'}, "length 5 exceeds"},
 		{"string-length-huge", []byte{v, byte(KindBye), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "length"},

@@ -61,7 +61,7 @@ func Unmarshal(b []byte) (Msg, error) {
 	case KindShutdown:
 		m = &Shutdown{Graceful: d.bool()}
 	case KindBye:
-		m = &Bye{WorkerID: d.string()}
+		m = &Bye{WorkerID: d.string(), Seen: d.seen()}
 	default:
 		return nil, malformed("unknown kind %d", byte(k))
 	}
@@ -226,6 +226,29 @@ func (d *decoder) stringReuse(prev string) string {
 
 // stringMap reads a map (Hello.Labels, Job.Header); what names its entries
 // in errors. An empty map decodes as nil.
+// seen reads a Bye's Seen: a repeated executor is malformed, as a
+// repeated map key is.
+func (d *decoder) seen() map[string]uint64 {
+	n := d.count(minLabelSize) // a key's length and an id, a byte each at least
+	if n == 0 {
+		return nil
+	}
+	m := make(map[string]uint64, min(n, maxMapHint))
+	for range n {
+		k := d.string()
+		id := d.uvarint()
+		if d.err != nil {
+			break
+		}
+		if _, dup := m[k]; dup {
+			d.fail(malformed("duplicate executor %q in a Bye", k))
+			break
+		}
+		m[k] = id
+	}
+	return m
+}
+
 func (d *decoder) stringMap(what string) map[string]string {
 	n := d.count(minLabelSize)
 	if n == 0 {

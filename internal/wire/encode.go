@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -35,7 +36,7 @@ import (
 //	Results    workerID:str results:list(id:uint items:list(outcome))
 //	Heartbeat  workerID:str load:int maxWorks:int draining:bool killed:bool
 //	Shutdown   graceful:bool
-//	Bye        workerID:str
+//	Bye        workerID:str seen:list(replyTo:str id:uint)   (replyTo sorted, each once)
 //	Started    workerID:str ids:list(uint)
 //
 //	job        id:uint name:str timeout:dur limit:dur ahead:bool header:map args:list(bytes)
@@ -124,7 +125,7 @@ func msgSize(m Msg) (int, error) {
 		if m == nil {
 			return 0, errNilMsg
 		}
-		n += sizeString(m.WorkerID)
+		n += sizeString(m.WorkerID) + sizeSeen(m.Seen)
 	case nil:
 		return 0, errNilMsg
 	default:
@@ -156,7 +157,7 @@ func appendMsg(b []byte, m Msg) []byte {
 	case *Shutdown:
 		return appendBool(b, m.Graceful)
 	case *Bye:
-		return appendString(b, m.WorkerID)
+		return appendSeen(appendString(b, m.WorkerID), m.Seen)
 	}
 	panic("wire: appendMsg called with a message msgSize rejects")
 }
@@ -310,6 +311,24 @@ func appendIDs(b []byte, ids []uint64) []byte {
 	b = appendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
 		b = appendUvarint(b, id)
+	}
+	return b
+}
+
+func sizeSeen(m map[string]uint64) int {
+	n := sizeUvarint(uint64(len(m)))
+	for k, id := range m {
+		n += sizeString(k) + sizeUvarint(id)
+	}
+	return n
+}
+
+// appendSeen writes a Bye's Seen in key order, as appendStringMap does.
+func appendSeen(b []byte, m map[string]uint64) []byte {
+	b = appendUvarint(b, uint64(len(m)))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		b = appendString(b, k)
+		b = appendUvarint(b, m[k])
 	}
 	return b
 }

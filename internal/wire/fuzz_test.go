@@ -59,6 +59,10 @@ func FuzzUnmarshal(f *testing.F) {
 	// byte is not a bool.
 	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 1})
 	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 3})
+	// A Bye naming the last job it received from two executors, and one
+	// naming an executor twice.
+	f.Add([]byte{Version, byte(KindBye), 1, 'w', 2, 1, 'a', 5, 1, 'b', 0x80, 0x01})
+	f.Add([]byte{Version, byte(KindBye), 1, 'w', 2, 1, 'a', 5, 1, 'a', 6})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Unmarshal(b)
 		if err != nil {

@@ -29,7 +29,8 @@ import "time"
 // a Job carries Limit (a call's Deadline(d), counted from the job's start on
 // the worker) apart from Timeout, and Ahead; a worker reports the start of
 // Ahead jobs in Started messages. Version 5: a Heartbeat says whether an
-// executor killed the worker (Killed).
+// executor killed the worker (Killed), and a Bye the highest job id the
+// worker received from each executor (Seen).
 const Version byte = 5
 
 // Kind identifies a message.
@@ -215,6 +216,13 @@ type Shutdown struct {
 // Bye is sent by a worker that leaves; every job it held has been answered.
 type Bye struct {
 	WorkerID string
+	// Seen is, per executor (the ReplyTo of its Runs), the highest job id
+	// the worker received from it (cluster workers; nil elsewhere). An
+	// executor sends a worker its jobs in increasing id order, so a job it
+	// still awaits above that id never reached the worker, which left
+	// before it arrived: it may run elsewhere. An executor the worker has
+	// no session of (none, or one forgotten) is not named.
+	Seen map[string]uint64
 }
 
 // Kind returns KindHello.
