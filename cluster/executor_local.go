@@ -204,7 +204,10 @@ func (l *localWorkers) spawn(i int, wid string, s *localSlot) (*exec.Cmd, *spawn
 		return nil, nil, fmt.Errorf("aplex: cluster: start local worker %d (%s): %w", i, l.path, err)
 	}
 	label.SetPID(cmd.Process.Pid)
-	if l.t.lslots.forked(s, cmd) {
+	switch leave, die := l.t.lslots.forked(s, cmd); {
+	case die:
+		cmd.Process.Kill()
+	case leave:
 		cmd.Process.Signal(syscall.SIGTERM)
 	}
 	return cmd, label, nil

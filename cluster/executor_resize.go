@@ -363,13 +363,15 @@ func (ls *localSlots) procs() []localProc {
 	return out
 }
 
-// forked records s's new process and reports whether the slot was removed
-// meanwhile: the caller then tells it to leave.
-func (ls *localSlots) forked(s *localSlot, cmd *exec.Cmd) (removed bool) {
+// forked records s's new process and says what to do with it: leave,
+// when the slot was removed meanwhile; die, when the executor's shutdown
+// began, whose signals (terminateAll) it may have missed, and which kills
+// the workers that have not joined anyway.
+func (ls *localSlots) forked(s *localSlot, cmd *exec.Cmd) (leave, die bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	s.cmd, s.termed = cmd, s.removed
-	return s.removed
+	s.cmd, s.termed = cmd, s.removed || ls.shut
+	return s.removed && !ls.shut, ls.shut
 }
 
 // reaped records that s's process has exited and reports whether the slot
