@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
+	"github.com/aplex-go/aplex/internal/wire"
 )
 
 // The membership settings of the failure tests: workers beat every 100ms
@@ -366,4 +368,86 @@ func attrOf(r slog.Record, key string) (v slog.Value) {
 		return true
 	})
 	return v
+}
+
+// rawExecutor plays an executor on raw NATS against one real worker of an
+// unsealed pool: it sends the worker messages and reads its replies and its
+// heartbeats, as the protocol tests need to see them.
+type rawExecutor struct {
+	t       testing.TB
+	nc      *nats.Conn
+	prefix  string // "aplex.<pool>"
+	wid     string
+	inbox   string // the ReplyTo of its Runs
+	replies *nats.Subscription
+	beats   *nats.Subscription // the worker's Heartbeats and Bye
+	worker  *proc
+}
+
+// newRawExecutor starts a server, subscribes as an executor of pool, and
+// starts worker wid, returning once it announced itself.
+func newRawExecutor(t testing.TB, pool, wid string) *rawExecutor {
+	t.Helper()
+	srv := startServer(t, 0, nil)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	x := &rawExecutor{t: t, nc: nc, prefix: "aplex." + pool, wid: wid}
+	x.inbox = x.prefix + ".x.fake"
+	subscribe := func(subject string) *nats.Subscription {
+		sub, err := nc.SubscribeSync(subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sub
+	}
+	hellos := subscribe(x.prefix + ".hello")
+	x.replies = subscribe(x.inbox + "." + wid)
+	x.beats = subscribe(x.prefix + ".hb." + wid)
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	x.worker = spawnWorker(t, srv.ClientURL(), pool, wid)
+	if _, err := hellos.NextMsg(10 * time.Second); err != nil {
+		t.Fatalf("no Hello from the worker: %v", err)
+	}
+	return x
+}
+
+// send publishes m to the worker.
+func (x *rawExecutor) send(m wire.Msg) {
+	x.t.Helper()
+	b, err := wire.Marshal(m)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	if err := x.nc.Publish(x.prefix+".w."+x.wid, b); err != nil {
+		x.t.Fatal(err)
+	}
+}
+
+// next returns the next message on sub (replies or beats).
+func (x *rawExecutor) next(sub *nats.Subscription) wire.Msg {
+	x.t.Helper()
+	msg, err := sub.NextMsg(10 * time.Second)
+	if err != nil {
+		x.t.Fatalf("nothing more from the worker on %s: %v", sub.Subject, err)
+	}
+	m, err := wire.Unmarshal(msg.Data)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	return m
+}
+
+// arg encodes v as a job's only argument.
+func arg(t testing.TB, v any) [][]byte {
+	t.Helper()
+	b, err := wire.MarshalValue(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [][]byte{b}
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/aplex-go/aplex"
 	"github.com/aplex-go/aplex/cluster"
 	"github.com/aplex-go/aplex/internal/obstest"
@@ -83,63 +81,14 @@ func TestPrefetchHeldWorkDeadlineCountsFromItsStartOnAClusterWorker(t *testing.T
 // and started, one running and one finished, the worker names both
 // started again, each before its result.
 func TestResentAheadJobIsNamedStartedAgain(t *testing.T) {
-	const pool, wid = "resend-started", "w1"
-	srv := startServer(t, 0, nil)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	prefix := "aplex." + pool
-	hellos, err := nc.SubscribeSync(prefix + ".hello")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox := prefix + ".x.fake"
-	replies, err := nc.SubscribeSync(inbox + "." + wid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	spawnWorker(t, srv.ClientURL(), pool, wid)
-	if _, err := hellos.NextMsg(10 * time.Second); err != nil {
-		t.Fatalf("no Hello from the worker: %v", err)
-	}
-	send := func(m wire.Msg) {
-		t.Helper()
-		b, err := wire.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := nc.Publish(prefix+".w."+wid, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	arg := func(v any) [][]byte {
-		t.Helper()
-		b, err := wire.MarshalValue(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return [][]byte{b}
-	}
+	x := newRawExecutor(t, "resend-started", "w1")
 	// events reads the worker's messages until the result of job last,
 	// as "S<id>" for a start named and "R<id>" for a result.
 	events := func(last uint64) []string {
 		t.Helper()
 		var out []string
 		for {
-			msg, err := replies.NextMsg(10 * time.Second)
-			if err != nil {
-				t.Fatalf("after %v: %v", out, err)
-			}
-			m, err := wire.Unmarshal(msg.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch m := m.(type) {
+			switch m := x.next(x.replies).(type) {
 			case *wire.Started:
 				for _, id := range m.IDs {
 					out = append(out, fmt.Sprintf("S%d", id))
@@ -157,18 +106,18 @@ func TestResentAheadJobIsNamedStartedAgain(t *testing.T) {
 		}
 	}
 	jobs := []wire.Job{
-		{ID: 1, Name: block.Name(), Args: arg("resend-started-1"), Ahead: true},
-		{ID: 2, Name: square.Name(), Args: arg(3), Ahead: true},
+		{ID: 1, Name: block.Name(), Args: arg(t, "resend-started-1"), Ahead: true},
+		{ID: 2, Name: square.Name(), Args: arg(t, 3), Ahead: true},
 	}
-	send(&wire.Run{ReplyTo: inbox, Slots: 2, Jobs: jobs})
+	x.send(&wire.Run{ReplyTo: x.inbox, Slots: 2, Jobs: jobs})
 	got := events(2)
 	if !startsBeforeResults(got, 1, 2) {
 		t.Fatalf("first delivery: %v; want S1, S2 and R2, S2 before R2", got)
 	}
 	// The executor heard nothing of that (lost in an outage) and sends
 	// both again; then it cancels job 1.
-	send(&wire.Run{ReplyTo: inbox, Slots: 2, Resend: true, Jobs: jobs})
-	send(&wire.Cancel{ReplyTo: inbox, IDs: []uint64{1}})
+	x.send(&wire.Run{ReplyTo: x.inbox, Slots: 2, Resend: true, Jobs: jobs})
+	x.send(&wire.Cancel{ReplyTo: x.inbox, IDs: []uint64{1}})
 	got = events(1)
 	if !startsBeforeResults(got, 1, 2) {
 		t.Fatalf("after the resend: %v; want S1, S2, R2 and R1, each start before its result", got)
