@@ -81,7 +81,9 @@ func (m *member) Capacity() int { return m.capacity }
 // messages. The member keeps no record of them: the core's job table is
 // the only one (Sink.Outstanding).
 func (m *member) Send(jobs []*wire.Job) {
-	m.sent.Add(int64(len(jobs)))
+	if m.budget > 0 { // counted for recycling only
+		m.sent.Add(int64(len(jobs)))
+	}
 	m.t.send.Jobs(m, jobs, false)
 }
 

@@ -30,6 +30,7 @@ type recordSink struct {
 	out    map[xport.Worker][]*wire.Job
 	done   []wire.Result // what Done delivered
 	causes []error       // what Lost reported
+	lost   chan struct{} // a token per Lost, for the tests that wait for one
 }
 
 // sent records jobs as sent to w and not answered, as the core's table
@@ -50,7 +51,7 @@ func (s *recordSink) Outstanding(w xport.Worker) ([]*wire.Job, []uint64) {
 }
 
 func newRecordSink(hold bool) *recordSink {
-	s := &recordSink{inJoin: make(chan xport.Worker, 4)}
+	s := &recordSink{inJoin: make(chan xport.Worker, 4), lost: make(chan struct{}, 8)}
 	if hold {
 		s.hold = make(chan struct{})
 	}
@@ -96,6 +97,10 @@ func (s *recordSink) Lost(_ xport.Worker, cause error) {
 	s.causes = append(s.causes, cause)
 	s.mu.Unlock()
 	s.add("lost")
+	select {
+	case s.lost <- struct{}{}:
+	default:
+	}
 }
 func (s *recordSink) Broken(error) { s.add("broken") }
 
@@ -567,11 +572,11 @@ func TestJobsSentAsAWorkerLeftRunElsewhere(t *testing.T) {
 			}
 			tr.onBye(&wire.Bye{WorkerID: "w1", Seen: seen})
 			// The drop runs once the subscriptions have handed over what
-			// came before the Bye (a NATS barrier): bounded, it is quick.
-			for end := time.Now().Add(5 * time.Second); !slices.Contains(sink.log(), "lost"); time.Sleep(time.Millisecond) {
-				if time.Now().After(end) {
-					t.Fatalf("the member was not dropped: %v", sink.log())
-				}
+			// came before the Bye (a NATS barrier).
+			select {
+			case <-sink.lost:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the member was not dropped: %v", sink.log())
 			}
 			sink.mu.Lock()
 			defer sink.mu.Unlock()
