@@ -27,6 +27,22 @@ type LoadBalancer interface {
 	Pick(ws Workers, meta any) int
 }
 
+// builtinBalancer marks the package's balancers. Their Pick has no effect
+// outside the executor, so when only one worker has room, where the
+// choice is made already, the executor need not ask them (handOverLocked);
+// a balancer of the caller's is asked once per work, as LoadBalancer
+// says.
+type builtinBalancer interface {
+	LoadBalancer
+	builtin()
+}
+
+func (*roundRobin) builtin() {}
+func (randomLB) builtin()    {}
+func (averageLB) builtin()   {}
+func (powerOfTwo) builtin()  {}
+func (*affinity) builtin()   {}
+
 // Workers is the balancer's read-only view of the pool's workers, in slot
 // order. It is valid only during the Pick call.
 type Workers struct {

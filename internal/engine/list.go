@@ -34,10 +34,14 @@ func (l *taskList) pushFront(t *task) {
 	l.n.Add(1)
 }
 
+// holds reports whether t is in the list, given that it is in this one or
+// in none.
+func (l *taskList) holds(t *task) bool { return t.prev != nil || t.next != nil || l.head == t }
+
 // remove takes t out of the list and reports whether it was in it: a task
 // already removed is left alone, and the list with it.
 func (l *taskList) remove(t *task) bool {
-	if t.prev == nil && t.next == nil && l.head != t {
+	if !l.holds(t) {
 		return false
 	}
 	if t.prev != nil {
@@ -52,6 +56,28 @@ func (l *taskList) remove(t *task) bool {
 	}
 	t.prev, t.next = nil, nil
 	l.n.Add(-1)
+	return true
+}
+
+// replace puts t, in no list, in old's place in the list and reports
+// whether old was in it (if not, the list is left alone). The length does
+// not change, so its counter is not written.
+func (l *taskList) replace(old, t *task) bool {
+	if !l.holds(old) {
+		return false
+	}
+	t.prev, t.next = old.prev, old.next
+	if t.prev != nil {
+		t.prev.next = t
+	} else {
+		l.head = t
+	}
+	if t.next != nil {
+		t.next.prev = t
+	} else {
+		l.tail = t
+	}
+	old.prev, old.next = nil, nil
 	return true
 }
 
