@@ -308,8 +308,16 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			c.unlock()
 			return err
 		}
-		room := c.roomLocked()
-		if room && c.queue.len() == 0 && c.runners.Waking() == 0 {
+		// Behind queued works a work queues whatever room there is (rule
+		// 2), and the slots freed meanwhile are drained by whoever freed
+		// them (freeLocal, unlock, runnerStarted): room is looked for only
+		// when the queue is empty, or to choose how a work whose ctx can
+		// end waits. Every worker's load is a cache line the runners
+		// write; a backlog of works submitted together read them all
+		// twice per Submit otherwise.
+		empty := c.queue.len() == 0
+		room := (empty || t.parent.Done() != nil) && c.roomLocked()
+		if room && empty && c.runners.Waking() == 0 {
 			c.holdSends = true
 			c.dispatchLocked(t, false)
 			held := c.held
@@ -341,7 +349,9 @@ func (c *core) submit(ctx context.Context, t *task, wait bool) error {
 			// seeing this one queued (its release takes no lock when the
 			// queue is empty), or the runner being woken may have started
 			// before it was queued: look again now that the queue is not.
-			c.drainLocked(false)
+			if empty || c.unwatched > 0 {
+				c.drainLocked(false)
+			}
 			c.unlock()
 			return nil
 		}
