@@ -18,14 +18,15 @@ import "context"
 // functions, for the next ctx: a watch then costs the AfterFunc alone, one
 // allocation less than the watch of a work's own it replaces.
 //
-// A member's task.watch is its shared watch's leave function, so every
-// place that stops a work's watch stops a shared one the same way, under
-// core.mu. A member is always queued or among the jobs sent (c.jobs): a
+// A member's task.watch is watchShared: its watch is the one armed for its
+// ctx's Done (byDone), which stays armed while it has members, and every
+// place that stops a work's watch stops it the same way, under core.mu
+// (unwatchLocked). A member is always queued or among the jobs sent (c.jobs): a
 // work in this process stops its watch as it starts, a remote one as its
 // answer is taken from c.jobs (Done), or as it leaves c.jobs otherwise
 // (stopTimers). So when the ctx ends, the watch finds every member there,
 // as every work whose ctx has that Done channel, and makes each forget it
-// (noWatch) before the watch is reused: no member of an old claim can
+// (watchFired) before the watch is reused: no member of an old claim can
 // count against a new one. It finds the works of that ctx queued without a
 // watch too (behind a runner being woken: core.unwatched counts them),
 // and takes them off that count as it claims them. Everything here runs under core.mu, but the
@@ -45,13 +46,8 @@ type sharedWatch struct {
 	done  <-chan struct{} // the claiming ctx's Done; nil while unarmed
 	stop  func() bool     // the AfterFunc's
 	n     int             // members
-	leave func() bool     // a member's task.watch
 	fired func()          // the AfterFunc's function
 }
-
-// noWatch is the watch of a work whose shared watch has fired: there is
-// nothing left to stop.
-func noWatch() bool { return false }
 
 // joinSharedLocked makes t, a work whose caller's ctx can end, a member
 // of the shared watch on that ctx, arming one for it if there is none.
@@ -67,7 +63,6 @@ func (c *core) joinSharedLocked(t *task) {
 			sw, ws.idle = ws.idle[n-1], ws.idle[:n-1]
 		} else {
 			sw = &sharedWatch{}
-			sw.leave = func() bool { c.leaveSharedLocked(sw); return true }
 			sw.fired = func() { c.sharedFired(sw) }
 		}
 		if ws.byDone == nil {
@@ -78,7 +73,7 @@ func (c *core) joinSharedLocked(t *task) {
 		ws.byDone[done] = sw
 	}
 	sw.n++
-	t.watch = sw.leave
+	t.watch = watchShared
 }
 
 // leaveSharedLocked removes a member of sw, stopping the watch with its
@@ -115,7 +110,7 @@ func (c *core) sharedFired(sw *sharedWatch) {
 			// (TestSharedWatchFiringKeepsTheUnwatchedCount).
 			c.unwatched--
 		}
-		t.watch = noWatch
+		t.watch = watchFired
 		return true
 	})
 	c.retireSharedLocked(sw)

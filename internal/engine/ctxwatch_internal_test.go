@@ -102,7 +102,7 @@ func TestRemoteWorksUnderOneCtxShareOneWatch(t *testing.T) {
 		}
 	}
 	if fb[0].t.finished() {
-		t.Fatalf("the work under the other ctx ended with the first ctx: %v", fb[0].t.err)
+		t.Fatalf("the work under the other ctx ended with the first ctx: %v", fb[0].t.outcomeErr())
 	}
 	for _, id := range sent { // the worker answers the cancels: B's work is sent
 		answerCanceled(tr, id)
@@ -265,7 +265,7 @@ func TestEachOfSeveralCtxsSharesItsOwnWatch(t *testing.T) {
 	for i := 1; i < len(callers); i += 2 {
 		for _, f := range callers[i].fs {
 			if f.t.finished() {
-				t.Fatalf("ctx %d still on: its work ended with another ctx (%v)", i, f.t.err)
+				t.Fatalf("ctx %d still on: its work ended with another ctx (%v)", i, f.t.outcomeErr())
 			}
 		}
 	}
@@ -364,7 +364,7 @@ func TestWatchedCtxDeadlineArmsNoTimerPerWork(t *testing.T) {
 // runner being woken has no watch (submit: the runner hands it out at
 // once) and is counted in core.unwatched until it leaves the queue. When a
 // shared watch on the same ctx fired, it claimed that work as one of its
-// members (marked it noWatch) and cancelled it; leaving the queue so, the
+// members (marked it watchFired) and cancelled it; leaving the queue so, the
 // work no longer looked unwatched and the count stayed up for good, so
 // every drain with works queued walked the whole queue for unwatched works
 // that were not there.

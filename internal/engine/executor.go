@@ -461,7 +461,7 @@ func (c *core) dispatchLocked(t *task, keep bool) (kept bool) {
 // startOnLocked starts t, which holds a slot on w now (t.w is w, and t is
 // in w's running list), as dispatchLocked says.
 func (c *core) startOnLocked(w *worker, t *task, keep bool) (kept bool) {
-	if t.watch != nil && t.rjob() == nil {
+	if t.watch != watchNone && t.rjob() == nil {
 		// An in-process work's ctx watches its caller's only if the work
 		// asks (workCtx). A remote work keeps the watch it had while
 		// queued: it does what sendLocked's would (cancel the task), and
@@ -549,15 +549,20 @@ func (c *core) watchLocked(t *task) { c.joinSharedLocked(t) }
 // unwatchLocked stops the watch on t's caller's ctx, if it has one: its
 // share of the core's watch on that ctx (ctxwatch.go), which needs core.mu.
 func (c *core) unwatchLocked(t *task) {
-	if t.watch != nil {
-		t.watch()
-		t.watch = nil
+	if t.watch == watchShared {
+		// A member's shared watch stays armed, under its ctx's Done,
+		// until it fires (which marks its members watchFired) or its
+		// last member leaves.
+		if sw := c.shared.byDone[t.parent.Done()]; sw != nil {
+			c.leaveSharedLocked(sw)
+		}
 	}
+	t.watch = watchNone
 }
 
 // unwatched reports whether a queued t is one that core.unwatched counts:
 // its caller's ctx can end and nothing watches it.
-func (t *task) unwatched() bool { return t.watch == nil && t.parent.Done() != nil }
+func (t *task) unwatched() bool { return t.watch == watchNone && t.parent.Done() != nil }
 
 // leftQueueLocked accounts for t leaving the queue unwatched.
 func (c *core) leftQueueLocked(t *task) {

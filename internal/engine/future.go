@@ -44,9 +44,9 @@ func (f *Future[R]) Get(ctx context.Context) (R, error) {
 			return zero, err
 		}
 	}
-	if f.t.err != nil {
+	if err := f.t.outcomeErr(); err != nil {
 		var zero R
-		return zero, f.t.err
+		return zero, err
 	}
 	return f.val, nil
 }
@@ -69,7 +69,7 @@ func (f *Future[R]) Cancel() bool { return f.t.cancel(errCanceled) }
 // Cancelled reports whether the future ended cancelled (by Cancel, by the
 // caller's ctx while queued, or by a shutdown).
 func (f *Future[R]) Cancelled() bool {
-	return f.t.finished() && f.t.cancelled
+	return f.t.endedCancelled()
 }
 
 // OnDone calls fn with the outcome once the future ends: at once, in the
@@ -88,9 +88,9 @@ func (f *Future[R]) OnDone(fn func(R, error)) {
 		return
 	}
 	f.t.onDone(func() {
-		if f.t.err != nil {
+		if err := f.t.outcomeErr(); err != nil {
 			var zero R
-			fn(zero, f.t.err)
+			fn(zero, err)
 			return
 		}
 		fn(f.val, nil)

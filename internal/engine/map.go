@@ -579,9 +579,9 @@ func (m *mapRun[A, R]) yieldReady() bool {
 func (m *mapRun[A, R]) yieldChunk(ch *chunk[A, R]) bool {
 	m.flying--
 	m.owed += len(ch.args)
-	if ch.t.err != nil {
+	if err := ch.t.outcomeErr(); err != nil {
 		m.countProgress(0, len(ch.args))
-		return m.fail(m.ctxErr(ch.t.err))
+		return m.fail(m.ctxErr(err))
 	}
 	vals, errs := ch.outcomes()
 	for i := range vals {

@@ -19,7 +19,7 @@ func (c *core) sendLocked(w *worker, t *task) {
 	c.nextID++
 	rj.job.ID = c.nextID
 	c.jobs[rj.job.ID] = t
-	if t.watch == nil && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
+	if t.watch == watchNone && t.parent.Done() != nil { // else the one it had queued (dispatchLocked)
 		c.watchLocked(t)
 	}
 	// The worker enforces the caller's ctx's deadline as the time left
@@ -129,7 +129,7 @@ func (rj *remoteJob) isAhead() bool { return rj != nil && rj.ahead }
 // ends: its own or a shared one (t.watch), or, for a Map's chunk, the
 // Map's (mapwatch.go). Under core.mu.
 func (t *task) parentWatched() bool {
-	if t.watch != nil {
+	if t.watch != watchNone {
 		return true
 	}
 	_, chunk := t.parent.(chunkParent)

@@ -495,7 +495,7 @@ func TestAWorkQueuedBehindAWokenRunnerIsWatchedOnceNoRoomIsLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.t.watch != nil {
+	if c.t.watch != watchNone {
 		t.Fatal("a work queued with room for it behind a runner being woken was watched at once")
 	}
 	cancel()

@@ -147,7 +147,7 @@ func (c *core) stubbornError() error {
 	n, callbacks := 0, 0
 	for _, w := range c.allWorkersLocked() {
 		for _, t := range w.runningTasks() {
-			if t.finished() && !t.cancelled {
+			if t.finished() && !t.endedCancelled() {
 				// The work returned (a cancelled one may still run, its
 				// future ended): its goroutine runs the future's
 				// completion callbacks, which hold the slot until they

@@ -19,12 +19,23 @@ var errCanceled = context.Canceled
 // executor's lock; running → settled is a CAS, so that exactly one of "the
 // work finished" and "the future was cancelled" decides the outcome (rule
 // 5); finished is stored once the outcome is written, so readers that see
-// it may read the outcome without a lock.
+// it may read the outcome without a lock. A future that ended cancelled
+// finishes in stCancelled, a finished state too (finished): the state word
+// carries that part of the outcome, which saves the task a field.
 const (
 	stQueued uint32 = iota
 	stRunning
 	stSettled
 	stFinished
+	stCancelled
+)
+
+// Watch states of a task (task.watch): whether a watch on its caller's
+// ctx would cancel it, and which.
+const (
+	watchNone   uint8 = iota // none: its ctx cannot end, or nothing watches it yet
+	watchShared              // a member of the core's shared watch on its ctx's Done (ctxwatch.go)
+	watchFired               // that shared watch fired: nothing left to stop
 )
 
 // runner is the typed half of a task: it knows A and R.
@@ -51,23 +62,25 @@ type task struct {
 	r     runner
 	state atomic.Uint32
 	// retries is the number of resends left (Retry), an int16 packed with
-	// the two flags beside state: the task's layout keeps a Submit's
-	// allocation (the task inside the call) in the 176-byte size class
+	// the two bytes below beside state: the task's layout keeps a Submit's
+	// allocation (the task inside the call) in the 144-byte size class
 	// (TestSubmitAllocationStaysInItsSizeClass).
-	retries   int16
-	cancelled bool // the outcome: written before state becomes stFinished
-	fired     bool // guarded by mu: the callbacks ran or are running
+	retries int16
+	watch   uint8 // watchNone, watchShared or watchFired; under the executor lock (ctxwatch.go)
+	fired   bool  // guarded by mu: the callbacks ran or are running
 
 	// Set under the executor lock (prev and next: under the lock of the
 	// list they are in, the executor's queue or the worker's running list).
 	prev, next *task
 	w          *worker         // the worker it was dispatched to
 	parent     context.Context // the caller's ctx
-	watch      func() bool     // stops the watch on parent while queued or remote; under the executor lock (ctxwatch.go)
 	x          *taskExtra      // nil unless Meta, Deadline, an observer or a remote job
 
-	// The outcome; written before state becomes stFinished.
-	err error
+	// The outcome's error, nil after a success; written before state
+	// becomes stFinished (finish). Boxed: an error is two words, most
+	// works end without one, and the common causes share one box each
+	// (boxErr).
+	fail *errBox
 
 	mu        sync.Mutex // guards fired and the fields below
 	callbacks *callback  // newest first; the done channel among them (doneCh)
@@ -80,8 +93,7 @@ type task struct {
 
 // taskExtra is what only some tasks need, out of line: a Submit of a
 // task with an int argument and result is then one allocation in the
-// 176-byte size class rather than 224 (a fan-out's CPU follows the bytes
-// it allocates). Without an observer, the in-process tasks of one call
+// 144-byte size class (a fan-out's CPU follows the bytes it allocates). Without an observer, the in-process tasks of one call
 // share the call's (callConfig.extra); a remote task has its own, in its
 // remoteJob (init); an observed task too, made with its taskObs
 // (observe.go).
@@ -190,13 +202,17 @@ func (t *task) settleReturned() bool {
 
 // finish publishes the outcome of a settled task.
 func (t *task) finish(err error, cancelled bool) {
-	t.err, t.cancelled = err, cancelled
+	t.fail = boxErr(err)
 	countOutcome(t, err, cancelled)
 	if t.ob() != nil { // before the future ends: its waiters see the event done
 		t.ex.c.observeFinished(t, err, cancelled, false)
 	}
 	t.mu.Lock()
-	t.state.Store(stFinished)
+	if cancelled {
+		t.state.Store(stCancelled)
+	} else {
+		t.state.Store(stFinished)
+	}
 	t.fired = true
 	cbs := t.callbacks
 	t.callbacks = nil
@@ -234,6 +250,37 @@ func (t *task) finish(err error, cancelled bool) {
 	for ; order != nil; order = order.next {
 		order.fn()
 	}
+}
+
+// errBox holds a task's error (task.fail).
+type errBox struct{ err error }
+
+// The boxes of the standard ctx errors, shared by the tasks that end with
+// them (never written).
+var (
+	canceledBox = &errBox{context.Canceled}
+	deadlineBox = &errBox{context.DeadlineExceeded}
+)
+
+// boxErr returns err boxed, nil for nil.
+func boxErr(err error) *errBox {
+	switch err {
+	case nil:
+		return nil
+	case context.Canceled:
+		return canceledBox
+	case context.DeadlineExceeded:
+		return deadlineBox
+	}
+	return &errBox{err}
+}
+
+// outcomeErr returns the error of a finished task, nil after a success.
+func (t *task) outcomeErr() error {
+	if t.fail == nil {
+		return nil
+	}
+	return t.fail.err
 }
 
 // callback is one function to run once a task is done, in a list; or,
@@ -316,7 +363,10 @@ func (t *task) unlinkLocked(n *callback) bool {
 }
 
 // finished reports whether the outcome is published.
-func (t *task) finished() bool { return t.state.Load() == stFinished }
+func (t *task) finished() bool { return t.state.Load() >= stFinished }
+
+// endedCancelled reports whether the task finished cancelled.
+func (t *task) endedCancelled() bool { return t.state.Load() == stCancelled }
 
 // doneChan returns a channel closed once the task has finished, for a
 // caller that will wait on it: a remote task's replies must then be read.
@@ -407,7 +457,7 @@ func (t *task) readFor(ctx context.Context) {
 func (t *task) cancel(err error) bool {
 	for {
 		switch t.state.Load() {
-		case stSettled, stFinished:
+		case stSettled, stFinished, stCancelled:
 			return false
 		case stQueued:
 			if t.ex.c.dequeue(t) {
@@ -429,7 +479,7 @@ func (t *task) cancel(err error) bool {
 // doneErr returns the task's error once finished, nil before.
 func (t *task) doneErr() error {
 	if t.finished() {
-		return t.err
+		return t.outcomeErr()
 	}
 	return nil
 }

@@ -36,23 +36,18 @@ type Owner interface {
 }
 
 // State is a lazy context's state, guarded by its owner's lock. Its zero
-// value is a ctx without a deadline of its own, not ended.
+// value is a ctx without a deadline of its own, not ended. It is two
+// words: what a ctx needs only once it is watched, has a deadline of its
+// own or has ended is out of line (watch), so that its owner stays in a
+// small size class (a task's: see internal/engine).
 type State struct {
-	// deadline is in Unix nanoseconds; 0: none but the parent's. Set
-	// before use (SetDeadline), or moved earlier under the owner's lock
-	// (Tighten); atomic so that Deadline and expired read it without the
-	// lock.
-	deadline atomic.Int64
-	done     chan struct{} // made by the first Done
-	// w is made only once something watches the ctx (or it ends with a
-	// cause of its own). Written under the owner's lock; atomic so that
-	// Release, once per work, can see that nothing watched it without
-	// taking the lock.
+	done chan struct{} // made by the first Done
+	// w is made only once something watches the ctx, it gets a deadline
+	// of its own or it ends (watchFor). Atomic so that Release, once per
+	// work, can see that nothing watched it without taking the lock, and
+	// so that SetDeadline, which takes no lock, and a Cancel racing it
+	// make one watch between them.
 	w atomic.Pointer[watch]
-	// ended is the first cause, once ended: one of the standard errors,
-	// or another kept in w. A code rather than an error, so that the
-	// State fits its owner's size class (a task's: see internal/engine).
-	ended cause
 }
 
 // cause says how a ctx ended.
@@ -68,6 +63,14 @@ const (
 // watch is what a ctx needs only once something watches it. Out of line,
 // so that a ctx nobody watches stays small.
 type watch struct {
+	// deadline is in Unix nanoseconds; 0: none but the parent's. Set
+	// before use (SetDeadline), or moved earlier under the owner's lock
+	// (Tighten); atomic so that Deadline and expired read it without the
+	// lock.
+	deadline atomic.Int64
+	// ended is the first cause, once ended: one of the standard errors,
+	// or another kept in err. Under the owner's lock.
+	ended  cause
 	stop   func() bool // the watch on the parent
 	timer  *time.Timer // the deadline's
 	target *target     // what the timer ends
@@ -75,9 +78,25 @@ type watch struct {
 	err    error // the first cause, when it is not a standard error
 }
 
+// endedLocked returns how the ctx ended, notEnded while it has not.
+func (s *State) endedLocked() cause {
+	if w := s.w.Load(); w != nil {
+		return w.ended
+	}
+	return notEnded
+}
+
+// deadlineNano returns the ctx's own deadline, 0 if it has none. No lock.
+func (s *State) deadlineNano() int64 {
+	if w := s.w.Load(); w != nil {
+		return w.deadline.Load()
+	}
+	return 0
+}
+
 // errLocked returns the first cause, nil while the ctx has not ended.
 func (s *State) errLocked() error {
-	switch s.ended {
+	switch s.endedLocked() {
 	case notEnded:
 		return nil
 	case endedCanceled:
@@ -91,14 +110,15 @@ func (s *State) errLocked() error {
 
 // endLocked records err as the cause; err is not nil.
 func (s *State) endLocked(err error) {
+	w := s.watchFor()
 	switch err {
 	case context.Canceled:
-		s.ended = endedCanceled
+		w.ended = endedCanceled
 	case context.DeadlineExceeded:
-		s.ended = endedDeadline
+		w.ended = endedDeadline
 	default:
-		s.watchLocked().err = err
-		s.ended = endedOther
+		w.err = err
+		w.ended = endedOther
 	}
 }
 
@@ -113,7 +133,7 @@ type target struct {
 
 // SetDeadline gives the ctx a deadline of its own, in Unix nanoseconds,
 // before anyone uses it.
-func (s *State) SetDeadline(unixNano int64) { s.deadline.Store(unixNano) }
+func (s *State) SetDeadline(unixNano int64) { s.watchFor().deadline.Store(unixNano) }
 
 // Tighten moves the ctx's own deadline to unixNano if that is earlier than
 // the one it has (or it has none), at any time: a worker's job held for a
@@ -125,15 +145,15 @@ func (s *State) SetDeadline(unixNano int64) { s.deadline.Store(unixNano) }
 func Tighten(o Owner, unixNano int64) {
 	s := o.Lazy()
 	o.Lock()
-	if s.ended != notEnded {
+	if s.endedLocked() != notEnded {
 		o.Unlock()
 		return
 	}
-	if d := s.deadline.Load(); d != 0 && d <= unixNano {
+	if d := s.deadlineNano(); d != 0 && d <= unixNano {
 		o.Unlock()
 		return
 	}
-	s.deadline.Store(unixNano)
+	s.watchFor().deadline.Store(unixNano)
 	if s.done == nil {
 		o.Unlock() // not watched yet: Done arms the timer from the new deadline
 		return
@@ -143,7 +163,7 @@ func Tighten(o Owner, unixNano int64) {
 		Cancel(o, context.DeadlineExceeded)
 		return
 	}
-	w := s.watchLocked()
+	w := s.watchFor()
 	if w.timer != nil {
 		w.timer.Reset(time.Until(time.Unix(0, unixNano)))
 	} else {
@@ -166,21 +186,24 @@ func armDeadlineLocked(o Owner, w *watch, unixNano int64) {
 	})
 }
 
-// watchLocked returns the watch state, making it.
-func (s *State) watchLocked() *watch {
-	w := s.w.Load()
-	if w == nil {
-		w = &watch{}
-		s.w.Store(w)
+// watchFor returns the watch state, making it. Its fields but deadline
+// are guarded by the owner's lock; making it is not, as SetDeadline makes
+// it without the lock.
+func (s *State) watchFor() *watch {
+	if w := s.w.Load(); w != nil {
+		return w
 	}
-	return w
+	if w := new(watch); s.w.CompareAndSwap(nil, w) {
+		return w
+	}
+	return s.w.Load()
 }
 
 // Deadline is context.Context's: the earlier of the parent's and the ctx's
 // own.
 func Deadline(o Owner) (time.Time, bool) {
 	pd, ok := o.Parent().Deadline()
-	d := o.Lazy().deadline.Load()
+	d := o.Lazy().deadlineNano()
 	if d == 0 || (ok && pd.UnixNano() < d) {
 		return pd, ok
 	}
@@ -200,7 +223,7 @@ func Done(o Owner) <-chan struct{} {
 	done = make(chan struct{})
 	s.done = done
 	p := o.Parent()
-	if s.ended == notEnded {
+	if s.endedLocked() == notEnded {
 		if err := p.Err(); err != nil {
 			// The parent ended before anyone looked: that ends the ctx
 			// (outside the lock), and so closes done.
@@ -212,16 +235,16 @@ func Done(o Owner) <-chan struct{} {
 			s.endLocked(err)
 		}
 	}
-	if s.ended != notEnded {
+	if s.endedLocked() != notEnded {
 		close(done)
 		o.Unlock()
 		return done
 	}
 	if p.Done() != nil {
-		s.watchLocked().stop = context.AfterFunc(p, func() { o.ParentEnded(p.Err()) })
+		s.watchFor().stop = context.AfterFunc(p, func() { o.ParentEnded(p.Err()) })
 	}
-	if d := s.deadline.Load(); d != 0 {
-		armDeadlineLocked(o, s.watchLocked(), d)
+	if d := s.deadlineNano(); d != 0 {
+		armDeadlineLocked(o, s.watchFor(), d)
 	}
 	o.Unlock()
 	return done
@@ -231,7 +254,7 @@ func Done(o Owner) <-chan struct{} {
 // deadline is atomic, and one moved earlier meanwhile is seen by the next
 // call or ends the ctx itself (Tighten).
 func (s *State) expired() error {
-	if d := s.deadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+	if d := s.deadlineNano(); d != 0 && time.Now().UnixNano() >= d {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -266,13 +289,13 @@ func AfterFunc(o Owner, f func()) (stop func() bool) {
 	Done(o) // arms the watches on the parent and the deadline
 	s := o.Lazy()
 	o.Lock()
-	if s.ended != notEnded {
+	if s.endedLocked() != notEnded {
 		o.Unlock()
 		// Not in this goroutine: callers may hold their own lock here.
 		go f()
 		return func() bool { return false }
 	}
-	w := s.watchLocked()
+	w := s.watchFor()
 	if w.funcs == nil {
 		w.funcs = map[*func()]struct{}{}
 	}
@@ -294,7 +317,7 @@ func AfterFunc(o Owner, f func()) (stop func() bool) {
 func Cancel(o Owner, err error) {
 	s := o.Lazy()
 	o.Lock()
-	if s.ended != notEnded {
+	if s.endedLocked() != notEnded {
 		o.Unlock()
 		return
 	}
@@ -324,7 +347,7 @@ func Release(o Owner) {
 		// watches nothing stops, as one after the lock would.
 		return
 	}
-	// The watch itself stays: it may hold the cause (endedOther).
+	// The watch itself stays: it holds the deadline and the cause.
 	o.Lock()
 	var stop func() bool
 	var timer *time.Timer

@@ -63,8 +63,20 @@ func TestNothingIsMadeUntilWatched(t *testing.T) {
 	if d, ok := c.Deadline(); !ok || time.Until(d) < 59*time.Minute {
 		t.Fatalf("Deadline = %v, %v", d, ok)
 	}
-	if c.s.done != nil || c.s.w.Load() != nil {
-		t.Fatal("Err and Deadline made a channel or a watch")
+	// The deadline of its own is kept in the watch state (SetDeadline);
+	// nothing watches the ctx yet.
+	if w := c.s.w.Load(); c.s.done != nil || w == nil || w.timer != nil || w.stop != nil {
+		t.Fatal("Err and Deadline made a channel or armed a watch")
+	}
+	plain := newCtx(context.Background(), 0)
+	if err := plain.Err(); err != nil {
+		t.Fatalf("Err = %v", err)
+	}
+	if _, ok := plain.Deadline(); ok {
+		t.Fatal("a ctx without a deadline reports one")
+	}
+	if plain.s.done != nil || plain.s.w.Load() != nil {
+		t.Fatal("Err and Deadline of a ctx without a deadline made a channel or a watch")
 	}
 	done := c.Done()
 	if c.s.w.Load() == nil || c.s.w.Load().timer == nil {
@@ -289,4 +301,33 @@ func TestTightenRunsCallbacksOfDerivedCtxs(t *testing.T) {
 		t.Fatalf("child Err = %v, want its parent's DeadlineExceeded", err)
 	}
 	Release(c.o())
+}
+
+// TestSetDeadlineRacingCancelKeepsBoth: SetDeadline takes no lock and makes
+// the watch state that Cancel, under the lock, makes too (the deadline and
+// the cause live there): racing, they must make one between them, so that
+// neither the cause nor the deadline is lost.
+func TestSetDeadlineRacingCancelKeepsBoth(t *testing.T) {
+	for range 200 {
+		c := &ctx{parent: context.Background()}
+		deadline := time.Now().Add(time.Hour)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			<-start
+			c.s.SetDeadline(deadline.UnixNano())
+		})
+		wg.Go(func() {
+			<-start
+			Cancel(c.o(), context.Canceled)
+		})
+		close(start)
+		wg.Wait()
+		if err := c.Err(); err != context.Canceled {
+			t.Fatalf("Err = %v, want the cause Cancel gave", err)
+		}
+		if d, ok := c.Deadline(); !ok || !d.Equal(time.Unix(0, deadline.UnixNano())) {
+			t.Fatalf("Deadline = %v, %v; want the one SetDeadline gave", d, ok)
+		}
+	}
 }
