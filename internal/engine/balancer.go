@@ -9,7 +9,8 @@ import (
 
 // LoadBalancer picks the worker for each dispatch. The executor calls Pick
 // under its lock, only when at least one worker has room, once per work (or
-// Map chunk), with the call's Meta. Pick returns an index in ws; an index
+// Map chunk), with the call's Meta. (The package's own balancers are not
+// asked when only one worker has room: there is nothing to choose.) Pick returns an index in ws; an index
 // that is out of range or names a full worker is replaced by the first
 // worker with room, so a balancer can never overfill a worker.
 //
