@@ -39,7 +39,10 @@ type Owner interface {
 // value is a ctx without a deadline of its own, not ended. It is two
 // words: what a ctx needs only once it is watched, has a deadline of its
 // own or has ended is out of line (watch), so that its owner stays in a
-// small size class (a task's: see internal/engine).
+// small size class (a task's: see internal/engine). A deadline of its own
+// so costs an allocation (SetDeadline) that a ctx whose deadline is
+// watched (Done, AfterFunc: its timer lives there) needed anyway; only a
+// work that never looks at its ctx but has a deadline pays it anew.
 type State struct {
 	done chan struct{} // made by the first Done
 	// w is made only once something watches the ctx, it gets a deadline
