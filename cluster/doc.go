@@ -79,7 +79,9 @@
 // gets its worker killed. A killed worker cancels all its works, for every
 // executor it serves, and exits; its heartbeat says so, and other
 // executors fail their works there at once with a *aplex.WorkerError
-// ("killed by another executor of the pool"). Run workers under a supervisor (systemd,
+// ("killed by another executor of the pool"), but for those it received
+// after the kill, which it never starts and which run elsewhere. Run
+// workers under a supervisor (systemd,
 // Kubernetes) so a killed worker comes back; local workers are restarted
 // by their executor. A work's deadline (the caller's ctx deadline, or
 // aplex.Deadline if earlier) travels as the time left, so the clocks of

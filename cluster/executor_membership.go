@@ -199,8 +199,15 @@ func (t *transport) onHeartbeat(hb *wire.Heartbeat) {
 		// Another executor killed it (this one drops a worker as it
 		// kills it): it answers nothing more, and its Bye waits for the
 		// works that ignore their cancel, up to a second. Its jobs fail
-		// now, once the results it sent before are handed over.
-		t.afterDelivered(func() { t.left(m, true) })
+		// now, once the results it sent before are handed over; those it
+		// never received (above its Seen) run elsewhere, as at a Bye.
+		seen, named := hb.Seen[t.inbox]
+		t.afterDelivered(func() {
+			if named {
+				t.requeueUnreceived(m, seen)
+			}
+			t.left(m, true)
+		})
 	}
 }
 

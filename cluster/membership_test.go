@@ -548,14 +548,20 @@ func joinedWithAJob(t *testing.T, tr *transport, sink *recordSink, name string) 
 func TestJobsSentAsAWorkerLeftRunElsewhere(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		seen     map[string]uint64 // the Bye's, with "" standing for this executor's inbox
+		killed   bool              // told by a Killed heartbeat rather than a Bye
+		seen     map[string]uint64 // the Bye's or heartbeat's, with "" standing for this executor's inbox
 		requeued []uint64
 		cause    string // of the Lost, "" for none
 	}{
-		{"job 2 never arrived", map[string]uint64{"": 1}, []uint64{2}, "left without answering 1 works"},
-		{"neither arrived", map[string]uint64{"": 0}, []uint64{1, 2}, ""},
-		{"both arrived", map[string]uint64{"": 2}, nil, "left without answering 2 works"},
-		{"no word of this executor", map[string]uint64{"aplex.other.x.inbox": 9}, nil, "left without answering 2 works"},
+		{"job 2 never arrived", false, map[string]uint64{"": 1}, []uint64{2}, "left without answering 1 works"},
+		{"neither arrived", false, map[string]uint64{"": 0}, []uint64{1, 2}, ""},
+		{"both arrived", false, map[string]uint64{"": 2}, nil, "left without answering 2 works"},
+		{"no word of this executor", false, map[string]uint64{"aplex.other.x.inbox": 9}, nil, "left without answering 2 works"},
+		// Killed by another executor of the pool: the same, told by the
+		// heartbeat that says so (wire version 6), before its Bye.
+		{"killed: job 2 never arrived", true, map[string]uint64{"": 1}, []uint64{2}, "killed by another executor of the pool: 1 works"},
+		{"killed: both arrived", true, map[string]uint64{"": 2}, nil, "killed by another executor of the pool: 2 works"},
+		{"killed: no word of this executor", true, nil, nil, "killed by another executor of the pool: 2 works"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := newRecordSink(false)
@@ -570,9 +576,13 @@ func TestJobsSentAsAWorkerLeftRunElsewhere(t *testing.T) {
 				}
 				seen[k] = v
 			}
-			tr.onBye(&wire.Bye{WorkerID: "w1", Seen: seen})
+			if tc.killed {
+				tr.onHeartbeat(&wire.Heartbeat{WorkerID: "w1", MaxWorks: 2, Draining: true, Killed: true, Seen: seen})
+			} else {
+				tr.onBye(&wire.Bye{WorkerID: "w1", Seen: seen})
+			}
 			// The drop runs once the subscriptions have handed over what
-			// came before the Bye (a NATS barrier).
+			// came before the Bye or heartbeat (a NATS barrier).
 			select {
 			case <-sink.lost:
 			case <-time.After(5 * time.Second):

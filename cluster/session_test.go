@@ -133,3 +133,30 @@ func TestResendNamesTheStartOfAnAheadJobAgain(t *testing.T) {
 		t.Fatalf("normal Run named %v, want nothing", named)
 	}
 }
+
+// TestClosedSessionsStartNothingAndKeepWhatTheySaid: once a worker is
+// killed or leaves, its sessions are closed: close names the highest job
+// id received from each executor, the worker starts no job it receives
+// after (its executor runs it elsewhere, as it is above that id), and a
+// second close says the same as the first.
+func TestClosedSessionsStartNothingAndKeepWhatTheySaid(t *testing.T) {
+	ss := newSessions(4, "w")
+	now := time.Unix(1000, 0)
+	run := &wire.Run{ReplyTo: "ex", Jobs: []wire.Job{{ID: 3, Name: "w", Args: [][]byte{{0xf6}}}}}
+	if start, _, _ := ss.admit(run, now); len(start) != 1 {
+		t.Fatalf("before close: started %d jobs, want 1", len(start))
+	}
+	seen := ss.close()
+	if len(seen) != 1 || seen["ex"] != 3 {
+		t.Fatalf("close = %v, want ex: 3", seen)
+	}
+	for _, replyTo := range []string{"ex", "other"} {
+		late := &wire.Run{ReplyTo: replyTo, Jobs: []wire.Job{{ID: 4, Name: "w", Args: [][]byte{{0xf6}}}}}
+		if start, again, named := ss.admit(late, now); len(start)+len(again)+len(named) != 0 {
+			t.Fatalf("a Run from %s after close: started %v, answered %v, named %v; want nothing", replyTo, start, again, named)
+		}
+	}
+	if again := ss.close(); len(again) != 1 || again["ex"] != 3 {
+		t.Fatalf("a second close = %v, want what the first said", again)
+	}
+}

@@ -45,11 +45,11 @@ func (w *workerServer) Close(bye *wire.Bye) {
 		return
 	}
 	w.out.Close()
-	// Unsubscribed before the Bye says which jobs arrived: one arriving
-	// after the snapshot finds the host closed, which never runs it, and
+	// Unsubscribed before the Bye says which jobs arrived, and the
+	// sessions closed with it: one arriving after is never started, and
 	// its executor may run it elsewhere (wire.Bye.Seen).
 	w.unsubscribe()
-	bye.Seen = w.sess.seen()
+	bye.Seen = w.sess.close()
 	w.publish(w.subj.heartbeat(w.cfg.workerID), bye)
 	w.nc.FlushTimeout(flushWait)
 }
@@ -131,6 +131,9 @@ func (w *workerServer) Heartbeat(hb *wire.Heartbeat) {
 	if hb.Draining {
 		w.draining.Store(true)
 	}
+	if hb.Killed {
+		hb.Seen = w.sess.close() // as Killed took it
+	}
 	w.publish(w.subj.heartbeat(w.cfg.workerID), hb)
 	w.resume()
 	w.sess.expire(time.Now())
@@ -141,10 +144,14 @@ func (w *workerServer) Heartbeat(hb *wire.Heartbeat) {
 // says Killed (host.Link), which aplex.Retry may resend elsewhere, rather
 // than with a cancellation nobody asked for. It waits for a write under
 // way, so that no result follows that heartbeat (a publish does not
-// block: NATS buffers it, or refuses it once its buffer is full).
+// block: NATS buffers it, or refuses it once its buffer is full). And it
+// closes the sessions: the worker starts no job it receives from now on,
+// and that heartbeat names the last one it received from each executor
+// (wire.Heartbeat.Seen), so that the jobs sent after run elsewhere.
 func (w *workerServer) Killed() {
 	w.out.Drop()
 	w.out.Wait()
+	w.sess.close()
 }
 
 func (w *workerServer) publish(subject string, m wire.Msg) {

@@ -80,6 +80,10 @@ type sessions struct {
 
 	mu sync.Mutex
 	m  map[string]*session
+	// closed: the worker was killed or leaves (close); it starts no job
+	// from then on, and closedSeen is what it had received by then.
+	closed     bool
+	closedSeen map[string]uint64
 }
 
 type session struct {
@@ -122,12 +126,19 @@ func (ss *sessions) known(replyTo string) bool {
 	return ss.m[replyTo] != nil
 }
 
-// seen returns, per executor with a session, the highest job id received
-// from it (wire.Bye.Seen): every job it received is at or below, since a
-// session begins below its first Run's jobs.
-func (ss *sessions) seen() map[string]uint64 {
+// close makes the worker start no job from now on (admit), and returns,
+// per executor with a session, the highest job id received from it
+// (wire.Bye.Seen, and a killed worker's wire.Heartbeat.Seen): every job it
+// started is at or below, since a session begins below its first Run's
+// jobs, and one above it never ran here. It is idempotent: a second call
+// returns what the first did.
+func (ss *sessions) close() map[string]uint64 {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if ss.closed {
+		return ss.closedSeen
+	}
+	ss.closed = true
 	if len(ss.m) == 0 {
 		return nil
 	}
@@ -135,6 +146,7 @@ func (ss *sessions) seen() map[string]uint64 {
 	for replyTo, s := range ss.m {
 		m[replyTo] = s.maxID
 	}
+	ss.closedSeen = m
 	return m
 }
 
@@ -165,6 +177,11 @@ func (ss *sessions) admit(run *wire.Run, now time.Time) (start []wire.Job, again
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if ss.closed {
+		// Killed or leaving: it never runs the job, which its executor
+		// runs elsewhere, as it is above what close said was received.
+		return nil, nil, nil
+	}
 	s := ss.get(run.ReplyTo, newFloor(run))
 	s.used = now
 	start = run.Jobs

@@ -226,7 +226,7 @@ func (d *decoder) stringReuse(prev string) string {
 
 // stringMap reads a map (Hello.Labels, Job.Header); what names its entries
 // in errors. An empty map decodes as nil.
-// seen reads a Bye's Seen: a repeated executor is malformed, as a
+// seen reads a Bye's or a Heartbeat's Seen: a repeated executor is malformed, as a
 // repeated map key is.
 func (d *decoder) seen() map[string]uint64 {
 	n := d.count(minLabelSize) // a key's length and an id, a byte each at least
@@ -241,7 +241,7 @@ func (d *decoder) seen() map[string]uint64 {
 			break
 		}
 		if _, dup := m[k]; dup {
-			d.fail(malformed("duplicate executor %q in a Bye", k))
+			d.fail(malformed("duplicate executor %q in a Seen", k))
 			break
 		}
 		m[k] = id
@@ -470,6 +470,7 @@ func (d *decoder) heartbeat() *Heartbeat {
 		MaxWorks: d.int(),
 		Draining: d.bool(),
 		Killed:   d.bool(),
+		Seen:     d.seen(),
 	}
 }
 

@@ -110,7 +110,7 @@ func msgSize(m Msg) (int, error) {
 			return 0, errNilMsg
 		}
 		n += sizeString(m.WorkerID) + sizeVarint(int64(m.Load)) +
-			sizeVarint(int64(m.MaxWorks)) + 2
+			sizeVarint(int64(m.MaxWorks)) + 2 + sizeSeen(m.Seen)
 	case *Hello:
 		if m == nil {
 			return 0, errNilMsg
@@ -151,7 +151,7 @@ func appendMsg(b []byte, m Msg) []byte {
 		b = binary.AppendVarint(b, int64(m.Load))
 		b = binary.AppendVarint(b, int64(m.MaxWorks))
 		b = appendBool(b, m.Draining)
-		return appendBool(b, m.Killed)
+		return appendSeen(appendBool(b, m.Killed), m.Seen)
 	case *Hello:
 		return appendHello(b, m)
 	case *Shutdown:
@@ -323,7 +323,7 @@ func sizeSeen(m map[string]uint64) int {
 	return n
 }
 
-// appendSeen writes a Bye's Seen in key order, as appendStringMap does.
+// appendSeen writes a Bye's or a Heartbeat's Seen in key order, as appendStringMap does.
 func appendSeen(b []byte, m map[string]uint64) []byte {
 	b = appendUvarint(b, uint64(len(m)))
 	for _, k := range slices.Sorted(maps.Keys(m)) {

@@ -56,9 +56,13 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte{Version, byte(KindStarted), 1, 'w', 2, 5, 0x80, 0x01})
 	f.Add([]byte{Version, byte(KindStarted), 0, 0x80, 0x80, 0x10, 1})
 	// Version 5: a Heartbeat of a killed worker, and one whose killed
-	// byte is not a bool.
-	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 1})
-	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 3})
+	// byte is not a bool. Version 6: a killed worker's Heartbeat naming
+	// the last job it received from two executors, and one naming an
+	// executor twice.
+	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 1, 0})
+	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 3, 0})
+	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 1, 2, 1, 'a', 5, 1, 'b', 0x80, 0x01})
+	f.Add([]byte{Version, byte(KindHeartbeat), 1, 'w', 2, 4, 1, 1, 2, 1, 'a', 5, 1, 'a', 6})
 	// A Bye naming the last job it received from two executors, and one
 	// naming an executor twice.
 	f.Add([]byte{Version, byte(KindBye), 1, 'w', 2, 1, 'a', 5, 1, 'b', 0x80, 0x01})

@@ -30,8 +30,9 @@ import "time"
 // the worker) apart from Timeout, and Ahead; a worker reports the start of
 // Ahead jobs in Started messages. Version 5: a Heartbeat says whether an
 // executor killed the worker (Killed), and a Bye the highest job id the
-// worker received from each executor (Seen).
-const Version byte = 5
+// worker received from each executor (Seen). Version 6: a Killed Heartbeat
+// carries Seen too.
+const Version byte = 6
 
 // Kind identifies a message.
 type Kind byte
@@ -205,6 +206,11 @@ type Heartbeat struct {
 	// process child still answers its one executor, which killed it.
 	// Set with Draining.
 	Killed bool
+	// Seen is set with Killed, as a Bye's is: per executor, the highest
+	// job id the worker received before it was killed (cluster workers;
+	// nil elsewhere). It starts none it receives after, so an executor's
+	// jobs above that id never ran there and may run elsewhere.
+	Seen map[string]uint64
 }
 
 // Shutdown asks the worker to stop. Graceful: finish running jobs, then exit;
