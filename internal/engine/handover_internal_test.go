@@ -62,16 +62,7 @@ func newSlotTaggedExecutor(t *testing.T, workers int, opts ...Option) *Executor 
 	tag := WithWorkerInit(func(ctx context.Context, info WorkerInfo) (context.Context, error) {
 		return context.WithValue(ctx, slotKey{}, info.ID), nil
 	})
-	ex, err := NewThreadExecutor(append([]Option{WithPoolSize(workers), WithMaxWorksPerWorker(1), tag}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := ex.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	return ex
+	return newThreadExecutorT(t, append([]Option{WithPoolSize(workers), WithMaxWorksPerWorker(1), tag}, opts...)...)
 }
 
 // TestAFreedSlotPassesToTheOldestQueuedWork: with every other worker full,

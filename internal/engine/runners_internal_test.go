@@ -34,7 +34,15 @@ func newOneWorkerExecutor(t *testing.T, perWorker int) *Executor {
 	t.Helper()
 	defer func(d time.Duration) { runnerIdle = d }(runnerIdle)
 	runnerIdle = time.Hour
-	ex, err := NewThreadExecutor(WithPoolSize(1), WithMaxWorksPerWorker(perWorker))
+	return newThreadExecutorT(t, WithPoolSize(1), WithMaxWorksPerWorker(perWorker))
+}
+
+// newThreadExecutorT returns a thread executor made with opts, shut down
+// (and its error checked) when the test ends, after the test's own
+// cleanups registered later.
+func newThreadExecutorT(t *testing.T, opts ...Option) *Executor {
+	t.Helper()
+	ex, err := NewThreadExecutor(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
