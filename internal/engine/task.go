@@ -76,8 +76,8 @@ type task struct {
 	parent     context.Context // the caller's ctx
 	x          *taskExtra      // nil unless Meta, Deadline, an observer or a remote job
 
-	// The outcome's error, nil after a success; written before state
-	// becomes stFinished (finish). Boxed: an error is two words, most
+	// The outcome's error, nil after a success; written before the state
+	// becomes a finished one (finish). Boxed: an error is two words, most
 	// works end without one, and the common causes share one box each
 	// (boxErr).
 	fail *errBox
@@ -93,10 +93,10 @@ type task struct {
 
 // taskExtra is what only some tasks need, out of line: a Submit of a
 // task with an int argument and result is then one allocation in the
-// 144-byte size class (a fan-out's CPU follows the bytes it allocates). Without an observer, the in-process tasks of one call
-// share the call's (callConfig.extra); a remote task has its own, in its
-// remoteJob (init); an observed task too, made with its taskObs
-// (observe.go).
+// 144-byte size class (a fan-out's CPU follows the bytes it allocates).
+// Without an observer, the in-process tasks of one call share the call's
+// (callConfig.extra); a remote task has its own, in its remoteJob (init);
+// an observed task too, made with its taskObs (observe.go).
 type taskExtra struct {
 	meta     any           // Meta
 	deadline time.Duration // Deadline(d), from dispatch
