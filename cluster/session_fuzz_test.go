@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -40,7 +41,10 @@ import (
 //     with wire.CodeResultLost;
 //   - memory stays bounded: the result bytes held per executor are at
 //     most 4 MiB (or the one newest result), the byte count matches the
-//     results held, and only running jobs are tracked as running.
+//     results held, and only running jobs are tracked as running;
+//   - after the last step, closing the sessions (a killed or leaving
+//     worker) names for each executor an id at or above its running
+//     jobs', and nothing is started or answered after (checkClose).
 //
 // Nothing may panic.
 func FuzzSessionAdmission(f *testing.F) {
@@ -77,7 +81,34 @@ func FuzzSessionAdmission(f *testing.F) {
 			data = data[3:]
 			m.check(t)
 		}
+		m.checkClose(t)
 	})
+}
+
+// checkClose closes the sessions as a killed or leaving worker does and
+// checks what close says and does: every job still running is at or below
+// the id it names for its executor (whose session its running job keeps),
+// the worker starts or answers nothing of a Run after, a resend included,
+// and a second close says the same.
+func (m *admissionModel) checkClose(t *testing.T) {
+	seen := m.ss.close()
+	for _, j := range m.running {
+		x := m.execs[j.k.e]
+		if id, ok := seen[x.replyTo]; !ok || j.k.id > id {
+			t.Fatalf("close = %v: job %d of %s runs, above what it names", seen, j.k.id, x.replyTo)
+		}
+	}
+	for _, x := range m.execs {
+		for _, resend := range []bool{false, true} {
+			run := &wire.Run{ReplyTo: x.replyTo, Resend: resend, Jobs: []wire.Job{modelRunJob(x.nextID+1, 1)}}
+			if start, again, named := m.ss.admit(run, m.now); len(start)+len(again)+len(named) != 0 {
+				t.Fatalf("a Run (resend %v) after close: started %v, answered %v, named %v", resend, start, again, named)
+			}
+		}
+	}
+	if again := m.ss.close(); !maps.Equal(again, seen) {
+		t.Fatalf("a second close = %v, want %v", again, seen)
+	}
 }
 
 const (
