@@ -10,8 +10,10 @@ import (
 // LoadBalancer picks the worker for each dispatch. The executor calls Pick
 // under its lock, only when at least one worker has room, once per work (or
 // Map chunk), with the call's Meta. (The package's own balancers are not
-// asked when only one worker has room: there is nothing to choose.) Pick returns an index in ws; an index
-// that is out of range or names a full worker is replaced by the first
+// asked, on a goroutine executor, when a work's end leaves only its own
+// worker with room: it hands its slot to the next queued work, as any
+// balancer would have to.) Pick returns an index in ws; an index that is
+// out of range or names a full worker is replaced by the first
 // worker with room, so a balancer can never overfill a worker.
 //
 // A balancer expresses a preference, not a constraint: when it finds no
