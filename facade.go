@@ -783,7 +783,7 @@ type WorkerStats = engine.WorkerStats
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op work submitted, then
 // collected, on a thread executor at its default capacity takes 0.30 µs
-// (±3 %), 1 allocation (176 bytes for an int work then; 144 since), where a goroutine per
+// (±3 %), 1 allocation (176 bytes for an int work then; 128 since), where a goroutine per
 // work behind a semaphore takes 0.94 µs in the same runs (a slow spell of
 // the machine; 0.39 µs in a fast one) and workerpool 0.60 µs; one work at
 // a time, Submit then Get, takes about 0.75 µs, beside busy goroutines

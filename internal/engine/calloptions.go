@@ -20,8 +20,9 @@ type callConfig struct {
 	progress  func(Progress) // OnProgress
 	mapOnly   string         // name of a Map-only option given
 	remote    string         // name of a process-and-cluster option given
-	// extra holds meta and deadline for the call's tasks (task.x), nil
-	// when neither is set.
+	// extra holds meta and deadline for the call's tasks (task.x), and
+	// their executor once bound (bindTo); nil when neither is set: the
+	// tasks then share their executor's (Executor.extra).
 	extra *taskExtra
 }
 
@@ -44,11 +45,15 @@ func buildCallConfig(opts []CallOption, forMap bool) (callConfig, error) {
 	return cc, nil
 }
 
-// checkKind refuses the options that do not apply to an executor of kind
-// k: Submit and Map call it once they know the executor.
-func (cc *callConfig) checkKind(k executorKind) error {
-	if cc.remote != "" && k == kindThread {
+// bindTo refuses the options that do not apply to ex's kind, and points
+// the call's taskExtra, if it has one, at ex: Submit and Map call it once
+// they know the executor, before any task is made.
+func (cc *callConfig) bindTo(ex *Executor) error {
+	if k := ex.c.cfg.kind; cc.remote != "" && k == kindThread {
 		return fmt.Errorf("aplex: %s applies to process and cluster executors only, not to a %s executor: a goroutine worker never dies, so there is nothing to send again", cc.remote, k)
+	}
+	if cc.extra != nil {
+		cc.extra.ex = ex
 	}
 	return nil
 }

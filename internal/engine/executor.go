@@ -23,6 +23,10 @@ import (
 // processes do not outlive it.
 type Executor struct {
 	c *core
+	// extra is the taskExtra of the tasks submitted with neither Meta nor
+	// Deadline, in process: what they need beyond their own fields is
+	// their executor, so they share one.
+	extra taskExtra
 }
 
 // WorkerInfo describes a worker to WithWorkerInit and RegisterWorkerInit.
@@ -238,12 +242,14 @@ func newCore(cfg config) *core {
 // newExecutor wraps c and arranges for an unreachable executor to be closed.
 //
 // The cleanup must never fire while the executor has work: every queued or
-// running task points back to its *Executor (task.ex), and the core, which
-// transports and worker goroutines keep reachable, holds those tasks. So an
-// executor is collected only once it is idle and forgotten; and methods
-// that may block (Shutdown, Close) keep it alive until they return.
+// running task points back to its *Executor (task.x: its ex, or the
+// executor's own extra), and the core, which transports and worker
+// goroutines keep reachable, holds those tasks. So an executor is
+// collected only once it is idle and forgotten; and methods that may block
+// (Shutdown, Close) keep it alive until they return.
 func newExecutor(c *core) *Executor {
 	ex := &Executor{c: c}
+	ex.extra.ex = ex
 	runtime.AddCleanup(ex, func(c *core) { go c.Close() }, c)
 	return ex
 }
@@ -624,7 +630,7 @@ func beginLocal(t *task) (wc *workCtx, run bool) {
 // recover), which ends the goroutine (goexited).
 func exitedLocal(t *task, returned *bool) {
 	if !*returned {
-		t.ex.c.goexited(t)
+		t.core().goexited(t)
 	}
 }
 
@@ -636,7 +642,7 @@ func endLocal(t *task, wc *workCtx) gopool.Task {
 		pprof.SetGoroutineLabels(context.Background())
 		wc.release()
 	}
-	if next := t.ex.c.freeLocal(t); next != nil {
+	if next := t.core().freeLocal(t); next != nil {
 		return next.r
 	}
 	return nil

@@ -175,7 +175,7 @@ func recoverWork(t *task, wc *workCtx, returned *bool, next *gopool.Task) {
 	}
 	v := recover()
 	if v == nil {
-		t.ex.c.goexited(t)
+		t.core().goexited(t)
 		return
 	}
 	if t.settleReturned() {

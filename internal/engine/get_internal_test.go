@@ -50,7 +50,10 @@ func shutdownWithin(t *testing.T, ex *Executor) {
 func parkedOn(t *task) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for n := t.callbacks; n != nil; n = n.next {
+	if t.fired {
+		return false // end holds the outcome
+	}
+	for n := t.end; n != nil; n = n.next {
 		if n.wake != nil && !n.closes {
 			return true
 		}
@@ -177,7 +180,7 @@ func TestRemoteDoneChannelIsInTheTasksAllocation(t *testing.T) {
 	}
 	id := <-tr.w.jobs
 	done := f.t.doneCh()
-	if f.t.callbacks != nil || f.t.rjob().done == nil {
+	if f.t.end != nil || f.t.rjob().done == nil {
 		t.Fatal("a remote task's done channel is a callback node, not its job's")
 	}
 	if f.Done() != done {

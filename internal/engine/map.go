@@ -79,7 +79,7 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 		err = errors.New("aplex: Map: nil inputs")
 	default:
 		if err = w.check(ex); err == nil {
-			err = cc.checkKind(ex.c.cfg.kind)
+			err = cc.bindTo(ex)
 		}
 	}
 	var deadline time.Time

@@ -33,7 +33,7 @@ import (
 // Cost, measured on a 2 vCPU machine (the bench module's report,
 // 2026-12-01, medians of 5 interleaved runs): a no-op work submitted, then
 // collected, on a thread executor at its default capacity takes 0.30 µs
-// (±3 %), 1 allocation (176 bytes for an int work then; 144 since), where a goroutine per
+// (±3 %), 1 allocation (176 bytes for an int work then; 128 since), where a goroutine per
 // work behind a semaphore takes 0.94 µs in the same runs (a slow spell of
 // the machine; 0.39 µs in a fast one) and workerpool 0.60 µs; one work at
 // a time, Submit then Get, takes about 0.75 µs, beside busy goroutines
@@ -66,7 +66,7 @@ func submit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A, o
 	if len(opts) > 0 {
 		built, err := buildCallConfig(opts, false)
 		if err == nil {
-			err = built.checkKind(ex.c.cfg.kind)
+			err = built.bindTo(ex)
 		}
 		if err != nil {
 			return nil, err

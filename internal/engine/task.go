@@ -58,12 +58,11 @@ type runner interface {
 // someone asks for it (Done, a remote task's Get) before the work has
 // finished: an in-process task's Get parks on a pooled node (wait).
 type task struct {
-	ex    *Executor // its executor (ex.c the core), kept reachable while busy: see newExecutor
 	r     runner
 	state atomic.Uint32
 	// retries is the number of resends left (Retry), an int16 packed with
 	// the two bytes below beside state: the task's layout keeps a Submit's
-	// allocation (the task inside the call) in the 144-byte size class
+	// allocation (the task inside the call) in the 128-byte size class
 	// (TestSubmitAllocationStaysInItsSizeClass).
 	retries int16
 	watch   uint8 // watchNone, watchShared or watchFired; under the executor lock (ctxwatch.go)
@@ -74,16 +73,20 @@ type task struct {
 	prev, next *task
 	w          *worker         // the worker it was dispatched to
 	parent     context.Context // the caller's ctx
-	x          *taskExtra      // nil unless Meta, Deadline, an observer or a remote job
+	// x holds its executor and what only some tasks need: set by init,
+	// never nil after.
+	x *taskExtra
 
-	// The outcome's error, nil after a success; written before the state
-	// becomes a finished one (finish). Boxed: an error is two words, most
-	// works end without one, and the common causes share one box each
-	// (boxErr).
-	fail *errBox
-
-	mu        sync.Mutex // guards fired and the fields below
-	callbacks *callback  // newest first; the done channel among them (doneCh)
+	mu sync.Mutex // guards fired and end until the task has finished
+	// end is one word with two uses in turn. Until the task finishes, it
+	// heads the list of its callbacks (newest first; the done channel
+	// among them: doneCh), under mu. finish takes that list and, still
+	// under mu and before the state becomes a finished one, writes the
+	// outcome's error in its place: a box (boxErr), nil after a success;
+	// whoever sees a finished state may read it without the lock
+	// (outcomeErr). One word for both keeps a Submit's allocation in the
+	// 128-byte size class (TestSubmitAllocationStaysInItsSizeClass).
+	end *callback
 
 	// The in-process work's ctx (workctx.go): a view of the task itself,
 	// with the call's Deadline. Its values come from the caller's ctx, then
@@ -91,18 +94,26 @@ type task struct {
 	lc lazyctx.State
 }
 
-// taskExtra is what only some tasks need, out of line: a Submit of a
-// task with an int argument and result is then one allocation in the
-// 144-byte size class (a fan-out's CPU follows the bytes it allocates).
-// Without an observer, the in-process tasks of one call share the call's
-// (callConfig.extra); a remote task has its own, in its remoteJob (init);
-// an observed task too, made with its taskObs (observe.go).
+// taskExtra is a task's executor and what only some tasks need, out of
+// line: a Submit of a task with an int argument and result is then one
+// allocation in the 128-byte size class (a fan-out's CPU follows the bytes
+// it allocates). Without an observer, the in-process tasks of one call
+// share the call's (callConfig.extra), or, with neither Meta nor Deadline,
+// their executor's (Executor.extra); a remote task has its own, in its
+// remoteJob (init); an observed task too, made with its taskObs
+// (observe.go).
 type taskExtra struct {
+	// ex is the task's executor (ex.c its core). A queued or running
+	// task keeps it reachable so: see newExecutor.
+	ex       *Executor
 	meta     any           // Meta
 	deadline time.Duration // Deadline(d), from dispatch
 	ob       *taskObs      // with an observer only
 	rj       *remoteJob    // remote executors only
 }
+
+// core returns t's executor's core.
+func (t *task) core() *core { return t.x.ex.c }
 
 // meta returns the call's Meta value, nil if none.
 func (t *task) meta() any {
@@ -167,14 +178,21 @@ func (t *task) setRemoteJob(rj *remoteJob) {
 // closedChan is the Done channel of futures that ended before anyone asked.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// init readies t, a call's task, to be submitted to ex; cc is bound to ex
+// (bindTo).
 func (t *task) init(ex *Executor, r runner, parent context.Context, cc *callConfig) {
-	t.ex, t.r = ex, r
+	t.r = r
 	t.parent = parent
 	switch rj := t.rjob(); {
-	case rj == nil:
+	case rj != nil: // a remote task's taskExtra is its own (setRemoteJob)
+		rj.x.ex = ex
+		if cc.extra != nil {
+			rj.x.meta, rj.x.deadline = cc.extra.meta, cc.extra.deadline
+		}
+	case cc.extra != nil:
 		t.x = cc.extra
-	case cc.extra != nil: // a remote task's taskExtra is its own (setRemoteJob)
-		rj.x.meta, rj.x.deadline = cc.extra.meta, cc.extra.deadline
+	default:
+		t.x = &ex.extra
 	}
 	t.retries = int16(cc.retries) // at most maxRetries (Retry)
 }
@@ -202,20 +220,20 @@ func (t *task) settleReturned() bool {
 
 // finish publishes the outcome of a settled task.
 func (t *task) finish(err error, cancelled bool) {
-	t.fail = boxErr(err)
+	box := boxErr(err)
 	countOutcome(t, err, cancelled)
 	if t.ob() != nil { // before the future ends: its waiters see the event done
-		t.ex.c.observeFinished(t, err, cancelled, false)
+		t.core().observeFinished(t, err, cancelled, false)
 	}
 	t.mu.Lock()
+	cbs := t.end
+	t.end = box
 	if cancelled {
 		t.state.Store(stCancelled)
 	} else {
 		t.state.Store(stFinished)
 	}
 	t.fired = true
-	cbs := t.callbacks
-	t.callbacks = nil
 	var done chan struct{}
 	if rj := t.rjob(); rj != nil {
 		done = rj.done
@@ -252,18 +270,17 @@ func (t *task) finish(err error, cancelled bool) {
 	}
 }
 
-// errBox holds a task's error (task.fail).
-type errBox struct{ err error }
-
 // The boxes of the standard ctx errors, shared by the tasks that end with
-// them (never written).
+// them (never written, never in a list).
 var (
-	canceledBox = &errBox{context.Canceled}
-	deadlineBox = &errBox{context.DeadlineExceeded}
+	canceledBox = &callback{err: context.Canceled}
+	deadlineBox = &callback{err: context.DeadlineExceeded}
 )
 
-// boxErr returns err boxed, nil for nil.
-func boxErr(err error) *errBox {
+// boxErr returns err boxed for a finished task's end, nil for nil: an
+// error is two words, most works end without one, and the common causes
+// share one box each.
+func boxErr(err error) *callback {
 	switch err {
 	case nil:
 		return nil
@@ -272,26 +289,29 @@ func boxErr(err error) *errBox {
 	case context.DeadlineExceeded:
 		return deadlineBox
 	}
-	return &errBox{err}
+	return &callback{err: err}
 }
 
 // outcomeErr returns the error of a finished task, nil after a success.
+// The caller has seen the state finished (finished, endedCancelled).
 func (t *task) outcomeErr() error {
-	if t.fail == nil {
+	if t.end == nil {
 		return nil
 	}
-	return t.fail.err
+	return t.end.err
 }
 
 // callback is one function to run once a task is done, in a list; or,
 // with wake set, one Get to wake (parked); or, with closes set too, the
 // task's done channel (doneCh), closed once it has finished, made only
-// when someone asks for it.
+// when someone asks for it. Once the task has finished, a callback in its
+// end is none of those but the box of its outcome's error (boxErr).
 type callback struct {
 	fn     func()
 	next   *callback
 	wake   chan struct{} // capacity 1, a parked Get's (parkedGets); or the done channel
 	closes bool          // wake is the done channel
+	err    error         // a finished task's error, in its box
 }
 
 // parkedGets keeps the nodes of Gets that parked, each with its channel:
@@ -324,7 +344,7 @@ func (t *task) wait(ctx context.Context) error {
 		parkedGets.Put(n)
 		return nil
 	}
-	n.next, t.callbacks = t.callbacks, n
+	n.next, t.end = t.end, n
 	t.mu.Unlock()
 	if testHookGetParks != nil {
 		testHookGetParks(t)
@@ -353,7 +373,10 @@ func (t *task) wait(ctx context.Context) error {
 // unlinkLocked removes n from t's callbacks; false if it is not there
 // (finish has taken them). t.mu is held.
 func (t *task) unlinkLocked(n *callback) bool {
-	for p := &t.callbacks; *p != nil; p = &(*p).next {
+	if t.fired {
+		return false // end holds the outcome now
+	}
+	for p := &t.end; *p != nil; p = &(*p).next {
 		if *p == n {
 			*p, n.next = n.next, nil
 			return true
@@ -396,13 +419,13 @@ func (t *task) doneCh() <-chan struct{} {
 		}
 		return rj.done
 	}
-	for n := t.callbacks; n != nil; n = n.next {
+	for n := t.end; n != nil; n = n.next {
 		if n.closes {
 			return n.wake
 		}
 	}
 	n := &callback{wake: make(chan struct{}), closes: true}
-	n.next, t.callbacks = t.callbacks, n
+	n.next, t.end = t.end, n
 	return n.wake
 }
 
@@ -414,7 +437,7 @@ func (t *task) onDone(cb func()) { t.onDoneNode(&callback{fn: cb}) }
 func (t *task) onDoneNode(n *callback) {
 	t.mu.Lock()
 	if !t.fired {
-		n.next, t.callbacks = t.callbacks, n
+		n.next, t.end = t.end, n
 		t.mu.Unlock()
 		t.needReplies()
 		return
@@ -460,7 +483,7 @@ func (t *task) cancel(err error) bool {
 		case stSettled, stFinished, stCancelled:
 			return false
 		case stQueued:
-			if t.ex.c.dequeue(t) {
+			if t.core().dequeue(t) {
 				t.finish(err, true)
 				return true
 			}
@@ -468,8 +491,8 @@ func (t *task) cancel(err error) bool {
 		case stRunning:
 			if t.settle() {
 				t.finish(err, true)
-				t.ex.c.stopWork(t, err)
-				t.ex.c.cancelledRunning()
+				t.core().stopWork(t, err)
+				t.core().cancelledRunning()
 				return true
 			}
 		}
