@@ -51,7 +51,11 @@ type Pool struct {
 	// line of its own, away from handoff, which Go reads.
 	_      [128]byte
 	parked atomic.Int32 // goroutines parked or about to park
-	_      [128]byte
+	// taken counts the tasks parked goroutines received since the
+	// reaper's last tick (tick): beside parked, which the same goroutine
+	// writes just before.
+	taken atomic.Int32
+	_     [128]byte
 	// waking counts the tasks Go handed to a goroutine that has not started
 	// them yet (OnStart); written by Go and by the woken goroutines.
 	waking  atomic.Int32
@@ -59,7 +63,7 @@ type Pool struct {
 	started func() // OnStart's hook; nil: waking is not kept
 
 	mu    sync.Mutex // serialises the reaper's ticks
-	spare int32      // parked goroutines at the last tick; under mu
+	spare int32      // goroutines parked at the last tick (those left); under mu
 
 	// The reaper: one timer, armed while goroutines are parked.
 	armed atomic.Bool
@@ -128,6 +132,9 @@ func (p *Pool) park() Task {
 	}
 	t := <-p.handoff
 	p.parked.Add(-1)
+	if t != nil {
+		p.taken.Add(1)
+	}
 	return t
 }
 
@@ -137,9 +144,14 @@ func (p *Pool) park() Task {
 // blocked there wait for it with testutil.IsBlockedIn.)
 func (p *Pool) Parked() int { return int(p.parked.Load()) }
 
-// tick retires the goroutines that were parked at both this tick and the
-// one before: the pool did not need them for a whole idle period.
-// Retiring one too many costs a goroutine start later, never a task.
+// tick retires the goroutines that stayed parked from the tick before to
+// this one: the pool did not need them for a whole idle period. Of the
+// goroutines parked at the last tick, those the hand-off woke since are
+// the first taken ones, since it wakes the longest parked goroutine
+// first; the others are still parked, first in line, and those are the
+// ones the nil tasks of retireLocked reach. A pool that goes through
+// bursts, all its goroutines parked between two, keeps them. Retiring one
+// too many costs a goroutine start later, never a task.
 func (p *Pool) tick() {
 	p.mu.Lock()
 	if p.closed.Load() {
@@ -147,7 +159,7 @@ func (p *Pool) tick() {
 		return // armed stays set: nothing re-arms a closed pool
 	}
 	now := p.parked.Load()
-	spare := min(now, p.spare)
+	spare := max(0, min(now, p.spare-p.taken.Swap(0)))
 	p.retireLocked(spare)
 	p.spare = now - spare
 	p.mu.Unlock()
