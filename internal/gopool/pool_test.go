@@ -103,12 +103,12 @@ func TestBusyGoroutinesGetCompanyNotAQueue(t *testing.T) {
 	}
 }
 
-func TestSpareGoroutinesRetireAfterIdle(t *testing.T) {
-	before := goleak.IgnoreCurrent()
-	s := newPool(5 * time.Millisecond)
-	defer s.Close()
+// runAtOnce runs n tasks on s, all running at once (each waits until the
+// last has been handed over), so the pool has n goroutines, and returns
+// once they have all run.
+func runAtOnce(s pool, n int) {
 	hold := make(chan struct{})
-	tasks := make([]*task, 8)
+	tasks := make([]*task, n)
 	for i := range tasks {
 		tasks[i] = newTask()
 		tasks[i].hold = hold
@@ -118,6 +118,13 @@ func TestSpareGoroutinesRetireAfterIdle(t *testing.T) {
 	for _, tk := range tasks {
 		<-tk.done
 	}
+}
+
+func TestSpareGoroutinesRetireAfterIdle(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	s := newPool(5 * time.Millisecond)
+	defer s.Close()
+	runAtOnce(s, 8)
 	testutil.WaitFor(t, "every goroutine retired", func() bool { return s.p.Parked() == 0 && goleak.Find(before) == nil })
 	// The pool still serves.
 	again := newTask()
@@ -227,17 +234,7 @@ func TestGoroutinesBusySinceTheLastTickAreNotRetired(t *testing.T) {
 	const n = 8
 	for _, tc := range []struct{ used, retired int }{{n, 0}, {3, n - 3}, {0, n}} {
 		s := newPool(time.Hour) // ticks by hand
-		hold := make(chan struct{})
-		first := make([]*task, n)
-		for i := range first {
-			first[i] = newTask()
-			first[i].hold = hold
-			s.Go(first[i])
-		}
-		close(hold)
-		for _, tk := range first {
-			<-tk.done
-		}
+		runAtOnce(s, n)
 		testutil.WaitFor(t, "every goroutine parked", func() bool { return testutil.BlockedIn(parkFn) == n })
 		s.p.tick() // the first tick: every parked goroutine counts as spare from now
 		used := map[int]bool{}
