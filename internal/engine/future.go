@@ -33,6 +33,14 @@ type Future[R any] struct {
 // result. A cancelled future returns an error matching context.Canceled. If
 // ctx ends first, Get returns ctx.Err() and the work goes on. A nil ctx is
 // an error, as for every function of the package that takes one.
+//
+// A Get that must wait for a work in this process (a goroutine executor's)
+// is woken straight after the work ends, except while the executor has
+// works queued: then it first yields the processor once
+// (runtime.Gosched), so that works ready to end run before it, and a loop
+// of Gets collecting a large fan-out parks far less often than once per
+// future; in a busy program that yield can delay such a Get by a turn of
+// the scheduler.
 func (f *Future[R]) Get(ctx context.Context) (R, error) {
 	if ctx == nil {
 		var zero R

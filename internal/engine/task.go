@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -335,6 +336,20 @@ func (t *task) wait(ctx context.Context) error {
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+	// With works queued, yield once before parking: a loop of Gets
+	// collecting a fan-out would otherwise be woken by each future's end,
+	// ahead of the runnable works that end the next ones (a woken
+	// goroutine runs next), and park again at once. The yield puts this
+	// goroutine behind every runnable one of the process, which a Get
+	// without a backlog must not pay: it parks at once, to be woken
+	// straight after its work (TestGetDoesNotQueueBehindRunnableGoroutines,
+	// TestAGetBehindQueuedWorksLetsAReadyWorkEndFirst).
+	if t.core().queue.len() > 0 {
+		runtime.Gosched()
+		if t.finished() {
+			return nil
 		}
 	}
 	n := parkedGets.Get().(*callback)
