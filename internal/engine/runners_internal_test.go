@@ -393,13 +393,15 @@ func TestReusedRunnerDoesNotLeakPprofLabels(t *testing.T) {
 	}
 }
 
-// TestGetDoesNotQueueBehindRunnableGoroutines: a Get that waits must be
-// woken straight after its work ends, not go to the back of the
-// scheduler's global run queue. Get used to yield (runtime.Gosched) before
-// parking, so that a runnable work could finish first: in a busy program
-// that put the waiter behind every runnable goroutine, and a round trip of
-// a no-op work took 86 µs beside 8 busy goroutines and 700 µs beside 64,
-// against 1 µs (root BenchmarkThreadRoundTripUnderLoad). The timing cannot
+// TestGetDoesNotQueueBehindRunnableGoroutines: a Get that waits, with no
+// works queued, must be woken straight after its work ends, not go to the
+// back of the scheduler's global run queue. (With works queued it yields
+// first: TestAGetBehindQueuedWorksLetsAReadyWorkEndFirst.) Get used to
+// yield (runtime.Gosched) before parking whatever the queue held, so that
+// a runnable work could finish first: in a busy program that put the
+// waiter behind every runnable goroutine, and a round trip of a no-op
+// work took 86 µs beside 8 busy goroutines and 700 µs beside 64, against
+// 1 µs (root BenchmarkThreadRoundTripUnderLoad). The timing cannot
 // be a test, and the race detector shuffles the run queues, so this checks
 // the mechanism: on one P, with the work's runner runnable but not run, a
 // Get parks on the future (and the work's end readies it as the next
