@@ -39,9 +39,10 @@ func (m WaitMode) String() string {
 // futures that have ended and those still pending, each in argument order.
 // err is ctx.Err() if ctx ended first (not when the futures are there as
 // well), or an error for bad arguments (an unknown mode, a nil future).
-// To collect a large fan-out, Wait with AllCompleted before the Gets: it
-// wakes once or twice, where a loop of Gets is woken by every future it
-// finds running.
+// Wait with AllCompleted wakes once or twice for a large fan-out; a loop
+// of Gets on a goroutine executor costs about as little, since a Get
+// yields before it parks while works are queued (see Future.Get), and is
+// woken by each future it finds running only once none are.
 func Wait(ctx context.Context, mode WaitMode, futures ...Awaitable) (done, pending []Awaitable, err error) {
 	if ctx == nil {
 		return nil, nil, errors.New("aplex: Wait: nil context")
