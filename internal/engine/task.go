@@ -117,22 +117,13 @@ type taskExtra struct {
 func (t *task) core() *core { return t.x.ex.c }
 
 // meta returns the call's Meta value, nil if none.
-func (t *task) meta() any {
-	if t.x == nil {
-		return nil
-	}
-	return t.x.meta
-}
+func (t *task) meta() any { return t.x.meta }
 
 // deadlineD returns the call's per-work Deadline, 0 if none.
-func (t *task) deadlineD() time.Duration {
-	if t.x == nil {
-		return 0
-	}
-	return t.x.deadline
-}
+func (t *task) deadlineD() time.Duration { return t.x.deadline }
 
-// rjob returns the task's remote job, nil for an in-process task.
+// rjob returns the task's remote job, nil for an in-process task. init
+// asks before it sets an in-process task's x, hence the nil check.
 func (t *task) rjob() *remoteJob {
 	if t.x == nil {
 		return nil
@@ -141,12 +132,7 @@ func (t *task) rjob() *remoteJob {
 }
 
 // ob returns the task's observer state, nil without an observer.
-func (t *task) ob() *taskObs {
-	if t.x == nil {
-		return nil
-	}
-	return t.x.ob
-}
+func (t *task) ob() *taskObs { return t.x.ob }
 
 // remoteJob is what a remote executor keeps per task.
 type remoteJob struct {
