@@ -17,6 +17,9 @@ type hiddenArg struct {
 	secret int
 }
 
+// fileArg names a file.
+type fileArg struct{ Path string }
+
 // selfArg has only unexported fields but marshals itself.
 type selfArg struct{ n int }
 
@@ -29,6 +32,11 @@ var (
 	pTimeArg      = aplex.Register("test.time-arg", func(_ context.Context, t time.Time) (time.Time, error) { return t.Add(time.Hour), nil })
 	pHiddenResult = aplex.Register("test.hidden-result", func(_ context.Context, n int) (hiddenArg, error) {
 		return hiddenArg{Name: "r", secret: n}, nil
+	})
+	// pRename appends a byte that is not UTF-8 to a name: a string in, a
+	// struct out.
+	pRename = aplex.Register("test.rename", func(_ context.Context, name string) (fileArg, error) {
+		return fileArg{Path: name + "\xff"}, nil
 	})
 )
 
@@ -66,6 +74,27 @@ func TestUnexportedFieldIsErrEncoding(t *testing.T) {
 	for _, w := range []string{"aplex_test.hiddenArg", "secret"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("result error %q does not mention %q", err, w)
+		}
+	}
+}
+
+// TestStringsThatAreNotUTF8CrossToAWorkerProcess: a Go string holds any
+// bytes (a Linux file name need not be UTF-8). A goroutine executor hands
+// one to its work as it is, but a process worker failed to decode it, so
+// the same Submit ended in ErrEncoding there: the argument and the result
+// now cross unchanged on both kinds.
+func TestStringsThatAreNotUTF8CrossToAWorkerProcess(t *testing.T) {
+	name := "caf\xe9-\xfe.txt"
+	for _, kind := range []struct {
+		name string
+		ex   *aplex.Executor
+	}{
+		{"goroutine", newThread(t, aplex.WithPoolSize(1))},
+		{"process", newProcess(t, aplex.WithPoolSize(1))},
+	} {
+		got := mustGet(t, mustSubmit(t, kind.ex, pRename, name))
+		if want := name + "\xff"; got.Path != want {
+			t.Errorf("%s executor: got %q, want %q", kind.name, got.Path, want)
 		}
 	}
 }

@@ -38,11 +38,17 @@ const (
 	cborMaxNestedLevels  = 64
 )
 
+// A text string decodes to its bytes whether or not they are valid UTF-8
+// (UTF8DecodeInvalid): a Go string holds any bytes (a Linux file name need
+// not be UTF-8), the encoder writes them as they are, and a goroutine
+// executor hands them to the work unchanged, so a process or cluster
+// worker must too (TestStringsThatAreNotUTF8CrossTheWire).
 func mustDecMode() cbor.DecMode {
 	m, err := cbor.DecOptions{
 		MaxArrayElements: cborMaxArrayElements,
 		MaxMapPairs:      cborMaxMapPairs,
 		MaxNestedLevels:  cborMaxNestedLevels,
+		UTF8:             cbor.UTF8DecodeInvalid,
 	}.DecMode()
 	if err != nil {
 		panic("wire: building CBOR decode mode: " + err.Error())

@@ -298,3 +298,34 @@ func encodeBoth[T any](p *T) func(*bytes.Buffer) ([]byte, error, error) {
 		return b, err1, err2
 	}
 }
+
+// TestStringsThatAreNotUTF8CrossTheWire: a Go string holds any bytes (a
+// Linux file name need not be UTF-8), and a goroutine executor hands such
+// a string to its work as it is; the decoder refused one as CBOR text, so
+// the same Submit failed with ErrEncoding on a process or cluster worker.
+// Every string the encoder writes decodes back to the same bytes: alone
+// (the scalar fast path and the library), in a struct, a slice, a map key
+// and an interface.
+func TestStringsThatAreNotUTF8CrossTheWire(t *testing.T) {
+	bad := "caf\xe9/\xff\xfe.txt" // Latin-1 and stray bytes
+	if s := roundTrip(t, bad); s != bad {
+		t.Errorf("string: got %q, want %q", s, bad)
+	}
+	var viaDecode string
+	b, err := EncodeValue(&bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DecodeValue(b, &viaDecode); err != nil || viaDecode != bad {
+		t.Errorf("DecodeValue: %q, %v; want %q", viaDecode, err, bad)
+	}
+	if p := roundTrip(t, payload{Name: bad, Tags: []string{bad}}); p.Name != bad || len(p.Tags) != 1 || p.Tags[0] != bad {
+		t.Errorf("struct: got %+v", p)
+	}
+	if m := roundTrip(t, map[string]int{bad: 1}); m[bad] != 1 {
+		t.Errorf("map key: got %v", m)
+	}
+	if v := roundTrip[any](t, bad); v != bad {
+		t.Errorf("interface: got %#v", v)
+	}
+}

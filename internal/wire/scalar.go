@@ -3,7 +3,6 @@ package wire
 import (
 	"encoding/binary"
 	"math"
-	"unicode/utf8"
 )
 
 // Scalar fast paths. Most works take and return an int, a string, a []byte
@@ -56,7 +55,7 @@ func DecodeScalar[T any](data []byte, p *T) bool {
 			}
 		}
 	case *string:
-		if s, ok := decodeBytes(data, majorText); ok && utf8.Valid(s) {
+		if s, ok := decodeBytes(data, majorText); ok { // any bytes, as the library's mode (mustDecMode)
 			*q = string(s)
 			return true
 		}
