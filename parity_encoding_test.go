@@ -2,6 +2,7 @@ package aplex_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -37,6 +38,12 @@ var (
 	// struct out.
 	pRename = aplex.Register("test.rename", func(_ context.Context, name string) (fileArg, error) {
 		return fileArg{Path: name + "\xff"}, nil
+	})
+	// pJSON marshals a JSON-like payload, as a work forwarding a webhook's
+	// body would.
+	pJSON = aplex.Register("test.json", func(_ context.Context, body map[string]any) (string, error) {
+		b, err := json.Marshal(body)
+		return string(b), err
 	})
 )
 
@@ -85,16 +92,44 @@ func TestUnexportedFieldIsErrEncoding(t *testing.T) {
 // now cross unchanged on both kinds.
 func TestStringsThatAreNotUTF8CrossToAWorkerProcess(t *testing.T) {
 	name := "caf\xe9-\xfe.txt"
-	for _, kind := range []struct {
-		name string
-		ex   *aplex.Executor
-	}{
-		{"goroutine", newThread(t, aplex.WithPoolSize(1))},
-		{"process", newProcess(t, aplex.WithPoolSize(1))},
-	} {
+	for _, kind := range threadAndProcess(t) {
 		got := mustGet(t, mustSubmit(t, kind.ex, pRename, name))
 		if want := name + "\xff"; got.Path != want {
 			t.Errorf("%s executor: got %q, want %q", kind.name, got.Path, want)
 		}
+	}
+}
+
+// TestJSONLikeMapsCrossToAWorkerProcess: a map[string]any payload reached
+// a process worker with its nested maps as map[interface{}]interface{},
+// which encoding/json cannot marshal, where a goroutine worker gets the
+// payload as it is: the same work failed on one kind only.
+func TestJSONLikeMapsCrossToAWorkerProcess(t *testing.T) {
+	body := map[string]any{"event": "push", "repo": map[string]any{"name": "aplex", "owner": map[string]any{"login": "ada"}}}
+	want, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range threadAndProcess(t) {
+		got, err := mustSubmit(t, kind.ex, pJSON, body).Get(ctxT(t))
+		if err != nil || got != string(want) {
+			t.Errorf("%s executor: %q, %v; want %s", kind.name, got, err, want)
+		}
+	}
+}
+
+// namedExecutor is an executor and the kind of worker it has, for tests
+// that run the same work on each.
+type namedExecutor struct {
+	name string
+	ex   *aplex.Executor
+}
+
+// threadAndProcess returns a goroutine executor and a process executor of
+// one worker each, closed when t ends.
+func threadAndProcess(t *testing.T) []namedExecutor {
+	return []namedExecutor{
+		{"goroutine", newThread(t, aplex.WithPoolSize(1))},
+		{"process", newProcess(t, aplex.WithPoolSize(1))},
 	}
 }

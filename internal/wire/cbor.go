@@ -2,6 +2,8 @@ package wire
 
 import (
 	"bytes"
+	"errors"
+	"reflect"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -13,7 +15,11 @@ import (
 
 var (
 	encMode = mustEncMode()
-	decMode = mustDecMode()
+	// decMode decodes a map under an interface as map[string]any;
+	// decModeAnyKeys as map[any]any, for a value whose maps under an
+	// interface do not all have string keys (UnmarshalValue).
+	decMode        = mustDecMode(reflect.TypeFor[map[string]any]())
+	decModeAnyKeys = mustDecMode(nil)
 )
 
 func mustEncMode() cbor.UserBufferEncMode {
@@ -42,13 +48,15 @@ const (
 // (UTF8DecodeInvalid): a Go string holds any bytes (a Linux file name need
 // not be UTF-8), the encoder writes them as they are, and a goroutine
 // executor hands them to the work unchanged, so a process or cluster
-// worker must too (TestStringsThatAreNotUTF8CrossTheWire).
-func mustDecMode() cbor.DecMode {
+// worker must too (TestStringsThatAreNotUTF8CrossTheWire). A map under an
+// interface decodes as mapType (nil: map[any]any).
+func mustDecMode(mapType reflect.Type) cbor.DecMode {
 	m, err := cbor.DecOptions{
 		MaxArrayElements: cborMaxArrayElements,
 		MaxMapPairs:      cborMaxMapPairs,
 		MaxNestedLevels:  cborMaxNestedLevels,
 		UTF8:             cbor.UTF8DecodeInvalid,
+		DefaultMapType:   mapType,
 	}.DecMode()
 	if err != nil {
 		panic("wire: building CBOR decode mode: " + err.Error())
@@ -135,6 +143,30 @@ func marshalValueTo(buf *bytes.Buffer, v any) error {
 // The input is treated as untrusted: nesting, array and map sizes are
 // limited, and data must hold exactly one CBOR item (trailing bytes are an
 // error). Decoded byte slices are copies and do not alias data.
+//
+// A map under an interface (an any field, a map[string]any's values)
+// decodes as map[string]any, as encoding/json would give it and as the
+// sender most likely had it (a JSON-like payload; map[any]any, the CBOR
+// library's default, is not even something encoding/json can marshal).
+// If one such map has a key that is not a string, the whole value decodes
+// again, into a zeroed *v, with every map under an interface as
+// map[any]any. A number under an interface decodes as uint64 (positive),
+// int64 (negative) or float64: the sender's Go type does not cross.
 func UnmarshalValue(data []byte, v any) error {
-	return decMode.Unmarshal(data, v)
+	err := decMode.Unmarshal(data, v)
+	if err == nil {
+		return nil
+	}
+	var te *cbor.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	// A non-string key in a map under an interface is a type error; so is
+	// a mismatch the second mode meets too, and then reports.
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return err
+	}
+	rv.Elem().SetZero()
+	return decModeAnyKeys.Unmarshal(data, v)
 }

@@ -329,3 +329,38 @@ func TestStringsThatAreNotUTF8CrossTheWire(t *testing.T) {
 		t.Errorf("interface: got %#v", v)
 	}
 }
+
+// TestMapsUnderAnInterfaceKeepStringKeys: a map[string]any payload (what
+// encoding/json gives, a webhook's body) reaches a goroutine worker as it
+// is, but a process or cluster worker got its nested maps as
+// map[interface{}]interface{}, which encoding/json cannot even marshal. A
+// map under an interface decodes as map[string]any when its keys are
+// strings; a value holding a map with other keys still decodes (as
+// map[any]any, all of it), rather than failing.
+func TestMapsUnderAnInterfaceKeepStringKeys(t *testing.T) {
+	in := map[string]any{
+		"user": map[string]any{"name": "ada", "tags": []any{"x", map[string]any{"k": "v"}}},
+	}
+	out := roundTrip(t, in)
+	user, ok := out["user"].(map[string]any)
+	if !ok {
+		t.Fatalf("nested map: got %T, want map[string]any", out["user"])
+	}
+	tags, _ := user["tags"].([]any)
+	if len(tags) != 2 {
+		t.Fatalf("tags: got %#v", user["tags"])
+	}
+	if _, ok := tags[1].(map[string]any); !ok {
+		t.Errorf("map in a slice: got %T, want map[string]any", tags[1])
+	}
+	if v, ok := roundTrip[any](t, in).(map[string]any); !ok || v["user"] == nil {
+		t.Errorf("into an any: got %#v", v)
+	}
+
+	// Keys that are not strings: today's map[any]any, no error.
+	mixed := map[string]any{"byID": map[int]string{1: "one"}, "name": map[string]any{"a": "b"}}
+	got := roundTrip(t, mixed)
+	if byID, ok := got["byID"].(map[any]any); !ok || byID[uint64(1)] != "one" {
+		t.Errorf("int keys: got %#v", got["byID"])
+	}
+}

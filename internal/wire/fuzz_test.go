@@ -177,6 +177,7 @@ func FuzzUnmarshalValue(f *testing.F) {
 		time.Date(2030, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600)),
 		(*payload)(nil),
 		map[string]any{"x": []any{1.5, "y", nil, true}},
+		map[string]any{"ids": map[int]string{1: "a"}, "s": map[string]any{"k": "v"}}, // the second decode
 	}
 	addEncodedSeeds(f, seeds)
 	f.Fuzz(func(t *testing.T, b []byte) {
