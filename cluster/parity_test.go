@@ -30,6 +30,8 @@ type parityValue struct {
 	M     map[string]int
 	T     time.Time
 	Inner *parityValue
+	Path  string         // bytes that are not UTF-8, as a file name may hold
+	Doc   map[string]any // a JSON-like payload, its nested maps included
 }
 
 var (
@@ -146,13 +148,17 @@ func parityCases() []parityCase {
 	return []parityCase{
 		{"value round trip", "ok", func(t *testing.T, ex *aplex.Executor) string {
 			in := parityValue{N: 42, S: "héllo", F: []float64{1.5, -2}, M: map[string]int{"a": 1},
-				T: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), Inner: &parityValue{N: 7}}
+				T: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), Inner: &parityValue{N: 7},
+				Path: "caf\xe9.txt", Doc: map[string]any{"repo": map[string]any{"name": "aplex"}}}
 			out, err := get(t, submit(t, ex, parityEcho, in))
 			if err != nil {
 				return outcome(err)
 			}
-			if out.N != in.N || out.S != in.S || len(out.F) != 2 || out.M["a"] != 1 || !out.T.Equal(in.T) || out.Inner == nil || out.Inner.N != 7 {
+			if out.N != in.N || out.S != in.S || len(out.F) != 2 || out.M["a"] != 1 || !out.T.Equal(in.T) || out.Inner == nil || out.Inner.N != 7 || out.Path != in.Path {
 				return fmt.Sprintf("changed: %+v", out)
+			}
+			if repo, ok := out.Doc["repo"].(map[string]any); !ok || repo["name"] != "aplex" {
+				return fmt.Sprintf("changed Doc: %#v", out.Doc)
 			}
 			return "ok"
 		}},
