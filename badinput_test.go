@@ -478,3 +478,32 @@ func TestBadInputCyclicChild(t *testing.T) {
 	_, err := aplex.Submit(ctxT(t), ex, pAny, arg)
 	fmt.Printf("SUBMIT ERROR: %v\n", err)
 }
+
+// TestANilFutureEndsFailedInsteadOfPanicking: every method of a nil
+// *Future (what a failed Submit returns, its error unchecked) panicked
+// with a nil dereference in the caller's goroutine, where a nil *Executor
+// answers with an error. A nil future behaves as one that ended with an
+// error saying so: Get and Err return it, Done is closed, OnDone calls fn
+// at once with it, Cancel and Cancelled say false.
+func TestANilFutureEndsFailedInsteadOfPanicking(t *testing.T) {
+	var f *aplex.Future[int]
+	if v, err := f.Get(ctxT(t)); err == nil || v != 0 || !strings.Contains(err.Error(), "nil") {
+		t.Errorf("Get = %d, %v; want 0 and an error about the nil future", v, err)
+	}
+	if err := f.Err(); err == nil {
+		t.Error("Err = nil; want the nil future's error")
+	}
+	select {
+	case <-f.Done():
+	default:
+		t.Error("Done is not closed")
+	}
+	if f.Cancel() || f.Cancelled() {
+		t.Error("Cancel or Cancelled said true")
+	}
+	var got error
+	f.OnDone(func(_ int, err error) { got = err })
+	if got == nil {
+		t.Error("OnDone did not call fn at once with the nil future's error")
+	}
+}

@@ -304,7 +304,9 @@ type Awaitable = engine.Awaitable
 
 // Future is the pending result of a submitted work. Every future ends —
 // with a result, an error, or cancelled — including when its worker dies or
-// the executor shuts down. All methods are safe for concurrent use.
+// the executor shuts down. All methods are safe for concurrent use. A nil
+// *Future (what a Submit that failed returns) behaves as a future that
+// ended with an error saying so, rather than panicking.
 //
 // Its methods (go doc shows them on engine.Future):
 //

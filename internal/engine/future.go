@@ -23,7 +23,9 @@ type Awaitable interface {
 
 // Future is the pending result of a submitted work. Every future ends —
 // with a result, an error, or cancelled — including when its worker dies or
-// the executor shuts down. All methods are safe for concurrent use.
+// the executor shuts down. All methods are safe for concurrent use. A nil
+// *Future (what a Submit that failed returns) behaves as a future that
+// ended with an error saying so, rather than panicking.
 type Future[R any] struct {
 	t   task
 	val R
@@ -46,6 +48,10 @@ func (f *Future[R]) Get(ctx context.Context) (R, error) {
 		var zero R
 		return zero, errors.New("aplex: Get: nil context")
 	}
+	if f == nil {
+		var zero R
+		return zero, errNilFuture
+	}
 	if !f.t.finished() {
 		if err := f.t.wait(ctx); err != nil {
 			var zero R
@@ -60,11 +66,21 @@ func (f *Future[R]) Get(ctx context.Context) (R, error) {
 }
 
 // Done returns a channel that is closed when the future ends, for select.
-func (f *Future[R]) Done() <-chan struct{} { return f.t.doneChan() }
+func (f *Future[R]) Done() <-chan struct{} {
+	if f == nil {
+		return closedChan
+	}
+	return f.t.doneChan()
+}
 
 // Err returns the future's error once it has ended; nil while it runs and
 // after a success.
-func (f *Future[R]) Err() error { return f.t.doneErr() }
+func (f *Future[R]) Err() error {
+	if f == nil {
+		return errNilFuture
+	}
+	return f.t.doneErr()
+}
 
 // Cancel cancels the work. A queued work is removed and never starts; a
 // running work has its ctx cancelled, in whatever process or machine it runs.
@@ -72,12 +88,12 @@ func (f *Future[R]) Err() error { return f.t.doneErr() }
 // call: Get then returns an error matching context.Canceled, whatever the
 // work returns afterwards. On a future that already ended it returns false
 // and changes nothing. The worker's slot is freed once the work really stops.
-func (f *Future[R]) Cancel() bool { return f.t.cancel(errCanceled) }
+func (f *Future[R]) Cancel() bool { return f != nil && f.t.cancel(errCanceled) }
 
 // Cancelled reports whether the future ended cancelled (by Cancel, by the
 // caller's ctx while queued, or by a shutdown).
 func (f *Future[R]) Cancelled() bool {
-	return f.t.endedCancelled()
+	return f != nil && f.t.endedCancelled()
 }
 
 // OnDone calls fn with the outcome once the future ends: at once, in the
@@ -95,6 +111,11 @@ func (f *Future[R]) OnDone(fn func(R, error)) {
 	if fn == nil {
 		return
 	}
+	if f == nil {
+		var zero R
+		fn(zero, errNilFuture)
+		return
+	}
 	f.t.onDone(func() {
 		if err := f.t.outcomeErr(); err != nil {
 			var zero R
@@ -104,6 +125,9 @@ func (f *Future[R]) OnDone(fn func(R, error)) {
 		fn(f.val, nil)
 	})
 }
+
+// errNilFuture is what a nil *Future ended with.
+var errNilFuture = errors.New("aplex: nil *Future: the Submit that returned it failed (check its error)")
 
 func (f *Future[R]) base() *task {
 	if f == nil {
