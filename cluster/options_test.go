@@ -150,3 +150,15 @@ func TestCallOptionKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkerIDOfANilCtxIsEmpty: WorkerID(nil) panicked with a nil
+// dereference in the caller's goroutine; a nil ctx is outside any worker.
+func TestWorkerIDOfANilCtxIsEmpty(t *testing.T) {
+	var nilCtx context.Context
+	if id := cluster.WorkerID(nilCtx); id != "" {
+		t.Errorf("WorkerID(nil) = %q, want \"\"", id)
+	}
+	if id := cluster.WorkerID(context.Background()); id != "" {
+		t.Errorf("WorkerID(Background) = %q, want \"\"", id)
+	}
+}

@@ -44,8 +44,11 @@ const (
 type workerIDKey struct{}
 
 // WorkerID returns the id of the cluster worker running the work whose ctx
-// this is, or "" outside a cluster worker.
+// this is, or "" outside a cluster worker (a nil ctx included).
 func WorkerID(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
 	id, _ := ctx.Value(workerIDKey{}).(string)
 	return id
 }
