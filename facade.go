@@ -845,7 +845,8 @@ const FirstError = engine.FirstError
 const AllCompleted = engine.AllCompleted
 
 // Wait waits for futures as mode says, or until ctx ends, and returns the
-// futures that have ended and those still pending, each in argument order.
+// futures that have ended and those still pending, each in argument order
+// (a future given twice is listed twice: nothing is deduplicated).
 // err is ctx.Err() if ctx ended first (not when the futures are there as
 // well), or an error for bad arguments (an unknown mode, a nil future).
 // Wait with AllCompleted wakes once or twice for a large fan-out; a loop
@@ -857,7 +858,8 @@ func Wait(ctx context.Context, mode WaitMode, futures ...Awaitable) (done, pendi
 }
 
 // AsCompleted yields the futures as they end, in completion order, each
-// with a nil error. If ctx ends first it yields (nil, ctx.Err()) and stops.
+// with a nil error, once per time it is given. If ctx ends first it yields
+// (nil, ctx.Err()) and stops.
 // Bad arguments (a nil ctx, a nil future) are yielded as the only error,
 // as Wait returns them.
 func AsCompleted(ctx context.Context, futures ...Awaitable) iter.Seq2[Awaitable, error] {
