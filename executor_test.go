@@ -460,3 +460,40 @@ func TestOnDone(t *testing.T) {
 		t.Fatalf("late OnDone got %d", v)
 	}
 }
+
+// TestAWorkWaitingOnItsOwnExecutorEndsWithItsCtx: a work that submits to
+// its own executor and waits can hold the slot its inner work needs (the
+// bounded pool's deadlock, as in any pool of workers). Submitted and
+// awaited with the work's own ctx, the inner work ends with the outer:
+// cancelling the outer future frees both, and Shutdown finds nothing left.
+func TestAWorkWaitingOnItsOwnExecutorEndsWithItsCtx(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(1), aplex.WithMaxWorksPerWorker(1))
+	inner := aplex.Fn(func(_ context.Context, x int) (int, error) { return x, nil })
+	queued := make(chan struct{})
+	outer := aplex.Fn(func(ctx context.Context, x int) (int, error) {
+		f, err := aplex.Submit(ctx, ex, inner, x)
+		if err != nil {
+			return 0, err
+		}
+		close(queued) // the only slot is this work's: f waits in the queue
+		return f.Get(ctx)
+	})
+	f := mustSubmit(t, ex, outer, 1)
+	<-queued
+	if s := ex.Stats(); s.Running != 1 || s.Queued != 1 {
+		t.Fatalf("before Cancel: %d running, %d queued; want 1 and 1", s.Running, s.Queued)
+	}
+	if !f.Cancel() {
+		t.Fatal("Cancel = false")
+	}
+	if _, err := f.Get(ctxT(t)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("outer Get: %v; want context.Canceled", err)
+	}
+	waitFor(t, "the inner work to leave the queue and the outer its slot", func() bool {
+		s := ex.Stats()
+		return s.Running == 0 && s.Queued == 0
+	})
+	if err := ex.Shutdown(ctxT(t)); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
