@@ -133,3 +133,51 @@ func threadAndProcess(t *testing.T) []namedExecutor {
 		{"process", newProcess(t, aplex.WithPoolSize(1))},
 	}
 }
+
+// panickyResult's decoder panics in the executor's process, as a user
+// type's may; its encoder works, so the worker sends it.
+type panickyResult struct{ N int }
+
+func (panickyResult) MarshalCBOR() ([]byte, error) { return cbor.Marshal(1) }
+func (*panickyResult) UnmarshalCBOR([]byte) error  { panic("result decoder boom") }
+
+// panickyArg's decoder panics in the worker process.
+type panickyArg struct{ N int }
+
+func (panickyArg) MarshalCBOR() ([]byte, error) { return cbor.Marshal(1) }
+func (*panickyArg) UnmarshalCBOR([]byte) error  { panic("argument decoder boom") }
+
+var (
+	pPanickyResult = aplex.Register("test.panicky-result", func(_ context.Context, n int) (panickyResult, error) { return panickyResult{N: n}, nil })
+	pPanickyArg    = aplex.Register("test.panicky-arg", func(_ context.Context, a panickyArg) (int, error) { return a.N, nil })
+)
+
+// TestAResultWhoseDecoderPanicsFailsItsFutureOnly: a result type whose
+// UnmarshalCBOR panicked ended the executor's whole program, as the
+// executor decoded the worker's reply (in a Get, or its reader goroutine).
+// The future fails with ErrEncoding naming the panic, on either path, an
+// argument whose decoder panics in the worker does the same, and the
+// executor and its worker go on serving.
+func TestAResultWhoseDecoderPanicsFailsItsFutureOnly(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1))
+	ctx := ctxT(t)
+	_, err := mustSubmit(t, ex, pPanickyResult, 1).Get(ctx)
+	if !errors.Is(err, aplex.ErrEncoding) || !strings.Contains(err.Error(), "result decoder boom") {
+		t.Errorf("Get: %v; want ErrEncoding naming the panic", err)
+	}
+	f := mustSubmit(t, ex, pPanickyResult, 2)
+	<-f.Done() // the reply is read by the executor's reader, not by a Get
+	if err := f.Err(); !errors.Is(err, aplex.ErrEncoding) {
+		t.Errorf("Done, then Err: %v; want ErrEncoding", err)
+	}
+	_, err = mustSubmit(t, ex, pPanickyArg, panickyArg{N: 3}).Get(ctx)
+	if !errors.Is(err, aplex.ErrEncoding) || !strings.Contains(err.Error(), "argument decoder boom") {
+		t.Errorf("argument: %v; want ErrEncoding naming the panic", err)
+	}
+	if v := mustGet(t, mustSubmit(t, ex, pRename, "x")); v.Path != "x\xff" {
+		t.Errorf("after: got %q", v.Path)
+	}
+	if s := ex.Stats(); s.Restarts != 0 {
+		t.Errorf("the worker restarted %d times", s.Restarts)
+	}
+}

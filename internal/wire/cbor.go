@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 
 	"github.com/fxamacker/cbor/v2"
@@ -78,12 +79,26 @@ func mustDecMode(mapType reflect.Type) cbor.DecMode {
 //
 // A value nesting deeper than the decoder accepts (cborMaxNestedLevels
 // arrays and maps), which includes every cyclic value, is refused with an
-// error wrapping ErrNesting instead of crashing the encoder.
-func MarshalValue(v any) ([]byte, error) {
+// error wrapping ErrNesting instead of crashing the encoder. A type's own
+// MarshalCBOR or MarshalBinary that panics is an error too (codecPanic).
+func MarshalValue(v any) (b []byte, err error) {
 	if err := checkNesting(v); err != nil {
 		return nil, err
 	}
+	defer codecPanic("encoding", v, &err)
 	return encMode.Marshal(v)
+}
+
+// codecPanic, deferred around the library's encoding or decoding of v,
+// turns a panic into *err: it comes from a type's own methods
+// (MarshalCBOR, UnmarshalCBOR, their Binary kin), whose code runs in
+// whatever goroutine encodes or decodes, a Submit's or the executor's
+// reading a worker's replies, and one bad value must fail its own work,
+// not end the program.
+func codecPanic(what string, v any, err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("wire: %s %T panicked: %v", what, v, p)
+	}
 }
 
 // EncodeValue encodes *p as MarshalValue encodes the value: the common
@@ -132,10 +147,11 @@ func valueRef[T any](p *T) any {
 
 // marshalValueTo encodes v as MarshalValue does, appending the bytes to
 // buf. On error, buf may hold part of v's encoding.
-func marshalValueTo(buf *bytes.Buffer, v any) error {
+func marshalValueTo(buf *bytes.Buffer, v any) (err error) {
 	if err := checkNesting(v); err != nil {
 		return err
 	}
+	defer codecPanic("encoding", v, &err)
 	return encMode.MarshalToBuffer(v, buf)
 }
 
@@ -152,8 +168,12 @@ func marshalValueTo(buf *bytes.Buffer, v any) error {
 // again, into a zeroed *v, with every map under an interface as
 // map[any]any. A number under an interface decodes as uint64 (positive),
 // int64 (negative) or float64: the sender's Go type does not cross.
-func UnmarshalValue(data []byte, v any) error {
-	err := decMode.Unmarshal(data, v)
+//
+// A type's own UnmarshalCBOR or UnmarshalBinary that panics is an error
+// (codecPanic): the bytes come from another process.
+func UnmarshalValue(data []byte, v any) (err error) {
+	defer codecPanic("decoding into", v, &err)
+	err = decMode.Unmarshal(data, v)
 	if err == nil {
 		return nil
 	}

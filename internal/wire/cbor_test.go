@@ -364,3 +364,30 @@ func TestMapsUnderAnInterfaceKeepStringKeys(t *testing.T) {
 		t.Errorf("int keys: got %#v", got["byID"])
 	}
 }
+
+// panickyValue's CBOR methods panic, as a user type's may.
+type panickyValue struct{ N int }
+
+func (panickyValue) MarshalCBOR() ([]byte, error) { panic("marshal boom") }
+func (*panickyValue) UnmarshalCBOR([]byte) error  { panic("unmarshal boom") }
+
+// TestAPanickingCodecMethodIsAnError: a type's own MarshalCBOR or
+// UnmarshalCBOR that panics made the codec panic in whatever goroutine
+// ran it: a Submit's, or the executor's reading a worker's replies, which
+// ended the program for one bad result. Both are errors naming the panic.
+func TestAPanickingCodecMethodIsAnError(t *testing.T) {
+	if _, err := MarshalValue(panickyValue{}); err == nil || !strings.Contains(err.Error(), "marshal boom") {
+		t.Errorf("MarshalValue: %v; want an error naming the panic", err)
+	}
+	var buf bytes.Buffer
+	if err := EncodeValueTo(&buf, &panickyValue{}); err == nil || !strings.Contains(err.Error(), "marshal boom") {
+		t.Errorf("EncodeValueTo: %v; want an error naming the panic", err)
+	}
+	var v panickyValue
+	if err := UnmarshalValue([]byte{0x01}, &v); err == nil || !strings.Contains(err.Error(), "unmarshal boom") {
+		t.Errorf("UnmarshalValue: %v; want an error naming the panic", err)
+	}
+	if err := DecodeValue([]byte{0x01}, &v); err == nil || !strings.Contains(err.Error(), "unmarshal boom") {
+		t.Errorf("DecodeValue: %v; want an error naming the panic", err)
+	}
+}
