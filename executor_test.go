@@ -65,6 +65,39 @@ func TestWorkerInitError(t *testing.T) {
 	}
 }
 
+// TestAWorkerInitThatPanicsIsAnError: a WithWorkerInit that panicked did
+// so in NewThreadExecutor's caller, and in Resize's or the autoscaler's
+// goroutine when a slot was added later (which ended the program), where
+// a process worker's failed init is an error. It is an error naming the
+// worker and the panic, and the executor that Resize failed to grow goes
+// on serving.
+func TestAWorkerInitThatPanicsIsAnError(t *testing.T) {
+	panicky := func(from int) aplex.Option {
+		return aplex.WithWorkerInit(func(ctx context.Context, w aplex.WorkerInfo) (context.Context, error) {
+			if w.ID >= from {
+				panic("no db")
+			}
+			return ctx, nil
+		})
+	}
+	_, err := aplex.NewThreadExecutor(aplex.WithPoolSize(2), panicky(1))
+	if err == nil || !strings.Contains(err.Error(), "worker 1") || !strings.Contains(err.Error(), "no db") {
+		t.Fatalf("NewThreadExecutor: %v; want an error naming worker 1 and the panic", err)
+	}
+
+	ex := newThread(t, aplex.WithPoolSize(1), panicky(1))
+	err = ex.Resize(ctxT(t), 2)
+	if err == nil || !strings.Contains(err.Error(), "no db") {
+		t.Fatalf("Resize(2): %v; want the init's panic as an error", err)
+	}
+	if v := mustGet(t, mustSubmit(t, ex, double, 4)); v != 8 {
+		t.Errorf("after the failed Resize: %d", v)
+	}
+	if s := ex.Stats(); s.Size != 1 {
+		t.Errorf("after the failed Resize: Size %d, want 1", s.Size)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	ex := newThread(t, aplex.WithPoolSize(1))
 	ctx := ctxT(t)

@@ -514,7 +514,8 @@ func WithLoadBalancer(lb LoadBalancer) Option {
 // when the executor starts. The context it returns is the parent of every
 // work's ctx on that worker (for values; cancellation comes from the
 // executor and the caller), so works read per-worker state from it. An
-// error makes the constructor fail. When a worker init is registered too
+// error or a panic makes the constructor (or a Resize that adds the
+// worker) fail. When a worker init is registered too
 // (RegisterWorkerInit), it runs first and this one runs on the context it
 // returned.
 //
@@ -820,8 +821,8 @@ func TrySubmit[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], arg A
 // The registered worker init (RegisterWorkerInit) runs once per worker
 // slot, as it does once per worker process on the other kinds, with
 // WorkerInfo{ID: slot}; WithWorkerInit, if given, then runs on the context
-// it returned, so a work's ctx carries the values of both. An error from
-// either makes NewThreadExecutor fail.
+// it returned, so a work's ctx carries the values of both. An error or a
+// panic from either makes NewThreadExecutor fail.
 func NewThreadExecutor(opts ...Option) (*Executor, error) {
 	return engine.NewThreadExecutor(opts...)
 }
@@ -910,8 +911,8 @@ func Register[A, R any](name string, fn func(context.Context, A) (R, error)) *Wo
 // workers (cluster.SpawnLocalWorkers) and -1 for other cluster workers;
 // WorkerID and Labels name a cluster worker.
 //
-// An init that fails stops the worker: NewThreadExecutor returns the
-// error, a process worker exits with the error on its output (the
+// An init that fails (returns an error or panics) stops the worker:
+// NewThreadExecutor, or Resize, returns the error, a process worker exits with the error on its output (the
 // executor reports the failed start), a cluster worker's Serve returns
 // it. Register from a package-level variable or init, so that the
 // re-executed binary registers it too:

@@ -168,7 +168,8 @@ func WithLoadBalancer(lb LoadBalancer) Option {
 // when the executor starts. The context it returns is the parent of every
 // work's ctx on that worker (for values; cancellation comes from the
 // executor and the caller), so works read per-worker state from it. An
-// error makes the constructor fail. When a worker init is registered too
+// error or a panic makes the constructor (or a Resize that adds the
+// worker) fail. When a worker init is registered too
 // (RegisterWorkerInit), it runs first and this one runs on the context it
 // returned.
 //

@@ -19,8 +19,8 @@ import (
 // The registered worker init (RegisterWorkerInit) runs once per worker
 // slot, as it does once per worker process on the other kinds, with
 // WorkerInfo{ID: slot}; WithWorkerInit, if given, then runs on the context
-// it returned, so a work's ctx carries the values of both. An error from
-// either makes NewThreadExecutor fail.
+// it returned, so a work's ctx carries the values of both. An error or a
+// panic from either makes NewThreadExecutor fail.
 func NewThreadExecutor(opts ...Option) (*Executor, error) {
 	cfg, err := buildConfig(kindThread, opts)
 	if err != nil {
@@ -59,7 +59,7 @@ func threadWorkerInit(base context.Context, cfg config, info WorkerInfo) (contex
 	if cfg.workerInit == nil {
 		return ctx, nil
 	}
-	next, err := cfg.workerInit(ctx, info)
+	next, err := callInit(ctx, cfg.workerInit, info)
 	if err != nil {
 		return nil, fmt.Errorf("aplex: WithWorkerInit failed for worker %d: %w", info.ID, err)
 	}

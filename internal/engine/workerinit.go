@@ -19,8 +19,8 @@ import (
 // workers (cluster.SpawnLocalWorkers) and -1 for other cluster workers;
 // WorkerID and Labels name a cluster worker.
 //
-// An init that fails stops the worker: NewThreadExecutor returns the
-// error, a process worker exits with the error on its output (the
+// An init that fails (returns an error or panics) stops the worker:
+// NewThreadExecutor, or Resize, returns the error, a process worker exits with the error on its output (the
 // executor reports the failed start), a cluster worker's Serve returns
 // it. Register from a package-level variable or init, so that the
 // re-executed binary registers it too:
@@ -55,7 +55,7 @@ func runWorkerInit(base context.Context, w WorkerInfo) (context.Context, error) 
 	if init == nil {
 		return base, nil
 	}
-	ctx, err := init(base, w)
+	ctx, err := callInit(base, init, w)
 	if err != nil {
 		return nil, fmt.Errorf("worker init failed for worker %d: %w", w.ID, err)
 	}
@@ -63,4 +63,17 @@ func runWorkerInit(base context.Context, w WorkerInfo) (context.Context, error) 
 		ctx = base
 	}
 	return ctx, nil
+}
+
+// callInit calls a worker init (RegisterWorkerInit's, WithWorkerInit's),
+// turning a panic into an error: the init runs in whatever goroutine adds
+// the worker (NewThreadExecutor's caller, Resize's, the autoscaler's, a
+// worker process's start-up), and a failed init is an error on every kind.
+func callInit(ctx context.Context, init func(context.Context, WorkerInfo) (context.Context, error), w WorkerInfo) (next context.Context, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			next, err = nil, fmt.Errorf("the init panicked: %v", v)
+		}
+	}()
+	return init(ctx, w)
 }
