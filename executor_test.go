@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -37,6 +38,10 @@ func TestOptionsValidation(t *testing.T) {
 		{"worker-process option", aplex.WithRecycleAfter(3), "WithRecycleAfter applies to process and cluster executors only"},
 		{"remote-only option", aplex.WithStartTimeout(time.Second), "WithStartTimeout applies to process and cluster executors only"},
 		{"nil logger", aplex.WithLogger(nil), "WithLogger(nil)"},
+		// TestOptionsValidation/pool_size_huge: a typo's 2^40 workers were
+		// made one by one until memory ran out.
+		{"pool size huge", aplex.WithPoolSize(1 << 40), "WithPoolSize(1099511627776): at most 16384"},
+		{"autoscale max huge", aplex.WithAutoscale(1, 1<<40, time.Second), "at most 16384"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -528,5 +533,52 @@ func TestAWorkWaitingOnItsOwnExecutorEndsWithItsCtx(t *testing.T) {
 	})
 	if err := ex.Shutdown(ctxT(t)); err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestResizeAboveTheLimitIsRefused: Resize to 2^40 workers made them one
+// by one until memory ran out; it is refused, and the pool keeps its size.
+func TestResizeAboveTheLimitIsRefused(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(1))
+	if err := ex.Resize(ctxT(t), 1<<40); err == nil || !strings.Contains(err.Error(), "at most 16384") {
+		t.Fatalf("Resize(1<<40): %v; want the limit named", err)
+	}
+	if s := ex.Stats(); s.Size != 1 {
+		t.Errorf("Size %d after the refused Resize, want 1", s.Size)
+	}
+}
+
+// TestMapWindowWithUnboundedWorkersPerWorker: WithMaxWorksPerWorker(
+// math.MaxInt), a pool without a per-worker bound, made the default Map
+// window's product overflow to a window of one input, so Map ran its
+// works one at a time. The window is the cap, 4096: 64 works that each
+// wait for all the others can only end if they all run at once.
+func TestMapWindowWithUnboundedWorkersPerWorker(t *testing.T) {
+	ex := newThread(t, aplex.WithPoolSize(2), aplex.WithMaxWorksPerWorker(math.MaxInt))
+	const n = 64
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	barrier := aplex.Fn(func(ctx context.Context, x int) (int, error) {
+		arrived.Done()
+		select {
+		case <-all:
+			return x, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	ctx, cancel := context.WithTimeout(ctxT(t), 10*time.Second)
+	defer cancel()
+	got := 0
+	for _, err := range aplex.Map(ctx, ex, barrier, seq(n, nil)) {
+		if err != nil {
+			t.Fatalf("Map: %v (the window let fewer than %d works run at once)", err, n)
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("%d results, want %d", got, n)
 	}
 }

@@ -486,7 +486,16 @@ type Option = engine.Option
 // silent before it is counted lost (WithHeartbeatTimeout).
 const DefaultHeartbeatTimeout = engine.DefaultHeartbeatTimeout
 
-// WithPoolSize sets the number of workers (default runtime.NumCPU()).
+// MaxPoolSize bounds every pool's size (WithPoolSize, Resize,
+// WithAutoscale's max, a cluster's local workers): a number of workers
+// beyond it is a mistake (each goroutine worker is a shard with its own
+// bookkeeping, each process worker a process), and making them one by one
+// would hang the caller until memory ran out. A pool runs more works at
+// once through WithMaxWorksPerWorker.
+const MaxPoolSize = engine.MaxPoolSize
+
+// WithPoolSize sets the number of workers (default runtime.NumCPU()), 1 to
+// MaxPoolSize.
 func WithPoolSize(n int) Option {
 	return engine.WithPoolSize(n)
 }

@@ -313,6 +313,8 @@ func TestOptions(t *testing.T) {
 		{"pool with dot", []aplex.Option{cluster.WithPool("a.b")}, "WithPool"},
 		{"empty pool", []aplex.Option{cluster.WithPool("")}, "WithPool"},
 		{"negative local", []aplex.Option{cluster.SpawnLocalWorkers(-1)}, "SpawnLocalWorkers"},
+		{"huge local", []aplex.Option{cluster.SpawnLocalWorkers(1 << 40)}, "at most 16384"},
+		{"huge pool", []aplex.Option{aplex.WithPoolSize(1 << 40)}, "at most 16384"},
 		{"nil conn", []aplex.Option{cluster.WithConn(nil)}, "WithConn"},
 		{"tiny timeout", []aplex.Option{aplex.WithHeartbeatTimeout(time.Millisecond)}, "WithHeartbeatTimeout"},
 		{"no url", []aplex.Option{cluster.WithURL()}, "WithURL"},

@@ -138,6 +138,9 @@ func SpawnLocalWorkers(n int) aplex.Option {
 		if n < 0 {
 			return fmt.Errorf("aplex: cluster.SpawnLocalWorkers(%d): must not be negative", n)
 		}
+		if n > aplex.MaxPoolSize {
+			return fmt.Errorf("aplex: cluster.SpawnLocalWorkers(%d): at most %d workers (aplex.MaxPoolSize)", n, aplex.MaxPoolSize)
+		}
 		c.local, c.localSet = n, true
 		return nil
 	})

@@ -47,6 +47,8 @@ func WithAutoscale(min, max int, idle time.Duration) Option {
 			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): min must be at least 0 (1 for a process executor)", min, max, idle)
 		case max < min || max < 1:
 			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): max must be at least min, and at least 1", min, max, idle)
+		case max > MaxPoolSize:
+			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): max must be at most %d workers (for more works at once, raise WithMaxWorksPerWorker)", min, max, idle, MaxPoolSize)
 		case idle <= 0:
 			return fmt.Errorf("aplex: WithAutoscale(%d, %d, %v): idle must be positive", min, max, idle)
 		}

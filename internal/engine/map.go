@@ -19,6 +19,18 @@ import (
 // millions of inputs ahead.
 const maxWindow = 4096
 
+// defaultWindow is Map's window without Window(n): the pool's capacity,
+// workers × perWorker, capped at maxWindow. Checked against the cap before
+// it is multiplied: WithMaxWorksPerWorker(math.MaxInt), a pool with no
+// per-worker bound, overflowed the product to a window of one input
+// (TestMapWindowWithUnboundedWorkersPerWorker).
+func defaultWindow(workers, perWorker int) int {
+	if workers >= maxWindow || perWorker >= maxWindow {
+		return maxWindow
+	}
+	return min(max(workers*perWorker, 1), maxWindow)
+}
+
 // flushDelay is how long a chunk that is not full waits for its next input
 // before it is sent anyway (ChunkSize's policy). A fast input fills its
 // chunks well within it; a slow one does not keep a chunk, and so its
@@ -106,7 +118,7 @@ func mapSeq[A, R any](ctx context.Context, ex *Executor, w *Work[A, R], inputs i
 		}
 		m.window = cc.window
 		if m.window == 0 {
-			m.window = min(max(ex.c.windowWorkers()*(ex.c.cfg.maxWorksPerWorker+ex.c.cfg.prefetch), 1), maxWindow)
+			m.window = defaultWindow(ex.c.windowWorkers(), ex.c.cfg.maxWorksPerWorker+ex.c.cfg.prefetch)
 		}
 		// The reader may be ahead of the results by a window of full
 		// chunks; it gets credit back in batches, so that it does not

@@ -116,11 +116,23 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 	return cfg, nil
 }
 
-// WithPoolSize sets the number of workers (default runtime.NumCPU()).
+// MaxPoolSize bounds every pool's size (WithPoolSize, Resize,
+// WithAutoscale's max, a cluster's local workers): a number of workers
+// beyond it is a mistake (each goroutine worker is a shard with its own
+// bookkeeping, each process worker a process), and making them one by one
+// would hang the caller until memory ran out. A pool runs more works at
+// once through WithMaxWorksPerWorker.
+const MaxPoolSize = 1 << 14
+
+// WithPoolSize sets the number of workers (default runtime.NumCPU()), 1 to
+// MaxPoolSize.
 func WithPoolSize(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
 			return fmt.Errorf("aplex: WithPoolSize(%d): need at least 1 worker", n)
+		}
+		if n > MaxPoolSize {
+			return fmt.Errorf("aplex: WithPoolSize(%d): at most %d workers (for more works at once, raise WithMaxWorksPerWorker)", n, MaxPoolSize)
 		}
 		c.poolSize, c.poolSizeSet = n, true
 		return nil

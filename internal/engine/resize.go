@@ -55,6 +55,9 @@ func (ex *Executor) Resize(ctx context.Context, n int) error {
 	} else if n < 1 {
 		return fmt.Errorf("aplex: Resize(%d): need at least 1 worker", n)
 	}
+	if n > MaxPoolSize {
+		return fmt.Errorf("aplex: Resize(%d): at most %d workers (for more works at once, raise WithMaxWorksPerWorker)", n, MaxPoolSize)
+	}
 	if ex.c.cfg.autoscale.max > 0 {
 		return errors.New("aplex: Resize: the executor scales itself (WithAutoscale)")
 	}
