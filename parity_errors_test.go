@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -210,5 +211,35 @@ func TestOversizedTypedErrorKeepsMessageAndType(t *testing.T) {
 	var qe *QuotaError
 	if errors.As(err, &qe) {
 		t.Fatalf("errors.As found the oversized value")
+	}
+}
+
+// pHugeError fails with a message of n bytes wrapping io.EOF, or panics
+// with one.
+var pHugeError = aplex.Register("test.huge-error", func(_ context.Context, n int) (int, error) {
+	if n < 0 {
+		panic(strings.Repeat("p", -n))
+	}
+	return 0, fmt.Errorf("%s: %w", strings.Repeat("x", n), io.EOF)
+})
+
+// TestAHugeErrorMessageCrossesCut: a work's error (or panic value) with a
+// message bigger than a result message made the whole error ErrTooLarge,
+// its text and its identity lost, where a goroutine worker returns it as
+// it is. The message and stack are cut to fit: the caller gets the start
+// of the text, told how much was cut, and errors.Is still holds.
+func TestAHugeErrorMessageCrossesCut(t *testing.T) {
+	ex := newProcess(t, aplex.WithPoolSize(1))
+	_, err := mustSubmit(t, ex, pHugeError, 20<<20).Get(ctxT(t))
+	if errors.Is(err, aplex.ErrTooLarge) || !errors.Is(err, io.EOF) {
+		t.Fatalf("error: %.100v; want the work's, matching io.EOF", err)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "xxxx") || !strings.Contains(msg, "bytes cut") || len(msg) > 1<<20 {
+		t.Errorf("message: %d bytes, %.40q…%q", len(msg), msg, msg[max(0, len(msg)-60):])
+	}
+	_, err = mustSubmit(t, ex, pHugeError, -20<<20).Get(ctxT(t))
+	var pe *aplex.PanicError
+	if !errors.As(err, &pe) || !strings.HasPrefix(fmt.Sprint(pe.Value), "pppp") {
+		t.Fatalf("panic: %.100v; want a *PanicError with the start of its value", err)
 	}
 }
