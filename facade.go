@@ -158,7 +158,8 @@ func Meta(v any) CallOption {
 // running: its ctx ends then, or at the caller's ctx deadline if that comes
 // first (ctx.Deadline reports the earlier one, on every kind of worker). In
 // a process or cluster worker a work that ignores it is killed with its
-// worker once the kill grace has passed too.
+// worker once the kill grace has passed too. A deadline past the year 2262
+// (math.MaxInt64) is that year's: no deadline, in practice.
 func Deadline(d time.Duration) CallOption {
 	return engine.Deadline(d)
 }
@@ -538,7 +539,8 @@ func WithWorkerInit(init func(ctx context.Context, w WorkerInfo) (context.Contex
 // WithKillGrace sets how long a cancelled or timed-out work may ignore its
 // ctx before its worker process is killed and replaced (default 5s). For
 // thread executors it bounds how long Shutdown waits for works that ignore
-// their ctx.
+// their ctx. A grace beyond a century counts as a century: never, in
+// practice.
 func WithKillGrace(d time.Duration) Option {
 	return engine.WithKillGrace(d)
 }

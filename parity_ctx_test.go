@@ -3,6 +3,8 @@ package aplex_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -302,5 +304,55 @@ func TestCallerCtxEndEndsFutureAtOnce(t *testing.T) {
 			}
 			waitFor(t, "the slot freed", func() bool { return ex.Stats().Running == 0 })
 		})
+	}
+}
+
+// pCtxAlive returns x, or an error if its ctx has ended or has a
+// deadline less than a year away.
+var pCtxAlive = aplex.Register("test.ctx-alive", func(ctx context.Context, x int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < 365*24*time.Hour {
+		return 0, fmt.Errorf("deadline %v is less than a year away", d)
+	}
+	return x, nil
+})
+
+// TestHugeDeadlinesDoNotOverflow: a deadline beyond 2262 (the end of
+// UnixNano) overflowed into the past: Deadline(math.MaxInt64) ended a
+// goroutine worker's work at once, and on a process worker armed a kill
+// timer of a negative duration that killed the worker; a caller's ctx
+// with a deadline in the year 2500 and a huge WithKillGrace did the same.
+// Such deadlines are as good as none: the works succeed.
+func TestHugeDeadlinesDoNotOverflow(t *testing.T) {
+	// Not under ctxT's: its own deadline is minutes away.
+	far, cancel := context.WithDeadline(context.Background(), time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC))
+	defer cancel()
+	none := context.Background()
+	twoYears := 2 * 365 * 24 * time.Hour
+	for _, tc := range []struct {
+		name string
+		ex   *aplex.Executor
+		ctx  context.Context
+		opts []aplex.CallOption
+	}{
+		{"goroutine, Deadline(MaxInt64)", newThread(t, aplex.WithPoolSize(1)), none, []aplex.CallOption{aplex.Deadline(math.MaxInt64)}},
+		{"goroutine, ctx deadline in 2500", newThread(t, aplex.WithPoolSize(1)), far, nil},
+		{"process, Deadline(MaxInt64)", newProcess(t, aplex.WithPoolSize(1)), none, []aplex.CallOption{aplex.Deadline(math.MaxInt64)}},
+		{"process, ctx deadline in 2500", newProcess(t, aplex.WithPoolSize(1)), far, nil},
+		{"process, WithKillGrace(MaxInt64) and Deadline(two years)", newProcess(t, aplex.WithPoolSize(1), aplex.WithKillGrace(math.MaxInt64)), none, []aplex.CallOption{aplex.Deadline(twoYears)}},
+	} {
+		f, err := aplex.Submit(tc.ctx, tc.ex, pCtxAlive, 7, tc.opts...)
+		if err != nil {
+			t.Errorf("%s: Submit: %v", tc.name, err)
+			continue
+		}
+		if v, err := f.Get(ctxT(t)); err != nil || v != 7 {
+			t.Errorf("%s: %d, %v; want 7, nil", tc.name, v, err)
+		}
+		if s := tc.ex.Stats(); s.Restarts != 0 {
+			t.Errorf("%s: the worker restarted", tc.name)
+		}
 	}
 }

@@ -125,7 +125,8 @@ func Meta(v any) CallOption {
 // running: its ctx ends then, or at the caller's ctx deadline if that comes
 // first (ctx.Deadline reports the earlier one, on every kind of worker). In
 // a process or cluster worker a work that ignores it is killed with its
-// worker once the kill grace has passed too.
+// worker once the kill grace has passed too. A deadline past the year 2262
+// (math.MaxInt64) is that year's: no deadline, in practice.
 func Deadline(d time.Duration) CallOption {
 	return func(c *callConfig) error {
 		if d <= 0 {

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/aplex-go/aplex/internal/gopool"
+	"github.com/aplex-go/aplex/internal/lazyctx"
 	"github.com/aplex-go/aplex/internal/xport"
 )
 
@@ -613,7 +613,7 @@ func beginLocal(t *task) (wc *workCtx, run bool) {
 		return nil, false
 	}
 	if d := t.deadlineD(); d > 0 {
-		t.lc.SetDeadline(time.Now().Add(d).UnixNano())
+		t.lc.SetDeadline(lazyctx.DeadlineIn(d))
 	}
 	wc = t.workContext()
 	// The work runs with its ctx's pprof labels (the caller's, set by

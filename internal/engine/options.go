@@ -116,6 +116,9 @@ func buildConfig(kind executorKind, opts []Option) (config, error) {
 	return cfg, nil
 }
 
+// maxKillGrace caps WithKillGrace: a century, which is as good as never.
+const maxKillGrace = 100 * 365 * 24 * time.Hour
+
 // MaxPoolSize bounds every pool's size (WithPoolSize, Resize,
 // WithAutoscale's max, a cluster's local workers): a number of workers
 // beyond it is a mistake (each goroutine worker is a shard with its own
@@ -201,13 +204,17 @@ func WithWorkerInit(init func(ctx context.Context, w WorkerInfo) (context.Contex
 // WithKillGrace sets how long a cancelled or timed-out work may ignore its
 // ctx before its worker process is killed and replaced (default 5s). For
 // thread executors it bounds how long Shutdown waits for works that ignore
-// their ctx.
+// their ctx. A grace beyond a century counts as a century: never, in
+// practice.
 func WithKillGrace(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
 			return fmt.Errorf("aplex: WithKillGrace(%v): must be positive", d)
 		}
-		c.killGrace = d
+		// A century already means never; capped, the grace leaves room
+		// for what the kill timers add to it (the heartbeat timeout's
+		// share, a work's deadline) without wrapping around.
+		c.killGrace = min(d, maxKillGrace)
 		return nil
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/aplex-go/aplex/internal/xport"
@@ -49,9 +50,9 @@ func (c *core) sendLocked(w *worker, t *task) {
 	// holds it.
 	switch {
 	case d > 0 && (!has || d < left) && !rj.ahead:
-		rj.killTimer = c.armKill(t, d+c.cfg.killGrace, "ran past its deadline")
+		rj.killTimer = c.armKill(t, c.graceAfter(d), "ran past its deadline")
 	case has && !t.parentWatched():
-		rj.killTimer = c.armKill(t, max(left, 0)+c.cfg.killGrace, "ran past its deadline")
+		rj.killTimer = c.armKill(t, c.graceAfter(max(left, 0)), "ran past its deadline")
 	}
 	rj.send[0] = &rj.job
 	rj.on.Store(w)
@@ -104,7 +105,7 @@ func (c *core) startedLocked(t *task) {
 	if rj.killTimer != nil {
 		rj.killTimer.Stop()
 	}
-	rj.killTimer = c.armKill(t, d+c.cfg.killGrace, "ran past its deadline")
+	rj.killTimer = c.armKill(t, c.graceAfter(d), "ran past its deadline")
 }
 
 // testHookStartHeard, set by tests before the executor starts, is called
@@ -154,6 +155,17 @@ func (c *core) cancelRemote(t *task, err error) {
 		why = "ran past its deadline" // its caller's ctx's, which a watch saw pass
 	}
 	rj.killTimer = c.armKill(t, c.cfg.killGrace, why)
+}
+
+// graceAfter returns d ≥ 0 plus the kill grace, saturating: a deadline
+// centuries away (Deadline(math.MaxInt64), a caller's deadline in the year
+// 2500) wrapped the sum around to a negative wait, and the timer killed
+// the worker at once (TestHugeDeadlinesDoNotOverflow).
+func (c *core) graceAfter(d time.Duration) time.Duration {
+	if d > math.MaxInt64-c.cfg.killGrace {
+		return math.MaxInt64
+	}
+	return d + c.cfg.killGrace
 }
 
 // armKill kills t's worker if t still runs after d: a work that ignores its

@@ -143,7 +143,7 @@ func (h *Host) start(run *wire.Run, wj *wire.Job) *job {
 		}
 	}
 	if timeout != 0 {
-		j.lc.SetDeadline(time.Now().Add(timeout).UnixNano())
+		j.lc.SetDeadline(lazyctx.DeadlineIn(timeout))
 	}
 	j.ctx = (*jobCtx)(j)
 	j.endsAlone = wj.Timeout != 0 || h.baseEnds // a held job's Limit has not begun
@@ -210,7 +210,7 @@ func (j *job) began() {
 		return
 	}
 	if j.limit > 0 {
-		lazyctx.Tighten((*jobOwner)(j), time.Now().Add(j.limit).UnixNano())
+		lazyctx.Tighten((*jobOwner)(j), lazyctx.DeadlineIn(j.limit))
 	}
 	if j.h.cfg.Started != nil {
 		j.h.cfg.Started(j.key.replyTo, j.key.id)

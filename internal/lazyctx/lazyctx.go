@@ -16,6 +16,7 @@ package lazyctx
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +133,20 @@ func (s *State) endLocked(err error) {
 type target struct {
 	mu sync.Mutex
 	o  Owner
+}
+
+// DeadlineIn returns the deadline d from now, in Unix nanoseconds, for
+// SetDeadline and Tighten. It saturates: a deadline past what Unix
+// nanoseconds hold (the year 2262, as Deadline(math.MaxInt64) or a
+// caller's deadline centuries away give) is the latest one they hold,
+// where time.Now().Add(d).UnixNano() wrapped around into the past and
+// ended the work at once (TestHugeDeadlinesDoNotOverflow).
+func DeadlineIn(d time.Duration) int64 {
+	now := time.Now().UnixNano()
+	if d > 0 && int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
 }
 
 // SetDeadline gives the ctx a deadline of its own, in Unix nanoseconds,
