@@ -525,9 +525,8 @@ func WithLoadBalancer(lb LoadBalancer) Option {
 // work's ctx on that worker (for values; cancellation comes from the
 // executor and the caller), so works read per-worker state from it. An
 // error or a panic makes the constructor (or a Resize that adds the
-// worker) fail. When a worker init is registered too
-// (RegisterWorkerInit), it runs first and this one runs on the context it
-// returned.
+// worker) fail. When a worker init is registered too (RegisterWorkerInit),
+// it runs first and this one runs on the context it returned.
 //
 // Thread executors only: a closure cannot run in a worker process, so
 // process and cluster executors refuse it. RegisterWorkerInit runs on
@@ -925,8 +924,8 @@ func Register[A, R any](name string, fn func(context.Context, A) (R, error)) *Wo
 // An init that fails (returns an error or panics) stops the worker:
 // NewThreadExecutor, or Resize, returns the error, a process worker exits
 // with the error on its output (the executor reports the failed start), a
-// cluster worker's Serve returns it. Register from a package-level variable or init, so that the
-// re-executed binary registers it too:
+// cluster worker's Serve returns it. Register from a package-level
+// variable or init, so that the re-executed binary registers it too:
 //
 //	var _ = aplex.RegisterWorkerInit(openDB)
 //

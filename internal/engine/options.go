@@ -184,9 +184,8 @@ func WithLoadBalancer(lb LoadBalancer) Option {
 // work's ctx on that worker (for values; cancellation comes from the
 // executor and the caller), so works read per-worker state from it. An
 // error or a panic makes the constructor (or a Resize that adds the
-// worker) fail. When a worker init is registered too
-// (RegisterWorkerInit), it runs first and this one runs on the context it
-// returned.
+// worker) fail. When a worker init is registered too (RegisterWorkerInit),
+// it runs first and this one runs on the context it returned.
 //
 // Thread executors only: a closure cannot run in a worker process, so
 // process and cluster executors refuse it. RegisterWorkerInit runs on

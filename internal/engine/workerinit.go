@@ -22,8 +22,8 @@ import (
 // An init that fails (returns an error or panics) stops the worker:
 // NewThreadExecutor, or Resize, returns the error, a process worker exits
 // with the error on its output (the executor reports the failed start), a
-// cluster worker's Serve returns it. Register from a package-level variable or init, so that the
-// re-executed binary registers it too:
+// cluster worker's Serve returns it. Register from a package-level
+// variable or init, so that the re-executed binary registers it too:
 //
 //	var _ = aplex.RegisterWorkerInit(openDB)
 //
